@@ -1,0 +1,281 @@
+//! The GPU layer: one [`Gpu`] per device. It asks the adapter for its *real* limits (WebGPU's
+//! defaults cap storage bindings at 128 MiB and workgroups at 256 invocations), records which
+//! optional features exist, and owns the pipeline cache and the buffer pool. Kernels never submit
+//! on their own: they record into a [`Recorder`], one command encoder per forward pass.
+
+mod pipeline;
+mod pool;
+mod recorder;
+
+pub use pipeline::{PipelineCache, Shader};
+pub use pool::{Buffer, BufferPool};
+pub use recorder::{Arg, Recorder};
+
+use crate::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the adapter can do, as far as attend cares.
+#[derive(Clone, Debug)]
+pub struct Caps {
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub timestamps: bool,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// Largest range one storage binding may cover (tensors above it are split).
+    pub max_binding: u64,
+    pub max_buffer: u64,
+    pub max_invocations: u32,
+    pub max_workgroup_storage: u32,
+    pub max_workgroups_per_dim: u32,
+    pub max_storage_buffers: u32,
+    pub uniform_align: u32,
+    pub storage_align: u32,
+}
+
+/// A printable summary of one adapter (for `attend adapters` and `attend info`).
+#[derive(Clone, Debug)]
+pub struct AdapterFacts {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub caps: Caps,
+}
+
+impl std::fmt::Display for AdapterFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.caps;
+        writeln!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)?;
+        writeln!(
+            f,
+            "  features: shader-f16={} subgroups={} (size {}..{}) timestamp-query={}",
+            c.shader_f16, c.subgroups, c.subgroup_min_size, c.subgroup_max_size, c.timestamps
+        )?;
+        write!(
+            f,
+            "  limits: max_storage_binding={} MiB max_buffer={} MiB invocations/workgroup={} \
+             workgroup_storage={} KiB storage_buffers/stage={} workgroups/dim={}",
+            c.max_binding >> 20,
+            c.max_buffer >> 20,
+            c.max_invocations,
+            c.max_workgroup_storage >> 10,
+            c.max_storage_buffers,
+            c.max_workgroups_per_dim
+        )
+    }
+}
+
+fn caps_of(adapter: &wgpu::Adapter) -> Caps {
+    let f = adapter.features();
+    let l = adapter.limits();
+    let info = adapter.get_info();
+    Caps {
+        shader_f16: f.contains(wgpu::Features::SHADER_F16),
+        subgroups: f.contains(wgpu::Features::SUBGROUP),
+        timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
+        max_binding: l.max_storage_buffer_binding_size as u64,
+        max_buffer: l.max_buffer_size,
+        max_invocations: l.max_compute_invocations_per_workgroup,
+        max_workgroup_storage: l.max_compute_workgroup_storage_size,
+        max_workgroups_per_dim: l.max_compute_workgroups_per_dimension,
+        max_storage_buffers: l.max_storage_buffers_per_shader_stage,
+        uniform_align: l.min_uniform_buffer_offset_alignment,
+        storage_align: l.min_storage_buffer_offset_alignment,
+    }
+}
+
+fn facts_of(adapter: &wgpu::Adapter) -> AdapterFacts {
+    let info = adapter.get_info();
+    AdapterFacts {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        caps: caps_of(adapter),
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    // Vulkan/Metal/DX12 (or the browser's WebGPU) unless WGPU_BACKEND picks another explicitly:
+    // probing GL on a headless Linux box only prints EGL noise.
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the platform offers (native only lists several; the browser offers one).
+pub async fn list_adapters() -> Vec<AdapterFacts> {
+    let inst = instance();
+    inst.enumerate_adapters(wgpu::Backends::all())
+        .await
+        .iter()
+        .map(facts_of)
+        .collect()
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterFacts,
+    pub pipelines: PipelineCache,
+    pub pool: BufferPool,
+    /// Bytes of GPU buffers created through this `Gpu` and still alive.
+    pub(crate) live_bytes: Arc<AtomicU64>,
+}
+
+impl Gpu {
+    /// Open the default adapter with all of its limits and the optional features it has.
+    pub async fn new() -> Result<Gpu> {
+        let inst = instance();
+        let adapter = inst
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        Self::from_adapter(adapter).await
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let facts = facts_of(&adapter);
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("attend"),
+                required_features: features,
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device(e.to_string()))?;
+        let live_bytes = Arc::new(AtomicU64::new(0));
+        Ok(Gpu {
+            pool: BufferPool::new(live_bytes.clone()),
+            pipelines: PipelineCache::default(),
+            device,
+            queue,
+            adapter: facts,
+            live_bytes,
+        })
+    }
+
+    pub fn caps(&self) -> &Caps {
+        &self.adapter.caps
+    }
+
+    /// Bytes of GPU memory held by live buffers (weights, KV cache, pooled scratch).
+    pub fn bytes_in_use(&self) -> u64 {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    /// A new storage buffer (read/write by shaders, copyable both ways). Sizes round up to 4 bytes.
+    pub fn storage(&self, label: &str, size: u64) -> Result<Buffer> {
+        let size = size.max(4).div_ceil(4) * 4;
+        if size > self.caps().max_buffer {
+            return Err(Error::Unsupported(format!(
+                "buffer '{label}' needs {size} bytes but the adapter allows at most {}",
+                self.caps().max_buffer
+            )));
+        }
+        let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        Ok(Buffer::new(raw, self.live_bytes.clone()))
+    }
+
+    /// A storage buffer holding `data` (padded with zeros to a multiple of 4 bytes).
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buf = self.storage(label, bytes.len() as u64)?;
+        self.write(&buf, 0, bytes);
+        Ok(buf)
+    }
+
+    /// Write bytes at `offset`; a tail that is not a multiple of 4 bytes is zero-padded.
+    pub fn write(&self, buf: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let whole = bytes.len() / 4 * 4;
+        if whole > 0 {
+            self.queue.write_buffer(buf, offset, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue.write_buffer(buf, offset + whole as u64, &tail);
+        }
+    }
+
+    /// Start recording a forward pass (or any batch of kernels): one encoder, one submit.
+    pub fn recorder(&self, label: &str) -> Recorder<'_> {
+        Recorder::new(self, label)
+    }
+
+    /// Copy `len` elements of `T` starting at byte `offset` back to the CPU. Submits pending work.
+    pub async fn read<T: bytemuck::Pod>(&self, src: &wgpu::Buffer, offset: u64, len: usize) -> Result<Vec<T>> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        let padded = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: padded.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset, &staging, 0, padded);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait();
+        rx.await
+            .map_err(|_| Error::Gpu("readback was cancelled".into()))?
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("readback map: {e}")))?;
+            bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Block until the queue is idle (native). The browser drives its queue itself.
+    pub fn wait(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    /// Run `f` and turn any validation error it causes into an `Error` instead of a panic.
+    pub async fn checked<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        match scope.pop().await {
+            Some(e) => Err(Error::Gpu(e.to_string())),
+            None => Ok(r),
+        }
+    }
+}
+
+/// Split `n` workgroups into an (x, y, 1) grid within the per-dimension limit. Shaders recover the
+/// linear index as `wid.x + wid.y * nwg.x` and must ignore indices ≥ n (the grid may overshoot).
+pub fn grid(n: u32, max_per_dim: u32) -> [u32; 3] {
+    if n <= max_per_dim {
+        [n.max(1), 1, 1]
+    } else {
+        let y = n.div_ceil(max_per_dim);
+        [n.div_ceil(y), y, 1]
+    }
+}

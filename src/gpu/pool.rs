@@ -1,0 +1,87 @@
+//! Buffers that count themselves (so `attend info` can report GPU bytes in use) and a pool that
+//! recycles scratch buffers between forward passes instead of reallocating them every token.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A `wgpu::Buffer` whose size is counted in its device's live bytes until it is dropped.
+#[derive(Debug)]
+pub struct Buffer {
+    raw: wgpu::Buffer,
+    live: Arc<AtomicU64>,
+}
+
+impl Buffer {
+    pub(crate) fn new(raw: wgpu::Buffer, live: Arc<AtomicU64>) -> Buffer {
+        live.fetch_add(raw.size(), Ordering::Relaxed);
+        Buffer { raw, live }
+    }
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.raw
+    }
+}
+
+impl Deref for Buffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.raw
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        self.live.fetch_sub(self.raw.size(), Ordering::Relaxed);
+        self.raw.destroy();
+    }
+}
+
+/// Free buffers by (size class, usage). Sizes round up to a power of two (min 256 B) so that
+/// buffers of slightly different sizes are interchangeable; at most 2x waste on scratch only.
+pub struct BufferPool {
+    free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
+    live: Arc<AtomicU64>,
+}
+
+impl BufferPool {
+    pub(crate) fn new(live: Arc<AtomicU64>) -> BufferPool {
+        BufferPool { free: Mutex::default(), live }
+    }
+
+    pub fn size_class(size: u64) -> u64 {
+        size.max(256).next_power_of_two()
+    }
+
+    /// A buffer of at least `size` bytes with `usage`; contents are undefined.
+    pub fn take(&self, device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let class = Self::size_class(size);
+        if let Some(b) = self.free.lock().unwrap().get_mut(&(class, usage.bits())).and_then(|v| v.pop()) {
+            return b;
+        }
+        self.live.fetch_add(class, Ordering::Relaxed);
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("pooled"),
+            size: class,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Return a buffer obtained from [`take`](Self::take). Safe to call while GPU work that uses
+    /// it is still queued: a later user's work is submitted after it.
+    pub fn give(&self, buf: wgpu::Buffer) {
+        let key = (buf.size(), buf.usage().bits());
+        self.free.lock().unwrap().entry(key).or_default().push(buf);
+    }
+
+    /// Release every free buffer (e.g. after unloading a model).
+    pub fn trim(&self) {
+        for (_, v) in self.free.lock().unwrap().drain() {
+            for b in v {
+                self.live.fetch_sub(b.size(), Ordering::Relaxed);
+                b.destroy();
+            }
+        }
+    }
+}

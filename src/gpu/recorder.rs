@@ -1,0 +1,169 @@
+//! Records a whole forward pass into one command encoder and one compute pass, then submits once.
+//! Per-dispatch parameters go into a few pooled uniform buffers written just before the submit:
+//! no buffer is created per dispatch and nothing is polled between kernels.
+
+use super::{Buffer, Gpu, Shader};
+use std::num::NonZeroU64;
+
+/// One storage-buffer argument of a dispatch: a whole buffer or a byte range of it.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    Whole(&'a wgpu::Buffer),
+    Range(&'a wgpu::Buffer, u64, u64),
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Arg<'a> {
+    fn from(b: &'a wgpu::Buffer) -> Self {
+        Arg::Whole(b)
+    }
+}
+
+impl<'a> From<&'a Buffer> for Arg<'a> {
+    fn from(b: &'a Buffer) -> Self {
+        Arg::Whole(b.raw())
+    }
+}
+
+impl<'a> Arg<'a> {
+    fn resource(self) -> wgpu::BindingResource<'a> {
+        match self {
+            Arg::Whole(b) => b.as_entire_binding(),
+            Arg::Range(b, offset, size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: b,
+                offset,
+                size: NonZeroU64::new(size),
+            }),
+        }
+    }
+}
+
+const UNIFORM_CHUNK: u64 = 64 * 1024;
+
+pub struct Recorder<'g> {
+    gpu: &'g Gpu,
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// Uniform chunks in use: (buffer, bytes staged for it).
+    uniforms: Vec<(wgpu::Buffer, Vec<u8>)>,
+    /// Dispatches recorded so far (for statistics and benchmarks).
+    pub dispatches: u32,
+}
+
+impl<'g> Recorder<'g> {
+    pub(crate) fn new(gpu: &'g Gpu, label: &str) -> Recorder<'g> {
+        let encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        Recorder { gpu, encoder: Some(encoder), pass: None, uniforms: Vec::new(), dispatches: 0 }
+    }
+
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Stage `params` and return (buffer index, offset, binding size).
+    fn stage_params(&mut self, bytes: &[u8]) -> (usize, u64, u64) {
+        let align = self.gpu.caps().uniform_align.max(16) as u64;
+        let size = (bytes.len() as u64).div_ceil(16) * 16;
+        let fits = |(_, staged): &(wgpu::Buffer, Vec<u8>)| {
+            (staged.len() as u64).div_ceil(align) * align + size <= UNIFORM_CHUNK
+        };
+        if !self.uniforms.last().is_some_and(fits) {
+            let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+            let buf = self.gpu.pool.take(&self.gpu.device, UNIFORM_CHUNK, usage);
+            self.uniforms.push((buf, Vec::new()));
+        }
+        let idx = self.uniforms.len() - 1;
+        let staged = &mut self.uniforms[idx].1;
+        let offset = (staged.len() as u64).div_ceil(align) * align;
+        staged.resize(offset as usize, 0);
+        staged.extend_from_slice(bytes);
+        staged.resize((offset + size) as usize, 0);
+        (idx, offset, size)
+    }
+
+    /// Dispatch `entry` of `shader`. Binding 0 is the uniform `params` (omitted when `P` is
+    /// zero-sized); `buffers` go to bindings 1, 2, … in order, and must be exactly the storage
+    /// bindings the entry point uses.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        params: &P,
+        buffers: &[Arg<'_>],
+        workgroups: [u32; 3],
+    ) {
+        let pipeline = self.gpu.pipelines.get(&self.gpu.device, shader, entry, constants);
+        let bytes = bytemuck::bytes_of(params);
+        let uniform = (!bytes.is_empty()).then(|| self.stage_params(bytes));
+        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        if let Some((idx, offset, size)) = uniform {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.uniforms[idx].0,
+                    offset,
+                    size: NonZeroU64::new(size),
+                }),
+            });
+        }
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.resource() });
+        }
+        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let pass = self.pass.get_or_insert_with(|| {
+            self.encoder
+                .as_mut()
+                .expect("recorder already submitted")
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
+                .forget_lifetime()
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        self.dispatches += 1;
+    }
+
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None; // a copy cannot happen inside a compute pass
+        self.encoder.as_mut().expect("recorder already submitted")
+    }
+
+    /// Copy `size` bytes (a multiple of 4) between buffers, ordered with the dispatches around it.
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
+    }
+
+    /// Zero `size` bytes (a multiple of 4) of `buf` from `offset`.
+    pub fn clear(&mut self, buf: &wgpu::Buffer, offset: u64, size: u64) {
+        self.encoder().clear_buffer(buf, offset, Some(size));
+    }
+
+    /// Write the staged parameters and submit everything as one command buffer.
+    pub fn submit(mut self) {
+        self.pass = None;
+        let encoder = self.encoder.take().expect("recorder already submitted");
+        for (buf, staged) in &self.uniforms {
+            self.gpu.queue.write_buffer(buf, 0, staged);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        for (buf, _) in self.uniforms.drain(..) {
+            self.gpu.pool.give(buf);
+        }
+    }
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        // Dropped without submit (e.g. an error mid-pass): give the uniform chunks back.
+        self.pass = None;
+        for (buf, _) in self.uniforms.drain(..) {
+            self.gpu.pool.give(buf);
+        }
+    }
+}

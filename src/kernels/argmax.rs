@@ -1,0 +1,1 @@
+//! TODO: argmax kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: attention kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: elementwise kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: embedding kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: matmul kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: matvec kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: norm kernel family (being written).

@@ -1,0 +1,1 @@
+//! TODO: rope kernel family (being written).

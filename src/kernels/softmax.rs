@@ -1,0 +1,1 @@
+//! TODO: softmax kernel family (being written).

@@ -1,0 +1,1 @@
+// TODO: tests for the argmax kernels (being written).

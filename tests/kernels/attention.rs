@@ -1,0 +1,1 @@
+// TODO: tests for the attention kernels (being written).

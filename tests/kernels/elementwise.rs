@@ -1,0 +1,1 @@
+// TODO: tests for the elementwise kernels (being written).

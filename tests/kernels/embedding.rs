@@ -1,0 +1,1 @@
+// TODO: tests for the embedding kernels (being written).

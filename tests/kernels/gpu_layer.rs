@@ -1,0 +1,55 @@
+//! The GPU layer itself: limits, buffer accounting, readback, recorder copies and clears.
+
+use crate::common::*;
+
+gpu_test! {
+    async fn adapter_limits_are_the_adapters_own() {
+        let gpu = gpu().await;
+        let c = gpu.caps();
+        // WebGPU's default is 128 MiB / 256 invocations; we must never get less than that.
+        assert!(c.max_binding >= 128 << 20, "max_binding {}", c.max_binding);
+        assert!(c.max_invocations >= 256);
+        assert!(c.max_workgroup_storage >= 16 << 10);
+    }
+}
+
+gpu_test! {
+    async fn upload_read_copy_clear_in_one_submit() {
+        let gpu = gpu().await;
+        let before = gpu.bytes_in_use();
+        let data: Vec<u32> = (0..1000).collect();
+        let a = gpu.upload("a", &data).unwrap();
+        let b = gpu.storage("b", 4000).unwrap();
+        assert_eq!(gpu.bytes_in_use() - before, 8000);
+        let mut rec = gpu.recorder("copy");
+        rec.copy(&a, 0, &b, 0, 4000);
+        rec.clear(&b, 400, 400);
+        rec.submit();
+        let got: Vec<u32> = gpu.read(&b, 0, 1000).await.unwrap();
+        for (i, v) in got.iter().enumerate() {
+            let want = if (100..200).contains(&i) { 0 } else { i as u32 };
+            assert_eq!(*v, want, "element {i}");
+        }
+        // Odd byte lengths are padded, and reads at an offset work.
+        let tail: Vec<u8> = gpu.read(&a, 4 * 998, 5).await.unwrap();
+        assert_eq!(tail, vec![230, 3, 0, 0, 231]);
+        drop((a, b));
+        assert_eq!(gpu.bytes_in_use(), before);
+    }
+}
+
+gpu_test! {
+    async fn oversized_buffer_is_an_error_not_a_panic() {
+        let gpu = gpu().await;
+        let too_big = gpu.caps().max_buffer + 4;
+        let err = gpu.storage("huge", too_big).unwrap_err();
+        assert!(err.to_string().contains("huge"), "{err}");
+    }
+}
+
+#[test]
+fn grid_folds_into_two_dimensions() {
+    assert_eq!(attend::gpu::grid(10, 65535), [10, 1, 1]);
+    let g = attend::gpu::grid(200_000, 65535);
+    assert!(g[0] <= 65535 && g[0] * g[1] >= 200_000, "{g:?}");
+}

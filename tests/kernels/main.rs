@@ -1,0 +1,20 @@
+//! Kernel suite: every WGSL kernel against a plain-Rust CPU reference on random data.
+//! Runs natively (`cargo test`, lavapipe in CI) and in headless Chromium
+//! (`cargo test --target wasm32-unknown-unknown`, WebGPU on SwiftShader) from the same source.
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+#[macro_use]
+mod common;
+
+mod argmax;
+mod attention;
+mod elementwise;
+mod embedding;
+mod gpu_layer;
+mod matmul;
+mod matvec;
+mod norm;
+mod rope;
+mod softmax;

@@ -1,0 +1,1 @@
+// TODO: tests for the matmul kernels (being written).

@@ -1,0 +1,1 @@
+// TODO: tests for the matvec kernels (being written).

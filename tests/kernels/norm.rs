@@ -1,0 +1,1 @@
+// TODO: tests for the norm kernels (being written).

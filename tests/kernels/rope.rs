@@ -1,0 +1,1 @@
+// TODO: tests for the rope kernels (being written).

@@ -1,0 +1,1 @@
+// TODO: tests for the softmax kernels (being written).
