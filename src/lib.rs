@@ -5,9 +5,11 @@
 //! on the CPU: reference quantizers and dequantizers).
 
 pub mod error;
+pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod quant;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

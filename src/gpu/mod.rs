@@ -47,7 +47,11 @@ pub struct AdapterFacts {
 impl std::fmt::Display for AdapterFacts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.caps;
-        writeln!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)?;
+        writeln!(
+            f,
+            "{} ({}, {}, {})",
+            self.name, self.backend, self.device_type, self.driver
+        )?;
         writeln!(
             f,
             "  features: shader-f16={} subgroups={} (size {}..{}) timestamp-query={}",
@@ -94,7 +98,9 @@ fn facts_of(adapter: &wgpu::Adapter) -> AdapterFacts {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         caps: caps_of(adapter),
     }
 }
@@ -145,7 +151,8 @@ impl Gpu {
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let facts = facts_of(&adapter);
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted =
+            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -188,7 +195,9 @@ impl Gpu {
         let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         Ok(Buffer::new(raw, self.live_bytes.clone()))
@@ -221,7 +230,12 @@ impl Gpu {
     }
 
     /// Copy `len` elements of `T` starting at byte `offset` back to the CPU. Submits pending work.
-    pub async fn read<T: bytemuck::Pod>(&self, src: &wgpu::Buffer, offset: u64, len: usize) -> Result<Vec<T>> {
+    pub async fn read<T: bytemuck::Pod>(
+        &self,
+        src: &wgpu::Buffer,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<T>> {
         let bytes = (len * std::mem::size_of::<T>()) as u64;
         let padded = bytes.div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {

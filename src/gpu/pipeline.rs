@@ -17,7 +17,12 @@ macro_rules! include_shader {
     ($name:literal) => {
         $crate::gpu::Shader {
             name: $name,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/shaders/",
+                $name,
+                ".wgsl"
+            )),
         }
     };
 }
@@ -42,7 +47,10 @@ impl PipelineCache {
         let key: Key = (
             shader.name,
             entry.to_string(),
-            constants.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
+            constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
         );
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
@@ -60,19 +68,21 @@ impl PipelineCache {
                 .clone()
         };
         let label = format!("{}::{}", shader.name, entry);
-        let pipeline = Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                // Kernels initialise the workgroup memory they read; skipping the zero fill saves
-                // a pass over shared memory per workgroup.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        }));
+        let pipeline = Arc::new(
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    // Kernels initialise the workgroup memory they read; skipping the zero fill saves
+                    // a pass over shared memory per workgroup.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            }),
+        );
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
     }

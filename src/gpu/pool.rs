@@ -46,7 +46,10 @@ pub struct BufferPool {
 
 impl BufferPool {
     pub(crate) fn new(live: Arc<AtomicU64>) -> BufferPool {
-        BufferPool { free: Mutex::default(), live }
+        BufferPool {
+            free: Mutex::default(),
+            live,
+        }
     }
 
     pub fn size_class(size: u64) -> u64 {
@@ -54,9 +57,20 @@ impl BufferPool {
     }
 
     /// A buffer of at least `size` bytes with `usage`; contents are undefined.
-    pub fn take(&self, device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    pub fn take(
+        &self,
+        device: &wgpu::Device,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
         let class = Self::size_class(size);
-        if let Some(b) = self.free.lock().unwrap().get_mut(&(class, usage.bits())).and_then(|v| v.pop()) {
+        if let Some(b) = self
+            .free
+            .lock()
+            .unwrap()
+            .get_mut(&(class, usage.bits()))
+            .and_then(|v| v.pop())
+        {
             return b;
         }
         self.live.fetch_add(class, Ordering::Relaxed);

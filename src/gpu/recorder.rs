@@ -54,7 +54,13 @@ impl<'g> Recorder<'g> {
         let encoder = gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Recorder { gpu, encoder: Some(encoder), pass: None, uniforms: Vec::new(), dispatches: 0 }
+        Recorder {
+            gpu,
+            encoder: Some(encoder),
+            pass: None,
+            uniforms: Vec::new(),
+            dispatches: 0,
+        }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -94,7 +100,10 @@ impl<'g> Recorder<'g> {
         buffers: &[Arg<'_>],
         workgroups: [u32; 3],
     ) {
-        let pipeline = self.gpu.pipelines.get(&self.gpu.device, shader, entry, constants);
+        let pipeline = self
+            .gpu
+            .pipelines
+            .get(&self.gpu.device, shader, entry, constants);
         let bytes = bytemuck::bytes_of(params);
         let uniform = (!bytes.is_empty()).then(|| self.stage_params(bytes));
         let mut entries = Vec::with_capacity(buffers.len() + 1);
@@ -109,18 +118,27 @@ impl<'g> Recorder<'g> {
             });
         }
         for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.resource() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.resource(),
+            });
         }
-        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let bind_group = self
+            .gpu
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
         let pass = self.pass.get_or_insert_with(|| {
             self.encoder
                 .as_mut()
                 .expect("recorder already submitted")
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
                 .forget_lifetime()
         });
         pass.set_pipeline(&pipeline);
@@ -135,8 +153,16 @@ impl<'g> Recorder<'g> {
     }
 
     /// Copy `size` bytes (a multiple of 4) between buffers, ordered with the dispatches around it.
-    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
-        self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
+    pub fn copy(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
+        self.encoder()
+            .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
     }
 
     /// Zero `size` bytes (a multiple of 4) of `buf` from `offset`.

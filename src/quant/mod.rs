@@ -107,7 +107,10 @@ impl GgmlType {
     /// Whether the GPU kernels (matvec, matmul, embedding) read this type.
     pub fn gpu_supported(self) -> bool {
         use GgmlType::*;
-        matches!(self, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q4K | Q5K | Q6K)
+        matches!(
+            self,
+            F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q4K | Q5K | Q6K
+        )
     }
 
     /// Shader constant selecting the decoder for this type (the GGUF type id).
@@ -115,3 +118,9 @@ impl GgmlType {
         self as u32
     }
 }
+
+mod dequantize;
+mod quantize;
+
+pub use dequantize::dequantize;
+pub use quantize::quantize;

@@ -1,0 +1,1 @@
+//! TODO: QMatrix, quantized weights on the GPU split across bindings (being written).
