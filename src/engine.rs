@@ -120,46 +120,30 @@ pub struct Engine {
 impl Engine {
     /// Build an engine from a parsed header, pulling each tensor's bytes through `read`
     /// (`read(tensor, offset, len)`), in file order and in pieces of at most 16 MiB.
-    pub async fn load_with(
+    pub fn load_with(
         gpu: Gpu,
         header: Gguf,
         opts: &LoadOptions,
         mut read: impl FnMut(&TensorInfo, u64, u64) -> Result<Vec<u8>>,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Engine> {
-        let tokenizer = Tokenizer::from_gguf(&header)?;
-        let (cfg, weights) = {
-            let (cfg, mut loader) = Model::plan(&gpu, &header)?;
-            let mut order: Vec<usize> = (0..header.tensors.len()).collect();
-            order.sort_by_key(|&i| (header.tensors[i].shard, header.tensors[i].offset));
-            const PIECE: u64 = 16 << 20;
-            for i in order {
-                let t = &header.tensors[i];
-                let size = t.byte_size();
-                let mut off = 0;
-                while off < size {
-                    let len = PIECE.min(size - off);
-                    let bytes = read(t, off, len)?;
-                    loader.feed(i, off, &bytes)?;
-                    off += len;
-                    progress(loader.bytes_done, loader.bytes_total);
-                }
+        let mut order: Vec<usize> = (0..header.tensors.len()).collect();
+        order.sort_by_key(|&i| (header.tensors[i].shard, header.tensors[i].offset));
+        let tensors = header.tensors.clone();
+        let mut b = EngineBuilder::new(gpu, header, opts.clone())?;
+        const PIECE: u64 = 16 << 20;
+        for i in order {
+            let t = &tensors[i];
+            let size = t.byte_size();
+            let mut off = 0;
+            while off < size {
+                let len = PIECE.min(size - off);
+                b.feed(i, off, &read(t, off, len)?)?;
+                off += len;
+                progress(b.bytes_done(), b.bytes_total());
             }
-            let weights = Weights::assemble(&cfg, &mut loader)?;
-            (cfg, weights)
-        };
-        let context = match opts.context {
-            Some(c) => c.min(cfg.train_ctx),
-            None => cfg.train_ctx.min(DEFAULT_CONTEXT_CAP),
-        };
-        let model = Model::new(&gpu, cfg, weights, context, opts.batch, opts.logit_rows)?;
-        let template = match header.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
-            Some(src) => ChatTemplate::new(src, &tokenizer.bos_text(), &tokenizer.eos_text())?,
-            None => ChatTemplate::fallback(model.cfg.arch.name())?,
-        };
-        // Compile every pipeline now, not in the middle of the first answer.
-        gpu.wait();
-        Ok(Engine { gpu, model, tokenizer, template, header, cached: Vec::new() })
+        }
+        b.finish()
     }
 
     /// Open a GGUF file (split files are found next to it) on the default adapter.
@@ -168,7 +152,7 @@ impl Engine {
         let file = crate::gguf::GgufFile::open(path)?;
         let gpu = Gpu::new().await?;
         let header = file.header().clone();
-        Self::load_with(gpu, header, opts, |t, off, len| file.read_range(t, off, len), |_, _| {}).await
+        Self::load_with(gpu, header, opts, |t, off, len| file.read_range(t, off, len), |_, _| {})
     }
 
     /// Render `messages` with the model's chat template and tokenize (special tokens parsed).
@@ -351,4 +335,57 @@ pub struct Memory {
     pub kv_cache: u64,
     pub scratch: u64,
     pub gpu_total: u64,
+}
+
+/// Push-style loading: the header first, then tensor bytes as they arrive (a download stream in
+/// the browser, file reads natively). Every GPU buffer is allocated in `new`, so a model that does
+/// not fit or uses an unsupported type fails before any download time is spent on its weights.
+pub struct EngineBuilder {
+    gpu: Gpu,
+    loader: crate::model::Loader,
+    cfg: crate::model::Config,
+    tokenizer: Tokenizer,
+    header: Gguf,
+    opts: LoadOptions,
+}
+
+impl EngineBuilder {
+    pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
+        let tokenizer = Tokenizer::from_gguf(&header)?;
+        let (cfg, loader) = Model::plan(&gpu, &header)?;
+        Ok(EngineBuilder { gpu, loader, cfg, tokenizer, header, opts })
+    }
+
+    pub fn header(&self) -> &Gguf {
+        &self.header
+    }
+
+    /// Bytes `offset..` of tensor `index` (pieces of a tensor in order; unused tensors skipped).
+    pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.loader.feed(&self.gpu, index, offset, bytes)
+    }
+
+    pub fn bytes_done(&self) -> u64 {
+        self.loader.bytes_done
+    }
+    pub fn bytes_total(&self) -> u64 {
+        self.loader.bytes_total
+    }
+
+    pub fn finish(mut self) -> Result<Engine> {
+        let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
+        let (gpu, cfg) = (self.gpu, self.cfg);
+        let context = match self.opts.context {
+            Some(c) => c.min(cfg.train_ctx),
+            None => cfg.train_ctx.min(DEFAULT_CONTEXT_CAP),
+        };
+        let model = Model::new(&gpu, cfg, weights, context, self.opts.batch, self.opts.logit_rows)?;
+        let tokenizer = self.tokenizer;
+        let template = match self.header.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+            Some(src) => ChatTemplate::new(src, &tokenizer.bos_text(), &tokenizer.eos_text())?,
+            None => ChatTemplate::fallback(model.cfg.arch.name())?,
+        };
+        gpu.wait();
+        Ok(Engine { gpu, model, tokenizer, template, header: self.header, cached: Vec::new() })
+    }
 }

@@ -26,8 +26,7 @@ struct Slot {
     carry: Vec<u8>,
 }
 
-pub struct Loader<'g> {
-    gpu: &'g Gpu,
+pub struct Loader {
     slots: Vec<Option<Slot>>,
     by_name: HashMap<String, usize>,
     pub bytes_total: u64,
@@ -40,9 +39,9 @@ pub enum Loaded {
     Vector(Buffer),
 }
 
-impl<'g> Loader<'g> {
+impl Loader {
     /// Plan the upload: check names, shapes and types against `cfg`, allocate every buffer.
-    pub fn new(gpu: &'g Gpu, g: &Gguf, cfg: &Config, wanted: &[(String, Shape)]) -> Result<Loader<'g>> {
+    pub fn new(gpu: &Gpu, g: &Gguf, cfg: &Config, wanted: &[(String, Shape)]) -> Result<Loader> {
         let mut slots: Vec<Option<Slot>> = (0..g.tensors.len()).map(|_| None).collect();
         let mut by_name = HashMap::new();
         let mut bytes_total = 0;
@@ -82,12 +81,12 @@ impl<'g> Loader<'g> {
             by_name.insert(name.clone(), idx);
             slots[idx] = Some(Slot { info, dest, received: 0, carry: Vec::new() });
         }
-        Ok(Loader { gpu, slots, by_name, bytes_total, bytes_done: 0 })
+        Ok(Loader { slots, by_name, bytes_total, bytes_done: 0 })
     }
 
     /// Bytes `[offset, offset + bytes.len())` of tensor `index` (pieces must arrive in order).
     /// Tensors the model does not use are skipped.
-    pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+    pub fn feed(&mut self, gpu: &Gpu, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
         let Some(Some(slot)) = self.slots.get_mut(index) else {
             return Ok(());
         };
@@ -113,7 +112,7 @@ impl<'g> Loader<'g> {
                 data.extend_from_slice(bytes);
                 let whole = if done { data.len() } else { data.len() / 4 * 4 };
                 if whole > 0 {
-                    m.write(self.gpu, start, &data[..whole])?;
+                    m.write(gpu, start, &data[..whole])?;
                 }
                 slot.carry = data[whole..].to_vec();
             }
@@ -122,7 +121,7 @@ impl<'g> Loader<'g> {
     }
 
     /// Take the finished tensor `name` (None when it was optional and absent).
-    pub fn take(&mut self, name: &str) -> Result<Option<Loaded>> {
+    pub fn take(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Loaded>> {
         let Some(&idx) = self.by_name.get(name) else {
             return Ok(None);
         };
@@ -138,32 +137,32 @@ impl<'g> Loader<'g> {
             Dest::Matrix(m) => Loaded::Matrix(m),
             Dest::Vector { ty, len, bytes } => {
                 let values = dequantize(ty, &bytes, len)?;
-                Loaded::Vector(self.gpu.upload(name, &values)?)
+                Loaded::Vector(gpu.upload(name, &values)?)
             }
         }))
     }
 
-    pub fn matrix(&mut self, name: &str) -> Result<QMatrix> {
-        match self.take(name)? {
+    pub fn matrix(&mut self, gpu: &Gpu, name: &str) -> Result<QMatrix> {
+        match self.take(gpu, name)? {
             Some(Loaded::Matrix(m)) => Ok(m),
             _ => Err(Error::Model(format!("tensor '{name}' is missing or not a matrix"))),
         }
     }
 
-    pub fn opt_matrix(&mut self, name: &str) -> Result<Option<QMatrix>> {
-        match self.take(name)? {
+    pub fn opt_matrix(&mut self, gpu: &Gpu, name: &str) -> Result<Option<QMatrix>> {
+        match self.take(gpu, name)? {
             Some(Loaded::Matrix(m)) => Ok(Some(m)),
             None => Ok(None),
             Some(_) => Err(Error::Model(format!("tensor '{name}' is not a matrix"))),
         }
     }
 
-    pub fn vector(&mut self, name: &str) -> Result<Buffer> {
-        self.opt_vector(name)?.ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
+    pub fn vector(&mut self, gpu: &Gpu, name: &str) -> Result<Buffer> {
+        self.opt_vector(gpu, name)?.ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
     }
 
-    pub fn opt_vector(&mut self, name: &str) -> Result<Option<Buffer>> {
-        match self.take(name)? {
+    pub fn opt_vector(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Buffer>> {
+        match self.take(gpu, name)? {
             Some(Loaded::Vector(b)) => Ok(Some(b)),
             None => Ok(None),
             Some(_) => Err(Error::Model(format!("tensor '{name}' is not a vector"))),

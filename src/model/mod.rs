@@ -82,33 +82,33 @@ impl Weights {
     }
 
     /// Collect the uploaded tensors once the loader has received every byte.
-    pub fn assemble(cfg: &Config, ld: &mut Loader<'_>) -> Result<Weights> {
+    pub fn assemble(gpu: &Gpu, cfg: &Config, ld: &mut Loader) -> Result<Weights> {
         let mut blocks = Vec::with_capacity(cfg.n_layers as usize);
         for l in 0..cfg.n_layers {
             let n = |s: &str| format!("blk.{l}.{s}");
             blocks.push(Block {
-                attn_norm: ld.vector(&n("attn_norm.weight"))?,
-                wq: ld.matrix(&n("attn_q.weight"))?,
-                wk: ld.matrix(&n("attn_k.weight"))?,
-                wv: ld.matrix(&n("attn_v.weight"))?,
-                wo: ld.matrix(&n("attn_output.weight"))?,
-                bq: ld.opt_vector(&n("attn_q.bias"))?,
-                bk: ld.opt_vector(&n("attn_k.bias"))?,
-                bv: ld.opt_vector(&n("attn_v.bias"))?,
-                q_norm: ld.opt_vector(&n("attn_q_norm.weight"))?,
-                k_norm: ld.opt_vector(&n("attn_k_norm.weight"))?,
-                post_attn_norm: ld.opt_vector(&n("post_attention_norm.weight"))?,
-                ffn_norm: ld.vector(&n("ffn_norm.weight"))?,
-                w_gate: ld.matrix(&n("ffn_gate.weight"))?,
-                w_up: ld.matrix(&n("ffn_up.weight"))?,
-                w_down: ld.matrix(&n("ffn_down.weight"))?,
-                post_ffn_norm: ld.opt_vector(&n("post_ffw_norm.weight"))?,
+                attn_norm: ld.vector(gpu, &n("attn_norm.weight"))?,
+                wq: ld.matrix(gpu, &n("attn_q.weight"))?,
+                wk: ld.matrix(gpu, &n("attn_k.weight"))?,
+                wv: ld.matrix(gpu, &n("attn_v.weight"))?,
+                wo: ld.matrix(gpu, &n("attn_output.weight"))?,
+                bq: ld.opt_vector(gpu, &n("attn_q.bias"))?,
+                bk: ld.opt_vector(gpu, &n("attn_k.bias"))?,
+                bv: ld.opt_vector(gpu, &n("attn_v.bias"))?,
+                q_norm: ld.opt_vector(gpu, &n("attn_q_norm.weight"))?,
+                k_norm: ld.opt_vector(gpu, &n("attn_k_norm.weight"))?,
+                post_attn_norm: ld.opt_vector(gpu, &n("post_attention_norm.weight"))?,
+                ffn_norm: ld.vector(gpu, &n("ffn_norm.weight"))?,
+                w_gate: ld.matrix(gpu, &n("ffn_gate.weight"))?,
+                w_up: ld.matrix(gpu, &n("ffn_up.weight"))?,
+                w_down: ld.matrix(gpu, &n("ffn_down.weight"))?,
+                post_ffn_norm: ld.opt_vector(gpu, &n("post_ffw_norm.weight"))?,
             });
         }
         Ok(Weights {
-            token_embd: ld.matrix("token_embd.weight")?,
-            output_norm: ld.vector("output_norm.weight")?,
-            output: ld.opt_matrix("output.weight")?,
+            token_embd: ld.matrix(gpu, "token_embd.weight")?,
+            output_norm: ld.vector(gpu, "output_norm.weight")?,
+            output: ld.opt_matrix(gpu, "output.weight")?,
             blocks,
         })
     }
@@ -221,7 +221,7 @@ impl Model {
     }
 
     /// Load every tensor the architecture needs from a parsed header, feeding bytes through `fill`.
-    pub fn plan<'g>(gpu: &'g Gpu, g: &Gguf) -> Result<(Config, Loader<'g>)> {
+    pub fn plan(gpu: &Gpu, g: &Gguf) -> Result<(Config, Loader)> {
         let cfg = Config::from_gguf(g)?;
         let loader = Loader::new(gpu, g, &cfg, &Weights::plan(&cfg))?;
         Ok((cfg, loader))
