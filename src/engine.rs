@@ -313,6 +313,17 @@ impl Engine {
         Ok(out)
     }
 
+    /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
+    /// first answer (pipeline creation is slow in browsers and on software adapters).
+    pub async fn warmup(&mut self) -> Result<()> {
+        let n = self.model.scratch.batch.min(32).min(self.model.context - 1).max(1) as usize;
+        self.run(&vec![0; n], 0, Logits::Last, true)?;
+        self.run(&[0], n as u32, Logits::Last, true)?;
+        self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await?;
+        self.cached.clear();
+        Ok(())
+    }
+
     /// Forget the cached prompt (the next generation starts from position 0).
     pub fn reset(&mut self) {
         self.cached.clear();
