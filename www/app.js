@@ -1,11 +1,12 @@
 // The chat page: draws state and forwards user actions to attend-llm. Model output is only ever
 // inserted as text (textContent), never as HTML.
-import { Engine } from "./attend-llm/index.js";
+import { Engine, listCachedModels } from "./attend-llm/index.js";
 
-const LOCAL_MODEL = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const LOCAL_MODEL = new URL("models/SmolLM2-135M-Instruct.Q4_1.gguf", location.href).href;
 const PUBLIC_MODEL =
   "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/resolve/main/smollm2-135m-instruct-q8_0.gguf";
 const $ = (id) => document.getElementById(id);
+const MAX_TOKENS = Number(new URLSearchParams(location.search).get("max_tokens")) || 512;
 
 let engine = null;
 let history = [];
@@ -37,10 +38,13 @@ async function checkWebGPU() {
 }
 
 async function pickDefault() {
-  const local = await fetch(LOCAL_MODEL, { method: "HEAD" }).then((r) => r.ok).catch(() => false);
+  // The model served beside the page, if there is one (or it is in the offline cache).
+  const local =
+    (await fetch(LOCAL_MODEL, { method: "HEAD" }).then((r) => r.ok).catch(() => false)) ||
+    (await listCachedModels().then((l) => l.some((m) => m.url === LOCAL_MODEL && m.complete)).catch(() => false));
   defaultModel = local ? LOCAL_MODEL : PUBLIC_MODEL;
   $("default-name").textContent = "SmolLM2-135M-Instruct";
-  $("default-note").textContent = local ? `(served with this page: ${LOCAL_MODEL})` : `(from ${PUBLIC_MODEL})`;
+  $("default-note").textContent = local ? `(served with this page: ${LOCAL_MODEL})` : `(from ${PUBLIC_MODEL}, the Q8_0 GGUF of the same model)`;
 }
 
 function source() {
@@ -129,7 +133,7 @@ async function send(ev) {
   $("stop").disabled = false;
   let content = "";
   try {
-    const stream = await engine.chat.completions.create({ messages: history, stream: true, max_tokens: 512, temperature: 0, signal: answering.signal });
+    const stream = await engine.chat.completions.create({ messages: history, stream: true, max_tokens: MAX_TOKENS, temperature: 0, signal: answering.signal });
     for await (const chunk of stream) {
       const delta = chunk.choices[0]?.delta?.content ?? "";
       if (delta) {
