@@ -55,6 +55,29 @@ need_system() {
     python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
 }
 
+# The wasm engine as an npm package: www/attend-llm/wasm (used by the page) and pkg/ (npm pack).
+build_pkg() {
+    need_wasm_bindgen
+    need_binaryen
+    step "wasm engine (release) → www/attend-llm/wasm, pkg/"
+    cargo build --lib --release --target wasm32-unknown-unknown
+    rm -rf www/attend-llm/wasm
+    wasm-bindgen --target web --out-dir www/attend-llm/wasm --out-name attend \
+        target/wasm32-unknown-unknown/release/attend.wasm
+    wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+        www/attend-llm/wasm/attend_bg.wasm -o www/attend-llm/wasm/attend_bg.wasm
+    rm -rf pkg && cp -r www/attend-llm pkg && cp README.md pkg/
+    (cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
+    ls -l www/attend-llm/wasm/attend_bg.wasm target/attend-llm-*.tgz
+}
+
+need_playwright() { # playwright-core drives Debian's chromium; it never downloads a browser
+    [ -d "$ATTEND_CACHE/npm/node_modules/playwright-core" ] || {
+        step "npm install playwright-core"
+        npm install --silent --prefix "$ATTEND_CACHE/npm" playwright-core@1 >/dev/null
+    }
+}
+
 run_tests() {
     need_system
     need_rust
@@ -67,21 +90,27 @@ run_tests() {
     cargo test --no-fail-fast
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
-        cargo test --target wasm32-unknown-unknown --test kernels
+        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine
+    build_pkg
+    step "Vite example imports attend-llm by name"
+    (cd www/example-vite && npm install --silent --no-audit --no-fund >/dev/null && npx vite build --logLevel warn)
+    ls www/example-vite/dist/assets | grep -q '\.wasm$' || die "the Vite build did not bundle the engine's wasm"
+    step "end-to-end chat page test (playwright-core + Chromium)"
+    need_playwright
+    cargo build --bin attend
+    ATTEND_BIN="$ROOT/target/debug/attend" node --test tests/e2e/
     step "all tests passed"
 }
 
 run_demo() {
     need_system
     need_rust
-    step "test model (cached in $ATTEND_CACHE)"
+    step "default model (cached in $ATTEND_CACHE)"
     bash tests/fetch-models.sh
-    step "cargo build --release"
-    cargo build --release --bin attend
-    ./target/release/attend adapters
-    step "SmolLM2-135M-Instruct on your GPU"
-    ./target/release/attend generate --model "$ATTEND_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
-        --chat --temperature 0 --max-tokens 64 --prompt "Translate 'Hello' into French."
+    build_pkg
+    local port="${PORT:-8080}"
+    step "chat page: open http://127.0.0.1:$port/ in a WebGPU browser (Ctrl-C stops)"
+    MODELS_DIR="$ATTEND_CACHE/models" exec node tests/e2e/serve.mjs www "$port"
 }
 
 case "${1:-}" in
