@@ -441,3 +441,27 @@ pub(super) fn quantize_q6_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
     out.extend(sc.iter().map(|&s| s as u8));
     out.extend_from_slice(&d.to_le_bytes());
 }
+
+/// Q8_K (the activation format of ggml's K-quant dot products): d (f32) = max/-127 with max the
+/// signed absmax, qs[256] = min(127, nearest_int(x/d)), bsums[16] = sums of 16 qs each (i16).
+pub(super) fn quantize_q8_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
+    let (mut max, mut amax) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        out.extend_from_slice(&[0u8; 292]);
+        return;
+    }
+    let iscale = -127.0 / max;
+    let qs: Vec<i8> = x.iter().map(|&v| nearest_int(iscale * v).min(127) as i8).collect();
+    out.extend_from_slice(&(1.0 / iscale).to_le_bytes());
+    out.extend(qs.iter().map(|&q| q as u8));
+    for group in qs.chunks_exact(16) {
+        let sum: i32 = group.iter().map(|&q| q as i32).sum();
+        out.extend_from_slice(&(sum as i16).to_le_bytes());
+    }
+}

@@ -32,12 +32,7 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>> {
         Q4K => blocks(values, &mut out, kquants::quantize_q4_k),
         Q5K => blocks(values, &mut out, kquants::quantize_q5_k),
         Q6K => blocks(values, &mut out, kquants::quantize_q6_k),
-        Q8K => {
-            return Err(Error::Unsupported(format!(
-                "quantize {}: not implemented (an activation-only format)",
-                ty.name()
-            )))
-        }
+        Q8K => blocks(values, &mut out, kquants::quantize_q8_k),
     }
     debug_assert_eq!(out.len(), ty.row_bytes(values.len()));
     Ok(out)

@@ -10,13 +10,23 @@ Three kinds of case, all floats stored as little-endian f32 bit patterns in hex 
                reads, K-quants included: exercises every bit of the layouts.
   model      - slices of real rows from the SmolLM2 and Gemma 3 GGUFs in ~/.cache/attend/models/
                (raw bytes as stored, gguf-py's dequantization).
+  ggml       - inputs quantized by ggml's own C reference (`quantize_row_*_ref` in ggml-quants.c,
+               every type attend quantizes, K-quants included), one case per input holding the
+               bytes of each type. Needs a ggml source tree: GGML_SRC=/path/to/ggml (checked with
+               github.com/ggml-org/ggml d99724f2b141fed9e1a9f402213506c081433465). ggml-quants.c is
+               compiled here with `gcc -O2 -ffp-contract=off` (no FMA contraction, i.e. plain C
+               float semantics) into a throwaway shared library called through ctypes.
 
-Run: python3 tests/reference/quant_vectors.py  (from the repository root)
+Run: GGML_SRC=/path/to/ggml python3 tests/reference/quant_vectors.py  (from the repository root)
 """
 
+import ctypes
+import hashlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 from gguf import GGUFReader, GGMLQuantizationType as T
@@ -138,8 +148,8 @@ def model_cases():
             bs, ts = GGML_QUANT_SIZES[ty]
             rows = np.asarray(t.data)  # (n_rows, row_bytes) for quantized types
             ncols = int(t.shape[0])
-            # at most 512 values of each row keep the JSON small; rows are block-aligned
-            take = min(ncols, 512)
+            # at most 256 values of each row keep the JSON small; rows are block-aligned
+            take = min(ncols, 256)
             for r in (0, rows.shape[0] // 2 + 1):
                 raw = rows[r, : take // bs * ts]
                 y = dequantize(raw, ty)
@@ -148,11 +158,84 @@ def model_cases():
     return cases
 
 
+GGML_STUBS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <stddef.h>
+/* the _ref quantizers never reach these; they only satisfy the linker */
+void ggml_abort(const char * file, int line, const char * fmt, ...) { fprintf(stderr, "ggml_abort %s:%d\n", file, line); abort(); }
+size_t ggml_row_size(int type, long long ne) { (void)type; (void)ne; abort(); }
+size_t ggml_type_size(int type) { (void)type; abort(); }
+const char * ggml_type_name(int type) { (void)type; return "?"; }
+"""
+
+GGML_REF = {  # type -> ggml function
+    T.Q8_0: "quantize_row_q8_0_ref", T.Q8_1: "quantize_row_q8_1_ref", T.Q4_0: "quantize_row_q4_0_ref",
+    T.Q4_1: "quantize_row_q4_1_ref", T.Q5_0: "quantize_row_q5_0_ref", T.Q5_1: "quantize_row_q5_1_ref",
+    T.Q2_K: "quantize_row_q2_K_ref", T.Q3_K: "quantize_row_q3_K_ref", T.Q4_K: "quantize_row_q4_K_ref",
+    T.Q5_K: "quantize_row_q5_K_ref", T.Q6_K: "quantize_row_q6_K_ref", T.Q8_K: "quantize_row_q8_K_ref",
+}
+
+
+def build_ggml(src, tmp, flags):
+    so = os.path.join(tmp, "libggmlq%d.so" % abs(hash(tuple(flags))))
+    stubs = os.path.join(tmp, "stubs.c")
+    with open(stubs, "w") as f:
+        f.write(GGML_STUBS)
+    inc = [f"-I{src}/include", f"-I{src}/src", f"-I{src}/src/ggml-cpu"]
+    subprocess.run(["gcc", *flags, "-fPIC", "-shared", "-DNDEBUG", *inc, f"{src}/src/ggml-quants.c", stubs,
+                    "-o", so, "-lm"], check=True)
+    return ctypes.CDLL(so)
+
+
+def ggml_quantize(lib, ty, x):
+    bs, ts = GGML_QUANT_SIZES[ty]
+    if ty == T.Q8_1:
+        ts = 36  # ggml's block_q8_1 holds d and s as f16 (gguf-py 0.19 still lists the old 40)
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.zeros(len(x) // bs * ts, np.uint8)
+    fn = getattr(lib, GGML_REF[ty])
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    fn(x.ctypes.data, out.ctypes.data, len(x))
+    return out
+
+
+def ggml_cases():
+    src = os.environ.get("GGML_SRC")
+    if not src:
+        sys.exit("set GGML_SRC to a ggml source tree (see the docstring)")
+    quants_c = open(f"{src}/src/ggml-quants.c", "rb").read()
+    rng = np.random.default_rng(4321)
+    vecs = inputs(256, rng)
+    vecs["normal_4blocks"] = rng.standard_normal(1024).astype(np.float32)
+    # a real row: quantizing dequantized Q4_K weights exercises near-fixed-point searches
+    reader = GGUFReader(os.path.join(MODELS, "gemma-3-270m-q4_k_m.gguf"))
+    t = next(t for t in reader.tensors if t.name == "blk.0.attn_output.weight")
+    vecs["gemma_attn_output_row7"] = dequantize(np.asarray(t.data)[7, : 2 * 144], T.Q4_K)
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = build_ggml(src, tmp, ["-O2", "-ffp-contract=off"])
+        fma = build_ggml(src, tmp, ["-O2", "-march=native", "-ffp-contract=fast"])
+        fma_diff = {}
+        for name, x in vecs.items():
+            case = {"kind": "ggml", "type": "-", "name": name, "input": hexf(x)}
+            for ty in GGML_REF:
+                q = ggml_quantize(lib, ty, x)
+                case[ty.name] = hexb(q)
+                qf = ggml_quantize(fma, ty, x)
+                fma_diff[ty.name] = fma_diff.get(ty.name, 0) + int((q != qf).any())
+            cases.append(case)
+    print("ggml-quants.c sha256", hashlib.sha256(quants_c).hexdigest())
+    print("inputs whose bytes change in a -march=native -ffp-contract=fast build (FMA):", fma_diff)
+    return cases, hashlib.sha256(quants_c).hexdigest()
+
+
 def main():
-    cases = quantize_cases() + dequantize_cases() + model_cases()
+    gcases, sha = ggml_cases()
+    cases = quantize_cases() + dequantize_cases() + model_cases() + gcases
     with open(OUT, "w") as f:
-        f.write('{"generator": "tests/reference/quant_vectors.py with gguf-py %s", "cases": [\n'
-                % __import__("importlib.metadata").metadata.version("gguf"))
+        f.write('{"generator": "tests/reference/quant_vectors.py with gguf-py %s and ggml-quants.c sha256 %s",'
+                ' "cases": [\n' % (__import__("importlib.metadata").metadata.version("gguf"), sha))
         f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in cases))
         f.write("\n]}\n")
     print(f"wrote {len(cases)} cases, {os.path.getsize(OUT)} bytes to {OUT}")
