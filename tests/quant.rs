@@ -6,6 +6,8 @@
 //! bytes), except F16 of a NaN input, where only "a NaN of the same sign" is required: numpy keeps
 //! signalling payloads, ggml's F16C and generic paths quiet or canonicalise them, so no single
 //! answer exists.
+#![cfg(not(target_arch = "wasm32"))] // native only: plain #[test]s over a bundled JSON file
+#![allow(clippy::needless_range_loop)]
 
 use attend::quant::{dequantize, quantize, GgmlType, QK_K};
 

@@ -7,7 +7,7 @@ use crate::{Error, Result};
 /// Dequantize `n` values of type `ty` from `bytes` (exactly `ty.row_bytes(n)` bytes).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     let bl = ty.block_len();
-    if n % bl != 0 {
+    if !n.is_multiple_of(bl) {
         return Err(Error::Invalid(format!(
             "dequantize {}: {n} values is not a multiple of the block length {bl}",
             ty.name()

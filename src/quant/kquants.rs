@@ -3,6 +3,9 @@
 //! the same float expression order and `nearest_int` rounding, so the bytes are bit-exact with a
 //! ggml build that does not contract multiply-adds into FMAs.
 
+// Index loops mirror ggml's block arithmetic, which keeps the port checkable line by line.
+#![allow(clippy::needless_range_loop)]
+
 use super::{f16_bits, f16_to_f32, get_scale_min_k4, QK_K};
 
 /// Magnitude below which ggml treats a group as all zeros (`GROUP_MAX_EPS`).

@@ -1,5 +1,9 @@
-//! GGUF/ggml tensor types on the CPU: block layouts, reference quantizers (bit-exact with ggml's
-//! `quantize_row_*_ref`) and dequantizers. The GPU kernels read these same bytes directly.
+//! GGUF/ggml tensor types on the CPU: block layouts, reference quantizers and dequantizers. The GPU
+//! kernels read these same bytes directly.
+//!
+//! `quantize` is bit-exact with ggml's C `quantize_row_*_ref` (built without FMA contraction) for
+//! Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, and with gguf-py for F16
+//! and BF16; `dequantize` is bit-exact with gguf-py for every type (tests/quant.rs).
 
 use crate::{Error, Result};
 

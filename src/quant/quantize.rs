@@ -8,7 +8,7 @@ use crate::{Error, Result};
 /// Quantize `values` (a whole number of blocks of `ty`) into ggml's block layout.
 pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>> {
     let bl = ty.block_len();
-    if values.len() % bl != 0 {
+    if !values.len().is_multiple_of(bl) {
         return Err(Error::Invalid(format!(
             "quantize {}: {} values is not a multiple of the block length {bl}",
             ty.name(),
