@@ -64,8 +64,15 @@ impl GgufFile {
         let count = split_count(&gguf)?;
         if count <= 1 {
             let size = file.metadata().map_err(|e| io_err(path, e))?.len();
-            let shard = Shard { path: path.to_owned(), size, file: Mutex::new(file) };
-            return Ok(GgufFile { gguf, shards: vec![shard] });
+            let shard = Shard {
+                path: path.to_owned(),
+                size,
+                file: Mutex::new(file),
+            };
+            return Ok(GgufFile {
+                gguf,
+                shards: vec![shard],
+            });
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let Some((prefix, _, named_count)) = parse_split_name(name) else {
@@ -90,12 +97,20 @@ impl GgufFile {
                 .map_err(|e| Error::Gguf(format!("{}: {e}", p.display())))?;
             let size = f.metadata().map_err(|e| io_err(&p, e))?.len();
             headers.push(g);
-            shards.push(Shard { path: p, size, file: Mutex::new(f) });
+            shards.push(Shard {
+                path: p,
+                size,
+                file: Mutex::new(f),
+            });
         }
         let gguf = merge_shards(headers)?;
         Ok(GgufFile { gguf, shards })
     }
 
+    /// The (merged) header: metadata from shard 0, tensors of every shard.
+    pub fn header(&self) -> &Gguf {
+        &self.gguf
+    }
     pub fn gguf(&self) -> &Gguf {
         &self.gguf
     }
@@ -112,8 +127,12 @@ impl GgufFile {
 
     /// Bytes `offset .. offset + len` of a tensor.
     pub fn read_range(&self, t: &TensorInfo, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let n = usize::try_from(len)
-            .map_err(|_| Error::Gguf(format!("tensor '{}': range of {len} bytes too large", t.name)))?;
+        let n = usize::try_from(len).map_err(|_| {
+            Error::Gguf(format!(
+                "tensor '{}': range of {len} bytes too large",
+                t.name
+            ))
+        })?;
         self.check_range(t, offset, len)?;
         let mut out = vec![0u8; n];
         self.read_range_into(t, offset, &mut out)?;
@@ -128,7 +147,8 @@ impl GgufFile {
             .file
             .lock()
             .map_err(|_| Error::Io(format!("{}: file lock poisoned", shard.path.display())))?;
-        f.seek(SeekFrom::Start(abs)).map_err(|e| io_err(&shard.path, e))?;
+        f.seek(SeekFrom::Start(abs))
+            .map_err(|e| io_err(&shard.path, e))?;
         f.read_exact(out).map_err(|e| io_err(&shard.path, e))
     }
 
@@ -140,8 +160,15 @@ impl GgufFile {
                 t.name
             ))
         };
-        let shard = self.shards.get(t.shard).ok_or_else(|| bad("no such shard"))?;
-        let data = *self.gguf.data_offsets.get(t.shard).ok_or_else(|| bad("no such shard"))?;
+        let shard = self
+            .shards
+            .get(t.shard)
+            .ok_or_else(|| bad("no such shard"))?;
+        let data = *self
+            .gguf
+            .data_offsets
+            .get(t.shard)
+            .ok_or_else(|| bad("no such shard"))?;
         let end = offset.checked_add(len).ok_or_else(|| bad("overflow"))?;
         if end > t.byte_size() {
             return Err(bad(&format!("the tensor has {} bytes", t.byte_size())));

@@ -8,11 +8,11 @@ use crate::quant::GgmlType;
 use crate::{Error, Result};
 
 #[cfg(not(target_arch = "wasm32"))]
-mod file;
+pub mod file;
 mod reader;
-mod split;
-mod stream;
-mod writer;
+pub mod split;
+pub mod stream;
+pub mod writer;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::{read_header, GgufFile};
@@ -189,7 +189,10 @@ impl Gguf {
     /// Where a tensor's bytes are: (shard, absolute byte offset in that shard's file, length).
     pub fn tensor_location(&self, t: &TensorInfo) -> Result<(usize, u64, u64)> {
         let data = self.data_offsets.get(t.shard).ok_or_else(|| {
-            Error::Gguf(format!("tensor '{}' is in shard {}, which is unknown", t.name, t.shard))
+            Error::Gguf(format!(
+                "tensor '{}' is in shard {}, which is unknown",
+                t.name, t.shard
+            ))
         })?;
         Ok((t.shard, data.saturating_add(t.offset), t.byte_size()))
     }

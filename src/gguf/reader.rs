@@ -165,7 +165,11 @@ impl HeaderParser {
             Phase::Preamble => "the file preamble (magic, version, counts)".into(),
             Phase::Key => format!("metadata key {} of {}", self.metadata.len() + 1, self.n_kv),
             Phase::Value => format!("the value of metadata '{}'", self.key),
-            Phase::Tensor => format!("tensor info {} of {}", self.tensors.len() + 1, self.n_tensors),
+            Phase::Tensor => format!(
+                "tensor info {} of {}",
+                self.tensors.len() + 1,
+                self.n_tensors
+            ),
             Phase::Done => "nothing (header complete)".into(),
         }
     }
@@ -175,7 +179,10 @@ impl HeaderParser {
     pub fn feed(&mut self, buf: &[u8]) -> Result<usize> {
         let mut used = 0usize;
         while self.phase != Phase::Done {
-            let mut c = Cur { buf: &buf[used..], at: 0 };
+            let mut c = Cur {
+                buf: &buf[used..],
+                at: 0,
+            };
             if !self.step(&mut c)? {
                 break;
             }
@@ -202,7 +209,11 @@ impl HeaderParser {
 
     fn check_count(&self, at: usize, count: u64, each: u64, what: &str) -> Result<()> {
         if count.checked_mul(each).is_none_or(|b| b > self.room(at)) {
-            let end = if self.limit.is_some() { "the end of the file" } else { "the header size limit" };
+            let end = if self.limit.is_some() {
+                "the end of the file"
+            } else {
+                "the header size limit"
+            };
             return err(format!(
                 "{what}: count {count} at offset {} cannot fit before {end}",
                 self.pos + at as u64
@@ -222,7 +233,9 @@ impl HeaderParser {
                 self.pos + start as u64
             ));
         }
-        let Some(bytes) = c.take(len) else { return Ok(None) };
+        let Some(bytes) = c.take(len) else {
+            return Ok(None);
+        };
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(Some(s.to_owned())),
             Err(e) => err(format!("{}: string is not valid UTF-8 ({e})", what())),
@@ -257,23 +270,39 @@ impl HeaderParser {
     }
 
     fn preamble(&mut self, c: &mut Cur) -> Result<bool> {
-        let Some(magic) = c.take(4) else { return Ok(false) };
+        let Some(magic) = c.take(4) else {
+            return Ok(false);
+        };
         if magic != b"GGUF" {
-            return err(format!("not a GGUF file (magic {magic:02x?}, expected \"GGUF\")"));
+            return err(format!(
+                "not a GGUF file (magic {magic:02x?}, expected \"GGUF\")"
+            ));
         }
-        let Some(version) = c.u32() else { return Ok(false) };
+        let Some(version) = c.u32() else {
+            return Ok(false);
+        };
         match version {
             2 | 3 => {}
-            1 => return err("GGUF version 1 is not supported (re-convert the model: v2 and v3 are)".into()),
+            1 => {
+                return err(
+                    "GGUF version 1 is not supported (re-convert the model: v2 and v3 are)".into(),
+                )
+            }
             v if v.swap_bytes() <= 3 && v != 0 => {
                 return err(format!(
-                    "big-endian GGUF (version {}) is not supported: its tensor data is byte-swapped",
-                    v.swap_bytes()
+                "big-endian GGUF (version {}) is not supported: its tensor data is byte-swapped",
+                v.swap_bytes()
+            ))
+            }
+            v => {
+                return err(format!(
+                    "unsupported GGUF version {v} (this reader knows 2 and 3)"
                 ))
             }
-            v => return err(format!("unsupported GGUF version {v} (this reader knows 2 and 3)")),
         }
-        let (Some(n_tensors), Some(n_kv)) = (c.u64(), c.u64()) else { return Ok(false) };
+        let (Some(n_tensors), Some(n_kv)) = (c.u64(), c.u64()) else {
+            return Ok(false);
+        };
         // A key is at least 8 + 4 bytes plus a 1-byte value; a tensor info at least 24 bytes.
         self.check_count(c.at, n_kv, 13, "metadata")?;
         self.check_count(c.at, n_tensors, 24, "tensor infos")?;
@@ -319,13 +348,19 @@ impl HeaderParser {
         let v = match ty {
             T_ARRAY => {
                 let start = c.at;
-                let (Some(elem), Some(count)) = (c.u32(), c.u64()) else { return Ok(false) };
+                let (Some(elem), Some(count)) = (c.u32(), c.u64()) else {
+                    return Ok(false);
+                };
                 let key = &self.key;
                 if !known_type(elem) {
-                    return err(format!("metadata '{key}': array of unknown value type {elem}"));
+                    return err(format!(
+                        "metadata '{key}': array of unknown value type {elem}"
+                    ));
                 }
                 if self.stack.len() >= MAX_DEPTH {
-                    return err(format!("metadata '{key}': arrays nested deeper than {MAX_DEPTH}"));
+                    return err(format!(
+                        "metadata '{key}': arrays nested deeper than {MAX_DEPTH}"
+                    ));
                 }
                 if count > MAX_VALUES - self.values {
                     return err(format!(
@@ -333,7 +368,12 @@ impl HeaderParser {
                         self.pos + start as u64
                     ));
                 }
-                self.check_count(c.at, count, min_size(elem), &format!("metadata '{key}' array"))?;
+                self.check_count(
+                    c.at,
+                    count,
+                    min_size(elem),
+                    &format!("metadata '{key}' array"),
+                )?;
                 self.stack.push(Frame {
                     elem,
                     remaining: count,
@@ -350,7 +390,9 @@ impl HeaderParser {
             }
             _ => {
                 let n = scalar_size(ty).unwrap_or(1);
-                let Some(b) = c.take(n as u64) else { return Ok(false) };
+                let Some(b) = c.take(n as u64) else {
+                    return Ok(false);
+                };
                 self.scalar(ty, b)?
             }
         };
@@ -380,9 +422,19 @@ impl HeaderParser {
             T_BOOL => match b[0] {
                 0 => Value::Bool(false),
                 1 => Value::Bool(true),
-                x => return err(format!("metadata '{}': bool byte {x} is neither 0 nor 1", self.key)),
+                x => {
+                    return err(format!(
+                        "metadata '{}': bool byte {x} is neither 0 nor 1",
+                        self.key
+                    ))
+                }
             },
-            t => return err(format!("metadata '{}': value type {t} is not a scalar", self.key)),
+            t => {
+                return err(format!(
+                    "metadata '{}': value type {t} is not a scalar",
+                    self.key
+                ))
+            }
         })
     }
 
@@ -403,16 +455,22 @@ impl HeaderParser {
         let Some(name) = self.string(c, &|| format!("tensor info {}", i + 1))? else {
             return Ok(false);
         };
-        let Some(n_dims) = c.u32() else { return Ok(false) };
+        let Some(n_dims) = c.u32() else {
+            return Ok(false);
+        };
         if n_dims > MAX_DIMS {
-            return err(format!("tensor '{name}' has {n_dims} dimensions (at most {MAX_DIMS})"));
+            return err(format!(
+                "tensor '{name}' has {n_dims} dimensions (at most {MAX_DIMS})"
+            ));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
             let Some(d) = c.u64() else { return Ok(false) };
             dims.push(d);
         }
-        let (Some(ty_id), Some(offset)) = (c.u32(), c.u64()) else { return Ok(false) };
+        let (Some(ty_id), Some(offset)) = (c.u32(), c.u64()) else {
+            return Ok(false);
+        };
         let ty = GgmlType::from_u32(ty_id)
             .map_err(|_| Error::Gguf(format!("tensor '{name}' has unknown type id {ty_id}")))?;
         let elements = dims
@@ -428,10 +486,19 @@ impl HeaderParser {
                 ty.name()
             ));
         }
-        if (elements / block).checked_mul(ty.block_bytes() as u64).is_none() {
+        if (elements / block)
+            .checked_mul(ty.block_bytes() as u64)
+            .is_none()
+        {
             return err(format!("tensor '{name}': byte size overflows"));
         }
-        self.tensors.push(TensorInfo { name, dims, ty, offset, shard: 0 });
+        self.tensors.push(TensorInfo {
+            name,
+            dims,
+            ty,
+            offset,
+            shard: 0,
+        });
         if self.tensors.len() as u64 == self.n_tensors {
             self.phase = Phase::Done;
             self.finish()?;
@@ -445,7 +512,11 @@ impl HeaderParser {
             None => DEFAULT_ALIGNMENT,
             Some((_, v)) => match v.as_u64() {
                 Some(a) if a.is_power_of_two() && a <= 1 << 30 => a,
-                _ => return err(format!("general.alignment must be a power of two, found {v:?}")),
+                _ => {
+                    return err(format!(
+                        "general.alignment must be a power of two, found {v:?}"
+                    ))
+                }
             },
         };
         // The header length (hence the data offset) is known only after `feed` counts this
@@ -463,7 +534,10 @@ impl HeaderParser {
                 ));
             }
             if t.offset.checked_add(t.byte_size()).is_none() {
-                return err(format!("tensor '{}': offset {} + size overflows", t.name, t.offset));
+                return err(format!(
+                    "tensor '{}': offset {} + size overflows",
+                    t.name, t.offset
+                ));
             }
         }
         order.sort_by_key(|&i| self.tensors[i].offset);
@@ -501,7 +575,9 @@ pub fn settle(gguf: &mut Gguf, header_len: u64, file_size: Option<u64>) -> Resul
         .ok_or_else(|| Error::Gguf("data offset overflows".into()))?;
     if let Some(size) = file_size {
         for t in &gguf.tensors {
-            let end = data.checked_add(t.offset).and_then(|s| s.checked_add(t.byte_size()));
+            let end = data
+                .checked_add(t.offset)
+                .and_then(|s| s.checked_add(t.byte_size()));
             if end.is_none_or(|e| e > size) {
                 return err(format!(
                     "tensor '{}' ({} bytes at data offset {}) runs past the end of the file ({size} bytes, data starts at {data})",
@@ -530,7 +606,9 @@ pub fn parse_header(bytes: &[u8], file_size: Option<u64>) -> Result<Gguf> {
         ));
     }
     let header_len = p.position();
-    let mut g = p.take().ok_or_else(|| Error::Gguf("header parse left no result".into()))?;
+    let mut g = p
+        .take()
+        .ok_or_else(|| Error::Gguf("header parse left no result".into()))?;
     settle(&mut g, header_len, Some(size))?;
     Ok(g)
 }

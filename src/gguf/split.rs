@@ -56,11 +56,17 @@ pub fn merge_shards(shards: Vec<Gguf>) -> Result<Gguf> {
             )));
         }
         let [offset] = g.data_offsets[..] else {
-            return Err(Error::Gguf(format!("shard {} is not a single parsed file", i + 1)));
+            return Err(Error::Gguf(format!(
+                "shard {} is not a single parsed file",
+                i + 1
+            )));
         };
         for t in &g.tensors {
             if !names.insert(t.name.clone()) {
-                return Err(Error::Gguf(format!("tensor '{}' appears in two shards", t.name)));
+                return Err(Error::Gguf(format!(
+                    "tensor '{}' appears in two shards",
+                    t.name
+                )));
             }
         }
         match merged.as_mut() {

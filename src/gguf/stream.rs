@@ -15,7 +15,11 @@ pub enum Event<'a> {
     /// A piece of tensor `tensor` (index into `Gguf::tensors`): `bytes` are that tensor's bytes
     /// `offset .. offset + bytes.len()`. A tensor's pieces come in order and without gaps; its
     /// last piece ends at `TensorInfo::byte_size()`.
-    TensorData { tensor: usize, offset: u64, bytes: &'a [u8] },
+    TensorData {
+        tensor: usize,
+        offset: u64,
+        bytes: &'a [u8],
+    },
     /// Every tensor's bytes have been delivered (bytes after this are ignored).
     Done,
 }
@@ -169,7 +173,10 @@ impl GgufStream {
                 p.context()
             ))),
             None => {
-                let (tensor, end) = self.spans.get(self.next).map_or((0, 0), |s| (s.tensor, s.end));
+                let (tensor, end) = self
+                    .spans
+                    .get(self.next)
+                    .map_or((0, 0), |s| (s.tensor, s.end));
                 Err(Error::Gguf(format!(
                     "file ends after {at} bytes, inside the data of tensor #{tensor} (needs bytes up to {end})"
                 )))

@@ -70,7 +70,9 @@ fn put_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<()> {
             // Arrays are homogeneous in GGUF; an empty one is written as an array of u8.
             let elem = items.first().map_or(0, type_id);
             if items.iter().any(|x| type_id(x) != elem) {
-                return Err(Error::Gguf(format!("metadata '{key}': array mixes value types")));
+                return Err(Error::Gguf(format!(
+                    "metadata '{key}': array mixes value types"
+                )));
             }
             out.extend_from_slice(&elem.to_le_bytes());
             out.extend_from_slice(&(items.len() as u64).to_le_bytes());
@@ -84,13 +86,19 @@ fn put_value(out: &mut Vec<u8>, key: &str, v: &Value) -> Result<()> {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter { alignment: 32, metadata: Vec::new(), tensors: Vec::new() }
+        GgufWriter {
+            alignment: 32,
+            metadata: Vec::new(),
+            tensors: Vec::new(),
+        }
     }
 
     /// Sets the data alignment (a power of two) and records it as `general.alignment`.
     pub fn set_alignment(&mut self, alignment: u32) -> Result<()> {
         if !alignment.is_power_of_two() {
-            return Err(Error::Gguf(format!("alignment {alignment} is not a power of two")));
+            return Err(Error::Gguf(format!(
+                "alignment {alignment} is not a power of two"
+            )));
         }
         self.alignment = alignment as u64;
         self.add_metadata("general.alignment", Value::U32(alignment));
@@ -106,11 +114,26 @@ impl GgufWriter {
     }
 
     /// Adds a tensor; `bytes` must hold exactly the tensor's encoded size.
-    pub fn add_tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType, bytes: Vec<u8>) -> Result<()> {
-        let info = TensorInfo { name: name.to_owned(), dims: dims.to_vec(), ty, offset: 0, shard: 0 };
+    pub fn add_tensor(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let info = TensorInfo {
+            name: name.to_owned(),
+            dims: dims.to_vec(),
+            ty,
+            offset: 0,
+            shard: 0,
+        };
         let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         if elements.is_none() || dims.first().copied().unwrap_or(1) % ty.block_len() as u64 != 0 {
-            return Err(Error::Gguf(format!("tensor '{name}': bad dims {dims:?} for {}", ty.name())));
+            return Err(Error::Gguf(format!(
+                "tensor '{name}': bad dims {dims:?} for {}",
+                ty.name()
+            )));
         }
         if info.byte_size() != bytes.len() as u64 {
             return Err(Error::Gguf(format!(
@@ -123,7 +146,12 @@ impl GgufWriter {
         if self.tensors.iter().any(|t| t.name == name) {
             return Err(Error::Gguf(format!("tensor '{name}' added twice")));
         }
-        self.tensors.push(Tensor { name: name.to_owned(), dims: dims.to_vec(), ty, bytes });
+        self.tensors.push(Tensor {
+            name: name.to_owned(),
+            dims: dims.to_vec(),
+            ty,
+            bytes,
+        });
         Ok(())
     }
 
@@ -213,7 +241,8 @@ impl GgufWriter {
         let mut paths = Vec::new();
         for (i, w) in shards.iter().enumerate() {
             let p = dir.join(super::split::split_name(prefix, i as u32 + 1, n));
-            std::fs::write(&p, w.to_bytes()?).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+            std::fs::write(&p, w.to_bytes()?)
+                .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
             paths.push(p);
         }
         Ok(paths)

@@ -70,12 +70,21 @@ fn refused(bytes: &[u8], needle: &str) {
     let msg = e.to_string();
     assert!(msg.contains(needle), "expected '{needle}' in: {msg}");
     let e = stream_result(bytes, Some(bytes.len() as u64)).expect_err(needle);
-    assert!(e.to_string().contains(needle), "stream with size: expected '{needle}' in: {e}");
-    assert!(stream_result(bytes, None).is_err(), "stream without size accepts ({needle})");
+    assert!(
+        e.to_string().contains(needle),
+        "stream with size: expected '{needle}' in: {e}"
+    );
+    assert!(
+        stream_result(bytes, None).is_err(),
+        "stream without size accepts ({needle})"
+    );
     // Tests run in parallel: one file name per call.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("attend-gguf-broken-{}-{n}.gguf", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "attend-gguf-broken-{}-{n}.gguf",
+        std::process::id()
+    ));
     std::fs::write(&path, bytes).unwrap();
     let e = GgufFile::open(&path).err().expect(needle).to_string();
     assert!(e.contains(needle), "file: expected '{needle}' in: {e}");
@@ -99,17 +108,36 @@ fn absurd_counts_and_lengths() {
     refused(&Raw::new(3, 0, u64::MAX).0, "metadata: count");
     refused(&Raw::new(3, 1 << 40, 0).0, "tensor infos: count");
     refused(&Raw::new(3, 0, 1).u64(u64::MAX).tail(64).0, "string length");
-    refused(&Raw::new(3, 0, 1).str("k").u32(8).u64(1 << 40).tail(64).0, "string length");
-    let huge_array = Raw::new(3, 0, 1).str("k").u32(9).u32(4).u64(1 << 50).tail(64).0.clone();
+    refused(
+        &Raw::new(3, 0, 1).str("k").u32(8).u64(1 << 40).tail(64).0,
+        "string length",
+    );
+    let huge_array = Raw::new(3, 0, 1)
+        .str("k")
+        .u32(9)
+        .u32(4)
+        .u64(1 << 50)
+        .tail(64)
+        .0
+        .clone();
     refused(&huge_array, "array of 1125899906842624 items");
     // Not absurd, but more than the file holds.
-    refused(&Raw::new(3, 0, 1).str("k").u32(9).u32(4).u64(1000).u32(1).0, "cannot fit");
+    refused(
+        &Raw::new(3, 0, 1).str("k").u32(9).u32(4).u64(1000).u32(1).0,
+        "cannot fit",
+    );
 }
 
 #[test]
 fn bad_metadata_values() {
-    refused(&Raw::new(3, 0, 1).str("k").u32(13).0, "unknown value type 13");
-    refused(&Raw::new(3, 0, 1).str("k").u32(9).u32(77).u64(1).0, "array of unknown value type 77");
+    refused(
+        &Raw::new(3, 0, 1).str("k").u32(13).0,
+        "unknown value type 13",
+    );
+    refused(
+        &Raw::new(3, 0, 1).str("k").u32(9).u32(77).u64(1).0,
+        "array of unknown value type 77",
+    );
     refused(&Raw::new(3, 0, 1).str("k").u32(7).u8(2).0, "bool byte 2");
     let mut bad_utf8 = Raw::new(3, 0, 1);
     bad_utf8.u64(2).u8(0xC3).u8(0x28).u32(4).u32(0);
@@ -121,29 +149,91 @@ fn bad_metadata_values() {
     }
     deep.u32(0).u64(0);
     refused(&deep.0, "nested deeper");
-    refused(&Raw::new(3, 0, 2).kv_u32("k", 1).kv_u32("k", 2).0, "appears twice");
-    refused(&Raw::new(3, 0, 1).str("general.alignment").u32(4).u32(0).0, "power of two");
-    refused(&Raw::new(3, 0, 1).kv_u32("general.alignment", 48).0, "power of two");
+    refused(
+        &Raw::new(3, 0, 2).kv_u32("k", 1).kv_u32("k", 2).0,
+        "appears twice",
+    );
+    refused(
+        &Raw::new(3, 0, 1).str("general.alignment").u32(4).u32(0).0,
+        "power of two",
+    );
+    refused(
+        &Raw::new(3, 0, 1).kv_u32("general.alignment", 48).0,
+        "power of two",
+    );
 }
 
 #[test]
 fn bad_tensor_infos() {
-    let e = Gguf::parse(Raw::new(3, 1, 0).tensor("blk.0.w", &[32], 99, 0).data(64).0.as_slice())
-        .unwrap_err()
-        .to_string();
+    let e = Gguf::parse(
+        Raw::new(3, 1, 0)
+            .tensor("blk.0.w", &[32], 99, 0)
+            .data(64)
+            .0
+            .as_slice(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("99") && e.contains("blk.0.w"), "{e}");
-    refused(Raw::new(3, 1, 0).tensor("w", &[32], 99, 0).data(64).0.as_slice(), "unknown type id 99");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[1, 1, 1, 1, 1], F32, 0).0, "5 dimensions");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[1 << 40, 1 << 40], F32, 0).0, "overflow");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[u64::MAX / 2], F32, 0).0, "overflow");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[33], 2, 0).data(64).0, "block length 32");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[16], F32, 0).data(63).0, "past the end of the file");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[16], F32, 1 << 62).data(64).0, "past the end");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[16], F32, u64::MAX - 31).data(64).0, "overflows");
-    refused(&Raw::new(3, 1, 0).tensor("w", &[8], F32, 4).data(64).0, "not a multiple of the alignment");
-    let overlap = Raw::new(3, 2, 0).tensor("a", &[16], F32, 0).tensor("b", &[16], F32, 32).data(96).0.clone();
+    refused(
+        Raw::new(3, 1, 0)
+            .tensor("w", &[32], 99, 0)
+            .data(64)
+            .0
+            .as_slice(),
+        "unknown type id 99",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[1, 1, 1, 1, 1], F32, 0).0,
+        "5 dimensions",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[1 << 40, 1 << 40], F32, 0).0,
+        "overflow",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[u64::MAX / 2], F32, 0).0,
+        "overflow",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[33], 2, 0).data(64).0,
+        "block length 32",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[16], F32, 0).data(63).0,
+        "past the end of the file",
+    );
+    refused(
+        &Raw::new(3, 1, 0)
+            .tensor("w", &[16], F32, 1 << 62)
+            .data(64)
+            .0,
+        "past the end",
+    );
+    refused(
+        &Raw::new(3, 1, 0)
+            .tensor("w", &[16], F32, u64::MAX - 31)
+            .data(64)
+            .0,
+        "overflows",
+    );
+    refused(
+        &Raw::new(3, 1, 0).tensor("w", &[8], F32, 4).data(64).0,
+        "not a multiple of the alignment",
+    );
+    let overlap = Raw::new(3, 2, 0)
+        .tensor("a", &[16], F32, 0)
+        .tensor("b", &[16], F32, 32)
+        .data(96)
+        .0
+        .clone();
     refused(&overlap, "overlap");
-    let twice = Raw::new(3, 2, 0).tensor("a", &[8], F32, 0).tensor("a", &[8], F32, 32).data(64).0.clone();
+    let twice = Raw::new(3, 2, 0)
+        .tensor("a", &[8], F32, 0)
+        .tensor("a", &[8], F32, 32)
+        .data(64)
+        .0
+        .clone();
     refused(&twice, "appears twice");
 }
 
@@ -155,7 +245,9 @@ fn valid_edge_cases_are_accepted() {
     let g = Gguf::parse(&Raw::new(3, 0, 1).str("k").u32(9).u32(8).u64(0).0).unwrap();
     assert_eq!(g.get("k"), Some(&Value::Array(vec![])));
     let mut r = Raw::new(3, 3, 0);
-    r.tensor("late", &[8], F32, 32).tensor("empty", &[0, 4], F32, 64).tensor("early", &[8], F32, 0);
+    r.tensor("late", &[8], F32, 32)
+        .tensor("empty", &[0, 4], F32, 64)
+        .tensor("early", &[8], F32, 0);
     let bytes = r.data(64).0.clone();
     let g = Gguf::parse(&bytes).unwrap();
     let mut s = GgufStream::new();
@@ -177,13 +269,24 @@ fn valid_edge_cases_are_accepted() {
 fn every_truncation_is_refused() {
     let bytes = std::fs::read(reference_dir().join("all_types.gguf")).unwrap();
     let g = Gguf::parse(&bytes).unwrap();
-    let end = g.tensors.iter().map(|t| g.data_offsets[0] + t.offset + t.byte_size()).max().unwrap();
+    let end = g
+        .tensors
+        .iter()
+        .map(|t| g.data_offsets[0] + t.offset + t.byte_size())
+        .max()
+        .unwrap();
     for cut in 0..end as usize {
         let e = Gguf::parse(&bytes[..cut]).expect_err("truncated");
         let msg = e.to_string();
         let named = ["file ends", "cannot fit", "impossible", "past the end"];
-        assert!(matches!(e, Error::Gguf(_)) && named.iter().any(|n| msg.contains(n)), "cut {cut}: {msg}");
-        assert!(stream_result(&bytes[..cut], None).is_err(), "stream, cut {cut}");
+        assert!(
+            matches!(e, Error::Gguf(_)) && named.iter().any(|n| msg.contains(n)),
+            "cut {cut}: {msg}"
+        );
+        assert!(
+            stream_result(&bytes[..cut], None).is_err(),
+            "stream, cut {cut}"
+        );
     }
     // A truncated file on disk, and reads outside a file's tensors.
     let path = std::env::temp_dir().join(format!("attend-gguf-trunc-{}.gguf", std::process::id()));
@@ -226,5 +329,8 @@ fn mutated_headers_never_panic() {
         accepted += Gguf::parse(&m).is_ok() as usize;
         let _ = stream_result(&m, Some(m.len() as u64));
     }
-    assert!(accepted > 0, "some mutations (string contents, values) stay valid");
+    assert!(
+        accepted > 0,
+        "some mutations (string contents, values) stay valid"
+    );
 }

@@ -15,7 +15,9 @@ use attend::gguf::Value;
 pub fn model(name: &str) -> PathBuf {
     let cache = std::env::var_os("ATTEND_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/attend"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/attend")
+        });
     let p = cache.join("models").join(name);
     assert!(
         p.is_file(),
@@ -53,6 +55,12 @@ impl Rng {
 /// FNV-1a 64, incremental (the reference dumps use it too).
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Fnv {
     pub fn new() -> Fnv {
@@ -188,5 +196,9 @@ pub fn assert_same_text(got: &str, want: &str, what: &str) {
     for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
         assert_eq!(g, w, "{what}: line {} differs", i + 1);
     }
-    panic!("{what}: {} lines vs {} expected", got.lines().count(), want.lines().count());
+    panic!(
+        "{what}: {} lines vs {} expected",
+        got.lines().count(),
+        want.lines().count()
+    );
 }

@@ -26,13 +26,23 @@ fn smollm2_header_matches_gguf_py() {
     assert_eq!(g.opt_u64("llama.no_such_key").unwrap(), None);
     assert!(g.u64("general.architecture").is_err());
     let emb = g.tensor("token_embd.weight").unwrap();
-    assert_eq!((emb.ty, emb.dims.as_slice(), emb.shard), (GgmlType::Q8_0, &[576u64, 49152][..], 0));
-    assert!(g.tensor("output.weight").is_none(), "SmolLM2 ties its embeddings");
+    assert_eq!(
+        (emb.ty, emb.dims.as_slice(), emb.shard),
+        (GgmlType::Q8_0, &[576u64, 49152][..], 0)
+    );
+    assert!(
+        g.tensor("output.weight").is_none(),
+        "SmolLM2 ties its embeddings"
+    );
     assert_eq!(g.tensors.len(), 272);
     assert_eq!(g.data_offsets.len(), 1);
     let last = g.tensors.iter().max_by_key(|t| t.offset).unwrap();
     let len = std::fs::metadata(model(SMOL)).unwrap().len();
-    assert_eq!(g.data_offsets[0] + last.offset + last.byte_size(), len, "data runs to the end");
+    assert_eq!(
+        g.data_offsets[0] + last.offset + last.byte_size(),
+        len,
+        "data runs to the end"
+    );
 }
 
 #[test]
@@ -44,7 +54,13 @@ fn gemma3_header_matches_gguf_py() {
     assert_eq!(g.architecture().unwrap(), "gemma3");
     assert_eq!(g.array("tokenizer.ggml.tokens").unwrap().len(), 262144);
     let types: std::collections::HashSet<_> = g.tensors.iter().map(|t| t.ty).collect();
-    for ty in [GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0, GgmlType::F32] {
+    for ty in [
+        GgmlType::Q5_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+        GgmlType::Q8_0,
+        GgmlType::F32,
+    ] {
         assert!(types.contains(&ty), "{ty:?}");
     }
 }
@@ -61,7 +77,10 @@ fn all_value_types_and_nested_arrays_from_gguf_py_writer() {
     let nested = g.array("a.nested").unwrap();
     assert_eq!(nested[1], Value::Array(vec![Value::I32(4)]));
     assert_eq!(g.get("t.u64"), Some(&Value::U64((1 << 63) + 5)));
-    assert_eq!(g.array("a.strings").unwrap()[3].as_str(), Some("ünïcödé ✓ 😀"));
+    assert_eq!(
+        g.array("a.strings").unwrap()[3].as_str(),
+        Some("ünïcödé ✓ 😀")
+    );
 
     // The same through the file reader, and tensor bytes where GGUFWriter put them.
     let f = GgufFile::open(dir.join("all_types.gguf")).unwrap();
@@ -69,8 +88,14 @@ fn all_value_types_and_nested_arrays_from_gguf_py_writer() {
     let w16 = f.gguf.tensor("w.f16").unwrap();
     let start = (f.gguf.data_offsets[0] + w16.offset) as usize;
     assert_eq!(f.read_tensor(w16).unwrap(), &bytes[start..start + 14]);
-    assert_eq!(f.read_range(w16, 4, 6).unwrap(), &bytes[start + 4..start + 10]);
-    assert!(f.read_range(w16, 10, 5).is_err(), "range past the tensor's end");
+    assert_eq!(
+        f.read_range(w16, 4, 6).unwrap(),
+        &bytes[start + 4..start + 10]
+    );
+    assert!(
+        f.read_range(w16, 10, 5).is_err(),
+        "range past the tensor's end"
+    );
 
     // attend's writer, fed the same metadata and tensors, writes the same file byte for byte.
     let mut w = GgufWriter::new();
@@ -79,7 +104,8 @@ fn all_value_types_and_nested_arrays_from_gguf_py_writer() {
     }
     w.set_alignment(64).unwrap();
     for t in &g.tensors {
-        w.add_tensor(&t.name, &t.dims, t.ty, f.read_tensor(t).unwrap()).unwrap();
+        w.add_tensor(&t.name, &t.dims, t.ty, f.read_tensor(t).unwrap())
+            .unwrap();
     }
     assert_eq!(w.to_bytes().unwrap(), bytes);
 }
@@ -119,14 +145,21 @@ fn split_model_from_own_writer_loads_as_one() {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", Value::String("llama".into()));
     w.add_metadata("llama.block_count", Value::U32(7));
-    let types = [GgmlType::F32, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::F16];
+    let types = [
+        GgmlType::F32,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::F16,
+    ];
     let mut want = Vec::new();
     for i in 0..7 {
         let ty = types[i % types.len()];
         let dims = [ty.block_len() as u64 * (1 + i as u64 % 3), 1 + i as u64];
         let n = dims[0] as usize / ty.block_len() * ty.block_bytes() * dims[1] as usize;
         let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
-        w.add_tensor(&format!("t{i}"), &dims, ty, bytes.clone()).unwrap();
+        w.add_tensor(&format!("t{i}"), &dims, ty, bytes.clone())
+            .unwrap();
         want.push(bytes);
     }
     let dir = std::env::temp_dir().join(format!("attend-gguf-split-{}", std::process::id()));

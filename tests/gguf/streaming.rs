@@ -16,7 +16,11 @@ struct Sink {
 
 impl Sink {
     fn new() -> Sink {
-        Sink { header: None, sums: Vec::new(), done: 0 }
+        Sink {
+            header: None,
+            sums: Vec::new(),
+            done: 0,
+        }
     }
     fn take(&mut self, events: Vec<Event>) {
         for ev in events {
@@ -27,7 +31,11 @@ impl Sink {
                     self.sums = vec![(Fnv::new(), 0); g.tensors.len()];
                     self.header = Some(g);
                 }
-                Event::TensorData { tensor, offset, bytes } => {
+                Event::TensorData {
+                    tensor,
+                    offset,
+                    bytes,
+                } => {
                     let (h, got) = &mut self.sums[tensor];
                     assert_eq!(offset, *got, "tensor {tensor}: pieces in order, no gaps");
                     assert!(!bytes.is_empty());
@@ -99,7 +107,12 @@ fn byte_by_byte_and_whole_file_give_the_same_events() {
         assert_eq!(document(&sink.header.unwrap()), document(&g));
         for (t, d) in g.tensors.iter().zip(&data) {
             let start = (g.data_offsets[0] + t.offset) as usize;
-            assert_eq!(d, &bytes[start..start + t.byte_size() as usize], "chunk {chunk}: {}", t.name);
+            assert_eq!(
+                d,
+                &bytes[start..start + t.byte_size() as usize],
+                "chunk {chunk}: {}",
+                t.name
+            );
         }
         // Trailing bytes after Done are ignored.
         assert!(stream.push(b"trailing").unwrap().is_empty());
@@ -110,7 +123,12 @@ fn byte_by_byte_and_whole_file_give_the_same_events() {
 fn truncated_stream_is_an_error_at_finish() {
     let bytes = std::fs::read(reference_dir().join("all_types.gguf")).unwrap();
     let g = Gguf::parse(&bytes).unwrap();
-    let end = g.tensors.iter().map(|t| g.data_offsets[0] + t.offset + t.byte_size()).max().unwrap();
+    let end = g
+        .tensors
+        .iter()
+        .map(|t| g.data_offsets[0] + t.offset + t.byte_size())
+        .max()
+        .unwrap();
     for cut in [0, 3, 10, 300, 895, 900, end as usize - 1] {
         let mut stream = GgufStream::new();
         stream.push(&bytes[..cut]).unwrap();
