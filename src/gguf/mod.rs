@@ -3,6 +3,12 @@
 //! This file fixes the types everything else uses. `reader.rs` parses headers (one resumable
 //! parser behind every entry point), `stream.rs` is the push parser for downloads, `file.rs`
 //! reads native files (and split models) lazily, `split.rs` joins shards, `writer.rs` writes v3.
+//!
+//! Entry points: `GgufFile::open(path)` (native; any shard of a split model), `Gguf::parse(bytes)`
+//! (a whole file in memory), `GgufStream::push(chunk)` (downloads; emits `Event::Header`, then
+//! `Event::TensorData` slices in file order, then `Event::Done`), `merge_shards(headers)`.
+//! Every malformed input is an `Error::Gguf` naming the problem; lengths read from the file are
+//! bounded by the bytes that can follow (or `MAX_HEADER_BYTES`) before anything is allocated.
 
 use crate::quant::GgmlType;
 use crate::{Error, Result};

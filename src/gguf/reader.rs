@@ -362,7 +362,8 @@ impl HeaderParser {
                         "metadata '{key}': arrays nested deeper than {MAX_DEPTH}"
                     ));
                 }
-                if count > MAX_VALUES - self.values {
+                // The array counts as a value too (arrays of empty arrays cost memory).
+                if count >= MAX_VALUES - self.values {
                     return err(format!(
                         "metadata '{key}': array of {count} items at offset {} is too large",
                         self.pos + start as u64
@@ -374,6 +375,7 @@ impl HeaderParser {
                     min_size(elem),
                     &format!("metadata '{key}' array"),
                 )?;
+                self.values += 1;
                 self.stack.push(Frame {
                     elem,
                     remaining: count,

@@ -78,6 +78,12 @@ impl GgufStream {
         self.done
     }
 
+    /// Bytes held between pushes: at most an unfinished header item plus the chunk it came
+    /// with; zero once the header is parsed (tensor bytes are never copied).
+    pub fn buffered(&self) -> usize {
+        self.carry.len()
+    }
+
     /// Feeds the next chunk (any size, including empty). After an error the stream is unusable.
     pub fn push<'a>(&mut self, chunk: &'a [u8]) -> Result<Vec<Event<'a>>> {
         let chunk_start = self.received;
