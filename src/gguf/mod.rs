@@ -15,6 +15,7 @@ use crate::{Error, Result};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file;
+mod layout;
 mod reader;
 pub mod split;
 pub mod stream;
@@ -22,7 +23,8 @@ pub mod writer;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::{read_header, GgufFile};
-pub use reader::{parse_header, DEFAULT_ALIGNMENT, MAX_HEADER_BYTES};
+pub use layout::{parse_header, DEFAULT_ALIGNMENT};
+pub use reader::MAX_HEADER_BYTES;
 pub use split::{
     merge_shards, parse_split_name, split_count, split_name, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
     KEY_SPLIT_TENSORS,

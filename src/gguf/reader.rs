@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{Gguf, TensorInfo, Value};
+use super::{layout, Gguf, TensorInfo, Value};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -19,7 +19,6 @@ const MAX_VALUES: u64 = 1 << 24;
 const MAX_DEPTH: usize = 8;
 /// ggml tensors have at most four dimensions.
 const MAX_DIMS: u32 = 4;
-pub const DEFAULT_ALIGNMENT: u64 = 32;
 
 // Metadata value type ids, as in the GGUF spec.
 const T_U8: u32 = 0;
@@ -508,54 +507,11 @@ impl HeaderParser {
         Ok(true)
     }
 
-    /// Header complete: resolve alignment and data offset, check the tensors' byte ranges.
+    /// Header complete: resolve the alignment, check the tensors' relative byte ranges. (The
+    /// data offset needs this item's length, which `feed` adds after: `layout::settle` does it.)
     fn finish(&mut self) -> Result<()> {
-        let alignment = match self.metadata.iter().find(|(k, _)| k == "general.alignment") {
-            None => DEFAULT_ALIGNMENT,
-            Some((_, v)) => match v.as_u64() {
-                Some(a) if a.is_power_of_two() && a <= 1 << 30 => a,
-                _ => {
-                    return err(format!(
-                        "general.alignment must be a power of two, found {v:?}"
-                    ))
-                }
-            },
-        };
-        // The header length (hence the data offset) is known only after `feed` counts this
-        // item's bytes: `settle` finishes that part. Here: the tensors' relative ranges.
-        let mut names = HashSet::with_capacity(self.tensors.len());
-        let mut order: Vec<usize> = (0..self.tensors.len()).collect();
-        for t in &self.tensors {
-            if !names.insert(t.name.as_str()) {
-                return err(format!("tensor '{}' appears twice", t.name));
-            }
-            if t.offset % alignment != 0 {
-                return err(format!(
-                    "tensor '{}': offset {} is not a multiple of the alignment {alignment}",
-                    t.name, t.offset
-                ));
-            }
-            if t.offset.checked_add(t.byte_size()).is_none() {
-                return err(format!(
-                    "tensor '{}': offset {} + size overflows",
-                    t.name, t.offset
-                ));
-            }
-        }
-        order.sort_by_key(|&i| self.tensors[i].offset);
-        for w in order.windows(2) {
-            let (a, b) = (&self.tensors[w[0]], &self.tensors[w[1]]);
-            if a.offset + a.byte_size() > b.offset {
-                return err(format!(
-                    "tensors '{}' (bytes {}..{}) and '{}' (from {}) overlap",
-                    a.name,
-                    a.offset,
-                    a.offset + a.byte_size(),
-                    b.name,
-                    b.offset
-                ));
-            }
-        }
+        let alignment = layout::alignment(&self.metadata)?;
+        layout::check_tensors(&self.tensors, alignment)?;
         self.result = Some(Gguf {
             version: self.version,
             metadata: std::mem::take(&mut self.metadata),
@@ -565,52 +521,4 @@ impl HeaderParser {
         });
         Ok(())
     }
-}
-
-/// Completes a parsed header once its length is known: sets the data offset and checks that
-/// every tensor lies inside a file of `file_size` bytes (when known).
-pub fn settle(gguf: &mut Gguf, header_len: u64, file_size: Option<u64>) -> Result<()> {
-    let a = gguf.alignment;
-    let data = header_len
-        .checked_add(a - 1)
-        .map(|x| x / a * a)
-        .ok_or_else(|| Error::Gguf("data offset overflows".into()))?;
-    if let Some(size) = file_size {
-        for t in &gguf.tensors {
-            let end = data
-                .checked_add(t.offset)
-                .and_then(|s| s.checked_add(t.byte_size()));
-            if end.is_none_or(|e| e > size) {
-                return err(format!(
-                    "tensor '{}' ({} bytes at data offset {}) runs past the end of the file ({size} bytes, data starts at {data})",
-                    t.name,
-                    t.byte_size(),
-                    t.offset
-                ));
-            }
-        }
-    }
-    gguf.data_offsets = vec![data];
-    Ok(())
-}
-
-/// Parses a GGUF header from bytes that hold at least the whole header. `file_size` is the full
-/// file's length if `bytes` is only a prefix of it (`None`: `bytes` is the whole file).
-pub fn parse_header(bytes: &[u8], file_size: Option<u64>) -> Result<Gguf> {
-    let size = file_size.unwrap_or(bytes.len() as u64);
-    let mut p = HeaderParser::new(Some(size));
-    p.feed(bytes)?;
-    if !p.is_done() {
-        return err(format!(
-            "file ends inside the header after {} bytes, while reading {}",
-            bytes.len(),
-            p.context()
-        ));
-    }
-    let header_len = p.position();
-    let mut g = p
-        .take()
-        .ok_or_else(|| Error::Gguf("header parse left no result".into()))?;
-    settle(&mut g, header_len, Some(size))?;
-    Ok(g)
 }

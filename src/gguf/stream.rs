@@ -2,7 +2,8 @@
 //! chunks, tensor bytes are handed out as slices of the chunk just pushed, in file order, so memory
 //! stays at the header plus one chunk. Padding and gaps between tensors are skipped.
 
-use super::reader::{settle, HeaderParser};
+use super::layout::settle;
+use super::reader::HeaderParser;
 use super::Gguf;
 use crate::{Error, Result};
 
