@@ -1,1 +1,97 @@
-//! TODO: rope kernel family (being written).
+//! Rotary position embedding, in place (`shaders/rope.wgsl`), in llama.cpp's "normal" (adjacent
+//! pairs) and NeoX (half split) layouts, with linear position scaling and partial rotation.
+//! Frequencies are computed here in f64 and handed to the shader split into exact high and low
+//! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
+
+use super::elementwise::{count, words};
+use crate::gpu::{grid, Recorder, Shader};
+use crate::{Error, Result};
+
+static SHADER: Shader = crate::include_shader!("rope");
+const WG: u32 = 256;
+/// Pairs the uniform frequency table holds (rot_dims up to 512).
+const MAX_PAIRS: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    total: u32,
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    neox: u32,
+    _pad: [u32; 2],
+    freq: [[f32; 4]; MAX_PAIRS / 2],
+}
+
+/// Rotate `x` [rows, heads, head_dim] in place; token `i` is at position `pos0 + i`.
+///
+/// Pair `j < rot_dims / 2` turns by `theta = pos / scale * base^(-2j / rot_dims)` (`scale` is
+/// llama.cpp's `rope.scaling.factor` for linear scaling; 1 for none). `neox = false` rotates dims
+/// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rot_dims/2)
+/// (e.g. qwen2, gemma3). Dims from `rot_dims` to `head_dim` are left as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(
+    rec: &mut Recorder<'_>,
+    x: &wgpu::Buffer,
+    rows: u32,
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+) -> Result<()> {
+    if rot_dims % 2 != 0 || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
+        return Err(Error::Invalid(format!(
+            "rope: rot_dims {rot_dims} must be even, ≤ head_dim {head_dim} and ≤ {}",
+            2 * MAX_PAIRS
+        )));
+    }
+    if !(base > 0.0 && base.is_finite() && scale > 0.0 && scale.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "rope: base {base} and scale {scale} must be positive and finite"
+        )));
+    }
+    let last = pos0 as u64 + rows.saturating_sub(1) as u64;
+    if last >= 1 << 24 {
+        return Err(Error::Unsupported(format!(
+            "rope: position {last} is beyond the 2^24 positions kept exact"
+        )));
+    }
+    let n = count("rope", &[rows, heads, head_dim])?;
+    let total = count("rope", &[rows, heads, rot_dims / 2])?;
+    if total == 0 {
+        return Ok(());
+    }
+    let bufs = [words(rec, x, n, "rope")?];
+
+    let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
+    for j in 0..(rot_dims / 2) as usize {
+        let exponent = -2.0 * j as f64 / rot_dims as f64;
+        let turns = (base as f64).powf(exponent) / scale as f64 / std::f64::consts::TAU;
+        // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
+        let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
+        let lo = (turns - hi as f64) as f32;
+        freq[j / 2][2 * (j % 2)] = hi;
+        freq[j / 2][2 * (j % 2) + 1] = lo;
+    }
+    let params = Params {
+        total: total as u32,
+        heads,
+        head_dim,
+        rot_dims,
+        pos0,
+        neox: neox as u32,
+        _pad: [0; 2],
+        freq,
+    };
+    let wgs = grid(
+        (total as u32).div_ceil(WG),
+        rec.gpu().caps().max_workgroups_per_dim,
+    );
+    rec.dispatch(&SHADER, "rope", &[], &params, &bufs, wgs);
+    Ok(())
+}

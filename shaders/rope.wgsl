@@ -1,0 +1,69 @@
+// Rotary position embedding, in place on x [rows (tokens), heads, head_dim]; token i sits at position
+// pos0 + i. One invocation rotates one pair of dims: (2j, 2j+1) in llama.cpp's "normal" mode, or
+// (j, j + rot_dims/2) in NeoX mode; dims ≥ rot_dims are untouched.
+//
+// Angles stay accurate for large positions: the host passes each pair's frequency in *turns* per
+// position (freq * freq_scale / 2π, computed in f64) split as hi + lo, hi holding 12 significant bits.
+// With the position split as ph + pl (multiples of 4096, and the rest), ph*hi and pl*hi are exact in
+// f32, so their fractional parts are exact too; the small ph*lo + pl*lo terms carry the remaining
+// bits. The angle is then reduced to [-π, π] before sin/cos, whose accuracy outside that range varies
+// by backend. Error is ~1e-6 rad for positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq
+// at position 131072.
+
+struct Params {
+    total: u32,      // rows * heads * rot_dims / 2 pairs
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    neox: u32,
+    _pad0: u32,
+    _pad1: u32,
+    // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
+    freq: array<vec4<f32>, 128>,
+}
+
+const WG: u32 = 256u;
+const TAU: f32 = 6.283185307179586;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+@compute @workgroup_size(WG)
+fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i >= p.total) {
+        return;
+    }
+    let half = p.rot_dims / 2u;
+    let j = i % half;
+    let head_row = i / half;            // token * heads + head
+    let pos = p.pos0 + head_row / p.heads;
+    let base = head_row * p.head_dim;
+    var i0 = base + 2u * j;
+    var i1 = i0 + 1u;
+    if (p.neox != 0u) {
+        i0 = base + j;
+        i1 = i0 + half;
+    }
+
+    let f = p.freq[j / 2u];
+    var hi = f.x;
+    var lo = f.y;
+    if ((j & 1u) != 0u) {
+        hi = f.z;
+        lo = f.w;
+    }
+    let ph = f32(pos & 0xFFFFF000u);
+    let pl = f32(pos & 0xFFFu);
+    let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
+    let angle = (turns - round(turns)) * TAU;
+    let c = cos(angle);
+    let s = sin(angle);
+
+    let a = x[i0];
+    let b = x[i1];
+    x[i0] = a * c - b * s;
+    x[i1] = a * s + b * c;
+}
