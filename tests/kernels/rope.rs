@@ -82,7 +82,8 @@ gpu_test! {
     async fn rope_small_positions_both_modes() {
         let gpu = gpu().await;
         let mut rng = Rng::new(31);
-        // |x| ≲ 3.5 and angle error ~1e-6 rad: 1e-5 absolute (measured ≤ 1e-6 on lavapipe) covers sin/cos and f32 rounding.
+        // |x| ≲ 3.5 and angle error ~1e-6 rad: 1e-5 absolute covers sin/cos and f32 rounding
+        // (measured ≤ 1e-6 on lavapipe).
         let cases = [
             Case { rows: 1, heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0 },
             Case { rows: 3, heads: 2, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0 },
@@ -102,7 +103,8 @@ gpu_test! {
         let gpu = gpu().await;
         let mut rng = Rng::new(32);
         // Positions 32768..131072: a naive f32 angle would be off by up to ~1e-2 rad (errors of
-        // ~3e-2 here); the split-frequency scheme keeps it within 2e-5 absolute (measured ≤ 3e-6 on lavapipe).
+        // ~3e-2 here); the split-frequency scheme keeps it within 2e-5
+        // absolute (measured ≤ 3e-6 on lavapipe).
         let cases = [
             Case { rows: 3, heads: 3, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0 },
             Case { rows: 2, heads: 4, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0 },
