@@ -51,7 +51,7 @@ pub fn argmax(
         chunks: 1,
         chunk_len: cols,
     };
-    let vec4 = cols % 4 == 0;
+    let vec4 = cols.is_multiple_of(4);
     let entry = if vec4 { "argmax4" } else { "argmax" };
     let wg = workgroup_for(if vec4 { cols / 4 } else { cols });
     let wgs = grid(rows, rec.gpu().caps().max_workgroups_per_dim);
@@ -95,7 +95,7 @@ pub fn argmax_two_stage(
         chunk_len: CHUNK,
     };
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
-    let vec4 = cols % 4 == 0;
+    let vec4 = cols.is_multiple_of(4);
     let entry = if vec4 {
         "argmax_partial4"
     } else {

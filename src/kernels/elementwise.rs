@@ -49,7 +49,7 @@ pub(crate) fn words<'a>(
 
 /// Error unless `out` is a different buffer from every input (writable bindings may not alias).
 pub(crate) fn distinct(what: &str, out: &wgpu::Buffer, inputs: &[&wgpu::Buffer]) -> Result<()> {
-    if inputs.iter().any(|b| *b == out) {
+    if inputs.contains(&out) {
         return Err(Error::Invalid(format!(
             "{what}: the output buffer is also an input (use the in-place variant)"
         )));
@@ -113,7 +113,7 @@ fn binary(
         words(rec, b, n, entry)?,
         words(rec, out, n, entry)?,
     ];
-    run(rec, entry, n % 4 == 0, n, 0, 0.0, &bufs);
+    run(rec, entry, n.is_multiple_of(4), n, 0, 0.0, &bufs);
     Ok(())
 }
 
@@ -131,7 +131,7 @@ fn unary(
         return Ok(());
     }
     let bufs = [words(rec, x, n, entry)?, words(rec, out, n, entry)?];
-    run(rec, entry, n % 4 == 0, n, 0, 0.0, &bufs);
+    run(rec, entry, n.is_multiple_of(4), n, 0, 0.0, &bufs);
     Ok(())
 }
 
@@ -205,7 +205,7 @@ pub fn add_assign(
         words(rec, acc, n, "add_assign")?,
         words(rec, b, n, "add_assign")?,
     ];
-    run(rec, "add_assign", n % 4 == 0, n, 0, 0.0, &bufs);
+    run(rec, "add_assign", n.is_multiple_of(4), n, 0, 0.0, &bufs);
     Ok(())
 }
 
@@ -216,7 +216,7 @@ pub fn scale(rec: &mut Recorder<'_>, x: &wgpu::Buffer, s: f32, n: u32) -> Result
         return Ok(());
     }
     let bufs = [words(rec, x, n, "scale")?];
-    run(rec, "scale", n % 4 == 0, n, 0, s, &bufs);
+    run(rec, "scale", n.is_multiple_of(4), n, 0, s, &bufs);
     Ok(())
 }
 
@@ -237,6 +237,6 @@ pub fn add_bias(
         words(rec, x, n, "add_bias")?,
         words(rec, bias, cols as u64, "add_bias")?,
     ];
-    run(rec, "add_bias", cols % 4 == 0, n, cols as u64, 0.0, &bufs);
+    run(rec, "add_bias", cols.is_multiple_of(4), n, cols as u64, 0.0, &bufs);
     Ok(())
 }

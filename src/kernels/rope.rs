@@ -44,7 +44,7 @@ pub fn rope(
     scale: f32,
     neox: bool,
 ) -> Result<()> {
-    if rot_dims % 2 != 0 || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
+    if !rot_dims.is_multiple_of(2) || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
         return Err(Error::Invalid(format!(
             "rope: rot_dims {rot_dims} must be even, ≤ head_dim {head_dim} and ≤ {}",
             2 * MAX_PAIRS
