@@ -237,6 +237,14 @@ pub fn add_bias(
         words(rec, x, n, "add_bias")?,
         words(rec, bias, cols as u64, "add_bias")?,
     ];
-    run(rec, "add_bias", cols.is_multiple_of(4), n, cols as u64, 0.0, &bufs);
+    run(
+        rec,
+        "add_bias",
+        cols.is_multiple_of(4),
+        n,
+        cols as u64,
+        0.0,
+        &bufs,
+    );
     Ok(())
 }

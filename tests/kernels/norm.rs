@@ -46,12 +46,13 @@ gpu_test! {
     async fn rmsnorm_and_fused_residual_add_match_cpu() {
         let gpu = gpu().await;
         let mut rng = Rng::new(11);
-        for &(rows, dim) in &SHAPES {
+        // The last case has tiny activations, where eps is a large part of the denominator.
+        let cases = SHAPES.iter().map(|&s| (s, 3.0, 1e-6)).chain([((3, 96), 1e-3, 1e-5)]);
+        for ((rows, dim), std, eps) in cases {
             let n = rows * dim;
-            let x = rng.normal(n, 3.0);
+            let x = rng.normal(n, std);
             let w = rng.normal(dim, 1.0);
             let res = rng.normal(n, 1.0);
-            let eps = 1e-6;
             let (gx, gw) = (gpu.upload("x", &x).unwrap(), gpu.upload("w", &w).unwrap());
             let gout = gpu.storage("out", 4 * n as u64).unwrap();
             let gres = gpu.upload("res", &res).unwrap();
