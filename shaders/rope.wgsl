@@ -6,9 +6,8 @@
 // position (freq * freq_scale / 2π, computed in f64) split as hi + lo, hi holding 12 significant bits.
 // With the position split as ph + pl (multiples of 4096, and the rest), ph*hi and pl*hi are exact in
 // f32, so their fractional parts are exact too; the small ph*lo + pl*lo terms carry the remaining
-// bits. The angle is then reduced to [-π, π] before sin/cos, whose accuracy outside that range varies
-// by backend. Error is ~1e-6 rad for positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq
-// at position 131072.
+// bits. sin/cos are evaluated here (see sin_cos_turns), not with the builtins. Error is ~1e-6 rad for
+// positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position 131072.
 
 struct Params {
     total: u32,      // rows * heads * rot_dims / 2 pairs
@@ -28,6 +27,23 @@ const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+// (sin, cos) of `t` turns, |t| ≤ 0.5, to ~1e-7: reduced to an octant and evaluated with Taylor
+// polynomials, because WGSL only promises 2^-11 absolute for sin/cos (SwiftShader is off by ~2e-4).
+fn sin_cos_turns(t: f32) -> vec2<f32> {
+    let q = round(4.0 * t);
+    let a = (t - 0.25 * q) * TAU;  // |a| ≤ π/4
+    let a2 = a * a;
+    let sp = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0)))));
+    let cp = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (-1.0 / 3628800.0)))));
+    // Rotate by q quarter turns.
+    switch (i32(q) & 3) {
+        case 0: { return vec2<f32>(sp, cp); }
+        case 1: { return vec2<f32>(cp, -sp); }
+        case 2: { return vec2<f32>(-sp, -cp); }
+        default: { return vec2<f32>(-cp, sp); }
+    }
+}
 
 @compute @workgroup_size(WG)
 fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -58,9 +74,9 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ph = f32(pos & 0xFFFFF000u);
     let pl = f32(pos & 0xFFFu);
     let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
-    let angle = (turns - round(turns)) * TAU;
-    let c = cos(angle);
-    let s = sin(angle);
+    let sc = sin_cos_turns(turns - round(turns));
+    let s = sc.x;
+    let c = sc.y;
 
     let a = x[i0];
     let b = x[i1];
