@@ -10,14 +10,14 @@
 // positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position 131072.
 
 struct Params {
-    total: u32,      // rows * heads * rot_dims / 2 pairs
+    total: u32,      // pairs in x: rows * heads * rot_dims / 2
     heads: u32,
     head_dim: u32,
     rot_dims: u32,
     pos0: u32,
     neox: u32,
-    _pad0: u32,
-    _pad1: u32,
+    total2: u32,     // rope_qk: pairs in the second tensor (rows * heads2 * rot_dims / 2)
+    heads2: u32,     // rope_qk: heads of the second tensor
     // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
     freq: array<vec4<f32>, 128>,
 }
@@ -27,6 +27,8 @@ const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+// rope_qk: the second tensor (k), rotated in the same dispatch.
+@group(0) @binding(2) var<storage, read_write> x2: array<f32>;
 
 // (sin, cos) of `t` turns, |t| ≤ 0.5, to ~1e-7: reduced to an octant and evaluated with Taylor
 // polynomials, because WGSL only promises 2^-11 absolute for sin/cos (SwiftShader is off by ~2e-4).
@@ -45,17 +47,18 @@ fn sin_cos_turns(t: f32) -> vec2<f32> {
     }
 }
 
-@compute @workgroup_size(WG)
-fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
-    if (i >= p.total) {
-        return;
-    }
+// Where pair `i` of a [rows, heads, head_dim] tensor sits, and its (sin, cos).
+struct Pair {
+    i0: u32,
+    i1: u32,
+    sc: vec2<f32>,
+}
+
+fn pair(i: u32, heads: u32) -> Pair {
     let half = p.rot_dims / 2u;
     let j = i % half;
     let head_row = i / half;            // token * heads + head
-    let pos = p.pos0 + head_row / p.heads;
+    let pos = p.pos0 + head_row / heads;
     let base = head_row * p.head_dim;
     var i0 = base + 2u * j;
     var i1 = i0 + 1u;
@@ -74,12 +77,41 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ph = f32(pos & 0xFFFFF000u);
     let pl = f32(pos & 0xFFFu);
     let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
-    let sc = sin_cos_turns(turns - round(turns));
-    let s = sc.x;
-    let c = sc.y;
+    return Pair(i0, i1, sin_cos_turns(turns - round(turns)));
+}
 
-    let a = x[i0];
-    let b = x[i1];
-    x[i0] = a * c - b * s;
-    x[i1] = a * s + b * c;
+// (a, b) rotated by the angle whose (sin, cos) is sc.
+fn rotate(a: f32, b: f32, sc: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a * sc.y - b * sc.x, a * sc.x + b * sc.y);
+}
+
+@compute @workgroup_size(WG)
+fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i >= p.total) {
+        return;
+    }
+    let q = pair(i, p.heads);
+    let r = rotate(x[q.i0], x[q.i1], q.sc);
+    x[q.i0] = r.x;
+    x[q.i1] = r.y;
+}
+
+// q and k in one dispatch: the first `total` invocations rotate x, the next `total2` rotate x2.
+@compute @workgroup_size(WG)
+fn rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i < p.total) {
+        let q = pair(i, p.heads);
+        let r = rotate(x[q.i0], x[q.i1], q.sc);
+        x[q.i0] = r.x;
+        x[q.i1] = r.y;
+    } else if (i < p.total + p.total2) {
+        let k = pair(i - p.total, p.heads2);
+        let r = rotate(x2[k.i0], x2[k.i1], k.sc);
+        x2[k.i0] = r.x;
+        x2[k.i1] = r.y;
+    }
 }

@@ -118,6 +118,36 @@ gpu_test! {
 }
 
 gpu_test! {
+    async fn rope_qk_rotates_both_tensors_in_one_dispatch() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(33);
+        // Grouped-query shapes (9 q heads, 3 k heads) and Gemma-like (4 q, 1 k, head 256, partial).
+        for &(rows, qh, kh, hd, rot, pos0, base, neox) in &[
+            (5usize, 9usize, 3usize, 64usize, 64usize, 3u32, 100000.0f32, false),
+            (3, 4, 1, 256, 192, 70_000, 1e6, true),
+        ] {
+            let q = rng.normal(rows * qh * hd, 1.0);
+            let k = rng.normal(rows * kh * hd, 1.0);
+            let (gq, gk) = (gpu.upload("q", &q).unwrap(), gpu.upload("k", &k).unwrap());
+            let mut rec = gpu.recorder("rope_qk");
+            rope::rope_qk(
+                &mut rec, &gq, &gk, rows as u32, qh as u32, kh as u32, hd as u32, rot as u32, pos0,
+                base, 1.0, neox,
+            )
+            .unwrap();
+            assert_eq!(rec.dispatches, 1);
+            rec.submit();
+            for (name, g, x, heads) in [("q", &gq, &q, qh), ("k", &gk, &k, kh)] {
+                let c = Case { rows, heads, head_dim: hd, rot_dims: rot, pos0, base, scale: 1.0 };
+                let got: Vec<f32> = gpu.read(g, 0, x.len()).await.unwrap();
+                // Same bound as rope_large_positions_match_f64.
+                assert_close(&format!("rope_qk {name} {rows}x{heads}x{hd}"), &got, &reference(x, &c, neox), 2e-5, 0.0);
+            }
+        }
+    }
+}
+
+gpu_test! {
     async fn rope_rejects_bad_arguments() {
         let gpu = gpu().await;
         let x = gpu.upload("x", &[0f32; 64]).unwrap();
