@@ -92,6 +92,75 @@ pub fn rmsnorm_add(
     Ok(())
 }
 
+/// `residual[r] += delta[r]`, then `out[r] = rmsnorm(residual[r]) * weight`: a residual add fused
+/// with the next pre-norm (one dispatch instead of two).
+#[allow(clippy::too_many_arguments)]
+pub fn add_rmsnorm(
+    rec: &mut Recorder<'_>,
+    residual: &wgpu::Buffer,
+    delta: &wgpu::Buffer,
+    weight: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: u32,
+    dim: u32,
+    eps: f32,
+) -> Result<()> {
+    distinct("add_rmsnorm", residual, &[delta, weight, out])?;
+    distinct("add_rmsnorm", out, &[delta, weight])?;
+    let n = count("add_rmsnorm", &[rows, dim])?;
+    if n == 0 {
+        return Ok(());
+    }
+    let bufs = [
+        words(rec, residual, n, "add_rmsnorm residual")?,
+        words(rec, delta, n, "add_rmsnorm delta")?,
+        words(rec, weight, dim as u64, "add_rmsnorm weight")?,
+        words(rec, out, n, "add_rmsnorm out")?,
+    ];
+    dispatch(rec, &RMSNORM, "add_rmsnorm", rows, dim, eps, &bufs);
+    Ok(())
+}
+
+/// `residual[r] += rmsnorm(x[r]) * weight`, then `out[r] = rmsnorm(residual[r]) * next_weight`:
+/// Gemma's post-norm and residual add fused with the following pre-norm (one dispatch).
+#[allow(clippy::too_many_arguments)]
+pub fn rmsnorm_add_rmsnorm(
+    rec: &mut Recorder<'_>,
+    x: &wgpu::Buffer,
+    weight: &wgpu::Buffer,
+    residual: &wgpu::Buffer,
+    next_weight: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: u32,
+    dim: u32,
+    eps: f32,
+) -> Result<()> {
+    distinct(
+        "rmsnorm_add_rmsnorm",
+        residual,
+        &[x, weight, next_weight, out],
+    )?;
+    distinct("rmsnorm_add_rmsnorm", out, &[x, weight, next_weight])?;
+    let n = count("rmsnorm_add_rmsnorm", &[rows, dim])?;
+    if n == 0 {
+        return Ok(());
+    }
+    let bufs = [
+        words(rec, x, n, "rmsnorm_add_rmsnorm x")?,
+        words(rec, weight, dim as u64, "rmsnorm_add_rmsnorm weight")?,
+        words(rec, residual, n, "rmsnorm_add_rmsnorm residual")?,
+        words(
+            rec,
+            next_weight,
+            dim as u64,
+            "rmsnorm_add_rmsnorm next_weight",
+        )?,
+        words(rec, out, n, "rmsnorm_add_rmsnorm out")?,
+    ];
+    dispatch(rec, &RMSNORM, "rmsnorm_add_rmsnorm", rows, dim, eps, &bufs);
+    Ok(())
+}
+
 /// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight (+ bias)` for each of `rows` rows of `dim`.
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm(

@@ -72,6 +72,45 @@ gpu_test! {
 }
 
 gpu_test! {
+    async fn fused_add_and_norm_chains_match_cpu() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(13);
+        for &(rows, dim) in &[(1usize, 1usize), (3, 7), (2, 64), (4, 257), (1, 640), (2, 1000)] {
+            let n = rows * dim;
+            let eps = 1e-6;
+            let x = rng.normal(n, 2.0);
+            let res = rng.normal(n, 1.0);
+            let w = rng.normal(dim, 1.0);
+            let w2 = rng.normal(dim, 1.0);
+            let gx = gpu.upload("x", &x).unwrap();
+            let (gw, gw2) = (gpu.upload("w", &w).unwrap(), gpu.upload("w2", &w2).unwrap());
+            let res_a = gpu.upload("res a", &res).unwrap();
+            let res_b = gpu.upload("res b", &res).unwrap();
+            let out_a = gpu.storage("out a", 4 * n as u64).unwrap();
+            let out_b = gpu.storage("out b", 4 * n as u64).unwrap();
+            let (r, d) = (rows as u32, dim as u32);
+            let mut rec = gpu.recorder("fused");
+            norm::add_rmsnorm(&mut rec, &res_a, &gx, &gw, &out_a, r, d, eps).unwrap();
+            norm::rmsnorm_add_rmsnorm(&mut rec, &gx, &gw, &res_b, &gw2, &out_b, r, d, eps).unwrap();
+            rec.submit();
+            // Same tolerances as plain rmsnorm.
+            let sum: Vec<f32> = res.iter().zip(&x).map(|(a, b)| a + b).collect();
+            let got: Vec<f32> = gpu.read(&res_a, 0, n).await.unwrap();
+            assert_close(&format!("add_rmsnorm residual {rows}x{dim}"), &got, &sum, 1e-6, 1e-6);
+            let got: Vec<f32> = gpu.read(&out_a, 0, n).await.unwrap();
+            let want = rms_ref(&sum, &w, dim, eps);
+            assert_close(&format!("add_rmsnorm out {rows}x{dim}"), &got, &want, 1e-5, 1e-4);
+            let post: Vec<f32> = res.iter().zip(rms_ref(&x, &w, dim, eps)).map(|(a, b)| a + b).collect();
+            let got: Vec<f32> = gpu.read(&res_b, 0, n).await.unwrap();
+            assert_close(&format!("rmsnorm_add_rmsnorm residual {rows}x{dim}"), &got, &post, 1e-5, 1e-4);
+            let got: Vec<f32> = gpu.read(&out_b, 0, n).await.unwrap();
+            let want = rms_ref(&post, &w2, dim, eps);
+            assert_close(&format!("rmsnorm_add_rmsnorm out {rows}x{dim}"), &got, &want, 2e-5, 2e-4);
+        }
+    }
+}
+
+gpu_test! {
     async fn layernorm_with_and_without_bias_matches_cpu() {
         let gpu = gpu().await;
         let mut rng = Rng::new(12);
