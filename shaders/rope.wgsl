@@ -18,17 +18,26 @@ struct Params {
     neox: u32,
     total2: u32,     // rope_qk: pairs in the second tensor (rows * heads2 * rot_dims / 2)
     heads2: u32,     // rope_qk: heads of the second tensor
+    eps: f32,        // rmsnorm_rope_qk
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
     // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
     freq: array<vec4<f32>, 128>,
 }
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 // rope_qk: the second tensor (k), rotated in the same dispatch.
 @group(0) @binding(2) var<storage, read_write> x2: array<f32>;
+// rmsnorm_rope_qk: the per-head norm weights of q and k (head_dim entries each).
+@group(0) @binding(3) var<storage, read> wq: array<f32>;
+@group(0) @binding(4) var<storage, read> wk: array<f32>;
+
+var<workgroup> red: array<f32, 256>;
 
 // (sin, cos) of `t` turns, |t| ≤ 0.5, to ~1e-7: reduced to an octant and evaluated with Taylor
 // polynomials, because WGSL only promises 2^-11 absolute for sin/cos (SwiftShader is off by ~2e-4).
@@ -113,5 +122,71 @@ fn rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         let r = rotate(x2[k.i0], x2[k.i1], k.sc);
         x2[k.i0] = r.x;
         x2[k.i1] = r.y;
+    }
+}
+
+fn workgroup_sum(v: f32, t: u32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (t < s) {
+            red[t] = red[t] + red[t + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+// Per-head RMSNorm of q and k (Gemma 3, Qwen 3) followed by RoPE, in place, in one dispatch: one
+// workgroup per (token, head) row, the q rows first (rows * heads of them), then the k rows. The row's
+// sum of squares is reduced before any invocation writes, so normalizing in place is safe.
+@compute @workgroup_size(WG)
+fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Here total and total2 count head rows (rows * heads) of q and k, not pairs.
+    let hr = wid.x + wid.y * nwg.x;
+    let q_rows = p.total;
+    let k_rows = p.total2;
+    if (hr >= q_rows + k_rows) {
+        return;
+    }
+    let is_q = hr < q_rows;
+    let head_row = select(hr - q_rows, hr, is_q);
+    let heads = select(p.heads2, p.heads, is_q);
+    let base = head_row * p.head_dim;
+    let t = lid.x;
+
+    var ss = 0.0;
+    for (var i = t; i < p.head_dim; i = i + WG) {
+        var v: f32;
+        if (is_q) { v = x[base + i]; } else { v = x2[base + i]; }
+        ss = ss + v * v;
+    }
+    let r = inverseSqrt(workgroup_sum(ss, t) / f32(p.head_dim) + p.eps);
+
+    let half = p.rot_dims / 2u;
+    for (var j = t; j < half; j = j + WG) {
+        // pair() indexes pairs as head_row * half + j.
+        let pr = pair(head_row * half + j, heads);
+        let o0 = pr.i0 - base;
+        let o1 = pr.i1 - base;
+        if (is_q) {
+            let v = rotate(x[pr.i0] * r * wq[o0], x[pr.i1] * r * wq[o1], pr.sc);
+            x[pr.i0] = v.x;
+            x[pr.i1] = v.y;
+        } else {
+            let v = rotate(x2[pr.i0] * r * wk[o0], x2[pr.i1] * r * wk[o1], pr.sc);
+            x2[pr.i0] = v.x;
+            x2[pr.i1] = v.y;
+        }
+    }
+    for (var i = p.rot_dims + t; i < p.head_dim; i = i + WG) {
+        if (is_q) {
+            x[base + i] = x[base + i] * r * wq[i];
+        } else {
+            x2[base + i] = x2[base + i] * r * wk[i];
+        }
     }
 }

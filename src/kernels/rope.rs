@@ -23,6 +23,8 @@ struct Params {
     neox: u32,
     total2: u32,
     heads2: u32,
+    eps: f32,
+    _pad: [u32; 3],
     freq: [[f32; 4]; MAX_PAIRS / 2],
 }
 
@@ -78,6 +80,8 @@ fn params(
         neox: neox as u32,
         total2: 0,
         heads2: 0,
+        eps: 0.0,
+        _pad: [0; 3],
         freq,
     })
 }
@@ -180,5 +184,69 @@ pub fn rope_qk(
         rec.gpu().caps().max_workgroups_per_dim,
     );
     rec.dispatch(&SHADER, "rope_qk", &[], &p, &bufs, wgs);
+    Ok(())
+}
+
+/// Per-head RMSNorm then RoPE of `q` [rows, q_heads, head_dim] and `k` [rows, k_heads, head_dim], in
+/// place, in one dispatch (Gemma 3 / Qwen 3 q/k norms): each head row becomes
+/// `rope(row / sqrt(mean(row²) + eps) * weight)`, with `q_weight` / `k_weight` of `head_dim`
+/// entries. Replaces two [`rmsnorm`](super::norm::rmsnorm) calls and [`rope_qk`].
+#[allow(clippy::too_many_arguments)]
+pub fn rmsnorm_rope_qk(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    q_weight: &wgpu::Buffer,
+    k_weight: &wgpu::Buffer,
+    rows: u32,
+    q_heads: u32,
+    k_heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+    eps: f32,
+) -> Result<()> {
+    let what = "rmsnorm_rope_qk";
+    distinct(what, k, &[q, q_weight, k_weight])?;
+    distinct(what, q, &[q_weight, k_weight])?;
+    let mut p = params(
+        what, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
+    )?;
+    let q_rows = count(what, &[rows, q_heads])?;
+    let k_rows = count(what, &[rows, k_heads])?;
+    count(what, &[rows, k_heads, head_dim])?;
+    let all = q_rows + k_rows;
+    if all > u32::MAX as u64 {
+        return Err(Error::Invalid(format!(
+            "{what}: {all} head rows exceed u32 indexing"
+        )));
+    }
+    if all == 0 || head_dim == 0 {
+        return Ok(());
+    }
+    // The shader counts head rows here, not pairs.
+    p.total = q_rows as u32;
+    p.total2 = k_rows as u32;
+    p.heads2 = k_heads;
+    p.eps = eps;
+    let bufs = [
+        words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_qk q")?,
+        words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_qk k")?,
+        words(rec, q_weight, head_dim as u64, "rmsnorm_rope_qk q_weight")?,
+        words(rec, k_weight, head_dim as u64, "rmsnorm_rope_qk k_weight")?,
+    ];
+    let wg = super::norm::workgroup_for(head_dim / 2);
+    let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
+    rec.dispatch(
+        &SHADER,
+        "rmsnorm_rope_qk",
+        &[("WG", wg as f64)],
+        &p,
+        &bufs,
+        wgs,
+    );
     Ok(())
 }

@@ -148,6 +148,50 @@ gpu_test! {
 }
 
 gpu_test! {
+    async fn rmsnorm_rope_qk_matches_norm_then_rope() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(34);
+        let eps = 1e-6;
+        // Gemma 3 (4 q heads, 1 k head, head 256, NeoX), a partial rotation, an odd head size.
+        for &(rows, qh, kh, hd, rot, pos0, neox) in &[
+            (3usize, 4usize, 1usize, 256usize, 256usize, 40_000u32, true),
+            (2, 3, 2, 64, 48, 7, false),
+            (5, 1, 1, 6, 4, 0, true),
+        ] {
+            let q = rng.normal(rows * qh * hd, 2.0);
+            let k = rng.normal(rows * kh * hd, 2.0);
+            let wq = rng.normal(hd, 1.0);
+            let wk = rng.normal(hd, 1.0);
+            let (gq, gk) = (gpu.upload("q", &q).unwrap(), gpu.upload("k", &k).unwrap());
+            let (gwq, gwk) = (gpu.upload("wq", &wq).unwrap(), gpu.upload("wk", &wk).unwrap());
+            let mut rec = gpu.recorder("rmsnorm_rope_qk");
+            rope::rmsnorm_rope_qk(
+                &mut rec, &gq, &gk, &gwq, &gwk, rows as u32, qh as u32, kh as u32, hd as u32,
+                rot as u32, pos0, 1e6, 1.0, neox, eps,
+            )
+            .unwrap();
+            rec.submit();
+            for (name, g, x, w, heads) in [("q", &gq, &q, &wq, qh), ("k", &gk, &k, &wk, kh)] {
+                let normed: Vec<f32> = x
+                    .chunks(hd)
+                    .flat_map(|row| {
+                        let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / hd as f64;
+                        let r = 1.0 / (ms + eps as f64).sqrt();
+                        row.iter().zip(w).map(move |(&v, &w)| (v as f64 * r * w as f64) as f32)
+                    })
+                    .collect();
+                let c = Case { rows, heads, head_dim: hd, rot_dims: rot, pos0, base: 1e6, scale: 1.0 };
+                let want = reference(&normed, &c, neox);
+                let got: Vec<f32> = gpu.read(g, 0, x.len()).await.unwrap();
+                // Normalized values reach ~|w| * 4: rmsnorm's 1e-4 relative plus rope's 2e-5.
+                let what = format!("rmsnorm_rope_qk {name} {rows}x{heads}x{hd} rot {rot}");
+                assert_close(&what, &got, &want, 3e-5, 1e-4);
+            }
+        }
+    }
+}
+
+gpu_test! {
     async fn rope_rejects_bad_arguments() {
         let gpu = gpu().await;
         let x = gpu.upload("x", &[0f32; 64]).unwrap();
