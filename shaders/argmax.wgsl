@@ -1,9 +1,10 @@
-// Row argmax: out[r] = the index of the largest x[r, i], the lowest such index on ties.
+// Row argmax: out[r] = the index of the largest x[r, i], the lowest such index on ties (a row with
+// NaNs gives an unspecified index).
 //
-// Rows of moderate length: one workgroup per row loops over it (`argmax`, `argmax4` with vec4 loads).
-// Few long rows (greedy decoding over a 49k–262k vocabulary): `argmax_partial[4]` splits each row into
-// chunks, one workgroup per chunk, writing (value bits, index) pairs; `argmax_final` merges a row's
-// chunks. Each invocation walks its elements in increasing index order and keeps only strictly larger
+// `argmax` / `argmax4` (vec4 loads): one workgroup per row loops over the row, any length; on lavapipe
+// this is the fastest even for one 262144-wide row. Two-stage alternative: `argmax_partial[4]` splits
+// each row into chunks, one workgroup per chunk, writing (value bits, index) pairs; `argmax_final`
+// merges a row's chunks. Each invocation walks its elements in increasing index order and keeps only strictly larger
 // values, and every merge breaks ties toward the lower index, so ties resolve to the lowest index.
 
 struct Params {
