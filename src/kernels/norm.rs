@@ -21,7 +21,7 @@ struct Params {
 
 /// Invocations per workgroup for rows of `dim`: the next power of two, within 32..=256.
 pub(crate) fn workgroup_for(dim: u32) -> u32 {
-    dim.next_power_of_two().clamp(32, 256)
+    dim.min(256).next_power_of_two().clamp(32, 256)
 }
 
 fn dispatch(
