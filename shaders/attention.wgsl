@@ -1,0 +1,448 @@
+// Causal self-attention over an f16 KV cache (flash-attention style: tiles + online softmax, so
+// memory never grows with N²), with grouped-query heads and an optional sliding window.
+//
+// KV cache layout (one K and one V buffer per layer): [n_kv_heads][capacity][head_dim / 2] u32,
+// each u32 holding two consecutive dims as f16 (low half = even dim), i.e. pack2x16float.
+// A key row is contiguous, so a tile of consecutive positions of one kv head is one linear range.
+//
+// Masking (llama.cpp LLAMA_SWA_TYPE_STANDARD / HF sliding_window_overlay): query at position qp
+// sees key j iff j <= qp and, with window W > 0, qp - j < W (i.e. j > qp - W).
+//
+// Entry points: kv_store, attend_prefill (m > 1), attend_decode + attend_reduce (m = 1, split-K),
+// attend_probs (the "attention lens": softmax weights of one query, for display).
+
+override D: u32 = 64u;   // head_dim, even, <= 256
+override BR: u32 = 32u;  // prefill: query rows per workgroup (rows = (query, head-in-group) pairs)
+override BC: u32 = 16u;  // prefill: keys per tile
+override HG: u32 = 8u;   // decode: query heads per workgroup (<= 8), all sharing one kv head
+
+const NEG: f32 = -3.0e38;    // score of a masked key (finite: no inf arithmetic anywhere)
+const PREFILL_WG: u32 = 128u;
+const DECODE_WG: u32 = 64u;
+const CHUNK: u32 = 64u;      // decode: keys per workgroup (one per invocation)
+const PROBS_WG: u32 = 256u;
+
+struct Params {
+    m: u32,          // queries in this call
+    pos0: u32,       // position of query 0
+    n_heads: u32,
+    n_kv_heads: u32,
+    capacity: u32,   // positions per kv head in the cache
+    window: u32,     // 0 = unlimited
+    scale: f32,
+    n_split: u32,    // decode: key chunks per head
+    q_row: u32,      // lens: which row of q holds the query
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+
+// First key visible to the query at position qp (the last one is qp itself).
+fn key_lo(qp: u32) -> u32 {
+    if (P.window == 0u || qp < P.window) {
+        return 0u;
+    }
+    return qp + 1u - P.window;
+}
+
+fn group_size() -> u32 {
+    return P.n_heads / P.n_kv_heads;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kv_store: f32 K/V rows [m][n_kv_heads][D] -> cache positions pos0 .. pos0 + m (both K and V).
+
+@group(0) @binding(1) var<storage, read_write> kc_w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> vc_w: array<u32>;
+@group(0) @binding(3) var<storage, read> k_new: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> v_new: array<vec2<f32>>;
+
+@compute @workgroup_size(256)
+fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let idx = (wid.x + wid.y * nwg.x) * 256u + li;
+    let dp = D / 2u;
+    if (idx >= P.m * P.n_kv_heads * dp) {
+        return;
+    }
+    let p = idx % dp;
+    let row = idx / dp;                 // token * n_kv_heads + kv head
+    let kvh = row % P.n_kv_heads;
+    let i = row / P.n_kv_heads;
+    let dst = (kvh * P.capacity + P.pos0 + i) * dp + p;
+    kc_w[dst] = pack2x16float(k_new[idx]);
+    vc_w[dst] = pack2x16float(v_new[idx]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by prefill, decode and the lens.
+
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> kc: array<u32>;
+
+// ---------------------------------------------------------------------------------------------
+// attend_prefill: one workgroup per (kv head, tile of BR rows). A row is a (query i, head g of the
+// kv head's group) pair, row = i * G + g, so the G heads that share a kv head share every K/V tile
+// load. K/V tiles of BC keys stream through workgroup memory; each row keeps a running max and sum
+// (online softmax) and its output accumulator in registers (TPR invocations per row, each owning
+// up to 8 dim pairs). Workgroup memory: 8 + 4 + 2 KiB + row stats, under WebGPU's 16 KiB.
+
+@group(0) @binding(3) var<storage, read> vc: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+var<workgroup> q_tile: array<f32, 2048>;    // BR x D, pre-scaled
+var<workgroup> kv_tile: array<u32, 1024>;   // BC x D/2: the K tile, then the V tile
+var<workgroup> s_tile: array<f32, 512>;     // BR x BC: scores, then probabilities
+var<workgroup> row_max: array<f32, 32>;
+var<workgroup> row_sum: array<f32, 32>;
+var<workgroup> row_alpha: array<f32, 32>;
+
+@compute @workgroup_size(128)
+fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    let g_size = group_size();
+    let rows = P.m * g_size;
+    let n_tiles = (rows + BR - 1u) / BR;
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= n_tiles * P.n_kv_heads) {
+        return;
+    }
+    let dp = D / 2u;
+    let kvh = lin % P.n_kv_heads;
+    // Last tiles (most keys) first, so the longest workgroups start early.
+    let tile = n_tiles - 1u - lin / P.n_kv_heads;
+    let r0 = tile * BR;
+    let r_end = min(r0 + BR, rows);
+    // Keys any row of this tile may see: from the first query's window start to the last query.
+    let lo = key_lo(P.pos0 + r0 / g_size);
+    let hi = P.pos0 + (r_end - 1u) / g_size;
+    let kv_base = kvh * P.capacity;
+
+    for (var idx = li; idx < BR * D; idx += PREFILL_WG) {
+        let rr = r0 + idx / D;
+        var v = 0.0;
+        if (rr < rows) {
+            let h = kvh * g_size + rr % g_size;
+            v = q[((rr / g_size) * P.n_heads + h) * D + idx % D] * P.scale;
+        }
+        q_tile[idx] = v;
+    }
+    if (li < BR) {
+        row_max[li] = NEG;
+        row_sum[li] = 0.0;
+    }
+
+    // This invocation's output slice: row my_r, dim pairs lane + k * tpr.
+    let tpr = PREFILL_WG / BR;
+    let my_r = li / tpr;
+    let lane = li % tpr;
+    var acc: array<vec2<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        acc[k] = vec2<f32>(0.0);
+    }
+
+    for (var k0 = lo; k0 <= hi; k0 += BC) {
+        let nk = min(BC, hi + 1u - k0);
+        let kv_off = (kv_base + k0) * dp;
+        for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
+            var w = 0u;
+            if (idx < nk * dp) {
+                w = kc[kv_off + idx];
+            }
+            kv_tile[idx] = w;
+        }
+        workgroupBarrier();
+
+        for (var idx = li; idx < BR * BC; idx += PREFILL_WG) {
+            let r = idx / BC;
+            let c = idx % BC;
+            let rr = r0 + r;
+            let j = k0 + c;
+            let qp = P.pos0 + rr / g_size;
+            var s = NEG;
+            if (rr < rows && c < nk && j <= qp && j >= key_lo(qp)) {
+                var dot = 0.0;
+                for (var p = 0u; p < dp; p++) {
+                    let kk = unpack2x16float(kv_tile[c * dp + p]);
+                    dot += q_tile[r * D + 2u * p] * kk.x + q_tile[r * D + 2u * p + 1u] * kk.y;
+                }
+                s = dot;
+            }
+            s_tile[idx] = s;
+        }
+        workgroupBarrier();
+
+        // Online softmax update, one invocation per row; meanwhile everyone loads the V tile.
+        if (li < BR) {
+            let m_old = row_max[li];
+            var m_new = m_old;
+            for (var c = 0u; c < nk; c++) {
+                m_new = max(m_new, s_tile[li * BC + c]);
+            }
+            var sum = 0.0;
+            for (var c = 0u; c < BC; c++) {
+                let s = s_tile[li * BC + c];
+                let e = select(exp(s - m_new), 0.0, s <= NEG);
+                s_tile[li * BC + c] = e;
+                sum += e;
+            }
+            let alpha = exp(m_old - m_new);
+            row_alpha[li] = alpha;
+            row_sum[li] = row_sum[li] * alpha + sum;
+            row_max[li] = m_new;
+        }
+        for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
+            var w = 0u;
+            if (idx < nk * dp) {
+                w = vc[kv_off + idx];
+            }
+            kv_tile[idx] = w;
+        }
+        workgroupBarrier();
+
+        let alpha = row_alpha[my_r];
+        for (var k = 0u; k < 8u; k++) {
+            let p = lane + k * tpr;
+            if (p < dp) {
+                var a = acc[k] * alpha;
+                for (var c = 0u; c < nk; c++) {
+                    a += s_tile[my_r * BC + c] * unpack2x16float(kv_tile[c * dp + p]);
+                }
+                acc[k] = a;
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let rr = r0 + my_r;
+    if (rr < rows) {
+        let inv = 1.0 / row_sum[my_r];
+        let h = kvh * g_size + rr % g_size;
+        let o = ((rr / g_size) * P.n_heads + h) * D;
+        for (var k = 0u; k < 8u; k++) {
+            let p = lane + k * tpr;
+            if (p < dp) {
+                out[o + 2u * p] = acc[k].x * inv;
+                out[o + 2u * p + 1u] = acc[k].y * inv;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attend_decode: one query (m = 1), the key range split into chunks of CHUNK keys ("flash
+// decoding") so long contexts fill many workgroups. Workgroup = (kv head, group of up to HG query
+// heads, chunk). Each invocation scores one key for all HG heads; then each invocation owns dim
+// pairs and sums p·V over the chunk. Partials go to `part`: unnormalised outputs
+// [n_heads][n_split][D], then (max, sum) pairs [n_heads][n_split][2]; attend_reduce merges them.
+
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
+
+var<workgroup> q_heads: array<f32, 2048>;   // HG x D, pre-scaled
+var<workgroup> s_chunk: array<f32, 512>;    // HG x CHUNK: scores, then probabilities
+
+@compute @workgroup_size(64)
+fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let g_size = group_size();
+    let n_hg = (g_size + HG - 1u) / HG;
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= P.n_split * n_hg * P.n_kv_heads) {
+        return;
+    }
+    let dp = D / 2u;
+    let split = lin % P.n_split;
+    let hg = (lin / P.n_split) % n_hg;
+    let kvh = lin / (P.n_split * n_hg);
+    let h0 = kvh * g_size + hg * HG;
+    let nh = min(HG, g_size - hg * HG);
+    let qp = P.pos0;
+    let k0 = key_lo(qp) + split * CHUNK;
+    let nk = min(CHUNK, qp + 1u - k0);
+    let kv_off = (kvh * P.capacity + k0) * dp;
+
+    for (var idx = li; idx < HG * D; idx += DECODE_WG) {
+        let g = idx / D;
+        var v = 0.0;
+        if (g < nh) {
+            v = q[(P.q_row * P.n_heads + h0 + g) * D + idx % D] * P.scale;
+        }
+        q_heads[idx] = v;
+    }
+    workgroupBarrier();
+
+    {
+        let c = li;
+        var dots: array<f32, 8>;
+        for (var g = 0u; g < 8u; g++) {
+            dots[g] = 0.0;
+        }
+        if (c < nk) {
+            for (var p = 0u; p < dp; p++) {
+                let kk = unpack2x16float(kc[kv_off + c * dp + p]);
+                for (var g = 0u; g < HG; g++) {
+                    dots[g] += q_heads[g * D + 2u * p] * kk.x + q_heads[g * D + 2u * p + 1u] * kk.y;
+                }
+            }
+        }
+        for (var g = 0u; g < HG; g++) {
+            s_chunk[g * CHUNK + c] = select(NEG, dots[g], c < nk);
+        }
+    }
+    workgroupBarrier();
+
+    let ml0 = P.n_heads * P.n_split * D;
+    if (li < nh) {
+        var mx = NEG;
+        for (var c = 0u; c < nk; c++) {
+            mx = max(mx, s_chunk[li * CHUNK + c]);
+        }
+        var sum = 0.0;
+        for (var c = 0u; c < nk; c++) {
+            let e = exp(s_chunk[li * CHUNK + c] - mx);
+            s_chunk[li * CHUNK + c] = e;
+            sum += e;
+        }
+        let at = ml0 + ((h0 + li) * P.n_split + split) * 2u;
+        part[at] = mx;
+        part[at + 1u] = sum;
+    }
+    workgroupBarrier();
+
+    for (var p = li; p < dp; p += DECODE_WG) {
+        var acc: array<vec2<f32>, 8>;
+        for (var g = 0u; g < 8u; g++) {
+            acc[g] = vec2<f32>(0.0);
+        }
+        for (var c = 0u; c < nk; c++) {
+            let v = unpack2x16float(vc[kv_off + c * dp + p]);
+            for (var g = 0u; g < HG; g++) {
+                acc[g] += s_chunk[g * CHUNK + c] * v;
+            }
+        }
+        for (var g = 0u; g < nh; g++) {
+            let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
+            part[at] = acc[g].x;
+            part[at + 1u] = acc[g].y;
+        }
+    }
+}
+
+// attend_reduce: one workgroup per head merges the chunk partials: with M the largest chunk max,
+// out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+
+@group(0) @binding(1) var<storage, read> part_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out_heads: array<f32>;
+
+@compute @workgroup_size(64)
+fn attend_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let h = wid.x + wid.y * nwg.x;
+    if (h >= P.n_heads) {
+        return;
+    }
+    let ns = P.n_split;
+    let ml = P.n_heads * ns * D + h * ns * 2u;
+    var mx = NEG;
+    for (var s = 0u; s < ns; s++) {
+        mx = max(mx, part_in[ml + 2u * s]);
+    }
+    var total = 0.0;
+    for (var s = 0u; s < ns; s++) {
+        total += exp(part_in[ml + 2u * s] - mx) * part_in[ml + 2u * s + 1u];
+    }
+    let inv = 1.0 / total;
+    for (var d = li; d < D; d += DECODE_WG) {
+        var o = 0.0;
+        for (var s = 0u; s < ns; s++) {
+            o += exp(part_in[ml + 2u * s] - mx) * part_in[(h * ns + s) * D + d];
+        }
+        out_heads[(P.q_row * P.n_heads + h) * D + d] = o * inv;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attend_probs (the lens): softmax weights of the query at position P.pos0 (row P.q_row of q) over
+// keys 0 ..= pos0 for every head, masked keys 0. One workgroup per head; `probs` is
+// [n_heads][pos0 + 1] and doubles as scratch (each invocation rereads only what it wrote).
+
+@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
+
+var<workgroup> q_one: array<f32, 256>;
+var<workgroup> red: array<f32, 256>;
+
+fn reduce_max(li: u32, x: f32) -> f32 {
+    red[li] = x;
+    workgroupBarrier();
+    for (var w = PROBS_WG / 2u; w > 0u; w /= 2u) {
+        if (li < w) {
+            red[li] = max(red[li], red[li + w]);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(li: u32, x: f32) -> f32 {
+    red[li] = x;
+    workgroupBarrier();
+    for (var w = PROBS_WG / 2u; w > 0u; w /= 2u) {
+        if (li < w) {
+            red[li] = red[li] + red[li + w];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn attend_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) li: u32) {
+    let h = wid.x + wid.y * nwg.x;
+    if (h >= P.n_heads) {
+        return;
+    }
+    let dp = D / 2u;
+    let n = P.pos0 + 1u;
+    let lo = key_lo(P.pos0);
+    let kvh = h / group_size();
+    for (var d = li; d < D; d += PROBS_WG) {
+        q_one[d] = q[(P.q_row * P.n_heads + h) * D + d] * P.scale;
+    }
+    workgroupBarrier();
+
+    var mx = NEG;
+    for (var j = li; j < n; j += PROBS_WG) {
+        var s = NEG;
+        if (j >= lo) {
+            let off = (kvh * P.capacity + j) * dp;
+            var dot = 0.0;
+            for (var p = 0u; p < dp; p++) {
+                let kk = unpack2x16float(kc[off + p]);
+                dot += q_one[2u * p] * kk.x + q_one[2u * p + 1u] * kk.y;
+            }
+            s = dot;
+        }
+        probs[h * n + j] = s;
+        mx = max(mx, s);
+    }
+    mx = reduce_max(li, mx);
+
+    var sum = 0.0;
+    for (var j = li; j < n; j += PROBS_WG) {
+        let s = probs[h * n + j];
+        let e = select(exp(s - mx), 0.0, s <= NEG);
+        probs[h * n + j] = e;
+        sum += e;
+    }
+    let inv = 1.0 / reduce_sum(li, sum);
+    for (var j = li; j < n; j += PROBS_WG) {
+        probs[h * n + j] *= inv;
+    }
+}
