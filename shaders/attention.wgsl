@@ -1,9 +1,12 @@
 // Causal self-attention over an f16 KV cache (flash-attention style: tiles + online softmax, so
 // memory never grows with N²), with grouped-query heads and an optional sliding window.
 //
-// KV cache layout (one K and one V buffer per layer): [n_kv_heads][capacity][head_dim / 2] u32,
-// each u32 holding two consecutive dims as f16 (low half = even dim), i.e. pack2x16float.
-// A key row is contiguous, so a tile of consecutive positions of one kv head is one linear range.
+// KV cache layout (one K and one V buffer per layer), each u32 holding two consecutive dims as f16
+// (low half = even dim, i.e. pack2x16float):
+//   K: [n_kv_heads][head_dim / 2][capacity]  (dims-major: invocations that each score one key read
+//      consecutive words, a vector load on CPU adapters and coalesced on GPUs)
+//   V: [n_kv_heads][capacity][head_dim / 2]  (position-major: invocations that each own a dim pair
+//      read consecutive words)
 //
 // Masking (llama.cpp LLAMA_SWA_TYPE_STANDARD / HF sliding_window_overlay): query at position qp
 // sees key j iff j <= qp and, with window W > 0, qp - j < W (i.e. j > qp - W).
@@ -71,9 +74,9 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let row = idx / dp;                 // token * n_kv_heads + kv head
     let kvh = row % P.n_kv_heads;
     let i = row / P.n_kv_heads;
-    let dst = (kvh * P.capacity + P.pos0 + i) * dp + p;
-    kc_w[dst] = pack2x16float(k_new[idx]);
-    vc_w[dst] = pack2x16float(v_new[idx]);
+    let pos = P.pos0 + i;
+    kc_w[(kvh * dp + p) * P.capacity + pos] = pack2x16float(k_new[idx]);
+    vc_w[(kvh * P.capacity + pos) * dp + p] = pack2x16float(v_new[idx]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,11 +148,12 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
     for (var k0 = lo; k0 <= hi; k0 += BC) {
         let nk = min(BC, hi + 1u - k0);
-        let kv_off = (kv_base + k0) * dp;
+        // K tile as [pair][key] (straight from the dims-major cache), V tile as [key][pair].
         for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
+            let c = idx % BC;
             var w = 0u;
-            if (idx < nk * dp) {
-                w = kc[kv_off + idx];
+            if (c < nk) {
+                w = kc[(kvh * dp + idx / BC) * P.capacity + k0 + c];
             }
             kv_tile[idx] = w;
         }
@@ -165,7 +169,7 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             if (rr < rows && c < nk && j <= qp && j >= key_lo(qp)) {
                 var dot = 0.0;
                 for (var p = 0u; p < dp; p++) {
-                    let kk = unpack2x16float(kv_tile[c * dp + p]);
+                    let kk = unpack2x16float(kv_tile[p * BC + c]);
                     dot += q_tile[r * D + 2u * p] * kk.x + q_tile[r * D + 2u * p + 1u] * kk.y;
                 }
                 s = dot;
@@ -193,10 +197,11 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             row_sum[li] = row_sum[li] * alpha + sum;
             row_max[li] = m_new;
         }
+        let v_off = (kv_base + k0) * dp;
         for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
             var w = 0u;
             if (idx < nk * dp) {
-                w = vc[kv_off + idx];
+                w = vc[v_off + idx];
             }
             kv_tile[idx] = w;
         }
@@ -233,15 +238,30 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
 // ---------------------------------------------------------------------------------------------
 // attend_decode: one query (m = 1), the key range split into chunks of CHUNK keys ("flash
-// decoding") so long contexts fill many workgroups. Workgroup = (kv head, group of up to HG query
-// heads, chunk). Each invocation scores one key for all HG heads; then each invocation owns dim
-// pairs and sums p·V over the chunk. Partials go to `part`: unnormalised outputs
+// decoding") so long contexts fill many workgroups. Workgroup = (kv head, group of up to 8 query
+// heads, chunk). Each invocation scores one key for all heads of the group at once (heads packed
+// in vec4s: no dynamically indexed private arrays, which CPU adapters spill); then each invocation
+// owns a dim pair and sums p·V over the chunk. Partials go to `part`: unnormalised outputs
 // [n_heads][n_split][D], then (max, sum) pairs [n_heads][n_split][2]; attend_reduce merges them.
 
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 
-var<workgroup> q_heads: array<f32, 2048>;   // HG x D, pre-scaled
-var<workgroup> s_chunk: array<f32, 512>;    // HG x CHUNK: scores, then probabilities
+var<workgroup> q_heads: array<vec4<f32>, 512>;  // [dim][heads 0-3 | heads 4-7], pre-scaled
+var<workgroup> s_chunk: array<vec4<f32>, 128>;  // [key][heads 0-3 | heads 4-7]: scores, then e^(s-max)
+
+fn decode_q(h0: u32, nh: u32, g: u32, d: u32) -> f32 {
+    if (g >= nh) {
+        return 0.0;
+    }
+    return q[(P.q_row * P.n_heads + h0 + g) * D + d] * P.scale;
+}
+
+fn component(a: vec4<f32>, b: vec4<f32>, g: u32) -> f32 {
+    if (g < 4u) {
+        return a[g];
+    }
+    return b[g - 4u];
+}
 
 @compute @workgroup_size(64)
 fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -261,71 +281,83 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let qp = P.pos0;
     let k0 = key_lo(qp) + split * CHUNK;
     let nk = min(CHUNK, qp + 1u - k0);
-    let kv_off = (kvh * P.capacity + k0) * dp;
+    let wide = HG > 4u;
 
-    for (var idx = li; idx < HG * D; idx += DECODE_WG) {
-        let g = idx / D;
-        var v = 0.0;
-        if (g < nh) {
-            v = q[(P.q_row * P.n_heads + h0 + g) * D + idx % D] * P.scale;
-        }
-        q_heads[idx] = v;
+    for (var idx = li; idx < 2u * D; idx += DECODE_WG) {
+        let d = idx / 2u;
+        let g = (idx % 2u) * 4u;
+        q_heads[idx] = vec4<f32>(decode_q(h0, nh, g, d), decode_q(h0, nh, g + 1u, d),
+                                 decode_q(h0, nh, g + 2u, d), decode_q(h0, nh, g + 3u, d));
     }
     workgroupBarrier();
 
     {
         let c = li;
-        var dots: array<f32, 8>;
-        for (var g = 0u; g < 8u; g++) {
-            dots[g] = 0.0;
-        }
+        var lo4 = vec4<f32>(NEG);
+        var hi4 = vec4<f32>(NEG);
         if (c < nk) {
+            lo4 = vec4<f32>(0.0);
+            hi4 = vec4<f32>(0.0);
+            let k_col = kvh * dp * P.capacity + k0 + c;
             for (var p = 0u; p < dp; p++) {
-                let kk = unpack2x16float(kc[kv_off + c * dp + p]);
-                for (var g = 0u; g < HG; g++) {
-                    dots[g] += q_heads[g * D + 2u * p] * kk.x + q_heads[g * D + 2u * p + 1u] * kk.y;
+                let kk = unpack2x16float(kc[k_col + p * P.capacity]);
+                lo4 += q_heads[4u * p] * kk.x + q_heads[4u * p + 2u] * kk.y;
+                if (wide) {
+                    hi4 += q_heads[4u * p + 1u] * kk.x + q_heads[4u * p + 3u] * kk.y;
                 }
             }
         }
-        for (var g = 0u; g < HG; g++) {
-            s_chunk[g * CHUNK + c] = select(NEG, dots[g], c < nk);
-        }
+        s_chunk[2u * c] = lo4;
+        s_chunk[2u * c + 1u] = hi4;
     }
     workgroupBarrier();
 
+    // Chunk max and sum for 4 heads at once (invocation 0: heads 0-3, invocation 1: heads 4-7).
+    // Keys past the chunk end hold NEG, so e^(NEG - max) = 0 there.
     let ml0 = P.n_heads * P.n_split * D;
-    if (li < nh) {
-        var mx = NEG;
+    if (li < select(1u, 2u, wide)) {
+        var mx = vec4<f32>(NEG);
         for (var c = 0u; c < nk; c++) {
-            mx = max(mx, s_chunk[li * CHUNK + c]);
+            mx = max(mx, s_chunk[2u * c + li]);
         }
-        var sum = 0.0;
-        for (var c = 0u; c < nk; c++) {
-            let e = exp(s_chunk[li * CHUNK + c] - mx);
-            s_chunk[li * CHUNK + c] = e;
+        var sum = vec4<f32>(0.0);
+        for (var c = 0u; c < CHUNK; c++) {
+            let e = exp(s_chunk[2u * c + li] - mx);
+            s_chunk[2u * c + li] = e;
             sum += e;
         }
-        let at = ml0 + ((h0 + li) * P.n_split + split) * 2u;
-        part[at] = mx;
-        part[at + 1u] = sum;
+        for (var g = 0u; g < 4u; g++) {
+            let head = li * 4u + g;
+            if (head < nh) {
+                let at = ml0 + ((h0 + head) * P.n_split + split) * 2u;
+                part[at] = mx[g];
+                part[at + 1u] = sum[g];
+            }
+        }
     }
     workgroupBarrier();
 
+    let v_off = (kvh * P.capacity + k0) * dp;
     for (var p = li; p < dp; p += DECODE_WG) {
-        var acc: array<vec2<f32>, 8>;
-        for (var g = 0u; g < 8u; g++) {
-            acc[g] = vec2<f32>(0.0);
-        }
+        var x_lo = vec4<f32>(0.0);
+        var y_lo = vec4<f32>(0.0);
+        var x_hi = vec4<f32>(0.0);
+        var y_hi = vec4<f32>(0.0);
         for (var c = 0u; c < nk; c++) {
-            let v = unpack2x16float(vc[kv_off + c * dp + p]);
-            for (var g = 0u; g < HG; g++) {
-                acc[g] += s_chunk[g * CHUNK + c] * v;
+            let v = unpack2x16float(vc[v_off + c * dp + p]);
+            let w = s_chunk[2u * c];
+            x_lo += w * v.x;
+            y_lo += w * v.y;
+            if (wide) {
+                let w2 = s_chunk[2u * c + 1u];
+                x_hi += w2 * v.x;
+                y_hi += w2 * v.y;
             }
         }
         for (var g = 0u; g < nh; g++) {
             let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
-            part[at] = acc[g].x;
-            part[at + 1u] = acc[g].y;
+            part[at] = component(x_lo, x_hi, g);
+            part[at + 1u] = component(y_lo, y_hi, g);
         }
     }
 }
@@ -421,10 +453,9 @@ fn attend_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var j = li; j < n; j += PROBS_WG) {
         var s = NEG;
         if (j >= lo) {
-            let off = (kvh * P.capacity + j) * dp;
             var dot = 0.0;
             for (var p = 0u; p < dp; p++) {
-                let kk = unpack2x16float(kc[off + p]);
+                let kk = unpack2x16float(kc[(kvh * dp + p) * P.capacity + j]);
                 dot += q_one[2u * p] * kk.x + q_one[2u * p + 1u] * kk.y;
             }
             s = dot;

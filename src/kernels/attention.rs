@@ -2,9 +2,11 @@
 //! (tiles + online softmax; memory never grows with N²), grouped-query heads, optional sliding
 //! window, plus the "attention lens" read-out of one query's softmax weights.
 //!
-//! KV cache: per layer one K and one V buffer, each `[n_kv_heads][capacity][head_dim / 2]` u32 with
-//! two consecutive dims packed as f16 (`pack2x16float`, low half = even dim): half the memory of
-//! f32 and no `shader-f16` needed.
+//! KV cache: per layer one K and one V buffer of u32 words, each holding two consecutive dims as
+//! f16 (`pack2x16float`, low half = even dim): half the memory of f32, no `shader-f16` needed.
+//! K is dims-major `[n_kv_heads][head_dim / 2][capacity]` (invocations that each score one key
+//! read consecutive words), V is position-major `[n_kv_heads][capacity][head_dim / 2]`
+//! (invocations that each own a dim pair read consecutive words).
 //!
 //! Masking follows llama.cpp (`LLAMA_SWA_TYPE_STANDARD`) and HF (`sliding_window_overlay`): the
 //! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.

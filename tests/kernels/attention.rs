@@ -227,7 +227,14 @@ gpu_test! {
                             f16::from_f32(x[0]).to_bits() as u32
                                 | (f16::from_f32(x[1]).to_bits() as u32) << 16
                         });
-                        let w = got[(kvh * cap as usize + pos) * d as usize / 2 + pair];
+                        let dp = d as usize / 2;
+                        // K is [kv head][pair][position], V is [kv head][position][pair].
+                        let at = if name == "K" {
+                            (kvh * dp + pair) * cap as usize + pos
+                        } else {
+                            (kvh * cap as usize + pos) * dp + pair
+                        };
+                        let w = got[at];
                         assert_eq!(w, want, "{name} kv head {kvh} pos {pos} pair {pair}");
                     }
                 }
@@ -311,4 +318,55 @@ gpu_test! {
         assert!(attention_probs(&mut rec, &big, &kv, &small, 15, 4, 1.0, 0).is_err(), "out");
         assert_eq!(rec.dispatches, 0);
     }
+}
+
+/// Rough timings on the native adapter (`cargo test --test kernels attention_timing -- --ignored
+/// --nocapture`): decode and prefill at model shapes, many calls per submit.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore]
+fn attention_timing() {
+    pollster::block_on(async {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(9);
+        // (label, head_dim, heads, kv heads, window)
+        let models = [("smollm2", 64u32, 9u32, 3u32, 0u32), ("gemma3", 256, 4, 1, 512)];
+        for (label, d, n_heads, n_kv, window) in models {
+            let cap = 2048u32;
+            let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
+            let kin = gpu.upload("k", &rng.normal((cap * n_kv * d) as usize, 1.0)).unwrap();
+            let mut rec = gpu.recorder("fill");
+            kv_store(&mut rec, &kv, &kin, &kin, 0, cap).unwrap();
+            rec.submit();
+            gpu.wait();
+            let q = gpu.upload("q", &rng.normal((512 * n_heads * d) as usize, 1.0)).unwrap();
+            let out = gpu.storage("out", (512 * n_heads * d * 4) as u64).unwrap();
+            let scale = 1.0 / (d as f32).sqrt();
+            for (m, pos0, reps) in [(1u32, 127u32, 30u32), (1, 1023, 30), (1, 2047, 10),
+                                    (128, 0, 3), (512, 0, 1)] {
+                let p = AttnParams { m, pos0, n_heads, scale, window };
+                let run = |reps: u32| {
+                    let mut rec = gpu.recorder("time");
+                    for _ in 0..reps {
+                        attention(&mut rec, &q, &kv, &out, &p).unwrap();
+                    }
+                    rec.submit();
+                    gpu.wait();
+                };
+                run(1); // compile pipelines
+                let t = std::time::Instant::now();
+                run(reps);
+                let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+                eprintln!("{label}: m={m} pos0={pos0}: {ms:.3} ms per call");
+            }
+            let t = std::time::Instant::now();
+            let mut rec = gpu.recorder("store");
+            for _ in 0..30 {
+                kv_store(&mut rec, &kv, &kin, &kin, 100, 1).unwrap();
+            }
+            rec.submit();
+            gpu.wait();
+            eprintln!("{label}: kv_store m=1: {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / 30.0);
+        }
+    });
 }
