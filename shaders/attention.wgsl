@@ -89,18 +89,38 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // attend_prefill: one workgroup per (kv head, tile of BR rows). A row is a (query i, head g of the
 // kv head's group) pair, row = i * G + g, so the G heads that share a kv head share every K/V tile
 // load. K/V tiles of BC keys stream through workgroup memory; each row keeps a running max and sum
-// (online softmax) and its output accumulator in registers (TPR invocations per row, each owning
-// up to 8 dim pairs). Workgroup memory: 8 + 4 + 2 KiB + row stats, under WebGPU's 16 KiB.
+// (online softmax). Rows are handled four at a time as vec4s:
+//   scores:  invocation (key c, row quad) -> 4 dot products, reading K words shared by the quad
+//   softmax: invocation (row quad) -> running max/sum of 4 rows
+//   P·V:     invocation (dim pair p, 8 consecutive rows) -> 8 output pairs in registers, each V
+//            word loaded once and used for 8 rows
+// Workgroup memory: Q 8 KiB + K/V tile 4 KiB + P tile 2 KiB + row stats, under WebGPU's 16 KiB.
+// BR is a multiple of 8 with BR * D <= 2048, BC * D / 2 <= 1024 and BR * BC <= 512.
 
 @group(0) @binding(3) var<storage, read> vc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> q_tile: array<f32, 2048>;    // BR x D, pre-scaled
-var<workgroup> kv_tile: array<u32, 1024>;   // BC x D/2: the K tile, then the V tile
-var<workgroup> s_tile: array<f32, 512>;     // BR x BC: scores, then probabilities
-var<workgroup> row_max: array<f32, 32>;
-var<workgroup> row_sum: array<f32, 32>;
-var<workgroup> row_alpha: array<f32, 32>;
+var<workgroup> q_tile: array<vec4<f32>, 512>;  // [dim][row quad], pre-scaled
+var<workgroup> kv_tile: array<u32, 1024>;      // K tile as [pair][key], then V tile as [key][pair]
+var<workgroup> p_tile: array<vec4<f32>, 128>;  // [key][row quad]: scores, then probabilities
+var<workgroup> row_max: array<vec4<f32>, 8>;   // per row quad
+var<workgroup> row_sum: array<vec4<f32>, 8>;
+var<workgroup> row_alpha: array<vec4<f32>, 8>;
+
+// Query position of tile row r0 + r, or 0xffffffff past the last row (sees no key).
+fn row_pos(r0: u32, r: u32, rows: u32, g_size: u32) -> u32 {
+    let rr = r0 + r;
+    return select(0xffffffffu, P.pos0 + rr / g_size, rr < rows);
+}
+
+fn prefill_q(r0: u32, r: u32, rows: u32, g_size: u32, kvh: u32, d: u32) -> f32 {
+    let rr = r0 + r;
+    if (rr >= rows) {
+        return 0.0;
+    }
+    let h = kvh * g_size + rr % g_size;
+    return q[((rr / g_size) * P.n_heads + h) * D + d] * P.scale;
+}
 
 @compute @workgroup_size(128)
 fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -113,6 +133,7 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let dp = D / 2u;
+    let quads = BR / 4u;
     let kvh = lin % P.n_kv_heads;
     // Last tiles (most keys) first, so the longest workgroups start early.
     let tile = n_tiles - 1u - lin / P.n_kv_heads;
@@ -121,34 +142,31 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     // Keys any row of this tile may see: from the first query's window start to the last query.
     let lo = key_lo(P.pos0 + r0 / g_size);
     let hi = P.pos0 + (r_end - 1u) / g_size;
-    let kv_base = kvh * P.capacity;
 
-    for (var idx = li; idx < BR * D; idx += PREFILL_WG) {
-        let rr = r0 + idx / D;
-        var v = 0.0;
-        if (rr < rows) {
-            let h = kvh * g_size + rr % g_size;
-            v = q[((rr / g_size) * P.n_heads + h) * D + idx % D] * P.scale;
-        }
-        q_tile[idx] = v;
+    for (var idx = li; idx < D * quads; idx += PREFILL_WG) {
+        let d = idx / quads;
+        let r = (idx % quads) * 4u;
+        q_tile[idx] = vec4<f32>(prefill_q(r0, r, rows, g_size, kvh, d),
+                                prefill_q(r0, r + 1u, rows, g_size, kvh, d),
+                                prefill_q(r0, r + 2u, rows, g_size, kvh, d),
+                                prefill_q(r0, r + 3u, rows, g_size, kvh, d));
     }
-    if (li < BR) {
-        row_max[li] = NEG;
-        row_sum[li] = 0.0;
+    if (li < quads) {
+        row_max[li] = vec4<f32>(NEG);
+        row_sum[li] = vec4<f32>(0.0);
     }
 
-    // This invocation's output slice: row my_r, dim pairs lane + k * tpr.
-    let tpr = PREFILL_WG / BR;
-    let my_r = li / tpr;
-    let lane = li % tpr;
-    var acc: array<vec2<f32>, 8>;
-    for (var k = 0u; k < 8u; k++) {
-        acc[k] = vec2<f32>(0.0);
-    }
+    // P·V role: dim pair pv_p of the 8 rows starting at pv_r (inactive past BR rows).
+    let pv_p = li % dp;
+    let pv_r = (li / dp) * 8u;
+    let pv_on = pv_r < BR;
+    var x_lo = vec4<f32>(0.0);
+    var y_lo = vec4<f32>(0.0);
+    var x_hi = vec4<f32>(0.0);
+    var y_hi = vec4<f32>(0.0);
 
     for (var k0 = lo; k0 <= hi; k0 += BC) {
         let nk = min(BC, hi + 1u - k0);
-        // K tile as [pair][key] (straight from the dims-major cache), V tile as [key][pair].
         for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
             let c = idx % BC;
             var w = 0u;
@@ -159,37 +177,38 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
         workgroupBarrier();
 
-        for (var idx = li; idx < BR * BC; idx += PREFILL_WG) {
-            let r = idx / BC;
-            let c = idx % BC;
-            let rr = r0 + r;
-            let j = k0 + c;
-            let qp = P.pos0 + rr / g_size;
-            var s = NEG;
-            if (rr < rows && c < nk && j <= qp && j >= key_lo(qp)) {
-                var dot = 0.0;
-                for (var p = 0u; p < dp; p++) {
-                    let kk = unpack2x16float(kv_tile[p * BC + c]);
-                    dot += q_tile[r * D + 2u * p] * kk.x + q_tile[r * D + 2u * p + 1u] * kk.y;
-                }
-                s = dot;
+        for (var idx = li; idx < BC * quads; idx += PREFILL_WG) {
+            let c = idx / quads;
+            let rq = idx % quads;
+            var dot = vec4<f32>(0.0);
+            for (var p = 0u; p < dp; p++) {
+                let kk = unpack2x16float(kv_tile[p * BC + c]);
+                dot += q_tile[2u * p * quads + rq] * kk.x + q_tile[(2u * p + 1u) * quads + rq] * kk.y;
             }
-            s_tile[idx] = s;
+            let j = k0 + c;
+            let qp = vec4<u32>(row_pos(r0, 4u * rq, rows, g_size),
+                               row_pos(r0, 4u * rq + 1u, rows, g_size),
+                               row_pos(r0, 4u * rq + 2u, rows, g_size),
+                               row_pos(r0, 4u * rq + 3u, rows, g_size));
+            let first = vec4<u32>(key_lo(qp.x), key_lo(qp.y), key_lo(qp.z), key_lo(qp.w));
+            let seen = (vec4<u32>(j) <= qp) & (vec4<u32>(j) >= first) & (qp != vec4<u32>(0xffffffffu))
+                & vec4<bool>(c < nk);
+            p_tile[idx] = select(vec4<f32>(NEG), dot, seen);
         }
         workgroupBarrier();
 
-        // Online softmax update, one invocation per row; meanwhile everyone loads the V tile.
-        if (li < BR) {
+        // Online softmax update, one invocation per row quad; meanwhile everyone loads the V tile.
+        if (li < quads) {
             let m_old = row_max[li];
             var m_new = m_old;
             for (var c = 0u; c < nk; c++) {
-                m_new = max(m_new, s_tile[li * BC + c]);
+                m_new = max(m_new, p_tile[c * quads + li]);
             }
-            var sum = 0.0;
-            for (var c = 0u; c < BC; c++) {
-                let s = s_tile[li * BC + c];
-                let e = select(exp(s - m_new), 0.0, s <= NEG);
-                s_tile[li * BC + c] = e;
+            var sum = vec4<f32>(0.0);
+            for (var c = 0u; c < nk; c++) {
+                let s = p_tile[c * quads + li];
+                let e = select(exp(s - m_new), vec4<f32>(0.0), s <= vec4<f32>(NEG));
+                p_tile[c * quads + li] = e;
                 sum += e;
             }
             let alpha = exp(m_old - m_new);
@@ -197,7 +216,7 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             row_sum[li] = row_sum[li] * alpha + sum;
             row_max[li] = m_new;
         }
-        let v_off = (kv_base + k0) * dp;
+        let v_off = (kvh * P.capacity + k0) * dp;
         for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
             var w = 0u;
             if (idx < nk * dp) {
@@ -207,30 +226,42 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
         workgroupBarrier();
 
-        let alpha = row_alpha[my_r];
-        for (var k = 0u; k < 8u; k++) {
-            let p = lane + k * tpr;
-            if (p < dp) {
-                var a = acc[k] * alpha;
-                for (var c = 0u; c < nk; c++) {
-                    a += s_tile[my_r * BC + c] * unpack2x16float(kv_tile[c * dp + p]);
-                }
-                acc[k] = a;
+        if (pv_on) {
+            let q_lo = pv_r / 4u;
+            let a_lo = row_alpha[q_lo];
+            let a_hi = row_alpha[q_lo + 1u];
+            x_lo *= a_lo;
+            y_lo *= a_lo;
+            x_hi *= a_hi;
+            y_hi *= a_hi;
+            for (var c = 0u; c < nk; c++) {
+                let v = unpack2x16float(kv_tile[c * dp + pv_p]);
+                let w_lo = p_tile[c * quads + q_lo];
+                let w_hi = p_tile[c * quads + q_lo + 1u];
+                x_lo += w_lo * v.x;
+                y_lo += w_lo * v.y;
+                x_hi += w_hi * v.x;
+                y_hi += w_hi * v.y;
             }
         }
         workgroupBarrier();
     }
 
-    let rr = r0 + my_r;
-    if (rr < rows) {
-        let inv = 1.0 / row_sum[my_r];
-        let h = kvh * g_size + rr % g_size;
-        let o = ((rr / g_size) * P.n_heads + h) * D;
-        for (var k = 0u; k < 8u; k++) {
-            let p = lane + k * tpr;
-            if (p < dp) {
-                out[o + 2u * p] = acc[k].x * inv;
-                out[o + 2u * p + 1u] = acc[k].y * inv;
+    if (pv_on) {
+        let inv_lo = 1.0 / row_sum[pv_r / 4u];
+        let inv_hi = 1.0 / row_sum[pv_r / 4u + 1u];
+        for (var e = 0u; e < 8u; e++) {
+            let rr = r0 + pv_r + e;
+            if (rr < rows) {
+                let h = kvh * g_size + rr % g_size;
+                let o = ((rr / g_size) * P.n_heads + h) * D + 2u * pv_p;
+                if (e < 4u) {
+                    out[o] = x_lo[e] * inv_lo[e];
+                    out[o + 1u] = y_lo[e] * inv_lo[e];
+                } else {
+                    out[o] = x_hi[e - 4u] * inv_hi[e - 4u];
+                    out[o + 1u] = y_hi[e - 4u] * inv_hi[e - 4u];
+                }
             }
         }
     }

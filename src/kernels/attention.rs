@@ -185,15 +185,17 @@ pub fn kv_store(
     Ok(())
 }
 
-/// Prefill tile shape for a head size: (query rows per workgroup, keys per tile). Keeps the Q tile
-/// at ≤ 2048 f32, the K/V tile at ≤ 1024 u32 and each invocation at ≤ 8 dim pairs.
+/// Prefill tile shape for a head size: (query rows per workgroup, keys per tile). Rows are a
+/// multiple of 8 (each P·V invocation owns 8 rows of one dim pair) with the Q tile at ≤ 2048 f32,
+/// which also makes (rows / 8) * (head_dim / 2) ≤ 128 invocations; the K/V tile stays ≤ 1024 u32
+/// and the P tile ≤ 512 f32.
 fn prefill_tiles(head_dim: u32) -> (u32, u32) {
-    let rows = [32, 16, 8, 4]
+    let rows = [32, 16, 8]
         .into_iter()
         .find(|r| r * head_dim <= 2048)
-        .unwrap_or(4);
+        .unwrap_or(8);
     let keys = if head_dim <= 128 { 16 } else { 8 };
-    debug_assert!((head_dim / 2).div_ceil(PREFILL_WG / rows) <= 8);
+    debug_assert!(rows / 8 * (head_dim / 2) <= PREFILL_WG);
     (rows, keys)
 }
 
@@ -363,8 +365,7 @@ mod tests {
             assert!(rows * d <= 2048, "q tile for {d}");
             assert!(keys * d / 2 <= 1024, "kv tile for {d}");
             assert!(rows * keys <= 512, "score tile for {d}");
-            let per_row = PREFILL_WG / rows;
-            assert!((d / 2).div_ceil(per_row) <= 8, "pairs per invocation for {d}");
+            assert!(rows % 8 == 0 && rows / 8 * (d / 2) <= PREFILL_WG, "P·V roles for {d}");
         }
     }
 
