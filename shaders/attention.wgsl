@@ -34,8 +34,8 @@ struct Params {
     window: u32,     // 0 = unlimited
     scale: f32,
     n_split: u32,    // decode: key chunks per head
-    q_row: u32,      // lens: which row of q holds the query
-    _pad0: u32,
+    q_row: u32,      // decode, lens: which row of q holds the query
+    direct: u32,     // decode with n_split == 1: write normalised output, no reduce pass
     _pad1: u32,
     _pad2: u32,
 }
@@ -279,6 +279,7 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
 var<workgroup> q_heads: array<vec4<f32>, 512>;  // [dim][heads 0-3 | heads 4-7], pre-scaled
 var<workgroup> s_chunk: array<vec4<f32>, 128>;  // [key][heads 0-3 | heads 4-7]: scores, then e^(s-max)
+var<workgroup> chunk_sum: array<vec4<f32>, 2>;   // direct mode: softmax denominators
 
 fn decode_q(h0: u32, nh: u32, g: u32, d: u32) -> f32 {
     if (g >= nh) {
@@ -357,9 +358,10 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             s_chunk[2u * c + li] = e;
             sum += e;
         }
+        chunk_sum[li] = sum;
         for (var g = 0u; g < 4u; g++) {
             let head = li * 4u + g;
-            if (head < nh) {
+            if (head < nh && P.direct == 0u) {
                 let at = ml0 + ((h0 + head) * P.n_split + split) * 2u;
                 part[at] = mx[g];
                 part[at + 1u] = sum[g];
@@ -385,10 +387,21 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                 y_hi += w2 * v.y;
             }
         }
-        for (var g = 0u; g < nh; g++) {
-            let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
-            part[at] = component(x_lo, x_hi, g);
-            part[at + 1u] = component(y_lo, y_hi, g);
+        if (P.direct != 0u) {
+            // One chunk holds every key: `part` is the output [heads][D] of row q_row.
+            let inv_lo = 1.0 / chunk_sum[0];
+            let inv_hi = 1.0 / select(vec4<f32>(1.0), chunk_sum[1], wide);
+            for (var g = 0u; g < nh; g++) {
+                let at = (P.q_row * P.n_heads + h0 + g) * D + 2u * p;
+                part[at] = component(x_lo * inv_lo, x_hi * inv_hi, g);
+                part[at + 1u] = component(y_lo * inv_lo, y_hi * inv_hi, g);
+            }
+        } else {
+            for (var g = 0u; g < nh; g++) {
+                let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
+                part[at] = component(x_lo, x_hi, g);
+                part[at + 1u] = component(y_lo, y_hi, g);
+            }
         }
     }
 }

@@ -96,7 +96,8 @@ struct Params {
     scale: f32,
     n_split: u32,
     q_row: u32,
-    _pad: [u32; 3],
+    direct: u32,
+    _pad: [u32; 2],
 }
 
 fn check_head_dim(head_dim: u32) -> Result<()> {
@@ -249,7 +250,8 @@ pub fn attention(
 }
 
 /// Split-K decode: partials from the gpu pool (taken and given back while recording: the reduce
-/// dispatch consumes them before any later dispatch can reuse the buffer).
+/// dispatch consumes them before any later dispatch can reuse the buffer). Up to 64 visible keys
+/// need a single dispatch and no partials.
 fn decode(
     rec: &mut Recorder,
     q: &wgpu::Buffer,
@@ -265,6 +267,16 @@ fn decode(
     let group = params.n_heads / kv.n_kv_heads;
     let heads_per_wg = group.min(DECODE_MAX_HEADS);
     let n_wg = n_split * group.div_ceil(heads_per_wg) * kv.n_kv_heads;
+    let consts = [("D", d as f64), ("HG", heads_per_wg as f64)];
+    let grid = workgroups(rec, n_wg);
+    let kv_args = [Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v)];
+    if n_split == 1 {
+        // Every key fits one chunk: the decode pass normalises and writes `out` itself.
+        params.direct = 1;
+        let args = [kv_args[0], kv_args[1], kv_args[2], Arg::from(out)];
+        rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
+        return Ok(());
+    }
     let part_bytes = params.n_heads as u64 * n_split as u64 * (d as u64 + 2) * 4;
     let gpu = rec.gpu();
     let part = gpu.pool.take(
@@ -272,25 +284,15 @@ fn decode(
         part_bytes,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
     );
-    rec.dispatch(
-        &SHADER,
-        "attend_decode",
-        &[("D", d as f64), ("HG", heads_per_wg as f64)],
-        &params,
-        &[
-            Arg::from(q),
-            Arg::from(&kv.k),
-            Arg::from(&kv.v),
-            Arg::Range(&part, 0, part_bytes),
-        ],
-        workgroups(rec, n_wg),
-    );
+    let part_arg = Arg::Range(&part, 0, part_bytes);
+    let args = [kv_args[0], kv_args[1], kv_args[2], part_arg];
+    rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
     rec.dispatch(
         &SHADER,
         "attend_reduce",
         &[("D", d as f64)],
         &params,
-        &[Arg::Range(&part, 0, part_bytes), Arg::from(out)],
+        &[part_arg, Arg::from(out)],
         workgroups(rec, params.n_heads),
     );
     gpu.pool.give(part);
