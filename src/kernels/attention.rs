@@ -11,14 +11,24 @@
 //! Masking follows llama.cpp (`LLAMA_SWA_TYPE_STANDARD`) and HF (`sliding_window_overlay`): the
 //! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.
 //!
-//! Paths: `m == 1` uses split-K "flash decoding" (keys in chunks of 64, one workgroup per
-//! (kv head, chunk), then a small reduce dispatch); `m > 1` uses the tiled prefill kernel, one
-//! workgroup per (kv head, tile of query rows), the rows of all heads that share a kv head sharing
-//! each K/V tile load.
+//! Paths (chosen by `m`):
+//! - `m == 1`, decode: split-K "flash decoding". The visible keys are cut into chunks of 64; one
+//!   workgroup per (kv head, up to 8 of its query heads, chunk) scores its keys for all those heads
+//!   at once (one invocation per key, heads packed in vec4s) and writes partial (max, sum, p·V);
+//!   a small reduce dispatch merges the chunks. With ≤ 64 visible keys the single chunk writes the
+//!   output directly (one dispatch). Partials come from `gpu.pool`: nothing is allocated per token
+//!   once the pool is warm.
+//! - `m > 1`, prefill: one workgroup per (kv head, tile of 8–32 query rows), where a row is a
+//!   (query, head of the kv head's group) pair, so grouped heads share every K/V tile load. K/V
+//!   tiles of 8–16 keys stream through workgroup memory (≤ 14.4 KiB in all), online softmax per
+//!   row, tiles entirely outside the causal/window range are never visited.
+//!
+//! `q` and `out` must be different buffers (a buffer cannot be bound read-only and writable in the
+//! same dispatch).
 
 use crate::gpu::{Arg, Buffer, Gpu, Recorder, Shader};
-use bytemuck::Zeroable as _;
 use crate::{Error, Result};
+use bytemuck::Zeroable as _;
 
 static SHADER: Shader = crate::include_shader!("attention");
 
@@ -101,7 +111,7 @@ struct Params {
 }
 
 fn check_head_dim(head_dim: u32) -> Result<()> {
-    if head_dim == 0 || head_dim % 2 != 0 || head_dim > 256 {
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || head_dim > 256 {
         return Err(Error::Unsupported(format!(
             "attention needs an even head_dim of at most 256, got {head_dim}"
         )));
@@ -120,7 +130,7 @@ fn check_size(what: &str, buf: &wgpu::Buffer, needed: u64) -> Result<()> {
 }
 
 fn check_heads(n_heads: u32, kv: &LayerKv) -> Result<()> {
-    if n_heads == 0 || n_heads % kv.n_kv_heads != 0 {
+    if n_heads == 0 || !n_heads.is_multiple_of(kv.n_kv_heads) {
         return Err(Error::Invalid(format!(
             "{n_heads} query heads is not a multiple of {} kv heads",
             kv.n_kv_heads
@@ -180,7 +190,12 @@ pub fn kv_store(
         "kv_store",
         &[("D", kv.head_dim as f64)],
         &params,
-        &[Arg::from(&kv.k), Arg::from(&kv.v), Arg::from(k), Arg::from(v)],
+        &[
+            Arg::from(&kv.k),
+            Arg::from(&kv.v),
+            Arg::from(k),
+            Arg::from(v),
+        ],
         workgroups(rec, n_wg),
     );
     Ok(())
@@ -232,17 +247,18 @@ pub fn attention(
         let (rows, keys) = prefill_tiles(d);
         let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
         let n_wg = n_rows.div_ceil(rows) * kv.n_kv_heads;
-        let consts = [
-            ("D", d as f64),
-            ("BR", rows as f64),
-            ("BC", keys as f64),
-        ];
+        let consts = [("D", d as f64), ("BR", rows as f64), ("BC", keys as f64)];
         rec.dispatch(
             &SHADER,
             "attend_prefill",
             &consts,
             &params,
-            &[Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v), Arg::from(out)],
+            &[
+                Arg::from(q),
+                Arg::from(&kv.k),
+                Arg::from(&kv.v),
+                Arg::from(out),
+            ],
             workgroups(rec, n_wg),
         );
         Ok(())
@@ -367,7 +383,10 @@ mod tests {
             assert!(rows * d <= 2048, "q tile for {d}");
             assert!(keys * d / 2 <= 1024, "kv tile for {d}");
             assert!(rows * keys <= 512, "score tile for {d}");
-            assert!(rows % 8 == 0 && rows / 8 * (d / 2) <= PREFILL_WG, "P·V roles for {d}");
+            assert!(
+                rows % 8 == 0 && rows / 8 * (d / 2) <= PREFILL_WG,
+                "P·V roles for {d}"
+            );
         }
     }
 

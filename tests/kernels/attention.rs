@@ -40,7 +40,10 @@ fn ref_probs(q: &[f32], k: &[f32], c: &Case, qpos: usize, scale: f32) -> Vec<f64
                 visible(qpos, j, c.window).then(|| {
                     let kr = &k[(j * kv_n + kvh) * d..][..d];
                     let qr = &q[h * d..][..d];
-                    qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>()
+                    qr.iter()
+                        .zip(kr)
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
                         * scale as f64
                 })
             })
@@ -88,7 +91,10 @@ async fn run_case(gpu: &Gpu, c: Case, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
     let split = c.pos0 as usize * row;
     let (k_old, k_new) = k.split_at(split);
     let (v_old, v_new) = v.split_at(split);
-    let bufs = |x: &[f32]| gpu.upload("kv in", if x.is_empty() { &[0f32][..] } else { x }).unwrap();
+    let bufs = |x: &[f32]| {
+        gpu.upload("kv in", if x.is_empty() { &[0f32][..] } else { x })
+            .unwrap()
+    };
     let (k_old, k_new, v_old, v_new) = (bufs(k_old), bufs(k_new), bufs(v_old), bufs(v_new));
     let q_buf = gpu.upload("q", &q).unwrap();
     let out = gpu.storage("out", q.len() as u64 * 4).unwrap();
@@ -119,7 +125,10 @@ async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
         worst = worst.max(max_abs_diff(&got, &want));
         assert_close(&format!("{c:?}"), &got, &want, 1e-4, 1e-4);
     }
-    eprintln!("attention: {} cases, max |gpu - ref| = {worst:e}", cases.len());
+    eprintln!(
+        "attention: {} cases, max |gpu - ref| = {worst:e}",
+        cases.len()
+    );
 }
 
 const HEADS: [(u32, u32); 4] = [(1, 1), (4, 2), (9, 3), (8, 1)];
@@ -159,6 +168,8 @@ gpu_test! {
         cases.push(Case { m: 19, pos0: 3, d: 34, n_heads: 6, n_kv: 2, window: 0 });
         cases.push(Case { m: 12, pos0: 5, d: 2, n_heads: 2, n_kv: 1, window: 1 });
         cases.push(Case { m: 40, pos0: 0, d: 128, n_heads: 4, n_kv: 4, window: 1 });
+        // 18 heads per kv head: a tile's rows span several queries and partial head groups.
+        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5 });
         check_cases(&gpu, &cases, 2).await;
     }
 }
@@ -325,8 +336,18 @@ gpu_test! {
 #[cfg(not(target_arch = "wasm32"))]
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0 // utime, stime in clock ticks (100 Hz)
 }
 
@@ -341,25 +362,43 @@ fn attention_timing() {
         let mut rng = Rng::new(9);
         let only = std::env::var("ATTN_TIMING").unwrap_or_default();
         // (label, head_dim, heads, kv heads, window)
-        let models = [("smollm2", 64u32, 9u32, 3u32, 0u32), ("gemma3", 256, 4, 1, 512)];
+        let models = [
+            ("smollm2", 64u32, 9u32, 3u32, 0u32),
+            ("gemma3", 256, 4, 1, 512),
+        ];
         for (label, d, n_heads, n_kv, window) in models {
             let cap = 2048u32;
             let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
-            let kin = gpu.upload("k", &rng.normal((cap * n_kv * d) as usize, 1.0)).unwrap();
+            let kin = gpu
+                .upload("k", &rng.normal((cap * n_kv * d) as usize, 1.0))
+                .unwrap();
             let mut rec = gpu.recorder("fill");
             kv_store(&mut rec, &kv, &kin, &kin, 0, cap).unwrap();
             rec.submit();
             gpu.wait();
-            let q = gpu.upload("q", &rng.normal((512 * n_heads * d) as usize, 1.0)).unwrap();
+            let q = gpu
+                .upload("q", &rng.normal((512 * n_heads * d) as usize, 1.0))
+                .unwrap();
             let out = gpu.storage("out", (512 * n_heads * d * 4) as u64).unwrap();
             let scale = 1.0 / (d as f32).sqrt();
-            for (m, pos0, reps) in [(1u32, 127u32, 200u32), (1, 1023, 60), (1, 2047, 30),
-                                    (128, 0, 6), (512, 0, 1)] {
+            for (m, pos0, reps) in [
+                (1u32, 127u32, 1000u32),
+                (1, 1023, 300),
+                (1, 2047, 150),
+                (128, 0, 6),
+                (512, 0, 1),
+            ] {
                 let name = format!("{label} m={m} pos0={pos0}");
                 if !name.contains(&only) {
                     continue;
                 }
-                let p = AttnParams { m, pos0, n_heads, scale, window };
+                let p = AttnParams {
+                    m,
+                    pos0,
+                    n_heads,
+                    scale,
+                    window,
+                };
                 let run = |reps: u32| {
                     let mut rec = gpu.recorder("time");
                     for _ in 0..reps {
