@@ -90,7 +90,8 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // kv head's group) pair, row = i * G + g, so the G heads that share a kv head share every K/V tile
 // load. K/V tiles of BC keys stream through workgroup memory; each row keeps a running max and sum
 // (online softmax). Rows are handled four at a time as vec4s:
-//   scores:  invocation (key c, row quad) -> 4 dot products, reading K words shared by the quad
+//   scores:  invocations (key c, row quad, dim slice) -> 4 partial dot products, summed in shared
+//            memory when the tile has fewer than 128 (key, quad) items
 //   softmax: invocation (row quad) -> running max/sum of 4 rows
 //   P·V:     invocation (dim pair p, 8 consecutive rows) -> 8 output pairs in registers, each V
 //            word loaded once and used for 8 rows
@@ -122,6 +123,20 @@ fn prefill_q(r0: u32, r: u32, rows: u32, g_size: u32, kvh: u32, d: u32) -> f32 {
     return q[((rr / g_size) * P.n_heads + h) * D + d] * P.scale;
 }
 
+// Scores of key k0 + c for the row quad rq (item = c * quads + rq); masked ones become NEG.
+fn masked_scores(dot: vec4<f32>, item: u32, r0: u32, rows: u32, g_size: u32, k0: u32,
+                 nk: u32) -> vec4<f32> {
+    let quads = BR / 4u;
+    let c = item / quads;
+    let r = (item % quads) * 4u;
+    let j = vec4<u32>(k0 + c);
+    let qp = vec4<u32>(row_pos(r0, r, rows, g_size), row_pos(r0, r + 1u, rows, g_size),
+                       row_pos(r0, r + 2u, rows, g_size), row_pos(r0, r + 3u, rows, g_size));
+    let first = vec4<u32>(key_lo(qp.x), key_lo(qp.y), key_lo(qp.z), key_lo(qp.w));
+    let seen = (j <= qp) & (j >= first) & (qp != vec4<u32>(0xffffffffu)) & vec4<bool>(c < nk);
+    return select(vec4<f32>(NEG), dot, seen);
+}
+
 @compute @workgroup_size(128)
 fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) li: u32) {
@@ -134,6 +149,8 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     let dp = D / 2u;
     let quads = BR / 4u;
+    let items = BC * quads;           // score quads per tile: a power of two <= 128
+    let sub = PREFILL_WG / items;
     let kvh = lin % P.n_kv_heads;
     // Last tiles (most keys) first, so the longest workgroups start early.
     let tile = n_tiles - 1u - lin / P.n_kv_heads;
@@ -177,23 +194,32 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
         workgroupBarrier();
 
-        for (var idx = li; idx < BC * quads; idx += PREFILL_WG) {
-            let c = idx / quads;
-            let rq = idx % quads;
+        // Scores: `sub` invocations per (key, row quad), each summing every sub-th dim pair, so
+        // all 128 invocations work even when the tile is small (head_dim 256: 16 quads x 8).
+        {
+            let item = li % items;
             var dot = vec4<f32>(0.0);
-            for (var p = 0u; p < dp; p++) {
+            let c = item / quads;
+            let rq = item % quads;
+            for (var p = li / items; p < dp; p += sub) {
                 let kk = unpack2x16float(kv_tile[p * BC + c]);
                 dot += q_tile[2u * p * quads + rq] * kk.x + q_tile[(2u * p + 1u) * quads + rq] * kk.y;
             }
-            let j = k0 + c;
-            let qp = vec4<u32>(row_pos(r0, 4u * rq, rows, g_size),
-                               row_pos(r0, 4u * rq + 1u, rows, g_size),
-                               row_pos(r0, 4u * rq + 2u, rows, g_size),
-                               row_pos(r0, 4u * rq + 3u, rows, g_size));
-            let first = vec4<u32>(key_lo(qp.x), key_lo(qp.y), key_lo(qp.z), key_lo(qp.w));
-            let seen = (vec4<u32>(j) <= qp) & (vec4<u32>(j) >= first) & (qp != vec4<u32>(0xffffffffu))
-                & vec4<bool>(c < nk);
-            p_tile[idx] = select(vec4<f32>(NEG), dot, seen);
+            if (sub == 1u) {
+                p_tile[item] = masked_scores(dot, item, r0, rows, g_size, k0, nk);
+            } else {
+                p_tile[li] = dot;
+            }
+        }
+        if (sub > 1u) {
+            workgroupBarrier();
+            if (li < items) {
+                var dot = p_tile[li];
+                for (var part = 1u; part < sub; part++) {
+                    dot += p_tile[part * items + li];
+                }
+                p_tile[li] = masked_scores(dot, li, r0, rows, g_size, k0, nk);
+            }
         }
         workgroupBarrier();
 
