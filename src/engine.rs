@@ -269,7 +269,7 @@ impl Engine {
         let mut rec = self.gpu.recorder("forward");
         self.model.forward(&mut rec, ids.len() as u32, pos0, logits)?;
         if greedy {
-            self.model.greedy(&mut rec);
+            self.model.greedy(&mut rec)?;
         }
         rec.submit();
         Ok(())

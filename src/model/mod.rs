@@ -139,8 +139,6 @@ pub struct Scratch {
     pub h: Buffer,
     pub q: Buffer,
     pub k: Buffer,
-    /// K before its per-head norm (Gemma 3).
-    pub k_raw: Buffer,
     pub v: Buffer,
     pub attn: Buffer,
     pub o: Buffer,
@@ -164,7 +162,6 @@ impl Scratch {
             h: gpu.storage("h", f(b * cfg.d_model.max(cfg.q_dim())))?,
             q: gpu.storage("q", f(b * cfg.q_dim()))?,
             k: gpu.storage("k", f(b * cfg.kv_dim()))?,
-            k_raw: gpu.storage("k_raw", f(b * cfg.kv_dim()))?,
             v: gpu.storage("v", f(b * cfg.kv_dim()))?,
             attn: gpu.storage("attn", f(b * cfg.q_dim()))?,
             o: gpu.storage("o", f(b * cfg.d_model))?,
@@ -178,7 +175,7 @@ impl Scratch {
     }
     fn bytes(&self) -> u64 {
         [
-            &self.ids, &self.x, &self.h, &self.q, &self.k, &self.k_raw, &self.v, &self.attn, &self.o, &self.gate,
+            &self.ids, &self.x, &self.h, &self.q, &self.k, &self.v, &self.attn, &self.o, &self.gate,
             &self.up, &self.act, &self.last, &self.logits, &self.next,
         ]
         .iter()
@@ -251,33 +248,31 @@ impl Model {
         if logits == Logits::All && m > s.logit_rows {
             return Err(Error::Invalid(format!("all-logits pass of {m} tokens needs logit_rows ≥ {m}")));
         }
-        embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale);
+        embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
+        let d = cfg.d_model;
+        let first_norm = w.blocks.first().map_or(&w.output_norm, |b| &b.attn_norm);
+        norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
         for (l, block) in w.blocks.iter().enumerate() {
+            let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
             match cfg.arch {
-                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, m, pos0),
-                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0),
+                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, m, pos0, next_norm)?,
+                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0, next_norm)?,
             }
         }
+        // `s.h` now holds output_norm(x) for every token.
         let output = w.output.as_ref().unwrap_or(&w.token_embd);
-        let d = cfg.d_model;
-        let rows = match logits {
-            Logits::None => return Ok(()),
-            Logits::All => {
-                norm::rmsnorm(rec, &s.x, &w.output_norm, &s.h, m, d, cfg.norm_eps);
-                m
-            }
+        match logits {
+            Logits::None => Ok(()),
+            Logits::All => matmul::linear(rec, output, &s.h, &s.logits, m, None),
             Logits::Last => {
-                rec.copy(&s.x, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
-                norm::rmsnorm(rec, &s.last, &w.output_norm, &s.h, 1, d, cfg.norm_eps);
-                1
+                rec.copy(&s.h, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
+                matmul::linear(rec, output, &s.last, &s.logits, 1, None)
             }
-        };
-        matmul::linear(rec, output, &s.h, &s.logits, rows, None);
-        Ok(())
+        }
     }
 
     /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).
-    pub fn greedy(&self, rec: &mut Recorder) {
-        argmax::argmax(rec, &self.scratch.logits, 1, self.cfg.vocab, &self.scratch.next);
+    pub fn greedy(&self, rec: &mut Recorder) -> Result<()> {
+        argmax::argmax(rec, &self.scratch.logits, 1, self.cfg.vocab, &self.scratch.next)
     }
 }
