@@ -362,8 +362,9 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
-        let tokenizer = Tokenizer::from_gguf(&header)?;
+        // The architecture and tensors first: they give the most specific errors.
         let (cfg, loader) = Model::plan(&gpu, &header)?;
+        let tokenizer = Tokenizer::from_gguf(&header)?;
         Ok(EngineBuilder { gpu, loader, cfg, tokenizer, header, opts })
     }
 
