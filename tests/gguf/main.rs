@@ -1,5 +1,5 @@
 //! GGUF reader tests (native): real models against dumps made by the PyPI `gguf` package
-//! (tests/reference/gguf_dump.py), the push parser against lazy file reads, split models, and
+//! (tests/reference/gguf/gguf_dump.py), the push parser against lazy file reads, split models, and
 //! broken input (errors, never panics). Models come from tests/fetch-models.sh.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -28,7 +28,7 @@ pub fn model(name: &str) -> PathBuf {
 }
 
 pub fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gguf")
 }
 
 pub const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
