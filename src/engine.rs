@@ -200,8 +200,9 @@ impl Engine {
         }
         self.cached.extend_from_slice(&prompt[reuse..]);
 
-        let mut stream = self.tokenizer.stream_decoder();
-        let mut stop = StopChecker::new(&p.stop);
+        let tokenizer = &self.tokenizer;
+        let mut stream = tokenizer.stream();
+        let mut stop = StopChecker::new(&p.stop, &tokenizer.eog_ids(), Some(max_new as usize));
         let mut history: Vec<u32> = prompt.to_vec();
         let mut text = String::new();
         let mut finish = FinishReason::Length;
@@ -209,45 +210,34 @@ impl Engine {
         let mut t_first = None;
         while generated < max_new {
             let (id, top) = self.pick(&mut sampler, &history, greedy, p.top_logprobs).await?;
-            if t_first.is_none() {
-                t_first = Some(now_s());
-            }
+            t_first.get_or_insert_with(now_s);
             generated += 1;
             history.push(id);
-            if self.tokenizer.is_eog(id) {
-                finish = FinishReason::Stop;
-                let tail = stop.finish();
-                text.push_str(&tail);
-                if !tail.is_empty() {
-                    on_token(&Token { id, text: tail, top_logprobs: top });
+            let piece = if tokenizer.is_eog(id) { String::new() } else { stream.push(id) };
+            let mut step = stop.push(id, &piece);
+            if let Some(f) = step.finish {
+                // Release a character still incomplete at the end (as U+FFFD) unless a stop
+                // string cut the text.
+                if f == crate::stop::FinishReason::Length || tokenizer.is_eog(id) {
+                    step.text.push_str(&stream.finish());
                 }
-                break;
+                finish = match f {
+                    crate::stop::FinishReason::Stop => FinishReason::Stop,
+                    crate::stop::FinishReason::Length => FinishReason::Length,
+                };
             }
-            let (piece, stopped) = stop.push(&stream.push(id));
-            text.push_str(&piece);
-            let go_on = on_token(&Token { id, text: piece, top_logprobs: top });
-            if stopped {
-                finish = FinishReason::Stop;
+            text.push_str(&step.text);
+            let go_on = on_token(&Token { id, text: step.text, top_logprobs: top });
+            if step.finish.is_some() {
                 break;
             }
             if !go_on {
                 finish = FinishReason::Cancelled;
                 break;
             }
-            if generated == max_new {
-                break;
-            }
             // Feed the token back for the next step.
             self.run(&[id], self.cached.len() as u32, Logits::Last, greedy)?;
             self.cached.push(id);
-        }
-        if finish == FinishReason::Length {
-            let (piece, _) = stop.push(&stream.finish());
-            let tail = piece + &stop.finish();
-            if !tail.is_empty() {
-                text.push_str(&tail);
-                on_token(&Token { id: u32::MAX, text: tail, top_logprobs: Vec::new() });
-            }
         }
         let t_end = now_s();
         let t_first = t_first.unwrap_or(t_end);
@@ -393,10 +383,7 @@ impl EngineBuilder {
         };
         let model = Model::new(&gpu, cfg, weights, context, self.opts.batch, self.opts.logit_rows)?;
         let tokenizer = self.tokenizer;
-        let template = match self.header.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
-            Some(src) => ChatTemplate::new(src, &tokenizer.bos_text(), &tokenizer.eos_text())?,
-            None => ChatTemplate::fallback(model.cfg.arch.name())?,
-        };
+        let template = ChatTemplate::from_gguf(&self.header)?;
         gpu.wait();
         Ok(Engine { gpu, model, tokenizer, template, header: self.header, cached: Vec::new() })
     }

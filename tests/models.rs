@@ -59,9 +59,7 @@ fn greedy(engine: &mut Engine, prompt: &[u32], n: u32) -> Vec<u32> {
     let mut out = Vec::new();
     engine.reset();
     pollster::block_on(engine.generate(prompt, &p, |t| {
-        if t.id != u32::MAX {
-            out.push(t.id)
-        }
+        out.push(t.id);
         true
     }))
     .unwrap();

@@ -224,9 +224,6 @@ commands:
         let stats = pollster::block_on(e.generate(&prompt, &p, |t| {
             let mut out = stdout.lock();
             if jsonl {
-                if t.id == u32::MAX {
-                    return true; // flushed tail text of the last token, already counted
-                }
                 let mut line = json!({ "id": t.id, "text": t.text });
                 if p.top_logprobs > 0 {
                     line["top_logprobs"] = json!(t.top_logprobs.iter().map(|&(i, l)| json!([i, l])).collect::<Vec<_>>());
