@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes tokenizer_golden.json: HF transformers' token ids for varied strings on the test models.
+"""Writes tokenizer_golden.json: HF transformers' token ids for varied strings on the test models,
+and llama.cpp's (through llama-cpp-python, vocab only) where it is installed.
 
 transformers converts the GGUF's tokenizer itself (AutoTokenizer.from_pretrained(dir, gguf_file=...)),
-so this is an independent reference for tests/tokenizer.rs. No torch needed.
+so this is an independent reference for tests/tokenizer.rs. transformers 5.x's GGUF reader imports
+torch, so run it where torch is installed (CPU is enough); only the tokenizer is built.
 Usage: HF_HUB_OFFLINE=1 python tokenizer_golden.py [models_dir]   (default ~/.cache/attend/models)
 """
 import json
@@ -46,7 +48,26 @@ TEXTS = [
     "<bos>text with <eos> inside and <|endoftext|> too",
     "JSON: {\"key\": [1, 2, 3], \"nested\": {\"a\": null}}",
     "Zero\u200bwidth and non\u00a0breaking and ideographic\u3000space",
+    "Contractions: it's IT'S we'll WE'LL they've I'd you're 'tis",
+    "Combining e\u0301 vs \u00e9, Arabic digits \u0663\u0664\u0665, Thai \u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35",
+    "\n\n\n\n\n   \t\t\t  x \n \n",
+    "<unused0> and <start_of_image> and [multimodal] markers",
+    "a\u2581b \u2581\u2581 underscores__and--dashes",
+    "$$$ ### @@@ !!! ??? ... ,,, ;;; ::: ~~~ ``` ''' \"\"\"",
+    "x" * 300,
+    "Snake_case_identifier and camelCaseIdentifier and SCREAMING_CASE_42",
 ]
+
+
+def llama_cpp_tokenizer(path):
+    """llama.cpp's tokenizer through llama-cpp-python (vocab only), when it is installed."""
+    try:
+        import llama_cpp
+    except ImportError:
+        print("llama_cpp not installed: no llama.cpp column", file=sys.stderr)
+        return None
+    m = llama_cpp.Llama(path, vocab_only=True, verbose=False)
+    return lambda text, add_special: m.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
 
 
 def main():
@@ -56,16 +77,23 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"missing {path}: run tests/fetch-models.sh")
         tok = AutoTokenizer.from_pretrained(MODELS, gguf_file=f)
+        lcpp = llama_cpp_tokenizer(path)
         cases = []
         for t in TEXTS:
             ids = tok(t, add_special_tokens=True)["input_ids"]
             plain = tok(t, add_special_tokens=False)["input_ids"]
-            cases.append({
+            case = {
                 "text": t,
                 "ids_add_special": ids,
                 "ids": plain,
                 "decoded": tok.decode(plain, skip_special_tokens=False),
-            })
+            }
+            if lcpp is not None:
+                case["llama_cpp_ids_add_special"] = lcpp(t, True)
+                case["llama_cpp_ids"] = lcpp(t, False)
+                if case["llama_cpp_ids"] != plain:
+                    print(f"{f}: transformers and llama.cpp differ on {t!r}", file=sys.stderr)
+            cases.append(case)
         out[f] = {"tokenizer_class": type(tok).__name__, "cases": cases}
         print(f, type(tok).__name__, len(cases), file=sys.stderr)
     here = os.path.dirname(os.path.abspath(__file__))
