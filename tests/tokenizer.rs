@@ -26,7 +26,9 @@ fn model(name: &str) -> Tokenizer {
 }
 
 fn vocab(name: &str) -> (Gguf, PathBuf) {
-    let path = cache().join("vocab").join(format!("ggml-vocab-{name}.gguf"));
+    let path = cache()
+        .join("vocab")
+        .join(format!("ggml-vocab-{name}.gguf"));
     (load(&path, "tests/fetch-vocab.sh"), path)
 }
 
@@ -36,24 +38,44 @@ fn vocab(name: &str) -> (Gguf, PathBuf) {
 fn llama_cpp_vectors(name: &str) {
     let (g, path) = vocab(name);
     let tok = Tokenizer::from_gguf(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let inp = std::fs::read_to_string(path.with_extension("gguf.inp")).expect("missing .inp: run tests/fetch-vocab.sh");
-    let out = std::fs::read_to_string(path.with_extension("gguf.out")).expect("missing .out: run tests/fetch-vocab.sh");
+    let inp = std::fs::read_to_string(path.with_extension("gguf.inp"))
+        .expect("missing .inp: run tests/fetch-vocab.sh");
+    let out = std::fs::read_to_string(path.with_extension("gguf.out"))
+        .expect("missing .out: run tests/fetch-vocab.sh");
     let mut texts: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
     if texts.last() == Some(&"") {
         texts.pop();
     }
     let expected: Vec<&str> = out.lines().collect();
-    assert_eq!(texts.len(), expected.len(), "{name}: .inp/.out disagree on the number of cases");
+    assert_eq!(
+        texts.len(),
+        expected.len(),
+        "{name}: .inp/.out disagree on the number of cases"
+    );
     let mut failures = Vec::new();
     for (text, want) in texts.iter().zip(&expected) {
-        let want: Vec<u32> = want.split_whitespace().map(|t| t.parse().unwrap()).collect();
+        let want: Vec<u32> = want
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
         let got = tok.encode(text, false, false);
         if got != want {
             failures.push(format!("  {text:?}\n    want {want:?}\n    got  {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{name}: {}/{} cases differ:\n{}", failures.len(), texts.len(), failures.join("\n"));
-    eprintln!("{name}: {} cases identical ({:?}, pre {:?})", texts.len(), tok.model(), tok.pre_tokenizer());
+    assert!(
+        failures.is_empty(),
+        "{name}: {}/{} cases differ:\n{}",
+        failures.len(),
+        texts.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{name}: {} cases identical ({:?}, pre {:?})",
+        texts.len(),
+        tok.model(),
+        tok.pre_tokenizer()
+    );
 }
 
 macro_rules! vectors {
@@ -94,6 +116,24 @@ fn unsupported_vocabularies_are_refused() {
     }
 }
 
+/// Vocabularies llama.cpp ships without test strings still load (aquila and gpt-neox have no
+/// `tokenizer.ggml.pre`: llama.cpp's 'default' pre-tokenizer, with a warning) and round-trip.
+#[test]
+fn vocabularies_without_vectors_load() {
+    for name in ["aquila", "baichuan", "gpt-neox"] {
+        let (g, _) = vocab(name);
+        let tok = Tokenizer::from_gguf(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ids = tok.encode("Hello world, 123!", false, false);
+        assert!(!ids.is_empty(), "{name}");
+        assert_eq!(tok.decode(&ids).trim_start(), "Hello world, 123!", "{name}");
+        eprintln!(
+            "{name}: {:?} pre {:?} -> {ids:?}",
+            tok.model(),
+            tok.pre_tokenizer()
+        );
+    }
+}
+
 // ---- transformers reference -------------------------------------------------------------------
 
 /// Just enough JSON for tokenizer_golden.json.
@@ -130,7 +170,9 @@ impl Json {
                         p.next();
                         return Json::Obj(o);
                     }
-                    let Json::Str(k) = Self::value(s, p) else { panic!("json: key") };
+                    let Json::Str(k) = Self::value(s, p) else {
+                        panic!("json: key")
+                    };
                     Self::ws(p);
                     assert_eq!(p.next().unwrap().1, ':');
                     o.push((k, Self::value(s, p)));
@@ -201,7 +243,12 @@ impl Json {
     }
     fn get(&self, k: &str) -> &Json {
         match self {
-            Json::Obj(o) => &o.iter().find(|(key, _)| key == k).unwrap_or_else(|| panic!("json: no key {k}")).1,
+            Json::Obj(o) => {
+                &o.iter()
+                    .find(|(key, _)| key == k)
+                    .unwrap_or_else(|| panic!("json: no key {k}"))
+                    .1
+            }
             _ => panic!("json: not an object"),
         }
     }
@@ -238,8 +285,12 @@ struct GoldenCase {
 }
 
 fn golden(file: &str) -> Vec<GoldenCase> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/tokenizer_golden.json");
-    let text = std::fs::read_to_string(path).expect("tests/reference/tokenizer_golden.json (written by tokenizer_golden.py)");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/tokenizer_golden.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .expect("tests/reference/tokenizer_golden.json (written by tokenizer_golden.py)");
     let j = Json::parse(&text);
     j.get(file)
         .get("cases")
@@ -273,7 +324,10 @@ fn against_references(file: &str) {
     let mut hf_agree = 0;
     for c in &cases {
         let text = &c.text;
-        for (add, want_lcpp, want_hf) in [(false, &c.lcpp, &c.hf), (true, &c.lcpp_special, &c.hf_special)] {
+        for (add, want_lcpp, want_hf) in [
+            (false, &c.lcpp, &c.hf),
+            (true, &c.lcpp_special, &c.hf_special),
+        ] {
             let got = tok.encode(text, add, true);
             if &got != want_lcpp {
                 failures.push(format!("  {text:?} (add_special={add})\n    llama.cpp {want_lcpp:?}\n    got       {got:?}"));
@@ -295,10 +349,18 @@ fn against_references(file: &str) {
         }
         let hf_back = tok.decode(&c.hf);
         if hf_back != c.hf_decoded {
-            failures.push(format!("  decode {:?}\n    transformers {:?}\n    got          {hf_back:?}", c.hf, c.hf_decoded));
+            failures.push(format!(
+                "  decode {:?}\n    transformers {:?}\n    got          {hf_back:?}",
+                c.hf, c.hf_decoded
+            ));
         }
     }
-    assert!(failures.is_empty(), "{file}: {} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{file}: {} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!(
         "{file}: {} strings identical to llama.cpp; transformers agrees on {hf_agree} of {} encodings",
         cases.len(),
@@ -319,20 +381,37 @@ fn gemma3_matches_llama_cpp_and_transformers() {
 #[test]
 fn special_ids_from_metadata() {
     let smol = model("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert_eq!((smol.vocab_size(), smol.bos(), smol.eos()), (49152, Some(1), Some(2)));
+    assert_eq!(
+        (smol.vocab_size(), smol.bos(), smol.eos()),
+        (49152, Some(1), Some(2))
+    );
     assert!(!smol.adds_bos());
     let im_end = smol.token_id("<|im_end|>").unwrap();
-    assert!(smol.is_eog(im_end) && smol.is_eog(0) && !smol.is_eog(smol.token_id("<|im_start|>").unwrap()));
+    assert!(
+        smol.is_eog(im_end)
+            && smol.is_eog(0)
+            && !smol.is_eog(smol.token_id("<|im_start|>").unwrap())
+    );
     assert_eq!(smol.encode("<|im_end|>", false, true), [im_end]);
-    assert_ne!(smol.encode("<|im_end|>", false, false), [im_end], "control text must not be parsed without parse_special");
+    assert_ne!(
+        smol.encode("<|im_end|>", false, false),
+        [im_end],
+        "control text must not be parsed without parse_special"
+    );
 
     let gemma = model("gemma-3-270m-q4_k_m.gguf");
-    assert_eq!((gemma.vocab_size(), gemma.bos(), gemma.eos()), (262144, Some(2), Some(1)));
+    assert_eq!(
+        (gemma.vocab_size(), gemma.bos(), gemma.eos()),
+        (262144, Some(2), Some(1))
+    );
     assert!(gemma.adds_bos() && !gemma.adds_eos());
     let eot = gemma.token_id("<end_of_turn>").unwrap();
     assert!(gemma.is_eog(eot) && gemma.is_eog(1));
     assert_eq!(gemma.encode("hi", true, false)[0], 2);
-    assert_eq!(gemma.decode_text(&gemma.encode("<start_of_turn>user\nhi<end_of_turn>", true, true)), "user\nhi");
+    assert_eq!(
+        gemma.decode_text(&gemma.encode("<start_of_turn>user\nhi<end_of_turn>", true, true)),
+        "user\nhi"
+    );
 }
 
 // ---- streaming ---------------------------------------------------------------------------------
@@ -375,12 +454,20 @@ fn stream_decoding_waits_for_whole_characters() {
 fn encoding_10kb_is_fast() {
     let base = "The quick brown fox jumps over the lazy dog; fn main() { let x = 42; }\n中文 テキスト 🙂 1234567\n";
     let text: String = base.repeat(10_240 / base.len() + 1);
-    for file in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
+    for file in [
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+    ] {
         let tok = model(file);
         let t = Instant::now();
         let ids = tok.encode(&text, true, true);
         let dt = t.elapsed();
-        eprintln!("{file}: {} bytes -> {} tokens in {:.1} ms", text.len(), ids.len(), dt.as_secs_f64() * 1e3);
+        eprintln!(
+            "{file}: {} bytes -> {} tokens in {:.1} ms",
+            text.len(),
+            ids.len(),
+            dt.as_secs_f64() * 1e3
+        );
         assert_eq!(tok.decode_text(&ids), text);
         assert!(dt.as_millis() < 500, "{file}: encoding 10 KB took {dt:?}");
     }

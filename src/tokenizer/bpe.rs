@@ -16,7 +16,11 @@ pub(super) struct Merges {
 impl Merges {
     /// `merges` are "left right" strings in rank order (split at the first space after the first
     /// byte, like llama.cpp).
-    pub fn new<'a>(vocab_ids: &HashMap<String, u32>, n_vocab: u32, merges: impl Iterator<Item = &'a str>) -> Merges {
+    pub fn new<'a>(
+        vocab_ids: &HashMap<String, u32>,
+        n_vocab: u32,
+        merges: impl Iterator<Item = &'a str>,
+    ) -> Merges {
         let mut parts = vocab_ids.clone();
         let mut next = n_vocab;
         let mut ranks = HashMap::new();
@@ -67,8 +71,18 @@ pub(super) fn encode_word(v: &Vocab, m: &Merges, word: &str, out: &mut Vec<u32>)
     let mut syms: Vec<Sym> = Vec::with_capacity(word.len());
     for (i, (start, c)) in word.char_indices().enumerate() {
         let len = c.len_utf8();
-        let next = if start + len == word.len() { -1 } else { i as isize + 1 };
-        syms.push(Sym { start, len, prev: i as isize - 1, next, part: m.parts.get(&word[start..start + len]).copied() });
+        let next = if start + len == word.len() {
+            -1
+        } else {
+            i as isize + 1
+        };
+        syms.push(Sym {
+            start,
+            len,
+            prev: i as isize - 1,
+            next,
+            part: m.parts.get(&word[start..start + len]).copied(),
+        });
     }
     // (rank, left, right, merged length): the lowest rank first, then the leftmost.
     let mut heap: BinaryHeap<Reverse<(u32, usize, usize, usize)>> = BinaryHeap::new();

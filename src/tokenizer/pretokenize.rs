@@ -36,7 +36,8 @@ impl PreTokenizer {
             }
         };
         let mut ignore_merges = false;
-        let (mut byte_encode, mut escape_whitespace, mut newline_words_whole) = (true, false, false);
+        let (mut byte_encode, mut escape_whitespace, mut newline_words_whole) =
+            (true, false, false);
         let patterns: Vec<&str> = match name {
             "default" => vec!["[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2, "\\p{N}+", "[0-9][0-9][0-9]"],
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
@@ -83,8 +84,18 @@ impl PreTokenizer {
                 )))
             }
         };
-        let regexes = patterns.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>>>()?;
-        Ok(PreTokenizer { name: name.to_string(), regexes, ignore_merges, byte_encode, escape_whitespace, newline_words_whole })
+        let regexes = patterns
+            .iter()
+            .map(|p| Regex::new(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PreTokenizer {
+            name: name.to_string(),
+            regexes,
+            ignore_merges,
+            byte_encode,
+            escape_whitespace,
+            newline_words_whole,
+        })
     }
 
     /// Splits `text` into words (as code-point ranges of `cps`).

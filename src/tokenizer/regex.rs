@@ -37,7 +37,10 @@ impl Class {
         hit != self.negated
     }
     fn single(items: Vec<Item>) -> Self {
-        Class { negated: false, items }
+        Class {
+            negated: false,
+            items,
+        }
     }
 }
 
@@ -66,7 +69,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, what: &str) -> Error {
-        Error::Tokenizer(format!("pre-tokenizer regex '{}': {what} at {}", self.pattern, self.i))
+        Error::Tokenizer(format!(
+            "pre-tokenizer regex '{}': {what} at {}",
+            self.pattern, self.i
+        ))
     }
     fn peek(&self) -> Option<char> {
         self.p.get(self.i).copied()
@@ -172,7 +178,10 @@ impl Parser<'_> {
                 }
             }
             '[' => Node::Set(self.class(ci)?),
-            '.' => Node::Set(Class { negated: true, items: vec![Item::Range('\n' as u32, '\n' as u32)] }),
+            '.' => Node::Set(Class {
+                negated: true,
+                items: vec![Item::Range('\n' as u32, '\n' as u32)],
+            }),
             '^' => Node::Start,
             '$' => Node::End,
             '\\' => {
@@ -216,7 +225,9 @@ impl Parser<'_> {
                     _ => return Err(self.err(&format!("unsupported class \\p{{{name}}}"))),
                 })
             }
-            c if c.is_ascii_alphanumeric() => return Err(self.err(&format!("unsupported escape \\{c}"))),
+            c if c.is_ascii_alphanumeric() => {
+                return Err(self.err(&format!("unsupported escape \\{c}")))
+            }
             c => lit(c),
         })
     }
@@ -233,7 +244,11 @@ impl Parser<'_> {
             }
             first = false;
             self.i += 1;
-            let item = if c == '\\' { self.escape()? } else { Item::Range(c as u32, c as u32) };
+            let item = if c == '\\' {
+                self.escape()?
+            } else {
+                Item::Range(c as u32, c as u32)
+            };
             // A range `a-z` (a '-' before ']' is a literal).
             if let Item::Range(lo, _) = item {
                 if self.peek() == Some('-') && self.p.get(self.i + 1).is_some_and(|&n| n != ']') {
@@ -283,12 +298,18 @@ impl Class {
 impl Regex {
     pub fn new(pattern: &str) -> Result<Regex> {
         let chars: Vec<char> = pattern.chars().collect();
-        let mut p = Parser { p: &chars, i: 0, pattern };
+        let mut p = Parser {
+            p: &chars,
+            i: 0,
+            pattern,
+        };
         let alts = p.alternation(false)?;
         if p.i != chars.len() {
             return Err(p.err("unbalanced ')'"));
         }
-        Ok(Regex { root: vec![Node::Alt(alts)] })
+        Ok(Regex {
+            root: vec![Node::Alt(alts)],
+        })
     }
 
     /// The end of the first (leftmost-first) match starting exactly at `pos`.
@@ -308,7 +329,8 @@ impl Regex {
         let n = text.len();
         let (mut last, mut start) = (0, 0);
         while start < n {
-            let Some((s, e)) = (start..n).find_map(|s| self.match_at(text, s).map(|e| (s, e))) else {
+            let Some((s, e)) = (start..n).find_map(|s| self.match_at(text, s).map(|e| (s, e)))
+            else {
                 break;
             };
             if e == s {
@@ -341,7 +363,9 @@ impl Matcher<'_> {
         let text = self.text;
         match first {
             Node::Set(c) => pos < text.len() && c.matches(text[pos]) && self.seq(rest, pos + 1, k),
-            Node::Alt(alts) => alts.iter().any(|a| self.seq(a, pos, &mut |p| self.seq(rest, p, k))),
+            Node::Alt(alts) => alts
+                .iter()
+                .any(|a| self.seq(a, pos, &mut |p| self.seq(rest, p, k))),
             Node::Repeat(inner, min, max) => {
                 if let Node::Set(c) = &**inner {
                     // Greedy run of one class: longest first, then give back one at a time.
@@ -402,7 +426,12 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         for l in lens {
-            out.push(cps[at..at + l].iter().map(|&c| char::from_u32(c).unwrap()).collect());
+            out.push(
+                cps[at..at + l]
+                    .iter()
+                    .map(|&c| char::from_u32(c).unwrap())
+                    .collect(),
+            );
             at += l;
         }
         out
@@ -411,13 +440,19 @@ mod tests {
     #[test]
     fn gpt2_pattern() {
         let p = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
-        assert_eq!(split(p, "Hello world's  end!!\n\nx  "), ["Hello", " world", "'s", " ", " end", "!!", "\n", "\n", "x", "  "]);
+        assert_eq!(
+            split(p, "Hello world's  end!!\n\nx  "),
+            ["Hello", " world", "'s", " ", " end", "!!", "\n", "\n", "x", "  "]
+        );
     }
 
     #[test]
     fn llama3_pattern() {
         let p = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-        assert_eq!(split(p, "I'M 12345 ok\n\n  x"), ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]);
+        assert_eq!(
+            split(p, "I'M 12345 ok\n\n  x"),
+            ["I", "'M", " ", "123", "45", " ok", "\n\n", " ", " x"]
+        );
     }
 
     #[test]

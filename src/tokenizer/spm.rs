@@ -48,8 +48,17 @@ pub(super) fn encode(v: &Vocab, text: &str, out: &mut Vec<u32>) {
     let mut syms: Vec<Sym> = Vec::with_capacity(text.len());
     for (i, (start, c)) in text.char_indices().enumerate() {
         let len = c.len_utf8();
-        let next = if start + len == text.len() { -1 } else { i as isize + 1 };
-        syms.push(Sym { start, len, prev: i as isize - 1, next });
+        let next = if start + len == text.len() {
+            -1
+        } else {
+            i as isize + 1
+        };
+        syms.push(Sym {
+            start,
+            len,
+            prev: i as isize - 1,
+            next,
+        });
     }
     let mut heap = BinaryHeap::new();
     let push = |heap: &mut BinaryHeap<Bigram>, syms: &[Sym], l: isize, r: isize| {
@@ -59,13 +68,21 @@ pub(super) fn encode(v: &Vocab, text: &str, out: &mut Vec<u32>) {
         let (a, b) = (syms[l as usize], syms[r as usize]);
         let size = a.len + b.len;
         if let Some(id) = v.token_id(&text[a.start..a.start + size]) {
-            heap.push(Bigram { score: v.scores[id as usize], left: l as usize, right: r as usize, size });
+            heap.push(Bigram {
+                score: v.scores[id as usize],
+                left: l as usize,
+                right: r as usize,
+                size,
+            });
         }
     };
     for i in 1..syms.len() {
         push(&mut heap, &syms, i as isize - 1, i as isize);
     }
-    while let Some(Bigram { left, right, size, .. }) = heap.pop() {
+    while let Some(Bigram {
+        left, right, size, ..
+    }) = heap.pop()
+    {
         let (a, b) = (syms[left], syms[right]);
         if a.len == 0 || b.len == 0 || a.len + b.len != size {
             continue;

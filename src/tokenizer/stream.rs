@@ -14,7 +14,12 @@ pub struct StreamDecoder<'t> {
 
 impl<'t> StreamDecoder<'t> {
     pub(super) fn new(tok: &'t Tokenizer) -> Self {
-        StreamDecoder { tok, pending: Vec::new(), first: true, skip_control: false }
+        StreamDecoder {
+            tok,
+            pending: Vec::new(),
+            first: true,
+            skip_control: false,
+        }
     }
 
     /// Leave control tokens (`<|im_end|>`, `<eos>`, ...) out of the text.
@@ -25,11 +30,11 @@ impl<'t> StreamDecoder<'t> {
 
     /// Adds one token; returns the text that became complete (often empty).
     pub fn push(&mut self, id: u32) -> String {
+        let first = std::mem::replace(&mut self.first, false);
         if self.skip_control && self.tok.is_control(id) {
             return String::new();
         }
-        let piece = self.tok.strip_first(self.tok.token_bytes(id), self.first, id);
-        self.first = false;
+        let piece = self.tok.strip_first(self.tok.token_bytes(id), first, id);
         self.pending.extend_from_slice(piece);
         let mut out = String::new();
         loop {

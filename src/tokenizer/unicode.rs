@@ -4,6 +4,7 @@
 //! The category table is generated from llama.cpp's own Unicode data (see gen_unicode_table.py),
 //! so every code point is classified exactly as llama.cpp classifies it (~9 KB of data).
 
+#[rustfmt::skip]
 #[path = "unicode_table.rs"]
 mod table;
 
@@ -38,7 +39,8 @@ pub fn byte_to_char_table() -> [char; 256] {
     let mut out = ['\0'; 256];
     let mut next = 256u32;
     for b in 0..256u32 {
-        let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        let printable =
+            (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
         let c = if printable {
             b
         } else {
