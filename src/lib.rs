@@ -9,6 +9,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod quant;
+pub mod tokenizer;
 pub mod weights;
 
 pub use error::{Error, Result};

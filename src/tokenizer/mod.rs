@@ -1,0 +1,322 @@
+//! Tokenizers built from GGUF metadata, matching llama.cpp's `llama-vocab.cpp` token for token.
+//!
+//! - `tokenizer.ggml.model = gpt2`: byte-level BPE with merge ranks, pre-tokenized by the regexes
+//!   `tokenizer.ggml.pre` names ([`pretokenize`]); `gemma4`: the same BPE on raw UTF-8 with `▁`.
+//! - `tokenizer.ggml.model = llama`: SentencePiece-style BPE over scores with `<0xXX>` byte fallback.
+//!
+//! Special tokens (control, user-defined, unknown) are cut out of the text first, longest first, as
+//! llama.cpp's `tokenizer_st_partition`; user-defined ones always, control ones only with
+//! `parse_special`. End-of-generation ids are found by token text like llama.cpp does.
+//!
+//! This is an own compact implementation rather than the `tokenizers` crate: the pre-tokenizer
+//! regexes run on a ~350-line backtracking engine ([`regex`]) with llama.cpp's own Unicode category
+//! table (~9 KB), so the wasm bundle stays small and classification agrees with llama.cpp exactly.
+
+mod bpe;
+mod load;
+mod pretokenize;
+mod regex;
+mod spm;
+mod stream;
+mod unicode;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::gguf::Gguf;
+use crate::{Error, Result};
+
+pub use stream::StreamDecoder;
+
+// Token attributes (llama.cpp's llama_token_attr bits).
+const NORMAL: u16 = 1 << 2;
+const UNKNOWN: u16 = 1 << 1;
+const UNUSED: u16 = 1 << 3;
+const CONTROL: u16 = 1 << 4;
+const USER_DEFINED: u16 = 1 << 5;
+const BYTE: u16 = 1 << 6;
+const RSTRIP: u16 = 1 << 9;
+
+/// Which algorithm the vocabulary uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// Byte-level BPE (GPT-2 style, and Gemma 4's raw-UTF-8 BPE).
+    Bpe,
+    /// SentencePiece-style BPE with scores (Llama 2, Gemma 1–3).
+    Spm,
+}
+
+/// The vocabulary tables both algorithms read.
+pub(crate) struct Vocab {
+    texts: Vec<String>,
+    ids: HashMap<String, u32>,
+    pub(crate) scores: Vec<f32>,
+    attrs: Vec<u16>,
+    /// Token of each byte value for byte fallback (`<0xXX>`), if any.
+    pub(crate) byte_tokens: [Option<u32>; 256],
+    pub(crate) unk: Option<u32>,
+    pub(crate) pre: Option<pretokenize::PreTokenizer>,
+}
+
+impl Vocab {
+    pub(crate) fn token_id(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
+}
+
+/// A tokenizer for one model: encode text to token ids and decode them back.
+pub struct Tokenizer {
+    model: Model,
+    vocab: Vocab,
+    merges: Option<bpe::Merges>,
+    /// Bytes each token decodes to (after byte-level / `▁` unmapping).
+    pieces: Vec<Vec<u8>>,
+    /// Special tokens (control, user-defined, unknown), longest text first.
+    specials: Vec<u32>,
+    special_lens: Vec<usize>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eot: Option<u32>,
+    eog: HashSet<u32>,
+    add_bos: bool,
+    add_eos: bool,
+    add_space_prefix: bool,
+    byte_chars: [char; 256],
+}
+
+impl Tokenizer {
+    pub fn model(&self) -> Model {
+        self.model
+    }
+    /// `tokenizer.ggml.pre` in effect (BPE vocabularies).
+    pub fn pre_tokenizer(&self) -> Option<&str> {
+        self.vocab.pre.as_ref().map(|p| p.name.as_str())
+    }
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.texts.len()
+    }
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+    pub fn eot(&self) -> Option<u32> {
+        self.eot
+    }
+    pub fn unk(&self) -> Option<u32> {
+        self.vocab.unk
+    }
+    /// Whether `encode(.., add_special = true, ..)` adds BOS / EOS.
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos
+    }
+    pub fn adds_eos(&self) -> bool {
+        self.add_eos
+    }
+    /// Whether generation should stop at `id` (EOS, EOT, `<|im_end|>`, `<end_of_turn>`, ...).
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.contains(&id)
+    }
+    /// All end-of-generation ids, ascending.
+    pub fn eog_ids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.eog.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+    /// Control tokens (`<|im_start|>`, `<bos>`, ...) and unknown tokens: rendered by `decode`,
+    /// hidden by `decode_text`.
+    pub fn is_control(&self, id: u32) -> bool {
+        self.vocab
+            .attrs
+            .get(id as usize)
+            .is_some_and(|&a| a & (CONTROL | UNKNOWN) != 0)
+    }
+    /// The id of a token given its vocabulary text (e.g. "<|im_end|>", "Ġthe", "▁the").
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.vocab.token_id(text)
+    }
+    /// A token's text as stored in the vocabulary.
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.vocab.texts.get(id as usize).map(|s| s.as_str())
+    }
+    /// The bytes a token decodes to (not necessarily valid UTF-8 on its own); empty for bad ids.
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        self.pieces
+            .get(id as usize)
+            .map(|p| p.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Token ids of `text`. `add_special` adds BOS/EOS where the metadata asks for them;
+    /// `parse_special` turns control-token text (e.g. "<|im_start|>") into those tokens.
+    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && self.add_bos {
+            out.extend(self.bos);
+        }
+        let mut prev_special = true;
+        for frag in self.partition(text, parse_special) {
+            match frag {
+                Frag::Token(id) => {
+                    out.push(id);
+                    prev_special = true;
+                }
+                Frag::Text(s) => {
+                    match self.model {
+                        Model::Spm => {
+                            let mut t = String::with_capacity(s.len() + 3);
+                            if self.add_space_prefix && prev_special {
+                                t.push(' ');
+                            }
+                            t.push_str(s);
+                            spm::encode(&self.vocab, &t.replace(' ', "\u{2581}"), &mut out);
+                        }
+                        Model::Bpe => self.encode_bpe(s, &mut out),
+                    }
+                    prev_special = false;
+                }
+            }
+        }
+        if add_special && self.add_eos {
+            out.extend(self.eos);
+        }
+        out
+    }
+
+    fn encode_bpe(&self, text: &str, out: &mut Vec<u32>) {
+        let (Some(pre), Some(merges)) = (self.vocab.pre.as_ref(), self.merges.as_ref()) else {
+            return;
+        };
+        let escaped;
+        let text = if pre.escape_whitespace {
+            escaped = text.replace(' ', "\u{2581}");
+            escaped.as_str()
+        } else {
+            text
+        };
+        let cps: Vec<u32> = text.chars().map(|c| c as u32).collect();
+        let mut word = String::new();
+        let mut chars = text.chars();
+        for (s, e) in pre.split(&cps) {
+            word.clear();
+            if pre.byte_encode {
+                let w: String = chars.by_ref().take(e - s).collect();
+                for b in w.bytes() {
+                    word.push(self.byte_chars[b as usize]);
+                }
+            } else {
+                word.extend(chars.by_ref().take(e - s));
+            }
+            bpe::encode_word(&self.vocab, merges, &word, out);
+        }
+    }
+
+    /// Cuts special tokens out of `text` like llama.cpp's tokenizer_st_partition: each special token,
+    /// longest first, splits every remaining text fragment at each of its occurrences.
+    fn partition<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Frag<'t>> {
+        let mut frags = vec![Frag::Text(text)];
+        if text.is_empty() {
+            return Vec::new();
+        }
+        // Only tokens that occur somewhere in the text can split anything.
+        let mut present: HashSet<u32> = HashSet::new();
+        let bytes = text.as_bytes();
+        for &len in &self.special_lens {
+            for start in 0..bytes.len().saturating_sub(len - 1) {
+                if let Some(s) = text.get(start..start + len) {
+                    if let Some(&id) = self.vocab.ids.get(s) {
+                        present.insert(id);
+                    }
+                }
+            }
+        }
+        for &id in &self.specials {
+            let attr = self.vocab.attrs[id as usize];
+            if !present.contains(&id) || (!parse_special && attr & (CONTROL | UNKNOWN) != 0) {
+                continue;
+            }
+            let tok = self.vocab.texts[id as usize].as_str();
+            let mut next = Vec::with_capacity(frags.len() + 2);
+            for f in frags {
+                let Frag::Text(mut rest) = f else {
+                    next.push(f);
+                    continue;
+                };
+                while let Some(at) = rest.find(tok) {
+                    let left = &rest[..at];
+                    if !left.is_empty() {
+                        next.push(Frag::Text(left));
+                    }
+                    next.push(Frag::Token(id));
+                    rest = &rest[at + tok.len()..];
+                    if attr & RSTRIP != 0 {
+                        rest = rest.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r']);
+                    }
+                }
+                if !rest.is_empty() {
+                    next.push(Frag::Text(rest));
+                }
+            }
+            frags = next;
+        }
+        frags
+    }
+
+    /// Text of `ids`, special tokens included (as HF's `decode` and llama.cpp with special=true).
+    /// Invalid UTF-8 becomes U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.decode_with(ids, false)
+    }
+
+    /// Text of `ids` without control tokens (what a chat UI shows).
+    pub fn decode_text(&self, ids: &[u32]) -> String {
+        self.decode_with(ids, true)
+    }
+
+    fn decode_with(&self, ids: &[u32], skip_control: bool) -> String {
+        let mut bytes = Vec::new();
+        let mut first = true;
+        for &id in ids {
+            // Like llama_detokenize, only the very first token may lose its prefixed space, even
+            // when it is a hidden control token.
+            let was_first = std::mem::replace(&mut first, false);
+            if skip_control && self.is_control(id) {
+                continue;
+            }
+            bytes.extend_from_slice(self.strip_first(self.token_bytes(id), was_first, id));
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// SentencePiece models drop the space they prefixed from the first normal piece.
+    fn strip_first<'p>(&self, p: &'p [u8], first: bool, id: u32) -> &'p [u8] {
+        let normal = self
+            .vocab
+            .attrs
+            .get(id as usize)
+            .is_some_and(|&a| a & NORMAL != 0);
+        if first
+            && self.model == Model::Spm
+            && self.add_space_prefix
+            && normal
+            && p.first() == Some(&b' ')
+        {
+            &p[1..]
+        } else {
+            p
+        }
+    }
+
+    /// A decoder that turns ids into text as they arrive, holding back split UTF-8 characters.
+    pub fn stream(&self) -> StreamDecoder<'_> {
+        StreamDecoder::new(self)
+    }
+}
+
+enum Frag<'t> {
+    Text(&'t str),
+    Token(u32),
+}
+
+#[cfg(test)]
+mod tests;
