@@ -4,11 +4,14 @@
 //! pass), [`kernels`] (one file per WGSL kernel family in `shaders/`), [`quant`] (GGUF block formats
 //! on the CPU: reference quantizers and dequantizers).
 
+pub mod chat;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod quant;
+pub mod sampler;
+pub mod stop;
 pub mod weights;
 
 pub use error::{Error, Result};

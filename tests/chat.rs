@@ -1,0 +1,123 @@
+//! Chat templates: byte-identical to transformers' renderer on the golden cases
+//! (tests/reference/chat_golden.py), plus fallbacks, errors and the Python-flavoured helpers.
+
+use attend::chat::{strftime, ChatTemplate, Message};
+use serde_json::Value;
+
+fn golden() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/chat_golden.json"))
+        .expect("tests/reference/chat_golden.json (make it with tests/reference/chat_golden.py)");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn messages(v: &Value) -> Vec<Message> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn show_diff(expected: &str, got: &str) -> String {
+    let at = expected.bytes().zip(got.bytes()).position(|(a, b)| a != b).unwrap_or(expected.len().min(got.len()));
+    let lo = at.saturating_sub(40);
+    format!(
+        "first difference at byte {at}\n expected …{:?}\n      got …{:?}",
+        &expected.get(lo..(at + 40).min(expected.len())).unwrap_or(""),
+        &got.get(lo..(at + 40).min(got.len())).unwrap_or("")
+    )
+}
+
+#[test]
+fn golden_renderings_match_transformers_byte_for_byte() {
+    let g = golden();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in g["cases"].as_array().unwrap() {
+        let tname = case["template"].as_str().unwrap();
+        let cname = case["conversation"].as_str().unwrap();
+        let gen = case["add_generation_prompt"].as_bool().unwrap();
+        let t = &g["templates"][tname];
+        let tmpl = ChatTemplate::new(t["source"].as_str().unwrap(), t["bos"].as_str().unwrap(), t["eos"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{tname}: {e}"));
+        let got = tmpl.render(&messages(&g["conversations"][cname]), gen);
+        let label = format!("{tname} / {cname} / add_generation_prompt={gen}");
+        match (case.get("expected").and_then(Value::as_str), got) {
+            (Some(exp), Ok(got)) if exp == got => {}
+            (Some(exp), Ok(got)) => failures.push(format!("{label}: {}", show_diff(exp, &got))),
+            (Some(_), Err(e)) => failures.push(format!("{label}: unexpected error {e}")),
+            (None, Err(e)) => {
+                let want = case["error"].as_str().unwrap();
+                if !e.to_string().contains(want) {
+                    failures.push(format!("{label}: error {e:?} lacks {want:?}"));
+                }
+            }
+            (None, Ok(s)) => failures.push(format!("{label}: expected an error, rendered {s:?}")),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "only {checked} golden cases");
+    assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn fallbacks_are_chosen_by_architecture() {
+    let conv = [Message::system("Be brief."), Message::user("Hi"), Message::assistant(" Hello "), Message::user("Bye")];
+    let gemma = ChatTemplate::fallback("gemma3");
+    assert_eq!((gemma.bos_token(), gemma.eos_token()), ("<bos>", "<eos>"));
+    assert_eq!(
+        gemma.render(&conv, true).unwrap(),
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n\
+         <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    );
+    for arch in ["llama", "qwen2", "something-new"] {
+        let chatml = ChatTemplate::fallback(arch);
+        assert_eq!(
+            chatml.render(&conv[..2], true).unwrap(),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+            "{arch}"
+        );
+        assert_eq!(chatml.render(&conv[1..2], false).unwrap(), "<|im_start|>user\nHi<|im_end|>\n");
+    }
+    assert_eq!(ChatTemplate::fallback_source("gemma2"), ChatTemplate::fallback_source("gemma3"));
+    // Empty conversations render without error.
+    assert_eq!(gemma.render(&[], true).unwrap(), "<bos><start_of_turn>model\n");
+    assert_eq!(ChatTemplate::fallback("llama").render(&[], false).unwrap(), "");
+}
+
+#[test]
+fn template_errors_are_errors_not_panics() {
+    for bad in ["{% for m in messages %}", "{{ messages[ }}", "{% if %}{% endif %}", "{{ 1 + }}", "{% endfor %}"] {
+        let err = ChatTemplate::new(bad, "", "").expect_err(bad);
+        assert!(err.to_string().starts_with("chat template:"), "{err}");
+    }
+    let t = ChatTemplate::new("{{ raise_exception('no system role, please') }}", "", "").unwrap();
+    let err = t.render(&[Message::user("x")], true).unwrap_err().to_string();
+    assert!(err.contains("no system role, please"), "{err}");
+    // Runtime errors: calling an undefined function, attribute of undefined, bad tojson argument.
+    for src in ["{{ nope() }}", "{{ undefined_thing.attr }}", "{{ messages | tojson(indent=[1]) }}"] {
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        assert!(t.render(&[Message::user("x")], false).is_err(), "{src}");
+    }
+    // Gemma demands alternating roles.
+    let e = ChatTemplate::fallback("gemma3").render(&[Message::user("a"), Message::user("b")], true).unwrap_err();
+    assert!(e.to_string().contains("Conversation roles must alternate"), "{e}");
+}
+
+#[test]
+fn generation_tags_render_their_body() {
+    let src = "{% for m in messages %}{%- generation -%}  [{{ m.content }}]  {%- endgeneration %}\n{% endfor %}";
+    let t = ChatTemplate::new(src, "", "").unwrap();
+    assert_eq!(t.render(&[Message::assistant("a"), Message::assistant("b")], false).unwrap(), "[a][b]");
+}
+
+#[test]
+fn strftime_formats_like_python() {
+    // 2024-02-29 13:05:09 UTC was a Thursday.
+    let t = 1_709_211_909;
+    assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
+    assert_eq!(strftime("%A, %B %-d, %Y %H:%M:%S %p %I %j %y %m %%", t), "Thursday, February 29, 2024 13:05:09 PM 01 060 24 02 %");
+    assert_eq!(strftime("%F %T %a %e %Q", 0), "1970-01-01 00:00:00 Thu  1 %Q");
+    assert_eq!(strftime("%Y-%m-%d", -86_400), "1969-12-31");
+    assert_eq!(strftime("%Y-%m-%d %j", 951_782_400), "2000-02-29 060");
+    // strftime_now is wired up and gives this year.
+    let year = ChatTemplate::new("{{ strftime_now('%Y') }}", "", "").unwrap().render(&[], false).unwrap();
+    let y: i32 = year.parse().unwrap();
+    assert!((2024..2200).contains(&y), "{year}");
+}
