@@ -16,11 +16,33 @@ use serde::{Deserialize, Serialize};
 mod pyfmt;
 pub use pyfmt::strftime;
 
-/// One chat turn, as in OpenAI's API and HF's `messages` list.
+/// One chat turn, as in OpenAI's API and HF's `messages` list. When read from JSON, `content` may
+/// also be `null` (empty) or OpenAI's list of parts, whose `text` parts are joined with newlines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
+    #[serde(default, deserialize_with = "content_text")]
     pub content: String,
+}
+
+fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    struct Part {
+        #[serde(default)]
+        text: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Content {
+        Text(String),
+        Parts(Vec<Part>),
+        Null(()),
+    }
+    Ok(match Content::deserialize(d)? {
+        Content::Text(s) => s,
+        Content::Parts(parts) => parts.into_iter().filter_map(|p| p.text).collect::<Vec<_>>().join("\n"),
+        Content::Null(()) => String::new(),
+    })
 }
 
 impl Message {
