@@ -255,7 +255,8 @@ impl Sampler {
 
     fn sample_from(&mut self, x: &[f32]) -> u32 {
         let c = &self.cfg;
-        let greedy = !(c.temperature > 0.0) || !c.temperature.is_finite();
+        // NaN, non-positive or infinite temperature: greedy.
+        let greedy = c.temperature.is_nan() || c.temperature <= 0.0 || c.temperature.is_infinite();
         let m = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
         if greedy || m == f32::NEG_INFINITY || m == f32::INFINITY {
             return argmax(x);
@@ -311,9 +312,9 @@ impl Sampler {
         let inv_t32 = inv_t as f32;
         let mut z = 0.0f64;
         for &v in x {
-            let d = (m - v) * inv_t32; // >= 0; NaN and +-inf fall through `as usize` saturation
-            if !(d < f32::INFINITY) {
-                continue;
+            let d = (m - v) * inv_t32; // >= 0 for real logits
+            if d.is_nan() || d == f32::INFINITY {
+                continue; // NaN logit, or -inf (weight 0)
             }
             let w = (-d).exp() as f64;
             z += w;

@@ -121,3 +121,39 @@ fn strftime_formats_like_python() {
     let y: i32 = year.parse().unwrap();
     assert!((2024..2200).contains(&y), "{year}");
 }
+
+fn synthetic_gguf(arch: &str, template: Option<&str>, tokens: &[&str], bos: u32, eos: u32) -> attend::gguf::Gguf {
+    use attend::gguf::Value as V;
+    let mut metadata = vec![
+        ("general.architecture".to_string(), V::String(arch.into())),
+        ("tokenizer.ggml.tokens".to_string(), V::Array(tokens.iter().map(|t| V::String(t.to_string())).collect())),
+        ("tokenizer.ggml.bos_token_id".to_string(), V::U32(bos)),
+        ("tokenizer.ggml.eos_token_id".to_string(), V::U32(eos)),
+    ];
+    if let Some(t) = template {
+        metadata.push(("tokenizer.chat_template".to_string(), V::String(t.into())));
+    }
+    attend::gguf::Gguf { metadata, ..Default::default() }
+}
+
+#[test]
+fn from_gguf_uses_the_file_template_and_token_strings() {
+    // SmolLM2's metadata: its own template, <|im_start|> as BOS, <|im_end|> as EOS.
+    let g = golden();
+    let smol_src = g["templates"]["smollm2_gguf"]["source"].as_str().unwrap();
+    let smol = synthetic_gguf("llama", Some(smol_src), &["<|endoftext|>", "<|im_start|>", "<|im_end|>"], 1, 2);
+    let t = ChatTemplate::from_gguf(&smol).unwrap();
+    assert_eq!((t.bos_token(), t.eos_token()), ("<|im_start|>", "<|im_end|>"));
+    assert_eq!(t.source(), smol_src);
+    assert!(t.render(&[Message::user("Hi")], true).unwrap().starts_with("<|im_start|>system\nYou are a helpful"));
+    // Gemma 3's GGUF has no template: the gemma fallback with the file's <bos>.
+    let gemma = synthetic_gguf("gemma3", None, &["<pad>", "<eos>", "<bos>"], 2, 1);
+    let t = ChatTemplate::from_gguf(&gemma).unwrap();
+    assert_eq!(t.source(), ChatTemplate::fallback_source("gemma3"));
+    assert_eq!(t.render(&[Message::user("Hi")], true).unwrap(), "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+    // Token ids out of range fall back to the family's usual strings; a broken template is an error.
+    let odd = synthetic_gguf("qwen2", Some("{% if %}"), &[], 7, 9);
+    assert!(ChatTemplate::from_gguf(&odd).is_err());
+    let none = synthetic_gguf("qwen2", None, &[], 7, 9);
+    assert_eq!(ChatTemplate::from_gguf(&none).unwrap().eos_token(), "<|im_end|>");
+}

@@ -12,7 +12,7 @@ fn reference(text: &str, stops: &[&str]) -> (String, bool) {
     for s in stops.iter().filter(|s| !s.is_empty()) {
         if let Some(start) = text.find(s) {
             let c = (start + s.len(), start);
-            if best.map_or(true, |b| c < b) {
+            if best.is_none_or(|b| c < b) {
                 best = Some(c);
             }
         }
