@@ -277,27 +277,21 @@ impl Sampler {
             return self.draw_full(x, m, inv_t as f32);
         }
 
-        // Candidates: the top-k set (sorted), or every token at or above the min-p floor.
-        let mut cands: Vec<Cand>;
-        let z: f64; // normalizer that top-p fractions refer to
-        if top_k > 0 {
-            cands = top_n(x, top_k, f32::NEG_INFINITY);
-            z = cands.iter().map(|&(_, v)| weight(v)).sum();
-            cands.retain(|&(_, v)| v >= floor);
-        } else {
-            z = 0.0;
-            cands = Vec::new();
-        }
-
-        if top_p < 1.0 {
-            if top_k > 0 {
-                cands.truncate(prefix_reaching(&cands, top_p * z, weight));
-            } else {
-                cands = self.nucleus(x, m, inv_t, top_p, floor);
+        // Each filter keeps a head of the descending order, applied in HF's order (top-p fractions
+        // refer to the top-k set's mass; min-p's floor does not depend on the others).
+        let cands: Vec<Cand> = if top_k > 0 {
+            let mut head = top_n(x, top_k, f32::NEG_INFINITY);
+            if top_p < 1.0 {
+                let z: f64 = head.iter().map(|&(_, v)| weight(v)).sum();
+                head.truncate(prefix_reaching(&head, top_p * z, weight));
             }
-        } else if top_k == 0 {
-            cands = x.iter().enumerate().filter(|(_, &v)| v >= floor).map(|(i, &v)| (i as u32, v)).collect();
-        }
+            head.retain(|&(_, v)| v >= floor);
+            head
+        } else if top_p < 1.0 {
+            self.nucleus(x, m, inv_t, top_p, floor)
+        } else {
+            x.iter().enumerate().filter(|(_, &v)| v >= floor).map(|(i, &v)| (i as u32, v)).collect()
+        };
         self.draw_among(&cands, weight)
     }
 
