@@ -1,13 +1,18 @@
 //! Chat templates: byte-identical to transformers' renderer on the golden cases
 //! (tests/reference/chat_golden.py), plus fallbacks, errors and the Python-flavoured helpers.
 
+// The same tests run in the browser: `cargo test --target wasm32-unknown-unknown --test chat`.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use attend::chat::{strftime, ChatTemplate, Message};
 use serde_json::Value;
 
 fn golden() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/chat_golden.json"))
-        .expect("tests/reference/chat_golden.json (make it with tests/reference/chat_golden.py)");
-    serde_json::from_str(&text).unwrap()
+    // Made by tests/reference/chat_golden.py; embedded so the browser run needs no file system.
+    serde_json::from_str(include_str!("reference/chat_golden.json")).unwrap()
 }
 
 fn messages(v: &Value) -> Vec<Message> {

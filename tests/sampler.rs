@@ -1,5 +1,11 @@
 //! Sampler statistics and edge cases against plain references written here.
 
+// The same tests run in the browser: `cargo test --target wasm32-unknown-unknown --test sampler`.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use attend::sampler::{argmax, logsumexp, token_logprob, top_logprobs, Rng, Sampler, SamplerConfig};
 
 fn softmax(x: &[f32], t: f64) -> Vec<f64> {
@@ -233,4 +239,13 @@ fn config_uses_openai_defaults_in_json() {
     assert_eq!((c.temperature, c.top_p, c.top_k, c.min_p, c.seed), (1.0, 1.0, 0, 0.0, None));
     let c: SamplerConfig = serde_json::from_str(r#"{"temperature":0.2,"seed":5,"top_k":40}"#).unwrap();
     assert_eq!((c.temperature, c.seed, c.top_k, c.top_p), (0.2, Some(5), 40, 1.0));
+}
+
+#[test]
+fn unseeded_samplers_seed_from_the_clock() {
+    // No seed: the clock (JavaScript's on wasm) seeds the RNG; draws are still valid tokens.
+    let mut s = Sampler::new(SamplerConfig::default());
+    for _ in 0..100 {
+        assert!((s.sample(&LOGITS, &[3]) as usize) < LOGITS.len());
+    }
 }

@@ -1,6 +1,12 @@
 //! Stop strings across token boundaries (every split of the text), EOG / max_tokens, and the JSON
 //! shape of the OpenAI objects.
 
+// The same tests run in the browser: `cargo test --target wasm32-unknown-unknown --test stop`.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use attend::chat::Message;
 use attend::stop::*;
 use serde_json::json;
