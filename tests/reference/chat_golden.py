@@ -68,6 +68,51 @@ FEATURES_TEMPLATE = """{%- set ns = namespace(n_user=0, last_user='') %}
 {%- endif %}
 """
 
+# The chat template Google publishes with Gemma 3 instruct models (tokenizer_config.json of
+# google/gemma-3-*-it); the Gemma 3 GGUF used here carries none, so attend's fallback must render the
+# same text for string contents (checked below).
+GEMMA3_HF_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"""
+
 CONVERSATIONS = {
     "system_user": [
         {"role": "system", "content": "You are a concise assistant."},
@@ -122,6 +167,7 @@ def main():
         "source": (REPO / "src/chat/templates/chatml.jinja").read_text(), "bos": "", "eos": "<|im_end|>"}
     templates["gemma_fallback"] = {
         "source": (REPO / "src/chat/templates/gemma.jinja").read_text(), "bos": "<bos>", "eos": "<eos>"}
+    templates["gemma3_hf"] = {"source": GEMMA3_HF_TEMPLATE, "bos": "<bos>", "eos": "<eos>"}
     templates["features"] = {"source": FEATURES_TEMPLATE, "bos": "<s>", "eos": "</s>"}
 
     cases = []
@@ -137,6 +183,14 @@ def main():
                 except Exception as e:  # noqa: BLE001 - the error text is the golden value
                     case["error"] = str(e)
                 cases.append(case)
+
+    # The Gemma fallback must format every conversation exactly as Google's template does.
+    by_key = {(c["template"], c["conversation"], c["add_generation_prompt"]): c for c in cases}
+    for (tname, cname, gen), case in by_key.items():
+        if tname == "gemma_fallback":
+            hf = by_key[("gemma3_hf", cname, gen)]
+            assert case.get("expected") == hf.get("expected") and ("error" in case) == ("error" in hf), \
+                (cname, gen, case, hf)
 
     out = {"generated_by": "tests/reference/chat_golden.py", "templates": templates,
            "conversations": CONVERSATIONS, "cases": cases}
