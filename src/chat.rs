@@ -40,14 +40,21 @@ fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<S
     }
     Ok(match Content::deserialize(d)? {
         Content::Text(s) => s,
-        Content::Parts(parts) => parts.into_iter().filter_map(|p| p.text).collect::<Vec<_>>().join("\n"),
+        Content::Parts(parts) => parts
+            .into_iter()
+            .filter_map(|p| p.text)
+            .collect::<Vec<_>>()
+            .join("\n"),
         Content::Null(()) => String::new(),
     })
 }
 
 impl Message {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
@@ -95,7 +102,12 @@ impl ChatTemplate {
         let mut env = hf_environment();
         env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(template_src))
             .map_err(template_error)?;
-        Ok(ChatTemplate { env, source: template_src.to_string(), bos: bos.into(), eos: eos.into() })
+        Ok(ChatTemplate {
+            env,
+            source: template_src.to_string(),
+            bos: bos.into(),
+            eos: eos.into(),
+        })
     }
 
     /// The template to use when a GGUF carries none: Gemma's format for the gemma family, ChatML for
@@ -121,7 +133,11 @@ impl ChatTemplate {
         let arch = gguf.architecture()?;
         let token = |key: &str| -> Option<String> {
             let id = gguf.get(key)?.as_u64()? as usize;
-            gguf.get("tokenizer.ggml.tokens")?.as_array()?.get(id)?.as_str().map(str::to_string)
+            gguf.get("tokenizer.ggml.tokens")?
+                .as_array()?
+                .get(id)?
+                .as_str()
+                .map(str::to_string)
         };
         let (fb_bos, fb_eos) = fallback_tokens(arch);
         let bos = token("tokenizer.ggml.bos_token_id").unwrap_or_else(|| fb_bos.to_string());
@@ -146,7 +162,10 @@ impl ChatTemplate {
     /// add_generation_prompt=…)` does. The result still contains the BOS text if the template emits
     /// it; the tokenizer must then not add another BOS.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(template_error)?;
+        let tmpl = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(template_error)?;
         let ctx = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
@@ -258,8 +277,14 @@ fn hf_environment() -> Environment<'static> {
 }
 
 fn raise_exception(message: Value) -> std::result::Result<Value, minijinja::Error> {
-    let text = message.as_str().map(str::to_string).unwrap_or_else(|| pyfmt::py_str(&message));
-    Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {text}")))
+    let text = message
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| pyfmt::py_str(&message));
+    Err(minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!("raise_exception: {text}"),
+    ))
 }
 
 fn strftime_now(format: &str) -> std::result::Result<Value, minijinja::Error> {
@@ -290,9 +315,16 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
         None => None,
         Some(v) if v.is_none() => None,
         Some(v) => match v.kind() {
-            ValueKind::Number => Some(" ".repeat(i64::try_from(v.clone()).unwrap_or(0).max(0) as usize)),
+            ValueKind::Number => {
+                Some(" ".repeat(i64::try_from(v.clone()).unwrap_or(0).max(0) as usize))
+            }
             ValueKind::String => Some(v.as_str().unwrap_or("").to_string()),
-            _ => return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: bad indent")),
+            _ => {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: bad indent",
+                ))
+            }
         },
     };
     let separators = match kwargs.get::<Option<Value>>("separators")? {
@@ -301,10 +333,17 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
                 .try_iter()?
                 .map(|p| p.as_str().map(str::to_string))
                 .collect::<Option<_>>()
-                .ok_or_else(|| minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: bad separators"))?;
+                .ok_or_else(|| {
+                    minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: bad separators")
+                })?;
             match parts.as_slice() {
                 [a, b] => Some((a.clone(), b.clone())),
-                _ => return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: bad separators")),
+                _ => {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        "tojson: bad separators",
+                    ))
+                }
             }
         }
         _ => None,
@@ -312,9 +351,18 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
     kwargs.assert_all_used()?;
     let (item_sep, key_sep) = separators.unwrap_or_else(|| {
         // Python: (', ', ': ') without indent, (',', ': ') with it.
-        (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string())
+        (
+            if indent.is_some() { "," } else { ", " }.to_string(),
+            ": ".to_string(),
+        )
     });
-    let opts = pyfmt::JsonOpts { ensure_ascii, sort_keys, indent, item_sep, key_sep };
+    let opts = pyfmt::JsonOpts {
+        ensure_ascii,
+        sort_keys,
+        indent,
+        item_sep,
+        key_sep,
+    };
     let mut out = String::new();
     pyfmt::json_dumps(&value, &opts, 0, &mut out)?;
     Ok(Value::from(out))

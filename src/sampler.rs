@@ -46,11 +46,16 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     /// Deterministic argmax decoding.
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, ..Default::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        }
     }
 
     fn has_penalties(&self) -> bool {
-        self.repetition_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
+        self.repetition_penalty != 1.0
+            || self.presence_penalty != 0.0
+            || self.frequency_penalty != 0.0
     }
 }
 
@@ -70,7 +75,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -114,7 +121,9 @@ type Cand = (u32, f32);
 
 /// Descending logit, then ascending id: a total order, so ties resolve to the lowest id.
 fn by_logit_desc(a: &Cand, b: &Cand) -> Ordering {
-    b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal).then(a.0.cmp(&b.0))
+    b.1.partial_cmp(&a.1)
+        .unwrap_or(Ordering::Equal)
+        .then(a.0.cmp(&b.0))
 }
 
 /// The `n` largest entries with value >= `floor` (NaN and -inf never qualify), sorted by
@@ -137,7 +146,12 @@ fn top_n(x: &[f32], n: usize, floor: f32) -> Vec<Cand> {
         }
         return buf;
     }
-    let mut all: Vec<Cand> = x.iter().enumerate().filter(|(_, &v)| keep(v)).map(|(i, &v)| (i as u32, v)).collect();
+    let mut all: Vec<Cand> = x
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| keep(v))
+        .map(|(i, &v)| (i as u32, v))
+        .collect();
     if all.len() > n {
         all.select_nth_unstable_by(n - 1, by_logit_desc);
         all.truncate(n);
@@ -161,7 +175,9 @@ pub fn argmax(x: &[f32]) -> u32 {
 
 /// log Σ exp(x) in f64, ignoring NaN; -inf when nothing is finite.
 pub fn logsumexp(logits: &[f32]) -> f64 {
-    let m = logits.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let m = logits
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     if m == f32::NEG_INFINITY {
         return f64::NEG_INFINITY;
     }
@@ -169,7 +185,11 @@ pub fn logsumexp(logits: &[f32]) -> f64 {
         return f64::INFINITY;
     }
     let m = m as f64;
-    let sum: f64 = logits.iter().filter(|v| !v.is_nan()).map(|&v| (v as f64 - m).exp()).sum();
+    let sum: f64 = logits
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| (v as f64 - m).exp())
+        .sum();
     m + sum.ln()
 }
 
@@ -205,7 +225,13 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(cfg: SamplerConfig) -> Self {
         let rng = Rng::new(cfg.seed.unwrap_or_else(clock_seed));
-        Sampler { cfg, rng, penalized: Vec::new(), weights: Vec::new(), counts: Vec::new() }
+        Sampler {
+            cfg,
+            rng,
+            penalized: Vec::new(),
+            weights: Vec::new(),
+            counts: Vec::new(),
+        }
     }
 
     pub fn config(&self) -> &SamplerConfig {
@@ -235,7 +261,11 @@ impl Sampler {
     fn apply_penalties(&mut self, x: &mut [f32], history: &[u32]) {
         let counts = &mut self.counts;
         counts.clear();
-        let mut ids: Vec<u32> = history.iter().copied().filter(|&t| (t as usize) < x.len()).collect();
+        let mut ids: Vec<u32> = history
+            .iter()
+            .copied()
+            .filter(|&t| (t as usize) < x.len())
+            .collect();
         ids.sort_unstable();
         for id in ids {
             match counts.last_mut() {
@@ -247,7 +277,11 @@ impl Sampler {
         for &(id, n) in counts.iter() {
             let v = &mut x[id as usize];
             if c.repetition_penalty != 1.0 && c.repetition_penalty > 0.0 {
-                *v = if *v > 0.0 { *v / c.repetition_penalty } else { *v * c.repetition_penalty };
+                *v = if *v > 0.0 {
+                    *v / c.repetition_penalty
+                } else {
+                    *v * c.repetition_penalty
+                };
             }
             *v -= n as f32 * c.frequency_penalty + c.presence_penalty;
         }
@@ -257,15 +291,25 @@ impl Sampler {
         let c = &self.cfg;
         // NaN, non-positive or infinite temperature: greedy.
         let greedy = c.temperature.is_nan() || c.temperature <= 0.0 || c.temperature.is_infinite();
-        let m = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        let m = x
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
         if greedy || m == f32::NEG_INFINITY || m == f32::INFINITY {
             return argmax(x);
         }
         let inv_t = 1.0 / c.temperature as f64;
         let weight = |v: f32| ((v as f64 - m as f64) * inv_t).exp();
         let n = x.len();
-        let top_k = if c.top_k > 0 && c.top_k < n { c.top_k } else { 0 };
-        let top_p = if c.top_p.is_nan() { 1.0 } else { c.top_p as f64 };
+        let top_k = if c.top_k > 0 && c.top_k < n {
+            c.top_k
+        } else {
+            0
+        };
+        let top_p = if c.top_p.is_nan() {
+            1.0
+        } else {
+            c.top_p as f64
+        };
         // min-p keeps p_i >= min_p * p_max, i.e. (x_i - m) / T >= ln(min_p).
         let floor = if c.min_p > 0.0 {
             (m as f64 + (c.min_p.min(1.0) as f64).ln() * c.temperature as f64) as f32
@@ -290,7 +334,11 @@ impl Sampler {
         } else if top_p < 1.0 {
             self.nucleus(x, m, inv_t, top_p, floor)
         } else {
-            x.iter().enumerate().filter(|(_, &v)| v >= floor).map(|(i, &v)| (i as u32, v)).collect()
+            x.iter()
+                .enumerate()
+                .filter(|(_, &v)| v >= floor)
+                .map(|(i, &v)| (i as u32, v))
+                .collect()
         };
         self.draw_among(&cands, weight)
     }
@@ -331,8 +379,12 @@ impl Sampler {
             m - ((crossing + 2) as f32 / PER_LOGIT) / inv_t32
         };
         let lo = cut.max(floor);
-        let mut cands: Vec<Cand> =
-            x.iter().enumerate().filter(|(_, &v)| v >= lo && v > f32::NEG_INFINITY).map(|(i, &v)| (i as u32, v)).collect();
+        let mut cands: Vec<Cand> = x
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v >= lo && v > f32::NEG_INFINITY)
+            .map(|(i, &v)| (i as u32, v))
+            .collect();
         cands.sort_unstable_by(by_logit_desc);
         let len = prefix_reaching(&cands, target, |v| ((v as f64 - m as f64) * inv_t).exp());
         cands.truncate(len);
@@ -345,7 +397,11 @@ impl Sampler {
         let mut total = 0.0f64;
         self.weights.extend(x.iter().map(|&v| {
             // f32 exp is plenty for weights (the sum is f64) and twice as fast over 262k entries.
-            let w = if v.is_nan() { 0.0 } else { ((v - m) * inv_t).exp() };
+            let w = if v.is_nan() {
+                0.0
+            } else {
+                ((v - m) * inv_t).exp()
+            };
             total += w as f64;
             w
         }));

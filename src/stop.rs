@@ -46,7 +46,11 @@ impl StopChecker {
     /// finished from the start).
     pub fn new<S: AsRef<str>>(stops: &[S], eog_ids: &[u32], max_tokens: Option<usize>) -> Self {
         StopChecker {
-            stops: stops.iter().map(|s| s.as_ref().to_string()).filter(|s| !s.is_empty()).collect(),
+            stops: stops
+                .iter()
+                .map(|s| s.as_ref().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             eog: eog_ids.to_vec(),
             max_tokens,
             held: String::new(),
@@ -58,12 +62,18 @@ impl StopChecker {
     /// Feed one generated token and its decoded text. An end-of-generation token contributes no text.
     pub fn push(&mut self, token: u32, piece: &str) -> StopStep {
         if self.finish.is_some() {
-            return StopStep { text: String::new(), finish: self.finish };
+            return StopStep {
+                text: String::new(),
+                finish: self.finish,
+            };
         }
         self.tokens += 1;
         let mut step = if self.eog.contains(&token) {
             self.finish = Some(FinishReason::Stop);
-            StopStep { text: std::mem::take(&mut self.held), finish: self.finish }
+            StopStep {
+                text: std::mem::take(&mut self.held),
+                finish: self.finish,
+            }
         } else {
             self.scan(piece)
         };
@@ -78,7 +88,10 @@ impl StopChecker {
     /// Feed text that is not tied to a token count (does not count toward `max_tokens`).
     pub fn push_text(&mut self, piece: &str) -> StopStep {
         if self.finish.is_some() {
-            return StopStep { text: String::new(), finish: self.finish };
+            return StopStep {
+                text: String::new(),
+                finish: self.finish,
+            };
         }
         self.scan(piece)
     }
@@ -118,7 +131,10 @@ impl StopChecker {
         if let Some((_, start)) = best {
             self.held.truncate(start);
             self.finish = Some(FinishReason::Stop);
-            return StopStep { text: std::mem::take(&mut self.held), finish: self.finish };
+            return StopStep {
+                text: std::mem::take(&mut self.held),
+                finish: self.finish,
+            };
         }
         let keep = self.longest_partial_suffix();
         let text = self.held[..self.held.len() - keep].to_string();
@@ -133,7 +149,8 @@ impl StopChecker {
         for s in &self.stops {
             let max = (s.len() - 1).min(h.len());
             for k in (best + 1..=max).rev() {
-                if s.is_char_boundary(k) && h.is_char_boundary(h.len() - k) && h.ends_with(&s[..k]) {
+                if s.is_char_boundary(k) && h.is_char_boundary(h.len() - k) && h.ends_with(&s[..k])
+                {
                     best = k;
                     break;
                 }
@@ -235,7 +252,9 @@ impl ChatCompletionRequest {
         if !in_range(self.repetition_penalty, f32::MIN_POSITIVE, f32::MAX) {
             return bad("`repetition_penalty` must be > 0");
         }
-        if !in_range(self.presence_penalty, -2.0, 2.0) || !in_range(self.frequency_penalty, -2.0, 2.0) {
+        if !in_range(self.presence_penalty, -2.0, 2.0)
+            || !in_range(self.frequency_penalty, -2.0, 2.0)
+        {
             return bad("`presence_penalty` and `frequency_penalty` must be between -2 and 2");
         }
         if self.top_logprobs.is_some_and(|k| k > 20) {
@@ -254,7 +273,11 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
-        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
     }
 }
 
@@ -374,10 +397,20 @@ pub struct ChunkStream {
 
 impl ChunkStream {
     pub fn new(id: impl Into<String>, created: u64, model: impl Into<String>) -> Self {
-        ChunkStream { id: id.into(), created, model: model.into(), sent_role: false }
+        ChunkStream {
+            id: id.into(),
+            created,
+            model: model.into(),
+            sent_role: false,
+        }
     }
 
-    fn chunk(&mut self, content: Option<String>, finish: Option<FinishReason>, usage: Option<Usage>) -> ChatCompletionChunk {
+    fn chunk(
+        &mut self,
+        content: Option<String>,
+        finish: Option<FinishReason>,
+        usage: Option<Usage>,
+    ) -> ChatCompletionChunk {
         let role = (!self.sent_role).then(|| "assistant".to_string());
         self.sent_role = true;
         ChatCompletionChunk {
@@ -385,7 +418,12 @@ impl ChunkStream {
             object: ChatCompletionChunk::OBJECT.into(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta: Delta { role, content }, finish_reason: finish, logprobs: None }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta { role, content },
+                finish_reason: finish,
+                logprobs: None,
+            }],
             usage,
         }
     }
@@ -399,7 +437,11 @@ impl ChunkStream {
     }
 
     /// A content delta with its tokens' log-probabilities.
-    pub fn content_with_logprobs(&mut self, text: &str, logprobs: ChoiceLogprobs) -> ChatCompletionChunk {
+    pub fn content_with_logprobs(
+        &mut self,
+        text: &str,
+        logprobs: ChoiceLogprobs,
+    ) -> ChatCompletionChunk {
         let mut c = self.chunk(Some(text.to_string()), None, None);
         c.choices[0].logprobs = Some(logprobs);
         c

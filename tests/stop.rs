@@ -33,7 +33,13 @@ fn reference(text: &str, stops: &[&str]) -> (String, bool) {
 fn run(text: &str, stops: &[&str], mask: u64) -> (String, Option<FinishReason>) {
     let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
     let mut cuts = vec![0];
-    cuts.extend(bounds.iter().enumerate().filter(|(j, _)| mask >> j & 1 == 1).map(|(_, &b)| b));
+    cuts.extend(
+        bounds
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| mask >> j & 1 == 1)
+            .map(|(_, &b)| b),
+    );
     cuts.push(text.len());
     let mut sc = StopChecker::new(stops, &[0], None);
     let mut out = String::new();
@@ -49,7 +55,10 @@ fn run(text: &str, stops: &[&str], mask: u64) -> (String, Option<FinishReason>) 
         // is a proper prefix of some stop string.
         assert_eq!(format!("{out}{}", sc.held()), text[..fed], "mask {mask:b}");
         assert!(
-            sc.held().is_empty() || stops.iter().any(|s| s.len() > sc.held().len() && s.starts_with(sc.held())),
+            sc.held().is_empty()
+                || stops
+                    .iter()
+                    .any(|s| s.len() > sc.held().len() && s.starts_with(sc.held())),
             "held {:?} is no stop prefix",
             sc.held()
         );
@@ -62,7 +71,10 @@ fn run(text: &str, stops: &[&str], mask: u64) -> (String, Option<FinishReason>) 
 #[test]
 fn stop_strings_split_in_every_possible_way() {
     let cases: &[(&str, &[&str])] = &[
-        ("Hello, world! The END is near", &["END", "world!!", "Hel lo"]),
+        (
+            "Hello, world! The END is near",
+            &["END", "world!!", "Hel lo"],
+        ),
         ("abcabcabdx", &["abcabd"]),
         ("xabcdey", &["abcde", "cd"]),
         ("xabcdey", &["bcd", "abcd"]),
@@ -77,11 +89,19 @@ fn stop_strings_split_in_every_possible_way() {
     for (text, stops) in cases {
         let (want, stopped) = reference(text, stops);
         let n = text.chars().count() - 1;
-        let masks: Vec<u64> = if n <= 14 { (0..1u64 << n).collect() } else { (0..4096).map(|i| i * 2654435761 % (1 << n)).collect() };
+        let masks: Vec<u64> = if n <= 14 {
+            (0..1u64 << n).collect()
+        } else {
+            (0..4096).map(|i| i * 2654435761 % (1 << n)).collect()
+        };
         for mask in masks {
             let (got, finish) = run(text, stops, mask);
             assert_eq!(got, want, "{text:?} {stops:?} split {mask:b}");
-            assert_eq!(finish, stopped.then_some(FinishReason::Stop), "{text:?} split {mask:b}");
+            assert_eq!(
+                finish,
+                stopped.then_some(FinishReason::Stop),
+                "{text:?} split {mask:b}"
+            );
         }
     }
 }
@@ -91,7 +111,13 @@ fn eog_tokens_and_max_tokens_end_generation() {
     let mut sc = StopChecker::new(&["STOP"], &[2, 106], None);
     assert_eq!(sc.push(10, "Hi ST").text, "Hi ");
     let step = sc.push(106, "<end_of_turn>");
-    assert_eq!(step, StopStep { text: "ST".into(), finish: Some(FinishReason::Stop) });
+    assert_eq!(
+        step,
+        StopStep {
+            text: "ST".into(),
+            finish: Some(FinishReason::Stop)
+        }
+    );
     assert_eq!(sc.push(11, "more").text, "");
     assert_eq!(sc.tokens(), 2);
 
@@ -99,13 +125,25 @@ fn eog_tokens_and_max_tokens_end_generation() {
     assert_eq!(sc.push(10, "a").finish, None);
     assert_eq!(sc.push(10, "b S").text, "b ");
     let last = sc.push(10, "T");
-    assert_eq!(last, StopStep { text: "ST".into(), finish: Some(FinishReason::Length) });
+    assert_eq!(
+        last,
+        StopStep {
+            text: "ST".into(),
+            finish: Some(FinishReason::Length)
+        }
+    );
     assert!(sc.is_finished());
 
     // A stop string completed by the last allowed token is a stop, not a length finish.
     let mut sc = StopChecker::new(&["STOP"], &[2], Some(2));
     assert_eq!(sc.push(10, "xST").text, "x");
-    assert_eq!(sc.push(10, "OPy"), StopStep { text: "".into(), finish: Some(FinishReason::Stop) });
+    assert_eq!(
+        sc.push(10, "OPy"),
+        StopStep {
+            text: "".into(),
+            finish: Some(FinishReason::Stop)
+        }
+    );
 
     let sc = StopChecker::new::<&str>(&[], &[], Some(0));
     assert_eq!(sc.finish_reason(), Some(FinishReason::Length));
@@ -113,13 +151,27 @@ fn eog_tokens_and_max_tokens_end_generation() {
     // push_text does not count tokens.
     let mut sc = StopChecker::new(&["\n\n"], &[], Some(1));
     assert_eq!(sc.push_text("a\n").text, "a");
-    assert_eq!(sc.push_text("\nb"), StopStep { text: "".into(), finish: Some(FinishReason::Stop) });
+    assert_eq!(
+        sc.push_text("\nb"),
+        StopStep {
+            text: "".into(),
+            finish: Some(FinishReason::Stop)
+        }
+    );
 }
 
 #[test]
 fn openai_objects_serialize_in_openai_shape() {
     let usage = Usage::new(12, 3);
-    let c = ChatCompletion::new("chatcmpl-1", 1700000000, "smollm2", "Hi!", FinishReason::Stop, usage, None);
+    let c = ChatCompletion::new(
+        "chatcmpl-1",
+        1700000000,
+        "smollm2",
+        "Hi!",
+        FinishReason::Stop,
+        usage,
+        None,
+    );
     assert_eq!(
         serde_json::to_value(&c).unwrap(),
         json!({
@@ -143,7 +195,10 @@ fn openai_objects_serialize_in_openai_shape() {
     let mid = serde_json::to_value(s.content("lo").unwrap()).unwrap();
     assert_eq!(mid["choices"][0]["delta"], json!({"content": "lo"}));
     let last = serde_json::to_value(s.finish(FinishReason::Length, Some(usage))).unwrap();
-    assert_eq!(last["choices"][0], json!({"index": 0, "delta": {}, "finish_reason": "length"}));
+    assert_eq!(
+        last["choices"][0],
+        json!({"index": 0, "delta": {}, "finish_reason": "length"})
+    );
     assert_eq!(last["usage"]["total_tokens"], 15);
 
     let lp = ChoiceLogprobs {
@@ -151,11 +206,19 @@ fn openai_objects_serialize_in_openai_shape() {
             token: "Hi".into(),
             logprob: -0.5,
             bytes: Some(b"Hi".to_vec()),
-            top_logprobs: vec![TopLogprob { token: "Hi".into(), logprob: -0.5, bytes: Some(b"Hi".to_vec()) }],
+            top_logprobs: vec![TopLogprob {
+                token: "Hi".into(),
+                logprob: -0.5,
+                bytes: Some(b"Hi".to_vec()),
+            }],
         }],
     };
-    let with = serde_json::to_value(ChunkStream::new("x", 0, "m").content_with_logprobs("Hi", lp)).unwrap();
-    assert_eq!(with["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["bytes"], json!([72, 105]));
+    let with = serde_json::to_value(ChunkStream::new("x", 0, "m").content_with_logprobs("Hi", lp))
+        .unwrap();
+    assert_eq!(
+        with["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["bytes"],
+        json!([72, 105])
+    );
 }
 
 #[test]
@@ -171,17 +234,29 @@ fn requests_parse_like_openai_sends_them() {
         "logprobs": true, "top_logprobs": 3, "top_k": 40
     }))
     .unwrap();
-    assert_eq!(r.messages, vec![Message::system("Be brief."), Message::user("Hello\nthere"), Message::assistant("")]);
+    assert_eq!(
+        r.messages,
+        vec![
+            Message::system("Be brief."),
+            Message::user("Hello\nthere"),
+            Message::assistant("")
+        ]
+    );
     assert_eq!(r.stop_strings(), vec!["\n\n".to_string()]);
     assert_eq!(r.max_tokens(), Some(64));
     assert!(r.stream && r.logprobs);
     let c = r.sampler_config();
-    assert_eq!((c.temperature, c.top_p, c.top_k, c.seed, c.min_p), (0.2, 0.9, 40, Some(7), 0.0));
+    assert_eq!(
+        (c.temperature, c.top_p, c.top_k, c.seed, c.min_p),
+        (0.2, 0.9, 40, Some(7), 0.0)
+    );
     r.validate().unwrap();
 
-    let r: ChatCompletionRequest =
-        serde_json::from_value(json!({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b"],
-                                      "max_completion_tokens": 5, "max_tokens": 9})).unwrap();
+    let r: ChatCompletionRequest = serde_json::from_value(
+        json!({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b"],
+                                      "max_completion_tokens": 5, "max_tokens": 9}),
+    )
+    .unwrap();
     assert_eq!(r.stop_strings(), vec!["a".to_string(), "b".to_string()]);
     assert_eq!(r.max_tokens(), Some(5));
     assert!(!r.stream);

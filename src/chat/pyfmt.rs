@@ -28,7 +28,9 @@ fn py_repr(value: &Value) -> String {
             format!("[{}]", items.join(", "))
         }
         ValueKind::Map => {
-            let Ok(keys) = value.try_iter() else { return value.to_string() };
+            let Ok(keys) = value.try_iter() else {
+                return value.to_string();
+            };
             let items: Vec<String> = keys
                 .map(|k| {
                     let v = value.get_item(&k).unwrap_or_default();
@@ -58,7 +60,11 @@ pub fn py_title(s: &str) -> String {
 
 /// Python's `repr(str)`: single quotes unless the text has `'` and no `"`.
 fn string_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -71,7 +77,9 @@ fn string_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -121,7 +129,11 @@ pub fn float_repr(f: f64, json: bool) -> String {
         format!("{sign}{body}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
     }
@@ -140,12 +152,19 @@ fn json_error(msg: String) -> Error {
 }
 
 /// Python's `json.dumps` over a template value.
-pub fn json_dumps(value: &Value, opts: &JsonOpts, level: usize, out: &mut String) -> Result<(), Error> {
+pub fn json_dumps(
+    value: &Value,
+    opts: &JsonOpts,
+    level: usize,
+    out: &mut String,
+) -> Result<(), Error> {
     match value.kind() {
         ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
         ValueKind::Number => out.push_str(&number_repr(value, true)),
-        ValueKind::String => json_string(value.as_str().unwrap_or_default(), opts.ensure_ascii, out),
+        ValueKind::String => {
+            json_string(value.as_str().unwrap_or_default(), opts.ensure_ascii, out)
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = value.try_iter()?.collect();
             json_container(out, opts, level, '[', ']', &items, |item, out| {
@@ -173,7 +192,11 @@ pub fn json_dumps(value: &Value, opts: &JsonOpts, level: usize, out: &mut String
                 json_dumps(v, opts, level + 1, out)
             })?;
         }
-        k => return Err(json_error(format!("tojson: object of type {k} is not JSON serializable"))),
+        k => {
+            return Err(json_error(format!(
+                "tojson: object of type {k} is not JSON serializable"
+            )))
+        }
     }
     Ok(())
 }
@@ -234,10 +257,28 @@ fn json_string(s: &str, ensure_ascii: bool, out: &mut String) {
     out.push('"');
 }
 
-const DAY_NAMES: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAY_NAMES: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 const MONTH_NAMES: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
@@ -282,7 +323,13 @@ pub fn strftime(format: &str, unix_secs: i64) -> String {
         if no_pad {
             chars.next();
         }
-        let num = |v: i64, width: usize| if no_pad { v.to_string() } else { format!("{v:0width$}") };
+        let num = |v: i64, width: usize| {
+            if no_pad {
+                v.to_string()
+            } else {
+                format!("{v:0width$}")
+            }
+        };
         let Some(d) = chars.next() else {
             out.push('%');
             break;
@@ -292,7 +339,13 @@ pub fn strftime(format: &str, unix_secs: i64) -> String {
             'y' => num(year.rem_euclid(100), 2),
             'm' => num(month.into(), 2),
             'd' => num(day.into(), 2),
-            'e' => if no_pad { day.to_string() } else { format!("{day:2}") },
+            'e' => {
+                if no_pad {
+                    day.to_string()
+                } else {
+                    format!("{day:2}")
+                }
+            }
             'H' => num(hour, 2),
             'I' => num(hour12, 2),
             'M' => num(minute, 2),
