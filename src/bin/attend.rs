@@ -1,4 +1,5 @@
-//! `attend`: the native command line — list adapters, inspect and run GGUF models.
+//! `attend`: the native command line — list adapters, inspect, tokenize, run and benchmark GGUF
+//! models on the GPU.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {} // the CLI is native only; the browser uses the wasm-bindgen API
@@ -10,26 +11,95 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
+    use attend::chat::Message;
+    use attend::engine::{Engine, GenParams, LoadOptions};
+    use attend::{Error, Result};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::path::PathBuf;
     use std::process::ExitCode;
 
-    fn usage() -> &'static str {
-        "usage: attend <command>\n\ncommands:\n  adapters    list GPU adapters with their features and limits\n"
+    const USAGE: &str = "usage: attend <command> [options]
+
+commands:
+  adapters                               list GPU adapters with features and limits
+  info     --model PATH [--context N]    architecture, hyperparameters, tensor types, memory
+  tokenize --model PATH --text TEXT      token ids as a JSON array (BOS as the model says)
+  generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
+           [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
+           [--top-logprobs K] [--stop TEXT] [--output text|jsonl] [--context N]
+  bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--context N]
+";
+
+    /// `--key value` pairs and `--flag`s after the command.
+    struct Args {
+        values: HashMap<String, Vec<String>>,
+    }
+
+    impl Args {
+        fn parse(args: &[String], flags: &[&str]) -> Result<Args> {
+            let mut values: HashMap<String, Vec<String>> = HashMap::new();
+            let mut it = args.iter();
+            while let Some(a) = it.next() {
+                let Some(key) = a.strip_prefix("--") else {
+                    return Err(Error::Invalid(format!("unexpected argument '{a}'\n\n{USAGE}")));
+                };
+                let v = if flags.contains(&key) {
+                    "true".to_string()
+                } else {
+                    it.next().cloned().ok_or_else(|| Error::Invalid(format!("--{key} needs a value")))?
+                };
+                values.entry(key.to_string()).or_default().push(v);
+            }
+            Ok(Args { values })
+        }
+        fn get(&self, k: &str) -> Option<&str> {
+            self.values.get(k).and_then(|v| v.last()).map(String::as_str)
+        }
+        fn all(&self, k: &str) -> Vec<String> {
+            self.values.get(k).cloned().unwrap_or_default()
+        }
+        fn flag(&self, k: &str) -> bool {
+            self.values.contains_key(k)
+        }
+        fn need(&self, k: &str) -> Result<&str> {
+            self.get(k).ok_or_else(|| Error::Invalid(format!("--{k} is required\n\n{USAGE}")))
+        }
+        fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T> {
+            match self.get(k) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| Error::Invalid(format!("--{k}: '{v}' is not a valid number"))),
+            }
+        }
+        fn model(&self) -> Result<PathBuf> {
+            Ok(PathBuf::from(self.need("model")?))
+        }
+        fn load_options(&self) -> Result<LoadOptions> {
+            let mut o = LoadOptions::default();
+            if let Some(c) = self.get("context") {
+                o.context = Some(c.parse().map_err(|_| Error::Invalid(format!("--context: '{c}' is not a number")))?);
+            }
+            Ok(o)
+        }
     }
 
     pub fn main() -> ExitCode {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
         let args: Vec<String> = std::env::args().skip(1).collect();
+        let rest = args.get(1..).unwrap_or(&[]);
         let result = match args.first().map(String::as_str) {
             Some("adapters") => adapters(),
-            Some("-h") | Some("--help") | Some("help") => {
-                print!("{}", usage());
+            Some("info") => Args::parse(rest, &[]).and_then(|a| info(&a)),
+            Some("tokenize") => Args::parse(rest, &[]).and_then(|a| tokenize(&a)),
+            Some("generate") => Args::parse(rest, &["chat"]).and_then(|a| generate(&a)),
+            Some("bench") => Args::parse(rest, &[]).and_then(|a| bench(&a)),
+            Some("-h" | "--help" | "help") => {
+                print!("{USAGE}");
                 Ok(())
             }
-            Some(other) => Err(attend::Error::Invalid(format!(
-                "unknown command '{other}'\n{}",
-                usage()
-            ))),
-            None => Err(attend::Error::Invalid(usage().to_string())),
+            Some(other) => Err(Error::Invalid(format!("unknown command '{other}'\n\n{USAGE}"))),
+            None => Err(Error::Invalid(USAGE.to_string())),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -40,16 +110,204 @@ mod cli {
         }
     }
 
-    fn adapters() -> attend::Result<()> {
+    fn adapters() -> Result<()> {
         let list = pollster::block_on(attend::gpu::list_adapters());
         if list.is_empty() {
-            return Err(attend::Error::NoAdapter(
-            "no Vulkan/Metal/DX12/GL adapter (on Linux without a GPU: apt-get install mesa-vulkan-drivers)".into(),
-        ));
+            return Err(Error::NoAdapter(
+                "no Vulkan/Metal/DX12 adapter (on Linux without a GPU: apt-get install mesa-vulkan-drivers)".into(),
+            ));
         }
         for (i, a) in list.iter().enumerate() {
             println!("[{i}] {a}");
         }
+        Ok(())
+    }
+
+    fn load(a: &Args) -> Result<Engine> {
+        pollster::block_on(Engine::load_file(&a.model()?, &a.load_options()?))
+    }
+
+    fn mib(b: u64) -> String {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    }
+
+    fn info(a: &Args) -> Result<()> {
+        let e = load(a)?;
+        let c = &e.model.cfg;
+        println!("model: {}", a.model()?.display());
+        println!("architecture: {}", c.arch.name());
+        println!(
+            "layers {} · d_model {} · heads {} (kv {}) · head_dim {} · ffn {} · vocab {} · trained context {}",
+            c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.vocab, c.train_ctx
+        );
+        println!(
+            "rope: base {} (local {}) · scale {} · {} · dims {} · norm eps {} · sliding window {}",
+            c.rope_base,
+            c.rope_base_local,
+            c.rope_scale,
+            if c.rope_neox { "neox" } else { "normal" },
+            c.rope_dims,
+            c.norm_eps,
+            c.window
+        );
+        let mut types: Vec<(String, usize, u64)> = Vec::new();
+        for t in &e.header.tensors {
+            match types.iter_mut().find(|x| x.0 == t.ty.name()) {
+                Some(x) => {
+                    x.1 += 1;
+                    x.2 += t.byte_size()
+                }
+                None => types.push((t.ty.name().to_string(), 1, t.byte_size())),
+            }
+        }
+        let types: Vec<String> = types.iter().map(|(n, c, b)| format!("{n}×{c} ({})", mib(*b))).collect();
+        println!("tensor types: {}", types.join(", "));
+        let m = e.memory();
+        println!("context: {} tokens", e.model.context);
+        println!("weight bytes: {} ({})", m.weights, mib(m.weights));
+        println!("kv-cache bytes: {} ({}, f16)", m.kv_cache, mib(m.kv_cache));
+        println!("activation bytes: {} ({})", m.scratch, mib(m.scratch));
+        println!(
+            "gpu bytes in use: {} ({}; {:.3} × weights+kv)",
+            m.gpu_total,
+            mib(m.gpu_total),
+            m.gpu_total as f64 / (m.weights + m.kv_cache) as f64
+        );
+        print!("adapter: {}", e.gpu.adapter);
+        println!();
+        Ok(())
+    }
+
+    fn tokenize(a: &Args) -> Result<()> {
+        let file = attend::gguf::GgufFile::open(&a.model()?)?;
+        let tok = attend::tokenizer::Tokenizer::from_gguf(file.header())?;
+        let ids = tok.encode(a.need("text")?, true, false);
+        println!("{}", serde_json::to_string(&ids).expect("ids serialize"));
+        Ok(())
+    }
+
+    fn prompt_ids(e: &Engine, a: &Args) -> Result<Vec<u32>> {
+        if let Some(ids) = a.get("prompt-ids") {
+            return ids
+                .split(',')
+                .map(|s| s.trim().parse::<u32>().map_err(|_| Error::Invalid(format!("--prompt-ids: '{s}' is not a token id"))))
+                .collect();
+        }
+        let text = a.need("prompt")?;
+        if a.flag("chat") {
+            let mut messages = Vec::new();
+            if let Some(sys) = a.get("system") {
+                messages.push(Message { role: "system".into(), content: sys.into() });
+            }
+            messages.push(Message { role: "user".into(), content: text.into() });
+            e.chat_prompt(&messages)
+        } else {
+            Ok(e.tokenizer.encode(text, true, false))
+        }
+    }
+
+    fn generate(a: &Args) -> Result<()> {
+        let mut e = load(a)?;
+        let prompt = prompt_ids(&e, a)?;
+        let mut p = GenParams { max_tokens: a.num("max-tokens", 256)?, stop: a.all("stop"), ..Default::default() };
+        p.sampler.temperature = a.num("temperature", 0.7)?;
+        p.sampler.top_p = a.num("top-p", p.sampler.top_p)?;
+        p.sampler.top_k = a.num("top-k", p.sampler.top_k)?;
+        p.sampler.seed = a.num("seed", p.sampler.seed)?;
+        p.top_logprobs = a.num("top-logprobs", 0)?;
+        let jsonl = match a.get("output").unwrap_or("text") {
+            "jsonl" => true,
+            "text" => false,
+            o => return Err(Error::Invalid(format!("--output must be text or jsonl, not '{o}'"))),
+        };
+        let stdout = std::io::stdout();
+        let stats = pollster::block_on(e.generate(&prompt, &p, |t| {
+            let mut out = stdout.lock();
+            if jsonl {
+                if t.id == u32::MAX {
+                    return true; // flushed tail text of the last token, already counted
+                }
+                let mut line = json!({ "id": t.id, "text": t.text });
+                if p.top_logprobs > 0 {
+                    line["top_logprobs"] = json!(t.top_logprobs.iter().map(|&(i, l)| json!([i, l])).collect::<Vec<_>>());
+                }
+                let _ = writeln!(out, "{line}");
+            } else {
+                let _ = write!(out, "{}", t.text);
+            }
+            let _ = out.flush();
+            true
+        }))?;
+        if jsonl {
+            println!(
+                "{}",
+                json!({
+                    "done": true,
+                    "prompt_tokens": stats.prompt_tokens,
+                    "generated_tokens": stats.generated_tokens,
+                    "prefill_tok_s": stats.prefill_tok_s(),
+                    "decode_tok_s": stats.decode_tok_s(),
+                    "finish_reason": stats.finish_reason.as_str(),
+                })
+            );
+        } else {
+            println!();
+            eprintln!(
+                "[{} prompt tokens, {:.1} tok/s prefill · {} generated, {:.1} tok/s decode · {}]",
+                stats.prompt_tokens,
+                stats.prefill_tok_s(),
+                stats.generated_tokens,
+                stats.decode_tok_s(),
+                stats.finish_reason.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    /// Prefill N prompt tokens, then decode M greedy tokens; median of several runs.
+    fn bench(a: &Args) -> Result<()> {
+        let mut e = load(a)?;
+        let n: usize = a.num("prompt-tokens", 128)?;
+        let gen: u32 = a.num("gen-tokens", 64)?;
+        let runs: usize = a.num("runs", 3)?;
+        let base = e.tokenizer.encode(
+            "The quick brown fox jumps over the lazy dog while the attentive model reads every word at once. ",
+            false,
+            false,
+        );
+        let prompt: Vec<u32> = base.iter().cycle().take(n).copied().collect();
+        let p = GenParams { max_tokens: gen, sampler: attend::sampler::SamplerConfig { temperature: 0.0, ..Default::default() }, ..Default::default() };
+        let mut pre = Vec::new();
+        let mut dec = Vec::new();
+        // One warm-up run compiles the pipelines.
+        for r in 0..=runs {
+            e.reset();
+            let s = pollster::block_on(e.generate(&prompt, &p, |_| true))?;
+            if r > 0 {
+                pre.push(s.prefill_tok_s());
+                dec.push(s.decode_tok_s());
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let m = e.memory();
+        println!(
+            "{}",
+            json!({
+                "model": a.model()?.display().to_string(),
+                "adapter": e.gpu.adapter.name,
+                "prompt_tokens": n,
+                "gen_tokens": gen,
+                "runs": runs,
+                "prefill_tok_s": median(&mut pre),
+                "decode_tok_s": median(&mut dec),
+                "gpu_bytes": m.gpu_total,
+                "weight_bytes": m.weights,
+                "kv_bytes": m.kv_cache,
+            })
+        );
         Ok(())
     }
 }

@@ -1,9 +1,36 @@
 //! GGUF (v2, v3): metadata, tensor infos and lazily read tensor data.
 //!
-//! Parsing lives in `reader.rs` (being written); this file fixes the types everything else uses.
+//! This file fixes the types everything else uses. `reader.rs` parses headers (one resumable
+//! parser behind every entry point), `stream.rs` is the push parser for downloads, `file.rs`
+//! reads native files (and split models) lazily, `split.rs` joins shards, `writer.rs` writes v3.
+//!
+//! Entry points: `GgufFile::open(path)` (native; any shard of a split model), `Gguf::parse(bytes)`
+//! (a whole file in memory), `GgufStream::push(chunk)` (downloads; emits `Event::Header`, then
+//! `Event::TensorData` slices in file order, then `Event::Done`), `merge_shards(headers)`.
+//! Every malformed input is an `Error::Gguf` naming the problem; lengths read from the file are
+//! bounded by the bytes that can follow (or `MAX_HEADER_BYTES`) before anything is allocated.
 
 use crate::quant::GgmlType;
 use crate::{Error, Result};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file;
+mod layout;
+mod reader;
+pub mod split;
+pub mod stream;
+pub mod writer;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use file::{read_header, GgufFile};
+pub use layout::{parse_header, DEFAULT_ALIGNMENT};
+pub use reader::MAX_HEADER_BYTES;
+pub use split::{
+    merge_shards, parse_split_name, split_count, split_name, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
+    KEY_SPLIT_TENSORS,
+};
+pub use stream::{Event, GgufStream};
+pub use writer::GgufWriter;
 
 /// A metadata value, typed as in the file.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,11 +115,12 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Saturates instead of overflowing (the parser refuses dims whose product overflows).
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d))
     }
     pub fn byte_size(&self) -> u64 {
-        self.elements() / self.ty.block_len() as u64 * self.ty.block_bytes() as u64
+        (self.elements() / self.ty.block_len() as u64).saturating_mul(self.ty.block_bytes() as u64)
     }
 }
 
@@ -156,5 +184,24 @@ impl Gguf {
     }
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensors.iter().find(|t| t.name == name)
+    }
+    /// Parses the header of a whole file held in memory (single file; `data_offsets` has one
+    /// entry). Tensors are checked to lie within `bytes`.
+    pub fn parse(bytes: &[u8]) -> Result<Gguf> {
+        parse_header(bytes, None)
+    }
+    /// Index of a tensor in `tensors`.
+    pub fn tensor_index(&self, name: &str) -> Option<usize> {
+        self.tensors.iter().position(|t| t.name == name)
+    }
+    /// Where a tensor's bytes are: (shard, absolute byte offset in that shard's file, length).
+    pub fn tensor_location(&self, t: &TensorInfo) -> Result<(usize, u64, u64)> {
+        let data = self.data_offsets.get(t.shard).ok_or_else(|| {
+            Error::Gguf(format!(
+                "tensor '{}' is in shard {}, which is unknown",
+                t.name, t.shard
+            ))
+        })?;
+        Ok((t.shard, data.saturating_add(t.offset), t.byte_size()))
     }
 }

@@ -1,1 +1,401 @@
-//! TODO: attention kernel family (being written).
+//! Causal self-attention over a GPU KV cache (`shaders/attention.wgsl`): flash-attention style
+//! (tiles + online softmax; memory never grows with N²), grouped-query heads, optional sliding
+//! window, plus the "attention lens" read-out of one query's softmax weights.
+//!
+//! KV cache: per layer one K and one V buffer of u32 words, each holding two consecutive dims as
+//! f16 (`pack2x16float`, low half = even dim): half the memory of f32, no `shader-f16` needed.
+//! K is dims-major `[n_kv_heads][head_dim / 2][capacity]` (invocations that each score one key
+//! read consecutive words), V is position-major `[n_kv_heads][capacity][head_dim / 2]`
+//! (invocations that each own a dim pair read consecutive words).
+//!
+//! Masking follows llama.cpp (`LLAMA_SWA_TYPE_STANDARD`) and HF (`sliding_window_overlay`): the
+//! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.
+//!
+//! Paths (chosen by `m`):
+//! - `m == 1`, decode: split-K "flash decoding". The visible keys are cut into chunks of 64; one
+//!   workgroup per (kv head, up to 8 of its query heads, chunk) scores its keys for all those heads
+//!   at once (one invocation per key, heads packed in vec4s) and writes partial (max, sum, p·V);
+//!   a small reduce dispatch merges the chunks. With ≤ 64 visible keys the single chunk writes the
+//!   output directly (one dispatch). Partials come from `gpu.pool`: nothing is allocated per token
+//!   once the pool is warm.
+//! - `m > 1`, prefill: one workgroup per (kv head, tile of 8–32 query rows), where a row is a
+//!   (query, head of the kv head's group) pair, so grouped heads share every K/V tile load. K/V
+//!   tiles of 8–16 keys stream through workgroup memory (≤ 14.4 KiB in all), online softmax per
+//!   row, tiles entirely outside the causal/window range are never visited.
+//!
+//! `q` and `out` must be different buffers (a buffer cannot be bound read-only and writable in the
+//! same dispatch).
+
+use crate::gpu::{Arg, Buffer, Gpu, Recorder, Shader};
+use crate::{Error, Result};
+use bytemuck::Zeroable as _;
+
+static SHADER: Shader = crate::include_shader!("attention");
+
+/// Keys per decode workgroup (`CHUNK` in the shader).
+const DECODE_CHUNK: u32 = 64;
+/// Query heads per decode workgroup at most (`HG` in the shader; private arrays are sized 8).
+const DECODE_MAX_HEADS: u32 = 8;
+const PREFILL_WG: u32 = 128;
+
+/// One layer's KV cache on the GPU (see the module docs for the layout).
+pub struct LayerKv {
+    pub k: Buffer,
+    pub v: Buffer,
+    pub capacity: u32,
+    pub n_kv_heads: u32,
+    pub head_dim: u32,
+}
+
+impl LayerKv {
+    /// A zeroed cache for `capacity` positions of `n_kv_heads` heads of `head_dim` (even, ≤ 256).
+    pub fn new(gpu: &Gpu, capacity: u32, n_kv_heads: u32, head_dim: u32) -> Result<LayerKv> {
+        if capacity == 0 || n_kv_heads == 0 {
+            return Err(Error::Invalid(format!(
+                "KV cache needs capacity and kv heads > 0 (got {capacity}, {n_kv_heads})"
+            )));
+        }
+        check_head_dim(head_dim)?;
+        let bytes = capacity as u64 * n_kv_heads as u64 * head_dim as u64 * 2;
+        if bytes > gpu.caps().max_binding {
+            return Err(Error::Unsupported(format!(
+                "KV cache of {capacity} positions x {n_kv_heads} heads x {head_dim} needs {bytes} \
+                 bytes per binding; the adapter allows {}",
+                gpu.caps().max_binding
+            )));
+        }
+        Ok(LayerKv {
+            k: gpu.storage("kv cache K", bytes)?,
+            v: gpu.storage("kv cache V", bytes)?,
+            capacity,
+            n_kv_heads,
+            head_dim,
+        })
+    }
+
+    /// GPU bytes held by this layer's cache (K and V).
+    pub fn bytes(&self) -> u64 {
+        self.k.size() + self.v.size()
+    }
+}
+
+/// Parameters of one [`attention`] call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnParams {
+    /// Queries in this call (1 = decode).
+    pub m: u32,
+    /// Position of query 0; query i sits at `pos0 + i`.
+    pub pos0: u32,
+    /// Query heads; a multiple of the cache's kv heads.
+    pub n_heads: u32,
+    /// Multiplies q·k (usually 1/sqrt(head_dim)).
+    pub scale: f32,
+    /// Sliding window (0 = none): keys j with `qpos - j < window` are visible.
+    pub window: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    pos0: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    capacity: u32,
+    window: u32,
+    scale: f32,
+    n_split: u32,
+    q_row: u32,
+    direct: u32,
+    _pad: [u32; 2],
+}
+
+fn check_head_dim(head_dim: u32) -> Result<()> {
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || head_dim > 256 {
+        return Err(Error::Unsupported(format!(
+            "attention needs an even head_dim of at most 256, got {head_dim}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_size(what: &str, buf: &wgpu::Buffer, needed: u64) -> Result<()> {
+    if buf.size() < needed {
+        return Err(Error::Invalid(format!(
+            "{what} buffer has {} bytes but needs {needed}",
+            buf.size()
+        )));
+    }
+    Ok(())
+}
+
+fn check_heads(n_heads: u32, kv: &LayerKv) -> Result<()> {
+    if n_heads == 0 || !n_heads.is_multiple_of(kv.n_kv_heads) {
+        return Err(Error::Invalid(format!(
+            "{n_heads} query heads is not a multiple of {} kv heads",
+            kv.n_kv_heads
+        )));
+    }
+    Ok(())
+}
+
+fn check_positions(kv: &LayerKv, pos0: u32, m: u32) -> Result<()> {
+    if m == 0 || pos0 as u64 + m as u64 > kv.capacity as u64 {
+        return Err(Error::Invalid(format!(
+            "positions {pos0}..{} do not fit a KV cache of {} (m must be > 0)",
+            pos0 as u64 + m as u64,
+            kv.capacity
+        )));
+    }
+    Ok(())
+}
+
+fn workgroups(rec: &Recorder, n: u32) -> [u32; 3] {
+    crate::gpu::grid(n, rec.gpu().caps().max_workgroups_per_dim)
+}
+
+/// First key the query at `qpos` sees (mirrors `key_lo` in the shader).
+fn key_lo(qpos: u32, window: u32) -> u32 {
+    if window == 0 || qpos < window {
+        0
+    } else {
+        qpos + 1 - window
+    }
+}
+
+/// Write `m` new tokens' K and V (f32 `[m, n_kv_heads, head_dim]`) into the cache at positions
+/// `pos0 .. pos0 + m`, rounded to f16. One dispatch for both.
+pub fn kv_store(
+    rec: &mut Recorder,
+    kv: &LayerKv,
+    k: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    pos0: u32,
+    m: u32,
+) -> Result<()> {
+    check_positions(kv, pos0, m)?;
+    let elems = m as u64 * kv.n_kv_heads as u64 * kv.head_dim as u64;
+    check_size("kv_store K input", k, elems * 4)?;
+    check_size("kv_store V input", v, elems * 4)?;
+    let params = Params {
+        m,
+        pos0,
+        n_kv_heads: kv.n_kv_heads,
+        capacity: kv.capacity,
+        ..Params::zeroed()
+    };
+    let n_wg = (elems / 2).div_ceil(256) as u32;
+    rec.dispatch(
+        &SHADER,
+        "kv_store",
+        &[("D", kv.head_dim as f64)],
+        &params,
+        &[
+            Arg::from(&kv.k),
+            Arg::from(&kv.v),
+            Arg::from(k),
+            Arg::from(v),
+        ],
+        workgroups(rec, n_wg),
+    );
+    Ok(())
+}
+
+/// Prefill tile shape for a head size: (query rows per workgroup, keys per tile). Rows are a
+/// multiple of 8 (each P·V invocation owns 8 rows of one dim pair) with the Q tile at ≤ 2048 f32,
+/// which also makes (rows / 8) * (head_dim / 2) ≤ 128 invocations; the K/V tile stays ≤ 1024 u32
+/// and the P tile ≤ 512 f32.
+fn prefill_tiles(head_dim: u32) -> (u32, u32) {
+    let rows = [32, 16, 8]
+        .into_iter()
+        .find(|r| r * head_dim <= 2048)
+        .unwrap_or(8);
+    let keys = if head_dim <= 128 { 16 } else { 8 };
+    debug_assert!(rows / 8 * (head_dim / 2) <= PREFILL_WG);
+    (rows, keys)
+}
+
+/// Causal (optionally sliding-window) attention of `m` queries (f32 `[m, n_heads, head_dim]`,
+/// positions `pos0 ..`) over the cache, which must already hold keys `0 .. pos0 + m`. Writes f32
+/// `[m, n_heads, head_dim]` to `out`. Head h uses kv head `h / (n_heads / n_kv_heads)`.
+pub fn attention(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    p: &AttnParams,
+) -> Result<()> {
+    check_heads(p.n_heads, kv)?;
+    check_positions(kv, p.pos0, p.m)?;
+    let d = kv.head_dim;
+    let act = p.m as u64 * p.n_heads as u64 * d as u64 * 4;
+    check_size("attention q", q, act)?;
+    check_size("attention out", out, act)?;
+    let params = Params {
+        m: p.m,
+        pos0: p.pos0,
+        n_heads: p.n_heads,
+        n_kv_heads: kv.n_kv_heads,
+        capacity: kv.capacity,
+        window: p.window,
+        scale: p.scale,
+        ..Params::zeroed()
+    };
+    if p.m == 1 {
+        decode(rec, q, kv, out, params)
+    } else {
+        let (rows, keys) = prefill_tiles(d);
+        let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
+        let n_wg = n_rows.div_ceil(rows) * kv.n_kv_heads;
+        let consts = [("D", d as f64), ("BR", rows as f64), ("BC", keys as f64)];
+        rec.dispatch(
+            &SHADER,
+            "attend_prefill",
+            &consts,
+            &params,
+            &[
+                Arg::from(q),
+                Arg::from(&kv.k),
+                Arg::from(&kv.v),
+                Arg::from(out),
+            ],
+            workgroups(rec, n_wg),
+        );
+        Ok(())
+    }
+}
+
+/// Split-K decode: partials from the gpu pool (taken and given back while recording: the reduce
+/// dispatch consumes them before any later dispatch can reuse the buffer). Up to 64 visible keys
+/// need a single dispatch and no partials.
+fn decode(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    mut params: Params,
+) -> Result<()> {
+    let d = kv.head_dim;
+    let qpos = params.pos0;
+    let n_keys = qpos + 1 - key_lo(qpos, params.window);
+    let n_split = n_keys.div_ceil(DECODE_CHUNK);
+    params.n_split = n_split;
+    let group = params.n_heads / kv.n_kv_heads;
+    let heads_per_wg = group.min(DECODE_MAX_HEADS);
+    let n_wg = n_split * group.div_ceil(heads_per_wg) * kv.n_kv_heads;
+    let consts = [("D", d as f64), ("HG", heads_per_wg as f64)];
+    let grid = workgroups(rec, n_wg);
+    let kv_args = [Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v)];
+    if n_split == 1 {
+        // Every key fits one chunk: the decode pass normalises and writes `out` itself.
+        params.direct = 1;
+        let args = [kv_args[0], kv_args[1], kv_args[2], Arg::from(out)];
+        rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
+        return Ok(());
+    }
+    let part_bytes = params.n_heads as u64 * n_split as u64 * (d as u64 + 2) * 4;
+    let gpu = rec.gpu();
+    let part = gpu.pool.take(
+        &gpu.device,
+        part_bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    );
+    let part_arg = Arg::Range(&part, 0, part_bytes);
+    let args = [kv_args[0], kv_args[1], kv_args[2], part_arg];
+    rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
+    rec.dispatch(
+        &SHADER,
+        "attend_reduce",
+        &[("D", d as f64)],
+        &params,
+        &[part_arg, Arg::from(out)],
+        workgroups(rec, params.n_heads),
+    );
+    gpu.pool.give(part);
+    Ok(())
+}
+
+/// The attention lens: softmax weights (f32 `[n_heads, pos + 1]`) of the query at position `pos`
+/// over keys `0 ..= pos`, masked keys 0. `q` holds that query as f32 `[n_heads, head_dim]` (row 0;
+/// see [`attention_probs_row`] for a row of a prefill batch). For display: simple, not fast.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_probs(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    pos: u32,
+    n_heads: u32,
+    scale: f32,
+    window: u32,
+) -> Result<()> {
+    attention_probs_row(rec, q, 0, kv, out, pos, n_heads, scale, window)
+}
+
+/// [`attention_probs`] for the query in row `q_row` of a `[m, n_heads, head_dim]` batch.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_probs_row(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    q_row: u32,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    pos: u32,
+    n_heads: u32,
+    scale: f32,
+    window: u32,
+) -> Result<()> {
+    check_heads(n_heads, kv)?;
+    check_positions(kv, pos, 1)?;
+    let d = kv.head_dim as u64;
+    check_size("lens q", q, (q_row as u64 + 1) * n_heads as u64 * d * 4)?;
+    check_size("lens out", out, n_heads as u64 * (pos as u64 + 1) * 4)?;
+    let params = Params {
+        m: 1,
+        pos0: pos,
+        n_heads,
+        n_kv_heads: kv.n_kv_heads,
+        capacity: kv.capacity,
+        window,
+        scale,
+        q_row,
+        ..Params::zeroed()
+    };
+    rec.dispatch(
+        &SHADER,
+        "attend_probs",
+        &[("D", d as f64)],
+        &params,
+        &[Arg::from(q), Arg::from(&kv.k), Arg::from(out)],
+        workgroups(rec, n_heads),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_tiles_fit_workgroup_limits() {
+        for d in (2..=256).step_by(2) {
+            let (rows, keys) = prefill_tiles(d);
+            assert!(rows * d <= 2048, "q tile for {d}");
+            assert!(keys * d / 2 <= 1024, "kv tile for {d}");
+            assert!(rows * keys <= 512, "score tile for {d}");
+            assert!(
+                rows % 8 == 0 && rows / 8 * (d / 2) <= PREFILL_WG,
+                "P·V roles for {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn window_start_matches_llama_cpp() {
+        // llama.cpp masks when qpos - j >= W; so with W = 4 query 10 sees 7..=10.
+        assert_eq!(key_lo(10, 4), 7);
+        assert_eq!(key_lo(3, 4), 0);
+        assert_eq!(key_lo(4, 4), 1);
+        assert_eq!(key_lo(10, 0), 0);
+    }
+}

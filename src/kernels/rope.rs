@@ -1,1 +1,252 @@
-//! TODO: rope kernel family (being written).
+//! Rotary position embedding, in place (`shaders/rope.wgsl`), in llama.cpp's "normal" (adjacent
+//! pairs) and NeoX (half split) layouts, with linear position scaling and partial rotation.
+//! Frequencies are computed here in f64 and handed to the shader split into exact high and low
+//! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
+
+use super::elementwise::{count, distinct, words};
+use crate::gpu::{grid, Recorder, Shader};
+use crate::{Error, Result};
+
+static SHADER: Shader = crate::include_shader!("rope");
+const WG: u32 = 256;
+/// Pairs the uniform frequency table holds (rot_dims up to 512).
+const MAX_PAIRS: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    total: u32,
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    neox: u32,
+    total2: u32,
+    heads2: u32,
+    eps: f32,
+    _pad: [u32; 3],
+    freq: [[f32; 4]; MAX_PAIRS / 2],
+}
+
+/// Check the shape and build the parameters (with the frequency table) for `heads` heads.
+#[allow(clippy::too_many_arguments)]
+fn params(
+    what: &str,
+    rows: u32,
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+) -> Result<Params> {
+    if !rot_dims.is_multiple_of(2) || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
+        return Err(Error::Invalid(format!(
+            "{what}: rot_dims {rot_dims} must be even, ≤ head_dim {head_dim} and ≤ {}",
+            2 * MAX_PAIRS
+        )));
+    }
+    if !(base > 0.0 && base.is_finite() && scale > 0.0 && scale.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{what}: base {base} and scale {scale} must be positive and finite"
+        )));
+    }
+    let last = pos0 as u64 + rows.saturating_sub(1) as u64;
+    if last >= 1 << 24 {
+        return Err(Error::Unsupported(format!(
+            "{what}: position {last} is beyond the 2^24 positions kept exact"
+        )));
+    }
+    count(what, &[rows, heads, head_dim])?;
+    let total = count(what, &[rows, heads, rot_dims / 2])? as u32;
+
+    let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
+    for j in 0..(rot_dims / 2) as usize {
+        let exponent = -2.0 * j as f64 / rot_dims as f64;
+        let turns = (base as f64).powf(exponent) / scale as f64 / std::f64::consts::TAU;
+        // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
+        let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
+        let lo = (turns - hi as f64) as f32;
+        freq[j / 2][2 * (j % 2)] = hi;
+        freq[j / 2][2 * (j % 2) + 1] = lo;
+    }
+    Ok(Params {
+        total,
+        heads,
+        head_dim,
+        rot_dims,
+        pos0,
+        neox: neox as u32,
+        total2: 0,
+        heads2: 0,
+        eps: 0.0,
+        _pad: [0; 3],
+        freq,
+    })
+}
+
+/// Rotate `x` [rows, heads, head_dim] in place; token `i` is at position `pos0 + i`.
+///
+/// Pair `j < rot_dims / 2` turns by `theta = pos / scale * base^(-2j / rot_dims)` (`scale` is
+/// llama.cpp's `rope.scaling.factor` for linear scaling; 1 for none). `neox = false` rotates dims
+/// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rot_dims/2)
+/// (e.g. qwen2, gemma3). Dims from `rot_dims` to `head_dim` are left as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(
+    rec: &mut Recorder<'_>,
+    x: &wgpu::Buffer,
+    rows: u32,
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+) -> Result<()> {
+    let p = params(
+        "rope", rows, heads, head_dim, rot_dims, pos0, base, scale, neox,
+    )?;
+    if p.total == 0 {
+        return Ok(());
+    }
+    let bufs = [words(
+        rec,
+        x,
+        rows as u64 * heads as u64 * head_dim as u64,
+        "rope",
+    )?];
+    let wgs = grid(
+        p.total.div_ceil(WG),
+        rec.gpu().caps().max_workgroups_per_dim,
+    );
+    rec.dispatch(&SHADER, "rope", &[], &p, &bufs, wgs);
+    Ok(())
+}
+
+/// [`rope`] on `q` [rows, q_heads, head_dim] and `k` [rows, k_heads, head_dim] in one dispatch
+/// (same positions and settings for both): one dispatch per layer instead of two.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_qk(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    rows: u32,
+    q_heads: u32,
+    k_heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+) -> Result<()> {
+    distinct("rope_qk", k, &[q])?;
+    let mut p = params(
+        "rope_qk", rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
+    )?;
+    let total2 = count("rope_qk", &[rows, k_heads, rot_dims / 2])?;
+    let all = p.total as u64 + total2;
+    if all > u32::MAX as u64 {
+        return Err(Error::Invalid(format!(
+            "rope_qk: {all} pairs exceed u32 indexing"
+        )));
+    }
+    if p.total == 0 || total2 == 0 {
+        // Nothing to pair up: fall back to the single-tensor kernel for whichever is non-empty.
+        rope(
+            rec, q, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
+        )?;
+        return rope(
+            rec, k, rows, k_heads, head_dim, rot_dims, pos0, base, scale, neox,
+        );
+    }
+    count("rope_qk", &[rows, k_heads, head_dim])?;
+    p.total2 = total2 as u32;
+    p.heads2 = k_heads;
+    let bufs = [
+        words(
+            rec,
+            q,
+            rows as u64 * q_heads as u64 * head_dim as u64,
+            "rope_qk q",
+        )?,
+        words(
+            rec,
+            k,
+            rows as u64 * k_heads as u64 * head_dim as u64,
+            "rope_qk k",
+        )?,
+    ];
+    let wgs = grid(
+        (all as u32).div_ceil(WG),
+        rec.gpu().caps().max_workgroups_per_dim,
+    );
+    rec.dispatch(&SHADER, "rope_qk", &[], &p, &bufs, wgs);
+    Ok(())
+}
+
+/// Per-head RMSNorm then RoPE of `q` [rows, q_heads, head_dim] and `k` [rows, k_heads, head_dim], in
+/// place, in one dispatch (Gemma 3 / Qwen 3 q/k norms): each head row becomes
+/// `rope(row / sqrt(mean(row²) + eps) * weight)`, with `q_weight` / `k_weight` of `head_dim`
+/// entries. Replaces two [`rmsnorm`](super::norm::rmsnorm) calls and [`rope_qk`].
+#[allow(clippy::too_many_arguments)]
+pub fn rmsnorm_rope_qk(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    q_weight: &wgpu::Buffer,
+    k_weight: &wgpu::Buffer,
+    rows: u32,
+    q_heads: u32,
+    k_heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+    eps: f32,
+) -> Result<()> {
+    let what = "rmsnorm_rope_qk";
+    distinct(what, k, &[q, q_weight, k_weight])?;
+    distinct(what, q, &[q_weight, k_weight])?;
+    let mut p = params(
+        what, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
+    )?;
+    let q_rows = count(what, &[rows, q_heads])?;
+    let k_rows = count(what, &[rows, k_heads])?;
+    count(what, &[rows, k_heads, head_dim])?;
+    let all = q_rows + k_rows;
+    if all > u32::MAX as u64 {
+        return Err(Error::Invalid(format!(
+            "{what}: {all} head rows exceed u32 indexing"
+        )));
+    }
+    if all == 0 || head_dim == 0 {
+        return Ok(());
+    }
+    // The shader counts head rows here, not pairs.
+    p.total = q_rows as u32;
+    p.total2 = k_rows as u32;
+    p.heads2 = k_heads;
+    p.eps = eps;
+    let bufs = [
+        words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_qk q")?,
+        words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_qk k")?,
+        words(rec, q_weight, head_dim as u64, "rmsnorm_rope_qk q_weight")?,
+        words(rec, k_weight, head_dim as u64, "rmsnorm_rope_qk k_weight")?,
+    ];
+    let wg = super::norm::workgroup_for(head_dim / 2);
+    let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
+    rec.dispatch(
+        &SHADER,
+        "rmsnorm_rope_qk",
+        &[("WG", wg as f64)],
+        &p,
+        &bufs,
+        wgs,
+    );
+    Ok(())
+}

@@ -1,5 +1,9 @@
-//! GGUF/ggml tensor types on the CPU: block layouts, reference quantizers (bit-exact with ggml's
-//! `quantize_row_*_ref`) and dequantizers. The GPU kernels read these same bytes directly.
+//! GGUF/ggml tensor types on the CPU: block layouts, reference quantizers and dequantizers. The GPU
+//! kernels read these same bytes directly.
+//!
+//! `quantize` is bit-exact with ggml's C `quantize_row_*_ref` (built without FMA contraction) for
+//! Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, and with gguf-py for F16
+//! and BF16; `dequantize` is bit-exact with gguf-py for every type (tests/quant.rs).
 
 use crate::{Error, Result};
 
@@ -119,7 +123,45 @@ impl GgmlType {
     }
 }
 
+/// Elements per K-quant super-block.
+pub const QK_K: usize = 256;
+
+/// f32 → IEEE half bits, rounded to nearest even (ggml's `GGML_FP32_TO_FP16`).
+pub fn f16_bits(v: f32) -> u16 {
+    half::f16::from_f32(v).to_bits()
+}
+
+/// IEEE half bits → f32 (exact).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// f32 → bfloat16 bits as ggml does it (`ggml_compute_fp32_to_bf16`): NaN keeps its top bits and
+/// becomes quiet (bit 6 set), everything else rounds to nearest even (overflow goes to ±inf).
+pub fn bf16_bits(v: f32) -> u16 {
+    let u = v.to_bits();
+    if u & 0x7fff_ffff > 0x7f80_0000 {
+        return ((u >> 16) | 64) as u16;
+    }
+    ((u as u64 + (0x7fff + ((u >> 16) & 1)) as u64) >> 16) as u16
+}
+
+/// bfloat16 bits → f32 (exact).
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) from a Q4_K/Q5_K `scales[12]` field.
+pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
 mod dequantize;
+mod kquants;
 mod quantize;
 
 pub use dequantize::dequantize;

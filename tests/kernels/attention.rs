@@ -1,1 +1,419 @@
-// TODO: tests for the attention kernels (being written).
+//! Attention kernels against a plain f64 CPU reference of softmax(Q·Kᵀ·scale + mask)·V computed on
+//! the same f16-rounded K/V, so the only differences are summation order and `exp`.
+//! Outputs are convex combinations of V (|v| ≲ 3): tolerance atol 1e-4 + rtol 1e-4 (observed
+//! errors are ~1e-6); lens probabilities atol 1e-5; kv_store bit-exact.
+
+use crate::common::*;
+use attend::kernels::attention::{
+    attention, attention_probs, attention_probs_row, kv_store, AttnParams, LayerKv,
+};
+use half::f16;
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    m: u32,
+    pos0: u32,
+    d: u32,
+    n_heads: u32,
+    n_kv: u32,
+    window: u32,
+}
+
+fn f16_round(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
+}
+
+fn visible(qpos: usize, j: usize, window: u32) -> bool {
+    j <= qpos && (window == 0 || qpos - j < window as usize)
+}
+
+/// Softmax weights of one query row (`q`: [H][D]) at `qpos` over keys 0..=qpos: [H][qpos + 1].
+fn ref_probs(q: &[f32], k: &[f32], c: &Case, qpos: usize, scale: f32) -> Vec<f64> {
+    let (d, h_n, kv_n) = (c.d as usize, c.n_heads as usize, c.n_kv as usize);
+    let group = h_n / kv_n;
+    let n = qpos + 1;
+    let mut probs = vec![0f64; h_n * n];
+    for h in 0..h_n {
+        let kvh = h / group;
+        let scores: Vec<Option<f64>> = (0..n)
+            .map(|j| {
+                visible(qpos, j, c.window).then(|| {
+                    let kr = &k[(j * kv_n + kvh) * d..][..d];
+                    let qr = &q[h * d..][..d];
+                    qr.iter()
+                        .zip(kr)
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
+                        * scale as f64
+                })
+            })
+            .collect();
+        let mx = scores.iter().flatten().cloned().fold(f64::MIN, f64::max);
+        let total: f64 = scores.iter().flatten().map(|s| (s - mx).exp()).sum();
+        for (j, s) in scores.iter().enumerate() {
+            probs[h * n + j] = s.map_or(0.0, |s| (s - mx).exp() / total);
+        }
+    }
+    probs
+}
+
+/// Reference attention output [m][H][D]; `k`, `v` are [pos][KV][D], already f16-rounded.
+fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> {
+    let (d, h_n, kv_n) = (c.d as usize, c.n_heads as usize, c.n_kv as usize);
+    let group = h_n / kv_n;
+    let mut out = vec![0f32; c.m as usize * h_n * d];
+    for i in 0..c.m as usize {
+        let qpos = c.pos0 as usize + i;
+        let probs = ref_probs(&q[i * h_n * d..][..h_n * d], k, c, qpos, scale);
+        for h in 0..h_n {
+            for e in 0..d {
+                let mut acc = 0f64;
+                for j in 0..=qpos {
+                    acc += probs[h * (qpos + 1) + j] * v[(j * kv_n + h / group) * d + e] as f64;
+                }
+                out[(i * h_n + h) * d + e] = acc as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Random K/V for positions 0..pos0+m stored in two kv_store calls (0..pos0, then the m new
+/// tokens), then attention over the m queries, all in one submit. Returns (gpu out, reference).
+async fn run_case(gpu: &Gpu, c: Case, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+    let (d, total) = (c.d as usize, (c.pos0 + c.m) as usize);
+    let row = c.n_kv as usize * d;
+    let kv = LayerKv::new(gpu, total as u32 + 3, c.n_kv, c.d).unwrap();
+    let k = rng.normal(total * row, 1.0);
+    let v = rng.normal(total * row, 1.0);
+    let q = rng.normal(c.m as usize * c.n_heads as usize * d, 1.5);
+    let scale = 1.0 / (d as f32).sqrt();
+    let split = c.pos0 as usize * row;
+    let (k_old, k_new) = k.split_at(split);
+    let (v_old, v_new) = v.split_at(split);
+    let bufs = |x: &[f32]| {
+        gpu.upload("kv in", if x.is_empty() { &[0f32][..] } else { x })
+            .unwrap()
+    };
+    let (k_old, k_new, v_old, v_new) = (bufs(k_old), bufs(k_new), bufs(v_old), bufs(v_new));
+    let q_buf = gpu.upload("q", &q).unwrap();
+    let out = gpu.storage("out", q.len() as u64 * 4).unwrap();
+    let mut rec = gpu.recorder("attention test");
+    if c.pos0 > 0 {
+        kv_store(&mut rec, &kv, &k_old, &v_old, 0, c.pos0).unwrap();
+    }
+    kv_store(&mut rec, &kv, &k_new, &v_new, c.pos0, c.m).unwrap();
+    let p = AttnParams {
+        m: c.m,
+        pos0: c.pos0,
+        n_heads: c.n_heads,
+        scale,
+        window: c.window,
+    };
+    attention(&mut rec, &q_buf, &kv, &out, &p).unwrap();
+    rec.submit();
+    let got = gpu.read::<f32>(&out, 0, q.len()).await.unwrap();
+    let want = reference(&q, &f16_round(&k), &f16_round(&v), &c, scale);
+    (got, want)
+}
+
+async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut worst = 0f32;
+    for c in cases {
+        let (got, want) = run_case(gpu, *c, &mut rng).await;
+        worst = worst.max(max_abs_diff(&got, &want));
+        assert_close(&format!("{c:?}"), &got, &want, 1e-4, 1e-4);
+    }
+    eprintln!(
+        "attention: {} cases, max |gpu - ref| = {worst:e}",
+        cases.len()
+    );
+}
+
+const HEADS: [(u32, u32); 4] = [(1, 1), (4, 2), (9, 3), (8, 1)];
+const DIMS: [u32; 3] = [64, 256, 80];
+
+gpu_test! {
+    async fn prefill_over_lengths_offsets_and_windows() {
+        // Every (m, pos0, window); head dim and head grouping rotate through all their values.
+        let gpu = gpu().await;
+        let mut cases = Vec::new();
+        let mut n = 0usize;
+        for m in [1, 5, 33, 100] {
+            for pos0 in [0, 7, 60] {
+                for window in [0, 16] {
+                    let (n_heads, n_kv) = HEADS[n % 4];
+                    let d = DIMS[(n / 2 + n) % 3];
+                    cases.push(Case { m, pos0, d, n_heads, n_kv, window });
+                    n += 1;
+                }
+            }
+        }
+        check_cases(&gpu, &cases, 1).await;
+    }
+}
+
+gpu_test! {
+    async fn prefill_every_head_dim_and_grouping() {
+        let gpu = gpu().await;
+        let mut cases = Vec::new();
+        for (n, d) in DIMS.into_iter().enumerate() {
+            for (k, (n_heads, n_kv)) in HEADS.into_iter().enumerate() {
+                let window = if (n + k) % 2 == 0 { 16 } else { 0 };
+                cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window });
+            }
+        }
+        // Odd head sizes (not a multiple of 4 or of the tile), windows of 1 (only the diagonal).
+        cases.push(Case { m: 19, pos0: 3, d: 34, n_heads: 6, n_kv: 2, window: 0 });
+        cases.push(Case { m: 12, pos0: 5, d: 2, n_heads: 2, n_kv: 1, window: 1 });
+        cases.push(Case { m: 40, pos0: 0, d: 128, n_heads: 4, n_kv: 4, window: 1 });
+        // 18 heads per kv head: a tile's rows span several queries and partial head groups.
+        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5 });
+        check_cases(&gpu, &cases, 2).await;
+    }
+}
+
+gpu_test! {
+    async fn decode_across_split_k_chunks() {
+        // m = 1 takes the split-K path (64 keys per workgroup): positions at and across chunk
+        // edges, windows shorter and longer than a chunk, and 16 or 18 heads per kv head (more
+        // than one head group per workgroup row).
+        let gpu = gpu().await;
+        let shapes = [(64, 9, 3), (256, 8, 1), (80, 4, 2), (64, 18, 1)];
+        let mut cases = Vec::new();
+        let mut n = 0usize;
+        for pos0 in [0, 1, 63, 64, 65, 130, 300] {
+            for window in [0, 16, 100] {
+                let (d, n_heads, n_kv) = shapes[n % shapes.len()];
+                cases.push(Case { m: 1, pos0, d, n_heads, n_kv, window });
+                n += 1;
+            }
+        }
+        check_cases(&gpu, &cases, 3).await;
+    }
+}
+
+gpu_test! {
+    async fn kv_store_is_bit_exact_f16() {
+        let gpu = gpu().await;
+        let (cap, n_kv, d) = (50u32, 3u32, 80u32);
+        let row = (n_kv * d) as usize;
+        let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
+        assert_eq!(kv.bytes(), 2 * cap as u64 * row as u64 * 2);
+        let mut rng = Rng::new(4);
+        let (pos_a, m_a, m_b) = (0u32, 7u32, 20u32);
+        let mut k = rng.normal((m_a + m_b) as usize * row, 1.0);
+        let v = rng.normal((m_a + m_b) as usize * row, 4.0);
+        // Exactly representable values, halfway cases, and large values.
+        k[..8].copy_from_slice(&[0.0, -0.0, 1.0, -2.5, 65504.0, 1.0 + 1.0 / 4096.0, 0.1, 3.0e4]);
+        // f16 subnormals (the smallest is 2^-24).
+        k[8..12].copy_from_slice(&[3.0e-6, -4.0e-5, 6.0e-8, 1.0e-9]);
+        let pos_b = 30;
+        let (ka, kb) = k.split_at(m_a as usize * row);
+        let (va, vb) = v.split_at(m_a as usize * row);
+        let up = |x: &[f32]| gpu.upload("in", x).unwrap();
+        // Buffer destroys itself on drop, so the inputs must outlive the submit.
+        let (ka, va, kb, vb) = (up(ka), up(va), up(kb), up(vb));
+        let mut rec = gpu.recorder("store");
+        kv_store(&mut rec, &kv, &ka, &va, pos_a, m_a).unwrap();
+        kv_store(&mut rec, &kv, &kb, &vb, pos_b, m_b).unwrap();
+        rec.submit();
+        let words = (cap as usize) * row / 2;
+        let got_k: Vec<u32> = gpu.read(&kv.k, 0, words).await.unwrap();
+        let got_v: Vec<u32> = gpu.read(&kv.v, 0, words).await.unwrap();
+        for (name, src, got) in [("K", &k, &got_k), ("V", &v, &got_v)] {
+            for kvh in 0..n_kv as usize {
+                for pos in 0..cap as usize {
+                    let tok = match pos {
+                        p if p < m_a as usize => Some(p),
+                        p if p >= pos_b as usize && p < (pos_b + m_b) as usize => {
+                            Some(p - pos_b as usize + m_a as usize)
+                        }
+                        _ => None,
+                    };
+                    for pair in 0..d as usize / 2 {
+                        let want = tok.map_or(0, |t| {
+                            let x = &src[t * row + kvh * d as usize + 2 * pair..];
+                            f16::from_f32(x[0]).to_bits() as u32
+                                | (f16::from_f32(x[1]).to_bits() as u32) << 16
+                        });
+                        let dp = d as usize / 2;
+                        // K is [kv head][pair][position], V is [kv head][position][pair].
+                        let at = if name == "K" {
+                            (kvh * dp + pair) * cap as usize + pos
+                        } else {
+                            (kvh * cap as usize + pos) * dp + pair
+                        };
+                        let w = got[at];
+                        assert_eq!(w, want, "{name} kv head {kvh} pos {pos} pair {pair}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+gpu_test! {
+    async fn lens_probabilities_sum_to_one_and_match() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(5);
+        for (n, (d, n_heads, n_kv, window, pos)) in
+            [(64u32, 9u32, 3u32, 0u32, 0u32), (64, 9, 3, 0, 70), (256, 8, 1, 16, 40),
+             (80, 4, 2, 300, 299), (80, 4, 4, 5, 600)]
+                .into_iter()
+                .enumerate()
+        {
+            let c = Case { m: 1, pos0: pos, d, n_heads, n_kv, window };
+            let row = (n_kv * d) as usize;
+            let kv = LayerKv::new(&gpu, pos + 1, n_kv, d).unwrap();
+            let k = rng.normal((pos as usize + 1) * row, 1.0);
+            let v = rng.normal((pos as usize + 1) * row, 1.0);
+            // A batch of 3 query rows: the lens reads row `q_row`.
+            let q = rng.normal(3 * (n_heads * d) as usize, 2.0);
+            let q_row = (n % 3) as u32;
+            let scale = 1.0 / (d as f32).sqrt();
+            let n_keys = pos as usize + 1;
+            let probs = gpu.storage("probs", (n_heads as usize * n_keys * 4) as u64).unwrap();
+            let q_buf = gpu.upload("q", &q).unwrap();
+            let (k_buf, v_buf) = (gpu.upload("k", &k).unwrap(), gpu.upload("v", &v).unwrap());
+            let mut rec = gpu.recorder("lens");
+            kv_store(&mut rec, &kv, &k_buf, &v_buf, 0, pos + 1).unwrap();
+            if q_row == 0 {
+                attention_probs(&mut rec, &q_buf, &kv, &probs, pos, n_heads, scale, window)
+                    .unwrap();
+            } else {
+                attention_probs_row(&mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale,
+                                    window).unwrap();
+            }
+            rec.submit();
+            let got: Vec<f32> = gpu.read(&probs, 0, n_heads as usize * n_keys).await.unwrap();
+            let q_one = &q[(q_row * n_heads * d) as usize..][..(n_heads * d) as usize];
+            let want: Vec<f32> = ref_probs(q_one, &f16_round(&k), &c, pos as usize, scale)
+                .into_iter()
+                .map(|x| x as f32)
+                .collect();
+            assert_close(&format!("lens {c:?}"), &got, &want, 1e-5, 1e-4);
+            for h in 0..n_heads as usize {
+                let r = &got[h * n_keys..][..n_keys];
+                let sum: f64 = r.iter().map(|&x| x as f64).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "head {h}: probabilities sum to {sum}");
+                for (j, &p) in r.iter().enumerate() {
+                    if !visible(pos as usize, j, window) {
+                        assert_eq!(p, 0.0, "head {h}: masked key {j} has weight {p}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+gpu_test! {
+    async fn bad_shapes_are_errors_not_panics() {
+        let gpu = gpu().await;
+        assert!(LayerKv::new(&gpu, 16, 2, 63).is_err(), "odd head_dim");
+        assert!(LayerKv::new(&gpu, 16, 2, 258).is_err(), "head_dim > 256");
+        assert!(LayerKv::new(&gpu, 0, 2, 64).is_err(), "zero capacity");
+        let kv = LayerKv::new(&gpu, 16, 2, 64).unwrap();
+        let small = gpu.storage("small", 64).unwrap();
+        let big = gpu.storage("big", 1 << 20).unwrap();
+        let mut rec = gpu.recorder("bad");
+        assert!(kv_store(&mut rec, &kv, &big, &big, 10, 7).is_err(), "past capacity");
+        assert!(kv_store(&mut rec, &kv, &small, &big, 0, 2).is_err(), "short K input");
+        let p = AttnParams { m: 2, pos0: 0, n_heads: 3, scale: 1.0, window: 0 };
+        assert!(attention(&mut rec, &big, &kv, &big, &p).is_err(), "3 heads over 2 kv heads");
+        let p = AttnParams { n_heads: 4, ..p };
+        assert!(attention(&mut rec, &small, &kv, &big, &p).is_err(), "short q");
+        assert!(attention(&mut rec, &big, &kv, &big, &AttnParams { m: 0, ..p }).is_err());
+        assert!(attention_probs(&mut rec, &big, &kv, &big, 16, 4, 1.0, 0).is_err(), "pos");
+        assert!(attention_probs(&mut rec, &big, &kv, &small, 15, 4, 1.0, 0).is_err(), "out");
+        assert_eq!(rec.dispatches, 0);
+    }
+}
+
+/// CPU seconds used by this process so far (lavapipe runs its threads in-process, so this
+/// measures the work itself, not other load on a shared machine). Linux only; 0 elsewhere.
+#[cfg(not(target_arch = "wasm32"))]
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // utime, stime in clock ticks (100 Hz)
+}
+
+/// Rough timings on the native adapter (`cargo test --test kernels attention_timing -- --ignored
+/// --nocapture`): decode and prefill at model shapes, wall and process-CPU time per call.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore]
+fn attention_timing() {
+    pollster::block_on(async {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(9);
+        let only = std::env::var("ATTN_TIMING").unwrap_or_default();
+        // (label, head_dim, heads, kv heads, window)
+        let models = [
+            ("smollm2", 64u32, 9u32, 3u32, 0u32),
+            ("gemma3", 256, 4, 1, 512),
+        ];
+        for (label, d, n_heads, n_kv, window) in models {
+            let cap = 2048u32;
+            let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
+            let kin = gpu
+                .upload("k", &rng.normal((cap * n_kv * d) as usize, 1.0))
+                .unwrap();
+            let mut rec = gpu.recorder("fill");
+            kv_store(&mut rec, &kv, &kin, &kin, 0, cap).unwrap();
+            rec.submit();
+            gpu.wait();
+            let q = gpu
+                .upload("q", &rng.normal((512 * n_heads * d) as usize, 1.0))
+                .unwrap();
+            let out = gpu.storage("out", (512 * n_heads * d * 4) as u64).unwrap();
+            let scale = 1.0 / (d as f32).sqrt();
+            for (m, pos0, reps) in [
+                (1u32, 127u32, 1000u32),
+                (1, 1023, 300),
+                (1, 2047, 150),
+                (128, 0, 6),
+                (512, 0, 1),
+            ] {
+                let name = format!("{label} m={m} pos0={pos0}");
+                if !name.contains(&only) {
+                    continue;
+                }
+                let p = AttnParams {
+                    m,
+                    pos0,
+                    n_heads,
+                    scale,
+                    window,
+                };
+                let run = |reps: u32| {
+                    let mut rec = gpu.recorder("time");
+                    for _ in 0..reps {
+                        attention(&mut rec, &q, &kv, &out, &p).unwrap();
+                    }
+                    rec.submit();
+                    gpu.wait();
+                };
+                run(1); // compile pipelines
+                let (t, c) = (std::time::Instant::now(), cpu_seconds());
+                run(reps);
+                let wall = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+                let cpu = (cpu_seconds() - c) * 1e3 / reps as f64;
+                eprintln!("{name}: {wall:.3} ms wall, {cpu:.3} ms cpu per call");
+            }
+        }
+    });
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# attend's one entry point.
+#   ./build.sh test   install what the tests need (Debian), then run every native and browser test
+#   ./build.sh demo   build attend and run the default model (SmolLM2-135M-Instruct) on the GPU
+# Downloads (models, tools) go to $ATTEND_CACHE (default ~/.cache/attend) and are reused.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+export ATTEND_CACHE="${ATTEND_CACHE:-$HOME/.cache/attend}"
+mkdir -p "$ATTEND_CACHE"
+export PATH="$HOME/.cargo/bin:$ATTEND_CACHE/npm/node_modules/.bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_UPDATED=
+apt_install() { # install the Debian packages that are not installed yet
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "apt-get install ${missing[*]}"
+    if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+need_rust() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+    rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
+        || { step "rustup target add wasm32-unknown-unknown"; rustup target add wasm32-unknown-unknown; }
+}
+
+need_wasm_bindgen() { # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly
+    local want have
+    want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+    have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+    if [ "$have" != "$want" ]; then
+        step "cargo install wasm-bindgen-cli $want (once; ~10 min)"
+        cargo install -q wasm-bindgen-cli --version "$want"
+    fi
+}
+
+need_binaryen() { # Debian's binaryen 108 miscompiles wasm-bindgen output; npm's is current
+    if [ ! -x "$ATTEND_CACHE/npm/node_modules/.bin/wasm-opt" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        step "npm install binaryen (wasm-opt)"
+        mkdir -p "$ATTEND_CACHE/npm"
+        npm install --silent --prefix "$ATTEND_CACHE/npm" binaryen@132 >/dev/null
+    fi
+}
+
+need_system() {
+    apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver ca-certificates
+    command -v python3 >/dev/null || apt_install python3
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+}
+
+# The wasm engine as an npm package: www/attend-llm/wasm (used by the page) and pkg/ (npm pack).
+build_pkg() {
+    need_wasm_bindgen
+    need_binaryen
+    step "wasm engine (release) → www/attend-llm/wasm, pkg/"
+    cargo build --lib --release --target wasm32-unknown-unknown
+    rm -rf www/attend-llm/wasm
+    wasm-bindgen --target web --out-dir www/attend-llm/wasm --out-name attend \
+        target/wasm32-unknown-unknown/release/attend.wasm
+    wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+        www/attend-llm/wasm/attend_bg.wasm -o www/attend-llm/wasm/attend_bg.wasm
+    rm -rf pkg && cp -r www/attend-llm pkg && cp README.md pkg/
+    (cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
+    ls -l www/attend-llm/wasm/attend_bg.wasm target/attend-llm-*.tgz
+}
+
+need_playwright() { # playwright-core drives Debian's chromium; it never downloads a browser
+    [ -d "$ATTEND_CACHE/npm/node_modules/playwright-core" ] || {
+        step "npm install playwright-core"
+        npm install --silent --prefix "$ATTEND_CACHE/npm" playwright-core@1 >/dev/null
+    }
+}
+
+run_tests() {
+    need_system
+    need_rust
+    need_wasm_bindgen
+    need_binaryen
+    step "test models and tokenizer vectors (cached in $ATTEND_CACHE)"
+    bash tests/fetch-models.sh
+    [ -f tests/fetch-vocab.sh ] && bash tests/fetch-vocab.sh
+    step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan))"
+    cargo test --no-fail-fast
+    step "browser tests (headless Chromium, WebGPU on SwiftShader)"
+    CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
+        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine
+    build_pkg
+    step "Vite example imports attend-llm by name"
+    (cd www/example-vite && npm install --silent --no-audit --no-fund >/dev/null && npx vite build --logLevel warn)
+    ls www/example-vite/dist/assets | grep -q '\.wasm$' || die "the Vite build did not bundle the engine's wasm"
+    step "end-to-end chat page test (playwright-core + Chromium)"
+    need_playwright
+    cargo build --bin attend
+    ATTEND_BIN="$ROOT/target/debug/attend" node --test tests/e2e/
+    step "all tests passed"
+}
+
+run_demo() {
+    need_system
+    need_rust
+    step "default model (cached in $ATTEND_CACHE)"
+    bash tests/fetch-models.sh
+    build_pkg
+    local port="${PORT:-8080}"
+    step "chat page: open http://127.0.0.1:$port/ in a WebGPU browser (Ctrl-C stops)"
+    MODELS_DIR="$ATTEND_CACHE/models" exec node tests/e2e/serve.mjs www "$port"
+}
+
+case "${1:-}" in
+    test) run_tests ;;
+    demo) run_demo ;;
+    *) echo "usage: ./build.sh test | demo" >&2; exit 2 ;;
+esac

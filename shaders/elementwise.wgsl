@@ -1,0 +1,160 @@
+// Elementwise kernels on f32 vectors: one invocation per vec4 (entry points ending in `4`, used when
+// n is a multiple of 4) or per scalar (any n). 256 invocations per workgroup; the workgroup grid may be
+// folded into (x, y), so the linear index is wid.x + wid.y * nwg.x and overshoot is skipped.
+//
+// Different entry points bind different variables at the same binding slot (WGSL allows that as long
+// as no single entry point uses two of them): slot 1 is the first input or the in-place operand, slot
+// 2 the second input or a unary output, slot 3 a binary output.
+
+struct Params {
+    n: u32,     // elements (scalar entries) or vec4s (vec4 entries)
+    cols: u32,  // add_bias: row length in the same unit as n
+    s: f32,     // scale factor
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+@group(0) @binding(1) var<storage, read> a1: array<f32>;
+@group(0) @binding(1) var<storage, read> a1v: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> m1: array<f32>;
+@group(0) @binding(1) var<storage, read_write> m1v: array<vec4<f32>>;
+
+@group(0) @binding(2) var<storage, read> b2: array<f32>;
+@group(0) @binding(2) var<storage, read> b2v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o2v: array<vec4<f32>>;
+
+@group(0) @binding(3) var<storage, read_write> o3: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o3v: array<vec4<f32>>;
+
+const WG: u32 = 256u;
+
+fn lin_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid.x;
+}
+
+// silu_v(x) = x * sigmoid(x). For very negative x, exp(-x) overflows to inf and the quotient is -0.
+fn silu_v(x: vec4<f32>) -> vec4<f32> {
+    return x / (vec4<f32>(1.0) + exp(-x));
+}
+
+// GELU, tanh approximation (as llama.cpp and Gemma use). tanh is computed from a clamped exp so that
+// no backend's tanh can overflow into NaN for large arguments.
+fn gelu_v(x: vec4<f32>) -> vec4<f32> {
+    let u = 0.7978845608028654 * x * (vec4<f32>(1.0) + 0.044715 * x * x);
+    let e = exp(2.0 * clamp(u, vec4<f32>(-15.0), vec4<f32>(15.0)));
+    let t = vec4<f32>(1.0) - 2.0 / (e + vec4<f32>(1.0));
+    return 0.5 * x * (vec4<f32>(1.0) + t);
+}
+
+fn silu_s(x: f32) -> f32 { return silu_v(vec4<f32>(x)).x; }
+fn gelu_s(x: f32) -> f32 { return gelu_v(vec4<f32>(x)).x; }
+
+// ---- out = a + b ----
+@compute @workgroup_size(WG)
+fn add4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3v[i] = a1v[i] + b2v[i]; }
+}
+@compute @workgroup_size(WG)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3[i] = a1[i] + b2[i]; }
+}
+
+// ---- out = a * b ----
+@compute @workgroup_size(WG)
+fn mul4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3v[i] = a1v[i] * b2v[i]; }
+}
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3[i] = a1[i] * b2[i]; }
+}
+
+// ---- acc += b (in place) ----
+@compute @workgroup_size(WG)
+fn add_assign4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1v[i] = m1v[i] + b2v[i]; }
+}
+@compute @workgroup_size(WG)
+fn add_assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1[i] = m1[i] + b2[i]; }
+}
+
+// ---- x *= s (in place) ----
+@compute @workgroup_size(WG)
+fn scale4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1v[i] = m1v[i] * p.s; }
+}
+@compute @workgroup_size(WG)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1[i] = m1[i] * p.s; }
+}
+
+// ---- x[r, c] += bias[c] (in place, bias broadcast over rows) ----
+@compute @workgroup_size(WG)
+fn add_bias4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1v[i] = m1v[i] + b2v[i % p.cols]; }
+}
+@compute @workgroup_size(WG)
+fn add_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { m1[i] = m1[i] + b2[i % p.cols]; }
+}
+
+// ---- out = silu_v(x) ----
+@compute @workgroup_size(WG)
+fn silu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o2v[i] = silu_v(a1v[i]); }
+}
+@compute @workgroup_size(WG)
+fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o2[i] = silu_s(a1[i]); }
+}
+
+// ---- out = gelu_tanh(x) ----
+@compute @workgroup_size(WG)
+fn gelu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o2v[i] = gelu_v(a1v[i]); }
+}
+@compute @workgroup_size(WG)
+fn gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o2[i] = gelu_s(a1[i]); }
+}
+
+// ---- out = silu_v(gate) * up ----
+@compute @workgroup_size(WG)
+fn swiglu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3v[i] = silu_v(a1v[i]) * b2v[i]; }
+}
+@compute @workgroup_size(WG)
+fn swiglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3[i] = silu_s(a1[i]) * b2[i]; }
+}
+
+// ---- out = gelu_tanh(gate) * up ----
+@compute @workgroup_size(WG)
+fn geglu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3v[i] = gelu_v(a1v[i]) * b2v[i]; }
+}
+@compute @workgroup_size(WG)
+fn geglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { o3[i] = gelu_s(a1[i]) * b2[i]; }
+}

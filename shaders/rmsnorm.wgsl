@@ -1,0 +1,128 @@
+// RMSNorm: one workgroup per row (entries below also fuse it with residual adds). out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, or (rmsnorm_add)
+// residual[r] += that, fusing Gemma's post-norm with the residual add. `w` has `dim` entries shared by
+// all rows, so the same kernel normalizes per-head q/k with rows = tokens * heads.
+// WG (a power of two ≤ 256) is picked per row length so short rows do not idle 256 invocations.
+
+struct Params {
+    rows: u32,
+    dim: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+// rmsnorm: the output; rmsnorm_add, rmsnorm_add_rmsnorm: the residual stream, updated in place.
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+// add_rmsnorm: residual (in place) at 1, delta at 2, weight at 3, output at 4.
+@group(0) @binding(1) var<storage, read_write> res1: array<f32>;
+@group(0) @binding(2) var<storage, read> delta2: array<f32>;
+@group(0) @binding(3) var<storage, read> w3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out4: array<f32>;
+
+// rmsnorm_add_rmsnorm: x, w, residual as in rmsnorm_add, then the second weight and the output.
+@group(0) @binding(4) var<storage, read> w4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out5: array<f32>;
+
+var<workgroup> red: array<f32, 256>;
+
+fn workgroup_sum(v: f32, t: u32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (t < s) {
+            red[t] = red[t] + red[t + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+// 1 / rms of row `base..base+dim` (every invocation gets the same value).
+fn inv_rms(base: u32, t: u32) -> f32 {
+    var ss = 0.0;
+    for (var i = t; i < p.dim; i = i + WG) {
+        let v = x[base + i];
+        ss = ss + v * v;
+    }
+    return inverseSqrt(workgroup_sum(ss, t) / f32(p.dim) + p.eps);
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    let r = inv_rms(base, lid.x);
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        y[base + i] = x[base + i] * r * w[i];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    let r = inv_rms(base, lid.x);
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        y[base + i] = y[base + i] + x[base + i] * r * w[i];
+    }
+}
+
+// residual[r] += delta[r]; out[r] = rmsnorm(residual[r]) * w: the residual add fused with the next
+// pre-norm. Each invocation reads back only the elements it wrote, so no barrier is needed between.
+@compute @workgroup_size(WG)
+fn add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    var ss = 0.0;
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        let v = res1[base + i] + delta2[base + i];
+        res1[base + i] = v;
+        ss = ss + v * v;
+    }
+    let r = inverseSqrt(workgroup_sum(ss, lid.x) / f32(p.dim) + p.eps);
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        out4[base + i] = res1[base + i] * r * w3[i];
+    }
+}
+
+// residual[r] += rmsnorm(x[r]) * w; out[r] = rmsnorm(residual[r]) * w2: Gemma's post-norm, residual
+// add and the next pre-norm in one dispatch.
+@compute @workgroup_size(WG)
+fn rmsnorm_add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    let r = inv_rms(base, lid.x);
+    var ss = 0.0;
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        let v = y[base + i] + x[base + i] * r * w[i];
+        y[base + i] = v;
+        ss = ss + v * v;
+    }
+    let r2 = inverseSqrt(workgroup_sum(ss, lid.x) / f32(p.dim) + p.eps);
+    for (var i = lid.x; i < p.dim; i = i + WG) {
+        out5[base + i] = y[base + i] * r2 * w4[i];
+    }
+}

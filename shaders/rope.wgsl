@@ -1,0 +1,192 @@
+// Rotary position embedding, in place on x [rows (tokens), heads, head_dim]; token i sits at position
+// pos0 + i. One invocation rotates one pair of dims: (2j, 2j+1) in llama.cpp's "normal" mode, or
+// (j, j + rot_dims/2) in NeoX mode; dims ≥ rot_dims are untouched.
+//
+// Angles stay accurate for large positions: the host passes each pair's frequency in *turns* per
+// position (freq * freq_scale / 2π, computed in f64) split as hi + lo, hi holding 12 significant bits.
+// With the position split as ph + pl (multiples of 4096, and the rest), ph*hi and pl*hi are exact in
+// f32, so their fractional parts are exact too; the small ph*lo + pl*lo terms carry the remaining
+// bits. sin/cos are evaluated here (see sin_cos_turns), not with the builtins. Error is ~1e-6 rad for
+// positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position 131072.
+
+struct Params {
+    total: u32,      // pairs in x: rows * heads * rot_dims / 2
+    heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    neox: u32,
+    total2: u32,     // rope_qk: pairs in the second tensor (rows * heads2 * rot_dims / 2)
+    heads2: u32,     // rope_qk: heads of the second tensor
+    eps: f32,        // rmsnorm_rope_qk
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
+    freq: array<vec4<f32>, 128>,
+}
+
+override WG: u32 = 256u;
+const TAU: f32 = 6.283185307179586;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+// rope_qk: the second tensor (k), rotated in the same dispatch.
+@group(0) @binding(2) var<storage, read_write> x2: array<f32>;
+// rmsnorm_rope_qk: the per-head norm weights of q and k (head_dim entries each).
+@group(0) @binding(3) var<storage, read> wq: array<f32>;
+@group(0) @binding(4) var<storage, read> wk: array<f32>;
+
+var<workgroup> red: array<f32, 256>;
+
+// (sin, cos) of `t` turns, |t| ≤ 0.5, to ~1e-7: reduced to an octant and evaluated with Taylor
+// polynomials, because WGSL only promises 2^-11 absolute for sin/cos (SwiftShader is off by ~2e-4).
+fn sin_cos_turns(t: f32) -> vec2<f32> {
+    let q = round(4.0 * t);
+    let a = (t - 0.25 * q) * TAU;  // |a| ≤ π/4
+    let a2 = a * a;
+    let sp = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0)))));
+    let cp = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (-1.0 / 3628800.0)))));
+    // Rotate by q quarter turns.
+    switch (i32(q) & 3) {
+        case 0: { return vec2<f32>(sp, cp); }
+        case 1: { return vec2<f32>(cp, -sp); }
+        case 2: { return vec2<f32>(-sp, -cp); }
+        default: { return vec2<f32>(-cp, sp); }
+    }
+}
+
+// Where pair `i` of a [rows, heads, head_dim] tensor sits, and its (sin, cos).
+struct Pair {
+    i0: u32,
+    i1: u32,
+    sc: vec2<f32>,
+}
+
+fn pair(i: u32, heads: u32) -> Pair {
+    let half = p.rot_dims / 2u;
+    let j = i % half;
+    let head_row = i / half;            // token * heads + head
+    let pos = p.pos0 + head_row / heads;
+    let base = head_row * p.head_dim;
+    var i0 = base + 2u * j;
+    var i1 = i0 + 1u;
+    if (p.neox != 0u) {
+        i0 = base + j;
+        i1 = i0 + half;
+    }
+
+    let f = p.freq[j / 2u];
+    var hi = f.x;
+    var lo = f.y;
+    if ((j & 1u) != 0u) {
+        hi = f.z;
+        lo = f.w;
+    }
+    let ph = f32(pos & 0xFFFFF000u);
+    let pl = f32(pos & 0xFFFu);
+    let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
+    return Pair(i0, i1, sin_cos_turns(turns - round(turns)));
+}
+
+// (a, b) rotated by the angle whose (sin, cos) is sc.
+fn rotate(a: f32, b: f32, sc: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a * sc.y - b * sc.x, a * sc.x + b * sc.y);
+}
+
+@compute @workgroup_size(WG)
+fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i >= p.total) {
+        return;
+    }
+    let q = pair(i, p.heads);
+    let r = rotate(x[q.i0], x[q.i1], q.sc);
+    x[q.i0] = r.x;
+    x[q.i1] = r.y;
+}
+
+// q and k in one dispatch: the first `total` invocations rotate x, the next `total2` rotate x2.
+@compute @workgroup_size(WG)
+fn rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i < p.total) {
+        let q = pair(i, p.heads);
+        let r = rotate(x[q.i0], x[q.i1], q.sc);
+        x[q.i0] = r.x;
+        x[q.i1] = r.y;
+    } else if (i < p.total + p.total2) {
+        let k = pair(i - p.total, p.heads2);
+        let r = rotate(x2[k.i0], x2[k.i1], k.sc);
+        x2[k.i0] = r.x;
+        x2[k.i1] = r.y;
+    }
+}
+
+fn workgroup_sum(v: f32, t: u32) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (t < s) {
+            red[t] = red[t] + red[t + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+// Per-head RMSNorm of q and k (Gemma 3, Qwen 3) followed by RoPE, in place, in one dispatch: one
+// workgroup per (token, head) row, the q rows first (rows * heads of them), then the k rows. The row's
+// sum of squares is reduced before any invocation writes, so normalizing in place is safe.
+@compute @workgroup_size(WG)
+fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Here total and total2 count head rows (rows * heads) of q and k, not pairs.
+    let hr = wid.x + wid.y * nwg.x;
+    let q_rows = p.total;
+    let k_rows = p.total2;
+    if (hr >= q_rows + k_rows) {
+        return;
+    }
+    let is_q = hr < q_rows;
+    let head_row = select(hr - q_rows, hr, is_q);
+    let heads = select(p.heads2, p.heads, is_q);
+    let base = head_row * p.head_dim;
+    let t = lid.x;
+
+    var ss = 0.0;
+    for (var i = t; i < p.head_dim; i = i + WG) {
+        var v: f32;
+        if (is_q) { v = x[base + i]; } else { v = x2[base + i]; }
+        ss = ss + v * v;
+    }
+    let r = inverseSqrt(workgroup_sum(ss, t) / f32(p.head_dim) + p.eps);
+
+    let half = p.rot_dims / 2u;
+    for (var j = t; j < half; j = j + WG) {
+        // pair() indexes pairs as head_row * half + j.
+        let pr = pair(head_row * half + j, heads);
+        let o0 = pr.i0 - base;
+        let o1 = pr.i1 - base;
+        if (is_q) {
+            let v = rotate(x[pr.i0] * r * wq[o0], x[pr.i1] * r * wq[o1], pr.sc);
+            x[pr.i0] = v.x;
+            x[pr.i1] = v.y;
+        } else {
+            let v = rotate(x2[pr.i0] * r * wk[o0], x2[pr.i1] * r * wk[o1], pr.sc);
+            x2[pr.i0] = v.x;
+            x2[pr.i1] = v.y;
+        }
+    }
+    for (var i = p.rot_dims + t; i < p.head_dim; i = i + WG) {
+        if (is_q) {
+            x[base + i] = x[base + i] * r * wq[i];
+        } else {
+            x2[base + i] = x2[base + i] * r * wk[i];
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The engine: a loaded model with its tokenizer and chat template, and the generation loop
+//! (chunked prefill, decode, sampling, streaming text, stopping). The CLI and the wasm API are thin
+//! layers over this.
+
+use crate::chat::{ChatTemplate, Message};
+use crate::gguf::{Gguf, TensorInfo};
+use crate::gpu::Gpu;
+use crate::model::{Logits, Model, Weights};
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::stop::StopChecker;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// Seconds since some fixed point (works natively and in the browser).
+pub fn now_s() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now() / 1000.0
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// KV-cache positions; default: the model's training context, capped at 4096.
+    pub context: Option<u32>,
+    /// Tokens per prefill chunk.
+    pub batch: u32,
+    /// Rows of logits one pass can return (1 unless all-position logits are needed).
+    pub logit_rows: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { context: None, batch: 64, logit_rows: 1 }
+    }
+}
+
+pub const DEFAULT_CONTEXT_CAP: u32 = 4096;
+
+#[derive(Clone, Debug)]
+pub struct GenParams {
+    pub max_tokens: u32,
+    pub sampler: SamplerConfig,
+    /// Return this many most likely tokens with their log-probabilities at each step.
+    pub top_logprobs: usize,
+    pub stop: Vec<String>,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams { max_tokens: 256, sampler: SamplerConfig::default(), top_logprobs: 0, stop: Vec::new() }
+    }
+}
+
+/// One generated token as streamed to the caller.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub id: u32,
+    /// Text that became final with this token (may be empty while a character or a possible
+    /// stop string is incomplete).
+    pub text: String,
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GenStats {
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose KV was reused from the previous call.
+    pub reused_tokens: u32,
+    pub generated_tokens: u32,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub finish_reason: FinishReason,
+    pub text: String,
+}
+
+impl GenStats {
+    pub fn prefill_tok_s(&self) -> f64 {
+        (self.prompt_tokens - self.reused_tokens) as f64 / self.prefill_s.max(1e-9)
+    }
+    pub fn decode_tok_s(&self) -> f64 {
+        // The first token comes from the prefill; the rest are decode steps.
+        self.generated_tokens.saturating_sub(1) as f64 / self.decode_s.max(1e-9)
+    }
+}
+
+pub struct Engine {
+    pub gpu: Gpu,
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub header: Gguf,
+    /// Tokens whose keys and values are in the cache, in order from position 0.
+    cached: Vec<u32>,
+}
+
+impl Engine {
+    /// Build an engine from a parsed header, pulling each tensor's bytes through `read`
+    /// (`read(tensor, offset, len)`), in file order and in pieces of at most 16 MiB.
+    pub fn load_with(
+        gpu: Gpu,
+        header: Gguf,
+        opts: &LoadOptions,
+        mut read: impl FnMut(&TensorInfo, u64, u64) -> Result<Vec<u8>>,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Engine> {
+        let mut order: Vec<usize> = (0..header.tensors.len()).collect();
+        order.sort_by_key(|&i| (header.tensors[i].shard, header.tensors[i].offset));
+        let tensors = header.tensors.clone();
+        let mut b = EngineBuilder::new(gpu, header, opts.clone())?;
+        const PIECE: u64 = 16 << 20;
+        for i in order {
+            let t = &tensors[i];
+            let size = t.byte_size();
+            let mut off = 0;
+            while off < size {
+                let len = PIECE.min(size - off);
+                b.feed(i, off, &read(t, off, len)?)?;
+                off += len;
+                progress(b.bytes_done(), b.bytes_total());
+            }
+        }
+        b.finish()
+    }
+
+    /// Open a GGUF file (split files are found next to it) on the default adapter.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Engine> {
+        let file = crate::gguf::GgufFile::open(path)?;
+        let gpu = Gpu::new().await?;
+        let header = file.header().clone();
+        Self::load_with(gpu, header, opts, |t, off, len| file.read_range(t, off, len), |_, _| {})
+    }
+
+    /// Render `messages` with the model's chat template and tokenize (special tokens parsed).
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let text = self.template.render(messages, true)?;
+        Ok(self.tokenizer.encode(&text, true, true))
+    }
+
+    /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
+    /// `on_token` for each; returning `false` from it stops the generation.
+    pub async fn generate(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        mut on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        let ctx = self.model.context;
+        if prompt.is_empty() {
+            return Err(Error::Invalid("the prompt is empty".into()));
+        }
+        if let Some(&bad) = prompt.iter().find(|&&t| t >= self.model.cfg.vocab) {
+            return Err(Error::Invalid(format!("token id {bad} is outside the vocabulary ({})", self.model.cfg.vocab)));
+        }
+        if prompt.len() as u32 >= ctx {
+            return Err(Error::Invalid(format!(
+                "the prompt has {} tokens but the context holds {ctx}; shorten it or load with a larger context",
+                prompt.len()
+            )));
+        }
+        let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
+        let mut sampler = Sampler::new(p.sampler.clone());
+        let greedy = p.sampler.temperature <= 0.0 && p.top_logprobs == 0;
+
+        // Reuse the cached prefix (keep at least one token to compute fresh logits from).
+        let reuse = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+        self.cached.truncate(reuse);
+        let t0 = now_s();
+        let batch = self.model.scratch.batch as usize;
+        let mut pos = reuse;
+        while pos < prompt.len() {
+            let chunk = &prompt[pos..(pos + batch).min(prompt.len())];
+            let last = pos + chunk.len() == prompt.len();
+            self.run(chunk, pos as u32, if last { Logits::Last } else { Logits::None }, greedy && last)?;
+            pos += chunk.len();
+        }
+        self.cached.extend_from_slice(&prompt[reuse..]);
+
+        let mut stream = self.tokenizer.stream_decoder();
+        let mut stop = StopChecker::new(&p.stop);
+        let mut history: Vec<u32> = prompt.to_vec();
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        let mut generated = 0u32;
+        let mut t_first = None;
+        while generated < max_new {
+            let (id, top) = self.pick(&mut sampler, &history, greedy, p.top_logprobs).await?;
+            if t_first.is_none() {
+                t_first = Some(now_s());
+            }
+            generated += 1;
+            history.push(id);
+            if self.tokenizer.is_eog(id) {
+                finish = FinishReason::Stop;
+                let tail = stop.finish();
+                text.push_str(&tail);
+                if !tail.is_empty() {
+                    on_token(&Token { id, text: tail, top_logprobs: top });
+                }
+                break;
+            }
+            let (piece, stopped) = stop.push(&stream.push(id));
+            text.push_str(&piece);
+            let go_on = on_token(&Token { id, text: piece, top_logprobs: top });
+            if stopped {
+                finish = FinishReason::Stop;
+                break;
+            }
+            if !go_on {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            if generated == max_new {
+                break;
+            }
+            // Feed the token back for the next step.
+            self.run(&[id], self.cached.len() as u32, Logits::Last, greedy)?;
+            self.cached.push(id);
+        }
+        if finish == FinishReason::Length {
+            let (piece, _) = stop.push(&stream.finish());
+            let tail = piece + &stop.finish();
+            if !tail.is_empty() {
+                text.push_str(&tail);
+                on_token(&Token { id: u32::MAX, text: tail, top_logprobs: Vec::new() });
+            }
+        }
+        let t_end = now_s();
+        let t_first = t_first.unwrap_or(t_end);
+        Ok(GenStats {
+            prompt_tokens: prompt.len() as u32,
+            reused_tokens: reuse as u32,
+            generated_tokens: generated,
+            prefill_s: t_first - t0,
+            decode_s: t_end - t_first,
+            finish_reason: finish,
+            text,
+        })
+    }
+
+    /// One forward pass over `ids` at `pos0`, submitted as one command buffer.
+    fn run(&self, ids: &[u32], pos0: u32, logits: Logits, greedy: bool) -> Result<()> {
+        let s = &self.model.scratch;
+        self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
+        let mut rec = self.gpu.recorder("forward");
+        self.model.forward(&mut rec, ids.len() as u32, pos0, logits)?;
+        if greedy {
+            self.model.greedy(&mut rec)?;
+        }
+        rec.submit();
+        Ok(())
+    }
+
+    async fn pick(
+        &self,
+        sampler: &mut Sampler,
+        history: &[u32],
+        greedy: bool,
+        top_k: usize,
+    ) -> Result<(u32, Vec<(u32, f32)>)> {
+        let s = &self.model.scratch;
+        if greedy {
+            let id = self.gpu.read::<u32>(&s.next, 0, 1).await?[0];
+            return Ok((id, Vec::new()));
+        }
+        let logits = self.gpu.read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize).await?;
+        if logits.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Gpu("the model produced non-finite logits".into()));
+        }
+        let top = if top_k > 0 { crate::sampler::top_logprobs(&logits, top_k) } else { Vec::new() };
+        Ok((sampler.sample(&logits, history), top))
+    }
+
+    /// Logits at every position of `ids` (teacher forcing), computed from position 0.
+    pub async fn score(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let rows = self.model.scratch.logit_rows.min(self.model.scratch.batch) as usize;
+        if ids.len() as u32 > self.model.context {
+            return Err(Error::Invalid(format!("{} tokens exceed the context of {}", ids.len(), self.model.context)));
+        }
+        let vocab = self.model.cfg.vocab as usize;
+        let mut out = Vec::with_capacity(ids.len());
+        self.cached.clear();
+        for (c, chunk) in ids.chunks(rows).enumerate() {
+            self.run(chunk, (c * rows) as u32, Logits::All, false)?;
+            let flat = self.gpu.read::<f32>(&self.model.scratch.logits, 0, chunk.len() * vocab).await?;
+            out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
+        }
+        self.cached.extend_from_slice(ids);
+        Ok(out)
+    }
+
+    /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
+    /// first answer (pipeline creation is slow in browsers and on software adapters).
+    pub async fn warmup(&mut self) -> Result<()> {
+        let n = self.model.scratch.batch.min(32).min(self.model.context - 1).max(1) as usize;
+        self.run(&vec![0; n], 0, Logits::Last, true)?;
+        self.run(&[0], n as u32, Logits::Last, true)?;
+        self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await?;
+        self.cached.clear();
+        Ok(())
+    }
+
+    /// Forget the cached prompt (the next generation starts from position 0).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+    }
+
+    /// GPU bytes of weights, KV cache and activations (and everything else alive on the device).
+    pub fn memory(&self) -> Memory {
+        Memory {
+            weights: self.model.weights.bytes(),
+            kv_cache: self.model.kv_bytes(),
+            scratch: self.model.scratch_bytes(),
+            gpu_total: self.gpu.bytes_in_use(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    pub weights: u64,
+    pub kv_cache: u64,
+    pub scratch: u64,
+    pub gpu_total: u64,
+}
+
+/// Push-style loading: the header first, then tensor bytes as they arrive (a download stream in
+/// the browser, file reads natively). Every GPU buffer is allocated in `new`, so a model that does
+/// not fit or uses an unsupported type fails before any download time is spent on its weights.
+pub struct EngineBuilder {
+    gpu: Gpu,
+    loader: crate::model::Loader,
+    cfg: crate::model::Config,
+    tokenizer: Tokenizer,
+    header: Gguf,
+    opts: LoadOptions,
+}
+
+impl EngineBuilder {
+    pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
+        // The architecture and tensors first: they give the most specific errors.
+        let (cfg, loader) = Model::plan(&gpu, &header)?;
+        let tokenizer = Tokenizer::from_gguf(&header)?;
+        Ok(EngineBuilder { gpu, loader, cfg, tokenizer, header, opts })
+    }
+
+    pub fn header(&self) -> &Gguf {
+        &self.header
+    }
+
+    /// Bytes `offset..` of tensor `index` (pieces of a tensor in order; unused tensors skipped).
+    pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.loader.feed(&self.gpu, index, offset, bytes)
+    }
+
+    pub fn bytes_done(&self) -> u64 {
+        self.loader.bytes_done
+    }
+    pub fn bytes_total(&self) -> u64 {
+        self.loader.bytes_total
+    }
+
+    pub fn finish(mut self) -> Result<Engine> {
+        let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
+        let (gpu, cfg) = (self.gpu, self.cfg);
+        let context = match self.opts.context {
+            Some(c) => c.min(cfg.train_ctx),
+            None => cfg.train_ctx.min(DEFAULT_CONTEXT_CAP),
+        };
+        let model = Model::new(&gpu, cfg, weights, context, self.opts.batch, self.opts.logit_rows)?;
+        let tokenizer = self.tokenizer;
+        let template = match self.header.get("tokenizer.chat_template").and_then(|v| v.as_str()) {
+            Some(src) => ChatTemplate::new(src, &tokenizer.bos_text(), &tokenizer.eos_text())?,
+            None => ChatTemplate::fallback(model.cfg.arch.name())?,
+        };
+        gpu.wait();
+        Ok(Engine { gpu, model, tokenizer, template, header: self.header, cached: Vec::new() })
+    }
+}

@@ -1,0 +1,35 @@
+//! The llama block (Llama 2/3, SmolLM2, Mistral, and Qwen2 with its Q/K/V biases):
+//!
+//!   h = x + Wo · attn(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
+//!   x = h + Wdown · (silu(Wgate·norm(h)) ⊙ Wup·norm(h))
+//!
+//! On entry `s.h` already holds norm(x) (the previous block fused it into its last residual add);
+//! on exit `s.h` holds `next_norm`(x) for the next block or the output head.
+
+use super::{Block, Model};
+use crate::gpu::Recorder;
+use crate::kernels::attention::{self, AttnParams};
+use crate::kernels::{elementwise, matmul::linear, norm, rope};
+use crate::Result;
+
+pub(super) fn block(model: &Model, rec: &mut Recorder, l: usize, b: &Block, m: u32, pos0: u32, next_norm: &wgpu::Buffer) -> Result<()> {
+    let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+
+    // Attention.
+    linear(rec, &b.wq, &s.h, &s.q, m, b.bq.as_deref())?;
+    linear(rec, &b.wk, &s.h, &s.k, m, b.bk.as_deref())?;
+    linear(rec, &b.wv, &s.h, &s.v, m, b.bv.as_deref())?;
+    rope::rope_qk(rec, &s.q, &s.k, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dims, pos0, c.rope_base, c.rope_scale, c.rope_neox)?;
+    attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;
+    let p = AttnParams { m, pos0, n_heads: c.n_heads, scale: c.attn_scale, window: 0 };
+    attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+    linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
+    norm::add_rmsnorm(rec, &s.x, &s.o, &b.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
+
+    // Feed-forward (SwiGLU).
+    linear(rec, &b.w_gate, &s.h, &s.gate, m, None)?;
+    linear(rec, &b.w_up, &s.h, &s.up, m, None)?;
+    elementwise::swiglu(rec, &s.gate, &s.up, &s.act, m * c.ffn_dim)?;
+    linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
+    norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, c.d_model, c.norm_eps)
+}

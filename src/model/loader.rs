@@ -1,0 +1,192 @@
+//! Streams tensor bytes from a GGUF (a file natively, download chunks in the browser) straight into
+//! GPU buffers. Every destination is allocated up front from the header, so a bad or unsupported
+//! tensor is reported before a single byte is uploaded, and no tensor ever sits whole in memory.
+
+use super::config::Config;
+use crate::gguf::{Gguf, TensorInfo};
+use crate::gpu::{Buffer, Gpu};
+use crate::quant::{dequantize, GgmlType};
+use crate::weights::QMatrix;
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+/// Where one tensor's bytes go.
+enum Dest {
+    /// A weight matrix, uploaded in its GGUF block layout.
+    Matrix(QMatrix),
+    /// A small f32 vector (norm weight, bias): gathered on the CPU, converted to f32 if needed.
+    Vector { ty: GgmlType, len: usize, bytes: Vec<u8> },
+}
+
+struct Slot {
+    info: TensorInfo,
+    dest: Dest,
+    received: u64,
+    /// Bytes held back so that GPU writes start at 4-byte-aligned offsets.
+    carry: Vec<u8>,
+}
+
+pub struct Loader {
+    slots: Vec<Option<Slot>>,
+    by_name: HashMap<String, usize>,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+}
+
+/// A loaded tensor handed to the model.
+pub enum Loaded {
+    Matrix(QMatrix),
+    Vector(Buffer),
+}
+
+impl Loader {
+    /// Plan the upload: check names, shapes and types against `cfg`, allocate every buffer.
+    pub fn new(gpu: &Gpu, g: &Gguf, cfg: &Config, wanted: &[(String, Shape)]) -> Result<Loader> {
+        let mut slots: Vec<Option<Slot>> = (0..g.tensors.len()).map(|_| None).collect();
+        let mut by_name = HashMap::new();
+        let mut bytes_total = 0;
+        for (name, shape) in wanted {
+            let Some(idx) = g.tensors.iter().position(|t| &t.name == name) else {
+                if shape.optional {
+                    continue;
+                }
+                return Err(Error::Model(format!(
+                    "tensor '{name}' is missing (needed by {})",
+                    cfg.arch.name()
+                )));
+            };
+            let info = g.tensors[idx].clone();
+            let dims: Vec<u64> = info.dims.clone();
+            let want: Vec<u64> = shape.dims.iter().map(|&d| d as u64).collect();
+            if dims != want {
+                return Err(Error::Model(format!(
+                    "tensor '{name}' has shape {dims:?}, expected {want:?} from the metadata"
+                )));
+            }
+            let dest = if shape.dims.len() == 2 {
+                let (cols, rows) = (shape.dims[0] as usize, shape.dims[1] as usize);
+                let m = QMatrix::new(gpu, name, info.ty, rows, cols)
+                    .map_err(|e| Error::Model(format!("tensor '{name}' ({}): {e}", info.ty.name())))?;
+                Dest::Matrix(m)
+            } else {
+                if !matches!(info.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+                    return Err(Error::Model(format!(
+                        "tensor '{name}' is {}; vectors must be F32, F16 or BF16",
+                        info.ty.name()
+                    )));
+                }
+                Dest::Vector { ty: info.ty, len: shape.dims[0] as usize, bytes: Vec::new() }
+            };
+            bytes_total += info.byte_size();
+            by_name.insert(name.clone(), idx);
+            slots[idx] = Some(Slot { info, dest, received: 0, carry: Vec::new() });
+        }
+        Ok(Loader { slots, by_name, bytes_total, bytes_done: 0 })
+    }
+
+    /// Bytes `[offset, offset + bytes.len())` of tensor `index` (pieces must arrive in order).
+    /// Tensors the model does not use are skipped.
+    pub fn feed(&mut self, gpu: &Gpu, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return Ok(());
+        };
+        if offset != slot.received {
+            return Err(Error::Gguf(format!(
+                "tensor '{}': got bytes at {offset}, expected {}",
+                slot.info.name, slot.received
+            )));
+        }
+        let size = slot.info.byte_size();
+        if offset + bytes.len() as u64 > size {
+            return Err(Error::Gguf(format!("tensor '{}': more data than its {size} bytes", slot.info.name)));
+        }
+        slot.received += bytes.len() as u64;
+        self.bytes_done += bytes.len() as u64;
+        let done = slot.received == size;
+        match &mut slot.dest {
+            Dest::Vector { bytes: buf, .. } => buf.extend_from_slice(bytes),
+            Dest::Matrix(m) => {
+                // Write whole 4-byte words; keep the remainder for the next piece or the end.
+                let start = offset - slot.carry.len() as u64;
+                let mut data = std::mem::take(&mut slot.carry);
+                data.extend_from_slice(bytes);
+                let whole = if done { data.len() } else { data.len() / 4 * 4 };
+                if whole > 0 {
+                    m.write(gpu, start, &data[..whole])?;
+                }
+                slot.carry = data[whole..].to_vec();
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the finished tensor `name` (None when it was optional and absent).
+    pub fn take(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Loaded>> {
+        let Some(&idx) = self.by_name.get(name) else {
+            return Ok(None);
+        };
+        let slot = self.slots[idx].take().ok_or_else(|| Error::Model(format!("tensor '{name}' taken twice")))?;
+        if slot.received != slot.info.byte_size() {
+            return Err(Error::Gguf(format!(
+                "tensor '{name}' is incomplete: {} of {} bytes",
+                slot.received,
+                slot.info.byte_size()
+            )));
+        }
+        Ok(Some(match slot.dest {
+            Dest::Matrix(m) => Loaded::Matrix(m),
+            Dest::Vector { ty, len, bytes } => {
+                let values = dequantize(ty, &bytes, len)?;
+                Loaded::Vector(gpu.upload(name, &values)?)
+            }
+        }))
+    }
+
+    pub fn matrix(&mut self, gpu: &Gpu, name: &str) -> Result<QMatrix> {
+        match self.take(gpu, name)? {
+            Some(Loaded::Matrix(m)) => Ok(m),
+            _ => Err(Error::Model(format!("tensor '{name}' is missing or not a matrix"))),
+        }
+    }
+
+    pub fn opt_matrix(&mut self, gpu: &Gpu, name: &str) -> Result<Option<QMatrix>> {
+        match self.take(gpu, name)? {
+            Some(Loaded::Matrix(m)) => Ok(Some(m)),
+            None => Ok(None),
+            Some(_) => Err(Error::Model(format!("tensor '{name}' is not a matrix"))),
+        }
+    }
+
+    pub fn vector(&mut self, gpu: &Gpu, name: &str) -> Result<Buffer> {
+        self.opt_vector(gpu, name)?.ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
+    }
+
+    pub fn opt_vector(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Buffer>> {
+        match self.take(gpu, name)? {
+            Some(Loaded::Vector(b)) => Ok(Some(b)),
+            None => Ok(None),
+            Some(_) => Err(Error::Model(format!("tensor '{name}' is not a vector"))),
+        }
+    }
+}
+
+/// Expected GGUF dims (innermost first) of a tensor, and whether the model can do without it.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub dims: Vec<u32>,
+    pub optional: bool,
+}
+
+impl Shape {
+    pub fn vec(n: u32) -> Shape {
+        Shape { dims: vec![n], optional: false }
+    }
+    /// A weight mapping `cols` inputs to `rows` outputs.
+    pub fn mat(cols: u32, rows: u32) -> Shape {
+        Shape { dims: vec![cols, rows], optional: false }
+    }
+    pub fn optional(mut self) -> Shape {
+        self.optional = true;
+        self
+    }
+}

@@ -1,0 +1,278 @@
+//! Transformer models over the kernel library. `config.rs` reads the hyperparameters, `loader.rs`
+//! streams the weights to the GPU, and each architecture's forward pass lives in its own file
+//! (`llama.rs` for llama/qwen2, `gemma3.rs`) so that it reads like the block it implements.
+
+pub mod config;
+mod gemma3;
+mod llama;
+pub mod loader;
+
+pub use config::{Arch, Config};
+pub use loader::{Loader, Shape};
+
+use crate::gguf::Gguf;
+use crate::gpu::{Buffer, Gpu, Recorder};
+use crate::kernels::{argmax, attention::LayerKv, embedding, matmul, norm};
+use crate::weights::QMatrix;
+use crate::{Error, Result};
+
+/// The weights of one transformer block. Optional parts exist only in some architectures.
+pub struct Block {
+    pub attn_norm: Buffer,
+    pub wq: QMatrix,
+    pub wk: QMatrix,
+    pub wv: QMatrix,
+    pub wo: QMatrix,
+    pub bq: Option<Buffer>,
+    pub bk: Option<Buffer>,
+    pub bv: Option<Buffer>,
+    pub q_norm: Option<Buffer>,
+    pub k_norm: Option<Buffer>,
+    pub post_attn_norm: Option<Buffer>,
+    pub ffn_norm: Buffer,
+    pub w_gate: QMatrix,
+    pub w_up: QMatrix,
+    pub w_down: QMatrix,
+    pub post_ffn_norm: Option<Buffer>,
+}
+
+pub struct Weights {
+    pub token_embd: QMatrix,
+    pub blocks: Vec<Block>,
+    pub output_norm: Buffer,
+    /// `None` when the output projection is tied to the token embedding.
+    pub output: Option<QMatrix>,
+}
+
+impl Weights {
+    /// Every tensor the architecture reads, with the shape its metadata implies.
+    pub fn plan(cfg: &Config) -> Vec<(String, Shape)> {
+        let (d, q, kv, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.ffn_dim);
+        let gemma = cfg.arch == Arch::Gemma3;
+        let qwen = cfg.arch == Arch::Qwen2;
+        let mut t: Vec<(String, Shape)> = vec![
+            ("token_embd.weight".into(), Shape::mat(d, cfg.vocab)),
+            ("output_norm.weight".into(), Shape::vec(d)),
+            ("output.weight".into(), Shape::mat(d, cfg.vocab).optional()),
+        ];
+        for l in 0..cfg.n_layers {
+            let mut add = |name: &str, s: Shape| t.push((format!("blk.{l}.{name}.weight"), s));
+            add("attn_norm", Shape::vec(d));
+            add("attn_q", Shape::mat(d, q));
+            add("attn_k", Shape::mat(d, kv));
+            add("attn_v", Shape::mat(d, kv));
+            add("attn_output", Shape::mat(q, d));
+            add("ffn_norm", Shape::vec(d));
+            add("ffn_gate", Shape::mat(d, f));
+            add("ffn_up", Shape::mat(d, f));
+            add("ffn_down", Shape::mat(f, d));
+            if gemma {
+                add("attn_q_norm", Shape::vec(cfg.head_dim));
+                add("attn_k_norm", Shape::vec(cfg.head_dim));
+                add("post_attention_norm", Shape::vec(d));
+                add("post_ffw_norm", Shape::vec(d));
+            }
+            if qwen {
+                for (name, n) in [("attn_q", q), ("attn_k", kv), ("attn_v", kv)] {
+                    t.push((format!("blk.{l}.{name}.bias"), Shape::vec(n)));
+                }
+            }
+        }
+        t
+    }
+
+    /// Collect the uploaded tensors once the loader has received every byte.
+    pub fn assemble(gpu: &Gpu, cfg: &Config, ld: &mut Loader) -> Result<Weights> {
+        let mut blocks = Vec::with_capacity(cfg.n_layers as usize);
+        for l in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}");
+            blocks.push(Block {
+                attn_norm: ld.vector(gpu, &n("attn_norm.weight"))?,
+                wq: ld.matrix(gpu, &n("attn_q.weight"))?,
+                wk: ld.matrix(gpu, &n("attn_k.weight"))?,
+                wv: ld.matrix(gpu, &n("attn_v.weight"))?,
+                wo: ld.matrix(gpu, &n("attn_output.weight"))?,
+                bq: ld.opt_vector(gpu, &n("attn_q.bias"))?,
+                bk: ld.opt_vector(gpu, &n("attn_k.bias"))?,
+                bv: ld.opt_vector(gpu, &n("attn_v.bias"))?,
+                q_norm: ld.opt_vector(gpu, &n("attn_q_norm.weight"))?,
+                k_norm: ld.opt_vector(gpu, &n("attn_k_norm.weight"))?,
+                post_attn_norm: ld.opt_vector(gpu, &n("post_attention_norm.weight"))?,
+                ffn_norm: ld.vector(gpu, &n("ffn_norm.weight"))?,
+                w_gate: ld.matrix(gpu, &n("ffn_gate.weight"))?,
+                w_up: ld.matrix(gpu, &n("ffn_up.weight"))?,
+                w_down: ld.matrix(gpu, &n("ffn_down.weight"))?,
+                post_ffn_norm: ld.opt_vector(gpu, &n("post_ffw_norm.weight"))?,
+            });
+        }
+        Ok(Weights {
+            token_embd: ld.matrix(gpu, "token_embd.weight")?,
+            output_norm: ld.vector(gpu, "output_norm.weight")?,
+            output: ld.opt_matrix(gpu, "output.weight")?,
+            blocks,
+        })
+    }
+
+    pub fn bytes(&self) -> u64 {
+        let mats = |b: &Block| [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down].map(|m| m.bytes()).iter().sum::<u64>();
+        let vecs = |b: &Block| {
+            [&b.bq, &b.bk, &b.bv, &b.q_norm, &b.k_norm, &b.post_attn_norm, &b.post_ffn_norm]
+                .iter()
+                .filter_map(|v| v.as_ref().map(|v| v.size()))
+                .sum::<u64>()
+                + b.attn_norm.size()
+                + b.ffn_norm.size()
+        };
+        self.token_embd.bytes()
+            + self.output.as_ref().map_or(0, |m| m.bytes())
+            + self.output_norm.size()
+            + self.blocks.iter().map(|b| mats(b) + vecs(b)).sum::<u64>()
+    }
+}
+
+/// Activation buffers for up to `batch` tokens, reused by every forward pass.
+pub struct Scratch {
+    pub batch: u32,
+    pub logit_rows: u32,
+    pub ids: Buffer,
+    pub x: Buffer,
+    pub h: Buffer,
+    pub q: Buffer,
+    pub k: Buffer,
+    pub v: Buffer,
+    pub attn: Buffer,
+    pub o: Buffer,
+    pub gate: Buffer,
+    pub up: Buffer,
+    pub act: Buffer,
+    pub last: Buffer,
+    pub logits: Buffer,
+    pub next: Buffer,
+}
+
+impl Scratch {
+    fn new(gpu: &Gpu, cfg: &Config, batch: u32, logit_rows: u32) -> Result<Scratch> {
+        let f = |n: u32| (n as u64) * 4;
+        let b = batch;
+        Ok(Scratch {
+            batch,
+            logit_rows,
+            ids: gpu.storage("ids", f(b))?,
+            x: gpu.storage("x", f(b * cfg.d_model))?,
+            h: gpu.storage("h", f(b * cfg.d_model.max(cfg.q_dim())))?,
+            q: gpu.storage("q", f(b * cfg.q_dim()))?,
+            k: gpu.storage("k", f(b * cfg.kv_dim()))?,
+            v: gpu.storage("v", f(b * cfg.kv_dim()))?,
+            attn: gpu.storage("attn", f(b * cfg.q_dim()))?,
+            o: gpu.storage("o", f(b * cfg.d_model))?,
+            gate: gpu.storage("gate", f(b * cfg.ffn_dim))?,
+            up: gpu.storage("up", f(b * cfg.ffn_dim))?,
+            act: gpu.storage("act", f(b * cfg.ffn_dim))?,
+            last: gpu.storage("last", f(cfg.d_model))?,
+            logits: gpu.storage("logits", f(logit_rows * cfg.vocab))?,
+            next: gpu.storage("next", 4)?,
+        })
+    }
+    fn bytes(&self) -> u64 {
+        [
+            &self.ids, &self.x, &self.h, &self.q, &self.k, &self.v, &self.attn, &self.o, &self.gate,
+            &self.up, &self.act, &self.last, &self.logits, &self.next,
+        ]
+        .iter()
+        .map(|b| b.size())
+        .sum()
+    }
+}
+
+/// Which logits a forward pass computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// None (a prefill chunk that is not the last one).
+    None,
+    /// Only the last token's (generation).
+    Last,
+    /// Every token's (teacher forcing, scoring); needs `logit_rows ≥ m`.
+    All,
+}
+
+pub struct Model {
+    pub cfg: Config,
+    pub weights: Weights,
+    pub kv: Vec<LayerKv>,
+    pub scratch: Scratch,
+    /// Positions the KV cache holds.
+    pub context: u32,
+}
+
+impl Model {
+    /// Allocate the KV cache and activations for `context` positions and `batch`-token chunks.
+    pub fn new(gpu: &Gpu, cfg: Config, weights: Weights, context: u32, batch: u32, logit_rows: u32) -> Result<Model> {
+        if context == 0 || batch == 0 {
+            return Err(Error::Invalid("context and batch must be at least 1".into()));
+        }
+        let kv = (0..cfg.n_layers)
+            .map(|_| LayerKv::new(gpu, context, cfg.n_kv_heads, cfg.head_dim))
+            .collect::<Result<Vec<_>>>()?;
+        let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1))?;
+        Ok(Model { cfg, weights, kv, scratch, context })
+    }
+
+    /// Load every tensor the architecture needs from a parsed header, feeding bytes through `fill`.
+    pub fn plan(gpu: &Gpu, g: &Gguf) -> Result<(Config, Loader)> {
+        let cfg = Config::from_gguf(g)?;
+        let loader = Loader::new(gpu, g, &cfg, &Weights::plan(&cfg))?;
+        Ok((cfg, loader))
+    }
+
+    pub fn kv_bytes(&self) -> u64 {
+        self.kv.iter().map(|k| k.bytes()).sum()
+    }
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.bytes()
+    }
+
+    /// Record one forward pass over `m` tokens (already in `scratch.ids`) at positions
+    /// `pos0..pos0+m`, leaving logits in `scratch.logits`.
+    pub fn forward(&self, rec: &mut Recorder, m: u32, pos0: u32, logits: Logits) -> Result<()> {
+        let (cfg, w, s) = (&self.cfg, &self.weights, &self.scratch);
+        if m == 0 || m > s.batch {
+            return Err(Error::Invalid(format!("a forward pass takes 1..={} tokens, got {m}", s.batch)));
+        }
+        if pos0 + m > self.context {
+            return Err(Error::Invalid(format!(
+                "positions {pos0}..{} exceed the context of {} tokens",
+                pos0 + m,
+                self.context
+            )));
+        }
+        if logits == Logits::All && m > s.logit_rows {
+            return Err(Error::Invalid(format!("all-logits pass of {m} tokens needs logit_rows ≥ {m}")));
+        }
+        embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
+        let d = cfg.d_model;
+        let first_norm = w.blocks.first().map_or(&w.output_norm, |b| &b.attn_norm);
+        norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
+        for (l, block) in w.blocks.iter().enumerate() {
+            let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
+            match cfg.arch {
+                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, m, pos0, next_norm)?,
+                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0, next_norm)?,
+            }
+        }
+        // `s.h` now holds output_norm(x) for every token.
+        let output = w.output.as_ref().unwrap_or(&w.token_embd);
+        match logits {
+            Logits::None => Ok(()),
+            Logits::All => matmul::linear(rec, output, &s.h, &s.logits, m, None),
+            Logits::Last => {
+                rec.copy(&s.h, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
+                matmul::linear(rec, output, &s.last, &s.logits, 1, None)
+            }
+        }
+    }
+
+    /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).
+    pub fn greedy(&self, rec: &mut Recorder) -> Result<()> {
+        argmax::argmax(rec, &self.scratch.logits, 1, self.cfg.vocab, &self.scratch.next)
+    }
+}

@@ -1,0 +1,227 @@
+//! The wasm-bindgen API used by `www/attend-llm/worker.js`: load a model from URLs, Blobs or an
+//! ArrayBuffer (streamed to the GPU as it arrives, cached in OPFS), chat with OpenAI-shaped
+//! requests and streamed chunks, tokenize, describe. All logic is here; the JS only routes.
+
+mod chat;
+mod source;
+mod store;
+
+use crate::engine::{Engine, EngineBuilder, LoadOptions};
+use crate::gguf::stream::{Event, GgufStream};
+use crate::gguf::Gguf;
+use crate::gpu::Gpu;
+use js_sys::{Function, Object, Reflect};
+use source::{read_all, Cancel, Flow, Source};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use store::Store;
+use wasm_bindgen::prelude::*;
+
+fn err(e: crate::Error) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Cancels a running load or generation (JS calls `cancel()` while the other call awaits).
+#[wasm_bindgen]
+#[derive(Clone, Default)]
+pub struct CancelToken(Cancel);
+
+#[wasm_bindgen]
+impl CancelToken {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.0 .0.set(true);
+    }
+}
+
+#[wasm_bindgen]
+pub struct WasmEngine {
+    inner: Rc<RefCell<Engine>>,
+    name: String,
+}
+
+/// Reports `{phase, loaded, total, cached}` to JS at most every 1 MiB of progress.
+struct Progress {
+    f: Function,
+    last: u64,
+}
+
+impl Progress {
+    fn report(&mut self, phase: &str, loaded: u64, total: u64, cached: bool, force: bool) {
+        if !force && loaded < self.last + (1 << 20) {
+            return;
+        }
+        self.last = loaded;
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"phase".into(), &phase.into());
+        let _ = Reflect::set(&o, &"loaded".into(), &(loaded as f64).into());
+        let _ = Reflect::set(&o, &"total".into(), &(total as f64).into());
+        let _ = Reflect::set(&o, &"cached".into(), &cached.into());
+        let _ = self.f.call1(&JsValue::NULL, &o);
+    }
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// `source`: a URL, an array of URLs (split GGUF), a File/Blob (or an array of them), or an
+    /// ArrayBuffer. `options`: `{ contextLength?, cache? }`.
+    pub async fn load(source: JsValue, options: JsValue, on_progress: Function, cancel: &CancelToken) -> Result<WasmEngine, JsValue> {
+        let sources: Vec<Source> = if js_sys::Array::is_array(&source) {
+            js_sys::Array::from(&source).iter().map(|v| Source::from_js(&v)).collect::<Result<_, _>>()?
+        } else {
+            vec![Source::from_js(&source)?]
+        };
+        let context = Reflect::get(&options, &"contextLength".into()).ok().and_then(|v| v.as_f64()).map(|v| v as u32);
+        let use_cache = Reflect::get(&options, &"cache".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+        let store = if use_cache && sources.iter().any(|s| matches!(s, Source::Url(_))) {
+            Some(Store::open().await?)
+        } else {
+            None
+        };
+        let cancel = cancel.0.clone();
+        let mut progress = Progress { f: on_progress, last: 0 };
+        let gpu = Gpu::new().await.map_err(err)?;
+        let opts = LoadOptions { context, ..Default::default() };
+
+        // Split models: read every shard's header first, so all buffers are planned up front.
+        let header = if sources.len() == 1 {
+            None
+        } else {
+            let mut headers = Vec::new();
+            for s in &sources {
+                headers.push(read_header(s, store.as_ref(), &cancel).await?);
+            }
+            Some(crate::gguf::split::merge_shards(headers).map_err(err)?)
+        };
+        let mut builder: Option<EngineBuilder> = None;
+        let mut gpu = Some(gpu);
+        let mut done_before = 0u64;
+        let mut grand_total = 0u64;
+        for (shard, s) in sources.iter().enumerate() {
+            let mut stream = GgufStream::new();
+            let mut index: Option<Vec<usize>> = None;
+            let mut shard_total = 0u64;
+            read_all(
+                s,
+                store.as_ref(),
+                &cancel,
+                &mut |t| shard_total = t,
+                &mut |bytes, cached| {
+                    for ev in stream.push(bytes).map_err(err)? {
+                        match ev {
+                            Event::Header(h) => {
+                                let full = header.clone().unwrap_or_else(|| h.clone());
+                                index = Some(tensor_index(&h, &full));
+                                if builder.is_none() {
+                                    let g = gpu.take().expect("gpu until the builder exists");
+                                    builder = Some(EngineBuilder::new(g, full, opts.clone()).map_err(err)?);
+                                }
+                            }
+                            Event::TensorData { tensor, offset, bytes } => {
+                                let i = index.as_ref().expect("header first")[tensor];
+                                builder.as_mut().expect("header first").feed(i, offset, bytes).map_err(err)?;
+                            }
+                            Event::Done => {}
+                        }
+                    }
+                    grand_total = grand_total.max(done_before + shard_total);
+                    let loaded = done_before + stream.received();
+                    progress.report("download", loaded, grand_total.max(loaded), cached, false);
+                    Ok(Flow::More)
+                },
+            )
+            .await?;
+            stream.finish().map_err(err)?;
+            done_before += stream.received();
+        }
+        let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
+        progress.report("upload", done_before, done_before, false, true);
+        let mut engine = builder.finish().map_err(err)?;
+        progress.report("compile", done_before, done_before, false, true);
+        engine.warmup().await.map_err(err)?;
+        progress.report("ready", done_before, done_before, false, true);
+        Ok(WasmEngine { inner: Rc::new(RefCell::new(engine)), name: sources[0].name() })
+    }
+
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        let e = self.inner.try_borrow().map_err(|_| JsError::new("the engine is busy generating"))?;
+        Ok(e.tokenizer.encode(text, true, false))
+    }
+
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let e = self.inner.try_borrow().map_err(|_| JsError::new("the engine is busy generating"))?;
+        let c = &e.model.cfg;
+        let m = e.memory();
+        let v = serde_json::json!({
+            "model": self.name,
+            "architecture": c.arch.name(),
+            "parameters": {
+                "layers": c.n_layers, "d_model": c.d_model, "heads": c.n_heads, "kv_heads": c.n_kv_heads,
+                "head_dim": c.head_dim, "ffn": c.ffn_dim, "vocab": c.vocab, "sliding_window": c.window,
+            },
+            "context_length": e.model.context,
+            "weight_bytes": m.weights,
+            "kv_cache_bytes": m.kv_cache,
+            "gpu_bytes": m.gpu_total,
+            "adapter": e.gpu.adapter.name,
+            "shader_f16": false,
+            "shader_f16_available": e.gpu.caps().shader_f16,
+        });
+        Ok(serde_wasm_bindgen::to_value(&v).map_err(|e| JsError::new(&e.to_string()))?)
+    }
+
+    /// An OpenAI chat-completions request. With `on_chunk`, chunks are streamed to it; the
+    /// promise resolves to the complete `chat.completion` object either way.
+    pub fn chat(&self, request: JsValue, on_chunk: Option<Function>, cancel: &CancelToken) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        let model = self.name.clone();
+        let cancel = cancel.0.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut e = inner.try_borrow_mut().map_err(|_| JsError::new("the engine is already answering"))?;
+            chat::complete(&mut e, &model, request, on_chunk, cancel).await
+        })
+    }
+}
+
+/// For each tensor of one shard's header, its index in the (possibly merged) full header.
+fn tensor_index(shard: &Gguf, full: &Gguf) -> Vec<usize> {
+    let by_name: HashMap<&str, usize> = full.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    shard.tensors.iter().map(|t| by_name.get(t.name.as_str()).copied().unwrap_or(usize::MAX)).collect()
+}
+
+/// Read just far enough into a source to parse its header (the bytes are cached on the way).
+async fn read_header(s: &Source, store: Option<&Store>, cancel: &Cancel) -> Result<Gguf, JsValue> {
+    let mut stream = GgufStream::new();
+    let mut header = None;
+    read_all(s, store, cancel, &mut |_| {}, &mut |bytes, _| {
+        for ev in stream.push(bytes).map_err(err)? {
+            if let Event::Header(h) = ev {
+                header = Some(h);
+                return Ok(Flow::Enough);
+            }
+        }
+        Ok(Flow::More)
+    })
+    .await?;
+    header.ok_or_else(|| JsError::new(&format!("{}: no complete GGUF header", s.name())).into())
+}
+
+#[wasm_bindgen(js_name = cacheList)]
+pub async fn cache_list() -> Result<JsValue, JsValue> {
+    let store = Store::open().await?;
+    Ok(store::entries_to_js(&store.list().await?))
+}
+
+#[wasm_bindgen(js_name = cacheDelete)]
+pub async fn cache_delete(url: String) -> Result<bool, JsValue> {
+    Store::open().await?.delete(&url).await
+}

@@ -1,0 +1,114 @@
+// End-to-end: the built chat page in headless Chromium (WebGPU on SwiftShader) loads SmolLM2 from
+// the local server, streams an answer equal to the native CLI's greedy output, stops a second
+// answer, then chats again after a reload with the server gone (service worker + OPFS cache).
+// Run by ./build.sh test (needs the wasm build in www/attend-llm/wasm and ATTEND_BIN).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
+const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
+const repo = path.resolve(import.meta.dirname, "../..");
+const models = path.join(cache, "models");
+const MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const MAX_TOKENS = 12;
+const PROMPT = "Translate 'Hello' into French.";
+const PORT = 18000 + Math.floor(Math.random() * 1000);
+const artifacts = path.join(repo, "target/e2e");
+
+function serve() {
+  const p = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
+    env: { ...process.env, MODELS_DIR: models },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve) => p.stdout.once("data", () => resolve(p)));
+}
+
+function nativeAnswer() {
+  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
+  const out = execFileSync(bin, ["generate", "--model", path.join(models, MODEL), "--chat", "--prompt", PROMPT,
+    "--temperature", "0", "--max-tokens", String(MAX_TOKENS), "--output", "jsonl"], { encoding: "utf8" });
+  return out.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => !l.done).map((l) => l.text).join("");
+}
+
+async function ask(page, text) {
+  await page.fill("#prompt", text);
+  await page.click("#send");
+}
+
+test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, async () => {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const expected = nativeAnswer();
+  assert.ok(expected.length > 0, "the native CLI produced no text");
+  let server = await serve();
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-e2e-"));
+  const browser = await chromium.launchPersistentContext(userDir, {
+    executablePath: "/usr/lib/chromium/chromium",
+    headless: true,
+    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    page.on("console", (m) => console.log(`[page] ${m.text()}`));
+    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    await page.goto(`http://127.0.0.1:${PORT}/?max_tokens=${MAX_TOKENS}`);
+    await page.waitForFunction(() => document.querySelector("#default-note").textContent.includes("served with this page"));
+
+    // Load with progress events.
+    const progress = new Set();
+    await page.exposeFunction("__progress", (t) => progress.add(t));
+    await page.evaluate(() => new MutationObserver(() => window.__progress(document.querySelector("#progress-text").textContent))
+      .observe(document.querySelector("#progress-text"), { childList: true, characterData: true, subtree: true }));
+    await page.click("#load");
+    await page.waitForFunction(() => !document.querySelector("#send").disabled || document.querySelector("#model-info.error"), null, { timeout: 15 * 60_000 });
+    assert.equal(await page.$("#model-info.error"), null, await page.textContent("#model-info"));
+    assert.ok(progress.size >= 3, `expected several progress updates, saw ${[...progress].join(" | ")}`);
+
+    // Streaming: record every distinct partial text of the assistant's bubble.
+    await page.exposeFunction("__partial", (t) => partials.push(t));
+    const partials = [];
+    await page.evaluate(() => new MutationObserver(() => {
+      const last = [...document.querySelectorAll(".msg.assistant")].pop();
+      if (last) window.__partial(last.textContent + (last.dataset.done ? "\u0000done" : ""));
+    }).observe(document.querySelector("#chat"), { childList: true, characterData: true, subtree: true }));
+    await ask(page, PROMPT);
+    await page.waitForSelector(".msg.assistant[data-done]", { timeout: 10 * 60_000 });
+    const answer = await page.textContent(".msg.assistant[data-done]");
+    const before = partials.filter((p) => !p.endsWith("\u0000done") && p.length > 0);
+    const distinct = [...new Set(before)];
+    assert.ok(distinct.length >= 3, `expected ≥ 3 partial updates before completion, saw ${distinct.length}: ${JSON.stringify(distinct)}`);
+    assert.equal(answer, expected, "browser greedy answer differs from the native CLI");
+    const stats = await page.textContent("#stats");
+    assert.match(stats, /tok\/s/);
+
+    // Stop during a second answer.
+    await ask(page, "Count from one to fifty, in words.");
+    await page.waitForFunction(() => [...document.querySelectorAll(".msg.assistant")].length === 2 &&
+      [...document.querySelectorAll(".msg.assistant")].pop().textContent.length > 0, null, { timeout: 10 * 60_000 });
+    await page.click("#stop");
+    await page.waitForFunction(() => [...document.querySelectorAll(".msg.assistant")].pop().dataset.done, null, { timeout: 5 * 60_000 });
+    assert.ok(!(await page.isDisabled("#send")), "the page must accept a new prompt after Stop");
+    await page.screenshot({ path: path.join(artifacts, "chat.png"), fullPage: true });
+
+    // Offline: the server goes away, the page reloads from the service worker, the model from OPFS.
+    server.kill();
+    server = null;
+    await page.reload();
+    await page.waitForSelector("#load:not([disabled])");
+    await page.click("#load");
+    await page.waitForFunction(() => !document.querySelector("#send").disabled || document.querySelector("#model-info.error"), null, { timeout: 15 * 60_000 });
+    assert.equal(await page.$("#model-info.error"), null, await page.textContent("#model-info"));
+    await ask(page, PROMPT);
+    await page.waitForSelector(".msg.assistant[data-done]", { timeout: 10 * 60_000 });
+    assert.equal(await page.textContent(".msg.assistant[data-done]"), expected, "offline answer differs");
+    await page.screenshot({ path: path.join(artifacts, "chat-offline.png"), fullPage: true });
+  } finally {
+    await browser.close();
+    server?.kill();
+  }
+});

@@ -1,0 +1,125 @@
+//! Bad input gets a clear error naming the problem — never a panic, a hang or garbage:
+//! unknown architectures, unsupported tensor types, wrong shapes, truncated files, prompts past
+//! the context, ids outside the vocabulary.
+
+use attend::engine::{Engine, GenParams, LoadOptions};
+use attend::gguf::{GgufWriter, Value};
+use attend::quant::GgmlType;
+use std::path::PathBuf;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("attend-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A one-layer llama header with zeroed weights; `ty_of` picks each matrix's type.
+fn tiny_llama(arch: &str, ty_of: impl Fn(&str) -> GgmlType) -> GgufWriter {
+    let (d, f, vocab) = (256u64, 512u64, 64u64);
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", Value::String(arch.into()));
+    for (k, v) in [
+        ("block_count", 1u32),
+        ("embedding_length", d as u32),
+        ("feed_forward_length", f as u32),
+        ("attention.head_count", 4),
+        ("attention.head_count_kv", 2),
+        ("context_length", 128),
+        ("vocab_size", vocab as u32),
+    ] {
+        w.add_metadata(&format!("{arch}.{k}"), Value::U32(v));
+    }
+    w.add_metadata(&format!("{arch}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5));
+    w.add_metadata("tokenizer.ggml.model", Value::String("gpt2".into()));
+    let mut mat = |name: &str, cols: u64, rows: u64| {
+        let ty = ty_of(name);
+        let bytes = vec![0u8; ty.row_bytes(cols as usize) * rows as usize];
+        w.add_tensor(name, &[cols, rows], ty, bytes).unwrap();
+    };
+    let kv = d / 2;
+    mat("token_embd.weight", d, vocab);
+    mat("blk.0.attn_q.weight", d, d);
+    mat("blk.0.attn_k.weight", d, kv);
+    mat("blk.0.attn_v.weight", d, kv);
+    mat("blk.0.attn_output.weight", d, d);
+    mat("blk.0.ffn_gate.weight", d, f);
+    mat("blk.0.ffn_up.weight", d, f);
+    mat("blk.0.ffn_down.weight", f, d);
+    for n in ["blk.0.attn_norm.weight", "blk.0.ffn_norm.weight", "output_norm.weight"] {
+        w.add_tensor(n, &[d], GgmlType::F32, vec![0u8; d as usize * 4]).unwrap();
+    }
+    w
+}
+
+fn load_err(path: &std::path::Path) -> String {
+    match pollster::block_on(Engine::load_file(path, &LoadOptions::default())) {
+        Ok(_) => panic!("{} loaded but should have failed", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unknown_architecture_is_named() {
+    let p = tmp("mamba.gguf");
+    std::fs::write(&p, tiny_llama("mamba", |_| GgmlType::F32).to_bytes().unwrap()).unwrap();
+    let e = load_err(&p);
+    assert!(e.contains("'mamba'") && e.contains("not supported"), "{e}");
+}
+
+#[test]
+fn unsupported_tensor_type_is_named() {
+    let p = tmp("q2k.gguf");
+    let w = tiny_llama("llama", |n| if n == "blk.0.ffn_up.weight" { GgmlType::Q2K } else { GgmlType::Q8_0 });
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    let e = load_err(&p);
+    assert!(e.contains("blk.0.ffn_up.weight") && e.contains("Q2_K"), "{e}");
+}
+
+#[test]
+fn wrong_shape_is_named() {
+    let p = tmp("shape.gguf");
+    let mut w = tiny_llama("llama", |_| GgmlType::F32);
+    // The metadata promises 4 heads of 64 over d=256; claim a different embedding length.
+    w.add_metadata("llama.embedding_length", Value::U32(512));
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    let e = load_err(&p);
+    assert!(e.contains("token_embd.weight") && e.contains("shape"), "{e}");
+}
+
+#[test]
+fn truncated_file_is_an_error() {
+    let p = tmp("truncated.gguf");
+    let bytes = tiny_llama("llama", |_| GgmlType::F32).to_bytes().unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_err(&p);
+    assert!(e.to_lowercase().contains("gguf"), "{e}");
+    let missing = tmp("does-not-exist.gguf");
+    let e = load_err(&missing);
+    assert!(e.contains("does-not-exist.gguf") || e.to_lowercase().contains("no such file"), "{e}");
+}
+
+#[test]
+fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
+    let home = std::env::var("ATTEND_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
+    let model = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.exists(), "{} is missing: run tests/fetch-models.sh", model.display());
+    let opts = LoadOptions { context: Some(32), ..Default::default() };
+    let mut e = pollster::block_on(Engine::load_file(&model, &opts)).unwrap();
+    let mut p = GenParams { max_tokens: 4, ..Default::default() };
+    p.sampler.temperature = 0.0;
+    let long: Vec<u32> = (0..40).map(|i| 100 + i).collect();
+    let err = pollster::block_on(e.generate(&long, &p, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("40 tokens") && err.contains("32"), "{err}");
+    let err = pollster::block_on(e.generate(&[1, 999_999], &p, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("999999"), "{err}");
+    // Generation right up to the end of the context stops with "length", not an error.
+    let fits: Vec<u32> = (0..30).map(|i| 100 + i).collect();
+    let s = pollster::block_on(e.generate(&fits, &GenParams { max_tokens: 100, ..p.clone() }, |_| true)).unwrap();
+    match s.finish_reason.as_str() {
+        "length" => assert_eq!(s.generated_tokens, 2),
+        "stop" => assert!(s.generated_tokens <= 2), // the model chose end-of-text itself
+        other => panic!("unexpected finish reason {other}"),
+    }
+}

@@ -1,0 +1,110 @@
+// Types of the attend-llm public API (OpenAI-shaped chat completions).
+
+export type Role = "system" | "user" | "assistant";
+
+export interface ChatMessage {
+  role: Role;
+  content: string;
+}
+
+export interface LoadProgress {
+  /** "download" (network or cache), "upload" (to the GPU), "compile" (pipelines), "ready". */
+  phase: "download" | "upload" | "compile" | "ready";
+  loaded: number;
+  total: number;
+  /** Whether the bytes come from the offline model cache. */
+  cached?: boolean;
+}
+
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** KV-cache length in tokens (default: the model's, capped at 4096). */
+  contextLength?: number;
+  /** Cancels the load. */
+  signal?: AbortSignal;
+  /** Store the download for offline use (default true for URLs). */
+  cache?: boolean;
+  /** Use this worker instead of the bundled one. */
+  worker?: Worker;
+}
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  seed?: number;
+  stop?: string | string[];
+  repetition_penalty?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  /** Cancels the generation; the stream ends with finish_reason "stop". */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop" | "length";
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prefill_tokens_per_second?: number;
+  decode_tokens_per_second?: number;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: { index: number; message: ChatMessage; finish_reason: FinishReason }[];
+  usage: Usage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: { index: number; delta: { role?: Role; content?: string }; finish_reason: FinishReason | null }[];
+  usage?: Usage;
+}
+
+export interface EngineInfo {
+  model: string;
+  architecture: string;
+  parameters: Record<string, number | string>;
+  context_length: number;
+  weight_bytes: number;
+  kv_cache_bytes: number;
+  gpu_bytes: number;
+  adapter: string;
+  shader_f16: boolean;
+}
+
+export type ModelSource = string | string[] | Blob | ArrayBuffer;
+
+export declare class Engine {
+  static load(source: ModelSource, options?: LoadOptions): Promise<Engine>;
+  chat: {
+    completions: {
+      create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+    };
+  };
+  tokenize(text: string): Promise<number[]>;
+  info(): Promise<EngineInfo>;
+  unload(): Promise<void>;
+}
+
+export interface CachedModel {
+  url: string;
+  bytes: number;
+  complete: boolean;
+}
+
+export declare function listCachedModels(): Promise<CachedModel[]>;
+export declare function deleteCachedModel(url: string): Promise<boolean>;

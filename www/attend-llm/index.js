@@ -1,0 +1,162 @@
+// attend-llm: the main-thread side. The engine (Rust compiled to WebAssembly, WGSL kernels on
+// WebGPU) runs in a dedicated worker; this file only moves messages and shapes them as promises
+// and async iterators. All logic (templates, sampling, stopping, OpenAI objects) lives in Rust.
+
+let nextId = 1;
+
+class Channel {
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map();
+    worker.onmessage = (e) => this.#receive(e.data);
+    worker.onerror = (e) => this.#failAll(new Error(`attend worker failed: ${e.message ?? e}`));
+  }
+  #receive(msg) {
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === "progress") p.onProgress?.(msg.progress);
+    else if (msg.type === "chunk") p.onChunk?.(msg.chunk);
+    else {
+      this.pending.delete(msg.id);
+      if (msg.type === "error") p.reject(Object.assign(new Error(msg.message), { name: msg.name ?? "AttendError" }));
+      else p.resolve(msg.value);
+    }
+  }
+  #failAll(err) {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+  call(type, payload = {}, hooks = {}, transfer = []) {
+    const id = nextId++;
+    const done = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, ...hooks }));
+    this.worker.postMessage({ id, type, ...payload }, transfer);
+    return { id, done };
+  }
+  post(type, payload = {}) {
+    this.worker.postMessage({ type, ...payload });
+  }
+}
+
+function defaultWorker() {
+  return new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "attend" });
+}
+
+/** A loaded model. Create with `Engine.load(...)`. */
+export class Engine {
+  #ch;
+  constructor(channel) {
+    this.#ch = channel;
+    const ch = channel;
+    this.chat = {
+      completions: {
+        create: (request) => (request?.stream ? streamCompletion(ch, request) : ch.call("chat", { request: strip(request) }).done),
+      },
+    };
+  }
+
+  /**
+   * Load a GGUF model from a URL (or an array of URLs for split files), a File/Blob or an
+   * ArrayBuffer. Downloads are cached (a second load works offline) and resume with Range requests.
+   */
+  static async load(source, options = {}) {
+    const { onProgress, signal, worker, ...rest } = options;
+    const ch = new Channel(worker ?? defaultWorker());
+    const transfer = source instanceof ArrayBuffer ? [source] : [];
+    const call = ch.call("load", { source, options: rest }, { onProgress }, transfer);
+    const abort = () => ch.post("abort", { target: call.id });
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      await call.done;
+    } catch (e) {
+      ch.worker.terminate();
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", abort);
+    }
+    return new Engine(ch);
+  }
+
+  /** Token ids of `text` (BOS added when the model's metadata says so). */
+  tokenize(text) {
+    return this.#ch.call("tokenize", { text }).done;
+  }
+  /** Model and adapter facts: architecture, sizes, memory, adapter name, f16 use. */
+  info() {
+    return this.#ch.call("info").done;
+  }
+  /** Free the GPU memory and stop the worker. */
+  async unload() {
+    try {
+      await this.#ch.call("unload").done;
+    } finally {
+      this.#ch.worker.terminate();
+    }
+  }
+}
+
+// AbortSignals cannot cross to the worker; everything else in a request is plain data.
+function strip(request) {
+  const { signal, ...rest } = request ?? {};
+  return rest;
+}
+
+function streamCompletion(ch, request) {
+  const queue = [];
+  let wake = null;
+  let finished = false;
+  let failure = null;
+  const push = (item) => {
+    queue.push(item);
+    wake?.();
+  };
+  const call = ch.call("chat", { request: strip(request) }, { onChunk: push });
+  call.done.then(
+    () => { finished = true; wake?.(); },
+    (e) => { failure = e; finished = true; wake?.(); },
+  );
+  const signal = request.signal;
+  const stop = () => ch.post("stop", { target: call.id });
+  signal?.addEventListener("abort", stop, { once: true });
+  const iterator = {
+    async next() {
+      for (;;) {
+        if (queue.length) return { value: queue.shift(), done: false };
+        if (failure) throw failure;
+        if (finished) {
+          signal?.removeEventListener("abort", stop);
+          return { value: undefined, done: true };
+        }
+        await new Promise((r) => (wake = r));
+        wake = null;
+      }
+    },
+    async return() {
+      stop();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+  return Promise.resolve(iterator);
+}
+
+/** Models stored by earlier loads: [{ url, bytes, complete }]. */
+export async function listCachedModels() {
+  const ch = new Channel(defaultWorker());
+  try {
+    return await ch.call("cache.list").done;
+  } finally {
+    ch.worker.terminate();
+  }
+}
+
+/** Remove a stored model (by the URL it was loaded from). */
+export async function deleteCachedModel(url) {
+  const ch = new Channel(defaultWorker());
+  try {
+    return await ch.call("cache.delete", { url }).done;
+  } finally {
+    ch.worker.terminate();
+  }
+}
