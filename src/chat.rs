@@ -111,11 +111,11 @@ impl ChatTemplate {
     }
 
     /// The template to use when a GGUF carries none: Gemma's format for the gemma family, ChatML for
-    /// everything else (llama/SmolLM, qwen2, …), with that family's usual special tokens.
-    pub fn fallback(arch: &str) -> ChatTemplate {
+    /// everything else (llama/SmolLM, qwen2, …), with that family's usual special tokens. (Built-in
+    /// templates always compile; the `Result` keeps call sites uniform with [`ChatTemplate::new`].)
+    pub fn fallback(arch: &str) -> Result<ChatTemplate> {
         let (bos, eos) = fallback_tokens(arch);
         ChatTemplate::new(Self::fallback_source(arch), bos, eos)
-            .expect("built-in fallback templates compile")
     }
 
     /// Source text of [`ChatTemplate::fallback`], for callers that have their own token strings.

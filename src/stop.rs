@@ -41,26 +41,52 @@ pub struct StopChecker {
 }
 
 impl StopChecker {
-    /// `stops`: stop strings (empty ones are ignored); `eog_ids`: end-of-generation token ids (EOS,
-    /// `<end_of_turn>`, `<|im_end|>`, …); `max_tokens`: limit on generated tokens (`Some(0)` is
-    /// finished from the start).
-    pub fn new<S: AsRef<str>>(stops: &[S], eog_ids: &[u32], max_tokens: Option<usize>) -> Self {
+    /// A checker for these stop strings (empty ones are ignored). Add end-of-generation ids and a
+    /// token limit with [`StopChecker::with_eog`] / [`StopChecker::with_max_tokens`] to have
+    /// [`StopChecker::push_token`] decide the finish reason too.
+    pub fn new<S: AsRef<str>>(stops: &[S]) -> Self {
         StopChecker {
             stops: stops
                 .iter()
                 .map(|s| s.as_ref().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            eog: eog_ids.to_vec(),
-            max_tokens,
+            eog: Vec::new(),
+            max_tokens: None,
             held: String::new(),
             tokens: 0,
-            finish: (max_tokens == Some(0)).then_some(FinishReason::Length),
+            finish: None,
         }
     }
 
-    /// Feed one generated token and its decoded text. An end-of-generation token contributes no text.
-    pub fn push(&mut self, token: u32, piece: &str) -> StopStep {
+    /// End-of-generation token ids (EOS, `<end_of_turn>`, `<|im_end|>`, …) for `push_token`.
+    pub fn with_eog(mut self, eog_ids: &[u32]) -> Self {
+        self.eog = eog_ids.to_vec();
+        self
+    }
+
+    /// Limit on tokens fed through `push_token`; 0 is finished from the start.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = Some(max_tokens);
+        if max_tokens == 0 && self.finish.is_none() {
+            self.finish = Some(FinishReason::Length);
+        }
+        self
+    }
+
+    /// Feed decoded text (not counted as a token). Returns the text now safe to show and whether a
+    /// stop string matched (the text then ends right before it). After a stop, returns ("", true).
+    pub fn push(&mut self, piece: &str) -> (String, bool) {
+        if self.finish.is_some() {
+            return (String::new(), true);
+        }
+        let step = self.scan(piece);
+        (step.text, step.finish.is_some())
+    }
+
+    /// Feed one generated token and its decoded text: stop strings, EOG ids (which contribute no
+    /// text) and the token limit, with the finish reason once generation must end.
+    pub fn push_token(&mut self, token: u32, piece: &str) -> StopStep {
         if self.finish.is_some() {
             return StopStep {
                 text: String::new(),
@@ -85,19 +111,8 @@ impl StopChecker {
         step
     }
 
-    /// Feed text that is not tied to a token count (does not count toward `max_tokens`).
-    pub fn push_text(&mut self, piece: &str) -> StopStep {
-        if self.finish.is_some() {
-            return StopStep {
-                text: String::new(),
-                finish: self.finish,
-            };
-        }
-        self.scan(piece)
-    }
-
-    /// The stream ended for another reason (e.g. the context is full): release what was held.
-    pub fn flush(&mut self) -> String {
+    /// The stream ended without a stop string (EOG, length, cancel): release the held-back text.
+    pub fn finish(&mut self) -> String {
         std::mem::take(&mut self.held)
     }
 

@@ -84,7 +84,7 @@ fn fallbacks_are_chosen_by_architecture() {
         Message::assistant(" Hello "),
         Message::user("Bye"),
     ];
-    let gemma = ChatTemplate::fallback("gemma3");
+    let gemma = ChatTemplate::fallback("gemma3").unwrap();
     assert_eq!((gemma.bos_token(), gemma.eos_token()), ("<bos>", "<eos>"));
     assert_eq!(
         gemma.render(&conv, true).unwrap(),
@@ -92,7 +92,7 @@ fn fallbacks_are_chosen_by_architecture() {
          <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
     );
     for arch in ["llama", "qwen2", "something-new"] {
-        let chatml = ChatTemplate::fallback(arch);
+        let chatml = ChatTemplate::fallback(arch).unwrap();
         assert_eq!(
             chatml.render(&conv[..2], true).unwrap(),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
@@ -113,7 +113,10 @@ fn fallbacks_are_chosen_by_architecture() {
         "<bos><start_of_turn>model\n"
     );
     assert_eq!(
-        ChatTemplate::fallback("llama").render(&[], false).unwrap(),
+        ChatTemplate::fallback("llama")
+            .unwrap()
+            .render(&[], false)
+            .unwrap(),
         ""
     );
 }
@@ -147,6 +150,7 @@ fn template_errors_are_errors_not_panics() {
     }
     // Gemma demands alternating roles.
     let e = ChatTemplate::fallback("gemma3")
+        .unwrap()
         .render(&[Message::user("a"), Message::user("b")], true)
         .unwrap_err();
     assert!(

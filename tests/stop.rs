@@ -41,11 +41,11 @@ fn run(text: &str, stops: &[&str], mask: u64) -> (String, Option<FinishReason>) 
             .map(|(_, &b)| b),
     );
     cuts.push(text.len());
-    let mut sc = StopChecker::new(stops, &[0], None);
+    let mut sc = StopChecker::new(stops).with_eog(&[0]);
     let mut out = String::new();
     let mut fed = 0;
     for w in cuts.windows(2) {
-        let step = sc.push(5, &text[w[0]..w[1]]);
+        let step = sc.push_token(5, &text[w[0]..w[1]]);
         out.push_str(&step.text);
         fed = w[1];
         if step.finish.is_some() {
@@ -64,8 +64,34 @@ fn run(text: &str, stops: &[&str], mask: u64) -> (String, Option<FinishReason>) 
         );
     }
     assert_eq!(fed, text.len());
-    out.push_str(&sc.flush());
+    out.push_str(&sc.finish());
     (out, sc.finish_reason())
+}
+
+/// The same through the text-only `push` (what the engine calls), ending with `finish()`.
+fn run_text(text: &str, stops: &[&str], mask: u64) -> (String, bool) {
+    let mut cuts = vec![0];
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
+    cuts.extend(
+        bounds
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| mask >> j & 1 == 1)
+            .map(|(_, &b)| b),
+    );
+    cuts.push(text.len());
+    let mut sc = StopChecker::new(stops);
+    let mut out = String::new();
+    for w in cuts.windows(2) {
+        let (piece, stopped) = sc.push(&text[w[0]..w[1]]);
+        out.push_str(&piece);
+        if stopped {
+            assert_eq!(sc.push("more"), (String::new(), true));
+            return (out, true);
+        }
+    }
+    out.push_str(&sc.finish());
+    (out, false)
 }
 
 #[test]
@@ -98,6 +124,11 @@ fn stop_strings_split_in_every_possible_way() {
             let (got, finish) = run(text, stops, mask);
             assert_eq!(got, want, "{text:?} {stops:?} split {mask:b}");
             assert_eq!(
+                run_text(text, stops, mask),
+                (want.clone(), stopped),
+                "push(): {text:?} split {mask:b}"
+            );
+            assert_eq!(
                 finish,
                 stopped.then_some(FinishReason::Stop),
                 "{text:?} split {mask:b}"
@@ -108,9 +139,9 @@ fn stop_strings_split_in_every_possible_way() {
 
 #[test]
 fn eog_tokens_and_max_tokens_end_generation() {
-    let mut sc = StopChecker::new(&["STOP"], &[2, 106], None);
-    assert_eq!(sc.push(10, "Hi ST").text, "Hi ");
-    let step = sc.push(106, "<end_of_turn>");
+    let mut sc = StopChecker::new(&["STOP"]).with_eog(&[2, 106]);
+    assert_eq!(sc.push_token(10, "Hi ST").text, "Hi ");
+    let step = sc.push_token(106, "<end_of_turn>");
     assert_eq!(
         step,
         StopStep {
@@ -118,13 +149,15 @@ fn eog_tokens_and_max_tokens_end_generation() {
             finish: Some(FinishReason::Stop)
         }
     );
-    assert_eq!(sc.push(11, "more").text, "");
+    assert_eq!(sc.push_token(11, "more").text, "");
     assert_eq!(sc.tokens(), 2);
 
-    let mut sc = StopChecker::new(&["STOP"], &[2], Some(3));
-    assert_eq!(sc.push(10, "a").finish, None);
-    assert_eq!(sc.push(10, "b S").text, "b ");
-    let last = sc.push(10, "T");
+    let mut sc = StopChecker::new(&["STOP"])
+        .with_eog(&[2])
+        .with_max_tokens(3);
+    assert_eq!(sc.push_token(10, "a").finish, None);
+    assert_eq!(sc.push_token(10, "b S").text, "b ");
+    let last = sc.push_token(10, "T");
     assert_eq!(
         last,
         StopStep {
@@ -135,29 +168,26 @@ fn eog_tokens_and_max_tokens_end_generation() {
     assert!(sc.is_finished());
 
     // A stop string completed by the last allowed token is a stop, not a length finish.
-    let mut sc = StopChecker::new(&["STOP"], &[2], Some(2));
-    assert_eq!(sc.push(10, "xST").text, "x");
+    let mut sc = StopChecker::new(&["STOP"])
+        .with_eog(&[2])
+        .with_max_tokens(2);
+    assert_eq!(sc.push_token(10, "xST").text, "x");
     assert_eq!(
-        sc.push(10, "OPy"),
+        sc.push_token(10, "OPy"),
         StopStep {
             text: "".into(),
             finish: Some(FinishReason::Stop)
         }
     );
 
-    let sc = StopChecker::new::<&str>(&[], &[], Some(0));
+    let sc = StopChecker::new::<&str>(&[]).with_max_tokens(0);
     assert_eq!(sc.finish_reason(), Some(FinishReason::Length));
 
-    // push_text does not count tokens.
-    let mut sc = StopChecker::new(&["\n\n"], &[], Some(1));
-    assert_eq!(sc.push_text("a\n").text, "a");
-    assert_eq!(
-        sc.push_text("\nb"),
-        StopStep {
-            text: "".into(),
-            finish: Some(FinishReason::Stop)
-        }
-    );
+    // Text-only push does not count tokens; a stop string sets the finish reason.
+    let mut sc = StopChecker::new(&["\n\n"]).with_max_tokens(1);
+    assert_eq!(sc.push("a\n"), ("a".to_string(), false));
+    assert_eq!(sc.push("\nb"), (String::new(), true));
+    assert_eq!(sc.finish_reason(), Some(FinishReason::Stop));
 }
 
 #[test]
@@ -273,4 +303,18 @@ fn requests_parse_like_openai_sends_them() {
         assert!(e.contains("chat completion request"), "{bad}: {e}");
     }
     assert!(serde_json::from_value::<ChatCompletionRequest>(json!({"messages": "nope"})).is_err());
+}
+
+#[test]
+fn the_engine_call_pattern_compiles_and_works() {
+    // As src/engine.rs drives it: stop strings from a Vec<String>, decoded pieces as Strings,
+    // finish() to release held text when the stream ends without a stop string.
+    let stops: Vec<String> = vec!["</s>".into()];
+    let mut stop = StopChecker::new(&stops);
+    let (piece, stopped) = stop.push(&String::from("Hi <"));
+    assert_eq!((piece.as_str(), stopped), ("Hi ", false));
+    let (piece, stopped) = stop.push(&String::from("b"));
+    assert_eq!((piece.as_str(), stopped), ("<b", false));
+    stop.push("<");
+    assert_eq!(stop.finish(), "<");
 }
