@@ -202,7 +202,7 @@ impl Engine {
 
         let tokenizer = &self.tokenizer;
         let mut stream = tokenizer.stream();
-        let mut stop = StopChecker::new(&p.stop, &tokenizer.eog_ids(), Some(max_new as usize));
+        let mut stop = StopChecker::new(&p.stop).with_eog(&tokenizer.eog_ids()).with_max_tokens(max_new as usize);
         let mut history: Vec<u32> = prompt.to_vec();
         let mut text = String::new();
         let mut finish = FinishReason::Length;
@@ -214,7 +214,7 @@ impl Engine {
             generated += 1;
             history.push(id);
             let piece = if tokenizer.is_eog(id) { String::new() } else { stream.push(id) };
-            let mut step = stop.push(id, &piece);
+            let mut step = stop.push_token(id, &piece);
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
                 // string cut the text.

@@ -1,15 +1,25 @@
 //! attend: run pretrained LLMs (GGUF) on WebGPU — natively through wgpu and in the browser.
 //!
 //! Layers, bottom up: [`gpu`] (device, pipeline cache, buffer pool, one command encoder per forward
-//! pass), [`kernels`] (one file per WGSL kernel family in `shaders/`), [`quant`] (GGUF block formats
-//! on the CPU: reference quantizers and dequantizers).
+//! pass), [`kernels`] (one file per WGSL kernel family in `shaders/`), [`quant`] and [`weights`]
+//! (GGUF block formats on the CPU and on the GPU), [`gguf`] (the file format), [`tokenizer`],
+//! [`model`] (architectures over the kernels), [`chat`] / [`sampler`] / [`stop`] (templates,
+//! sampling, stopping, OpenAI-shaped objects) and [`engine`] (the generation loop). The browser API
+//! lives in `wasm` (wasm32 only).
 
+pub mod chat;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
 pub mod kernels;
+pub mod model;
 pub mod quant;
+pub mod sampler;
+pub mod stop;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 pub mod weights;
 
 pub use error::{Error, Result};

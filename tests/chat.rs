@@ -1,0 +1,261 @@
+//! Chat templates: byte-identical to transformers' renderer on the golden cases
+//! (tests/reference/chat_golden.py), plus fallbacks, errors and the Python-flavoured helpers.
+
+// The same tests run in the browser: `cargo test --target wasm32-unknown-unknown --test chat`.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+use attend::chat::{strftime, ChatTemplate, Message};
+use serde_json::Value;
+
+fn golden() -> Value {
+    // Made by tests/reference/chat_golden.py; embedded so the browser run needs no file system.
+    serde_json::from_str(include_str!("reference/chat_golden.json")).unwrap()
+}
+
+fn messages(v: &Value) -> Vec<Message> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn show_diff(expected: &str, got: &str) -> String {
+    let at = expected
+        .bytes()
+        .zip(got.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    let lo = at.saturating_sub(40);
+    format!(
+        "first difference at byte {at}\n expected …{:?}\n      got …{:?}",
+        &expected
+            .get(lo..(at + 40).min(expected.len()))
+            .unwrap_or(""),
+        &got.get(lo..(at + 40).min(got.len())).unwrap_or("")
+    )
+}
+
+#[test]
+fn golden_renderings_match_transformers_byte_for_byte() {
+    let g = golden();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in g["cases"].as_array().unwrap() {
+        let tname = case["template"].as_str().unwrap();
+        let cname = case["conversation"].as_str().unwrap();
+        let gen = case["add_generation_prompt"].as_bool().unwrap();
+        let t = &g["templates"][tname];
+        let tmpl = ChatTemplate::new(
+            t["source"].as_str().unwrap(),
+            t["bos"].as_str().unwrap(),
+            t["eos"].as_str().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{tname}: {e}"));
+        let got = tmpl.render(&messages(&g["conversations"][cname]), gen);
+        let label = format!("{tname} / {cname} / add_generation_prompt={gen}");
+        match (case.get("expected").and_then(Value::as_str), got) {
+            (Some(exp), Ok(got)) if exp == got => {}
+            (Some(exp), Ok(got)) => failures.push(format!("{label}: {}", show_diff(exp, &got))),
+            (Some(_), Err(e)) => failures.push(format!("{label}: unexpected error {e}")),
+            (None, Err(e)) => {
+                let want = case["error"].as_str().unwrap();
+                if !e.to_string().contains(want) {
+                    failures.push(format!("{label}: error {e:?} lacks {want:?}"));
+                }
+            }
+            (None, Ok(s)) => failures.push(format!("{label}: expected an error, rendered {s:?}")),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "only {checked} golden cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn fallbacks_are_chosen_by_architecture() {
+    let conv = [
+        Message::system("Be brief."),
+        Message::user("Hi"),
+        Message::assistant(" Hello "),
+        Message::user("Bye"),
+    ];
+    let gemma = ChatTemplate::fallback("gemma3").unwrap();
+    assert_eq!((gemma.bos_token(), gemma.eos_token()), ("<bos>", "<eos>"));
+    assert_eq!(
+        gemma.render(&conv, true).unwrap(),
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n\
+         <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    );
+    for arch in ["llama", "qwen2", "something-new"] {
+        let chatml = ChatTemplate::fallback(arch).unwrap();
+        assert_eq!(
+            chatml.render(&conv[..2], true).unwrap(),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+            "{arch}"
+        );
+        assert_eq!(
+            chatml.render(&conv[1..2], false).unwrap(),
+            "<|im_start|>user\nHi<|im_end|>\n"
+        );
+    }
+    assert_eq!(
+        ChatTemplate::fallback_source("gemma2"),
+        ChatTemplate::fallback_source("gemma3")
+    );
+    // Empty conversations render without error.
+    assert_eq!(
+        gemma.render(&[], true).unwrap(),
+        "<bos><start_of_turn>model\n"
+    );
+    assert_eq!(
+        ChatTemplate::fallback("llama")
+            .unwrap()
+            .render(&[], false)
+            .unwrap(),
+        ""
+    );
+}
+
+#[test]
+fn template_errors_are_errors_not_panics() {
+    for bad in [
+        "{% for m in messages %}",
+        "{{ messages[ }}",
+        "{% if %}{% endif %}",
+        "{{ 1 + }}",
+        "{% endfor %}",
+    ] {
+        let err = ChatTemplate::new(bad, "", "").expect_err(bad);
+        assert!(err.to_string().starts_with("chat template:"), "{err}");
+    }
+    let t = ChatTemplate::new("{{ raise_exception('no system role, please') }}", "", "").unwrap();
+    let err = t
+        .render(&[Message::user("x")], true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no system role, please"), "{err}");
+    // Runtime errors: calling an undefined function, attribute of undefined, bad tojson argument.
+    for src in [
+        "{{ nope() }}",
+        "{{ undefined_thing.attr }}",
+        "{{ messages | tojson(indent=[1]) }}",
+    ] {
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        assert!(t.render(&[Message::user("x")], false).is_err(), "{src}");
+    }
+    // Gemma demands alternating roles.
+    let e = ChatTemplate::fallback("gemma3")
+        .unwrap()
+        .render(&[Message::user("a"), Message::user("b")], true)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("Conversation roles must alternate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn generation_tags_render_their_body() {
+    let src = "{% for m in messages %}{%- generation -%}  [{{ m.content }}]  {%- endgeneration %}\n{% endfor %}";
+    let t = ChatTemplate::new(src, "", "").unwrap();
+    assert_eq!(
+        t.render(&[Message::assistant("a"), Message::assistant("b")], false)
+            .unwrap(),
+        "[a][b]"
+    );
+}
+
+#[test]
+fn strftime_formats_like_python() {
+    // 2024-02-29 13:05:09 UTC was a Thursday.
+    let t = 1_709_211_909;
+    assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
+    assert_eq!(
+        strftime("%A, %B %-d, %Y %H:%M:%S %p %I %j %y %m %%", t),
+        "Thursday, February 29, 2024 13:05:09 PM 01 060 24 02 %"
+    );
+    assert_eq!(
+        strftime("%F %T %a %e %Q", 0),
+        "1970-01-01 00:00:00 Thu  1 %Q"
+    );
+    assert_eq!(strftime("%Y-%m-%d", -86_400), "1969-12-31");
+    assert_eq!(strftime("%Y-%m-%d %j", 951_782_400), "2000-02-29 060");
+    // strftime_now is wired up and gives this year.
+    let year = ChatTemplate::new("{{ strftime_now('%Y') }}", "", "")
+        .unwrap()
+        .render(&[], false)
+        .unwrap();
+    let y: i32 = year.parse().unwrap();
+    assert!((2024..2200).contains(&y), "{year}");
+}
+
+fn synthetic_gguf(
+    arch: &str,
+    template: Option<&str>,
+    tokens: &[&str],
+    bos: u32,
+    eos: u32,
+) -> attend::gguf::Gguf {
+    use attend::gguf::Value as V;
+    let mut metadata = vec![
+        ("general.architecture".to_string(), V::String(arch.into())),
+        (
+            "tokenizer.ggml.tokens".to_string(),
+            V::Array(tokens.iter().map(|t| V::String(t.to_string())).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id".to_string(), V::U32(bos)),
+        ("tokenizer.ggml.eos_token_id".to_string(), V::U32(eos)),
+    ];
+    if let Some(t) = template {
+        metadata.push(("tokenizer.chat_template".to_string(), V::String(t.into())));
+    }
+    attend::gguf::Gguf {
+        metadata,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn from_gguf_uses_the_file_template_and_token_strings() {
+    // SmolLM2's metadata: its own template, <|im_start|> as BOS, <|im_end|> as EOS.
+    let g = golden();
+    let smol_src = g["templates"]["smollm2_gguf"]["source"].as_str().unwrap();
+    let smol = synthetic_gguf(
+        "llama",
+        Some(smol_src),
+        &["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        1,
+        2,
+    );
+    let t = ChatTemplate::from_gguf(&smol).unwrap();
+    assert_eq!(
+        (t.bos_token(), t.eos_token()),
+        ("<|im_start|>", "<|im_end|>")
+    );
+    assert_eq!(t.source(), smol_src);
+    assert!(t
+        .render(&[Message::user("Hi")], true)
+        .unwrap()
+        .starts_with("<|im_start|>system\nYou are a helpful"));
+    // Gemma 3's GGUF has no template: the gemma fallback with the file's <bos>.
+    let gemma = synthetic_gguf("gemma3", None, &["<pad>", "<eos>", "<bos>"], 2, 1);
+    let t = ChatTemplate::from_gguf(&gemma).unwrap();
+    assert_eq!(t.source(), ChatTemplate::fallback_source("gemma3"));
+    assert_eq!(
+        t.render(&[Message::user("Hi")], true).unwrap(),
+        "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    );
+    // Token ids out of range fall back to the family's usual strings; a broken template is an error.
+    let odd = synthetic_gguf("qwen2", Some("{% if %}"), &[], 7, 9);
+    assert!(ChatTemplate::from_gguf(&odd).is_err());
+    let none = synthetic_gguf("qwen2", None, &[], 7, 9);
+    assert_eq!(
+        ChatTemplate::from_gguf(&none).unwrap().eos_token(),
+        "<|im_end|>"
+    );
+}
