@@ -119,7 +119,45 @@ impl GgmlType {
     }
 }
 
+/// Elements per K-quant super-block.
+pub const QK_K: usize = 256;
+
+/// f32 → IEEE half bits, rounded to nearest even (ggml's `GGML_FP32_TO_FP16`).
+pub fn f16_bits(v: f32) -> u16 {
+    half::f16::from_f32(v).to_bits()
+}
+
+/// IEEE half bits → f32 (exact).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// f32 → bfloat16 bits as ggml does it (`ggml_compute_fp32_to_bf16`): NaN keeps its top bits and
+/// becomes quiet (bit 6 set), everything else rounds to nearest even (overflow goes to ±inf).
+pub fn bf16_bits(v: f32) -> u16 {
+    let u = v.to_bits();
+    if u & 0x7fff_ffff > 0x7f80_0000 {
+        return ((u >> 16) | 64) as u16;
+    }
+    ((u as u64 + (0x7fff + ((u >> 16) & 1)) as u64) >> 16) as u16
+}
+
+/// bfloat16 bits → f32 (exact).
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) from a Q4_K/Q5_K `scales[12]` field.
+pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
 mod dequantize;
+mod kquants;
 mod quantize;
 
 pub use dequantize::dequantize;
