@@ -365,3 +365,104 @@ gpu_test! {
         }
     }
 }
+
+gpu_test! {
+    async fn cpu_decoder_agrees_with_quant_module() {
+        // The test decoder above and attend::quant (ggml's reference code) read the same bits.
+        let mut rng = Rng::new(5);
+        for ty in FORMATS {
+            let n = 4 * 256;
+            let bytes = random_weights(ty, 4, 256, &mut rng);
+            let mine = dequant(ty, &bytes, n);
+            let theirs = attend::quant::dequantize(ty, &bytes, n).unwrap();
+            assert_close(ty.name(), &mine, &theirs, 0.0, 0.0);
+        }
+    }
+}
+
+gpu_test! {
+    async fn quantized_by_quant_module_matvec_and_matmul() {
+        // Realistic weights: normal values quantized by attend::quant::quantize (ggml's reference
+        // quantizers), reference from attend::quant::dequantize.
+        use attend::kernels::matmul::matmul;
+        let gpu = gpu().await;
+        let mut rng = Rng::new(6);
+        for ty in FORMATS {
+            let (n, k) = (45, ks(ty)[1]);
+            let values = rng.normal(n * k, 0.05);
+            let bytes = attend::quant::quantize(ty, &values).unwrap();
+            let wf = attend::quant::dequantize(ty, &bytes, n * k).unwrap();
+            let w = QMatrix::upload(&gpu, "w", ty, n, k, &bytes).unwrap();
+            for (m, mm) in [(2usize, false), (20, true)] {
+                let x = rng.normal(m * k, 1.0);
+                let xb = gpu.upload("x", &x).unwrap();
+                let yb = gpu.upload("y", &vec![f32::NAN; m * n]).unwrap();
+                let mut rec = gpu.recorder("linear");
+                if mm {
+                    matmul(&mut rec, &w, &xb, &yb, m as u32, None);
+                } else {
+                    matvec(&mut rec, &w, &xb, &yb, m as u32, None);
+                }
+                rec.submit();
+                let got: Vec<f32> = gpu.read(&yb, 0, m * n).await.unwrap();
+                let (want, mag) = reference(&wf, &x, None, m, n, k);
+                check(&format!("{} quantized m={m}", ty.name()), &got, &want, &mag);
+            }
+        }
+    }
+}
+
+gpu_test! {
+    /// LARGE: a real > 128 MiB weight (Q8_0, 64000 × 2048 = 139,264,000 bytes, like Gemma 3's
+    /// 178 MB token table). On adapters whose binding limit is 128 MiB (lavapipe) it is split into
+    /// parts by `QMatrix::new` itself; matvec and embedding are checked on rows around the part
+    /// boundary, the ends and a random sample.
+    async fn large_q8_0_weight_over_128_mib() {
+        let gpu = gpu().await;
+        let ty = GgmlType::Q8_0;
+        let (n, k) = (64000usize, 2048usize);
+        let row_bytes = ty.row_bytes(k);
+        let mut bytes = vec![0u8; n * row_bytes];
+        let mut rng = Rng::new(9);
+        for c in bytes.chunks_exact_mut(8) {
+            c.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        for (i, blk) in bytes.chunks_exact_mut(34).enumerate() {
+            // d = 2^-7 · (1 + a varying fraction): finite, distinct per block.
+            blk[..2].copy_from_slice(&(0x2000u16 | (i as u16 & 0x3ff)).to_le_bytes());
+        }
+        assert!(bytes.len() > 128 << 20);
+        let w = QMatrix::upload(&gpu, "big", ty, n, k, &bytes).unwrap();
+        if gpu.caps().max_binding < bytes.len() as u64 {
+            assert!(w.parts().len() >= 2, "not split");
+        }
+        let x = rng.normal(k, 1.0);
+        let xb = gpu.upload("x", &x).unwrap();
+        let yb = gpu.upload("y", &vec![f32::NAN; n]).unwrap();
+        let mut sample: Vec<u32> = vec![0, 1, n as u32 - 2, n as u32 - 1];
+        for p in &w.parts()[1..] {
+            sample.extend((p.row0 as u32 - 3)..(p.row0 as u32 + 3));
+        }
+        sample.extend((0..200).map(|_| rng.below(n as u32)));
+        let idb = gpu.upload("ids", &sample).unwrap();
+        let eb = gpu.upload("emb", &vec![f32::NAN; sample.len() * k]).unwrap();
+        let mut rec = gpu.recorder("big");
+        matvec(&mut rec, &w, &xb, &yb, 1, None);
+        attend::kernels::embedding::embedding(&mut rec, &w, &idb, &eb, sample.len() as u32, 1.0);
+        rec.submit();
+        let y: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
+        let emb: Vec<f32> = gpu.read(&eb, 0, sample.len() * k).await.unwrap();
+        let (mut got, mut want, mut mag) = (vec![], vec![], vec![]);
+        for (i, &r) in sample.iter().enumerate() {
+            let r = r as usize;
+            let row = dequant(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], k);
+            assert_close(&format!("embedding row {r}"), &emb[i * k..(i + 1) * k], &row, 0.0, 0.0);
+            let (yw, ym) = reference(&row, &x, None, 1, 1, k);
+            got.push(y[r]);
+            want.extend(yw);
+            mag.extend(ym);
+        }
+        check("large Q8_0 matvec", &got, &want, &mag);
+        assert!(y.iter().all(|v| v.is_finite()), "some row of y was not written");
+    }
+}
