@@ -10,15 +10,13 @@ override TYPE: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 
-// The 4 bytes at byte offset `o` (any alignment), little-endian.
+// The 4 bytes at the even byte offset `o`, little-endian. Branch-free: both neighbouring words are
+// read (loops over consecutive offsets share them once unrolled) and the halves selected.
 fn ld(o: u32) -> u32 {
     let i = o >> 2u;
-    let s = (o & 3u) * 8u;
     let lo = wq[i];
-    if (s == 0u) {
-        return lo;
-    }
-    return (lo >> s) | (wq[i + 1u] << (32u - s));
+    let hi = wq[i + 1u];
+    return select(lo, (lo >> 16u) | (hi << 16u), (o & 2u) != 0u);
 }
 
 // The f16 at an even byte offset, reading only the word that holds it.

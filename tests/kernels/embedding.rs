@@ -34,9 +34,11 @@ async fn embedding_format(ty: GgmlType) {
         let got: Vec<f32> = gpu.read(&out, 0, m * cols).await.unwrap();
         let mut want = Vec::with_capacity(m * cols);
         for &id in &ids {
-            match table.get(id as usize * cols..(id as usize + 1) * cols) {
-                Some(row) => want.extend(row.iter().map(|v| v * scale)),
-                None => want.extend(std::iter::repeat(0.0).take(cols)),
+            let id = id as usize; // u32::MAX * cols would overflow usize on wasm32
+            if id < rows {
+                want.extend(table[id * cols..(id + 1) * cols].iter().map(|v| v * scale));
+            } else {
+                want.extend(std::iter::repeat(0.0).take(cols));
             }
         }
         let big = want.iter().fold(0f32, |a, v| a.max(v.abs()));
