@@ -1,11 +1,12 @@
 // matvec (decode): y[t, r] = sum_j W[r, j] * x[t, j] (+ bias[r]) for TOK (1..4) tokens at once,
 // over the rows of one part of W (a dispatch per part; rows land at y_row0 + r).
-// Work distribution: 64-invocation workgroups; TPR consecutive invocations share one row (TPR, an
-// override from 4 to 64, is chosen from k so that each invocation streams about 4 units), so a
-// workgroup covers 64/TPR rows. Each invocation walks its row's 32-element units with stride TPR
-// (neighbouring invocations read neighbouring blocks), decodes each unit once with u32 loads and
-// dots it with all TOK token vectors (vec4 loads); the TPR partial sums of a row are then reduced
-// in workgroup memory.
+// Work distribution: 64-invocation workgroups; TPR consecutive invocations share one pair of rows
+// (TPR, an override from 4 to 64, is chosen from k so that each invocation streams about 4 units
+// of each row), so a workgroup covers 2 * 64 / TPR rows. Each invocation walks the 32-element
+// units of its two rows with stride TPR (neighbouring invocations read neighbouring blocks),
+// decodes each unit once with u32 loads and dots both rows with all TOK token vectors, so every
+// activation vec4 it loads serves two rows (on CPU adapters those loads are gathers and cost as
+// much as the decoding). The TPR partial sums of a row pair are reduced in workgroup memory.
 
 struct Params {
     rows: u32,      // rows in this part
@@ -28,27 +29,35 @@ const WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-var<workgroup> red: array<f32, 256>; // [token][invocation], 4 x WG
+var<workgroup> red: array<vec2<f32>, 256>; // [token][invocation], 4 x WG (8 KiB)
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let g = wid.x + wid.y * nwg.x;
-    let row = g * (WG / TPR) + li / TPR;
+    // Each invocation serves rows `row` and `row + 1`: every activation vec4 it loads feeds both.
+    let row = (g * (WG / TPR) + li / TPR) * 2u;
     let lane = li % TPR;
     let ku = p.k / 32u;
-    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    var acc = array<vec2<f32>, 4>(vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0));
     if (row < p.rows) {
-        let rb = row * p.row_bytes;
+        let rb0 = row * p.row_bytes;
+        // A missing second row (odd row count) decodes row `row` again and is not stored.
+        let rb1 = select(rb0, rb0 + p.row_bytes, row + 1u < p.rows);
         for (var u = lane; u < ku; u += TPR) {
-            let w = decode(rb, u);
+            let w0 = decode(rb0, u);
+            let w1 = decode(rb1, u);
             for (var t = 0u; t < TOK; t++) {
                 let xb = (p.tok0 + t) * (p.k / 4u) + u * 8u;
-                var s = w[0] * x[xb];
+                var xv = x[xb];
+                var s0 = w0[0] * xv;
+                var s1 = w1[0] * xv;
                 for (var i = 1u; i < 8u; i++) {
-                    s = fma(w[i], x[xb + i], s);
+                    xv = x[xb + i];
+                    s0 = fma(w0[i], xv, s0);
+                    s1 = fma(w1[i], xv, s1);
                 }
-                acc[t] += (s.x + s.y) + (s.z + s.w);
+                acc[t] += vec2<f32>((s0.x + s0.y) + (s0.z + s0.w), (s1.x + s1.y) + (s1.z + s1.w));
             }
         }
     }
@@ -68,9 +77,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var t = 0u; t < TOK; t++) {
             var v = red[t * WG + li];
             if (HAS_BIAS) {
-                v += bias[p.y_row0 + row];
+                v += vec2<f32>(bias[p.y_row0 + row], bias[p.y_row0 + min(row + 1u, p.rows - 1u)]);
             }
-            y[(p.tok0 + t) * p.n + p.y_row0 + row] = v;
+            let yo = (p.tok0 + t) * p.n + p.y_row0 + row;
+            y[yo] = v.x;
+            if (row + 1u < p.rows) {
+                y[yo + 1u] = v.y;
+            }
         }
     }
 }

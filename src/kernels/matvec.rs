@@ -58,7 +58,7 @@ pub fn matvec(
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     for part in w.parts() {
-        let groups = (part.rows as u32).div_ceil(rows_per_group);
+        let groups = (part.rows as u32).div_ceil(2 * rows_per_group); // 2 rows per invocation
         let mut tok0 = 0;
         while tok0 < m {
             let tok = (m - tok0).min(MAX_TOKENS);
