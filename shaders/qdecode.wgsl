@@ -25,6 +25,36 @@ fn h16(o: u32) -> f32 {
     return select(v.x, v.y, (o & 2u) != 0u);
 }
 
+// The 4 (`win4`) or 8 (`win8`) consecutive u32 at the even byte offset `o`: one load per word
+// touched, halves recombined without branches when `o` is 2 mod 4.
+fn win4(o: u32) -> array<u32, 4> {
+    let b = o >> 2u;
+    let mis = (o & 2u) != 0u;
+    var a: array<u32, 5>;
+    for (var i = 0u; i < 5u; i++) {
+        a[i] = wq[b + i];
+    }
+    var r: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        r[i] = select(a[i], (a[i] >> 16u) | (a[i + 1u] << 16u), mis);
+    }
+    return r;
+}
+
+fn win8(o: u32) -> array<u32, 8> {
+    let b = o >> 2u;
+    let mis = (o & 2u) != 0u;
+    var a: array<u32, 9>;
+    for (var i = 0u; i < 9u; i++) {
+        a[i] = wq[b + i];
+    }
+    var r: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        r[i] = select(a[i], (a[i] >> 16u) | (a[i + 1u] << 16u), mis);
+    }
+    return r;
+}
+
 // Four 4-bit fields of the four bytes of `v`, starting at bit `sh` of each byte.
 fn nib4(v: u32, sh: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(15u));
@@ -84,14 +114,16 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
     } else if (TYPE == 8u) { // Q8_0: d, qs[32] int8
         let o = rb + u * 34u;
         let d = h16(o);
+        let q = win8(o + 2u);
         for (var i = 0u; i < 8u; i++) {
-            w[i] = d * i8x4(ld(o + 2u + 4u * i));
+            w[i] = d * i8x4(q[i]);
         }
     } else if (TYPE == 2u) { // Q4_0: d, qs[16]; element j low nibble, j+16 high nibble
         let o = rb + u * 18u;
         let d = h16(o);
+        let qs = win4(o + 2u);
         for (var i = 0u; i < 4u; i++) {
-            let q = ld(o + 2u + 4u * i);
+            let q = qs[i];
             w[i] = d * (nib4(q, 0u) - 8.0);
             w[i + 4u] = d * (nib4(q, 4u) - 8.0);
         }
@@ -107,8 +139,9 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
         let o = rb + u * 22u;
         let d = h16(o);
         let qh = ld(o + 2u);
+        let qs = win4(o + 6u);
         for (var i = 0u; i < 4u; i++) {
-            let q = ld(o + 6u + 4u * i);
+            let q = qs[i];
             w[i] = d * (nib4(q, 0u) + 16.0 * bit4(qh, 4u * i) - 16.0);
             w[i + 4u] = d * (nib4(q, 4u) + 16.0 * bit4(qh, 16u + 4u * i) - 16.0);
         }
@@ -148,8 +181,10 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
         let hsh = 2u * q;
         let sc = i8x4(ld(o + 192u + 8u * half + 2u * q));
         let d = h16(o + 208u);
+        let l = win8(ql);
+        let h = win8(qh);
         for (var i = 0u; i < 8u; i++) {
-            let v = nib4(ld(ql + 4u * i), nsh) + 16.0 * crumb4(ld(qh + 4u * i), hsh) - 32.0;
+            let v = nib4(l[i], nsh) + 16.0 * crumb4(h[i], hsh) - 32.0;
             w[i] = (d * select(sc.y, sc.x, i < 4u)) * v;
         }
     }
