@@ -45,19 +45,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         // A missing second row (odd row count) decodes row `row` again and is not stored.
         let rb1 = select(rb0, rb0 + p.row_bytes, row + 1u < p.rows);
         for (var u = lane; u < ku; u += TPR) {
-            let w0 = decode(rb0, u);
-            let w1 = decode(rb1, u);
+            let w0 = decode_unit(rb0, u);
+            let w1 = decode_unit(rb1, u);
             for (var t = 0u; t < TOK; t++) {
                 let xb = (p.tok0 + t) * (p.k / 4u) + u * 8u;
                 var xv = x[xb];
-                var s0 = w0[0] * xv;
-                var s1 = w1[0] * xv;
+                var xs = xv;
+                var s0 = w0.q[0] * xv;
+                var s1 = w1.q[0] * xv;
                 for (var i = 1u; i < 8u; i++) {
                     xv = x[xb + i];
-                    s0 = fma(w0[i], xv, s0);
-                    s1 = fma(w1[i], xv, s1);
+                    xs += xv;
+                    s0 = fma(w0.q[i], xv, s0);
+                    s1 = fma(w1.q[i], xv, s1);
                 }
-                acc[t] += vec2<f32>((s0.x + s0.y) + (s0.z + s0.w), (s1.x + s1.y) + (s1.z + s1.w));
+                // Scale and offset once per unit: w = a q + b, so w·x = a (q·x) + b Σx
+                // (b is a literal 0 for formats without offset and Σx folds away).
+                let sx = (xs.x + xs.y) + (xs.z + xs.w);
+                acc[t] += vec2<f32>(fma(w0.a, (s0.x + s0.y) + (s0.z + s0.w), w0.b * sx),
+                                    fma(w1.a, (s1.x + s1.y) + (s1.z + s1.w), w1.b * sx));
             }
         }
     }

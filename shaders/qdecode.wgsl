@@ -91,8 +91,18 @@ fn scale_min(o: u32, j: u32) -> vec2<f32> {
                      f32((a >> 4u) | ((kbyte(o, j) >> 6u) << 4u)));
 }
 
-fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
+// One decoded unit: weights = a * q + b, with q small integers (or the plain floats, a = 1, b = 0)
+// so that a dot product can apply the block's scale and offset once per unit instead of per element.
+struct Unit {
+    q: array<vec4<f32>, 8>,
+    a: f32,
+    b: f32,
+}
+
+fn decode_unit(rb: u32, u: u32) -> Unit {
     var w: array<vec4<f32>, 8>;
+    var a = 1.0;
+    var b = 0.0;
     if (TYPE == 0u) { // F32
         let o = (rb >> 2u) + u * 32u;
         for (var i = 0u; i < 8u; i++) {
@@ -115,60 +125,67 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
         let o = rb + u * 34u;
         let d = h16(o);
         let q = win8(o + 2u);
+        a = d;
         for (var i = 0u; i < 8u; i++) {
-            w[i] = d * i8x4(q[i]);
+            w[i] = i8x4(q[i]);
         }
     } else if (TYPE == 2u) { // Q4_0: d, qs[16]; element j low nibble, j+16 high nibble
         let o = rb + u * 18u;
         let d = h16(o);
         let qs = win4(o + 2u);
+        a = d;
+        b = -8.0 * d;
         for (var i = 0u; i < 4u; i++) {
             let q = qs[i];
-            w[i] = d * (nib4(q, 0u) - 8.0);
-            w[i + 4u] = d * (nib4(q, 4u) - 8.0);
+            w[i] = nib4(q, 0u);
+            w[i + 4u] = nib4(q, 4u);
         }
     } else if (TYPE == 3u) { // Q4_1: d, m, qs[16]; blocks are 20 bytes, always aligned
         let o = (rb + u * 20u) >> 2u;
         let dm = unpack2x16float(wq[o]);
+        a = dm.x;
+        b = dm.y;
         for (var i = 0u; i < 4u; i++) {
             let q = wq[o + 1u + i];
-            w[i] = dm.x * nib4(q, 0u) + dm.y;
-            w[i + 4u] = dm.x * nib4(q, 4u) + dm.y;
+            w[i] = nib4(q, 0u);
+            w[i + 4u] = nib4(q, 4u);
         }
     } else if (TYPE == 6u) { // Q5_0: d, qh (bit e = 5th bit of element e), qs[16]
         let o = rb + u * 22u;
         let d = h16(o);
         let qh = ld(o + 2u);
         let qs = win4(o + 6u);
+        a = d;
+        b = -16.0 * d;
         for (var i = 0u; i < 4u; i++) {
             let q = qs[i];
-            w[i] = d * (nib4(q, 0u) + 16.0 * bit4(qh, 4u * i) - 16.0);
-            w[i + 4u] = d * (nib4(q, 4u) + 16.0 * bit4(qh, 16u + 4u * i) - 16.0);
+            w[i] = fma(bit4(qh, 4u * i), vec4<f32>(16.0), nib4(q, 0u));
+            w[i + 4u] = fma(bit4(qh, 16u + 4u * i), vec4<f32>(16.0), nib4(q, 4u));
         }
     } else if (TYPE == 12u) { // Q4_K: d, dmin, scales[12], qs[128]; 144-byte blocks
         let o = (rb + (u >> 3u) * 144u) >> 2u;
         let s = u & 7u;
         let dm = unpack2x16float(wq[o]);
         let sm = scale_min(o, s);
-        let d = dm.x * sm.x;
-        let mn = dm.y * sm.y;
+        a = dm.x * sm.x;
+        b = -(dm.y * sm.y);
         let q0 = o + 4u + 8u * (s >> 1u);
         let sh = 4u * (s & 1u);
         for (var i = 0u; i < 8u; i++) {
-            w[i] = d * nib4(wq[q0 + i], sh) - mn;
+            w[i] = nib4(wq[q0 + i], sh);
         }
     } else if (TYPE == 13u) { // Q5_K: d, dmin, scales[12], qh[32], qs[128]; 176-byte blocks
         let o = (rb + (u >> 3u) * 176u) >> 2u;
         let s = u & 7u;
         let dm = unpack2x16float(wq[o]);
         let sm = scale_min(o, s);
-        let d = dm.x * sm.x;
-        let mn = dm.y * sm.y;
+        a = dm.x * sm.x;
+        b = -(dm.y * sm.y);
         let q0 = o + 12u + 8u * (s >> 1u);
         let sh = 4u * (s & 1u);
         for (var i = 0u; i < 8u; i++) {
             let h = (vec4<u32>(wq[o + 4u + i]) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(1u);
-            w[i] = d * (nib4(wq[q0 + i], sh) + 16.0 * vec4<f32>(h)) - mn;
+            w[i] = fma(vec4<f32>(h), vec4<f32>(16.0), nib4(wq[q0 + i], sh));
         }
     } else if (TYPE == 14u) { // Q6_K: ql[128], qh[64], scales[16] int8, d; 210-byte blocks
         let o = rb + (u >> 3u) * 210u;
@@ -180,13 +197,24 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
         let qh = o + 128u + 32u * half;
         let hsh = 2u * q;
         let sc = i8x4(ld(o + 192u + 8u * half + 2u * q));
-        let d = h16(o + 208u);
+        a = h16(o + 208u);
         let l = win8(ql);
         let h = win8(qh);
         for (var i = 0u; i < 8u; i++) {
-            let v = nib4(l[i], nsh) + 16.0 * crumb4(h[i], hsh) - 32.0;
-            w[i] = (d * select(sc.y, sc.x, i < 4u)) * v;
+            // Integer-valued and exact: (q - 32) times its int8 sub-block scale.
+            let v = fma(crumb4(h[i], hsh), vec4<f32>(16.0), nib4(l[i], nsh)) - 32.0;
+            w[i] = select(sc.y, sc.x, i < 4u) * v;
         }
+    }
+    return Unit(w, a, b);
+}
+
+// The 32 dequantized weights of a unit (as ggml computes them: one rounding of a * q + b).
+fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
+    let r = decode_unit(rb, u);
+    var w: array<vec4<f32>, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        w[i] = fma(r.q[i], vec4<f32>(r.a), vec4<f32>(r.b));
     }
     return w;
 }
