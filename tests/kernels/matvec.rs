@@ -324,6 +324,7 @@ async fn matvec_format(ty: GgmlType) {
         ((1, 100, k1), false, true),
         ((3, 257, k2), false, false),
         ((5, 7, k1), false, true),
+        ((17, 33, k0), false, false),
         ((1, 257, k2), true, false),
         ((2, 100, k1), true, true),
     ];
