@@ -1,12 +1,13 @@
 // matvec (decode): y[t, r] = sum_j W[r, j] * x[t, j] (+ bias[r]) for TOK (1..4) tokens at once,
 // over the rows of one part of W (a dispatch per part; rows land at y_row0 + r).
-// Work distribution: 64-invocation workgroups; TPR consecutive invocations share one pair of rows
-// (TPR, an override from 4 to 64, is chosen from k so that each invocation streams about 4 units
-// of each row), so a workgroup covers 2 * 64 / TPR rows. Each invocation walks the 32-element
-// units of its two rows with stride TPR (neighbouring invocations read neighbouring blocks),
-// decodes each unit once with u32 loads and dots both rows with all TOK token vectors, so every
-// activation vec4 it loads serves two rows (on CPU adapters those loads are gathers and cost as
-// much as the decoding). The TPR partial sums of a row pair are reduced in workgroup memory.
+// Work distribution: 64-invocation workgroups; TPR consecutive invocations share one pair of rows,
+// so a workgroup covers 2 * 64 / TPR rows. TPR is an override from 1 to 64: on GPUs it is chosen
+// from k so that each invocation streams about 4 units of each row; on CPU adapters it is 2, since
+// their per-lane loads are gathers. Each invocation walks the 32-element units of its two rows with
+// stride TPR (neighbouring invocations read neighbouring blocks), decodes each unit once with u32
+// loads (as integer codes q plus a scale a and offset b: w = a q + b) and dots both rows with all
+// TOK token vectors, so every activation vec4 it loads serves two rows and the scale and offset are
+// applied once per unit. The TPR partial sums of a row pair are reduced in workgroup memory.
 
 struct Params {
     rows: u32,      // rows in this part

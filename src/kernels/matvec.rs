@@ -3,7 +3,7 @@
 //! with the shared decoders of `shaders/qdecode.wgsl`). One pipeline per (format, tokens per
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
-use crate::gpu::{grid, Arg, Recorder, Shader};
+use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{QMatrix, UNIT};
 
 /// `shaders/qdecode.wgsl` followed by `shaders/<name>.wgsl`, joined at compile time.
@@ -51,14 +51,39 @@ pub fn matvec(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) {
+    let threads = threads_per_row(rec.gpu(), w);
+    matvec_with_threads(rec, w, x, y, m, bias, threads)
+}
+
+/// Invocations sharing one row pair. GPUs: about 4 units per invocation, so long rows still get
+/// many invocations. CPU adapters (lavapipe, SwiftShader) run invocations as SIMD lanes where
+/// every per-lane load is a gather: there 2 per row pair measured ~2x faster than 16 (fewer
+/// reduction steps, and neighbouring lanes load the same activations).
+pub fn threads_per_row(gpu: &Gpu, w: &QMatrix) -> u32 {
+    if gpu.adapter.device_type == "Cpu" {
+        return 2;
+    }
     let units = (w.cols / UNIT) as u32;
-    // About 4 units per invocation; more invocations per row only when rows are long.
-    let tpr = units.div_ceil(4).next_power_of_two().clamp(4, WG);
-    let rows_per_group = WG / tpr;
+    units.div_ceil(4).next_power_of_two().clamp(4, WG)
+}
+
+/// [`matvec`] with an explicit number of invocations per row pair (a power of two, 1 to 64;
+/// tests use it to cover the choices other adapters make).
+pub fn matvec_with_threads(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    threads: u32,
+) {
+    let tpr = threads.clamp(1, WG).next_power_of_two();
+    let rows_per_group = 2 * WG / tpr; // two rows per invocation
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     for part in w.parts() {
-        let groups = (part.rows as u32).div_ceil(2 * rows_per_group); // 2 rows per invocation
+        let groups = (part.rows as u32).div_ceil(rows_per_group);
         let mut tok0 = 0;
         while tok0 < m {
             let tok = (m - tok0).min(MAX_TOKENS);

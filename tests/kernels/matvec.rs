@@ -331,6 +331,25 @@ async fn matvec_format(ty: GgmlType) {
     for (i, (shape, split, bias)) in shapes.into_iter().enumerate() {
         run_linear(&gpu, matvec, ty, shape, split, bias, 100 + i as u64).await;
     }
+    // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 2).
+    for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
+        THREADS.with(|t| t.set(tpr));
+        run_linear(&gpu, matvec_threads, ty, (3, 45, k2), i == 1, true, 150 + i as u64).await;
+    }
+}
+
+thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
+
+fn matvec_threads(
+    rec: &mut attend::gpu::Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    let tpr = THREADS.with(|t| t.get());
+    attend::kernels::matvec::matvec_with_threads(rec, w, x, y, m, bias, tpr)
 }
 
 macro_rules! per_format {
