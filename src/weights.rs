@@ -24,7 +24,9 @@ pub struct QPart {
     pub rows: usize,
 }
 
-/// A quantized `[rows, cols]` matrix (rows = output features n, cols = contiguous k) on the GPU.
+/// A quantized `[rows, cols]` matrix (rows = output features n, cols = contiguous k) on the GPU,
+/// in GGUF layout. `cols` must be a multiple of the block length and of 32 (the kernels' unit;
+/// this also applies to F32/F16/BF16, which every real model satisfies).
 #[derive(Debug)]
 pub struct QMatrix {
     pub ty: GgmlType,
@@ -64,7 +66,7 @@ impl QMatrix {
             )));
         }
         let granule = ty.block_len().max(UNIT);
-        if rows == 0 || cols == 0 || cols % granule != 0 {
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(granule) {
             return Err(Error::Invalid(format!(
                 "weight '{label}': {} matrix of {rows}x{cols}: columns must be a positive \
                  multiple of {granule}",
@@ -75,7 +77,7 @@ impl QMatrix {
         let mut part_rows = (limit / row_bytes).min(rows as u64);
         // Every part but the last must end on a 4-byte boundary of the tensor.
         if part_rows < rows as u64 {
-            while part_rows > 0 && (part_rows * row_bytes) % 4 != 0 {
+            while part_rows > 0 && !(part_rows * row_bytes).is_multiple_of(4) {
                 part_rows -= 1;
             }
         }
@@ -162,12 +164,20 @@ impl QMatrix {
             return Ok(());
         }
         if head_end > byte_offset {
-            self.write_partial(gpu, byte_offset, &bytes[..(head_end - byte_offset) as usize]);
+            self.write_partial(
+                gpu,
+                byte_offset,
+                &bytes[..(head_end - byte_offset) as usize],
+            );
         }
         let body = &bytes[(head_end - byte_offset) as usize..(tail_start - byte_offset) as usize];
         self.write_aligned(gpu, head_end, body);
         if tail_start < end {
-            self.write_partial(gpu, tail_start, &bytes[(tail_start - byte_offset) as usize..]);
+            self.write_partial(
+                gpu,
+                tail_start,
+                &bytes[(tail_start - byte_offset) as usize..],
+            );
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ async fn embedding_format(ty: GgmlType) {
             if id < rows {
                 want.extend(table[id * cols..(id + 1) * cols].iter().map(|v| v * scale));
             } else {
-                want.extend(std::iter::repeat(0.0).take(cols));
+                want.extend(std::iter::repeat_n(0.0, cols));
             }
         }
         let big = want.iter().fold(0f32, |a, v| a.max(v.abs()));

@@ -57,8 +57,14 @@ pub fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> 
     let n = rows * cols;
     let mut out = Vec::with_capacity(ty.row_bytes(cols) * rows);
     match ty {
-        F32 => rng.normal(n, 1.0).iter().for_each(|v| out.extend(v.to_le_bytes())),
-        F16 => rng.normal(n, 1.0).iter().for_each(|v| out.extend(f16_bytes(*v))),
+        F32 => rng
+            .normal(n, 1.0)
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        F16 => rng
+            .normal(n, 1.0)
+            .iter()
+            .for_each(|v| out.extend(f16_bytes(*v))),
         BF16 => rng
             .normal(n, 1.0)
             .iter()
@@ -144,8 +150,8 @@ pub fn dequant(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
                     _ => (0.0, u32::from_le_bytes([x[2], x[3], x[4], x[5]]), &x[6..22]),
                 };
                 for half in 0..2 {
-                    for j in 0..16 {
-                        let nib = (qs[j] >> (4 * half)) as u32 & 15;
+                    for (j, q) in qs.iter().enumerate() {
+                        let nib = (q >> (4 * half)) as u32 & 15;
                         let e = j + 16 * half;
                         y.push(match ty {
                             Q4_0 => (nib as f32 - 8.0) * d,
@@ -184,7 +190,9 @@ pub fn dequant(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
                     let sc = &x[192 + 8 * half..];
                     for l in 0..32 {
                         let is = l / 16;
-                        let q = |lo: u8, sh: usize| ((lo | (((qh[l] >> sh) & 3) << 4)) as i32 - 32) as f32;
+                        let q = |lo: u8, sh: usize| {
+                            ((lo | (((qh[l] >> sh) & 3) << 4)) as i32 - 32) as f32
+                        };
                         let o = &mut out[128 * half..];
                         o[l] = d * (sc[is] as i8) as f32 * q(ql[l] & 15, 0);
                         o[l + 32] = d * (sc[is + 2] as i8) as f32 * q(ql[l + 32] & 15, 2);
@@ -307,11 +315,21 @@ pub async fn run_linear(
     let yb = gpu.upload("y", &vec![f32::NAN; m * n]).unwrap();
     let bb = bias.as_ref().map(|b| gpu.upload("bias", b).unwrap());
     let mut rec = gpu.recorder("linear");
-    kernel(&mut rec, &w, &xb, &yb, m as u32, bb.as_ref().map(|b| b.raw()));
+    kernel(
+        &mut rec,
+        &w,
+        &xb,
+        &yb,
+        m as u32,
+        bb.as_ref().map(|b| b.raw()),
+    );
     rec.submit();
     let got: Vec<f32> = gpu.read(&yb, 0, m * n).await.unwrap();
     let (want, mag) = reference(&wf, &x, bias.as_deref(), m, n, k);
-    let what = format!("{} m={m} n={n} k={k} split={split} bias={with_bias}", ty.name());
+    let what = format!(
+        "{} m={m} n={n} k={k} split={split} bias={with_bias}",
+        ty.name()
+    );
     check(&what, &got, &want, &mag);
 }
 
@@ -334,7 +352,16 @@ async fn matvec_format(ty: GgmlType) {
     // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 2).
     for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
         THREADS.with(|t| t.set(tpr));
-        run_linear(&gpu, matvec_threads, ty, (3, 45, k2), i == 1, true, 150 + i as u64).await;
+        run_linear(
+            &gpu,
+            matvec_threads,
+            ty,
+            (3, 45, k2),
+            i == 1,
+            true,
+            150 + i as u64,
+        )
+        .await;
     }
 }
 
