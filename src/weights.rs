@@ -1,1 +1,225 @@
-//! TODO: QMatrix, quantized weights on the GPU split across bindings (being written).
+//! Quantized weight matrices on the GPU, kept in GGUF's own block layout: the kernels
+//! (`matvec`, `matmul`, `embedding`) dequantize inside the shader, so no dequantized copy of a
+//! weight ever exists on the GPU.
+//!
+//! A matrix larger than one storage binding may cover (`caps().max_binding`, 128 MiB on many
+//! adapters) is split on row boundaries into several buffers ("parts"); each kernel dispatches
+//! once per part. Part boundaries are chosen so that every part starts at a 4-byte-aligned offset
+//! of the tensor's bytes (rows of Q4_0/Q5_0/Q8_0/Q6_K are only 2-byte multiples).
+
+use crate::gpu::{Buffer, Gpu};
+use crate::quant::GgmlType;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The kernels work on 32-element units (a block, a K-quant sub-block, or 32 floats).
+pub const UNIT: usize = 32;
+
+/// One buffer of a split matrix: rows `row0 .. row0 + rows`.
+#[derive(Debug)]
+pub struct QPart {
+    pub buf: Buffer,
+    pub row0: usize,
+    pub rows: usize,
+}
+
+/// A quantized `[rows, cols]` matrix (rows = output features n, cols = contiguous k) on the GPU,
+/// in GGUF layout. `cols` must be a multiple of the block length and of 32 (the kernels' unit;
+/// this also applies to F32/F16/BF16, which every real model satisfies).
+#[derive(Debug)]
+pub struct QMatrix {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    parts: Vec<QPart>,
+    /// Rows per part (all parts but the last hold exactly this many).
+    part_rows: usize,
+    /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
+    /// `write` accepts chunks with unaligned ends in any order.
+    edges: Mutex<HashMap<u64, ([u8; 4], u8)>>,
+}
+
+impl QMatrix {
+    /// Allocate (contents undefined until written) with parts no larger than the adapter allows.
+    pub fn new(gpu: &Gpu, label: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<QMatrix> {
+        let c = gpu.caps();
+        // Offsets inside a part are computed in u32 by the shaders: stay below 2 GiB.
+        let limit = c.max_binding.min(c.max_buffer).min(1 << 31);
+        Self::with_part_limit(gpu, label, ty, rows, cols, limit)
+    }
+
+    /// Like [`new`](Self::new) but with parts of at most `limit` bytes (tests force splitting
+    /// with this on small matrices).
+    pub fn with_part_limit(
+        gpu: &Gpu,
+        label: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        limit: u64,
+    ) -> Result<QMatrix> {
+        if !ty.gpu_supported() {
+            return Err(Error::Unsupported(format!(
+                "weight '{label}': tensor type {} has no GPU kernel",
+                ty.name()
+            )));
+        }
+        let granule = ty.block_len().max(UNIT);
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(granule) {
+            return Err(Error::Invalid(format!(
+                "weight '{label}': {} matrix of {rows}x{cols}: columns must be a positive \
+                 multiple of {granule}",
+                ty.name()
+            )));
+        }
+        let row_bytes = ty.row_bytes(cols) as u64;
+        let mut part_rows = (limit / row_bytes).min(rows as u64);
+        // Every part but the last must end on a 4-byte boundary of the tensor.
+        if part_rows < rows as u64 {
+            while part_rows > 0 && !(part_rows * row_bytes).is_multiple_of(4) {
+                part_rows -= 1;
+            }
+        }
+        if part_rows == 0 {
+            return Err(Error::Unsupported(format!(
+                "weight '{label}': one row of {row_bytes} bytes exceeds the {limit}-byte binding limit"
+            )));
+        }
+        let part_rows = part_rows as usize;
+        let mut parts = Vec::new();
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = part_rows.min(rows - row0);
+            let name = format!("{label}[{}]", parts.len());
+            let buf = gpu.storage(&name, n as u64 * row_bytes)?;
+            parts.push(QPart { buf, row0, rows: n });
+            row0 += n;
+        }
+        Ok(QMatrix {
+            ty,
+            rows,
+            cols,
+            parts,
+            part_rows,
+            edges: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Allocate and fill from the tensor's complete bytes.
+    pub fn upload(
+        gpu: &Gpu,
+        label: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<QMatrix> {
+        let m = Self::new(gpu, label, ty, rows, cols)?;
+        if bytes.len() as u64 != m.bytes() {
+            return Err(Error::Invalid(format!(
+                "weight '{label}': {} bytes given, a {} {rows}x{cols} matrix has {}",
+                bytes.len(),
+                ty.name(),
+                m.bytes()
+            )));
+        }
+        m.write(gpu, 0, bytes)?;
+        Ok(m)
+    }
+
+    /// Total bytes of the tensor (GGUF layout, no padding).
+    pub fn bytes(&self) -> u64 {
+        self.ty.row_bytes(self.cols) as u64 * self.rows as u64
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.ty.row_bytes(self.cols)
+    }
+
+    pub fn parts(&self) -> &[QPart] {
+        &self.parts
+    }
+
+    /// Stream a chunk of the tensor's bytes into place: any offset, any length, chunks in any
+    /// order, crossing part boundaries, unaligned at either end (the bytes of a partly covered
+    /// 4-byte word are remembered until the rest of that word arrives).
+    pub fn write(&self, gpu: &Gpu, byte_offset: u64, bytes: &[u8]) -> Result<()> {
+        let end = byte_offset + bytes.len() as u64;
+        if end > self.bytes() {
+            return Err(Error::Invalid(format!(
+                "weight write of {} bytes at {byte_offset} runs past the tensor's {} bytes",
+                bytes.len(),
+                self.bytes()
+            )));
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let head_end = byte_offset.div_ceil(4) * 4;
+        let tail_start = (end / 4 * 4).max(head_end);
+        if head_end >= end {
+            // Entirely inside one word.
+            self.write_partial(gpu, byte_offset, bytes);
+            return Ok(());
+        }
+        if head_end > byte_offset {
+            self.write_partial(
+                gpu,
+                byte_offset,
+                &bytes[..(head_end - byte_offset) as usize],
+            );
+        }
+        let body = &bytes[(head_end - byte_offset) as usize..(tail_start - byte_offset) as usize];
+        self.write_aligned(gpu, head_end, body);
+        if tail_start < end {
+            self.write_partial(
+                gpu,
+                tail_start,
+                &bytes[(tail_start - byte_offset) as usize..],
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes within one 4-byte word: merge with what is known of it and write the whole word.
+    fn write_partial(&self, gpu: &Gpu, offset: u64, bytes: &[u8]) {
+        let word = offset / 4;
+        let mut edges = self.edges.lock().unwrap();
+        let e = edges.entry(word).or_insert(([0; 4], 0));
+        for (i, b) in bytes.iter().enumerate() {
+            let at = (offset % 4) as usize + i;
+            e.0[at] = *b;
+            e.1 |= 1 << at;
+        }
+        // Bytes past the end of the tensor never arrive: count them as known.
+        for at in 0..4u64 {
+            if word * 4 + at >= self.bytes() {
+                e.1 |= 1 << at;
+            }
+        }
+        let data = e.0;
+        if e.1 == 0xF {
+            edges.remove(&word);
+        }
+        drop(edges);
+        self.write_aligned(gpu, word * 4, &data);
+    }
+
+    /// A 4-aligned run of bytes (length a multiple of 4 unless it ends the tensor).
+    fn write_aligned(&self, gpu: &Gpu, mut offset: u64, mut bytes: &[u8]) {
+        let row_bytes = self.row_bytes() as u64;
+        let part_bytes = self.part_rows as u64 * row_bytes;
+        // The last word of a tensor whose size is not a multiple of 4 carries padding: drop it.
+        bytes = &bytes[..bytes.len().min((self.bytes() - offset) as usize)];
+        while !bytes.is_empty() {
+            let p = (offset / part_bytes) as usize;
+            let local = offset - p as u64 * part_bytes;
+            let room = self.parts[p].rows as u64 * row_bytes - local;
+            let n = room.min(bytes.len() as u64) as usize;
+            gpu.write(&self.parts[p].buf, local, &bytes[..n]);
+            bytes = &bytes[n..];
+            offset += n as u64;
+        }
+    }
+}

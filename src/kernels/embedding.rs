@@ -1,1 +1,59 @@
-//! TODO: embedding kernel family (being written).
+//! Token embedding lookup from a quantized table: `out[i, :] = scale · dequant(table[ids[i], :])`
+//! (`shaders/embedding.wgsl`). Gemma multiplies embeddings by √d, others pass 1.0.
+
+use super::matvec::quant_shader;
+use crate::gpu::{grid, Arg, Recorder, Shader};
+use crate::weights::{QMatrix, UNIT};
+
+static SHADER: Shader = quant_shader!("embedding");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    row0: u32,
+    rows: u32,
+    total_rows: u32,
+    cols: u32,
+    row_bytes: u32,
+    m: u32,
+    first: u32,
+    scale: f32,
+}
+
+/// Gather rows `ids[0..m]` (u32) of `table` into `out` (f32 `[m, cols]`), times `scale`. Split
+/// tables take one dispatch per part; an id past the end of the table yields a zero row.
+pub fn embedding(
+    rec: &mut Recorder,
+    table: &QMatrix,
+    ids: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    m: u32,
+    scale: f32,
+) {
+    if m == 0 {
+        return;
+    }
+    let units = (table.cols / UNIT) as u32;
+    let groups = (m * units).div_ceil(64);
+    let max_dim = rec.gpu().caps().max_workgroups_per_dim;
+    for (i, part) in table.parts().iter().enumerate() {
+        let params = Params {
+            row0: part.row0 as u32,
+            rows: part.rows as u32,
+            total_rows: table.rows as u32,
+            cols: table.cols as u32,
+            row_bytes: table.row_bytes() as u32,
+            m,
+            first: (i == 0) as u32,
+            scale,
+        };
+        rec.dispatch(
+            &SHADER,
+            "main",
+            &[("TYPE", table.ty.id() as f64)],
+            &params,
+            &[Arg::from(part.buf.raw()), Arg::from(ids), Arg::from(out)],
+            grid(groups, max_dim),
+        );
+    }
+}

@@ -1,1 +1,90 @@
-//! TODO: matmul kernel family (being written).
+//! Quantized matrix × many vectors (prefill): `y[m, n] = x[m, k] · Wᵀ (+ bias)`, tiled 32 tokens ×
+//! 32 rows through workgroup memory, each weight unit dequantized once per tile
+//! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
+
+use super::matvec::{matvec, quant_shader};
+use crate::gpu::{grid, Arg, Recorder, Shader};
+use crate::weights::QMatrix;
+
+static SHADER: Shader = quant_shader!("matmul");
+
+/// Output tile edge (tokens and rows) of the matmul shader.
+const TILE: u32 = 32;
+/// Up to this many tokens `linear` uses matvec (W streamed once per 4 tokens, no tile waste).
+pub const MATVEC_MAX_M: u32 = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    k: u32,
+    row_bytes: u32,
+    n: u32,
+    y_row0: u32,
+    m: u32,
+    tiles_n: u32,
+    tiles: u32,
+}
+
+/// `y[t, r] = Σ_j W[r, j] · x[t, j] (+ bias[r])` for `m` tokens (any m, n, k), one dispatch per
+/// part of `W`. `x` is f32 `[m, k]`, `y` f32 `[m, n]`, `bias` f32 `[n]`.
+pub fn matmul(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    if m == 0 {
+        return;
+    }
+    let max_dim = rec.gpu().caps().max_workgroups_per_dim;
+    let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
+    for part in w.parts() {
+        let tiles_n = (part.rows as u32).div_ceil(TILE);
+        let tiles = tiles_n * m.div_ceil(TILE);
+        let params = Params {
+            rows: part.rows as u32,
+            k: w.cols as u32,
+            row_bytes: w.row_bytes() as u32,
+            n: w.rows as u32,
+            y_row0: part.row0 as u32,
+            m,
+            tiles_n,
+            tiles,
+        };
+        rec.dispatch(
+            &SHADER,
+            "main",
+            &[
+                ("TYPE", w.ty.id() as f64),
+                ("HAS_BIAS", bias.is_some() as u32 as f64),
+            ],
+            &params,
+            &[
+                Arg::from(part.buf.raw()),
+                Arg::from(x),
+                Arg::from(y),
+                Arg::from(bias_buf),
+            ],
+            grid(tiles, max_dim),
+        );
+    }
+}
+
+/// A linear layer: [`matvec`] for up to [`MATVEC_MAX_M`] tokens (decode), [`matmul`] otherwise.
+pub fn linear(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    if m <= MATVEC_MAX_M {
+        matvec(rec, w, x, y, m, bias)
+    } else {
+        matmul(rec, w, x, y, m, bias)
+    }
+}

@@ -1,1 +1,38 @@
-// TODO: tests for the matmul kernels (being written).
+//! matmul (prefill) and `linear` for every GPU format against the f64 CPU reference of
+//! `matvec.rs` (same random valid blocks, same tolerance: `REL · Σ|w·x|`).
+
+use crate::common::*;
+use crate::matvec::{ks, per_format, run_linear};
+use attend::kernels::matmul::{linear, matmul};
+use attend::quant::GgmlType;
+
+/// m and n not multiples of the 32×32 tile, k from one block up, and a split matrix.
+async fn matmul_format(ty: GgmlType) {
+    let gpu = gpu().await;
+    let [k0, k1, k2] = ks(ty);
+    let shapes = [
+        ((1, 7, k0), false, false),
+        ((17, 100, k1), false, true),
+        ((64, 257, k2), false, false),
+        ((33, 70, k1), true, true),
+    ];
+    for (i, (shape, split, bias)) in shapes.into_iter().enumerate() {
+        run_linear(&gpu, matmul, ty, shape, split, bias, 200 + i as u64).await;
+    }
+}
+
+per_format!(matmul_format:
+    matmul_f32 = F32, matmul_f16 = F16, matmul_bf16 = BF16, matmul_q8_0 = Q8_0,
+    matmul_q4_0 = Q4_0, matmul_q4_1 = Q4_1, matmul_q5_0 = Q5_0, matmul_q4_k = Q4K,
+    matmul_q5_k = Q5K, matmul_q6_k = Q6K,
+);
+
+gpu_test! {
+    async fn linear_picks_either_kernel_correctly() {
+        let gpu = gpu().await;
+        for (i, m) in [1usize, 8, 9, 40].into_iter().enumerate() {
+            run_linear(&gpu, linear, GgmlType::Q4_0, (m, 65, 256), false, true, 300 + i as u64)
+                .await;
+        }
+    }
+}

@@ -1,1 +1,515 @@
-// TODO: tests for the matvec kernels (being written).
+//! matvec (decode) for every GPU format against `y = dequant(W) · x` computed in f64 on the CPU,
+//! plus the shared quantized-weight helpers the matmul and embedding tests use.
+//!
+//! Weights are random *valid blocks* (random codes, random f16 scales, random packed 6-bit K-quant
+//! scales and mins, random high bits) decoded on the CPU by `dequant` below, written from ggml's
+//! block layouts independently of the shader. The GPU dequantizes these bits exactly (or to 1 ulp
+//! where a scale and a min combine), so the only error is f32 summation order: every output must
+//! be within `REL · Σ_j |W[r,j] x[t,j]|` of the reference.
+
+use crate::common::*;
+use attend::kernels::matvec::matvec;
+use attend::quant::GgmlType;
+use attend::weights::QMatrix;
+use half::{bf16, f16};
+
+/// Summation-order tolerance relative to Σ|w·x| (same for every format: decoding is exact).
+pub const REL: f64 = 2e-5;
+
+pub const FORMATS: [GgmlType; 10] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+/// Three row lengths for `ty`: one block (or 32 floats), then two longer ones.
+pub fn ks(ty: GgmlType) -> [usize; 3] {
+    if ty.block_len() == 256 {
+        [256, 512, 768]
+    } else {
+        [32, 256, 768]
+    }
+}
+
+fn f16_bytes(v: f32) -> [u8; 2] {
+    f16::from_f32(v).to_le_bytes()
+}
+
+/// A random f16 scale of magnitude in [lo, 2·lo).
+fn scale(rng: &mut Rng, lo: f32) -> [u8; 2] {
+    f16_bytes(lo * (1.0 + rng.f32()))
+}
+
+fn rand_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.next_u64() as u8).collect()
+}
+
+/// `rows × cols` random weights of type `ty` in GGUF layout.
+pub fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    use GgmlType::*;
+    let n = rows * cols;
+    let mut out = Vec::with_capacity(ty.row_bytes(cols) * rows);
+    match ty {
+        F32 => rng
+            .normal(n, 1.0)
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        F16 => rng
+            .normal(n, 1.0)
+            .iter()
+            .for_each(|v| out.extend(f16_bytes(*v))),
+        BF16 => rng
+            .normal(n, 1.0)
+            .iter()
+            .for_each(|v| out.extend(bf16::from_f32(*v).to_le_bytes())),
+        _ => {
+            for _ in 0..n / ty.block_len() {
+                match ty {
+                    Q8_0 => {
+                        out.extend(scale(rng, 0.01));
+                        out.extend(rand_bytes(rng, 32));
+                    }
+                    Q4_0 => {
+                        out.extend(scale(rng, 0.1));
+                        out.extend(rand_bytes(rng, 16));
+                    }
+                    Q4_1 => {
+                        out.extend(scale(rng, 0.1));
+                        out.extend(f16_bytes(rng.f32() * 2.0 - 1.0));
+                        out.extend(rand_bytes(rng, 16));
+                    }
+                    Q5_0 => {
+                        out.extend(scale(rng, 0.05));
+                        out.extend(rand_bytes(rng, 20));
+                    }
+                    Q4K => {
+                        out.extend(scale(rng, 0.002));
+                        out.extend(scale(rng, 0.002));
+                        out.extend(rand_bytes(rng, 12 + 128));
+                    }
+                    Q5K => {
+                        out.extend(scale(rng, 0.001));
+                        out.extend(scale(rng, 0.002));
+                        out.extend(rand_bytes(rng, 12 + 32 + 128));
+                    }
+                    Q6K => {
+                        out.extend(rand_bytes(rng, 128 + 64 + 16));
+                        out.extend(scale(rng, 0.0005));
+                    }
+                    _ => unreachable!("{ty:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(out.len(), ty.row_bytes(cols) * rows);
+    out
+}
+
+fn h(b: &[u8], o: usize) -> f32 {
+    f16::from_le_bytes([b[o], b[o + 1]]).to_f32()
+}
+
+/// ggml's get_scale_min_k4.
+fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+    if j < 4 {
+        ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
+    } else {
+        let d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        let m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        (d as f32, m as f32)
+    }
+}
+
+/// CPU dequantization of `n` elements, following ggml's `dequantize_row_*` layouts.
+pub fn dequant(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
+    use GgmlType::*;
+    let mut y = Vec::with_capacity(n);
+    let bb = ty.block_bytes();
+    for blk in 0..n / ty.block_len() {
+        let x = &b[blk * bb..(blk + 1) * bb];
+        match ty {
+            F32 => y.push(f32::from_le_bytes([x[0], x[1], x[2], x[3]])),
+            F16 => y.push(h(x, 0)),
+            BF16 => y.push(bf16::from_le_bytes([x[0], x[1]]).to_f32()),
+            Q8_0 => {
+                let d = h(x, 0);
+                y.extend(x[2..34].iter().map(|&q| d * (q as i8) as f32));
+            }
+            Q4_0 | Q4_1 | Q5_0 => {
+                let d = h(x, 0);
+                let (m, qh, qs) = match ty {
+                    Q4_0 => (0.0, 0, &x[2..18]),
+                    Q4_1 => (h(x, 2), 0, &x[4..20]),
+                    _ => (0.0, u32::from_le_bytes([x[2], x[3], x[4], x[5]]), &x[6..22]),
+                };
+                for half in 0..2 {
+                    for (j, q) in qs.iter().enumerate() {
+                        let nib = (q >> (4 * half)) as u32 & 15;
+                        let e = j + 16 * half;
+                        y.push(match ty {
+                            Q4_0 => (nib as f32 - 8.0) * d,
+                            Q4_1 => nib as f32 * d + m,
+                            _ => ((nib | (((qh >> e) & 1) << 4)) as f32 - 16.0) * d,
+                        });
+                    }
+                }
+            }
+            Q4K | Q5K => {
+                let (d, dmin) = (h(x, 0), h(x, 2));
+                let sc = &x[4..16];
+                let (qh, qs) = if ty == Q4K {
+                    (&x[0..0], &x[16..144])
+                } else {
+                    (&x[16..48], &x[48..176])
+                };
+                for s in 0..8 {
+                    let (a, m) = scale_min_k4(s, sc);
+                    let (d1, m1) = (d * a, dmin * m);
+                    for l in 0..32 {
+                        let mut q = (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 15;
+                        if ty == Q5K {
+                            q += ((qh[l] >> s) & 1) << 4;
+                        }
+                        y.push(d1 * q as f32 - m1);
+                    }
+                }
+            }
+            Q6K => {
+                let d = h(x, 208);
+                let mut out = [0f32; 256];
+                for half in 0..2 {
+                    let ql = &x[64 * half..];
+                    let qh = &x[128 + 32 * half..];
+                    let sc = &x[192 + 8 * half..];
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q = |lo: u8, sh: usize| {
+                            ((lo | (((qh[l] >> sh) & 3) << 4)) as i32 - 32) as f32
+                        };
+                        let o = &mut out[128 * half..];
+                        o[l] = d * (sc[is] as i8) as f32 * q(ql[l] & 15, 0);
+                        o[l + 32] = d * (sc[is + 2] as i8) as f32 * q(ql[l + 32] & 15, 2);
+                        o[l + 64] = d * (sc[is + 4] as i8) as f32 * q(ql[l] >> 4, 4);
+                        o[l + 96] = d * (sc[is + 6] as i8) as f32 * q(ql[l + 32] >> 4, 6);
+                    }
+                }
+                y.extend(out);
+            }
+            _ => unreachable!("{ty:?}"),
+        }
+    }
+    y
+}
+
+/// Reference `y[t, r] = Σ_j w[r, j] x[t, j]` (+ bias) in f64, with Σ|w·x| for the tolerance.
+pub fn reference(
+    w: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut y = vec![0f64; m * n];
+    let mut mag = vec![0f64; m * n];
+    for t in 0..m {
+        for r in 0..n {
+            let (mut s, mut a) = (bias.map_or(0.0, |b| b[r] as f64), 0f64);
+            for j in 0..k {
+                let p = w[r * k + j] as f64 * x[t * k + j] as f64;
+                s += p;
+                a += p.abs();
+            }
+            y[t * n + r] = s;
+            mag[t * n + r] = a + bias.map_or(0.0, |b| b[r].abs() as f64);
+        }
+    }
+    (y, mag)
+}
+
+/// Every output within `REL · Σ|w·x|` (+1e-30) of the reference; the message names the worst.
+pub fn check(what: &str, got: &[f32], want: &[f64], mag: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0, 0f64);
+    for i in 0..got.len() {
+        assert!(got[i].is_finite(), "{what}: element {i} is {}", got[i]);
+        let excess = (got[i] as f64 - want[i]).abs() / (REL * mag[i] + 1e-30);
+        if excess > worst.1 {
+            worst = (i, excess);
+        }
+    }
+    let i = worst.0;
+    assert!(
+        worst.1 <= 1.0,
+        "{what}: element {i} is {} but the reference is {} (tolerance {:.3e})",
+        got[i],
+        want[i],
+        REL * mag[i]
+    );
+}
+
+/// A QMatrix holding `bytes`; with `split`, parts of about a third of the matrix (an odd row
+/// count, so 2-byte rows force the 4-byte alignment rule), filled by small unaligned chunks in
+/// reverse order to exercise `write`'s edge merging.
+pub fn upload_weights(
+    gpu: &Gpu,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    bytes: &[u8],
+    split: bool,
+) -> QMatrix {
+    if !split {
+        return QMatrix::upload(gpu, "w", ty, rows, cols, bytes).unwrap();
+    }
+    let limit = (ty.row_bytes(cols) * ((rows / 3) | 1)) as u64;
+    let w = QMatrix::with_part_limit(gpu, "w", ty, rows, cols, limit).unwrap();
+    assert!(w.parts().len() >= 2, "{ty:?} {rows}x{cols} did not split");
+    for p in &w.parts()[..w.parts().len() - 1] {
+        assert_eq!(p.rows * w.row_bytes() % 4, 0, "part not 4-byte aligned");
+        assert!((p.rows * w.row_bytes()) as u64 <= limit);
+    }
+    let mut cuts = vec![0usize];
+    let mut rng = Rng::new(bytes.len() as u64);
+    while *cuts.last().unwrap() < bytes.len() {
+        let next = cuts.last().unwrap() + 1 + rng.below(4099) as usize;
+        cuts.push(next.min(bytes.len()));
+    }
+    for c in cuts.windows(2).rev() {
+        w.write(gpu, c[0] as u64, &bytes[c[0]..c[1]]).unwrap();
+    }
+    w
+}
+
+/// Run matvec or matmul (`kernel`) on random data of one shape and check it.
+pub async fn run_linear(
+    gpu: &Gpu,
+    kernel: fn(
+        &mut attend::gpu::Recorder,
+        &QMatrix,
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        u32,
+        Option<&wgpu::Buffer>,
+    ),
+    ty: GgmlType,
+    (m, n, k): (usize, usize, usize),
+    split: bool,
+    with_bias: bool,
+    seed: u64,
+) {
+    let mut rng = Rng::new(seed);
+    let bytes = random_weights(ty, n, k, &mut rng);
+    let wf = dequant(ty, &bytes, n * k);
+    let x = rng.normal(m * k, 1.0);
+    let bias = with_bias.then(|| rng.normal(n, 1.0));
+    let w = upload_weights(gpu, ty, n, k, &bytes, split);
+    let xb = gpu.upload("x", &x).unwrap();
+    let yb = gpu.upload("y", &vec![f32::NAN; m * n]).unwrap();
+    let bb = bias.as_ref().map(|b| gpu.upload("bias", b).unwrap());
+    let mut rec = gpu.recorder("linear");
+    kernel(
+        &mut rec,
+        &w,
+        &xb,
+        &yb,
+        m as u32,
+        bb.as_ref().map(|b| b.raw()),
+    );
+    rec.submit();
+    let got: Vec<f32> = gpu.read(&yb, 0, m * n).await.unwrap();
+    let (want, mag) = reference(&wf, &x, bias.as_deref(), m, n, k);
+    let what = format!(
+        "{} m={m} n={n} k={k} split={split} bias={with_bias}",
+        ty.name()
+    );
+    check(&what, &got, &want, &mag);
+}
+
+/// Shapes for matvec: k = one block, m not a multiple of the 4 tokens per dispatch, odd n.
+async fn matvec_format(ty: GgmlType) {
+    let gpu = gpu().await;
+    let [k0, k1, k2] = ks(ty);
+    let shapes = [
+        ((1, 1, k0), false, false),
+        ((1, 100, k1), false, true),
+        ((3, 257, k2), false, false),
+        ((5, 7, k1), false, true),
+        ((17, 33, k0), false, false),
+        ((1, 257, k2), true, false),
+        ((2, 100, k1), true, true),
+    ];
+    for (i, (shape, split, bias)) in shapes.into_iter().enumerate() {
+        run_linear(&gpu, matvec, ty, shape, split, bias, 100 + i as u64).await;
+    }
+    // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 2).
+    for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
+        THREADS.with(|t| t.set(tpr));
+        run_linear(
+            &gpu,
+            matvec_threads,
+            ty,
+            (3, 45, k2),
+            i == 1,
+            true,
+            150 + i as u64,
+        )
+        .await;
+    }
+}
+
+thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
+
+fn matvec_threads(
+    rec: &mut attend::gpu::Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    let tpr = THREADS.with(|t| t.get());
+    attend::kernels::matvec::matvec_with_threads(rec, w, x, y, m, bias, tpr)
+}
+
+macro_rules! per_format {
+    ($run:ident: $($name:ident = $ty:ident),* $(,)?) => {
+        $(gpu_test! {
+            async fn $name() {
+                $run(GgmlType::$ty).await
+            }
+        })*
+    };
+}
+pub(crate) use per_format;
+
+per_format!(matvec_format:
+    matvec_f32 = F32, matvec_f16 = F16, matvec_bf16 = BF16, matvec_q8_0 = Q8_0,
+    matvec_q4_0 = Q4_0, matvec_q4_1 = Q4_1, matvec_q5_0 = Q5_0, matvec_q4_k = Q4K,
+    matvec_q5_k = Q5K, matvec_q6_k = Q6K,
+);
+
+gpu_test! {
+    async fn qmatrix_rejects_bad_shapes_and_types() {
+        let gpu = gpu().await;
+        assert!(QMatrix::new(&gpu, "a", GgmlType::Q4K, 4, 128).is_err()); // not a block multiple
+        assert!(QMatrix::new(&gpu, "b", GgmlType::F32, 4, 40).is_err()); // kernels use 32-units
+        assert!(QMatrix::new(&gpu, "c", GgmlType::Q2K, 4, 256).is_err()); // no GPU kernel
+        assert!(QMatrix::with_part_limit(&gpu, "d", GgmlType::Q8_0, 4, 64, 60).is_err());
+        let w = QMatrix::new(&gpu, "e", GgmlType::Q8_0, 4, 64).unwrap();
+        assert_eq!(w.bytes(), 4 * 68);
+        assert!(w.write(&gpu, 270, &[0; 3]).is_err()); // runs past the end
+        assert!(QMatrix::upload(&gpu, "f", GgmlType::Q8_0, 4, 64, &[0; 10]).is_err());
+        for ty in FORMATS {
+            assert!(ty.gpu_supported(), "{ty:?}");
+        }
+    }
+}
+
+gpu_test! {
+    async fn cpu_decoder_agrees_with_quant_module() {
+        // The test decoder above and attend::quant (ggml's reference code) read the same bits.
+        let mut rng = Rng::new(5);
+        for ty in FORMATS {
+            let n = 4 * 256;
+            let bytes = random_weights(ty, 4, 256, &mut rng);
+            let mine = dequant(ty, &bytes, n);
+            let theirs = attend::quant::dequantize(ty, &bytes, n).unwrap();
+            assert_close(ty.name(), &mine, &theirs, 0.0, 0.0);
+        }
+    }
+}
+
+gpu_test! {
+    async fn quantized_by_quant_module_matvec_and_matmul() {
+        // Realistic weights: normal values quantized by attend::quant::quantize (ggml's reference
+        // quantizers), reference from attend::quant::dequantize.
+        use attend::kernels::matmul::matmul;
+        let gpu = gpu().await;
+        let mut rng = Rng::new(6);
+        for ty in FORMATS {
+            let (n, k) = (45, ks(ty)[1]);
+            let values = rng.normal(n * k, 0.05);
+            let bytes = attend::quant::quantize(ty, &values).unwrap();
+            let wf = attend::quant::dequantize(ty, &bytes, n * k).unwrap();
+            let w = QMatrix::upload(&gpu, "w", ty, n, k, &bytes).unwrap();
+            for (m, mm) in [(2usize, false), (20, true)] {
+                let x = rng.normal(m * k, 1.0);
+                let xb = gpu.upload("x", &x).unwrap();
+                let yb = gpu.upload("y", &vec![f32::NAN; m * n]).unwrap();
+                let mut rec = gpu.recorder("linear");
+                if mm {
+                    matmul(&mut rec, &w, &xb, &yb, m as u32, None);
+                } else {
+                    matvec(&mut rec, &w, &xb, &yb, m as u32, None);
+                }
+                rec.submit();
+                let got: Vec<f32> = gpu.read(&yb, 0, m * n).await.unwrap();
+                let (want, mag) = reference(&wf, &x, None, m, n, k);
+                check(&format!("{} quantized m={m}", ty.name()), &got, &want, &mag);
+            }
+        }
+    }
+}
+
+gpu_test! {
+    /// LARGE: a real > 128 MiB weight (Q8_0, 64000 × 2048 = 139,264,000 bytes, like Gemma 3's
+    /// 178 MB token table). On adapters whose binding limit is 128 MiB (lavapipe) it is split into
+    /// parts by `QMatrix::new` itself; matvec and embedding are checked on rows around the part
+    /// boundary, the ends and a random sample.
+    async fn large_q8_0_weight_over_128_mib() {
+        let gpu = gpu().await;
+        let ty = GgmlType::Q8_0;
+        let (n, k) = (64000usize, 2048usize);
+        let row_bytes = ty.row_bytes(k);
+        let mut bytes = vec![0u8; n * row_bytes];
+        let mut rng = Rng::new(9);
+        for c in bytes.chunks_exact_mut(8) {
+            c.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        for (i, blk) in bytes.chunks_exact_mut(34).enumerate() {
+            // d = 2^-7 · (1 + a varying fraction): finite, distinct per block.
+            blk[..2].copy_from_slice(&(0x2000u16 | (i as u16 & 0x3ff)).to_le_bytes());
+        }
+        assert!(bytes.len() > 128 << 20);
+        let w = QMatrix::upload(&gpu, "big", ty, n, k, &bytes).unwrap();
+        if gpu.caps().max_binding < bytes.len() as u64 {
+            assert!(w.parts().len() >= 2, "not split");
+        }
+        let x = rng.normal(k, 1.0);
+        let xb = gpu.upload("x", &x).unwrap();
+        let yb = gpu.upload("y", &vec![f32::NAN; n]).unwrap();
+        let mut sample: Vec<u32> = vec![0, 1, n as u32 - 2, n as u32 - 1];
+        for p in &w.parts()[1..] {
+            sample.extend((p.row0 as u32 - 3)..(p.row0 as u32 + 3));
+        }
+        sample.extend((0..200).map(|_| rng.below(n as u32)));
+        let idb = gpu.upload("ids", &sample).unwrap();
+        let eb = gpu.upload("emb", &vec![f32::NAN; sample.len() * k]).unwrap();
+        let mut rec = gpu.recorder("big");
+        matvec(&mut rec, &w, &xb, &yb, 1, None);
+        attend::kernels::embedding::embedding(&mut rec, &w, &idb, &eb, sample.len() as u32, 1.0);
+        rec.submit();
+        let y: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
+        let emb: Vec<f32> = gpu.read(&eb, 0, sample.len() * k).await.unwrap();
+        let (mut got, mut want, mut mag) = (vec![], vec![], vec![]);
+        for (i, &r) in sample.iter().enumerate() {
+            let r = r as usize;
+            let row = dequant(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], k);
+            assert_close(&format!("embedding row {r}"), &emb[i * k..(i + 1) * k], &row, 0.0, 0.0);
+            let (yw, ym) = reference(&row, &x, None, 1, 1, k);
+            got.push(y[r]);
+            want.extend(yw);
+            mag.extend(ym);
+        }
+        check("large Q8_0 matvec", &got, &want, &mag);
+        assert!(y.iter().all(|v| v.is_finite()), "some row of y was not written");
+    }
+}
