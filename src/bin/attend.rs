@@ -213,7 +213,9 @@ commands:
         p.sampler.temperature = a.num("temperature", 0.7)?;
         p.sampler.top_p = a.num("top-p", p.sampler.top_p)?;
         p.sampler.top_k = a.num("top-k", p.sampler.top_k)?;
-        p.sampler.seed = a.num("seed", p.sampler.seed)?;
+        if a.get("seed").is_some() {
+            p.sampler.seed = Some(a.num("seed", 0u64)?);
+        }
         p.top_logprobs = a.num("top-logprobs", 0)?;
         let jsonl = match a.get("output").unwrap_or("text") {
             "jsonl" => true,

@@ -1,11 +1,12 @@
 //! Token embedding lookup from a quantized table: `out[i, :] = scale · dequant(table[ids[i], :])`
-//! (`shaders/embedding.wgsl`). Gemma multiplies embeddings by √d, others pass 1.0.
+//! (`shaders/matmul.wgsl`, entry point `embedding`). Gemma multiplies embeddings by √d, others pass 1.0.
 
-use super::matvec::quant_shader;
-use crate::gpu::{grid, Arg, Recorder, Shader};
+use super::matvec::SHADER;
+use super::{count, distinct, words};
+use crate::Result;
+use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{QMatrix, UNIT};
 
-static SHADER: Shader = quant_shader!("embedding");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -29,10 +30,13 @@ pub fn embedding(
     out: &wgpu::Buffer,
     m: u32,
     scale: f32,
-) {
+) -> Result<()> {
     if m == 0 {
-        return;
+        return Ok(());
     }
+    words(rec, ids, m as u64, "embedding ids")?;
+    words(rec, out, count("embedding out", &[m, table.cols as u32])?, "embedding out")?;
+    distinct("embedding", out, &[ids])?;
     let units = (table.cols / UNIT) as u32;
     let groups = (m * units).div_ceil(64);
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
@@ -49,11 +53,12 @@ pub fn embedding(
         };
         rec.dispatch(
             &SHADER,
-            "main",
+            "embedding",
             &[("TYPE", table.ty.id() as f64)],
             &params,
             &[Arg::from(part.buf.raw()), Arg::from(ids), Arg::from(out)],
             grid(groups, max_dim),
         );
     }
+    Ok(())
 }

@@ -2,11 +2,12 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, quant_shader};
-use crate::gpu::{grid, Arg, Recorder, Shader};
+use super::matvec::{matvec, SHADER};
+use super::{count, distinct, words};
+use crate::Result;
+use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::QMatrix;
 
-static SHADER: Shader = quant_shader!("matmul");
 
 /// Output tile edge (tokens and rows) of the matmul shader.
 const TILE: u32 = 32;
@@ -56,7 +57,7 @@ pub fn matmul(
         };
         rec.dispatch(
             &SHADER,
-            "main",
+            "matmul",
             &[
                 ("TYPE", w.ty.id() as f64),
                 ("HAS_BIAS", bias.is_some() as u32 as f64),
@@ -74,6 +75,8 @@ pub fn matmul(
 }
 
 /// A linear layer: [`matvec`] for up to [`MATVEC_MAX_M`] tokens (decode), [`matmul`] otherwise.
+/// Checks that `x` holds `m × cols`, `y` holds `m × rows` (and `bias` `rows`) f32s and that `y`
+/// is not an input.
 pub fn linear(
     rec: &mut Recorder,
     w: &QMatrix,
@@ -81,10 +84,22 @@ pub fn linear(
     y: &wgpu::Buffer,
     m: u32,
     bias: Option<&wgpu::Buffer>,
-) {
+) -> Result<()> {
+    if m == 0 {
+        return Ok(());
+    }
+    let (rows, cols) = (w.rows as u32, w.cols as u32);
+    words(rec, x, count("linear x", &[m, cols])?, "linear x")?;
+    words(rec, y, count("linear y", &[m, rows])?, "linear y")?;
+    if let Some(b) = bias {
+        words(rec, b, rows as u64, "linear bias")?;
+        distinct("linear", y, &[x, b])?;
+    }
+    distinct("linear", y, &[x])?;
     if m <= MATVEC_MAX_M {
         matvec(rec, w, x, y, m, bias)
     } else {
         matmul(rec, w, x, y, m, bias)
     }
+    Ok(())
 }

@@ -1,32 +1,14 @@
 //! Quantized matrix × few vectors (decode): `y[m, n] = x[m, k] · Wᵀ (+ bias)` with `W` a
-//! [`QMatrix`] read in its GGUF block layout and dequantized in the shader (`shaders/matvec.wgsl`,
-//! with the shared decoders of `shaders/qdecode.wgsl`). One pipeline per (format, tokens per
+//! [`QMatrix`] read in its GGUF block layout and dequantized in the shader (`shaders/matmul.wgsl`,
+//! entry point `matvec`). One pipeline per (format, tokens per
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{QMatrix, UNIT};
 
-/// `shaders/qdecode.wgsl` followed by `shaders/<name>.wgsl`, joined at compile time.
-macro_rules! quant_shader {
-    ($name:literal) => {
-        $crate::gpu::Shader {
-            name: $name,
-            source: concat!(
-                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/qdecode.wgsl")),
-                "\n",
-                include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/shaders/",
-                    $name,
-                    ".wgsl"
-                ))
-            ),
-        }
-    };
-}
-pub(crate) use quant_shader;
-
-static SHADER: Shader = quant_shader!("matvec");
+/// The quantized-matrix family (`shaders/matmul.wgsl`): matvec, matmul and embedding entry points
+/// sharing one set of block decoders.
+pub(crate) static SHADER: Shader = crate::include_shader!("matmul");
 
 /// Tokens one dispatch handles (the shader keeps one accumulator per token).
 pub const MAX_TOKENS: u32 = 4;
@@ -103,7 +85,7 @@ pub fn matvec_with_threads(
             };
             rec.dispatch(
                 &SHADER,
-                "main",
+                "matvec",
                 &[
                     ("TYPE", w.ty.id() as f64),
                     ("TOK", tok as f64),

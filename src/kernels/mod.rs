@@ -15,3 +15,53 @@ pub mod matvec;
 pub mod norm;
 pub mod rope;
 pub mod softmax;
+
+// Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
+
+use crate::gpu::{Arg, Recorder};
+use crate::{Error, Result};
+
+/// Bind the first `elems` f32s (or u32s) of `buf`, after checking it holds them and that the range
+/// fits one storage binding.
+pub(crate) fn words<'a>(
+    rec: &Recorder<'_>,
+    buf: &'a wgpu::Buffer,
+    elems: u64,
+    what: &str,
+) -> Result<Arg<'a>> {
+    let bytes = elems * 4;
+    if buf.size() < bytes {
+        return Err(Error::Invalid(format!(
+            "{what}: buffer has {} bytes but {elems} elements need {bytes}",
+            buf.size()
+        )));
+    }
+    let max = rec.gpu().caps().max_binding;
+    if bytes > max {
+        return Err(Error::Unsupported(format!(
+            "{what}: {bytes} bytes exceed the largest storage binding ({max} bytes)"
+        )));
+    }
+    Ok(Arg::Range(buf, 0, bytes.max(4)))
+}
+
+/// Error unless `out` is a different buffer from every input (writable bindings may not alias).
+pub(crate) fn distinct(what: &str, out: &wgpu::Buffer, inputs: &[&wgpu::Buffer]) -> Result<()> {
+    if inputs.contains(&out) {
+        return Err(Error::Invalid(format!(
+            "{what}: the output buffer is also an input (use the in-place variant)"
+        )));
+    }
+    Ok(())
+}
+
+/// `rows * cols` as u64, rejecting products that do not fit the u32 indices the shaders use.
+pub(crate) fn count(what: &str, dims: &[u32]) -> Result<u64> {
+    let n = dims.iter().map(|&d| d as u64).product::<u64>();
+    if n > u32::MAX as u64 {
+        return Err(Error::Invalid(format!(
+            "{what}: {n} elements exceed u32 indexing"
+        )));
+    }
+    Ok(n)
+}

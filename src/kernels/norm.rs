@@ -3,7 +3,7 @@
 //! the row length (32..256 invocations), so per-head q/k norms (rows = tokens × heads, dim = head
 //! size) do not leave most invocations idle.
 
-use super::elementwise::{count, distinct, words};
+use super::{count, distinct, words};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::Result;
 

@@ -3,7 +3,7 @@
 //! Frequencies are computed here in f64 and handed to the shader split into exact high and low
 //! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
 
-use super::elementwise::{count, distinct, words};
+use super::{count, distinct, words};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::{Error, Result};
 
