@@ -158,7 +158,7 @@ impl Engine {
     /// Render `messages` with the model's chat template and tokenize (special tokens parsed).
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
         let text = self.template.render(messages, true)?;
-        Ok(self.tokenizer.encode(&text, true, true))
+        Ok(self.tokenizer.encode(&text, false, true)) // the template writes BOS itself
     }
 
     /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
