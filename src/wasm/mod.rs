@@ -106,15 +106,15 @@ impl WasmEngine {
         let mut gpu = Some(gpu);
         let mut done_before = 0u64;
         let mut grand_total = 0u64;
-        for (shard, s) in sources.iter().enumerate() {
+        for s in &sources {
             let mut stream = GgufStream::new();
             let mut index: Option<Vec<usize>> = None;
-            let mut shard_total = 0u64;
+            let shard_total = std::cell::Cell::new(0u64);
             read_all(
                 s,
                 store.as_ref(),
                 &cancel,
-                &mut |t| shard_total = t,
+                &mut |t| shard_total.set(t),
                 &mut |bytes, cached| {
                     for ev in stream.push(bytes).map_err(err)? {
                         match ev {
@@ -133,7 +133,7 @@ impl WasmEngine {
                             Event::Done => {}
                         }
                     }
-                    grand_total = grand_total.max(done_before + shard_total);
+                    grand_total = grand_total.max(done_before + shard_total.get());
                     let loaded = done_before + stream.received();
                     progress.report("download", loaded, grand_total.max(loaded), cached, false);
                     Ok(Flow::More)

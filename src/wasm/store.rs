@@ -181,13 +181,6 @@ impl CachedFile {
         Ok(())
     }
 
-    /// Forget the stored bytes (the server ignored our Range request).
-    pub fn restart(&mut self) -> Result<(), JsValue> {
-        self.handle.truncate_with_u32(0).map_err(|e| js_err("resetting the model cache", e))?;
-        self.entry.bytes = 0;
-        Ok(())
-    }
-
     pub fn close(self) {
         self.handle.close();
     }
