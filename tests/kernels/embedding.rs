@@ -29,7 +29,7 @@ async fn embedding_format(ty: GgmlType) {
         let idb = gpu.upload("ids", &ids).unwrap();
         let out = gpu.upload("out", &vec![f32::NAN; m * cols]).unwrap();
         let mut rec = gpu.recorder("embedding");
-        embedding(&mut rec, &w, &idb, &out, m as u32, scale);
+        embedding(&mut rec, &w, &idb, &out, m as u32, scale).unwrap();
         rec.submit();
         let got: Vec<f32> = gpu.read(&out, 0, m * cols).await.unwrap();
         let mut want = Vec::with_capacity(m * cols);

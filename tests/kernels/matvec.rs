@@ -495,7 +495,7 @@ gpu_test! {
         let eb = gpu.upload("emb", &vec![f32::NAN; sample.len() * k]).unwrap();
         let mut rec = gpu.recorder("big");
         matvec(&mut rec, &w, &xb, &yb, 1, None);
-        attend::kernels::embedding::embedding(&mut rec, &w, &idb, &eb, sample.len() as u32, 1.0);
+        attend::kernels::embedding::embedding(&mut rec, &w, &idb, &eb, sample.len() as u32, 1.0).unwrap();
         rec.submit();
         let y: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
         let emb: Vec<f32> = gpu.read(&eb, 0, sample.len() * k).await.unwrap();
