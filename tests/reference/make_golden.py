@@ -71,6 +71,17 @@ def leading_agreement(a, b) -> int:
     return n
 
 
+# The Gemma 3 GGUF carries no tokenizer.chat_template; its chat prompts use Gemma 3's published
+# turn format, written out here (system text folded into the first user turn, as Gemma 3 does).
+GEMMA3_FALLBACK_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\\n\\n' %}"
+    "{% set msgs = messages[1:] %}{% else %}{% set first = '' %}{% set msgs = messages %}{% endif %}"
+    "{% for m in msgs %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first if loop.first else '') + m['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+
 def gguf_chat_template(path: Path):
     import gguf
     field = gguf.GGUFReader(str(path)).fields.get("tokenizer.chat_template")
@@ -78,13 +89,17 @@ def gguf_chat_template(path: Path):
 
 
 class HF:
-    def __init__(self, model_dir: Path, gguf_file: str | None):
+    def __init__(self, model_dir: Path, gguf_file: str | None, fallback_template: str | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         self.tok = AutoTokenizer.from_pretrained(model_dir, **kw)
         if gguf_file and not getattr(self.tok, "chat_template", None):
             # transformers does not carry tokenizer.chat_template over from every GGUF (gemma3).
             self.tok.chat_template = gguf_chat_template(model_dir / gguf_file)
+        self.template_source = "model"
+        if not getattr(self.tok, "chat_template", None):
+            self.tok.chat_template = fallback_template
+            self.template_source = "fallback (the GGUF has no tokenizer.chat_template): " + str(fallback_template)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=torch.float32, attn_implementation="eager", **kw).eval()
 
@@ -155,9 +170,10 @@ def versions():
     return v
 
 
-def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int, note: str):
+def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int, note: str,
+        fallback_template: str | None = None):
     print(f"== {name}: {gguf_path}", flush=True)
-    hf = HF(hf_dir, hf_gguf)
+    hf = HF(hf_dir, hf_gguf, fallback_template)
     try:
         lc = LlamaCpp(gguf_path)
     except Exception as e:  # reported in the JSON, not hidden
@@ -217,6 +233,7 @@ def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int,
         "note": note,
         "versions": versions(),
         "hf_source": "gguf" if hf_gguf else "hf-dir (tiny model built by make_tiny_models.py)",
+        "chat_template_source": hf.template_source,
         "n_greedy": n_greedy,
         "prompts": prompts,
         "teacher_forced": tf,
@@ -245,7 +262,8 @@ def main():
             "gemma3-270m", args.models / "gemma-3-270m-q4_k_m.gguf", args.models,
             "gemma-3-270m-q4_k_m.gguf", N_GREEDY,
             "HF = transformers fp32 on weights dequantized from this GGUF; llama.cpp quantizes "
-            "activations (Q8) for quantized matmuls, so compare tightly with hf_*, loosely with llamacpp_*"),
+            "activations (Q8) for quantized matmuls, so compare tightly with hf_*, loosely with llamacpp_*",
+            GEMMA3_FALLBACK_TEMPLATE),
         "tiny-qwen2": lambda: run(
             "tiny-qwen2", HERE / "tiny-qwen2.gguf", args.tiny_hf / "tiny-qwen2", None, N_GREEDY_TINY,
             "random-weight test model (make_tiny_models.py); HF = the HF directory it was converted from "
