@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Builds the tiny random-weight test models tests/reference/tiny-qwen2.gguf and tiny-llama-spm.gguf.
+
+They are random test data (no pretrained weights): architectures with no small real model on PyPI
+still get an end-to-end check against HF transformers. Each model:
+  * gets a tokenizer trained here on the small corpus below (no real Qwen2 / Llama tokenizer files
+    can be downloaded here, and a real 150k-token vocabulary would make the fixture tens of MB),
+  * is built with transformers from a fixed seed, with weights drawn wide (std ~0.25 instead of
+    0.02) so logits are well separated and greedy choices are not near-ties,
+  * has every weight rounded to an fp16-representable value first, so the F16 GGUF holds exactly
+    the weights HF computes with,
+  * is saved as an HF directory under --work (not committed; make_golden.py reads it for the
+    reference tokenizer and fp32 model) and converted with llama.cpp's convert_hf_to_gguf.py.
+
+tiny-qwen2: byte-level BPE with Qwen2's pre-tokenizer regex, saved as Qwen2TokenizerFast. Its
+pre-tokenizer hash is unknown to convert_hf_to_gguf.py, so the conversion runs in-process with
+get_vocab_base_pre overridden to "qwen2" (what the real Qwen2 tokenizer maps to).
+tiny-llama-spm: SentencePiece BPE with byte_fallback (tokenizer.ggml.model = llama), LlamaTokenizer.
+
+Usage: python make_tiny_models.py --llama-cpp DIR [--work DIR] [--out DIR]
+  DIR = the llama.cpp tree inside the llama-cpp-python 0.3.36 sdist (vendor/llama.cpp).
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SEED = 1234
+WEIGHT_STD = 0.25
+LM_HEAD_STD = 0.6  # logits std ~ 0.6 * sqrt(hidden) ~ 5: well separated top-1 choices
+SEED_CANDIDATES = 12  # seeds tried per model; the one with the widest greedy top-1 margin is kept
+
+# Training text for both tokenizers (written for this file; mixed prose, code, numbers, a little
+# French/German so merges cover accents; CJK is left out on purpose so prompts exercise byte paths).
+CORPUS = """\
+The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is Rome.
+The quick brown fox jumps over the lazy dog. A small model reads the text and predicts the next word.
+Once upon a time there was a little robot who wanted to learn how to count. It counted one, two,
+three, four, five, six, seven, eight, nine, ten, and then it started again from the beginning.
+1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 100, 1000, 2024, 3.14159
+Translate 'Hello' into French: Bonjour. Translate 'Thank you' into French: Merci beaucoup.
+Le chat est sur la table. Le café est très bon. L'été dernier, nous sommes allés à la mer.
+Die Katze ist auf dem Tisch. Der Hund schläft im Garten. Wir möchten Äpfel und Brötchen kaufen.
+El perro come pan. La niña lee un libro en la biblioteca. ¿Dónde está la estación?
+def fibonacci(n):
+    \"\"\"Return the n-th Fibonacci number.\"\"\"
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+fn main() {
+    let values: Vec<u32> = (0..10).map(|x| x * x).collect();
+    println!("{:?}", values);
+}
+function add(a, b) { return a + b; }  // adds two numbers
+for (let i = 0; i < 10; i++) { console.log(i); }
+The history of writing begins with marks on clay and stone. Over many centuries people learned to
+record numbers, names, stories and laws. Printing made books cheaper, and more people learned to
+read. Today computers store text as numbers, and language models turn those numbers into tokens.
+Water boils at one hundred degrees Celsius at sea level. The sun rises in the east and sets in the west.
+She said: "I've been there, you're sure? We'll see, they'd know." It's a beautiful day, isn't it?
+User: What is two plus two? Assistant: Two plus two is four. User: Thank you! Assistant: You're welcome.
+"""
+
+QWEN2_PRETOKENIZE_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+LLAMA2_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def widen_and_round(model, seed):
+    """Re-draws every parameter with a wide spread, then rounds it to fp16-representable values."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.endswith("norm.weight") or "layernorm" in name:
+                # Norm gains near 1 but not exactly, so a missing norm multiply is caught.
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            elif name == "lm_head.weight" or (name.endswith("embed_tokens.weight")
+                                               and model.config.tie_word_embeddings):
+                p.copy_(LM_HEAD_STD * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(WEIGHT_STD * torch.randn(p.shape, generator=g))
+            p.copy_(p.half().float())
+
+
+@torch.no_grad()
+def min_greedy_margin(model, tokz, n_steps=24):
+    """Smallest top-1 minus top-2 logit gap over greedy decoding of make_golden.py's prompts."""
+    from make_golden import PROMPTS
+    worst = float("inf")
+    for p in PROMPTS:
+        if p["chat"]:
+            text = tokz.apply_chat_template(p["messages"], add_generation_prompt=True, tokenize=False)
+            ids = tokz(text, add_special_tokens=False)["input_ids"]
+        else:
+            ids = tokz(p["text"])["input_ids"]
+        for _ in range(n_steps):
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            top2 = torch.topk(logits, 2).values
+            worst = min(worst, float(top2[0] - top2[1]))
+            ids.append(int(torch.argmax(logits)))
+    return worst
+
+
+def pick_seed(make_model, tokz, base_seed, label):
+    """Random weights give occasional near-ties; keep the seed whose greedy runs have none."""
+    best = None
+    for seed in range(base_seed, base_seed + SEED_CANDIDATES):
+        torch.manual_seed(seed)
+        model = make_model().eval()
+        widen_and_round(model, seed)
+        m = min_greedy_margin(model, tokz)
+        print(f"{label}: seed {seed} min greedy top1-top2 logit margin {m:.4f}", flush=True)
+        if best is None or m > best[0]:
+            best = (m, seed, model)
+    print(f"{label}: using seed {best[1]} (margin {best[0]:.4f})", flush=True)
+    best[2].config.attend_seed = best[1]
+    return best[2]
+
+
+def train_qwen2_tokenizer(out_dir: Path):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False),
+    ])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=509, min_frequency=2, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    tok.train_from_iterator([CORPUS], trainer=trainer)
+    tok.add_special_tokens(specials)  # appended after the BPE vocabulary, as in Qwen2
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        unk_token=None, bos_token=None, clean_up_tokenization_spaces=False,
+        model_max_length=512)
+    fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(out_dir)
+    # Make the saved config say Qwen2 explicitly (what convert_hf_to_gguf and AutoTokenizer see).
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg["add_bos_token"] = False
+    cfg["errors"] = "replace"
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+    return len(tok.get_vocab())
+
+
+def build_qwen2(work: Path) -> Path:
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    d = work / "tiny-qwen2"
+    d.mkdir(parents=True, exist_ok=True)
+    n_vocab = train_qwen2_tokenizer(d)
+    tokz = AutoTokenizer.from_pretrained(d)
+    cfg = Qwen2Config(
+        vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu",
+        bos_token_id=tokz.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokz.convert_tokens_to_ids("<|im_end|>"), torch_dtype="float32")
+    model = pick_seed(lambda: Qwen2ForCausalLM(cfg), tokz, SEED, "tiny-qwen2")
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+def build_llama_spm(work: Path) -> Path:
+    import sentencepiece as spm
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    d = work / "tiny-llama-spm"
+    d.mkdir(parents=True, exist_ok=True)
+    corpus_file = work / "corpus.txt"
+    corpus_file.write_text(CORPUS)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus_file), model_prefix=str(d / "tokenizer"), vocab_size=512, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, split_digits=True, allow_whitespace_only_pieces=True,
+        remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=True,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False, num_threads=1,
+        seed_sentencepiece_size=100000, minloglevel=2)
+    # transformers 5 builds the fast tokenizer from tokenizer.model when loading a directory that
+    # holds only it (constructing LlamaTokenizer(vocab_file=...) directly yields an empty vocab).
+    (d / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
+        "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False, "legacy": True}))
+    for stale in ("tokenizer.json", "chat_template.jinja", "special_tokens_map.json"):
+        (d / stale).unlink(missing_ok=True)
+    tokz = AutoTokenizer.from_pretrained(d)
+    tokz.chat_template = LLAMA2_TEMPLATE
+    tokz.save_pretrained(d)
+    sp = spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
+    cfg = LlamaConfig(
+        vocab_size=sp.get_piece_size(), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu",
+        bos_token_id=1, eos_token_id=2, torch_dtype="float32")
+    model = pick_seed(lambda: LlamaForCausalLM(cfg), tokz, SEED + 1000, "tiny-llama-spm")
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+def convert(llama_cpp: Path, hf_dir: Path, out: Path, outtype: str, pre_override: str | None):
+    """Runs llama.cpp's convert_hf_to_gguf.py in-process (so the pre-tokenizer can be overridden)."""
+    sys.path.insert(0, str(llama_cpp / "gguf-py"))
+    sys.path.insert(0, str(llama_cpp))
+    import importlib
+    base = importlib.import_module("conversion.base")
+    if pre_override is not None:
+        for obj in vars(base).values():
+            if isinstance(obj, type) and "get_vocab_base_pre" in obj.__dict__:
+                obj.get_vocab_base_pre = lambda self, tokenizer: pre_override
+    conv = importlib.import_module("convert_hf_to_gguf")
+    argv = sys.argv
+    sys.argv = ["convert_hf_to_gguf.py", str(hf_dir), "--outfile", str(out), "--outtype", outtype]
+    try:
+        conv.main()
+    finally:
+        sys.argv = argv
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llama-cpp", required=True, type=Path)
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache/attend/tiny-hf")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    args = ap.parse_args()
+    torch.use_deterministic_algorithms(True)
+    np.random.seed(SEED)
+    args.work.mkdir(parents=True, exist_ok=True)
+    qwen = build_qwen2(args.work)
+    llama = build_llama_spm(args.work)
+    convert(args.llama_cpp, qwen, args.out / "tiny-qwen2.gguf", "f32", "qwen2")
+    convert(args.llama_cpp, llama, args.out / "tiny-llama-spm.gguf", "f16", None)
+    for f in ("tiny-qwen2.gguf", "tiny-llama-spm.gguf"):
+        print(f, os.path.getsize(args.out / f), "bytes")
+
+
+if __name__ == "__main__":
+    main()
