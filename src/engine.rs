@@ -50,11 +50,19 @@ pub struct GenParams {
     /// Return this many most likely tokens with their log-probabilities at each step.
     pub top_logprobs: usize,
     pub stop: Vec<String>,
+    /// Keep generating through end-of-generation tokens (benchmarks, reference comparisons).
+    pub ignore_eog: bool,
 }
 
 impl Default for GenParams {
     fn default() -> Self {
-        GenParams { max_tokens: 256, sampler: SamplerConfig::default(), top_logprobs: 0, stop: Vec::new() }
+        GenParams {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            top_logprobs: 0,
+            stop: Vec::new(),
+            ignore_eog: false,
+        }
     }
 }
 
@@ -202,7 +210,9 @@ impl Engine {
 
         let tokenizer = &self.tokenizer;
         let mut stream = tokenizer.stream();
-        let mut stop = StopChecker::new(&p.stop).with_eog(&tokenizer.eog_ids()).with_max_tokens(max_new as usize);
+        let eog = if p.ignore_eog { Vec::new() } else { tokenizer.eog_ids() };
+        let mut stop = StopChecker::new(&p.stop).with_eog(&eog).with_max_tokens(max_new as usize);
+        let is_eog = |id: u32| !p.ignore_eog && tokenizer.is_eog(id);
         let mut history: Vec<u32> = prompt.to_vec();
         let mut text = String::new();
         let mut finish = FinishReason::Length;
@@ -213,12 +223,12 @@ impl Engine {
             t_first.get_or_insert_with(now_s);
             generated += 1;
             history.push(id);
-            let piece = if tokenizer.is_eog(id) { String::new() } else { stream.push(id) };
+            let piece = if is_eog(id) { String::new() } else { stream.push(id) };
             let mut step = stop.push_token(id, &piece);
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
                 // string cut the text.
-                if f == crate::stop::FinishReason::Length || tokenizer.is_eog(id) {
+                if f == crate::stop::FinishReason::Length || is_eog(id) {
                     step.text.push_str(&stream.finish());
                 }
                 finish = match f {

@@ -28,7 +28,7 @@ commands:
   tokenize --model PATH --text TEXT      token ids as a JSON array (BOS as the model says)
   generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
-           [--top-logprobs K] [--stop TEXT] [--output text|jsonl] [--context N]
+           [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
   bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--context N]
 ";
 
@@ -92,7 +92,7 @@ commands:
             Some("adapters") => adapters(),
             Some("info") => Args::parse(rest, &[]).and_then(|a| info(&a)),
             Some("tokenize") => Args::parse(rest, &[]).and_then(|a| tokenize(&a)),
-            Some("generate") => Args::parse(rest, &["chat"]).and_then(|a| generate(&a)),
+            Some("generate") => Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a)),
             Some("bench") => Args::parse(rest, &[]).and_then(|a| bench(&a)),
             Some("-h" | "--help" | "help") => {
                 print!("{USAGE}");
@@ -217,6 +217,7 @@ commands:
             p.sampler.seed = Some(a.num("seed", 0u64)?);
         }
         p.top_logprobs = a.num("top-logprobs", 0)?;
+        p.ignore_eog = a.flag("ignore-eos");
         let jsonl = match a.get("output").unwrap_or("text") {
             "jsonl" => true,
             "text" => false,
@@ -275,7 +276,12 @@ commands:
             false,
         );
         let prompt: Vec<u32> = base.iter().cycle().take(n).copied().collect();
-        let p = GenParams { max_tokens: gen, sampler: attend::sampler::SamplerConfig { temperature: 0.0, ..Default::default() }, ..Default::default() };
+        let p = GenParams {
+            max_tokens: gen,
+            sampler: attend::sampler::SamplerConfig { temperature: 0.0, ..Default::default() },
+            ignore_eog: true, // always decode exactly `gen` tokens
+            ..Default::default()
+        };
         let mut pre = Vec::new();
         let mut dec = Vec::new();
         // One warm-up run compiles the pipelines.
