@@ -7,7 +7,8 @@ use crate::stop::{self, ChatCompletion, ChatCompletionRequest, ChunkStream, Usag
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
-fn js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
+/// Plain JS objects (not `Map`s), as JSON would give.
+pub fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsError::new(&e.to_string()).into())
 }
@@ -28,6 +29,7 @@ pub async fn complete(
         sampler: req.sampler_config(),
         top_logprobs: 0,
         stop: req.stop_strings(),
+        ignore_eog: false,
     };
     let created = (js_sys::Date::now() / 1000.0) as u64;
     let id = format!("chatcmpl-{:x}", (js_sys::Math::random() * 1e15) as u64);
@@ -36,7 +38,7 @@ pub async fn complete(
     let stats = engine
         .generate(&prompt, &params, |t| {
             if let (Some(f), Some(c)) = (&on_chunk, chunks.content(&t.text)) {
-                if let Err(e) = js(&c).and_then(|v| f.call1(&JsValue::NULL, &v)) {
+                if let Err(e) = to_js(&c).and_then(|v| f.call1(&JsValue::NULL, &v)) {
                     failed = Some(e);
                     return false;
                 }
@@ -57,8 +59,8 @@ pub async fn complete(
     usage.prefill_tokens_per_second = Some(stats.prefill_tok_s() as f32);
     usage.decode_tokens_per_second = Some(stats.decode_tok_s() as f32);
     if let Some(f) = &on_chunk {
-        f.call1(&JsValue::NULL, &js(&chunks.finish(reason, Some(usage.clone())))?)?;
+        f.call1(&JsValue::NULL, &to_js(&chunks.finish(reason, Some(usage.clone())))?)?;
     }
     let done = ChatCompletion::new(id, created, model, stats.text, reason, usage, None);
-    js(&done)
+    to_js(&done)
 }

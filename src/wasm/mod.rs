@@ -52,15 +52,15 @@ pub struct WasmEngine {
 /// Reports `{phase, loaded, total, cached}` to JS at most every 1 MiB of progress.
 struct Progress {
     f: Function,
-    last: u64,
+    last: Option<u64>,
 }
 
 impl Progress {
     fn report(&mut self, phase: &str, loaded: u64, total: u64, cached: bool, force: bool) {
-        if !force && loaded < self.last + (1 << 20) {
+        if !force && self.last.is_some_and(|last| loaded < last + (1 << 20)) {
             return;
         }
-        self.last = loaded;
+        self.last = Some(loaded);
         let o = Object::new();
         let _ = Reflect::set(&o, &"phase".into(), &phase.into());
         let _ = Reflect::set(&o, &"loaded".into(), &(loaded as f64).into());
@@ -88,7 +88,7 @@ impl WasmEngine {
             None
         };
         let cancel = cancel.0.clone();
-        let mut progress = Progress { f: on_progress, last: 0 };
+        let mut progress = Progress { f: on_progress, last: None };
         let gpu = Gpu::new().await.map_err(err)?;
         let opts = LoadOptions { context, ..Default::default() };
 
@@ -142,6 +142,7 @@ impl WasmEngine {
             .await?;
             stream.finish().map_err(err)?;
             done_before += stream.received();
+            progress.report("download", done_before, grand_total.max(done_before), false, true);
         }
         let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
         progress.report("upload", done_before, done_before, false, true);
@@ -176,7 +177,7 @@ impl WasmEngine {
             "shader_f16": false,
             "shader_f16_available": e.gpu.caps().shader_f16,
         });
-        Ok(serde_wasm_bindgen::to_value(&v).map_err(|e| JsError::new(&e.to_string()))?)
+        chat::to_js(&v)
     }
 
     /// An OpenAI chat-completions request. With `on_chunk`, chunks are streamed to it; the

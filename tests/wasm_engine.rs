@@ -1,0 +1,131 @@
+//! The engine and its wasm-bindgen API in a real browser (headless Chromium, WebGPU on
+//! SwiftShader): a tiny Qwen2 GGUF (tests/reference/tiny-qwen2.gguf) is streamed in chunks to the
+//! GPU, its greedy continuation must equal HF transformers' (tests/reference/tiny-qwen2.json), and
+//! `WasmEngine` answers an OpenAI-shaped request with streamed chunks. Browser-only: natively this
+//! file is empty (the native engine is covered by tests/models.rs).
+#![cfg(target_arch = "wasm32")]
+
+use attend::engine::{EngineBuilder, GenParams, LoadOptions};
+use attend::gguf::{Event, GgufStream};
+use attend::gpu::Gpu;
+use attend::sampler::SamplerConfig;
+use attend::wasm::{CancelToken, WasmEngine};
+use js_sys::{Function, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const GGUF: &[u8] = include_bytes!("reference/tiny-qwen2.gguf");
+const GOLDEN: &str = include_str!("reference/tiny-qwen2.json");
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+#[wasm_bindgen_test]
+async fn streamed_tiny_qwen2_matches_transformers() {
+    let gpu = Gpu::new().await.expect("the browser offers WebGPU");
+    let mut stream = GgufStream::new();
+    let mut builder: Option<EngineBuilder> = None;
+    let mut gpu = Some(gpu);
+    // Odd chunk sizes, as a network delivers them.
+    for chunk in GGUF.chunks(7919) {
+        for ev in stream.push(chunk).unwrap() {
+            match ev {
+                Event::Header(h) => {
+                    builder = Some(EngineBuilder::new(gpu.take().unwrap(), h, LoadOptions::default()).unwrap())
+                }
+                Event::TensorData { tensor, offset, bytes } => {
+                    builder.as_mut().unwrap().feed(tensor, offset, bytes).unwrap()
+                }
+                Event::Done => {}
+            }
+        }
+    }
+    stream.finish().unwrap();
+    let mut engine = builder.unwrap().finish().unwrap();
+    let golden: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+    let p = GenParams {
+        max_tokens: 16,
+        sampler: SamplerConfig { temperature: 0.0, ..Default::default() },
+        ignore_eog: true,
+        ..Default::default()
+    };
+    for prompt in golden["prompts"].as_array().unwrap().iter().take(3) {
+        let mut out = Vec::new();
+        engine.reset();
+        engine
+            .generate(&ids(&prompt["ids"]), &p, |t| {
+                out.push(t.id);
+                true
+            })
+            .await
+            .unwrap();
+        let hf = ids(&prompt["hf_greedy"]);
+        assert_eq!(out[..], hf[..16], "greedy ids differ from HF for {:?}", prompt["text"]);
+    }
+}
+
+/// A plain JS object, as a page would pass it.
+fn js(v: serde_json::Value) -> JsValue {
+    js_sys::JSON::parse(&v.to_string()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
+    let bytes = Uint8Array::from(GGUF);
+    let progress = js_sys::Array::new();
+    let p2 = progress.clone();
+    let on_progress = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        p2.push(&v);
+    });
+    let engine = WasmEngine::load(bytes.into(), js_sys::Object::new().into(), on_progress.as_ref().unchecked_ref::<Function>().clone(), &CancelToken::new())
+        .await
+        .expect("load from an ArrayBuffer");
+    let phases: Vec<String> =
+        progress.iter().map(|p| Reflect::get(&p, &"phase".into()).unwrap().as_string().unwrap()).collect();
+    assert!(phases.contains(&"download".into()) && phases.last() == Some(&"ready".to_string()), "{phases:?}");
+
+    let info = engine.info().unwrap();
+    assert_eq!(Reflect::get(&info, &"architecture".into()).unwrap().as_string().unwrap(), "qwen2");
+
+    let chunks = js_sys::Array::new();
+    let c2 = chunks.clone();
+    let on_chunk = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        c2.push(&v);
+    });
+    let request = js(serde_json::json!({
+        "messages": [{"role": "user", "content": "Hello there"}],
+        "max_tokens": 6, "temperature": 0, "stream": true
+    }));
+    let done = JsFuture::from(engine.chat(request, Some(on_chunk.as_ref().unchecked_ref::<Function>().clone()), &CancelToken::new()))
+        .await
+        .expect("chat completion");
+    let done: serde_json::Value = serde_wasm_bindgen::from_value(done).unwrap();
+    assert_eq!(done["object"], "chat.completion");
+    let reason = done["choices"][0]["finish_reason"].as_str().unwrap().to_string();
+    assert!(reason == "length" || reason == "stop", "{reason}");
+    let completion = done["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=6).contains(&completion));
+
+    // Streamed chunks: role first, content deltas adding up to the message, a final finish_reason.
+    let chunks: Vec<serde_json::Value> = chunks.iter().map(|c| serde_wasm_bindgen::from_value(c).unwrap()).collect();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, done["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], reason.as_str());
+    assert!(engine.tokenize("Hello").unwrap().len() >= 1);
+
+    // A cancelled generation ends early with what it had.
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let request = js(serde_json::json!({
+        "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "temperature": 0
+    }));
+    let stopped: serde_json::Value =
+        serde_wasm_bindgen::from_value(JsFuture::from(engine.chat(request, None, &cancel)).await.unwrap()).unwrap();
+    assert_eq!(stopped["usage"]["completion_tokens"], 1);
+}
