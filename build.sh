@@ -116,5 +116,6 @@ run_demo() {
 case "${1:-}" in
     test) run_tests ;;
     demo) run_demo ;;
+    pkg) need_rust; build_pkg ;;
     *) echo "usage: ./build.sh test | demo" >&2; exit 2 ;;
 esac
