@@ -21,7 +21,10 @@ pub fn now_s() -> f64 {
     {
         use std::sync::OnceLock;
         static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
     }
 }
 
@@ -37,7 +40,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { context: None, batch: 64, logit_rows: 1 }
+        LoadOptions {
+            context: None,
+            batch: 64,
+            logit_rows: 1,
+        }
     }
 }
 
@@ -160,7 +167,13 @@ impl Engine {
         let file = crate::gguf::GgufFile::open(path)?;
         let gpu = Gpu::new().await?;
         let header = file.header().clone();
-        Self::load_with(gpu, header, opts, |t, off, len| file.read_range(t, off, len), |_, _| {})
+        Self::load_with(
+            gpu,
+            header,
+            opts,
+            |t, off, len| file.read_range(t, off, len),
+            |_, _| {},
+        )
     }
 
     /// Render `messages` with the model's chat template and tokenize (special tokens parsed).
@@ -182,7 +195,10 @@ impl Engine {
             return Err(Error::Invalid("the prompt is empty".into()));
         }
         if let Some(&bad) = prompt.iter().find(|&&t| t >= self.model.cfg.vocab) {
-            return Err(Error::Invalid(format!("token id {bad} is outside the vocabulary ({})", self.model.cfg.vocab)));
+            return Err(Error::Invalid(format!(
+                "token id {bad} is outside the vocabulary ({})",
+                self.model.cfg.vocab
+            )));
         }
         if prompt.len() as u32 >= ctx {
             return Err(Error::Invalid(format!(
@@ -195,7 +211,13 @@ impl Engine {
         let greedy = p.sampler.temperature <= 0.0 && p.top_logprobs == 0;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
-        let reuse = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+        let reuse = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
         self.cached.truncate(reuse);
         let t0 = now_s();
         let batch = self.model.scratch.batch as usize;
@@ -203,15 +225,26 @@ impl Engine {
         while pos < prompt.len() {
             let chunk = &prompt[pos..(pos + batch).min(prompt.len())];
             let last = pos + chunk.len() == prompt.len();
-            self.run(chunk, pos as u32, if last { Logits::Last } else { Logits::None }, greedy && last)?;
+            self.run(
+                chunk,
+                pos as u32,
+                if last { Logits::Last } else { Logits::None },
+                greedy && last,
+            )?;
             pos += chunk.len();
         }
         self.cached.extend_from_slice(&prompt[reuse..]);
 
         let tokenizer = &self.tokenizer;
         let mut stream = tokenizer.stream();
-        let eog = if p.ignore_eog { Vec::new() } else { tokenizer.eog_ids() };
-        let mut stop = StopChecker::new(&p.stop).with_eog(&eog).with_max_tokens(max_new as usize);
+        let eog = if p.ignore_eog {
+            Vec::new()
+        } else {
+            tokenizer.eog_ids()
+        };
+        let mut stop = StopChecker::new(&p.stop)
+            .with_eog(&eog)
+            .with_max_tokens(max_new as usize);
         let is_eog = |id: u32| !p.ignore_eog && tokenizer.is_eog(id);
         let mut history: Vec<u32> = prompt.to_vec();
         let mut text = String::new();
@@ -219,11 +252,17 @@ impl Engine {
         let mut generated = 0u32;
         let mut t_first = None;
         while generated < max_new {
-            let (id, top) = self.pick(&mut sampler, &history, greedy, p.top_logprobs).await?;
+            let (id, top) = self
+                .pick(&mut sampler, &history, greedy, p.top_logprobs)
+                .await?;
             t_first.get_or_insert_with(now_s);
             generated += 1;
             history.push(id);
-            let piece = if is_eog(id) { String::new() } else { stream.push(id) };
+            let piece = if is_eog(id) {
+                String::new()
+            } else {
+                stream.push(id)
+            };
             let mut step = stop.push_token(id, &piece);
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
@@ -237,7 +276,11 @@ impl Engine {
                 };
             }
             text.push_str(&step.text);
-            let go_on = on_token(&Token { id, text: step.text, top_logprobs: top });
+            let go_on = on_token(&Token {
+                id,
+                text: step.text,
+                top_logprobs: top,
+            });
             if step.finish.is_some() {
                 break;
             }
@@ -267,7 +310,8 @@ impl Engine {
         let s = &self.model.scratch;
         self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
         let mut rec = self.gpu.recorder("forward");
-        self.model.forward(&mut rec, ids.len() as u32, pos0, logits)?;
+        self.model
+            .forward(&mut rec, ids.len() as u32, pos0, logits)?;
         if greedy {
             self.model.greedy(&mut rec)?;
         }
@@ -287,11 +331,18 @@ impl Engine {
             let id = self.gpu.read::<u32>(&s.next, 0, 1).await?[0];
             return Ok((id, Vec::new()));
         }
-        let logits = self.gpu.read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize).await?;
+        let logits = self
+            .gpu
+            .read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize)
+            .await?;
         if logits.iter().any(|x| !x.is_finite()) {
             return Err(Error::Gpu("the model produced non-finite logits".into()));
         }
-        let top = if top_k > 0 { crate::sampler::top_logprobs(&logits, top_k) } else { Vec::new() };
+        let top = if top_k > 0 {
+            crate::sampler::top_logprobs(&logits, top_k)
+        } else {
+            Vec::new()
+        };
         Ok((sampler.sample(&logits, history), top))
     }
 
@@ -299,14 +350,21 @@ impl Engine {
     pub async fn score(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
         let rows = self.model.scratch.logit_rows.min(self.model.scratch.batch) as usize;
         if ids.len() as u32 > self.model.context {
-            return Err(Error::Invalid(format!("{} tokens exceed the context of {}", ids.len(), self.model.context)));
+            return Err(Error::Invalid(format!(
+                "{} tokens exceed the context of {}",
+                ids.len(),
+                self.model.context
+            )));
         }
         let vocab = self.model.cfg.vocab as usize;
         let mut out = Vec::with_capacity(ids.len());
         self.cached.clear();
         for (c, chunk) in ids.chunks(rows).enumerate() {
             self.run(chunk, (c * rows) as u32, Logits::All, false)?;
-            let flat = self.gpu.read::<f32>(&self.model.scratch.logits, 0, chunk.len() * vocab).await?;
+            let flat = self
+                .gpu
+                .read::<f32>(&self.model.scratch.logits, 0, chunk.len() * vocab)
+                .await?;
             out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
         }
         self.cached.extend_from_slice(ids);
@@ -316,7 +374,13 @@ impl Engine {
     /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
     /// first answer (pipeline creation is slow in browsers and on software adapters).
     pub async fn warmup(&mut self) -> Result<()> {
-        let n = self.model.scratch.batch.min(32).min(self.model.context - 1).max(1) as usize;
+        let n = self
+            .model
+            .scratch
+            .batch
+            .min(32)
+            .min(self.model.context - 1)
+            .max(1) as usize;
         self.run(&vec![0; n], 0, Logits::Last, true)?;
         self.run(&[0], n as u32, Logits::Last, true)?;
         self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await?;
@@ -365,7 +429,14 @@ impl EngineBuilder {
         // The architecture and tensors first: they give the most specific errors.
         let (cfg, loader) = Model::plan(&gpu, &header)?;
         let tokenizer = Tokenizer::from_gguf(&header)?;
-        Ok(EngineBuilder { gpu, loader, cfg, tokenizer, header, opts })
+        Ok(EngineBuilder {
+            gpu,
+            loader,
+            cfg,
+            tokenizer,
+            header,
+            opts,
+        })
     }
 
     pub fn header(&self) -> &Gguf {
@@ -391,10 +462,24 @@ impl EngineBuilder {
             Some(c) => c.min(cfg.train_ctx),
             None => cfg.train_ctx.min(DEFAULT_CONTEXT_CAP),
         };
-        let model = Model::new(&gpu, cfg, weights, context, self.opts.batch, self.opts.logit_rows)?;
+        let model = Model::new(
+            &gpu,
+            cfg,
+            weights,
+            context,
+            self.opts.batch,
+            self.opts.logit_rows,
+        )?;
         let tokenizer = self.tokenizer;
         let template = ChatTemplate::from_gguf(&self.header)?;
         gpu.wait();
-        Ok(Engine { gpu, model, tokenizer, template, header: self.header, cached: Vec::new() })
+        Ok(Engine {
+            gpu,
+            model,
+            tokenizer,
+            template,
+            header: self.header,
+            cached: Vec::new(),
+        })
     }
 }

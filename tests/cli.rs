@@ -10,13 +10,24 @@ fn smollm2() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
     let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run tests/fetch-models.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run tests/fetch-models.sh",
+        p.display()
+    );
     p
 }
 
 fn attend(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_attend")).args(args).output().expect("run attend");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .args(args)
+        .output()
+        .expect("run attend");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn golden() -> Value {
@@ -29,7 +40,13 @@ fn tokenize_prints_the_reference_ids() {
     let g = golden();
     let prompt = &g["prompts"][0];
     let model = smollm2();
-    let (ok, out, err) = attend(&["tokenize", "--model", model.to_str().unwrap(), "--text", prompt["text"].as_str().unwrap()]);
+    let (ok, out, err) = attend(&[
+        "tokenize",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        prompt["text"].as_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let ids: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(ids, prompt["ids"]);
@@ -39,14 +56,34 @@ fn tokenize_prints_the_reference_ids() {
 fn generate_jsonl_streams_tokens_then_a_summary() {
     let g = golden();
     let prompt = &g["prompts"][0];
-    let ids: Vec<String> = prompt["ids"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let ids: Vec<String> = prompt["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     let model = smollm2();
     let (ok, out, err) = attend(&[
-        "generate", "--model", model.to_str().unwrap(), "--prompt-ids", &ids.join(","), "--max-tokens", "4",
-        "--temperature", "0", "--top-logprobs", "3", "--output", "jsonl", "--ignore-eos",
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-ids",
+        &ids.join(","),
+        "--max-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--top-logprobs",
+        "3",
+        "--output",
+        "jsonl",
+        "--ignore-eos",
     ]);
     assert!(ok, "{err}");
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5, "{out}");
     for (i, l) in lines[..4].iter().enumerate() {
         assert_eq!(l["id"], prompt["hf_greedy"][i], "token {i}");
@@ -61,15 +98,26 @@ fn generate_jsonl_streams_tokens_then_a_summary() {
     assert_eq!(done["prompt_tokens"], ids.len());
     assert_eq!(done["generated_tokens"], 4);
     assert_eq!(done["finish_reason"], "length");
-    assert!(done["prefill_tok_s"].as_f64().unwrap() > 0.0 && done["decode_tok_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        done["prefill_tok_s"].as_f64().unwrap() > 0.0
+            && done["decode_tok_s"].as_f64().unwrap() > 0.0
+    );
 }
 
 #[test]
 fn chat_generate_answers_in_text() {
     let model = smollm2();
     let (ok, out, err) = attend(&[
-        "generate", "--model", model.to_str().unwrap(), "--chat", "--prompt", "What is the capital of France?",
-        "--temperature", "0", "--max-tokens", "12",
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--chat",
+        "--prompt",
+        "What is the capital of France?",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "12",
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("Paris"), "{out}");
@@ -81,7 +129,14 @@ fn info_reports_memory_within_bounds() {
     let model = smollm2();
     let (ok, out, err) = attend(&["info", "--model", model.to_str().unwrap()]);
     assert!(ok, "{err}");
-    for want in ["architecture: llama", "weight bytes:", "kv-cache bytes:", "gpu bytes in use:", "adapter:", "Q4_1"] {
+    for want in [
+        "architecture: llama",
+        "weight bytes:",
+        "kv-cache bytes:",
+        "gpu bytes in use:",
+        "adapter:",
+        "Q4_1",
+    ] {
         assert!(out.contains(want), "missing '{want}' in\n{out}");
     }
     let ratio: f64 = out
@@ -100,6 +155,12 @@ fn bad_input_fails_cleanly() {
     let (ok, _, err) = attend(&["frobnicate"]);
     assert!(!ok && err.contains("unknown command"), "{err}");
     let model = smollm2();
-    let (ok, _, err) = attend(&["generate", "--model", model.to_str().unwrap(), "--prompt-ids", "1,x"]);
+    let (ok, _, err) = attend(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-ids",
+        "1,x",
+    ]);
     assert!(!ok && err.contains("'x'"), "{err}");
 }

@@ -29,7 +29,10 @@ fn tiny_llama(arch: &str, ty_of: impl Fn(&str) -> GgmlType) -> GgufWriter {
     ] {
         w.add_metadata(&format!("{arch}.{k}"), Value::U32(v));
     }
-    w.add_metadata(&format!("{arch}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5));
+    w.add_metadata(
+        &format!("{arch}.attention.layer_norm_rms_epsilon"),
+        Value::F32(1e-5),
+    );
     w.add_metadata("tokenizer.ggml.model", Value::String("gpt2".into()));
     let mut mat = |name: &str, cols: u64, rows: u64| {
         let ty = ty_of(name);
@@ -45,8 +48,13 @@ fn tiny_llama(arch: &str, ty_of: impl Fn(&str) -> GgmlType) -> GgufWriter {
     mat("blk.0.ffn_gate.weight", d, f);
     mat("blk.0.ffn_up.weight", d, f);
     mat("blk.0.ffn_down.weight", f, d);
-    for n in ["blk.0.attn_norm.weight", "blk.0.ffn_norm.weight", "output_norm.weight"] {
-        w.add_tensor(n, &[d], GgmlType::F32, vec![0u8; d as usize * 4]).unwrap();
+    for n in [
+        "blk.0.attn_norm.weight",
+        "blk.0.ffn_norm.weight",
+        "output_norm.weight",
+    ] {
+        w.add_tensor(n, &[d], GgmlType::F32, vec![0u8; d as usize * 4])
+            .unwrap();
     }
     w
 }
@@ -61,7 +69,11 @@ fn load_err(path: &std::path::Path) -> String {
 #[test]
 fn unknown_architecture_is_named() {
     let p = tmp("mamba.gguf");
-    std::fs::write(&p, tiny_llama("mamba", |_| GgmlType::F32).to_bytes().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        tiny_llama("mamba", |_| GgmlType::F32).to_bytes().unwrap(),
+    )
+    .unwrap();
     let e = load_err(&p);
     assert!(e.contains("'mamba'") && e.contains("not supported"), "{e}");
 }
@@ -69,10 +81,19 @@ fn unknown_architecture_is_named() {
 #[test]
 fn unsupported_tensor_type_is_named() {
     let p = tmp("q2k.gguf");
-    let w = tiny_llama("llama", |n| if n == "blk.0.ffn_up.weight" { GgmlType::Q2K } else { GgmlType::Q8_0 });
+    let w = tiny_llama("llama", |n| {
+        if n == "blk.0.ffn_up.weight" {
+            GgmlType::Q2K
+        } else {
+            GgmlType::Q8_0
+        }
+    });
     std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
     let e = load_err(&p);
-    assert!(e.contains("blk.0.ffn_up.weight") && e.contains("Q2_K"), "{e}");
+    assert!(
+        e.contains("blk.0.ffn_up.weight") && e.contains("Q2_K"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -83,7 +104,10 @@ fn wrong_shape_is_named() {
     w.add_metadata("llama.embedding_length", Value::U32(512));
     std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
     let e = load_err(&p);
-    assert!(e.contains("token_embd.weight") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains("token_embd.weight") && e.contains("shape"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -95,7 +119,10 @@ fn truncated_file_is_an_error() {
     assert!(e.to_lowercase().contains("gguf"), "{e}");
     let missing = tmp("does-not-exist.gguf");
     let e = load_err(&missing);
-    assert!(e.contains("does-not-exist.gguf") || e.to_lowercase().contains("no such file"), "{e}");
+    assert!(
+        e.contains("does-not-exist.gguf") || e.to_lowercase().contains("no such file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -104,19 +131,41 @@ fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
     let model = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.exists(), "{} is missing: run tests/fetch-models.sh", model.display());
-    let opts = LoadOptions { context: Some(32), ..Default::default() };
+    assert!(
+        model.exists(),
+        "{} is missing: run tests/fetch-models.sh",
+        model.display()
+    );
+    let opts = LoadOptions {
+        context: Some(32),
+        ..Default::default()
+    };
     let mut e = pollster::block_on(Engine::load_file(&model, &opts)).unwrap();
-    let mut p = GenParams { max_tokens: 4, ..Default::default() };
+    let mut p = GenParams {
+        max_tokens: 4,
+        ..Default::default()
+    };
     p.sampler.temperature = 0.0;
     let long: Vec<u32> = (0..40).map(|i| 100 + i).collect();
-    let err = pollster::block_on(e.generate(&long, &p, |_| true)).unwrap_err().to_string();
+    let err = pollster::block_on(e.generate(&long, &p, |_| true))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("40 tokens") && err.contains("32"), "{err}");
-    let err = pollster::block_on(e.generate(&[1, 999_999], &p, |_| true)).unwrap_err().to_string();
+    let err = pollster::block_on(e.generate(&[1, 999_999], &p, |_| true))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("999999"), "{err}");
     // Generation right up to the end of the context stops with "length", not an error.
     let fits: Vec<u32> = (0..30).map(|i| 100 + i).collect();
-    let s = pollster::block_on(e.generate(&fits, &GenParams { max_tokens: 100, ..p.clone() }, |_| true)).unwrap();
+    let s = pollster::block_on(e.generate(
+        &fits,
+        &GenParams {
+            max_tokens: 100,
+            ..p.clone()
+        },
+        |_| true,
+    ))
+    .unwrap();
     match s.finish_reason.as_str() {
         "length" => assert_eq!(s.generated_tokens, 2),
         "stop" => assert!(s.generated_tokens <= 2), // the model chose end-of-text itself

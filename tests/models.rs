@@ -28,23 +28,38 @@ fn cache() -> PathBuf {
 
 fn model_path(file: &str) -> PathBuf {
     let p = cache().join("models").join(file);
-    assert!(p.exists(), "{} is missing: run tests/fetch-models.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run tests/fetch-models.sh",
+        p.display()
+    );
     p
 }
 
 fn golden(name: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference")
+        .join(name);
     let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&s).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id array").iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .expect("id array")
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn load(path: &std::path::Path) -> Engine {
-    let opts = LoadOptions { context: Some(512), batch: 64, logit_rows: 8 };
-    pollster::block_on(Engine::load_file(path, &opts)).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+    let opts = LoadOptions {
+        context: Some(512),
+        batch: 64,
+        logit_rows: 8,
+    };
+    pollster::block_on(Engine::load_file(path, &opts))
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
 }
 
 fn log_softmax(row: &[f32]) -> Vec<f64> {
@@ -56,7 +71,10 @@ fn log_softmax(row: &[f32]) -> Vec<f64> {
 fn greedy(engine: &mut Engine, prompt: &[u32], n: u32) -> Vec<u32> {
     let p = GenParams {
         max_tokens: n,
-        sampler: SamplerConfig { temperature: 0.0, ..Default::default() },
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
         ignore_eog: true, // the references do not stop at end-of-text either
         ..Default::default()
     };
@@ -79,12 +97,21 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
         // Chat prompts are the rendered template text, special tokens included.
         let chat = p["chat"].as_bool().unwrap_or(false);
         let add_special = p["add_special"].as_bool().unwrap_or(true);
-        let got = engine.tokenizer.encode(p["text"].as_str().unwrap(), add_special, chat);
+        let got = engine
+            .tokenizer
+            .encode(p["text"].as_str().unwrap(), add_special, chat);
         // We tokenize like llama.cpp (a GGUF runtime); HF's ids are what both references were fed.
         // Where they differ (SentencePiece after a leading special token), llama.cpp's are asserted.
-        let reference = if p["llamacpp_ids"].is_array() { ids(&p["llamacpp_ids"]) } else { want.clone() };
+        let reference = if p["llamacpp_ids"].is_array() {
+            ids(&p["llamacpp_ids"])
+        } else {
+            want.clone()
+        };
         if reference != want {
-            eprintln!("note: HF and llama.cpp tokenize {:?} differently; matching llama.cpp", p["text"]);
+            eprintln!(
+                "note: HF and llama.cpp tokenize {:?} differently; matching llama.cpp",
+                p["text"]
+            );
         }
         assert_eq!(got, reference, "tokenization of {:?}", p["text"]);
         let hf = ids(&p["hf_greedy"]);
@@ -122,7 +149,12 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
     let (mut agree, mut worst) = (0usize, 0f64);
     for (pos, row) in logits.iter().enumerate().take(hf_top5.len()) {
         let lp = log_softmax(row);
-        let ours_top1 = lp.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let ours_top1 = lp
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         let entries = hf_top5[pos].as_array().unwrap();
         if entries[0][0].as_u64() == Some(ours_top1 as u64) {
             agree += 1;
@@ -134,9 +166,18 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
     }
     let n = hf_top5.len().min(logits.len());
     let rate = agree as f64 / n as f64;
-    assert!(rate >= 0.99, "teacher-forced top-1 agreement {agree}/{n} is below 99%");
-    assert!(worst <= max_lp_err, "max |logprob − HF| = {worst:.4} exceeds {max_lp_err}");
-    format!("greedy agreement {:?}, top-1 {agree}/{n}, max logprob err {worst:.4}", report)
+    assert!(
+        rate >= 0.99,
+        "teacher-forced top-1 agreement {agree}/{n} is below 99%"
+    );
+    assert!(
+        worst <= max_lp_err,
+        "max |logprob − HF| = {worst:.4} exceeds {max_lp_err}"
+    );
+    format!(
+        "greedy agreement {:?}, top-1 {agree}/{n}, max logprob err {worst:.4}",
+        report
+    )
 }
 
 fn memory_bound(engine: &Engine) {
@@ -172,7 +213,9 @@ fn gemma3_matches_transformers() {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference")
+        .join(name)
 }
 
 /// Qwen2 (Q/K/V biases, NeoX RoPE): no real weights ship on PyPI, so a tiny random-weight model

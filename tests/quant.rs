@@ -20,13 +20,21 @@ struct Case {
 
 impl Case {
     fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     fn field(&self, key: &str) -> &str {
         self.get(key).unwrap_or_else(|| panic!("case lacks {key}"))
     }
     fn label(&self) -> String {
-        format!("{} {} {}", self.field("kind"), self.field("type"), self.field("name"))
+        format!(
+            "{} {} {}",
+            self.field("kind"),
+            self.field("type"),
+            self.field("name")
+        )
     }
     fn ty(&self) -> GgmlType {
         ggml_type(self.field("type"))
@@ -43,39 +51,66 @@ fn cases() -> Vec<Case> {
         // split on quotes: odd indices are string contents; keys are followed by ':'
         let mut i = 1;
         while i + 2 < strings.len() {
-            assert_eq!(strings[i + 1], ":", "unexpected layout near {:?}", strings[i]);
+            assert_eq!(
+                strings[i + 1],
+                ":",
+                "unexpected layout near {:?}",
+                strings[i]
+            );
             fields.push((strings[i].to_string(), strings[i + 2].to_string()));
             i += 4;
         }
         out.push(Case { fields });
     }
-    assert!(out.len() > 50, "reference file has only {} cases", out.len());
+    assert!(
+        out.len() > 50,
+        "reference file has only {} cases",
+        out.len()
+    );
     out
 }
 
 fn ggml_type(name: &str) -> GgmlType {
     use GgmlType::*;
-    [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K]
-        .into_iter()
-        .find(|t| t.name() == name)
-        .unwrap_or_else(|| panic!("unknown type {name}"))
+    [
+        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+    ]
+    .into_iter()
+    .find(|t| t.name() == name)
+    .unwrap_or_else(|| panic!("unknown type {name}"))
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn floats(s: &str) -> Vec<f32> {
-    unhex(s).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    unhex(s)
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// Bit-exact float comparison (so -0.0 ≠ 0.0 and NaN payloads count); names the first mismatch.
 fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let bad = got.iter().zip(want).filter(|(g, w)| g.to_bits() != w.to_bits()).count();
+    let bad = got
+        .iter()
+        .zip(want)
+        .filter(|(g, w)| g.to_bits() != w.to_bits())
+        .count();
     if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: {bad} of {} differ; first at {i}: got {:e} ({:08x}) want {:e} ({:08x})",
-            got.len(), got[i], got[i].to_bits(), want[i], want[i].to_bits());
+        panic!(
+            "{what}: {bad} of {} differ; first at {i}: got {:e} ({:08x}) want {:e} ({:08x})",
+            got.len(),
+            got[i],
+            got[i].to_bits(),
+            want[i],
+            want[i].to_bits()
+        );
     }
 }
 
@@ -99,7 +134,11 @@ fn assert_f16_bytes(what: &str, input: &[f32], got: &[u8], want: &[u8]) {
         } else {
             g == w
         };
-        assert!(ok, "{what}: element {i} ({:08x}): got {g:04x} want {w:04x}", x.to_bits());
+        assert!(
+            ok,
+            "{what}: element {i} ({:08x}): got {g:04x} want {w:04x}",
+            x.to_bits()
+        );
     }
 }
 
@@ -137,9 +176,18 @@ fn dequantize_matches_gguf_py_bit_exact() {
         *per_kind.entry(c.field("kind").to_string()).or_insert(0) += 1;
     }
     // the three sources must all be present: synthetic, random blocks, real model rows
-    assert!(per_kind.get("quantize").copied().unwrap_or(0) >= 60, "{per_kind:?}");
-    assert!(per_kind.get("dequantize").copied().unwrap_or(0) >= 10, "{per_kind:?}");
-    assert!(per_kind.get("model").copied().unwrap_or(0) >= 16, "{per_kind:?}");
+    assert!(
+        per_kind.get("quantize").copied().unwrap_or(0) >= 60,
+        "{per_kind:?}"
+    );
+    assert!(
+        per_kind.get("dequantize").copied().unwrap_or(0) >= 10,
+        "{per_kind:?}"
+    );
+    assert!(
+        per_kind.get("model").copied().unwrap_or(0) >= 16,
+        "{per_kind:?}"
+    );
 }
 
 /// Our quantizers against ggml's C `quantize_row_*_ref`, compiled without FMA contraction: every
@@ -153,12 +201,23 @@ fn quantize_matches_ggml_c_reference_bit_exact() {
         for (key, hex) in c.fields.iter().skip(4) {
             let ty = ggml_type(key);
             let got = quantize(ty, &input).unwrap();
-            assert_bytes(&format!("ggml {key} {}", c.field("name")), &got, &unhex(hex), ty);
+            assert_bytes(
+                &format!("ggml {key} {}", c.field("name")),
+                &got,
+                &unhex(hex),
+                ty,
+            );
             *checked.entry(key.clone()).or_insert(0) += 1;
         }
     }
-    for t in ["Q8_0", "Q8_1", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K"] {
-        assert!(checked.get(t).copied().unwrap_or(0) >= 10, "too few ggml cases for {t}: {checked:?}");
+    for t in [
+        "Q8_0", "Q8_1", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+        "Q8_K",
+    ] {
+        assert!(
+            checked.get(t).copied().unwrap_or(0) >= 10,
+            "too few ggml cases for {t}: {checked:?}"
+        );
     }
 }
 
@@ -185,7 +244,9 @@ impl Rng {
         (self.0 >> 40) as f32 / (1u64 << 24) as f32
     }
     fn normal(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| ((0..4).map(|_| self.next()).sum::<f32>() - 2.0) * 1.732).collect()
+        (0..n)
+            .map(|_| ((0..4).map(|_| self.next()).sum::<f32>() - 2.0) * 1.732)
+            .collect()
     }
 }
 
@@ -229,7 +290,11 @@ fn round_trip_error_bounds() {
         let y = dequantize(ty, &q, x.len()).unwrap();
         let e = rel_rmse(&x, &y);
         report += &format!("{} {e:.4e}; ", ty.name());
-        assert!(e <= bound, "{}: relative RMSE {e:.4e} > {bound:e} ({report})", ty.name());
+        assert!(
+            e <= bound,
+            "{}: relative RMSE {e:.4e} > {bound:e} ({report})",
+            ty.name()
+        );
     }
     println!("{report}");
 }
@@ -245,13 +310,28 @@ fn round_trip_per_block_scale() {
     for scale in scales {
         x.extend(rng.normal(QK_K).iter().map(|v| v * scale));
     }
-    for (ty, bound) in [(Q8_0, 6e-3), (Q4_0, 0.12), (Q4_1, 0.105), (Q5_0, 0.06), (Q5_1, 0.052),
-        (Q2K, 0.4), (Q3K, 0.19), (Q4K, 0.085), (Q5K, 0.042), (Q6K, 0.021)] {
+    for (ty, bound) in [
+        (Q8_0, 6e-3),
+        (Q4_0, 0.12),
+        (Q4_1, 0.105),
+        (Q5_0, 0.06),
+        (Q5_1, 0.052),
+        (Q2K, 0.4),
+        (Q3K, 0.19),
+        (Q4K, 0.085),
+        (Q5K, 0.042),
+        (Q6K, 0.021),
+    ] {
         let y = dequantize(ty, &quantize(ty, &x).unwrap(), x.len()).unwrap();
         for b in 0..8 {
             let r = b * QK_K..(b + 1) * QK_K;
             let e = rel_rmse(&x[r.clone()], &y[r]);
-            assert!(e <= bound, "{} block {b} (scale {}): relative RMSE {e:.3e}", ty.name(), scales[b]);
+            assert!(
+                e <= bound,
+                "{} block {b} (scale {}): relative RMSE {e:.3e}",
+                ty.name(),
+                scales[b]
+            );
         }
     }
 }
@@ -261,7 +341,9 @@ fn round_trip_per_block_scale() {
 #[test]
 fn edge_inputs() {
     use GgmlType::*;
-    let types = [F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K];
+    let types = [
+        F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+    ];
     for ty in types {
         let zeros = vec![0f32; 2 * QK_K];
         let y = dequantize(ty, &quantize(ty, &zeros).unwrap(), zeros.len()).unwrap();
@@ -271,13 +353,22 @@ fn edge_inputs() {
             let x = vec![c; QK_K];
             let y = dequantize(ty, &quantize(ty, &x).unwrap(), x.len()).unwrap();
             let worst = y.iter().map(|v| (v - c).abs()).fold(0f32, f32::max);
-            assert!(worst <= 0.01 * c.abs(), "{}: constant {c} comes back off by {worst}", ty.name());
+            assert!(
+                worst <= 0.01 * c.abs(),
+                "{}: constant {c} comes back off by {worst}",
+                ty.name()
+            );
         }
 
         let mut x: Vec<f32> = Rng(5).normal(QK_K).iter().map(|v| v * 0.01).collect();
         x[37] = 1000.0;
         let y = dequantize(ty, &quantize(ty, &x).unwrap(), x.len()).unwrap();
-        assert!((y[37] - 1000.0).abs() <= 10.0, "{}: outlier came back as {}", ty.name(), y[37]);
+        assert!(
+            (y[37] - 1000.0).abs() <= 10.0,
+            "{}: outlier came back as {}",
+            ty.name(),
+            y[37]
+        );
     }
 }
 
@@ -290,13 +381,17 @@ fn non_finite_input_does_not_panic() {
     x[100] = f32::INFINITY;
     x[200] = f32::NEG_INFINITY;
     x[201] = f32::MAX;
-    for ty in [F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K] {
+    for ty in [
+        F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+    ] {
         let q = quantize(ty, &x).unwrap();
         assert_eq!(dequantize(ty, &q, x.len()).unwrap().len(), x.len());
     }
     // arbitrary bytes decode without panicking too
     let bytes: Vec<u8> = (0..4 * QK_K).map(|i| (i * 37 + 11) as u8).collect();
-    for ty in [F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K] {
+    for ty in [
+        F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+    ] {
         let n = QK_K;
         let _ = dequantize(ty, &bytes[..ty.row_bytes(n)], n).unwrap();
     }
@@ -312,9 +407,21 @@ fn bad_lengths_are_errors() {
         assert!(quantize(ty, &[]).unwrap().is_empty());
         let ok = quantize(ty, &vec![0.5; 2 * bl]).unwrap();
         assert!(dequantize(ty, &ok, 2 * bl).is_ok());
-        assert!(dequantize(ty, &ok[1..], 2 * bl).is_err(), "{}: short bytes", ty.name());
-        assert!(dequantize(ty, &ok, bl).is_err(), "{}: too many bytes", ty.name());
-        assert!(dequantize(ty, &ok, 2 * bl + 1).is_err(), "{}: n not a block multiple", ty.name());
+        assert!(
+            dequantize(ty, &ok[1..], 2 * bl).is_err(),
+            "{}: short bytes",
+            ty.name()
+        );
+        assert!(
+            dequantize(ty, &ok, bl).is_err(),
+            "{}: too many bytes",
+            ty.name()
+        );
+        assert!(
+            dequantize(ty, &ok, 2 * bl + 1).is_err(),
+            "{}: n not a block multiple",
+            ty.name()
+        );
     }
     assert!(dequantize(F16, &[0, 0, 0], 2).is_err());
 }

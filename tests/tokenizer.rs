@@ -461,7 +461,10 @@ fn encoding_10kb_is_fast() {
         let g = load(&cache().join("models").join(file), "tests/fetch-models.sh");
         let t = Instant::now();
         let tok = Tokenizer::from_gguf(&g).unwrap();
-        eprintln!("{file}: from_gguf {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "{file}: from_gguf {:.1} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
         let t = Instant::now();
         let ids = tok.encode(&text, true, true);
         let dt = t.elapsed();

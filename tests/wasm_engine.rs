@@ -21,7 +21,11 @@ const GGUF: &[u8] = include_bytes!("reference/tiny-qwen2.gguf");
 const GOLDEN: &str = include_str!("reference/tiny-qwen2.json");
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[wasm_bindgen_test]
@@ -35,11 +39,19 @@ async fn streamed_tiny_qwen2_matches_transformers() {
         for ev in stream.push(chunk).unwrap() {
             match ev {
                 Event::Header(h) => {
-                    builder = Some(EngineBuilder::new(gpu.take().unwrap(), h, LoadOptions::default()).unwrap())
+                    builder = Some(
+                        EngineBuilder::new(gpu.take().unwrap(), h, LoadOptions::default()).unwrap(),
+                    )
                 }
-                Event::TensorData { tensor, offset, bytes } => {
-                    builder.as_mut().unwrap().feed(tensor, offset, bytes).unwrap()
-                }
+                Event::TensorData {
+                    tensor,
+                    offset,
+                    bytes,
+                } => builder
+                    .as_mut()
+                    .unwrap()
+                    .feed(tensor, offset, bytes)
+                    .unwrap(),
                 Event::Done => {}
             }
         }
@@ -49,7 +61,10 @@ async fn streamed_tiny_qwen2_matches_transformers() {
     let golden: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
     let p = GenParams {
         max_tokens: 16,
-        sampler: SamplerConfig { temperature: 0.0, ..Default::default() },
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
         ignore_eog: true,
         ..Default::default()
     };
@@ -64,7 +79,12 @@ async fn streamed_tiny_qwen2_matches_transformers() {
             .await
             .unwrap();
         let hf = ids(&prompt["hf_greedy"]);
-        assert_eq!(out[..], hf[..16], "greedy ids differ from HF for {:?}", prompt["text"]);
+        assert_eq!(
+            out[..],
+            hf[..16],
+            "greedy ids differ from HF for {:?}",
+            prompt["text"]
+        );
     }
 }
 
@@ -81,15 +101,36 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
     let on_progress = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
         p2.push(&v);
     });
-    let engine = WasmEngine::load(bytes.into(), js_sys::Object::new().into(), on_progress.as_ref().unchecked_ref::<Function>().clone(), &CancelToken::new())
-        .await
-        .expect("load from an ArrayBuffer");
-    let phases: Vec<String> =
-        progress.iter().map(|p| Reflect::get(&p, &"phase".into()).unwrap().as_string().unwrap()).collect();
-    assert!(phases.contains(&"download".into()) && phases.last() == Some(&"ready".to_string()), "{phases:?}");
+    let engine = WasmEngine::load(
+        bytes.into(),
+        js_sys::Object::new().into(),
+        on_progress.as_ref().unchecked_ref::<Function>().clone(),
+        &CancelToken::new(),
+    )
+    .await
+    .expect("load from an ArrayBuffer");
+    let phases: Vec<String> = progress
+        .iter()
+        .map(|p| {
+            Reflect::get(&p, &"phase".into())
+                .unwrap()
+                .as_string()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        phases.contains(&"download".into()) && phases.last() == Some(&"ready".to_string()),
+        "{phases:?}"
+    );
 
     let info = engine.info().unwrap();
-    assert_eq!(Reflect::get(&info, &"architecture".into()).unwrap().as_string().unwrap(), "qwen2");
+    assert_eq!(
+        Reflect::get(&info, &"architecture".into())
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        "qwen2"
+    );
 
     let chunks = js_sys::Array::new();
     let c2 = chunks.clone();
@@ -100,23 +141,42 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
         "messages": [{"role": "user", "content": "Hello there"}],
         "max_tokens": 6, "temperature": 0, "stream": true
     }));
-    let done = JsFuture::from(engine.chat(request, Some(on_chunk.as_ref().unchecked_ref::<Function>().clone()), &CancelToken::new()))
-        .await
-        .expect("chat completion");
+    let done = JsFuture::from(engine.chat(
+        request,
+        Some(on_chunk.as_ref().unchecked_ref::<Function>().clone()),
+        &CancelToken::new(),
+    ))
+    .await
+    .expect("chat completion");
     let done: serde_json::Value = serde_wasm_bindgen::from_value(done).unwrap();
     assert_eq!(done["object"], "chat.completion");
-    let reason = done["choices"][0]["finish_reason"].as_str().unwrap().to_string();
+    let reason = done["choices"][0]["finish_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason == "length" || reason == "stop", "{reason}");
     let completion = done["usage"]["completion_tokens"].as_u64().unwrap();
     assert!((1..=6).contains(&completion));
 
     // Streamed chunks: role first, content deltas adding up to the message, a final finish_reason.
-    let chunks: Vec<serde_json::Value> = chunks.iter().map(|c| serde_wasm_bindgen::from_value(c).unwrap()).collect();
+    let chunks: Vec<serde_json::Value> = chunks
+        .iter()
+        .map(|c| serde_wasm_bindgen::from_value(c).unwrap())
+        .collect();
     assert!(chunks.len() >= 2, "{chunks:?}");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert_eq!(text, done["choices"][0]["message"]["content"].as_str().unwrap());
-    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], reason.as_str());
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        text,
+        done["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        reason.as_str()
+    );
     assert!(engine.tokenize("Hello").unwrap().len() >= 1);
 
     // A cancelled generation ends early with what it had.
@@ -125,7 +185,11 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
     let request = js(serde_json::json!({
         "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "temperature": 0
     }));
-    let stopped: serde_json::Value =
-        serde_wasm_bindgen::from_value(JsFuture::from(engine.chat(request, None, &cancel)).await.unwrap()).unwrap();
+    let stopped: serde_json::Value = serde_wasm_bindgen::from_value(
+        JsFuture::from(engine.chat(request, None, &cancel))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(stopped["usage"]["completion_tokens"], 1);
 }

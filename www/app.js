@@ -93,7 +93,7 @@ async function load() {
     const info = await engine.info();
     setStatus(
       $("model-info"),
-      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · adapter ${info.adapter} · f16 ${info.shader_f16 ? "used" : "not used"}`,
+      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · wasm heap ${fmtMB(info.wasm_heap_bytes)} · adapter ${info.adapter} · f16 ${info.shader_f16 ? "used" : "not used (f16 weights and KV cache are read as packed u32)"}`,
     );
     $("prompt").disabled = false;
     $("send").disabled = false;

@@ -43,19 +43,26 @@ commands:
             let mut it = args.iter();
             while let Some(a) = it.next() {
                 let Some(key) = a.strip_prefix("--") else {
-                    return Err(Error::Invalid(format!("unexpected argument '{a}'\n\n{USAGE}")));
+                    return Err(Error::Invalid(format!(
+                        "unexpected argument '{a}'\n\n{USAGE}"
+                    )));
                 };
                 let v = if flags.contains(&key) {
                     "true".to_string()
                 } else {
-                    it.next().cloned().ok_or_else(|| Error::Invalid(format!("--{key} needs a value")))?
+                    it.next()
+                        .cloned()
+                        .ok_or_else(|| Error::Invalid(format!("--{key} needs a value")))?
                 };
                 values.entry(key.to_string()).or_default().push(v);
             }
             Ok(Args { values })
         }
         fn get(&self, k: &str) -> Option<&str> {
-            self.values.get(k).and_then(|v| v.last()).map(String::as_str)
+            self.values
+                .get(k)
+                .and_then(|v| v.last())
+                .map(String::as_str)
         }
         fn all(&self, k: &str) -> Vec<String> {
             self.values.get(k).cloned().unwrap_or_default()
@@ -64,12 +71,15 @@ commands:
             self.values.contains_key(k)
         }
         fn need(&self, k: &str) -> Result<&str> {
-            self.get(k).ok_or_else(|| Error::Invalid(format!("--{k} is required\n\n{USAGE}")))
+            self.get(k)
+                .ok_or_else(|| Error::Invalid(format!("--{k} is required\n\n{USAGE}")))
         }
         fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T> {
             match self.get(k) {
                 None => Ok(default),
-                Some(v) => v.parse().map_err(|_| Error::Invalid(format!("--{k}: '{v}' is not a valid number"))),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("--{k}: '{v}' is not a valid number"))),
             }
         }
         fn model(&self) -> Result<PathBuf> {
@@ -78,7 +88,10 @@ commands:
         fn load_options(&self) -> Result<LoadOptions> {
             let mut o = LoadOptions::default();
             if let Some(c) = self.get("context") {
-                o.context = Some(c.parse().map_err(|_| Error::Invalid(format!("--context: '{c}' is not a number")))?);
+                o.context =
+                    Some(c.parse().map_err(|_| {
+                        Error::Invalid(format!("--context: '{c}' is not a number"))
+                    })?);
             }
             Ok(o)
         }
@@ -92,13 +105,17 @@ commands:
             Some("adapters") => adapters(),
             Some("info") => Args::parse(rest, &[]).and_then(|a| info(&a)),
             Some("tokenize") => Args::parse(rest, &[]).and_then(|a| tokenize(&a)),
-            Some("generate") => Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a)),
+            Some("generate") => {
+                Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a))
+            }
             Some("bench") => Args::parse(rest, &[]).and_then(|a| bench(&a)),
             Some("-h" | "--help" | "help") => {
                 print!("{USAGE}");
                 Ok(())
             }
-            Some(other) => Err(Error::Invalid(format!("unknown command '{other}'\n\n{USAGE}"))),
+            Some(other) => Err(Error::Invalid(format!(
+                "unknown command '{other}'\n\n{USAGE}"
+            ))),
             None => Err(Error::Invalid(USAGE.to_string())),
         };
         match result {
@@ -160,7 +177,10 @@ commands:
                 None => types.push((t.ty.name().to_string(), 1, t.byte_size())),
             }
         }
-        let types: Vec<String> = types.iter().map(|(n, c, b)| format!("{n}×{c} ({})", mib(*b))).collect();
+        let types: Vec<String> = types
+            .iter()
+            .map(|(n, c, b)| format!("{n}×{c} ({})", mib(*b)))
+            .collect();
         println!("tensor types: {}", types.join(", "));
         let m = e.memory();
         println!("context: {} tokens", e.model.context);
@@ -190,16 +210,26 @@ commands:
         if let Some(ids) = a.get("prompt-ids") {
             return ids
                 .split(',')
-                .map(|s| s.trim().parse::<u32>().map_err(|_| Error::Invalid(format!("--prompt-ids: '{s}' is not a token id"))))
+                .map(|s| {
+                    s.trim().parse::<u32>().map_err(|_| {
+                        Error::Invalid(format!("--prompt-ids: '{s}' is not a token id"))
+                    })
+                })
                 .collect();
         }
         let text = a.need("prompt")?;
         if a.flag("chat") {
             let mut messages = Vec::new();
             if let Some(sys) = a.get("system") {
-                messages.push(Message { role: "system".into(), content: sys.into() });
+                messages.push(Message {
+                    role: "system".into(),
+                    content: sys.into(),
+                });
             }
-            messages.push(Message { role: "user".into(), content: text.into() });
+            messages.push(Message {
+                role: "user".into(),
+                content: text.into(),
+            });
             e.chat_prompt(&messages)
         } else {
             Ok(e.tokenizer.encode(text, true, false))
@@ -209,7 +239,11 @@ commands:
     fn generate(a: &Args) -> Result<()> {
         let mut e = load(a)?;
         let prompt = prompt_ids(&e, a)?;
-        let mut p = GenParams { max_tokens: a.num("max-tokens", 256)?, stop: a.all("stop"), ..Default::default() };
+        let mut p = GenParams {
+            max_tokens: a.num("max-tokens", 256)?,
+            stop: a.all("stop"),
+            ..Default::default()
+        };
         p.sampler.temperature = a.num("temperature", 0.7)?;
         p.sampler.top_p = a.num("top-p", p.sampler.top_p)?;
         p.sampler.top_k = a.num("top-k", p.sampler.top_k)?;
@@ -221,7 +255,11 @@ commands:
         let jsonl = match a.get("output").unwrap_or("text") {
             "jsonl" => true,
             "text" => false,
-            o => return Err(Error::Invalid(format!("--output must be text or jsonl, not '{o}'"))),
+            o => {
+                return Err(Error::Invalid(format!(
+                    "--output must be text or jsonl, not '{o}'"
+                )))
+            }
         };
         let stdout = std::io::stdout();
         let stats = pollster::block_on(e.generate(&prompt, &p, |t| {
@@ -229,7 +267,11 @@ commands:
             if jsonl {
                 let mut line = json!({ "id": t.id, "text": t.text });
                 if p.top_logprobs > 0 {
-                    line["top_logprobs"] = json!(t.top_logprobs.iter().map(|&(i, l)| json!([i, l])).collect::<Vec<_>>());
+                    line["top_logprobs"] = json!(t
+                        .top_logprobs
+                        .iter()
+                        .map(|&(i, l)| json!([i, l]))
+                        .collect::<Vec<_>>());
                 }
                 let _ = writeln!(out, "{line}");
             } else {
@@ -278,7 +320,10 @@ commands:
         let prompt: Vec<u32> = base.iter().cycle().take(n).copied().collect();
         let p = GenParams {
             max_tokens: gen,
-            sampler: attend::sampler::SamplerConfig { temperature: 0.0, ..Default::default() },
+            sampler: attend::sampler::SamplerConfig {
+                temperature: 0.0,
+                ..Default::default()
+            },
             ignore_eog: true, // always decode exactly `gen` tokens
             ..Default::default()
         };

@@ -95,7 +95,15 @@ fn caps_of(adapter: &wgpu::Adapter) -> Caps {
 fn facts_of(adapter: &wgpu::Adapter) -> AdapterFacts {
     let info = adapter.get_info();
     AdapterFacts {
-        name: info.name.clone(),
+        // Browsers may hide the adapter's name (an empty string): say what we know instead.
+        name: if info.name.is_empty() {
+            format!(
+                "WebGPU adapter ({:?}, vendor {:#06x})",
+                info.device_type, info.vendor
+            )
+        } else {
+            info.name.clone()
+        },
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
         driver: format!("{} {}", info.driver, info.driver_info)

@@ -8,8 +8,8 @@
 //! [`CHUNK`] elements, one workgroup each, then merges per row; it suits GPUs where one workgroup
 //! cannot saturate memory bandwidth, and needs a caller-owned scratch buffer.
 
-use super::{count, distinct, words};
 use super::norm::workgroup_for;
+use super::{count, distinct, words};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::{Error, Result};
 

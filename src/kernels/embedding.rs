@@ -3,10 +3,9 @@
 
 use super::matvec::SHADER;
 use super::{count, distinct, words};
-use crate::Result;
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{QMatrix, UNIT};
-
+use crate::Result;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -35,7 +34,12 @@ pub fn embedding(
         return Ok(());
     }
     words(rec, ids, m as u64, "embedding ids")?;
-    words(rec, out, count("embedding out", &[m, table.cols as u32])?, "embedding out")?;
+    words(
+        rec,
+        out,
+        count("embedding out", &[m, table.cols as u32])?,
+        "embedding out",
+    )?;
     distinct("embedding", out, &[ids])?;
     let units = (table.cols / UNIT) as u32;
     let groups = (m * units).div_ceil(64);

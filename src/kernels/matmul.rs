@@ -4,10 +4,9 @@
 
 use super::matvec::{matvec, SHADER};
 use super::{count, distinct, words};
-use crate::Result;
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::QMatrix;
-
+use crate::Result;
 
 /// Output tile edge (tokens and rows) of the matmul shader.
 const TILE: u32 = 32;

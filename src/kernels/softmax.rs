@@ -1,8 +1,8 @@
 //! Row softmax and log-softmax, in place (`shaders/softmax.wgsl`): one workgroup per row, any row
 //! length (1 to the whole vocabulary), numerically stable (max-subtracted, online rescaled sum).
 
-use super::{count, words};
 use super::norm::workgroup_for;
+use super::{count, words};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::Result;
 

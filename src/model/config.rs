@@ -89,7 +89,11 @@ impl Config {
         let rope_scale = match g.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
             Some("linear") | None => g.opt_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0),
             Some("none") => 1.0,
-            Some(other) => return Err(Error::Model(format!("RoPE scaling '{other}' is not supported"))),
+            Some(other) => {
+                return Err(Error::Model(format!(
+                    "RoPE scaling '{other}' is not supported"
+                )))
+            }
         };
         let (norm_eps, window, swa_period, rope_base_local, embed_scale, attn_scale, rope_neox);
         match arch {
@@ -103,7 +107,9 @@ impl Config {
                 rope_neox = arch == Arch::Qwen2;
             }
             Arch::Gemma3 => {
-                norm_eps = g.opt_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-6);
+                norm_eps = g
+                    .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
+                    .unwrap_or(1e-6);
                 window = opt_u("attention.sliding_window")?.unwrap_or(0);
                 // llama.cpp: five local layers, then one global (pattern 6).
                 swa_period = 6;

@@ -12,15 +12,33 @@ use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::{elementwise, matmul::linear, norm, rope};
 use crate::{Error, Result};
 
-pub(super) fn block(model: &Model, rec: &mut Recorder, l: usize, b: &Block, m: u32, pos0: u32, next_norm: &wgpu::Buffer) -> Result<()> {
+pub(super) fn block(
+    model: &Model,
+    rec: &mut Recorder,
+    l: usize,
+    b: &Block,
+    m: u32,
+    pos0: u32,
+    next_norm: &wgpu::Buffer,
+) -> Result<()> {
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
     let missing = |what: &str| Error::Model(format!("gemma3 block {l} has no {what}"));
     let q_norm = b.q_norm.as_ref().ok_or_else(|| missing("attn_q_norm"))?;
     let k_norm = b.k_norm.as_ref().ok_or_else(|| missing("attn_k_norm"))?;
-    let post_attn = b.post_attn_norm.as_ref().ok_or_else(|| missing("post_attention_norm"))?;
-    let post_ffn = b.post_ffn_norm.as_ref().ok_or_else(|| missing("post_ffw_norm"))?;
+    let post_attn = b
+        .post_attn_norm
+        .as_ref()
+        .ok_or_else(|| missing("post_attention_norm"))?;
+    let post_ffn = b
+        .post_ffn_norm
+        .as_ref()
+        .ok_or_else(|| missing("post_ffw_norm"))?;
     let local = c.is_local(l as u32);
-    let (base, scale) = if local { (c.rope_base_local, 1.0) } else { (c.rope_base, c.rope_scale) };
+    let (base, scale) = if local {
+        (c.rope_base_local, 1.0)
+    } else {
+        (c.rope_base, c.rope_scale)
+    };
     let eps = c.norm_eps;
 
     // Attention.
@@ -31,15 +49,33 @@ pub(super) fn block(model: &Model, rec: &mut Recorder, l: usize, b: &Block, m: u
     rope::rmsnorm_rope_qk(rec, &s.q, &s.k, q_norm, k_norm, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dims, pos0, base, scale, true, eps)?;
     attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;
     let window = if local { c.window } else { 0 };
-    let p = AttnParams { m, pos0, n_heads: c.n_heads, scale: c.attn_scale, window };
+    let p = AttnParams {
+        m,
+        pos0,
+        n_heads: c.n_heads,
+        scale: c.attn_scale,
+        window,
+    };
     attention::attention(rec, &s.q, kv, &s.attn, &p)?;
     linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
-    norm::rmsnorm_add_rmsnorm(rec, &s.o, post_attn, &s.x, &b.ffn_norm, &s.h, m, c.d_model, eps)?;
+    norm::rmsnorm_add_rmsnorm(
+        rec,
+        &s.o,
+        post_attn,
+        &s.x,
+        &b.ffn_norm,
+        &s.h,
+        m,
+        c.d_model,
+        eps,
+    )?;
 
     // Feed-forward (GeGLU).
     linear(rec, &b.w_gate, &s.h, &s.gate, m, None)?;
     linear(rec, &b.w_up, &s.h, &s.up, m, None)?;
     elementwise::geglu(rec, &s.gate, &s.up, &s.act, m * c.ffn_dim)?;
     linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
-    norm::rmsnorm_add_rmsnorm(rec, &s.o, post_ffn, &s.x, next_norm, &s.h, m, c.d_model, eps)
+    norm::rmsnorm_add_rmsnorm(
+        rec, &s.o, post_ffn, &s.x, next_norm, &s.h, m, c.d_model, eps,
+    )
 }

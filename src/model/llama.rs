@@ -12,16 +12,43 @@ use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::{elementwise, matmul::linear, norm, rope};
 use crate::Result;
 
-pub(super) fn block(model: &Model, rec: &mut Recorder, l: usize, b: &Block, m: u32, pos0: u32, next_norm: &wgpu::Buffer) -> Result<()> {
+pub(super) fn block(
+    model: &Model,
+    rec: &mut Recorder,
+    l: usize,
+    b: &Block,
+    m: u32,
+    pos0: u32,
+    next_norm: &wgpu::Buffer,
+) -> Result<()> {
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
 
     // Attention.
     linear(rec, &b.wq, &s.h, &s.q, m, b.bq.as_deref())?;
     linear(rec, &b.wk, &s.h, &s.k, m, b.bk.as_deref())?;
     linear(rec, &b.wv, &s.h, &s.v, m, b.bv.as_deref())?;
-    rope::rope_qk(rec, &s.q, &s.k, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dims, pos0, c.rope_base, c.rope_scale, c.rope_neox)?;
+    rope::rope_qk(
+        rec,
+        &s.q,
+        &s.k,
+        m,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.rope_dims,
+        pos0,
+        c.rope_base,
+        c.rope_scale,
+        c.rope_neox,
+    )?;
     attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;
-    let p = AttnParams { m, pos0, n_heads: c.n_heads, scale: c.attn_scale, window: 0 };
+    let p = AttnParams {
+        m,
+        pos0,
+        n_heads: c.n_heads,
+        scale: c.attn_scale,
+        window: 0,
+    };
     attention::attention(rec, &s.q, kv, &s.attn, &p)?;
     linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
     norm::add_rmsnorm(rec, &s.x, &s.o, &b.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;

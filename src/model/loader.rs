@@ -15,7 +15,11 @@ enum Dest {
     /// A weight matrix, uploaded in its GGUF block layout.
     Matrix(QMatrix),
     /// A small f32 vector (norm weight, bias): gathered on the CPU, converted to f32 if needed.
-    Vector { ty: GgmlType, len: usize, bytes: Vec<u8> },
+    Vector {
+        ty: GgmlType,
+        len: usize,
+        bytes: Vec<u8>,
+    },
 }
 
 struct Slot {
@@ -65,8 +69,9 @@ impl Loader {
             }
             let dest = if shape.dims.len() == 2 {
                 let (cols, rows) = (shape.dims[0] as usize, shape.dims[1] as usize);
-                let m = QMatrix::new(gpu, name, info.ty, rows, cols)
-                    .map_err(|e| Error::Model(format!("tensor '{name}' ({}): {e}", info.ty.name())))?;
+                let m = QMatrix::new(gpu, name, info.ty, rows, cols).map_err(|e| {
+                    Error::Model(format!("tensor '{name}' ({}): {e}", info.ty.name()))
+                })?;
                 Dest::Matrix(m)
             } else {
                 if !matches!(info.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
@@ -75,13 +80,27 @@ impl Loader {
                         info.ty.name()
                     )));
                 }
-                Dest::Vector { ty: info.ty, len: shape.dims[0] as usize, bytes: Vec::new() }
+                Dest::Vector {
+                    ty: info.ty,
+                    len: shape.dims[0] as usize,
+                    bytes: Vec::new(),
+                }
             };
             bytes_total += info.byte_size();
             by_name.insert(name.clone(), idx);
-            slots[idx] = Some(Slot { info, dest, received: 0, carry: Vec::new() });
+            slots[idx] = Some(Slot {
+                info,
+                dest,
+                received: 0,
+                carry: Vec::new(),
+            });
         }
-        Ok(Loader { slots, by_name, bytes_total, bytes_done: 0 })
+        Ok(Loader {
+            slots,
+            by_name,
+            bytes_total,
+            bytes_done: 0,
+        })
     }
 
     /// Bytes `[offset, offset + bytes.len())` of tensor `index` (pieces must arrive in order).
@@ -98,7 +117,10 @@ impl Loader {
         }
         let size = slot.info.byte_size();
         if offset + bytes.len() as u64 > size {
-            return Err(Error::Gguf(format!("tensor '{}': more data than its {size} bytes", slot.info.name)));
+            return Err(Error::Gguf(format!(
+                "tensor '{}': more data than its {size} bytes",
+                slot.info.name
+            )));
         }
         slot.received += bytes.len() as u64;
         self.bytes_done += bytes.len() as u64;
@@ -125,7 +147,9 @@ impl Loader {
         let Some(&idx) = self.by_name.get(name) else {
             return Ok(None);
         };
-        let slot = self.slots[idx].take().ok_or_else(|| Error::Model(format!("tensor '{name}' taken twice")))?;
+        let slot = self.slots[idx]
+            .take()
+            .ok_or_else(|| Error::Model(format!("tensor '{name}' taken twice")))?;
         if slot.received != slot.info.byte_size() {
             return Err(Error::Gguf(format!(
                 "tensor '{name}' is incomplete: {} of {} bytes",
@@ -145,7 +169,9 @@ impl Loader {
     pub fn matrix(&mut self, gpu: &Gpu, name: &str) -> Result<QMatrix> {
         match self.take(gpu, name)? {
             Some(Loaded::Matrix(m)) => Ok(m),
-            _ => Err(Error::Model(format!("tensor '{name}' is missing or not a matrix"))),
+            _ => Err(Error::Model(format!(
+                "tensor '{name}' is missing or not a matrix"
+            ))),
         }
     }
 
@@ -158,7 +184,8 @@ impl Loader {
     }
 
     pub fn vector(&mut self, gpu: &Gpu, name: &str) -> Result<Buffer> {
-        self.opt_vector(gpu, name)?.ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
+        self.opt_vector(gpu, name)?
+            .ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
     }
 
     pub fn opt_vector(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Buffer>> {
@@ -179,11 +206,17 @@ pub struct Shape {
 
 impl Shape {
     pub fn vec(n: u32) -> Shape {
-        Shape { dims: vec![n], optional: false }
+        Shape {
+            dims: vec![n],
+            optional: false,
+        }
     }
     /// A weight mapping `cols` inputs to `rows` outputs.
     pub fn mat(cols: u32, rows: u32) -> Shape {
-        Shape { dims: vec![cols, rows], optional: false }
+        Shape {
+            dims: vec![cols, rows],
+            optional: false,
+        }
     }
     pub fn optional(mut self) -> Shape {
         self.optional = true;

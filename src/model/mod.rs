@@ -114,12 +114,25 @@ impl Weights {
     }
 
     pub fn bytes(&self) -> u64 {
-        let mats = |b: &Block| [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down].map(|m| m.bytes()).iter().sum::<u64>();
-        let vecs = |b: &Block| {
-            [&b.bq, &b.bk, &b.bv, &b.q_norm, &b.k_norm, &b.post_attn_norm, &b.post_ffn_norm]
+        let mats = |b: &Block| {
+            [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
+                .map(|m| m.bytes())
                 .iter()
-                .filter_map(|v| v.as_ref().map(|v| v.size()))
                 .sum::<u64>()
+        };
+        let vecs = |b: &Block| {
+            [
+                &b.bq,
+                &b.bk,
+                &b.bv,
+                &b.q_norm,
+                &b.k_norm,
+                &b.post_attn_norm,
+                &b.post_ffn_norm,
+            ]
+            .iter()
+            .filter_map(|v| v.as_ref().map(|v| v.size()))
+            .sum::<u64>()
                 + b.attn_norm.size()
                 + b.ffn_norm.size()
         };
@@ -175,8 +188,20 @@ impl Scratch {
     }
     fn bytes(&self) -> u64 {
         [
-            &self.ids, &self.x, &self.h, &self.q, &self.k, &self.v, &self.attn, &self.o, &self.gate,
-            &self.up, &self.act, &self.last, &self.logits, &self.next,
+            &self.ids,
+            &self.x,
+            &self.h,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.attn,
+            &self.o,
+            &self.gate,
+            &self.up,
+            &self.act,
+            &self.last,
+            &self.logits,
+            &self.next,
         ]
         .iter()
         .map(|b| b.size())
@@ -206,15 +231,30 @@ pub struct Model {
 
 impl Model {
     /// Allocate the KV cache and activations for `context` positions and `batch`-token chunks.
-    pub fn new(gpu: &Gpu, cfg: Config, weights: Weights, context: u32, batch: u32, logit_rows: u32) -> Result<Model> {
+    pub fn new(
+        gpu: &Gpu,
+        cfg: Config,
+        weights: Weights,
+        context: u32,
+        batch: u32,
+        logit_rows: u32,
+    ) -> Result<Model> {
         if context == 0 || batch == 0 {
-            return Err(Error::Invalid("context and batch must be at least 1".into()));
+            return Err(Error::Invalid(
+                "context and batch must be at least 1".into(),
+            ));
         }
         let kv = (0..cfg.n_layers)
             .map(|_| LayerKv::new(gpu, context, cfg.n_kv_heads, cfg.head_dim))
             .collect::<Result<Vec<_>>>()?;
         let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1))?;
-        Ok(Model { cfg, weights, kv, scratch, context })
+        Ok(Model {
+            cfg,
+            weights,
+            kv,
+            scratch,
+            context,
+        })
     }
 
     /// Load every tensor the architecture needs from a parsed header, feeding bytes through `fill`.
@@ -236,7 +276,10 @@ impl Model {
     pub fn forward(&self, rec: &mut Recorder, m: u32, pos0: u32, logits: Logits) -> Result<()> {
         let (cfg, w, s) = (&self.cfg, &self.weights, &self.scratch);
         if m == 0 || m > s.batch {
-            return Err(Error::Invalid(format!("a forward pass takes 1..={} tokens, got {m}", s.batch)));
+            return Err(Error::Invalid(format!(
+                "a forward pass takes 1..={} tokens, got {m}",
+                s.batch
+            )));
         }
         if pos0 + m > self.context {
             return Err(Error::Invalid(format!(
@@ -246,7 +289,9 @@ impl Model {
             )));
         }
         if logits == Logits::All && m > s.logit_rows {
-            return Err(Error::Invalid(format!("all-logits pass of {m} tokens needs logit_rows ≥ {m}")));
+            return Err(Error::Invalid(format!(
+                "all-logits pass of {m} tokens needs logit_rows ≥ {m}"
+            )));
         }
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
@@ -273,6 +318,12 @@ impl Model {
 
     /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).
     pub fn greedy(&self, rec: &mut Recorder) -> Result<()> {
-        argmax::argmax(rec, &self.scratch.logits, 1, self.cfg.vocab, &self.scratch.next)
+        argmax::argmax(
+            rec,
+            &self.scratch.logits,
+            1,
+            self.cfg.vocab,
+            &self.scratch.next,
+        )
     }
 }

@@ -28,7 +28,11 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     };
     use GgmlType::*;
     match ty {
-        F32 => out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
         F16 => out.extend(bytes.chunks_exact(2).map(|b| f16_to_f32(u16le(b, 0)))),
         BF16 => out.extend(bytes.chunks_exact(2).map(|b| bf16_to_f32(u16le(b, 0)))),
         Q8_0 => each(&mut out, q8_0),
@@ -134,7 +138,11 @@ fn q3_k(b: &[u8], y: &mut Vec<f32>) {
     let d_all = f16_at(b, 108);
     let mut scales = [0i32; 16];
     for (j, s) in scales.iter_mut().enumerate() {
-        let low = if j < 8 { packed[j] & 0x0f } else { packed[j - 8] >> 4 };
+        let low = if j < 8 {
+            packed[j] & 0x0f
+        } else {
+            packed[j - 8] >> 4
+        };
         let high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
         *s = (low | high << 4) as i32 - 32;
     }

@@ -211,7 +211,10 @@ fn make_q3_quants(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
 /// L[j+l+96] at bit offsets 0, 2, 4, 6.
 fn pack_2bit(l: &[u8; QK_K], out: &mut Vec<u8>) {
     for j in (0..QK_K).step_by(128) {
-        out.extend((0..32).map(|i| l[j + i] | l[j + i + 32] << 2 | l[j + i + 64] << 4 | l[j + i + 96] << 6));
+        out.extend(
+            (0..32)
+                .map(|i| l[j + i] | l[j + i + 32] << 2 | l[j + i + 64] << 4 | l[j + i + 96] << 6),
+        );
     }
 }
 
@@ -289,7 +292,11 @@ pub(super) fn quantize_q3_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
         d = f16_bits(1.0 / iscale);
     }
     for j in 0..16 {
-        let low = if j < 8 { packed[j] & 0x0f } else { packed[j - 8] >> 4 };
+        let low = if j < 8 {
+            packed[j] & 0x0f
+        } else {
+            packed[j - 8] >> 4
+        };
         let sc = (low | ((packed[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) as i32 - 32;
         let dl = f16_to_f32(d) * sc as f32;
         if dl == 0.0 {
@@ -318,7 +325,12 @@ pub(super) fn quantize_q3_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
 /// Shared by Q4_K and Q5_K: 8 sub-blocks of 32 fitted with `make_qkx2_quants`, 6-bit scales and
 /// mins against f16 super-scales, then every value re-quantized against the stored scales.
 /// Returns (d, dmin, packed scales, L).
-fn fit_k4_k5(x: &[f32; QK_K], nmax: i32, rmin: f32, nstep: i32) -> (u16, u16, [u8; 12], [u8; QK_K]) {
+fn fit_k4_k5(
+    x: &[f32; QK_K],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+) -> (u16, u16, [u8; 12], [u8; QK_K]) {
     let mut l = [0u8; QK_K];
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
     let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
@@ -330,13 +342,26 @@ fn fit_k4_k5(x: &[f32; QK_K], nmax: i32, rmin: f32, nstep: i32) -> (u16, u16, [u
         for (w, v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
         }
-        let (s, m) = make_qkx2_quants(nmax, xs, &weights, &mut l[32 * j..], rmin, 0.1, nstep, false);
+        let (s, m) = make_qkx2_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..],
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
         scales[j] = s;
         mins[j] = m;
         max_scale = if s > max_scale { s } else { max_scale };
         max_min = if m > max_min { m } else { max_min };
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut packed = [0u8; 12];
     for j in 0..8 {
@@ -460,7 +485,10 @@ pub(super) fn quantize_q8_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
         return;
     }
     let iscale = -127.0 / max;
-    let qs: Vec<i8> = x.iter().map(|&v| nearest_int(iscale * v).min(127) as i8).collect();
+    let qs: Vec<i8> = x
+        .iter()
+        .map(|&v| nearest_int(iscale * v).min(127) as i8)
+        .collect();
     out.extend_from_slice(&(1.0 / iscale).to_le_bytes());
     out.extend(qs.iter().map(|&q| q as u8));
     for group in qs.chunks_exact(16) {

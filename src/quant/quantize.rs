@@ -18,9 +18,15 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(ty.row_bytes(values.len()));
     use GgmlType::*;
     match ty {
-        F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        F16 => values.iter().for_each(|&v| out.extend_from_slice(&f16_bits(v).to_le_bytes())),
-        BF16 => values.iter().for_each(|&v| out.extend_from_slice(&bf16_bits(v).to_le_bytes())),
+        F32 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        F16 => values
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&f16_bits(v).to_le_bytes())),
+        BF16 => values
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&bf16_bits(v).to_le_bytes())),
         Q8_0 => blocks(values, &mut out, q8_0),
         Q8_1 => blocks(values, &mut out, q8_1),
         Q4_0 => blocks(values, &mut out, q4_0),
@@ -130,7 +136,10 @@ fn q4_1(x: &[f32; 32], out: &mut Vec<u8>) {
 fn q5_0(x: &[f32; 32], out: &mut Vec<u8>) {
     let d = signed_absmax(x) / -16.0;
     let id = inverse(d);
-    let q: Vec<u8> = x.iter().map(|&v| trunc_i32(v * id + 16.5).clamp(0, 31) as u8).collect();
+    let q: Vec<u8> = x
+        .iter()
+        .map(|&v| trunc_i32(v * id + 16.5).clamp(0, 31) as u8)
+        .collect();
     out.extend_from_slice(&f16_bits(d).to_le_bytes());
     push_q5(&q, out);
 }
@@ -140,8 +149,10 @@ fn q5_1(x: &[f32; 32], out: &mut Vec<u8>) {
     let (min, max) = min_max(x);
     let d = (max - min) / 31.0;
     let id = inverse(d);
-    let q: Vec<u8> =
-        x.iter().map(|&v| trunc_i32((v - min) * id + 0.5).clamp(0, 31) as u8).collect();
+    let q: Vec<u8> = x
+        .iter()
+        .map(|&v| trunc_i32((v - min) * id + 0.5).clamp(0, 31) as u8)
+        .collect();
     out.extend_from_slice(&f16_bits(d).to_le_bytes());
     out.extend_from_slice(&f16_bits(min).to_le_bytes());
     push_q5(&q, out);
@@ -149,7 +160,10 @@ fn q5_1(x: &[f32; 32], out: &mut Vec<u8>) {
 
 /// qh (u32 LE: bit j = 5th bit of q[j]) then qs (q[j] low nibble | q[j+16] low nibble << 4).
 fn push_q5(q: &[u8], out: &mut Vec<u8>) {
-    let qh = q.iter().enumerate().fold(0u32, |h, (j, &v)| h | (((v as u32) >> 4) & 1) << j);
+    let qh = q
+        .iter()
+        .enumerate()
+        .fold(0u32, |h, (j, &v)| h | (((v as u32) >> 4) & 1) << j);
     out.extend_from_slice(&qh.to_le_bytes());
     out.extend((0..16).map(|j| (q[j] & 0x0f) | (q[j + 16] & 0x0f) << 4));
 }

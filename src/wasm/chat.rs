@@ -59,7 +59,10 @@ pub async fn complete(
     usage.prefill_tokens_per_second = Some(stats.prefill_tok_s() as f32);
     usage.decode_tokens_per_second = Some(stats.decode_tok_s() as f32);
     if let Some(f) = &on_chunk {
-        f.call1(&JsValue::NULL, &to_js(&chunks.finish(reason, Some(usage.clone())))?)?;
+        f.call1(
+            &JsValue::NULL,
+            &to_js(&chunks.finish(reason, Some(usage.clone())))?,
+        )?;
     }
     let done = ChatCompletion::new(id, created, model, stats.text, reason, usage, None);
     to_js(&done)

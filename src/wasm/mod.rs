@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use store::Store;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 fn err(e: crate::Error) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -74,23 +75,43 @@ impl Progress {
 impl WasmEngine {
     /// `source`: a URL, an array of URLs (split GGUF), a File/Blob (or an array of them), or an
     /// ArrayBuffer. `options`: `{ contextLength?, cache? }`.
-    pub async fn load(source: JsValue, options: JsValue, on_progress: Function, cancel: &CancelToken) -> Result<WasmEngine, JsValue> {
+    pub async fn load(
+        source: JsValue,
+        options: JsValue,
+        on_progress: Function,
+        cancel: &CancelToken,
+    ) -> Result<WasmEngine, JsValue> {
         let sources: Vec<Source> = if js_sys::Array::is_array(&source) {
-            js_sys::Array::from(&source).iter().map(|v| Source::from_js(&v)).collect::<Result<_, _>>()?
+            js_sys::Array::from(&source)
+                .iter()
+                .map(|v| Source::from_js(&v))
+                .collect::<Result<_, _>>()?
         } else {
             vec![Source::from_js(&source)?]
         };
-        let context = Reflect::get(&options, &"contextLength".into()).ok().and_then(|v| v.as_f64()).map(|v| v as u32);
-        let use_cache = Reflect::get(&options, &"cache".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+        let context = Reflect::get(&options, &"contextLength".into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .map(|v| v as u32);
+        let use_cache = Reflect::get(&options, &"cache".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
         let store = if use_cache && sources.iter().any(|s| matches!(s, Source::Url(_))) {
             Some(Store::open().await?)
         } else {
             None
         };
         let cancel = cancel.0.clone();
-        let mut progress = Progress { f: on_progress, last: None };
+        let mut progress = Progress {
+            f: on_progress,
+            last: None,
+        };
         let gpu = Gpu::new().await.map_err(err)?;
-        let opts = LoadOptions { context, ..Default::default() };
+        let opts = LoadOptions {
+            context,
+            ..Default::default()
+        };
 
         // Split models: read every shard's header first, so all buffers are planned up front.
         let header = if sources.len() == 1 {
@@ -123,12 +144,22 @@ impl WasmEngine {
                                 index = Some(tensor_index(&h, &full));
                                 if builder.is_none() {
                                     let g = gpu.take().expect("gpu until the builder exists");
-                                    builder = Some(EngineBuilder::new(g, full, opts.clone()).map_err(err)?);
+                                    builder = Some(
+                                        EngineBuilder::new(g, full, opts.clone()).map_err(err)?,
+                                    );
                                 }
                             }
-                            Event::TensorData { tensor, offset, bytes } => {
+                            Event::TensorData {
+                                tensor,
+                                offset,
+                                bytes,
+                            } => {
                                 let i = index.as_ref().expect("header first")[tensor];
-                                builder.as_mut().expect("header first").feed(i, offset, bytes).map_err(err)?;
+                                builder
+                                    .as_mut()
+                                    .expect("header first")
+                                    .feed(i, offset, bytes)
+                                    .map_err(err)?;
                             }
                             Event::Done => {}
                         }
@@ -142,7 +173,13 @@ impl WasmEngine {
             .await?;
             stream.finish().map_err(err)?;
             done_before += stream.received();
-            progress.report("download", done_before, grand_total.max(done_before), false, true);
+            progress.report(
+                "download",
+                done_before,
+                grand_total.max(done_before),
+                false,
+                true,
+            );
         }
         let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
         progress.report("upload", done_before, done_before, false, true);
@@ -150,16 +187,25 @@ impl WasmEngine {
         progress.report("compile", done_before, done_before, false, true);
         engine.warmup().await.map_err(err)?;
         progress.report("ready", done_before, done_before, false, true);
-        Ok(WasmEngine { inner: Rc::new(RefCell::new(engine)), name: sources[0].name() })
+        Ok(WasmEngine {
+            inner: Rc::new(RefCell::new(engine)),
+            name: sources[0].name(),
+        })
     }
 
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        let e = self.inner.try_borrow().map_err(|_| JsError::new("the engine is busy generating"))?;
+        let e = self
+            .inner
+            .try_borrow()
+            .map_err(|_| JsError::new("the engine is busy generating"))?;
         Ok(e.tokenizer.encode(text, true, false))
     }
 
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        let e = self.inner.try_borrow().map_err(|_| JsError::new("the engine is busy generating"))?;
+        let e = self
+            .inner
+            .try_borrow()
+            .map_err(|_| JsError::new("the engine is busy generating"))?;
         let c = &e.model.cfg;
         let m = e.memory();
         let v = serde_json::json!({
@@ -175,6 +221,8 @@ impl WasmEngine {
             "gpu_bytes": m.gpu_total,
             "adapter": e.gpu.adapter.name,
             "shader_f16": false,
+            // The wasm linear memory: the model streams through it, so it stays small.
+            "wasm_heap_bytes": wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length(),
             "shader_f16_available": e.gpu.caps().shader_f16,
         });
         chat::to_js(&v)
@@ -182,12 +230,19 @@ impl WasmEngine {
 
     /// An OpenAI chat-completions request. With `on_chunk`, chunks are streamed to it; the
     /// promise resolves to the complete `chat.completion` object either way.
-    pub fn chat(&self, request: JsValue, on_chunk: Option<Function>, cancel: &CancelToken) -> js_sys::Promise {
+    pub fn chat(
+        &self,
+        request: JsValue,
+        on_chunk: Option<Function>,
+        cancel: &CancelToken,
+    ) -> js_sys::Promise {
         let inner = self.inner.clone();
         let model = self.name.clone();
         let cancel = cancel.0.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let mut e = inner.try_borrow_mut().map_err(|_| JsError::new("the engine is already answering"))?;
+            let mut e = inner
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("the engine is already answering"))?;
             chat::complete(&mut e, &model, request, on_chunk, cancel).await
         })
     }
@@ -195,8 +250,17 @@ impl WasmEngine {
 
 /// For each tensor of one shard's header, its index in the (possibly merged) full header.
 fn tensor_index(shard: &Gguf, full: &Gguf) -> Vec<usize> {
-    let by_name: HashMap<&str, usize> = full.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
-    shard.tensors.iter().map(|t| by_name.get(t.name.as_str()).copied().unwrap_or(usize::MAX)).collect()
+    let by_name: HashMap<&str, usize> = full
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    shard
+        .tensors
+        .iter()
+        .map(|t| by_name.get(t.name.as_str()).copied().unwrap_or(usize::MAX))
+        .collect()
 }
 
 /// Read just far enough into a source to parse its header (the bytes are cached on the way).

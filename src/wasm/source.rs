@@ -9,7 +9,9 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, ReadableStreamDefaultReader, Request, RequestInit, Response, WorkerGlobalScope};
+use web_sys::{
+    Blob, ReadableStreamDefaultReader, Request, RequestInit, Response, WorkerGlobalScope,
+};
 
 /// Pieces read from the cache or a Blob at a time.
 const READ: usize = 4 << 20;
@@ -35,13 +37,26 @@ impl Source {
         if let Some(b) = v.dyn_ref::<Uint8Array>() {
             return Ok(Source::Buffer(b.clone()));
         }
-        Err(JsError::new("a model source must be a URL string, a File/Blob or an ArrayBuffer").into())
+        Err(
+            JsError::new("a model source must be a URL string, a File/Blob or an ArrayBuffer")
+                .into(),
+        )
     }
 
     pub fn name(&self) -> String {
         match self {
-            Source::Url(u) => u.rsplit('/').next().unwrap_or(u).split('?').next().unwrap_or("").to_string(),
-            Source::Blob(b) => Reflect::get(b, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_else(|| "blob".into()),
+            Source::Url(u) => u
+                .rsplit('/')
+                .next()
+                .unwrap_or(u)
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            Source::Blob(b) => Reflect::get(b, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .unwrap_or_else(|| "blob".into()),
             Source::Buffer(_) => "buffer".into(),
         }
     }
@@ -153,7 +168,11 @@ async fn read_url(
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
     let resp: Response = JsFuture::from(scope.fetch_with_request(&req))
         .await
-        .map_err(|e| JsError::new(&format!("downloading {url} failed (offline, or the server refused): {e:?}")))?
+        .map_err(|e| {
+            JsError::new(&format!(
+                "downloading {url} failed (offline, or the server refused): {e:?}"
+            ))
+        })?
         .unchecked_into();
     let mut skip = 0u64;
     match resp.status() {
@@ -171,11 +190,20 @@ async fn read_url(
             }
             return finish(store, cached).await;
         }
-        s => return Err(JsError::new(&format!("downloading {url}: HTTP {s} {}", resp.status_text())).into()),
+        s => {
+            return Err(JsError::new(&format!(
+                "downloading {url}: HTTP {s} {}",
+                resp.status_text()
+            ))
+            .into())
+        }
     }
     let h = resp.headers();
     let length = h.get("Content-Length")?.and_then(|v| v.parse::<u64>().ok());
-    let full = match h.get("Content-Range")?.and_then(|r| r.rsplit('/').next().and_then(|t| t.parse::<u64>().ok())) {
+    let full = match h
+        .get("Content-Range")?
+        .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse::<u64>().ok()))
+    {
         Some(t) => Some(t),
         None => length.map(|l| if resp.status() == 206 { l + off } else { l }),
     };
@@ -185,7 +213,9 @@ async fn read_url(
             c.entry.total = Some(t);
         }
     }
-    let body = resp.body().ok_or_else(|| JsError::new(&format!("{url}: the response has no body")))?;
+    let body = resp
+        .body()
+        .ok_or_else(|| JsError::new(&format!("{url}: the response has no body")))?;
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut since_save = 0u64;
     loop {
@@ -195,7 +225,9 @@ async fn read_url(
             return cancel.check("loading");
         }
         let r = JsFuture::from(reader.read()).await.map_err(|e| {
-            JsError::new(&format!("the download of {url} was interrupted ({e:?}); loading again resumes it"))
+            JsError::new(&format!(
+                "the download of {url} was interrupted ({e:?}); loading again resumes it"
+            ))
         })?;
         if Reflect::get(&r, &"done".into())?.as_bool().unwrap_or(true) {
             break;

@@ -9,21 +9,27 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemGetFileOptions, FileSystemReadWriteOptions,
-    FileSystemSyncAccessHandle, WorkerGlobalScope,
+    FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemGetFileOptions,
+    FileSystemReadWriteOptions, FileSystemSyncAccessHandle, WorkerGlobalScope,
 };
 
 const DIR: &str = "attend-models";
 
 fn js_err(context: &str, e: JsValue) -> JsValue {
-    let name = Reflect::get(&e, &"name".into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let name = Reflect::get(&e, &"name".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default();
     if name == "QuotaExceededError" {
         return JsError::new(&format!(
             "{context}: the browser's storage quota is exhausted; free some space (or delete cached models) and try again"
         ))
         .into();
     }
-    let msg = Reflect::get(&e, &"message".into()).ok().and_then(|v| v.as_string()).unwrap_or_else(|| format!("{e:?}"));
+    let msg = Reflect::get(&e, &"message".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
     JsError::new(&format!("{context}: {msg}")).into()
 }
 
@@ -57,15 +63,28 @@ impl Store {
         let scope: WorkerGlobalScope = js_sys::global()
             .dyn_into()
             .map_err(|_| JsError::new("the model cache works only inside a Web Worker"))?;
-        let root: FileSystemDirectoryHandle =
-            wait(scope.navigator().storage().get_directory(), "opening the origin private file system").await?.unchecked_into();
+        let root: FileSystemDirectoryHandle = wait(
+            scope.navigator().storage().get_directory(),
+            "opening the origin private file system",
+        )
+        .await?
+        .unchecked_into();
         let opts = web_sys::FileSystemGetDirectoryOptions::new();
         opts.set_create(true);
-        let dir = wait(root.get_directory_handle_with_options(DIR, &opts), "opening the model cache").await?.unchecked_into();
+        let dir = wait(
+            root.get_directory_handle_with_options(DIR, &opts),
+            "opening the model cache",
+        )
+        .await?
+        .unchecked_into();
         Ok(Store { dir })
     }
 
-    async fn handle(&self, name: &str, create: bool) -> Result<Option<FileSystemSyncAccessHandle>, JsValue> {
+    async fn handle(
+        &self,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<FileSystemSyncAccessHandle>, JsValue> {
         let opts = FileSystemGetFileOptions::new();
         opts.set_create(create);
         let file = match JsFuture::from(self.dir.get_file_handle_with_options(name, &opts)).await {
@@ -81,18 +100,26 @@ impl Store {
         let Some(h) = self.handle(&format!("{k}.json"), false).await? else {
             return Ok(None);
         };
-        let size = h.get_size().map_err(|e| js_err("reading cache metadata", e))? as usize;
+        let size = h
+            .get_size()
+            .map_err(|e| js_err("reading cache metadata", e))? as usize;
         let mut buf = vec![0u8; size];
-        h.read_with_u8_array(&mut buf).map_err(|e| js_err("reading cache metadata", e))?;
+        h.read_with_u8_array(&mut buf)
+            .map_err(|e| js_err("reading cache metadata", e))?;
         h.close();
         Ok(serde_json::from_slice(&buf).ok())
     }
 
     async fn write_entry(&self, k: &str, e: &Entry) -> Result<(), JsValue> {
-        let h = self.handle(&format!("{k}.json"), true).await?.expect("created");
+        let h = self
+            .handle(&format!("{k}.json"), true)
+            .await?
+            .expect("created");
         let bytes = serde_json::to_vec(e).expect("entry serializes");
-        h.truncate_with_u32(0).map_err(|e| js_err("writing cache metadata", e))?;
-        h.write_with_u8_array(&bytes).map_err(|e| js_err("writing cache metadata", e))?;
+        h.truncate_with_u32(0)
+            .map_err(|e| js_err("writing cache metadata", e))?;
+        h.write_with_u8_array(&bytes)
+            .map_err(|e| js_err("writing cache metadata", e))?;
         h.flush().map_err(|e| js_err("writing cache metadata", e))?;
         h.close();
         Ok(())
@@ -102,21 +129,37 @@ impl Store {
     pub async fn file(&self, url: &str) -> Result<CachedFile, JsValue> {
         let k = key(url);
         let mut entry = self.read_entry(&k).await?.unwrap_or_default();
-        let handle = self.handle(&format!("{k}.gguf"), true).await?.expect("created");
-        let on_disk = handle.get_size().map_err(|e| js_err("reading the model cache", e))? as u64;
+        let handle = self
+            .handle(&format!("{k}.gguf"), true)
+            .await?
+            .expect("created");
+        let on_disk = handle
+            .get_size()
+            .map_err(|e| js_err("reading the model cache", e))? as u64;
         if entry.url == url {
             entry.bytes = on_disk; // the data file is the truth; metadata may lag behind it
             entry.complete &= entry.total == Some(on_disk);
         } else {
             // No metadata (or a hash collision): start over.
-            handle.truncate_with_u32(0).map_err(|e| js_err("resetting the model cache", e))?;
-            entry = Entry { url: url.to_string(), ..Default::default() };
+            handle
+                .truncate_with_u32(0)
+                .map_err(|e| js_err("resetting the model cache", e))?;
+            entry = Entry {
+                url: url.to_string(),
+                ..Default::default()
+            };
         }
-        Ok(CachedFile { key: k, handle, entry })
+        Ok(CachedFile {
+            key: k,
+            handle,
+            entry,
+        })
     }
 
     pub async fn save(&self, f: &CachedFile) -> Result<(), JsValue> {
-        f.handle.flush().map_err(|e| js_err("writing the model cache", e))?;
+        f.handle
+            .flush()
+            .map_err(|e| js_err("writing the model cache", e))?;
         self.write_entry(&f.key, &f.entry).await
     }
 
@@ -125,10 +168,15 @@ impl Store {
         let iter = self.dir.keys();
         loop {
             let next = wait(iter.next()?, "listing the model cache").await?;
-            if Reflect::get(&next, &"done".into())?.as_bool().unwrap_or(true) {
+            if Reflect::get(&next, &"done".into())?
+                .as_bool()
+                .unwrap_or(true)
+            {
                 break;
             }
-            let name = Reflect::get(&next, &"value".into())?.as_string().unwrap_or_default();
+            let name = Reflect::get(&next, &"value".into())?
+                .as_string()
+                .unwrap_or_default();
             if let Some(k) = name.strip_suffix(".json") {
                 if let Some(e) = self.read_entry(k).await? {
                     out.push(e);

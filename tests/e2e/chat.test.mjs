@@ -68,6 +68,9 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     await page.waitForFunction(() => !document.querySelector("#send").disabled || document.querySelector("#model-info.error"), null, { timeout: 15 * 60_000 });
     assert.equal(await page.$("#model-info.error"), null, await page.textContent("#model-info"));
     assert.ok(progress.size >= 3, `expected several progress updates, saw ${[...progress].join(" | ")}`);
+    // The 94 MB model streamed through the worker: the wasm heap must stay far below its size.
+    const heap = Number(/wasm heap ([\d.]+) MB/.exec(await page.textContent("#model-info"))?.[1]);
+    assert.ok(heap > 0 && heap < 64, `wasm heap ${heap} MB after loading a 94 MB model`);
 
     // Streaming: record every distinct partial text of the assistant's bubble.
     await page.exposeFunction("__partial", (t) => partials.push(t));

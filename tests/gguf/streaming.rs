@@ -71,7 +71,11 @@ fn smollm2_streamed_in_random_chunks_equals_file_reads() {
             }
             sink.take(stream.push(&buf[..got]).unwrap());
             // Only an unfinished header item (here < 1 KB: the chat template) plus one chunk.
-            assert!(stream.buffered() <= 1024 + got, "{} bytes buffered", stream.buffered());
+            assert!(
+                stream.buffered() <= 1024 + got,
+                "{} bytes buffered",
+                stream.buffered()
+            );
         }
         stream.finish().unwrap();
         assert_eq!(sink.done, 1);

@@ -82,7 +82,11 @@ export interface EngineInfo {
   kv_cache_bytes: number;
   gpu_bytes: number;
   adapter: string;
+  /** Whether the kernels use WebGPU's shader-f16 (attend reads f16 as packed u32 by default). */
   shader_f16: boolean;
+  shader_f16_available: boolean;
+  /** Size of the WebAssembly memory: models stream through it, so it stays small. */
+  wasm_heap_bytes: number;
 }
 
 export type ModelSource = string | string[] | Blob | ArrayBuffer;
