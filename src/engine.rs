@@ -30,7 +30,7 @@ pub fn now_s() -> f64 {
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// KV-cache positions; default: the model's training context, capped at 4096.
+    /// KV-cache positions, at most the model's training context (the default).
     pub context: Option<u32>,
     /// Tokens per prefill chunk.
     pub batch: u32,
@@ -48,7 +48,8 @@ impl Default for LoadOptions {
     }
 }
 
-pub const DEFAULT_CONTEXT_CAP: u32 = 4096;
+/// Default KV-cache length in the browser, where GPU memory is shared with the page.
+pub const BROWSER_DEFAULT_CONTEXT: u32 = 4096;
 
 #[derive(Clone, Debug)]
 pub struct GenParams {
@@ -460,7 +461,7 @@ impl EngineBuilder {
         let (gpu, cfg) = (self.gpu, self.cfg);
         let context = match self.opts.context {
             Some(c) => c.min(cfg.train_ctx),
-            None => cfg.train_ctx.min(DEFAULT_CONTEXT_CAP),
+            None => cfg.train_ctx,
         };
         let model = Model::new(
             &gpu,

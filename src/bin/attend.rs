@@ -25,6 +25,7 @@ mod cli {
 commands:
   adapters                               list GPU adapters with features and limits
   info     --model PATH [--context N]    architecture, hyperparameters, tensor types, memory
+                                         (--context caps the KV cache; default: the model's)
   tokenize --model PATH --text TEXT      token ids as a JSON array (BOS as the model says)
   generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]

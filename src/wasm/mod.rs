@@ -92,7 +92,8 @@ impl WasmEngine {
         let context = Reflect::get(&options, &"contextLength".into())
             .ok()
             .and_then(|v| v.as_f64())
-            .map(|v| v as u32);
+            .map(|v| v as u32)
+            .or(Some(crate::engine::BROWSER_DEFAULT_CONTEXT));
         let use_cache = Reflect::get(&options, &"cache".into())
             .ok()
             .and_then(|v| v.as_bool())
