@@ -137,9 +137,24 @@ async fn read_url(
         Some(s) => Some(s.file(url).await?),
         None => None,
     };
+    let result = download(url, store, &mut cached, cancel, total, sink).await;
+    // Record what was stored even when the download failed: the next load resumes from there.
+    let saved = finish(store, cached).await;
+    result.and(saved)
+}
+
+/// Replay the cached bytes of `url`, then fetch (and cache) the rest.
+async fn download(
+    url: &str,
+    store: Option<&Store>,
+    cached: &mut Option<CachedFile>,
+    cancel: &Cancel,
+    total: &mut dyn FnMut(u64),
+    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+) -> Result<(), JsValue> {
     // 1. Replay what the cache holds.
     let mut off = 0u64;
-    if let Some(c) = &cached {
+    if let Some(c) = cached.as_ref() {
         if let Some(t) = c.entry.total {
             total(t);
         }
@@ -152,11 +167,11 @@ async fn read_url(
             }
             off += n as u64;
             if sink(&buf[..n], true)? == Flow::Enough {
-                return finish(store, cached).await;
+                return Ok(());
             }
         }
         if c.entry.complete {
-            return finish(store, cached).await;
+            return Ok(());
         }
     }
     // 2. Download the rest, asking only for the missing bytes.
@@ -184,11 +199,11 @@ async fn read_url(
         200 => {}
         416 if off > 0 => {
             // Nothing left to fetch: the cache already holds everything.
-            if let Some(c) = &mut cached {
+            if let Some(c) = cached.as_mut() {
                 c.entry.complete = true;
                 c.entry.total = Some(off);
             }
-            return finish(store, cached).await;
+            return Ok(());
         }
         s => {
             return Err(JsError::new(&format!(
@@ -209,7 +224,7 @@ async fn read_url(
     };
     if let Some(t) = full {
         total(t);
-        if let Some(c) = &mut cached {
+        if let Some(c) = cached.as_mut() {
             c.entry.total = Some(t);
         }
     }
@@ -221,7 +236,6 @@ async fn read_url(
     loop {
         if cancel.0.get() {
             let _ = reader.cancel();
-            finish(store, cached).await?;
             return cancel.check("loading");
         }
         let r = JsFuture::from(reader.read()).await.map_err(|e| {
@@ -242,7 +256,7 @@ async fn read_url(
         if data.is_empty() {
             continue;
         }
-        if let Some(c) = &mut cached {
+        if let Some(c) = cached.as_mut() {
             c.append(data)?;
             since_save += data.len() as u64;
             if since_save > 32 << 20 {
@@ -254,16 +268,16 @@ async fn read_url(
         }
         if sink(data, false)? == Flow::Enough {
             let _ = reader.cancel();
-            return finish(store, cached).await;
+            return Ok(());
         }
     }
-    if let Some(c) = &mut cached {
+    if let Some(c) = cached.as_mut() {
         c.entry.complete = c.entry.total.is_none_or(|t| t == c.len());
         if c.entry.total.is_none() {
             c.entry.total = Some(c.len());
         }
     }
-    finish(store, cached).await
+    Ok(())
 }
 
 async fn finish(store: Option<&Store>, cached: Option<CachedFile>) -> Result<(), JsValue> {

@@ -1,6 +1,6 @@
 // A small static file server for the chat page and its models, with HTTP Range support (the
 // engine resumes cut downloads with Range requests). Usage: node serve.mjs ROOT PORT
-// With MODELS_DIR set, /models/* is served from there. Also used by `./build.sh demo`.
+// With MODELS_DIR / FIXTURES_DIR set, /models/* and /fixtures/* are served from there. Also used by `./build.sh demo`.
 // Binds to 127.0.0.1 only.
 import http from "node:http";
 import fs from "node:fs";
@@ -13,11 +13,18 @@ const types = {
   ".json": "application/json", ".wasm": "application/wasm", ".gguf": "application/octet-stream", ".png": "image/png",
 };
 
+// Test hooks: GET /__ranges lists the Range headers received; `?cut=N` on a request without a
+// Range header sends only N bytes and then drops the connection (a download cut midway).
+const ranges = [];
+const mounts = [["/models/", process.env.MODELS_DIR], ["/fixtures/", process.env.FIXTURES_DIR]];
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://x");
-  const models = process.env.MODELS_DIR && url.pathname.startsWith("/models/");
-  const base = models ? path.resolve(process.env.MODELS_DIR) : root;
-  const rel = models ? url.pathname.slice("/models".length) : url.pathname;
+  if (url.pathname === "/__ranges") return res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(ranges));
+  if (req.headers.range) ranges.push({ path: url.pathname, range: req.headers.range });
+  const mount = mounts.find(([prefix, dir]) => dir && url.pathname.startsWith(prefix));
+  const base = mount ? path.resolve(mount[1]) : root;
+  const rel = mount ? url.pathname.slice(mount[0].length - 1) : url.pathname;
   let file = path.join(base, decodeURIComponent(rel));
   if (!file.startsWith(base)) return res.writeHead(403).end();
   fs.stat(file, (err, st) => {
@@ -42,6 +49,10 @@ const server = http.createServer((req, res) => {
     }
     res.writeHead(200, { ...headers, "Content-Length": st.size });
     if (req.method === "HEAD") return res.end();
+    const cut = Number(url.searchParams.get("cut"));
+    if (cut > 0 && cut < st.size) {
+      return fs.createReadStream(file, { start: 0, end: cut - 1 }).on("end", () => setTimeout(() => res.destroy(), 50)).pipe(res, { end: false });
+    }
     fs.createReadStream(file).pipe(res);
   });
 });

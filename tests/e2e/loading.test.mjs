@@ -1,0 +1,103 @@
+// Model loading paths of the attend-llm package in headless Chromium: a download cut midway
+// resumes with an HTTP Range request, the offline cache lists and deletes models, a File loads
+// (drag-and-drop / file picker), and a load can be cancelled. Uses the tiny Qwen2 fixture (and
+// SmolLM2 for cancellation) through the package API, as an app would.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
+const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
+const repo = path.resolve(import.meta.dirname, "../..");
+const fixtures = path.join(repo, "tests/reference");
+const PORT = 17000 + Math.floor(Math.random() * 1000);
+const BASE = `http://127.0.0.1:${PORT}`;
+
+test("resume, cache list/delete, File source, cancellation", { timeout: 15 * 60_000 }, async () => {
+  const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
+    env: { ...process.env, MODELS_DIR: path.join(cache, "models"), FIXTURES_DIR: fixtures },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise((r) => server.stdout.once("data", r));
+  const browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), "attend-load-")), {
+    executablePath: "/usr/lib/chromium/chromium",
+    headless: true,
+    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    await page.goto(`${BASE}/`);
+    const size = fs.statSync(path.join(fixtures, "tiny-qwen2.gguf")).size;
+    const url = `${BASE}/fixtures/tiny-qwen2.gguf?cut=300000`;
+
+    // 1. A cut download fails clearly and leaves its bytes in the cache.
+    const first = await page.evaluate(async (url) => {
+      const { Engine, listCachedModels } = await import("/attend-llm/index.js");
+      let error = null;
+      try { await Engine.load(url); } catch (e) { error = e.message; }
+      return { error, cached: await listCachedModels() };
+    }, url);
+    assert.match(first.error ?? "", /interrupted|incomplete|failed/i, `expected a clear error, got ${first.error}`);
+    const partial = first.cached.find((m) => m.url === url);
+    assert.ok(partial && !partial.complete && partial.bytes >= 300000 && partial.bytes < size, JSON.stringify(first.cached));
+
+    // 2. Loading again asks only for the missing bytes, and the model works.
+    const second = await page.evaluate(async (url) => {
+      const { Engine, listCachedModels } = await import("/attend-llm/index.js");
+      const engine = await Engine.load(url);
+      const res = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
+      const info = await engine.info();
+      await engine.unload();
+      return { res, info, cached: await listCachedModels() };
+    }, url);
+    const ranges = await (await fetch(`${BASE}/__ranges`)).json();
+    assert.ok(ranges.some((r) => r.path.endsWith("tiny-qwen2.gguf") && /^bytes=[1-9]\d*-$/.test(r.range)), JSON.stringify(ranges));
+    assert.equal(second.info.architecture, "qwen2");
+    assert.equal(second.res.object, "chat.completion");
+    assert.ok(second.res.usage.completion_tokens >= 1);
+    const full = second.cached.find((m) => m.url === url);
+    assert.ok(full?.complete && full.bytes === size, JSON.stringify(second.cached));
+
+    // 3. Delete it from the cache.
+    const afterDelete = await page.evaluate(async (url) => {
+      const { deleteCachedModel, listCachedModels } = await import("/attend-llm/index.js");
+      return { deleted: await deleteCachedModel(url), cached: await listCachedModels() };
+    }, url);
+    assert.equal(afterDelete.deleted, true);
+    assert.ok(!afterDelete.cached.some((m) => m.url === url));
+
+    // 4. A local file (the page's file picker) loads without any download.
+    await page.setInputFiles("#file", path.join(fixtures, "tiny-qwen2.gguf"));
+    const fromFile = await page.evaluate(async () => {
+      const { Engine } = await import("/attend-llm/index.js");
+      const phases = new Set();
+      const engine = await Engine.load(document.querySelector("#file").files[0], { onProgress: (p) => phases.add(p.phase) });
+      const ids = await engine.tokenize("hello");
+      await engine.unload();
+      return { phases: [...phases], ids };
+    });
+    assert.ok(fromFile.phases.includes("ready") && fromFile.ids.length > 0, JSON.stringify(fromFile));
+
+    // 5. Cancelling a load (SmolLM2, 94 MB) rejects promptly with a clear error.
+    const cancelled = await page.evaluate(async () => {
+      const { Engine } = await import("/attend-llm/index.js");
+      const ctl = new AbortController();
+      try {
+        await Engine.load("/models/SmolLM2-135M-Instruct.Q4_1.gguf", { signal: ctl.signal, cache: false, onProgress: () => ctl.abort() });
+        return "loaded";
+      } catch (e) {
+        return e.message;
+      }
+    });
+    assert.match(cancelled, /cancelled/);
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+});
