@@ -31,6 +31,8 @@ commands:
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
            [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
   bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--context N]
+  split    --model PATH --max-tensors N --out DIR
+                                         write a split GGUF (name-0000i-of-0000N.gguf) like gguf-split
 ";
 
     /// `--key value` pairs and `--flag`s after the command.
@@ -110,6 +112,7 @@ commands:
                 Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a))
             }
             Some("bench") => Args::parse(rest, &[]).and_then(|a| bench(&a)),
+            Some("split") => Args::parse(rest, &[]).and_then(|a| split(&a)),
             Some("-h" | "--help" | "help") => {
                 print!("{USAGE}");
                 Ok(())
@@ -359,6 +362,31 @@ commands:
                 "kv_bytes": m.kv_cache,
             })
         );
+        Ok(())
+    }
+
+    /// Re-write a model as shards of at most N tensors (small models; it holds the tensors in memory).
+    fn split(a: &Args) -> Result<()> {
+        use attend::gguf::{GgufFile, GgufWriter};
+        let path = a.model()?;
+        let file = GgufFile::open(&path)?;
+        let g = file.header();
+        let mut w = GgufWriter::new();
+        w.set_alignment(g.alignment as u32)?;
+        for (k, v) in &g.metadata {
+            if !k.starts_with("split.") && k != "general.alignment" {
+                w.add_metadata(k, v.clone());
+            }
+        }
+        for t in &g.tensors {
+            w.add_tensor(&t.name, &t.dims, t.ty, file.read_tensor(t)?)?;
+        }
+        let out = PathBuf::from(a.need("out")?);
+        std::fs::create_dir_all(&out)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        for p in w.write_split(&out, stem, a.num("max-tensors", 0usize)?.max(1))? {
+            println!("{}", p.display());
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 // SmolLM2 for cancellation) through the package API, as an app would.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import os from "node:os";
@@ -17,9 +17,15 @@ const fixtures = path.join(repo, "tests/reference");
 const PORT = 17000 + Math.floor(Math.random() * 1000);
 const BASE = `http://127.0.0.1:${PORT}`;
 
-test("resume, cache list/delete, File source, cancellation", { timeout: 15 * 60_000 }, async () => {
+test("resume, cache list/delete, File source, split model, cancellation", { timeout: 15 * 60_000 }, async () => {
+  // A split GGUF (three shards), written by `attend split`.
+  const splitDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-split-"));
+  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
+  const shards = execFileSync(bin, ["split", "--model", path.join(fixtures, "tiny-qwen2.gguf"), "--max-tensors", "10", "--out", splitDir],
+    { encoding: "utf8" }).trim().split("\n").map((p) => `${BASE}/split/${path.basename(p)}`);
+  assert.equal(shards.length, 3);
   const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: path.join(cache, "models"), FIXTURES_DIR: fixtures },
+    env: { ...process.env, MODELS_DIR: path.join(cache, "models"), FIXTURES_DIR: fixtures, SPLIT_DIR: splitDir },
     stdio: ["ignore", "pipe", "inherit"],
   });
   await new Promise((r) => server.stdout.once("data", r));
@@ -84,7 +90,17 @@ test("resume, cache list/delete, File source, cancellation", { timeout: 15 * 60_
     });
     assert.ok(fromFile.phases.includes("ready") && fromFile.ids.length > 0, JSON.stringify(fromFile));
 
-    // 5. Cancelling a load (SmolLM2, 94 MB) rejects promptly with a clear error.
+    // 5. A split model from several URLs loads as one and answers like the single file.
+    const answer = async (source) => page.evaluate(async (source) => {
+      const { Engine } = await import("/attend-llm/index.js");
+      const engine = await Engine.load(source, { cache: false });
+      const res = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hello" }], max_tokens: 5, temperature: 0 });
+      await engine.unload();
+      return res.choices[0].message.content;
+    }, source);
+    assert.equal(await answer(shards), await answer(`${BASE}/fixtures/tiny-qwen2.gguf`));
+
+    // 6. Cancelling a load (SmolLM2, 94 MB) rejects promptly with a clear error.
     const cancelled = await page.evaluate(async () => {
       const { Engine } = await import("/attend-llm/index.js");
       const ctl = new AbortController();

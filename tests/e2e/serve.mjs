@@ -1,6 +1,6 @@
 // A small static file server for the chat page and its models, with HTTP Range support (the
 // engine resumes cut downloads with Range requests). Usage: node serve.mjs ROOT PORT
-// With MODELS_DIR / FIXTURES_DIR set, /models/* and /fixtures/* are served from there. Also used by `./build.sh demo`.
+// With MODELS_DIR / FIXTURES_DIR / SPLIT_DIR set, /models/*, /fixtures/*, /split/* are served from there. Also used by `./build.sh demo`.
 // Binds to 127.0.0.1 only.
 import http from "node:http";
 import fs from "node:fs";
@@ -16,7 +16,7 @@ const types = {
 // Test hooks: GET /__ranges lists the Range headers received; `?cut=N` on a request without a
 // Range header sends only N bytes and then drops the connection (a download cut midway).
 const ranges = [];
-const mounts = [["/models/", process.env.MODELS_DIR], ["/fixtures/", process.env.FIXTURES_DIR]];
+const mounts = [["/models/", process.env.MODELS_DIR], ["/fixtures/", process.env.FIXTURES_DIR], ["/split/", process.env.SPLIT_DIR]];
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://x");
