@@ -389,6 +389,53 @@ impl Engine {
         Ok(())
     }
 
+    /// The attention lens: how much the last token in the cache attends to every token before it,
+    /// per head, at `layer` (default: the last layer). Recomputes that token's pass (its keys and
+    /// values are rewritten unchanged).
+    pub async fn lens(&mut self, layer: Option<u32>) -> Result<Lens> {
+        let n = self.cached.len();
+        let Some(&last) = self.cached.last() else {
+            return Err(Error::Invalid(
+                "the attention lens needs a conversation first".into(),
+            ));
+        };
+        let cfg = &self.model.cfg;
+        let layer = layer.unwrap_or(cfg.n_layers - 1);
+        if layer >= cfg.n_layers {
+            return Err(Error::Invalid(format!(
+                "layer {layer} does not exist (the model has {})",
+                cfg.n_layers
+            )));
+        }
+        let heads = cfg.n_heads;
+        self.gpu
+            .write(&self.model.scratch.ids, 0, bytemuck::bytes_of(&last));
+        let mut rec = self.gpu.recorder("lens");
+        self.model.forward_with_lens(
+            &mut rec,
+            1,
+            (n - 1) as u32,
+            Logits::None,
+            Some(layer as usize),
+        )?;
+        rec.submit();
+        let weights = self
+            .gpu
+            .read::<f32>(&self.model.scratch.lens, 0, heads as usize * n)
+            .await?;
+        let tokens = self
+            .cached
+            .iter()
+            .map(|&id| String::from_utf8_lossy(self.tokenizer.token_bytes(id)).into_owned())
+            .collect();
+        Ok(Lens {
+            layer,
+            heads,
+            tokens,
+            weights,
+        })
+    }
+
     /// Forget the cached prompt (the next generation starts from position 0).
     pub fn reset(&mut self) {
         self.cached.clear();
@@ -403,6 +450,16 @@ impl Engine {
             gpu_total: self.gpu.bytes_in_use(),
         }
     }
+}
+
+/// Attention weights of the last cached token: `weights[h * tokens.len() + j]` is how much head
+/// `h` attends to token `j` (each head sums to 1).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Lens {
+    pub layer: u32,
+    pub heads: u32,
+    pub tokens: Vec<String>,
+    pub weights: Vec<f32>,
 }
 
 #[derive(Clone, Copy, Debug)]

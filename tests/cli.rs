@@ -169,18 +169,40 @@ fn bad_input_fails_cleanly() {
 fn split_model_generates_like_the_single_file() {
     let dir = std::env::temp_dir().join(format!("attend-cli-split-{}", std::process::id()));
     let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
-    let (ok, out, err) =
-        attend(&["split", "--model", tiny.to_str().unwrap(), "--max-tensors", "7", "--out", dir.to_str().unwrap()]);
+    let (ok, out, err) = attend(&[
+        "split",
+        "--model",
+        tiny.to_str().unwrap(),
+        "--max-tensors",
+        "7",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let shards: Vec<&str> = out.lines().collect();
-    assert!(shards.len() >= 3 && shards[0].contains("-00001-of-"), "{out}");
+    assert!(
+        shards.len() >= 3 && shards[0].contains("-00001-of-"),
+        "{out}"
+    );
     let run = |model: &str| {
         let (ok, out, err) = attend(&[
-            "generate", "--model", model, "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--temperature", "0",
-            "--output", "jsonl", "--ignore-eos",
+            "generate",
+            "--model",
+            model,
+            "--prompt-ids",
+            "5,6,7,8",
+            "--max-tokens",
+            "6",
+            "--temperature",
+            "0",
+            "--output",
+            "jsonl",
+            "--ignore-eos",
         ]);
         assert!(ok, "{err}");
-        out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone()).collect::<Vec<_>>()
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+            .collect::<Vec<_>>()
     };
     // Opening any shard finds the others.
     assert_eq!(run(shards[1]), run(tiny.to_str().unwrap()));

@@ -224,8 +224,33 @@ fn fixture(name: &str) -> PathBuf {
 fn tiny_qwen2_matches_transformers() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut e = load(&fixture("tiny-qwen2.gguf"));
+    let err = pollster::block_on(e.lens(None)).unwrap_err().to_string();
+    assert!(err.contains("conversation"), "{err}");
     let r = check_model(&mut e, &golden("tiny-qwen2.json"), 0.05);
     eprintln!("tiny Qwen2: {r}");
+    // The attention lens over the teacher-forced sequence that is now in the cache.
+    let n = golden("tiny-qwen2.json")["teacher_forced"]["ids"]
+        .as_array()
+        .unwrap()
+        .len();
+    for layer in [0, 1] {
+        let lens = pollster::block_on(e.lens(Some(layer))).unwrap();
+        assert_eq!(
+            (lens.heads, lens.tokens.len(), lens.weights.len()),
+            (4, n, 4 * n)
+        );
+        for h in lens.weights.chunks(n) {
+            let sum: f32 = h.iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-3 && h.iter().all(|&w| (0.0..=1.0).contains(&w)),
+                "head sums to {sum}"
+            );
+        }
+    }
+    assert!(
+        pollster::block_on(e.lens(Some(2))).is_err(),
+        "the tiny model has 2 layers"
+    );
 }
 
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.

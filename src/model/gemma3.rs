@@ -4,7 +4,8 @@
 //!   h = x + postnorm(Wo · attn(rope(qnorm(Wq·norm(x))), rope(knorm(Wk·norm(x))), Wv·norm(x)))
 //!   x = h + postnorm(Wdown · (gelu(Wgate·norm(h)) ⊙ Wup·norm(h)))
 //!
-//! On entry `s.h` already holds norm(x); on exit it holds `next_norm`(x).
+//! On entry `s.h` already holds norm(x); on exit it holds `next_norm`(x). With `lens`, the last
+//! token's attention weights are kept for the attention lens.
 
 use super::{Block, Model};
 use crate::gpu::Recorder;
@@ -20,6 +21,7 @@ pub(super) fn block(
     m: u32,
     pos0: u32,
     next_norm: &wgpu::Buffer,
+    lens: bool,
 ) -> Result<()> {
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
     let missing = |what: &str| Error::Model(format!("gemma3 block {l} has no {what}"));
@@ -57,6 +59,19 @@ pub(super) fn block(
         window,
     };
     attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+    if lens {
+        attention::attention_probs_row(
+            rec,
+            &s.q,
+            m - 1,
+            kv,
+            &s.lens,
+            pos0 + m - 1,
+            c.n_heads,
+            c.attn_scale,
+            window,
+        )?;
+    }
     linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
     norm::rmsnorm_add_rmsnorm(
         rec,

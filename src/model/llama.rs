@@ -4,7 +4,8 @@
 //!   x = h + Wdown · (silu(Wgate·norm(h)) ⊙ Wup·norm(h))
 //!
 //! On entry `s.h` already holds norm(x) (the previous block fused it into its last residual add);
-//! on exit `s.h` holds `next_norm`(x) for the next block or the output head.
+//! on exit `s.h` holds `next_norm`(x) for the next block or the output head. With `lens`, the last
+//! token's attention weights are kept for the attention lens.
 
 use super::{Block, Model};
 use crate::gpu::Recorder;
@@ -20,6 +21,7 @@ pub(super) fn block(
     m: u32,
     pos0: u32,
     next_norm: &wgpu::Buffer,
+    lens: bool,
 ) -> Result<()> {
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
 
@@ -50,6 +52,19 @@ pub(super) fn block(
         window: 0,
     };
     attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+    if lens {
+        attention::attention_probs_row(
+            rec,
+            &s.q,
+            m - 1,
+            kv,
+            &s.lens,
+            pos0 + m - 1,
+            c.n_heads,
+            c.attn_scale,
+            0,
+        )?;
+    }
     linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
     norm::add_rmsnorm(rec, &s.x, &s.o, &b.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
 

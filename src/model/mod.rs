@@ -161,10 +161,12 @@ pub struct Scratch {
     pub last: Buffer,
     pub logits: Buffer,
     pub next: Buffer,
+    /// The attention lens: one query's attention weights, f32 `[n_heads, context]`.
+    pub lens: Buffer,
 }
 
 impl Scratch {
-    fn new(gpu: &Gpu, cfg: &Config, batch: u32, logit_rows: u32) -> Result<Scratch> {
+    fn new(gpu: &Gpu, cfg: &Config, batch: u32, logit_rows: u32, context: u32) -> Result<Scratch> {
         let f = |n: u32| (n as u64) * 4;
         let b = batch;
         Ok(Scratch {
@@ -184,6 +186,7 @@ impl Scratch {
             last: gpu.storage("last", f(cfg.d_model))?,
             logits: gpu.storage("logits", f(logit_rows * cfg.vocab))?,
             next: gpu.storage("next", 4)?,
+            lens: gpu.storage("lens", f(cfg.n_heads * context))?,
         })
     }
     fn bytes(&self) -> u64 {
@@ -247,7 +250,7 @@ impl Model {
         let kv = (0..cfg.n_layers)
             .map(|_| LayerKv::new(gpu, context, cfg.n_kv_heads, cfg.head_dim))
             .collect::<Result<Vec<_>>>()?;
-        let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1))?;
+        let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1), context)?;
         Ok(Model {
             cfg,
             weights,
@@ -274,6 +277,19 @@ impl Model {
     /// Record one forward pass over `m` tokens (already in `scratch.ids`) at positions
     /// `pos0..pos0+m`, leaving logits in `scratch.logits`.
     pub fn forward(&self, rec: &mut Recorder, m: u32, pos0: u32, logits: Logits) -> Result<()> {
+        self.forward_with_lens(rec, m, pos0, logits, None)
+    }
+
+    /// [`forward`](Self::forward), also writing the last token's attention weights at layer
+    /// `lens` into `scratch.lens` (`[n_heads, pos0 + m]`).
+    pub fn forward_with_lens(
+        &self,
+        rec: &mut Recorder,
+        m: u32,
+        pos0: u32,
+        logits: Logits,
+        lens: Option<usize>,
+    ) -> Result<()> {
         let (cfg, w, s) = (&self.cfg, &self.weights, &self.scratch);
         if m == 0 || m > s.batch {
             return Err(Error::Invalid(format!(
@@ -300,8 +316,12 @@ impl Model {
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
             match cfg.arch {
-                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, m, pos0, next_norm)?,
-                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0, next_norm)?,
+                Arch::Llama | Arch::Qwen2 => {
+                    llama::block(self, rec, l, block, m, pos0, next_norm, lens == Some(l))?
+                }
+                Arch::Gemma3 => {
+                    gemma3::block(self, rec, l, block, m, pos0, next_norm, lens == Some(l))?
+                }
             }
         }
         // `s.h` now holds output_norm(x) for every token.

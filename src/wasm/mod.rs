@@ -249,6 +249,21 @@ impl WasmEngine {
     }
 }
 
+#[wasm_bindgen]
+impl WasmEngine {
+    /// The attention lens of the last token in the conversation: `{layer, heads, tokens, weights}`.
+    pub fn lens(&self, layer: Option<u32>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut e = inner
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("the engine is busy generating"))?;
+            let lens = e.lens(layer).await.map_err(err)?;
+            chat::to_js(&lens)
+        })
+    }
+}
+
 /// For each tensor of one shard's header, its index in the (possibly merged) full header.
 fn tensor_index(shard: &Gguf, full: &Gguf) -> Vec<usize> {
     let by_name: HashMap<&str, usize> = full

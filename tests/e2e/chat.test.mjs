@@ -88,6 +88,10 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     assert.equal(answer, expected, "browser greedy answer differs from the native CLI");
     const stats = await page.textContent("#stats");
     assert.match(stats, /tok\/s/);
+    // The attention lens shows every token of the conversation, shaded by attention.
+    await page.waitForSelector("#lens:not([hidden]) #lens-tokens span");
+    const shaded = await page.$$eval("#lens-tokens span", (s) => s.map((e) => e.style.background));
+    assert.ok(shaded.length > 30 && shaded.some((b) => b.includes("rgba")), `lens: ${shaded.length} tokens`);
 
     // Stop during a second answer.
     await ask(page, "Count from one to fifty, in words.");

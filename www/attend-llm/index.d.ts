@@ -89,6 +89,15 @@ export interface EngineInfo {
   wasm_heap_bytes: number;
 }
 
+export interface AttentionLens {
+  layer: number;
+  heads: number;
+  /** The conversation's tokens as text pieces. */
+  tokens: string[];
+  /** `weights[h * tokens.length + j]`: attention of the last token (head h) to token j. */
+  weights: number[];
+}
+
 export type ModelSource = string | string[] | Blob | ArrayBuffer;
 
 export declare class Engine {
@@ -101,6 +110,7 @@ export declare class Engine {
   };
   tokenize(text: string): Promise<number[]>;
   info(): Promise<EngineInfo>;
+  lens(layer?: number): Promise<AttentionLens>;
   unload(): Promise<void>;
 }
 

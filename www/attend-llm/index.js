@@ -84,6 +84,13 @@ export class Engine {
   info() {
     return this.#ch.call("info").done;
   }
+  /**
+   * The attention lens: how much the last token of the conversation attends to every earlier
+   * token, per head, at `layer` (default: the last). `{ layer, heads, tokens, weights }`.
+   */
+  lens(layer) {
+    return this.#ch.call("lens", { layer }).done;
+  }
   /** Free the GPU memory and stop the worker. */
   async unload() {
     try {

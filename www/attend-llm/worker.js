@@ -43,6 +43,8 @@ self.onmessage = async (event) => {
       }
       case "tokenize":
         return reply(id, "result", { value: Array.from(engine.tokenize(msg.text)) });
+      case "lens":
+        return reply(id, "result", { value: await engine.lens(msg.layer ?? undefined) });
       case "info":
         return reply(id, "result", { value: engine.info() });
       case "unload":
