@@ -189,7 +189,8 @@ async function showLens() {
   const spans = l.tokens.map((t, j) => {
     const s = document.createElement("span");
     s.textContent = t.replace(/\n/g, "↵\n");
-    s.style.background = `rgba(59, 130, 246, ${(w[j] / max).toFixed(3)})`;
+    // Square root: attention is peaked (a few "sink" tokens take most), this keeps the rest visible.
+    s.style.background = `rgba(59, 130, 246, ${Math.sqrt(w[j] / max).toFixed(3)})`;
     s.title = `${(100 * w[j] / (head === "mean" ? l.heads : 1)).toFixed(1)}%`;
     return s;
   });
