@@ -209,7 +209,10 @@ impl Engine {
         }
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
-        let greedy = p.sampler.temperature <= 0.0 && p.top_logprobs == 0;
+        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.
+        let sc = &p.sampler;
+        let neutral = sc.repetition_penalty == 1.0 && sc.presence_penalty == 0.0 && sc.frequency_penalty == 0.0;
+        let greedy = sc.temperature <= 0.0 && neutral && p.top_logprobs == 0;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
         let reuse = self
