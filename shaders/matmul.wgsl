@@ -1,7 +1,8 @@
 // The quantized-matrix kernel family: every kernel that reads a weight in its GGUF block layout.
 // Entry points: `matvec` (decode), `matmul` (prefill), `embedding` (row gather). They share the block
-// decoders below and the weight binding `wq`; each entry point uses only its own parameters and
-// buffers (bindings are per entry point, so `embedding`'s ids/out may reuse binding numbers).
+// decoders below and the weight bindings `wq` / `wq4` (the same buffer seen as u32 and as vec4<u32>);
+// each entry point uses only its own parameters and buffers (bindings are per entry point, so
+// `embedding`'s ids/out and `matvec_xu`'s uniform x may reuse binding numbers).
 //
 // ---------------------------------------------------------------------------------------------
 // Block decoders
@@ -13,10 +14,14 @@
 // sub-block of a 256-element K-quant block, or 32 plain floats. Blocks of Q8_0/Q4_0/Q5_0/Q6_K have
 // even but not 4-multiple sizes, so their fields are read with `ld`, which tolerates a 2-byte
 // misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only its own decoder.
+// With PACKED, Q4_0/Q4_1/Q5_0/Q8_0 are read from the packed layout of `src/quant/pack.rs` instead:
+// quants as vec4<u32>, the auxiliary word and the f16 scale from their own aligned regions.
 
 override TYPE: u32 = 0u;
+override PACKED: bool = false;
 
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
+@group(0) @binding(2) var<storage, read> wq4: array<vec4<u32>>;
 
 // The 4 bytes at the even byte offset `o`, little-endian. Branch-free: both neighbouring words are
 // read (loops over consecutive offsets share them once unrolled) and the halves selected.
@@ -217,9 +222,65 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
     return Unit(w, a, b);
 }
 
+// Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
+// (row, unit) pair i = ((row / 4) * ku + u) * 4 + row % 4 of n = rows_padded * ku pairs; the quant
+// region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1, Q5_0), then n f16
+// scales (Q4_0, Q5_0, Q8_0).
+fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
+    let i = ((row >> 2u) * ku + u) * 4u + (row & 3u);
+    let n = ((rows + 3u) & ~3u) * ku;
+    var w: array<vec4<f32>, 8>;
+    var a = 1.0;
+    var b = 0.0;
+    if (TYPE == 8u) { // Q8_0
+        let s = unpack2x16float(wq[8u * n + (i >> 1u)]);
+        a = select(s.x, s.y, (i & 1u) != 0u);
+        let q0 = wq4[2u * i];
+        let q1 = wq4[2u * i + 1u];
+        for (var j = 0u; j < 4u; j++) {
+            w[j] = i8x4(q0[j]);
+            w[j + 4u] = i8x4(q1[j]);
+        }
+    } else {
+        let q = wq4[i];
+        for (var j = 0u; j < 4u; j++) {
+            w[j] = nib4(q[j], 0u);
+            w[j + 4u] = nib4(q[j], 4u);
+        }
+        if (TYPE == 3u) { // Q4_1: aux = d | m << 16
+            let dm = unpack2x16float(wq[4u * n + i]);
+            a = dm.x;
+            b = dm.y;
+        } else { // Q4_0, Q5_0: d from the scale region
+            let so = select(4u * n, 5u * n, TYPE == 6u);
+            let s = unpack2x16float(wq[so + (i >> 1u)]);
+            a = select(s.x, s.y, (i & 1u) != 0u);
+            b = -8.0 * a;
+            if (TYPE == 6u) { // Q5_0: aux = the 5th bits
+                let qh = wq[4u * n + i];
+                b = -16.0 * a;
+                for (var j = 0u; j < 4u; j++) {
+                    w[j] = fma(bit4(qh, 4u * j), vec4<f32>(16.0), w[j]);
+                    w[j + 4u] = fma(bit4(qh, 16u + 4u * j), vec4<f32>(16.0), w[j + 4u]);
+                }
+            }
+        }
+    }
+    return Unit(w, a, b);
+}
+
+// Unit `u` of row `row` (of a part of `rows` rows, `ku` units and `row_bytes` bytes per row) in
+// whichever layout the pipeline reads.
+fn decode_row(row: u32, u: u32, rows: u32, ku: u32, row_bytes: u32) -> Unit {
+    if (PACKED) {
+        return decode_packed(row, u, rows, ku);
+    }
+    return decode_unit(row * row_bytes, u);
+}
+
 // The 32 dequantized weights of a unit (as ggml computes them: one rounding of a * q + b).
-fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
-    let r = decode_unit(rb, u);
+fn decode(row: u32, u: u32, rows: u32, ku: u32, row_bytes: u32) -> array<vec4<f32>, 8> {
+    let r = decode_row(row, u, rows, ku, row_bytes);
     var w: array<vec4<f32>, 8>;
     for (var i = 0u; i < 8u; i++) {
         w[i] = fma(r.q[i], vec4<f32>(r.a), vec4<f32>(r.b));
@@ -232,14 +293,15 @@ fn decode(rb: u32, u: u32) -> array<vec4<f32>, 8> {
 // ---------------------------------------------------------------------------------------------
 // matvec (decode): y[t, r] = sum_j W[r, j] * x[t, j] (+ bias[r]) for TOK (1..4) tokens at once,
 // over the rows of one part of W (a dispatch per part; rows land at y_row0 + r).
-// Work distribution: 64-invocation workgroups; TPR consecutive invocations share one pair of rows,
-// so a workgroup covers 2 * 64 / TPR rows. TPR is an override from 1 to 64: on GPUs it is chosen
-// from k so that each invocation streams about 4 units of each row; on CPU adapters it is 2, since
-// their per-lane loads are gathers. Each invocation walks the 32-element units of its two rows with
-// stride TPR (neighbouring invocations read neighbouring blocks), decodes each unit once with u32
-// loads (as integer codes q plus a scale a and offset b: w = a q + b) and dots both rows with all
-// TOK token vectors, so every activation vec4 it loads serves two rows and the scale and offset are
-// applied once per unit. The TPR partial sums of a row pair are reduced in workgroup memory.
+// Work distribution: workgroups of WG invocations; TPR consecutive invocations share a group of
+// 4 rows, so a workgroup covers 4 * WG / TPR rows. Each invocation walks the 32-element units of its
+// rows with stride TPR (on GPUs neighbouring invocations read neighbouring blocks), loads the TOK
+// activation units once and dots them with all 4 rows, each decoded once per unit as integer codes
+// q with a scale a and offset b (w = a q + b, applied once per unit). TPR partial sums are reduced
+// in workgroup memory. On CPU adapters (lavapipe, SwiftShader) TPR is 1: every invocation owns its
+// rows, all invocations read the same activations at the same time, and `matvec_xu` takes them
+// from a uniform buffer, whose lane-uniform loads such drivers make cheap (storage loads there are
+// per-lane loops). WG, TPR and the x binding are chosen per adapter (src/kernels/matvec.rs).
 
 struct MatvecParams {
     rows: u32,      // rows in this part
@@ -253,78 +315,128 @@ struct MatvecParams {
 }
 
 override TOK: u32 = 1u;
-override TPR: u32 = 16u;
+override TPR: u32 = 1u;
+override WG: u32 = 64u;
 override HAS_BIAS: bool = false;
-const WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> pv: MatvecParams;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<uniform> xu: array<vec4<f32>, 4096>; // 64 KiB: TOK * k <= 16384
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
 
-var<workgroup> red: array<vec2<f32>, 256>; // [token][invocation], 4 x WG (8 KiB)
+var<workgroup> red: array<vec4<f32>, 256>; // [token][invocation], TOK * WG <= 256
 
-@compute @workgroup_size(64)
-fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    // Each invocation serves rows `row` and `row + 1`: every activation vec4 it loads feeds both.
-    let row = (g * (WG / TPR) + li / TPR) * 2u;
-    let lane = li % TPR;
+// One unit of activations for every token.
+alias XUnit = array<array<vec4<f32>, 8>, 4>;
+
+// acc[t][r] += row (4g + r) · x[t] over unit u, for the rows of the group that exist.
+fn mv_unit(g: u32, u: u32, xs: XUnit, acc: ptr<function, array<vec4<f32>, 4>>) {
     let ku = pv.k / 32u;
-    var acc = array<vec2<f32>, 4>(vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0));
-    if (row < pv.rows) {
-        let rb0 = row * pv.row_bytes;
-        // A missing second row (odd row count) decodes row `row` again and is not stored.
-        let rb1 = select(rb0, rb0 + pv.row_bytes, row + 1u < pv.rows);
-        for (var u = lane; u < ku; u += TPR) {
-            let w0 = decode_unit(rb0, u);
-            let w1 = decode_unit(rb1, u);
-            for (var t = 0u; t < TOK; t++) {
-                let xb = (pv.tok0 + t) * (pv.k / 4u) + u * 8u;
-                var xv = x[xb];
-                var xs = xv;
-                var s0 = w0.q[0] * xv;
-                var s1 = w1.q[0] * xv;
-                for (var i = 1u; i < 8u; i++) {
-                    xv = x[xb + i];
-                    xs += xv;
-                    s0 = fma(w0.q[i], xv, s0);
-                    s1 = fma(w1.q[i], xv, s1);
-                }
-                // Scale and offset once per unit: w = a q + b, so w·x = a (q·x) + b Σx
-                // (b is a literal 0 for formats without offset and Σx folds away).
-                let sx = (xs.x + xs.y) + (xs.z + xs.w);
-                acc[t] += vec2<f32>(fma(w0.a, (s0.x + s0.y) + (s0.z + s0.w), w0.b * sx),
-                                    fma(w1.a, (s1.x + s1.y) + (s1.z + s1.w), w1.b * sx));
+    var sx: array<f32, 4>;
+    for (var t = 0u; t < TOK; t++) {
+        var s = xs[t][0];
+        for (var i = 1u; i < 8u; i++) {
+            s += xs[t][i];
+        }
+        sx[t] = (s.x + s.y) + (s.z + s.w);
+    }
+    for (var r = 0u; r < 4u; r++) {
+        // Rows past the end of the part decode row 4g again (always present) and are not stored.
+        let row = select(4u * g, 4u * g + r, 4u * g + r < pv.rows);
+        let w = decode_row(row, u, pv.rows, ku, pv.row_bytes);
+        for (var t = 0u; t < TOK; t++) {
+            var s = w.q[0] * xs[t][0];
+            for (var i = 1u; i < 8u; i++) {
+                s = fma(w.q[i], xs[t][i], s);
             }
+            // w·x = a (q·x) + b Σx (b is a literal 0 for formats without offset: Σx folds away).
+            (*acc)[t][r] += fma(w.a, (s.x + s.y) + (s.z + s.w), w.b * sx[t]);
         }
     }
-    for (var t = 0u; t < TOK; t++) {
-        red[t * WG + li] = acc[t];
-    }
-    workgroupBarrier();
-    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-        if (lane < st) {
-            for (var t = 0u; t < TOK; t++) {
-                red[t * WG + li] += red[t * WG + li + st];
-            }
+}
+
+// Reduce the TPR partial sums of each row group and store them.
+fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>) {
+    let lane = li % TPR;
+    var v = acc;
+    if (TPR > 1u) {
+        for (var t = 0u; t < TOK; t++) {
+            red[t * WG + li] = acc[t];
         }
         workgroupBarrier();
-    }
-    if (lane == 0u && row < pv.rows) {
-        for (var t = 0u; t < TOK; t++) {
-            var v = red[t * WG + li];
-            if (HAS_BIAS) {
-                v += vec2<f32>(bias[pv.y_row0 + row], bias[pv.y_row0 + min(row + 1u, pv.rows - 1u)]);
+        for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+            if (lane < st) {
+                for (var t = 0u; t < TOK; t++) {
+                    red[t * WG + li] += red[t * WG + li + st];
+                }
             }
-            let yo = (pv.tok0 + t) * pv.n + pv.y_row0 + row;
-            y[yo] = v.x;
-            if (row + 1u < pv.rows) {
-                y[yo + 1u] = v.y;
+            workgroupBarrier();
+        }
+        for (var t = 0u; t < TOK; t++) {
+            v[t] = red[t * WG + li];
+        }
+    }
+    if (lane != 0u) {
+        return;
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let row = 4u * g + r;
+        if (row < pv.rows) {
+            for (var t = 0u; t < TOK; t++) {
+                var o = v[t][r];
+                if (HAS_BIAS) {
+                    o += bias[pv.y_row0 + row];
+                }
+                y[(pv.tok0 + t) * pv.n + pv.y_row0 + row] = o;
             }
         }
     }
+}
+
+fn mv_group(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * (WG / TPR) + li / TPR;
+}
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let g = mv_group(wid, nwg, li);
+    var acc: array<vec4<f32>, 4>;
+    if (4u * g < pv.rows) {
+        for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
+            var xs: XUnit;
+            for (var t = 0u; t < TOK; t++) {
+                let xb = (pv.tok0 + t) * (pv.k / 4u) + u * 8u;
+                for (var i = 0u; i < 8u; i++) {
+                    xs[t][i] = x[xb + i];
+                }
+            }
+            mv_unit(g, u, xs, &acc);
+        }
+    }
+    mv_store(g, li, acc);
+}
+
+// matvec with the activations in a uniform buffer (bound from offset 0, 64 KiB).
+@compute @workgroup_size(WG)
+fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let g = mv_group(wid, nwg, li);
+    var acc: array<vec4<f32>, 4>;
+    if (4u * g < pv.rows) {
+        for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
+            var xs: XUnit;
+            for (var t = 0u; t < TOK; t++) {
+                let xb = (pv.tok0 + t) * (pv.k / 4u) + u * 8u;
+                for (var i = 0u; i < 8u; i++) {
+                    xs[t][i] = xu[xb + i];
+                }
+            }
+            mv_unit(g, u, xs, &acc);
+        }
+    }
+    mv_store(g, li, acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,7 +491,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             let r = r0 + li;
             var w: array<vec4<f32>, 8>;
             if (r < pm.rows) {
-                w = decode(r * pm.row_bytes, u);
+                w = decode(r, u, pm.rows, ku, pm.row_bytes);
             } else {
                 for (var i = 0u; i < 8u; i++) {
                     w[i] = vec4<f32>(0.0);
@@ -452,8 +564,8 @@ struct EmbedParams {
 }
 
 @group(0) @binding(0) var<uniform> pe: EmbedParams;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> ids: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -478,7 +590,7 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (id < pe.row0 || id - pe.row0 >= pe.rows) {
         return;
     }
-    let w = decode((id - pe.row0) * pe.row_bytes, u);
+    let w = decode(id - pe.row0, u, pe.rows, ku, pe.row_bytes);
     for (var i = 0u; i < 8u; i++) {
         out[ob + i] = w[i] * pe.scale;
     }

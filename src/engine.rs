@@ -123,6 +123,16 @@ impl GenStats {
     }
 }
 
+/// What the CPU did for forward passes (for `attend bench`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassStats {
+    /// Dispatches recorded in the last pass (the argmax of greedy decoding included).
+    pub dispatches: u32,
+    /// Single-token (decode) passes run, and the seconds spent recording and submitting them.
+    pub decode_passes: u32,
+    pub decode_cpu_s: f64,
+}
+
 pub struct Engine {
     pub gpu: Gpu,
     pub model: Model,
@@ -131,6 +141,8 @@ pub struct Engine {
     pub header: Gguf,
     /// Tokens whose keys and values are in the cache, in order from position 0.
     cached: Vec<u32>,
+    /// Statistics of the forward passes since the last reset (`Cell::take` resets).
+    pub pass_stats: std::cell::Cell<PassStats>,
 }
 
 impl Engine {
@@ -211,7 +223,9 @@ impl Engine {
         let mut sampler = Sampler::new(p.sampler.clone());
         // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.
         let sc = &p.sampler;
-        let neutral = sc.repetition_penalty == 1.0 && sc.presence_penalty == 0.0 && sc.frequency_penalty == 0.0;
+        let neutral = sc.repetition_penalty == 1.0
+            && sc.presence_penalty == 0.0
+            && sc.frequency_penalty == 0.0;
         let greedy = sc.temperature <= 0.0 && neutral && p.top_logprobs == 0;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
@@ -311,6 +325,7 @@ impl Engine {
 
     /// One forward pass over `ids` at `pos0`, submitted as one command buffer.
     fn run(&self, ids: &[u32], pos0: u32, logits: Logits, greedy: bool) -> Result<()> {
+        let t0 = now_s();
         let s = &self.model.scratch;
         self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
         let mut rec = self.gpu.recorder("forward");
@@ -319,7 +334,15 @@ impl Engine {
         if greedy {
             self.model.greedy(&mut rec)?;
         }
+        let dispatches = rec.dispatches;
         rec.submit();
+        let mut st = self.pass_stats.get();
+        st.dispatches = dispatches;
+        if ids.len() == 1 {
+            st.decode_passes += 1;
+            st.decode_cpu_s += now_s() - t0;
+        }
+        self.pass_stats.set(st);
         Ok(())
     }
 
@@ -541,6 +564,7 @@ impl EngineBuilder {
             template,
             header: self.header,
             cached: Vec::new(),
+            pass_stats: Default::default(),
         })
     }
 }

@@ -7,6 +7,7 @@
 //! sampling, stopping, OpenAI-shaped objects) and [`engine`] (the generation loop). The browser API
 //! lives in `wasm` (wasm32 only).
 
+pub mod bench;
 pub mod chat;
 pub mod engine;
 pub mod error;

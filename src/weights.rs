@@ -6,8 +6,14 @@
 //! adapters) is split on row boundaries into several buffers ("parts"); each kernel dispatches
 //! once per part. Part boundaries are chosen so that every part starts at a 4-byte-aligned offset
 //! of the tensor's bytes (rows of Q4_0/Q5_0/Q8_0/Q6_K are only 2-byte multiples).
+//!
+//! The 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) are repacked as they arrive into an
+//! aligned layout of the same size ([`Layout::Packed`], see [`crate::quant::pack`]): the
+//! shaders then read every weight word once, quants as `vec4<u32>`. K-quants and plain floats
+//! keep their GGUF layout.
 
 use crate::gpu::{Buffer, Gpu};
+use crate::quant::pack::{self, GROUP};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -24,17 +30,40 @@ pub struct QPart {
     pub rows: usize,
 }
 
+/// How a matrix's bytes sit in its GPU buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// GGUF's own block layout, rows `row_bytes` apart.
+    Gguf,
+    /// Row groups split into aligned quant, auxiliary and scale regions ([`crate::quant::pack`]).
+    Packed,
+}
+
+impl Layout {
+    /// The layout attend uses for `ty`: packed wherever the format has a packed form.
+    pub fn preferred(ty: GgmlType) -> Layout {
+        if pack::regions(ty).is_some() {
+            Layout::Packed
+        } else {
+            Layout::Gguf
+        }
+    }
+}
+
 /// A quantized `[rows, cols]` matrix (rows = output features n, cols = contiguous k) on the GPU,
 /// in GGUF layout. `cols` must be a multiple of the block length and of 32 (the kernels' unit;
 /// this also applies to F32/F16/BF16, which every real model satisfies).
 #[derive(Debug)]
 pub struct QMatrix {
     pub ty: GgmlType,
+    pub layout: Layout,
     pub rows: usize,
     pub cols: usize,
     parts: Vec<QPart>,
     /// Rows per part (all parts but the last hold exactly this many).
     part_rows: usize,
+    /// Packed layout: row groups received in part (group -> GGUF bytes, bytes received).
+    pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
     /// `write` accepts chunks with unaligned ends in any order.
     edges: Mutex<HashMap<u64, ([u8; 4], u8)>>,
@@ -46,7 +75,7 @@ impl QMatrix {
         let c = gpu.caps();
         // Offsets inside a part are computed in u32 by the shaders: stay below 2 GiB.
         let limit = c.max_binding.min(c.max_buffer).min(1 << 31);
-        Self::with_part_limit(gpu, label, ty, rows, cols, limit)
+        Self::with_layout(gpu, label, ty, rows, cols, limit, Layout::preferred(ty))
     }
 
     /// Like [`new`](Self::new) but with parts of at most `limit` bytes (tests force splitting
@@ -59,6 +88,26 @@ impl QMatrix {
         cols: usize,
         limit: u64,
     ) -> Result<QMatrix> {
+        Self::with_layout(gpu, label, ty, rows, cols, limit, Layout::preferred(ty))
+    }
+
+    /// Like [`with_part_limit`](Self::with_part_limit) with an explicit layout (tests cover the
+    /// GGUF layout of packable formats with it). `Packed` falls back to `Gguf` for formats that
+    /// have no packed form.
+    pub fn with_layout(
+        gpu: &Gpu,
+        label: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        limit: u64,
+        layout: Layout,
+    ) -> Result<QMatrix> {
+        let layout = if pack::regions(ty).is_some() {
+            layout
+        } else {
+            Layout::Gguf
+        };
         if !ty.gpu_supported() {
             return Err(Error::Unsupported(format!(
                 "weight '{label}': tensor type {} has no GPU kernel",
@@ -74,9 +123,14 @@ impl QMatrix {
             )));
         }
         let row_bytes = ty.row_bytes(cols) as u64;
-        let mut part_rows = (limit / row_bytes).min(rows as u64);
-        // Every part but the last must end on a 4-byte boundary of the tensor.
-        if part_rows < rows as u64 {
+        let fit = limit / row_bytes;
+        let mut part_rows = fit.min(rows as u64);
+        if layout == Layout::Packed {
+            // Parts hold whole row groups (the last one padded with zero rows).
+            let padded = (rows as u64).div_ceil(GROUP as u64) * GROUP as u64;
+            part_rows = (fit / GROUP as u64 * GROUP as u64).min(padded);
+        } else if part_rows < rows as u64 {
+            // Every part but the last must end on a 4-byte boundary of the tensor.
             while part_rows > 0 && !(part_rows * row_bytes).is_multiple_of(4) {
                 part_rows -= 1;
             }
@@ -92,16 +146,22 @@ impl QMatrix {
         while row0 < rows {
             let n = part_rows.min(rows - row0);
             let name = format!("{label}[{}]", parts.len());
-            let buf = gpu.storage(&name, n as u64 * row_bytes)?;
+            let stored = match layout {
+                Layout::Gguf => n,
+                Layout::Packed => n.div_ceil(GROUP) * GROUP,
+            };
+            let buf = gpu.storage(&name, stored as u64 * row_bytes)?;
             parts.push(QPart { buf, row0, rows: n });
             row0 += n;
         }
         Ok(QMatrix {
             ty,
+            layout,
             rows,
             cols,
             parts,
             part_rows,
+            pending: Mutex::new(HashMap::new()),
             edges: Mutex::new(HashMap::new()),
         })
     }
@@ -154,6 +214,10 @@ impl QMatrix {
             )));
         }
         if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.layout == Layout::Packed {
+            self.write_packed(gpu, byte_offset, bytes);
             return Ok(());
         }
         let head_end = byte_offset.div_ceil(4) * 4;
@@ -220,6 +284,74 @@ impl QMatrix {
             gpu.write(&self.parts[p].buf, local, &bytes[..n]);
             bytes = &bytes[n..];
             offset += n as u64;
+        }
+    }
+
+    /// Packed layout: collect each row group's GGUF bytes (whole groups straight from the chunk,
+    /// partly covered ones until their last byte arrives) and write the packed regions.
+    fn write_packed(&self, gpu: &Gpu, offset: u64, bytes: &[u8]) {
+        let group_bytes = GROUP * self.row_bytes();
+        let total = self.bytes() as usize;
+        let (start, end) = (offset as usize, offset as usize + bytes.len());
+        let group_end = |g: usize| ((g + 1) * group_bytes).min(total);
+        let mut a = start;
+        while a < end {
+            let g = a / group_bytes;
+            let g_start = g * group_bytes;
+            if a == g_start && group_end(g) <= end {
+                // A run of whole groups goes out in one piece.
+                let mut b = group_end(g);
+                while b < end && group_end(b / group_bytes) <= end {
+                    b = group_end(b / group_bytes);
+                }
+                self.put_groups(gpu, g, &bytes[a - start..b - start]);
+                a = b;
+                continue;
+            }
+            let b = end.min(group_end(g));
+            let mut pending = self.pending.lock().unwrap();
+            let e = pending
+                .entry(g)
+                .or_insert_with(|| (vec![0; group_end(g) - g_start], 0));
+            e.0[a - g_start..b - g_start].copy_from_slice(&bytes[a - start..b - start]);
+            e.1 += b - a;
+            if e.1 >= e.0.len() {
+                let (data, _) = pending.remove(&g).unwrap();
+                drop(pending);
+                self.put_groups(gpu, g, &data);
+            }
+            a = b;
+        }
+    }
+
+    /// Pack complete row groups starting at group `g0` (GGUF bytes) and write their regions.
+    fn put_groups(&self, gpu: &Gpu, g0: usize, src: &[u8]) {
+        let units = self.cols / UNIT;
+        let part_groups = self.part_rows / GROUP;
+        let row_bytes = self.row_bytes();
+        let mut g = g0;
+        let mut src = src;
+        while !src.is_empty() {
+            // Stay within one part.
+            let p = g / part_groups;
+            let n = (part_groups - g % part_groups) * GROUP * row_bytes;
+            let (now, rest) = src.split_at(n.min(src.len()));
+            let part = &self.parts[p];
+            let stored_rows = part.rows.div_ceil(GROUP) * GROUP;
+            let offsets = pack::region_offsets(self.ty, stored_rows, units);
+            let sizes = pack::regions(self.ty).unwrap();
+            let local = g % part_groups;
+            for (r, data) in pack::pack_groups(self.ty, now, row_bytes, units)
+                .iter()
+                .enumerate()
+            {
+                if !data.is_empty() {
+                    let at = offsets[r] + local * GROUP * units * sizes[r];
+                    gpu.write(&part.buf, at as u64, data);
+                }
+            }
+            g += now.len().div_ceil(GROUP * row_bytes);
+            src = rest;
         }
     }
 }

@@ -30,7 +30,10 @@ commands:
   generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
            [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
-  bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--runs 3] [--context N]
+  bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--repeat 3] [--context N] [--json]
+                                         speed, bytes per token, fraction of the adapter's read
+                                         bandwidth, dispatches and CPU time per token (--runs is
+                                         an alias of --repeat)
   split    --model PATH --max-tensors N --out DIR
                                          write a split GGUF (name-0000i-of-0000N.gguf) like gguf-split
 ";
@@ -111,7 +114,7 @@ commands:
             Some("generate") => {
                 Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a))
             }
-            Some("bench") => Args::parse(rest, &[]).and_then(|a| bench(&a)),
+            Some("bench") => Args::parse(rest, &["json"]).and_then(|a| bench(&a)),
             Some("split") => Args::parse(rest, &[]).and_then(|a| split(&a)),
             Some("-h" | "--help" | "help") => {
                 print!("{USAGE}");
@@ -312,55 +315,56 @@ commands:
 
     /// Prefill N prompt tokens, then decode M greedy tokens; median of several runs.
     fn bench(a: &Args) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let mut e = load(a)?;
-        let n: usize = a.num("prompt-tokens", 128)?;
-        let gen: u32 = a.num("gen-tokens", 64)?;
-        let runs: usize = a.num("runs", 3)?;
-        let base = e.tokenizer.encode(
-            "The quick brown fox jumps over the lazy dog while the attentive model reads every word at once. ",
-            false,
-            false,
-        );
-        let prompt: Vec<u32> = base.iter().cycle().take(n).copied().collect();
-        let p = GenParams {
-            max_tokens: gen,
-            sampler: attend::sampler::SamplerConfig {
-                temperature: 0.0,
-                ..Default::default()
-            },
-            ignore_eog: true, // always decode exactly `gen` tokens
-            ..Default::default()
+        let load_s = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
+        pollster::block_on(e.warmup())?;
+        let compile_s = t1.elapsed().as_secs_f64();
+        let d = attend::bench::BenchOptions::default();
+        let o = attend::bench::BenchOptions {
+            prompt_tokens: a.num("prompt-tokens", d.prompt_tokens)?,
+            gen_tokens: a.num("gen-tokens", d.gen_tokens)?,
+            repeat: a.num("repeat", a.num("runs", d.repeat)?)?,
+            ..d
         };
-        let mut pre = Vec::new();
-        let mut dec = Vec::new();
-        // One warm-up run compiles the pipelines.
-        for r in 0..=runs {
-            e.reset();
-            let s = pollster::block_on(e.generate(&prompt, &p, |_| true))?;
-            if r > 0 {
-                pre.push(s.prefill_tok_s());
-                dec.push(s.decode_tok_s());
-            }
+        let mut r = pollster::block_on(attend::bench::run(&mut e, &o))?;
+        r.load_s = load_s;
+        r.compile_s = compile_s;
+        let mut v = serde_json::to_value(&r).map_err(|e| Error::Invalid(e.to_string()))?;
+        v["model"] = json!(a.model()?.display().to_string());
+        if a.flag("json") {
+            println!("{v}");
+            return Ok(());
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[v.len() / 2]
-        };
-        let m = e.memory();
+        println!("model    {}", a.model()?.display());
+        println!("adapter  {}", r.adapter);
         println!(
-            "{}",
-            json!({
-                "model": a.model()?.display().to_string(),
-                "adapter": e.gpu.adapter.name,
-                "prompt_tokens": n,
-                "gen_tokens": gen,
-                "runs": runs,
-                "prefill_tok_s": median(&mut pre),
-                "decode_tok_s": median(&mut dec),
-                "gpu_bytes": m.gpu_total,
-                "weight_bytes": m.weights,
-                "kv_bytes": m.kv_cache,
-            })
+            "prefill  {:>8.1} tok/s  ({} tokens, ttft {:.3} s)",
+            r.prefill_tok_s, r.prompt_tokens, r.ttft_s
+        );
+        println!(
+            "decode   {:>8.1} tok/s  ({} tokens, {:.1} MB/token, {:.2} GB/s)",
+            r.decode_tok_s,
+            r.gen_tokens,
+            r.bytes_per_token as f64 / 1e6,
+            r.decode_gb_s
+        );
+        println!(
+            "roofline {:>8.2}       (shader read {:.2} GB/s [{}], buffer copy {:.2} GB/s)",
+            r.roofline_fraction, r.copy_gb_s, r.copy_kernel, r.buffer_copy_gb_s
+        );
+        println!(
+            "dispatch {:>8}       per token ({:.1} per layer), CPU {:.3} ms/token",
+            r.dispatches_per_token, r.dispatches_per_layer, r.cpu_ms_per_token
+        );
+        println!(
+            "memory   {} on the GPU ({} weights, {} KV cache); load {:.2} s, compile {:.2} s",
+            mib(r.gpu_bytes),
+            mib(r.weight_bytes),
+            mib(r.kv_bytes),
+            r.load_s,
+            r.compile_s
         );
         Ok(())
     }

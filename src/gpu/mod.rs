@@ -193,6 +193,17 @@ impl Gpu {
 
     /// A new storage buffer (read/write by shaders, copyable both ways). Sizes round up to 4 bytes.
     pub fn storage(&self, label: &str, size: u64) -> Result<Buffer> {
+        self.buffer(label, size, wgpu::BufferUsages::empty())
+    }
+
+    /// A storage buffer for activations that matvec may also read through a uniform binding
+    /// (cheaper on CPU adapters): uniform-capable and at least 64 KiB, the uniform view's size.
+    pub fn activation(&self, label: &str, size: u64) -> Result<Buffer> {
+        let size = size.max(crate::kernels::matvec::X_UNIFORM_BYTES);
+        self.buffer(label, size, wgpu::BufferUsages::UNIFORM)
+    }
+
+    fn buffer(&self, label: &str, size: u64, extra: wgpu::BufferUsages) -> Result<Buffer> {
         let size = size.max(4).div_ceil(4) * 4;
         if size > self.caps().max_buffer {
             return Err(Error::Unsupported(format!(
@@ -205,7 +216,8 @@ impl Gpu {
             size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
+                | wgpu::BufferUsages::COPY_SRC
+                | extra,
             mapped_at_creation: false,
         });
         Ok(Buffer::new(raw, self.live_bytes.clone()))

@@ -4,7 +4,7 @@
 use super::matvec::SHADER;
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
-use crate::weights::{QMatrix, UNIT};
+use crate::weights::{Layout, QMatrix, UNIT};
 use crate::Result;
 
 #[repr(C)]
@@ -58,9 +58,17 @@ pub fn embedding(
         rec.dispatch(
             &SHADER,
             "embedding",
-            &[("TYPE", table.ty.id() as f64)],
+            &[
+                ("TYPE", table.ty.id() as f64),
+                ("PACKED", (table.layout == Layout::Packed) as u32 as f64),
+            ],
             &params,
-            &[Arg::from(part.buf.raw()), Arg::from(ids), Arg::from(out)],
+            &[
+                Arg::from(part.buf.raw()),
+                Arg::from(part.buf.raw()),
+                Arg::from(ids),
+                Arg::from(out),
+            ],
             grid(groups, max_dim),
         );
     }

@@ -5,7 +5,7 @@
 use super::matvec::{matvec, SHADER};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
-use crate::weights::QMatrix;
+use crate::weights::{Layout, QMatrix};
 use crate::Result;
 
 /// Output tile edge (tokens and rows) of the matmul shader.
@@ -59,10 +59,12 @@ pub fn matmul(
             "matmul",
             &[
                 ("TYPE", w.ty.id() as f64),
+                ("PACKED", (w.layout == Layout::Packed) as u32 as f64),
                 ("HAS_BIAS", bias.is_some() as u32 as f64),
             ],
             &params,
             &[
+                Arg::from(part.buf.raw()),
                 Arg::from(part.buf.raw()),
                 Arg::from(x),
                 Arg::from(y),

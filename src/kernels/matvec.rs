@@ -4,7 +4,7 @@
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
-use crate::weights::{QMatrix, UNIT};
+use crate::weights::{Layout, QMatrix, UNIT};
 
 /// The quantized-matrix family (`shaders/matmul.wgsl`): matvec, matmul and embedding entry points
 /// sharing one set of block decoders.
@@ -12,7 +12,7 @@ pub(crate) static SHADER: Shader = crate::include_shader!("matmul");
 
 /// Tokens one dispatch handles (the shader keeps one accumulator per token).
 pub const MAX_TOKENS: u32 = 4;
-/// Invocations per workgroup (fixed in the shader).
+/// Invocations per workgroup at most (the shader's reduction space is sized for it).
 const WG: u32 = 64;
 
 #[repr(C)]
@@ -27,6 +27,18 @@ struct Params {
     _pad: [u32; 2],
 }
 
+/// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
+/// of 4 rows, and whether the activations may be read from a uniform buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecShape {
+    pub wg: u32,
+    pub tpr: u32,
+    pub x_uniform: bool,
+}
+
+/// Bytes of the uniform view of x (`xu` in the shader).
+pub const X_UNIFORM_BYTES: u64 = 64 * 1024;
+
 /// `y[t, r] = Σ_j W[r, j] · x[t, j] (+ bias[r])` for `m` tokens; `x` is f32 `[m, k]`, `y` f32
 /// `[m, n]`, `bias` f32 `[n]`. Best for small `m` (each group of 4 tokens streams W once); see
 /// [`linear`](super::matmul::linear) for the automatic choice.
@@ -38,24 +50,33 @@ pub fn matvec(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) {
-    let threads = threads_per_row(rec.gpu(), w);
-    matvec_with_threads(rec, w, x, y, m, bias, threads)
+    let shape = default_shape(rec.gpu(), w);
+    matvec_with_shape(rec, w, x, y, m, bias, shape)
 }
 
-/// Invocations sharing one row pair. GPUs: about 4 units per invocation, so long rows still get
-/// many invocations. CPU adapters (lavapipe, SwiftShader) run invocations as SIMD lanes where
-/// every per-lane load is a gather: there 2 per row pair measured ~2x faster than 16 (fewer
-/// reduction steps, and neighbouring lanes load the same activations).
-pub fn threads_per_row(gpu: &Gpu, w: &QMatrix) -> u32 {
+/// The shape used unless a measured one is known. GPUs: 64-invocation workgroups with about 4
+/// units of each row per invocation, so long rows still get many invocations, activations in
+/// storage. CPU adapters (lavapipe, SwiftShader) run invocations as SIMD lanes of a few threads
+/// and make every per-lane storage load a loop: there one invocation owns each row group, small
+/// workgroups give every thread work, and x comes from a uniform buffer.
+pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
     if gpu.adapter.device_type == "Cpu" {
-        return 2;
+        return MatvecShape {
+            wg: 16,
+            tpr: 1,
+            x_uniform: true,
+        };
     }
     let units = (w.cols / UNIT) as u32;
-    units.div_ceil(4).next_power_of_two().clamp(4, WG)
+    MatvecShape {
+        wg: WG,
+        tpr: units.div_ceil(4).next_power_of_two().clamp(1, WG),
+        x_uniform: false,
+    }
 }
 
-/// [`matvec`] with an explicit number of invocations per row pair (a power of two, 1 to 64;
-/// tests use it to cover the choices other adapters make).
+/// [`matvec`] with `threads` invocations per row group and 64-invocation workgroups (a power of
+/// two, 1 to 64; tests use it to cover the choices other adapters make).
 pub fn matvec_with_threads(
     rec: &mut Recorder,
     w: &QMatrix,
@@ -65,10 +86,43 @@ pub fn matvec_with_threads(
     bias: Option<&wgpu::Buffer>,
     threads: u32,
 ) {
-    let tpr = threads.clamp(1, WG).next_power_of_two();
-    let rows_per_group = 2 * WG / tpr; // two rows per invocation
+    let shape = MatvecShape {
+        wg: WG,
+        tpr: threads,
+        x_uniform: false,
+    };
+    matvec_with_shape(rec, w, x, y, m, bias, shape)
+}
+
+/// Whether `x` can be read through the uniform view for `m` tokens of `k` columns.
+pub fn x_uniform_fits(x: &wgpu::Buffer, m: u32, k: usize) -> bool {
+    x.usage().contains(wgpu::BufferUsages::UNIFORM)
+        && x.size() >= X_UNIFORM_BYTES
+        && m as u64 * k as u64 * 4 <= X_UNIFORM_BYTES
+}
+
+/// [`matvec`] with an explicit shape. `x_uniform` is honoured only where [`x_uniform_fits`].
+pub fn matvec_with_shape(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    shape: MatvecShape,
+) {
+    let wg = shape.wg.clamp(1, WG).next_power_of_two();
+    let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
+    let uniform = shape.x_uniform && x_uniform_fits(x, m, w.cols);
+    let rows_per_group = 4 * wg / tpr; // four rows per invocation group
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
+    let x_arg = if uniform {
+        Arg::Range(x, 0, X_UNIFORM_BYTES)
+    } else {
+        Arg::from(x)
+    };
+    let entry = if uniform { "matvec_xu" } else { "matvec" };
     for part in w.parts() {
         let groups = (part.rows as u32).div_ceil(rows_per_group);
         let mut tok0 = 0;
@@ -85,17 +139,20 @@ pub fn matvec_with_threads(
             };
             rec.dispatch(
                 &SHADER,
-                "matvec",
+                entry,
                 &[
                     ("TYPE", w.ty.id() as f64),
+                    ("PACKED", (w.layout == Layout::Packed) as u32 as f64),
                     ("TOK", tok as f64),
                     ("TPR", tpr as f64),
+                    ("WG", wg as f64),
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                 ],
                 &params,
                 &[
                     Arg::from(part.buf.raw()),
-                    Arg::from(x),
+                    Arg::from(part.buf.raw()),
+                    x_arg,
                     Arg::from(y),
                     Arg::from(bias_buf),
                 ],

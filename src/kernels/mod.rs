@@ -8,6 +8,7 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod bandwidth;
 pub mod elementwise;
 pub mod embedding;
 pub mod matmul;

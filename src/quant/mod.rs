@@ -165,6 +165,7 @@ pub fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 mod dequantize;
 mod kquants;
+pub mod pack;
 mod quantize;
 
 pub use dequantize::dequantize;

@@ -10,12 +10,27 @@ use attend::quant::GgmlType;
 
 async fn embedding_format(ty: GgmlType) {
     let gpu = gpu().await;
-    let rows = 301;
     for (split, cols) in [(false, ks(ty)[0]), (false, ks(ty)[2]), (true, ks(ty)[1])] {
-        let mut rng = Rng::new(7 + cols as u64);
+        embedding_case(&gpu, ty, 301, cols, split, 7 + cols as u64).await;
+    }
+}
+
+/// Gather random rows, both ends, out-of-range ids and (split) both sides of every part
+/// boundary of a random `rows × cols` table, and check them.
+pub async fn embedding_case(
+    gpu: &attend::gpu::Gpu,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    split: bool,
+    seed: u64,
+) {
+    let gpu = gpu;
+    {
+        let mut rng = Rng::new(seed);
         let bytes = random_weights(ty, rows, cols, &mut rng);
         let table = dequant(ty, &bytes, rows * cols);
-        let w = upload_weights(&gpu, ty, rows, cols, &bytes, split);
+        let w = upload_weights(gpu, ty, rows, cols, &bytes, split);
         let mut ids: Vec<u32> = (0..37).map(|_| rng.below(rows as u32)).collect();
         ids.extend([0, rows as u32 - 1, rows as u32, u32::MAX]);
         if split {

@@ -8,9 +8,9 @@
 //! be within `REL · Σ_j |W[r,j] x[t,j]|` of the reference.
 
 use crate::common::*;
-use attend::kernels::matvec::matvec;
+use attend::kernels::matvec::{matvec, MatvecShape};
 use attend::quant::GgmlType;
-use attend::weights::QMatrix;
+use attend::weights::{Layout, QMatrix};
 use half::{bf16, f16};
 
 /// Summation-order tolerance relative to Σ|w·x| (same for every format: decoding is exact).
@@ -266,11 +266,14 @@ pub fn upload_weights(
     bytes: &[u8],
     split: bool,
 ) -> QMatrix {
+    let layout = LAYOUT.with(|l| l.get()).unwrap_or(Layout::preferred(ty));
     if !split {
-        return QMatrix::upload(gpu, "w", ty, rows, cols, bytes).unwrap();
+        let w = QMatrix::with_layout(gpu, "w", ty, rows, cols, 1 << 30, layout).unwrap();
+        w.write(gpu, 0, bytes).unwrap();
+        return w;
     }
     let limit = (ty.row_bytes(cols) * ((rows / 3) | 1)) as u64;
-    let w = QMatrix::with_part_limit(gpu, "w", ty, rows, cols, limit).unwrap();
+    let w = QMatrix::with_layout(gpu, "w", ty, rows, cols, limit, layout).unwrap();
     assert!(w.parts().len() >= 2, "{ty:?} {rows}x{cols} did not split");
     for p in &w.parts()[..w.parts().len() - 1] {
         assert_eq!(p.rows * w.row_bytes() % 4, 0, "part not 4-byte aligned");
@@ -311,7 +314,14 @@ pub async fn run_linear(
     let x = rng.normal(m * k, 1.0);
     let bias = with_bias.then(|| rng.normal(n, 1.0));
     let w = upload_weights(gpu, ty, n, k, &bytes, split);
-    let xb = gpu.upload("x", &x).unwrap();
+    // Activation buffers (uniform-capable) let matvec read x through its uniform view.
+    let xb = if X_ACTIVATION.with(|a| a.get()) {
+        let b = gpu.activation("x", (x.len() * 4) as u64).unwrap();
+        gpu.write(&b, 0, bytemuck::cast_slice(&x));
+        b
+    } else {
+        gpu.upload("x", &x).unwrap()
+    };
     let yb = gpu.upload("y", &vec![f32::NAN; m * n]).unwrap();
     let bb = bias.as_ref().map(|b| gpu.upload("bias", b).unwrap());
     let mut rec = gpu.recorder("linear");
@@ -349,7 +359,30 @@ async fn matvec_format(ty: GgmlType) {
     for (i, (shape, split, bias)) in shapes.into_iter().enumerate() {
         run_linear(&gpu, matvec, ty, shape, split, bias, 100 + i as u64).await;
     }
-    // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 2).
+    // x through the uniform view (CPU adapters) with several workgroup sizes, 1..4 tokens.
+    X_ACTIVATION.with(|a| a.set(true));
+    for (i, wg) in [8u32, 16, 64].into_iter().enumerate() {
+        SHAPE.with(|t| {
+            t.set(MatvecShape {
+                wg,
+                tpr: 1,
+                x_uniform: true,
+            })
+        });
+        let m = [1, 4, 7][i];
+        run_linear(
+            &gpu,
+            matvec_shape,
+            ty,
+            (m, 57, k2),
+            i == 2,
+            i == 1,
+            140 + i as u64,
+        )
+        .await;
+    }
+    X_ACTIVATION.with(|a| a.set(false));
+    // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 1).
     for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
         THREADS.with(|t| t.set(tpr));
         run_linear(
@@ -366,6 +399,24 @@ async fn matvec_format(ty: GgmlType) {
 }
 
 thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
+thread_local!(static SHAPE: std::cell::Cell<MatvecShape> = const {
+    std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false })
+});
+thread_local!(static X_ACTIVATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+// The layout `upload_weights` uses (None: attend's preferred one).
+thread_local!(pub static LAYOUT: std::cell::Cell<Option<Layout>> = const { std::cell::Cell::new(None) });
+
+fn matvec_shape(
+    rec: &mut attend::gpu::Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    let shape = SHAPE.with(|t| t.get());
+    attend::kernels::matvec::matvec_with_shape(rec, w, x, y, m, bias, shape)
+}
 
 fn matvec_threads(
     rec: &mut attend::gpu::Recorder,
@@ -389,6 +440,25 @@ macro_rules! per_format {
     };
 }
 pub(crate) use per_format;
+
+/// The packable formats also in GGUF layout (the path a repack-free build would take), through
+/// matvec, matmul and embedding.
+async fn gguf_layout(ty: GgmlType) {
+    use attend::kernels::matmul::matmul;
+    let gpu = gpu().await;
+    let [_, k1, k2] = ks(ty);
+    LAYOUT.with(|l| l.set(Some(Layout::Gguf)));
+    run_linear(&gpu, matvec, ty, (3, 45, k2), false, true, 170).await;
+    run_linear(&gpu, matvec, ty, (1, 100, k1), true, false, 171).await;
+    run_linear(&gpu, matmul, ty, (40, 45, k1), true, true, 172).await;
+    crate::embedding::embedding_case(&gpu, ty, 45, k1, true, 173).await;
+    LAYOUT.with(|l| l.set(None));
+}
+
+per_format!(gguf_layout:
+    gguf_layout_q8_0 = Q8_0, gguf_layout_q4_0 = Q4_0, gguf_layout_q4_1 = Q4_1,
+    gguf_layout_q5_0 = Q5_0,
+);
 
 per_format!(matvec_format:
     matvec_f32 = F32, matvec_f16 = F16, matvec_bf16 = BF16, matvec_q8_0 = Q8_0,

@@ -1,0 +1,107 @@
+//! The packed GPU layout of the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0), made at load.
+//!
+//! GGUF stores a row as blocks of `[d f16][min or high bits][quants]`: 18, 20, 22 or 34 bytes,
+//! so most blocks are only 2-byte aligned and a shader needs extra loads and selects per word.
+//! The packed layout takes the same bytes apart into three regions, each 4-byte aligned:
+//!
+//! - Q: the quant bytes (16, or 32 for Q8_0) of every (row, unit), read as `vec4<u32>`;
+//! - A: one auxiliary word per (row, unit): Q4_1's `d | m << 16`, Q5_0's high bits (`qh`);
+//! - S: one f16 scale `d` per (row, unit) (Q4_0, Q5_0, Q8_0), two to a word.
+//!
+//! Within each region the (row, unit) pairs are ordered by groups of [`GROUP`] rows: index
+//! `(g * units + u) * GROUP + r` for row `GROUP * g + r`. One invocation that owns a row group
+//! finds the four rows of a unit side by side, and on a GPU neighbouring invocations that walk
+//! the units of a group read neighbouring 64-byte runs (coalesced). Rows are padded with zeros
+//! to a multiple of [`GROUP`]; the total size equals the GGUF size of the padded rows.
+
+use super::GgmlType;
+
+/// Rows per group in the packed layout (the rows one matvec invocation owns).
+pub const GROUP: usize = 4;
+
+/// Bytes per (row, unit) in each region (Q, A, S) for a packable type, or `None`.
+pub fn regions(ty: GgmlType) -> Option<[usize; 3]> {
+    Some(match ty {
+        GgmlType::Q4_0 => [16, 0, 2],
+        GgmlType::Q4_1 => [16, 4, 0],
+        GgmlType::Q5_0 => [16, 4, 2],
+        GgmlType::Q8_0 => [32, 0, 2],
+        _ => return None,
+    })
+}
+
+/// Byte offsets of the three regions in a buffer of `rows` (a multiple of [`GROUP`]) rows of
+/// `units` units.
+pub fn region_offsets(ty: GgmlType, rows: usize, units: usize) -> [usize; 3] {
+    let [q, a, _] = regions(ty).expect("packable type");
+    let n = rows * units;
+    [0, n * q, n * (q + a)]
+}
+
+/// Pack whole row groups given in GGUF layout (`src` holds `groups * GROUP` rows of
+/// `row_bytes`, the last group possibly short: missing rows count as zeros) into the three
+/// region slices of those groups, which are contiguous in each region.
+pub fn pack_groups(ty: GgmlType, src: &[u8], row_bytes: usize, units: usize) -> [Vec<u8>; 3] {
+    let [qb, ab, sb] = regions(ty).expect("packable type");
+    let block = ty.block_bytes();
+    let rows = src.len().div_ceil(row_bytes);
+    let groups = rows.div_ceil(GROUP);
+    let n = groups * GROUP * units;
+    let (mut q, mut a, mut s) = (vec![0u8; n * qb], vec![0u8; n * ab], vec![0u8; n * sb]);
+    for row in 0..rows {
+        let (g, r) = (row / GROUP, row % GROUP);
+        let src_row = &src[row * row_bytes..((row + 1) * row_bytes).min(src.len())];
+        for (u, b) in src_row.chunks_exact(block).enumerate() {
+            let i = (g * units + u) * GROUP + r;
+            let quants = &b[block - qb..];
+            q[i * qb..(i + 1) * qb].copy_from_slice(quants);
+            match ty {
+                // d and m are the block's first 4 bytes: already `d | m << 16`.
+                GgmlType::Q4_1 => a[i * 4..i * 4 + 4].copy_from_slice(&b[..4]),
+                GgmlType::Q5_0 => a[i * 4..i * 4 + 4].copy_from_slice(&b[2..6]),
+                _ => {}
+            }
+            if sb > 0 {
+                s[i * 2..i * 2 + 2].copy_from_slice(&b[..2]);
+            }
+        }
+    }
+    [q, a, s]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_size_equals_gguf_size() {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+        ] {
+            let [q, a, s] = regions(ty).unwrap();
+            assert_eq!(q + a + s, ty.block_bytes(), "{ty:?}");
+        }
+    }
+
+    #[test]
+    fn pack_q4_1_places_fields() {
+        let ty = GgmlType::Q4_1;
+        let units = 2;
+        let row_bytes = 2 * 20;
+        // 5 rows: one full group and a short one.
+        let src: Vec<u8> = (0..5 * row_bytes).map(|i| (i % 251) as u8).collect();
+        let [q, a, s] = pack_groups(ty, &src, row_bytes, units);
+        assert_eq!(q.len(), 8 * units * 16);
+        assert_eq!(a.len(), 8 * units * 4);
+        assert!(s.is_empty());
+        // Row 5 (group 1, r 1) is missing: zeros. Row 4 unit 1 is at index (1*2+1)*4+0 = 12.
+        let i = 12;
+        let b = &src[4 * row_bytes + 20..4 * row_bytes + 40];
+        assert_eq!(&q[i * 16..i * 16 + 16], &b[4..]);
+        assert_eq!(&a[i * 4..i * 4 + 4], &b[..4]);
+        assert!(q[13 * 16..14 * 16].iter().all(|&x| x == 0));
+    }
+}
