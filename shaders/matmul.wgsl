@@ -330,7 +330,7 @@ var<workgroup> red: array<vec4<f32>, 256>; // [token][invocation], TOK * WG <= 2
 // One unit of activations for every token.
 alias XUnit = array<array<vec4<f32>, 8>, 4>;
 
-// acc[t][r] += row (4g + r) · x[t] over unit u, for the rows of the group that exist.
+// Several tokens: acc[t][r] += row (4g + r) · x[t] over unit u (each row decoded once for all).
 fn mv_unit(g: u32, u: u32, xs: XUnit, acc: ptr<function, array<vec4<f32>, 4>>) {
     let ku = pv.k / 32u;
     var sx: array<f32, 4>;
@@ -354,6 +354,30 @@ fn mv_unit(g: u32, u: u32, xs: XUnit, acc: ptr<function, array<vec4<f32>, 4>>) {
             (*acc)[t][r] += fma(w.a, (s.x + s.y) + (s.z + s.w), w.b * sx[t]);
         }
     }
+}
+
+// One token: the four rows of group g dotted with one unit of x, given as eight named vec4 (no
+// private arrays: CPU adapters keep these in registers, while arrays indexed in loops may be
+// spilled to per-lane memory).
+fn mv_rows(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+        x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>) -> vec4<f32> {
+    let sv = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
+    let sx = (sv.x + sv.y) + (sv.z + sv.w);
+    var d = vec4<f32>(0.0);
+    for (var r = 0u; r < 4u; r++) {
+        let row = select(4u * g, 4u * g + r, 4u * g + r < pv.rows);
+        let w = decode_row(row, u, pv.rows, pv.k / 32u, pv.row_bytes);
+        var s = w.q[0] * x0;
+        s = fma(w.q[1], x1, s);
+        s = fma(w.q[2], x2, s);
+        s = fma(w.q[3], x3, s);
+        s = fma(w.q[4], x4, s);
+        s = fma(w.q[5], x5, s);
+        s = fma(w.q[6], x6, s);
+        s = fma(w.q[7], x7, s);
+        d[r] = fma(w.a, (s.x + s.y) + (s.z + s.w), w.b * sx);
+    }
+    return d;
 }
 
 // Reduce the TPR partial sums of each row group and store them.
@@ -405,6 +429,12 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     var acc: array<vec4<f32>, 4>;
     if (4u * g < pv.rows) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
+            if (TOK == 1u) {
+                let b = pv.tok0 * (pv.k / 4u) + u * 8u;
+                acc[0] += mv_rows(g, u, x[b], x[b + 1u], x[b + 2u], x[b + 3u],
+                                  x[b + 4u], x[b + 5u], x[b + 6u], x[b + 7u]);
+                continue;
+            }
             var xs: XUnit;
             for (var t = 0u; t < TOK; t++) {
                 let xb = (pv.tok0 + t) * (pv.k / 4u) + u * 8u;
@@ -426,6 +456,12 @@ fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var acc: array<vec4<f32>, 4>;
     if (4u * g < pv.rows) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
+            if (TOK == 1u) {
+                let b = pv.tok0 * (pv.k / 4u) + u * 8u;
+                acc[0] += mv_rows(g, u, xu[b], xu[b + 1u], xu[b + 2u], xu[b + 3u],
+                                  xu[b + 4u], xu[b + 5u], xu[b + 6u], xu[b + 7u]);
+                continue;
+            }
             var xs: XUnit;
             for (var t = 0u; t < TOK; t++) {
                 let xb = (pv.tok0 + t) * (pv.k / 4u) + u * 8u;

@@ -401,6 +401,7 @@ impl Engine {
     /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
     /// first answer (pipeline creation is slow in browsers and on software adapters).
     pub async fn warmup(&mut self) -> Result<()> {
+        self.model.tune(&self.gpu).await?;
         let n = self
             .model
             .scratch

@@ -25,3 +25,11 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;
+
+/// One diagnostic line: standard error natively, the console in the browser.
+pub fn log_line(msg: &str) {
+    #[cfg(target_arch = "wasm32")]
+    web_sys::console::log_1(&msg.into());
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{msg}");
+}

@@ -62,6 +62,8 @@ pub struct QMatrix {
     parts: Vec<QPart>,
     /// Rows per part (all parts but the last hold exactly this many).
     part_rows: usize,
+    /// The matvec shape measured fastest for this matrix at load (None: the adapter default).
+    matvec_shape: Mutex<Option<crate::kernels::matvec::MatvecShape>>,
     /// Packed layout: row groups received in part (group -> GGUF bytes, bytes received).
     pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
@@ -161,6 +163,7 @@ impl QMatrix {
             cols,
             parts,
             part_rows,
+            matvec_shape: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             edges: Mutex::new(HashMap::new()),
         })
@@ -195,6 +198,14 @@ impl QMatrix {
 
     pub fn row_bytes(&self) -> usize {
         self.ty.row_bytes(self.cols)
+    }
+
+    pub fn matvec_shape(&self) -> Option<crate::kernels::matvec::MatvecShape> {
+        *self.matvec_shape.lock().unwrap()
+    }
+
+    pub fn set_matvec_shape(&self, s: crate::kernels::matvec::MatvecShape) {
+        *self.matvec_shape.lock().unwrap() = Some(s);
     }
 
     pub fn parts(&self) -> &[QPart] {

@@ -245,6 +245,7 @@ commands:
 
     fn generate(a: &Args) -> Result<()> {
         let mut e = load(a)?;
+        pollster::block_on(e.warmup())?; // tunes the matvecs and compiles the pipelines
         let prompt = prompt_ids(&e, a)?;
         let mut p = GenParams {
             max_tokens: a.num("max-tokens", 256)?,

@@ -50,7 +50,9 @@ pub fn matvec(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) {
-    let shape = default_shape(rec.gpu(), w);
+    let shape = w
+        .matvec_shape()
+        .unwrap_or_else(|| default_shape(rec.gpu(), w));
     matvec_with_shape(rec, w, x, y, m, bias, shape)
 }
 
@@ -161,4 +163,106 @@ pub fn matvec_with_shape(
             tok0 += tok;
         }
     }
+}
+
+/// Candidate shapes for the load-time tune: CPU adapters try workgroup sizes with one invocation
+/// per row group, x through the uniform view or storage; GPUs try invocations per row group.
+fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
+    let s = |wg, tpr, x_uniform| MatvecShape { wg, tpr, x_uniform };
+    if gpu.adapter.device_type == "Cpu" {
+        vec![
+            s(8, 1, true),
+            s(16, 1, true),
+            s(32, 1, true),
+            s(64, 1, true),
+            s(16, 1, false),
+            s(64, 4, false),
+        ]
+    } else {
+        vec![
+            s(64, 4, false),
+            s(64, 8, false),
+            s(64, 16, false),
+            s(64, 32, false),
+            s(64, 64, false),
+            s(32, 8, true),
+        ]
+    }
+}
+
+/// Tuned shapes, per adapter and matrix class (format, layout, rows, columns): a second model
+/// with the same shapes (or a reload) skips the measurement.
+type TuneKey = (String, u32, bool, usize, usize);
+static TUNED: std::sync::Mutex<Option<std::collections::HashMap<TuneKey, MatvecShape>>> =
+    std::sync::Mutex::new(None);
+
+/// Pick the fastest shape for a one-token matvec with `w` by timing each candidate (a few
+/// dispatches each, a few milliseconds in all on small models) and remember it in `w`. `x` and `y`
+/// are scratch buffers of at least `w.cols` and `w.rows` f32 (x should be an activation buffer so
+/// that the uniform view can be tried). Results never change beyond summation order.
+pub async fn tune(
+    gpu: &Gpu,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> crate::Result<MatvecShape> {
+    let key = (
+        gpu.adapter.name.clone(),
+        w.ty.id(),
+        w.layout == Layout::Packed,
+        w.rows,
+        w.cols,
+    );
+    if let Some(s) = TUNED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .get(&key)
+    {
+        w.set_matvec_shape(*s);
+        return Ok(*s);
+    }
+    let sink = gpu.storage("tune sink", 4)?;
+    let mut best = (f64::MAX, default_shape(gpu, w));
+    let reps = 3;
+    let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();
+    for shape in candidates(gpu) {
+        if shape.x_uniform && !x_uniform_fits(x, 1, w.cols) {
+            continue;
+        }
+        let mut t = f64::MAX;
+        for round in 0..3 {
+            let t0 = crate::engine::now_s();
+            let mut rec = gpu.recorder("tune");
+            for _ in 0..reps {
+                matvec_with_shape(&mut rec, w, x, y, 1, None, shape);
+            }
+            rec.copy(y, 0, sink.raw(), 0, 4);
+            rec.submit();
+            gpu.read::<u32>(sink.raw(), 0, 1).await?;
+            if round > 0 {
+                t = t.min((crate::engine::now_s() - t0) / reps as f64);
+            }
+        }
+        if log {
+            crate::log_line(&format!(
+                "tune {} {}x{} {:?}: {:.3} ms",
+                w.ty.name(),
+                w.rows,
+                w.cols,
+                shape,
+                t * 1e3
+            ));
+        }
+        if t < best.0 {
+            best = (t, shape);
+        }
+    }
+    TUNED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .insert(key, best.1);
+    w.set_matvec_shape(best.1);
+    Ok(best.1)
 }

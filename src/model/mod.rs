@@ -336,6 +336,25 @@ impl Model {
         }
     }
 
+    /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and
+    /// size share one measurement) and keep it for decoding.
+    pub async fn tune(&self, gpu: &Gpu) -> Result<()> {
+        let (w, s) = (&self.weights, &self.scratch);
+        let head = w.output.as_ref().unwrap_or(&w.token_embd);
+        let mats = w
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]);
+        for m in mats.chain([head]) {
+            let x = [&s.h, &s.attn, &s.act]
+                .into_iter()
+                .find(|b| b.size() >= m.cols as u64 * 4)
+                .unwrap_or(&s.act);
+            crate::kernels::matvec::tune(gpu, m, x, &s.logits).await?;
+        }
+        Ok(())
+    }
+
     /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).
     pub fn greedy(&self, rec: &mut Recorder) -> Result<()> {
         argmax::argmax(
