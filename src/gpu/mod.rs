@@ -10,6 +10,7 @@ mod recorder;
 pub use pipeline::{PipelineCache, Shader};
 pub use pool::{Buffer, BufferPool};
 pub use recorder::{Arg, Recorder};
+use recorder::BindGroupCache;
 
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,6 +140,7 @@ pub struct Gpu {
     pub adapter: AdapterFacts,
     pub pipelines: PipelineCache,
     pub pool: BufferPool,
+    pub(crate) bind_groups: BindGroupCache,
     /// Bytes of GPU buffers created through this `Gpu` and still alive.
     pub(crate) live_bytes: Arc<AtomicU64>,
 }
@@ -174,6 +176,7 @@ impl Gpu {
         let live_bytes = Arc::new(AtomicU64::new(0));
         Ok(Gpu {
             pool: BufferPool::new(live_bytes.clone()),
+            bind_groups: BindGroupCache::default(),
             pipelines: PipelineCache::default(),
             device,
             queue,

@@ -27,12 +27,37 @@ macro_rules! include_shader {
     };
 }
 
+/// A pipeline's identity: shader, entry point and override constants. Lookups hash these in place
+/// (no allocation per dispatch); the owned copy is made only when a pipeline is created.
 type Key = (&'static str, String, Vec<(String, u64)>);
+
+fn key_hash(shader: &'static str, entry: &str, constants: &[(&str, f64)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shader.hash(&mut h);
+    entry.hash(&mut h);
+    for (k, v) in constants {
+        k.hash(&mut h);
+        v.to_bits().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn key_matches(key: &Key, shader: &'static str, entry: &str, constants: &[(&str, f64)]) -> bool {
+    key.0 == shader
+        && key.1 == entry
+        && key.2.len() == constants.len()
+        && key
+            .2
+            .iter()
+            .zip(constants)
+            .all(|((k, v), (k2, v2))| k == k2 && *v == v2.to_bits())
+}
 
 #[derive(Default)]
 pub struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<u64, Vec<(Key, Arc<wgpu::ComputePipeline>)>>>,
 }
 
 impl PipelineCache {
@@ -44,6 +69,15 @@ impl PipelineCache {
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
+        let hash = key_hash(shader.name, entry, constants);
+        if let Some(list) = self.pipelines.lock().unwrap().get(&hash) {
+            if let Some((_, p)) = list
+                .iter()
+                .find(|(k, _)| key_matches(k, shader.name, entry, constants))
+            {
+                return p.clone();
+            }
+        }
         let key: Key = (
             shader.name,
             entry.to_string(),
@@ -52,9 +86,6 @@ impl PipelineCache {
                 .map(|(k, v)| (k.to_string(), v.to_bits()))
                 .collect(),
         );
-        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
-            return p.clone();
-        }
         let module = {
             let mut modules = self.modules.lock().unwrap();
             modules
@@ -83,12 +114,17 @@ impl PipelineCache {
                 cache: None,
             }),
         );
-        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        self.pipelines
+            .lock()
+            .unwrap()
+            .entry(hash)
+            .or_default()
+            .push((key, pipeline.clone()));
         pipeline
     }
 
     pub fn len(&self) -> usize {
-        self.pipelines.lock().unwrap().len()
+        self.pipelines.lock().unwrap().values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -3,7 +3,49 @@
 //! no buffer is created per dispatch and nothing is polled between kernels.
 
 use super::{Buffer, Gpu, Shader};
+use std::collections::HashMap;
 use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+
+/// What a bind group binds: the pipeline (its layout) and each binding's buffer, offset and size
+/// (size 0: the whole buffer).
+#[derive(PartialEq, Eq, Hash)]
+pub(crate) struct BindKey {
+    pipeline: usize,
+    entries: Vec<(wgpu::Buffer, u64, u64)>,
+}
+
+/// Bind groups by what they bind. A forward pass binds the same buffers at the same uniform
+/// offsets token after token (the uniform chunks come back from the pool in the same order), so
+/// after the first token no bind group is created: only the parameter bytes change.
+#[derive(Default)]
+pub(crate) struct BindGroupCache {
+    groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+}
+
+/// Entries kept at most; past it the cache starts over (it also holds its buffers alive).
+const MAX_BIND_GROUPS: usize = 8192;
+
+impl BindGroupCache {
+    fn get(&self, key: &BindKey, make: impl FnOnce() -> wgpu::BindGroup) -> wgpu::BindGroup {
+        let mut groups = self.groups.lock().unwrap();
+        if let Some(g) = groups.get(key) {
+            return g.clone();
+        }
+        if groups.len() >= MAX_BIND_GROUPS {
+            groups.clear();
+        }
+        let g = make();
+        groups.insert(
+            BindKey {
+                pipeline: key.pipeline,
+                entries: key.entries.clone(),
+            },
+            g.clone(),
+        );
+        g
+    }
+}
 
 /// One storage-buffer argument of a dispatch: a whole buffer or a byte range of it.
 #[derive(Clone, Copy, Debug)]
@@ -106,31 +148,45 @@ impl<'g> Recorder<'g> {
             .get(&self.gpu.device, shader, entry, constants);
         let bytes = bytemuck::bytes_of(params);
         let uniform = (!bytes.is_empty()).then(|| self.stage_params(bytes));
-        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        let mut key = BindKey {
+            pipeline: Arc::as_ptr(&pipeline) as usize,
+            entries: Vec::with_capacity(buffers.len() + 1),
+        };
         if let Some((idx, offset, size)) = uniform {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.uniforms[idx].0,
-                    offset,
-                    size: NonZeroU64::new(size),
-                }),
+            key.entries.push((self.uniforms[idx].0.clone(), offset, size));
+        }
+        for b in buffers {
+            key.entries.push(match *b {
+                Arg::Whole(buf) => (buf.clone(), 0, 0),
+                Arg::Range(buf, offset, size) => (buf.clone(), offset, size),
             });
         }
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.resource(),
-            });
-        }
-        let bind_group = self
-            .gpu
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
+        let bind_group = self.gpu.bind_groups.get(&key, || {
+            let mut entries = Vec::with_capacity(buffers.len() + 1);
+            if let Some((idx, offset, size)) = uniform {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.uniforms[idx].0,
+                        offset,
+                        size: NonZeroU64::new(size),
+                    }),
+                });
+            }
+            for (i, b) in buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.resource(),
+                });
+            }
+            self.gpu
+                .device
+                .create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(entry),
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                })
+        });
         let pass = self.pass.get_or_insert_with(|| {
             self.encoder
                 .as_mut()
