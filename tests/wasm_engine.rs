@@ -192,4 +192,44 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
     )
     .unwrap();
     assert_eq!(stopped["usage"]["completion_tokens"], 1);
+
+    // The browser bench reports the same fields as `attend bench --json`.
+    let r: serde_json::Value = serde_wasm_bindgen::from_value(
+        JsFuture::from(engine.bench(js(serde_json::json!({
+            "promptTokens": 8, "genTokens": 4, "repeat": 1
+        }))))
+        .await
+        .expect("bench"),
+    )
+    .unwrap();
+    for k in [
+        "prefill_tok_s",
+        "decode_tok_s",
+        "ttft_s",
+        "load_s",
+        "compile_s",
+        "bytes_per_token",
+        "decode_gb_s",
+        "copy_gb_s",
+        "buffer_copy_gb_s",
+        "roofline_fraction",
+        "cpu_ms_per_token",
+        "gpu_bytes",
+    ] {
+        let v = r[k].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{k} = {} in {r}", r[k]);
+    }
+    let layers = info_layers(&info);
+    assert!(r["dispatches_per_token"].as_u64().unwrap() > layers, "{r}");
+    assert!(r["weight_bytes"].as_u64().unwrap() <= r["gpu_bytes"].as_u64().unwrap());
+    assert_eq!(r["prompt_tokens"], 8);
+    assert_eq!(r["gen_tokens"], 4);
+}
+
+fn info_layers(info: &JsValue) -> u64 {
+    let params = Reflect::get(info, &"parameters".into()).unwrap();
+    Reflect::get(&params, &"layers".into())
+        .unwrap()
+        .as_f64()
+        .unwrap() as u64
 }

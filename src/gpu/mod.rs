@@ -9,8 +9,8 @@ mod recorder;
 
 pub use pipeline::{PipelineCache, Shader};
 pub use pool::{Buffer, BufferPool};
-pub use recorder::{Arg, Recorder};
 use recorder::BindGroupCache;
+pub use recorder::{Arg, Recorder};
 
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};

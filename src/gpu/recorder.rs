@@ -153,7 +153,8 @@ impl<'g> Recorder<'g> {
             entries: Vec::with_capacity(buffers.len() + 1),
         };
         if let Some((idx, offset, size)) = uniform {
-            key.entries.push((self.uniforms[idx].0.clone(), offset, size));
+            key.entries
+                .push((self.uniforms[idx].0.clone(), offset, size));
         }
         for b in buffers {
             key.entries.push(match *b {

@@ -48,6 +48,9 @@ impl CancelToken {
 pub struct WasmEngine {
     inner: Rc<RefCell<Engine>>,
     name: String,
+    /// Seconds from `load` to the uploaded weights, and to compiled pipelines (for `bench`).
+    load_s: f64,
+    compile_s: f64,
 }
 
 /// Reports `{phase, loaded, total, cached}` to JS at most every 1 MiB of progress.
@@ -81,6 +84,7 @@ impl WasmEngine {
         on_progress: Function,
         cancel: &CancelToken,
     ) -> Result<WasmEngine, JsValue> {
+        let t0 = crate::engine::now_s();
         let sources: Vec<Source> = if js_sys::Array::is_array(&source) {
             js_sys::Array::from(&source)
                 .iter()
@@ -185,12 +189,16 @@ impl WasmEngine {
         let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
         progress.report("upload", done_before, done_before, false, true);
         let mut engine = builder.finish().map_err(err)?;
+        let load_s = crate::engine::now_s() - t0;
         progress.report("compile", done_before, done_before, false, true);
         engine.warmup().await.map_err(err)?;
+        let compile_s = crate::engine::now_s() - t0 - load_s;
         progress.report("ready", done_before, done_before, false, true);
         Ok(WasmEngine {
             inner: Rc::new(RefCell::new(engine)),
             name: sources[0].name(),
+            load_s,
+            compile_s,
         })
     }
 
@@ -251,6 +259,37 @@ impl WasmEngine {
 
 #[wasm_bindgen]
 impl WasmEngine {
+    /// `attend bench` in the browser: `options` `{ promptTokens?, genTokens?, repeat? }`; resolves
+    /// to the same object as `attend bench --json` (speeds, bytes per token, roofline fraction,
+    /// dispatches and CPU time per token, load and compile times). Forgets the conversation.
+    pub fn bench(&self, options: JsValue) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        let (load_s, compile_s, name) = (self.load_s, self.compile_s, self.name.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut e = inner
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("the engine is busy generating"))?;
+            let num = |k: &str| {
+                Reflect::get(&options, &k.into())
+                    .ok()
+                    .and_then(|v| v.as_f64())
+            };
+            let d = crate::bench::BenchOptions::default();
+            let o = crate::bench::BenchOptions {
+                prompt_tokens: num("promptTokens").map_or(d.prompt_tokens, |v| v as usize),
+                gen_tokens: num("genTokens").map_or(d.gen_tokens, |v| v as u32),
+                repeat: num("repeat").map_or(d.repeat, |v| v as usize),
+                ..d
+            };
+            let mut r = crate::bench::run(&mut e, &o).await.map_err(err)?;
+            r.load_s = load_s;
+            r.compile_s = compile_s;
+            let mut v = serde_json::to_value(&r).map_err(|e| JsError::new(&e.to_string()))?;
+            v["model"] = serde_json::json!(name);
+            chat::to_js(&v)
+        })
+    }
+
     /// The attention lens of the last token in the conversation: `{layer, heads, tokens, weights}`.
     pub fn lens(&self, layer: Option<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();

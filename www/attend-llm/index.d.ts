@@ -111,7 +111,41 @@ export declare class Engine {
   tokenize(text: string): Promise<number[]>;
   info(): Promise<EngineInfo>;
   lens(layer?: number): Promise<AttentionLens>;
+  /** Speed and bandwidth of the loaded model on this device (forgets the conversation). */
+  bench(options?: BenchOptions): Promise<BenchReport>;
   unload(): Promise<void>;
+}
+
+export interface BenchOptions {
+  promptTokens?: number;
+  genTokens?: number;
+  repeat?: number;
+}
+
+/** The same fields as `attend bench --json`. */
+export interface BenchReport {
+  model: string;
+  adapter: string;
+  prompt_tokens: number;
+  gen_tokens: number;
+  repeat: number;
+  prefill_tok_s: number;
+  decode_tok_s: number;
+  ttft_s: number;
+  load_s: number;
+  compile_s: number;
+  bytes_per_token: number;
+  decode_gb_s: number;
+  copy_gb_s: number;
+  copy_kernel: string;
+  buffer_copy_gb_s: number;
+  roofline_fraction: number;
+  dispatches_per_token: number;
+  dispatches_per_layer: number;
+  cpu_ms_per_token: number;
+  gpu_bytes: number;
+  weight_bytes: number;
+  kv_bytes: number;
 }
 
 export interface CachedModel {

@@ -91,6 +91,15 @@ export class Engine {
   lens(layer) {
     return this.#ch.call("lens", { layer }).done;
   }
+  /**
+   * Benchmark the loaded model in this browser: `{ promptTokens = 128, genTokens = 64, repeat = 3 }`.
+   * Resolves to the same object as `attend bench --json`: prefill_tok_s, decode_tok_s, ttft_s,
+   * load_s, compile_s, bytes_per_token, decode_gb_s, copy_gb_s, roofline_fraction,
+   * dispatches_per_token, cpu_ms_per_token, gpu_bytes, adapter, …
+   */
+  bench(options = {}) {
+    return this.#ch.call("bench", { options }).done;
+  }
   /** Free the GPU memory and stop the worker. */
   async unload() {
     try {

@@ -43,6 +43,8 @@ self.onmessage = async (event) => {
       }
       case "tokenize":
         return reply(id, "result", { value: Array.from(engine.tokenize(msg.text)) });
+      case "bench":
+        return reply(id, "result", { value: await engine.bench(msg.options ?? {}) });
       case "lens":
         return reply(id, "result", { value: await engine.lens(msg.layer ?? undefined) });
       case "info":
