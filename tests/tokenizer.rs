@@ -478,3 +478,48 @@ fn encoding_10kb_is_fast() {
         assert!(dt.as_millis() < 500, "{file}: encoding 10 KB took {dt:?}");
     }
 }
+
+/// Inputs that made the pre-tokenizer (deepseek-llm's `\s+$`, retried at every start) or the
+/// special-token matcher quadratic: 200,000-character prompts must stay fast in every vocabulary.
+/// (Quadratic behaviour takes minutes here; linear takes well under a second per case.)
+#[test]
+fn long_hostile_inputs_tokenize_in_linear_time() {
+    let n = 200_000;
+    let cases: Vec<(&str, String)> = vec![
+        ("spaces then a digit", " ".repeat(n) + "1"),
+        ("spaces then a letter", " ".repeat(n) + "x"),
+        (
+            "tabs and spaces then punctuation",
+            " \t".repeat(n / 2) + "!",
+        ),
+        ("newlines", "\n".repeat(n)),
+        ("digits and spaces", "1 ".repeat(n / 2)),
+        ("spaces between words", "a  ".repeat(n / 3)),
+        ("control-token lookalikes", "<|im_start".repeat(n / 10)),
+    ];
+    let mut failures = Vec::new();
+    for name in [
+        "deepseek-llm",
+        "deepseek-coder",
+        "llama-bpe",
+        "qwen2",
+        "gpt-2",
+        "falcon",
+        "llama-spm",
+        "gemma-4",
+    ] {
+        let (g, _) = vocab(name);
+        let tok = Tokenizer::from_gguf(&g).unwrap();
+        for (what, text) in &cases {
+            let t = Instant::now();
+            let ids = tok.encode(text, false, true);
+            let dt = t.elapsed().as_secs_f64();
+            assert!(!ids.is_empty());
+            eprintln!("{name}: {what}: {} tokens in {:.0} ms", ids.len(), dt * 1e3);
+            if dt > 3.0 {
+                failures.push(format!("{name}: {what}: {dt:.1} s"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "slow:\n{}", failures.join("\n"));
+}
