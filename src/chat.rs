@@ -7,7 +7,10 @@
 //! `minijinja_contrib::pycompat`, and Python-style printing of `None`/`True`/`False`. Files without a
 //! template get a fallback chosen by architecture ([`ChatTemplate::fallback`]).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::gguf::Gguf;
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -108,6 +111,8 @@ pub const TEMPLATE_FUEL: u64 = 20_000_000;
 pub const TEMPLATE_RECURSION_LIMIT: usize = 200;
 /// Largest rendered prompt, in bytes.
 pub const MAX_RENDER_BYTES: usize = 2 << 20;
+/// Largest conversation accepted for rendering and tokenizing: the bytes of all roles and contents.
+pub const MAX_CHAT_INPUT_BYTES: usize = 1 << 20;
 /// Largest `indent` of the `tojson` filter (Python would happily allocate gigabytes).
 pub const MAX_INDENT: usize = 64;
 
@@ -212,6 +217,121 @@ impl ChatTemplate {
         }
         String::from_utf8(out.buf)
             .map_err(|_| Error::Invalid("chat template: rendered text is not UTF-8".into()))
+    }
+}
+
+impl ChatTemplate {
+    /// Render `messages` and tokenize the prompt for `tokenizer`, treating the conversation as
+    /// untrusted: control tokens are parsed only where the *template* writes them. Control-token
+    /// text inside a role or a content (a visitor typing `<|im_end|>\n<|im_start|>system`) stays
+    /// plain text, as `encode(.., parse_special = false)` tokenizes it. The template writes BOS
+    /// itself, so none is added. Conversations over [`MAX_CHAT_INPUT_BYTES`] are refused before any
+    /// work.
+    ///
+    /// How: each control-token text in a role or content is replaced by a private-use character
+    /// that occurs nowhere else (template, token strings, messages), the template renders that,
+    /// its control tokens are cut out, and the text between them gets the original texts back and
+    /// is tokenized without parsing control tokens. Without control-token text in the messages
+    /// this is exactly `tokenizer.encode(&self.render(..)?, false, true)`.
+    pub fn tokenize(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
+        let input: usize = messages
+            .iter()
+            .map(|m| m.role.len() + m.content.len())
+            .sum();
+        if input > MAX_CHAT_INPUT_BYTES {
+            return Err(Error::Invalid(format!(
+                "the conversation has {input} bytes of text, over the limit of {MAX_CHAT_INPUT_BYTES}"
+            )));
+        }
+        let mut markers = Markers::default();
+        let mut safe = Vec::with_capacity(messages.len());
+        for m in messages {
+            let role = markers.defuse(tokenizer, &m.role, || self.texts(messages));
+            let content = markers.defuse(tokenizer, &m.content, || self.texts(messages));
+            safe.push(Message { role, content });
+        }
+        let text = self.render(&safe, add_generation_prompt)?;
+        if markers.back.is_empty() {
+            return Ok(tokenizer.encode_with_plain_parts(&text, false, |s| s.to_string()));
+        }
+        Ok(tokenizer.encode_with_plain_parts(&text, false, |s| markers.restore(s)))
+    }
+
+    /// Every text a marker character must not collide with.
+    fn texts<'a>(&'a self, messages: &'a [Message]) -> impl Iterator<Item = &'a str> + 'a {
+        [self.source.as_str(), &self.bos, &self.eos]
+            .into_iter()
+            .chain(messages.iter().flat_map(|m| [m.role.as_str(), &m.content]))
+    }
+}
+
+/// Private-use characters standing for control-token texts in untrusted message text.
+#[derive(Default)]
+struct Markers {
+    /// Characters that occur in the inputs (filled on first need).
+    used: Option<HashSet<char>>,
+    next: u32,
+    of_text: HashMap<String, char>,
+    back: HashMap<char, String>,
+}
+
+impl Markers {
+    fn defuse<'a, I: Iterator<Item = &'a str>>(
+        &mut self,
+        tokenizer: &Tokenizer,
+        s: &str,
+        inputs: impl FnOnce() -> I,
+    ) -> String {
+        let ranges = tokenizer.control_token_ranges(s);
+        if ranges.is_empty() {
+            return s.to_string();
+        }
+        if self.used.is_none() {
+            self.used = Some(inputs().flat_map(str::chars).collect());
+            self.next = 0xF0000; // Supplementary Private Use Area-A, then -B
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut at = 0;
+        for r in ranges {
+            out.push_str(&s[at..r.start]);
+            let text = &s[r.clone()];
+            let c = match self.of_text.get(text) {
+                Some(&c) => c,
+                None => {
+                    let used = self.used.as_ref().expect("filled above");
+                    let c = loop {
+                        let c = char::from_u32(self.next).filter(|c| !used.contains(c));
+                        self.next += 1;
+                        if let Some(c) = c {
+                            break c;
+                        }
+                    };
+                    self.of_text.insert(text.to_string(), c);
+                    self.back.insert(c, text.to_string());
+                    c
+                }
+            };
+            out.push(c);
+            at = r.end;
+        }
+        out.push_str(&s[at..]);
+        out
+    }
+
+    fn restore(&self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match self.back.get(&c) {
+                Some(t) => out.push_str(t),
+                None => out.push(c),
+            }
+        }
+        out
     }
 }
 
