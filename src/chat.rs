@@ -103,9 +103,10 @@ const TEMPLATE_NAME: &str = "chat_template";
 
 /// Largest template source accepted (real chat templates are a few KB; the largest known ~30 KB).
 pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
-/// MiniJinja fuel per rendering: about one unit per executed instruction. The golden templates use
-/// under 10,000 for their conversations; this leaves room for very long conversations and stops a
-/// template that loops (nested `range`s, `loop(recursive)`) within a second or so.
+/// MiniJinja fuel per rendering: about one unit per executed instruction. The golden templates
+/// spend up to ~50 per message (2,000 turns: under 100,000), so this fits conversations far past
+/// [`MAX_CHAT_INPUT_BYTES`], and stops a template that loops (nested `range`s, `loop(recursive)`)
+/// in about a second.
 pub const TEMPLATE_FUEL: u64 = 20_000_000;
 /// Deepest template recursion (macros, recursive loops, includes count several levels each).
 pub const TEMPLATE_RECURSION_LIMIT: usize = 200;
