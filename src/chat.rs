@@ -101,14 +101,16 @@ const TEMPLATE_NAME: &str = "chat_template";
 // Limits for templates from untrusted files (see README "Limits and guarantees"). Every limit is an
 // `Error` naming it, and the template stays usable for the next rendering.
 
-/// Largest template source accepted (real chat templates are a few KB; the largest known ~30 KB).
+/// Largest template source accepted (real chat templates are a few KB to a few tens of KB).
 pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 /// MiniJinja fuel per rendering: about one unit per executed instruction. The golden templates
 /// spend up to ~50 per message (2,000 turns: under 100,000), so this fits conversations far past
 /// [`MAX_CHAT_INPUT_BYTES`], and stops a template that loops (nested `range`s, `loop(recursive)`)
 /// in about a second.
 pub const TEMPLATE_FUEL: u64 = 20_000_000;
-/// Deepest template recursion (macros, recursive loops, includes count several levels each).
+/// Deepest template recursion (macro calls and recursive loops count several levels each).
+/// MiniJinja's default is 500; less leaves more stack headroom (wasm stacks are small) and is far
+/// above what real templates use (schema-printing macros recurse a few levels).
 pub const TEMPLATE_RECURSION_LIMIT: usize = 200;
 /// Largest rendered prompt, in bytes.
 pub const MAX_RENDER_BYTES: usize = 2 << 20;
