@@ -523,3 +523,37 @@ fn long_hostile_inputs_tokenize_in_linear_time() {
     }
     assert!(failures.is_empty(), "slow:\n{}", failures.join("\n"));
 }
+
+/// Gemma 3 has user-defined tokens for runs of 1…31 newlines (and spaces, tabs): over a long run
+/// they nest, 31 occurrences per byte. And thousands of control tokens (`<unused…>`) can all
+/// appear in one prompt. Both stay linear in time (and in memory: occurrences are kept as runs).
+#[test]
+fn nested_and_numerous_special_tokens_stay_linear() {
+    let tok = model("gemma-3-270m-q4_k_m.gguf");
+    let controls: Vec<&str> = (0..tok.vocab_size() as u32)
+        .filter(|&id| tok.is_control(id))
+        .filter_map(|id| tok.token_text(id))
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(controls.len() > 1000, "{} control tokens", controls.len());
+    let mut all_controls = String::new();
+    while all_controls.len() < 1 << 20 {
+        for t in &controls {
+            all_controls.push_str(t);
+            all_controls.push_str(" x ");
+        }
+    }
+    for (what, text) in [
+        ("1 MiB of newlines", "\n".repeat(1 << 20)),
+        ("1 MiB of spaces", " ".repeat(1 << 20)),
+        ("1 MiB of tabs and newlines", "\t\t\n".repeat(1 << 18)),
+        ("every control token, for 1 MiB", all_controls),
+    ] {
+        let t = Instant::now();
+        let ids = tok.encode(&text, false, true);
+        let dt = t.elapsed().as_secs_f64();
+        eprintln!("gemma3: {what}: {} tokens in {:.0} ms", ids.len(), dt * 1e3);
+        assert_eq!(tok.decode(&ids), text, "{what}");
+        assert!(dt < 3.0, "{what}: {dt:.1} s");
+    }
+}

@@ -237,58 +237,105 @@ impl Tokenizer {
     /// Same result as llama.cpp's loop (for each special token, longest first: split every text
     /// fragment left at each non-overlapping occurrence, left to right), computed from all
     /// occurrences at once: an occurrence is taken when it overlaps no region taken before it in
-    /// that order (tokens and the whitespace RSTRIP tokens swallow). Linear in the text plus the
-    /// number of occurrences (times a log for the region map), instead of text × special tokens.
+    /// that order (tokens and the whitespace RSTRIP tokens swallow).
+    ///
+    /// Occurrences are kept as runs of evenly spaced starts per token, so nested tokens over a long
+    /// repetition (Gemma's user-defined "\n" … "\n"×31 over a megabyte of newlines: 31 million
+    /// occurrences) take a few runs of memory, and a run is walked by jumping over the regions
+    /// already taken. Time: the automaton's pass (text plus occurrences), then the taken regions
+    /// and skips (times a log for the region map), instead of text × special tokens.
     fn special_regions(&self, text: &str, parse_special: bool) -> Vec<Region> {
-        let mut found: Vec<(usize, usize)> = Vec::new(); // (rank, start)
+        /// Starts `start + i * step` for `i < count` of the token `rank`.
+        struct Run {
+            rank: usize,
+            start: usize,
+            step: usize,
+            count: usize,
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        // Index in `runs` of each token's last run + 1 (0: none yet); allocated on the first hit.
+        let mut last_run: Vec<usize> = Vec::new();
         self.special_matcher
             .find_all(text.as_bytes(), |start, rank| {
                 let attr = self.vocab.attrs[self.specials[rank] as usize];
-                if parse_special || attr & (CONTROL | UNKNOWN) == 0 {
-                    found.push((rank, start));
+                if !parse_special && attr & (CONTROL | UNKNOWN) != 0 {
+                    return;
                 }
+                if last_run.is_empty() {
+                    last_run = vec![0; self.specials.len()];
+                }
+                if let Some(r) = last_run[rank].checked_sub(1) {
+                    let run = &mut runs[r];
+                    if run.count == 1 {
+                        run.step = start - run.start;
+                        run.count = 2;
+                        return;
+                    }
+                    if start == run.start + run.step * run.count {
+                        run.count += 1;
+                        return;
+                    }
+                }
+                last_run[rank] = runs.len() + 1;
+                runs.push(Run {
+                    rank,
+                    start,
+                    step: 1,
+                    count: 1,
+                });
             });
-        if found.is_empty() {
+        if runs.is_empty() {
             return Vec::new();
         }
-        found.sort_unstable();
+        // By token priority; a token's runs stay in text order (the sort is stable).
+        runs.sort_by_key(|r| r.rank);
         let bytes = text.as_bytes();
         // Taken regions by start: (end including swallowed whitespace, end of the token, id).
         let mut taken: BTreeMap<usize, (usize, usize, u32)> = BTreeMap::new();
-        let mut i = 0;
-        while i < found.len() {
-            let rank = found[i].0;
+        let mut r = 0;
+        while r < runs.len() {
+            let rank = runs[r].rank;
             let id = self.specials[rank];
             let len = self.vocab.texts[id as usize].len();
             let rstrip = self.vocab.attrs[id as usize] & RSTRIP != 0;
             let mut searched_to = 0; // `rest.find(tok)` resumes after the previous occurrence
-            while i < found.len() && found[i].0 == rank {
-                let start = found[i].1;
-                i += 1;
-                let end = start + len;
-                if start < searched_to {
-                    continue;
-                }
-                // Regions are disjoint, so only the last one starting before `end` can overlap.
-                if taken
-                    .range(..end)
-                    .next_back()
-                    .is_some_and(|(_, &(e, _, _))| e > start)
-                {
-                    continue;
-                }
-                let mut skip_to = end;
-                if rstrip {
-                    // Whitespace up to the end of this text fragment (the next taken region).
-                    let limit = taken.range(end..).next().map_or(bytes.len(), |(&s, _)| s);
-                    while skip_to < limit
-                        && matches!(bytes[skip_to], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-                    {
-                        skip_to += 1;
+            while r < runs.len() && runs[r].rank == rank {
+                let run = &runs[r];
+                r += 1;
+                // The first candidate of the run starting at or after `at`.
+                let first_from = |at: usize| -> usize {
+                    if at <= run.start {
+                        0
+                    } else {
+                        (at - run.start).div_ceil(run.step)
                     }
+                };
+                let mut i = first_from(searched_to);
+                while i < run.count {
+                    let start = run.start + i * run.step;
+                    let end = start + len;
+                    // Regions are disjoint, so only the last one starting before `end` can
+                    // overlap; every candidate of this token starting before its end does too.
+                    if let Some((_, &(e, _, _))) = taken.range(..end).next_back() {
+                        if e > start {
+                            i = first_from(e).max(i + 1);
+                            continue;
+                        }
+                    }
+                    let mut skip_to = end;
+                    if rstrip {
+                        // Whitespace up to the end of this text fragment (the next taken region).
+                        let limit = taken.range(end..).next().map_or(bytes.len(), |(&s, _)| s);
+                        while skip_to < limit
+                            && matches!(bytes[skip_to], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+                        {
+                            skip_to += 1;
+                        }
+                    }
+                    taken.insert(start, (skip_to, end, id));
+                    searched_to = skip_to;
+                    i = first_from(searched_to).max(i + 1);
                 }
-                taken.insert(start, (skip_to, end, id));
-                searched_to = skip_to;
             }
         }
         taken
