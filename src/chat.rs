@@ -458,7 +458,8 @@ fn rewrite_tags(src: &str) -> Result<String> {
 }
 
 /// The index after the `%}` (or `}}`) closing a tag whose body starts at `from`, skipping string
-/// literals; `b.len() + 1` when there is none.
+/// literals; `b.len() + 1` when there is none. The search starts after the opening `{%`: in `{%}`
+/// the two overlap, and the old rewrite sliced the body as `[2..1]` and panicked (issue #8).
 fn tag_end(b: &[u8], from: usize, close: u8) -> usize {
     let mut j = from;
     while j < b.len() {
