@@ -7,7 +7,10 @@
 //! `minijinja_contrib::pycompat`, and Python-style printing of `None`/`True`/`False`. Files without a
 //! template get a fallback chosen by architecture ([`ChatTemplate::fallback`]).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::gguf::Gguf;
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -95,13 +98,41 @@ impl std::fmt::Debug for ChatTemplate {
 
 const TEMPLATE_NAME: &str = "chat_template";
 
+// Limits for templates from untrusted files (see README "Limits and guarantees"). Every limit is an
+// `Error` naming it, and the template stays usable for the next rendering.
+
+/// Largest template source accepted (real chat templates are a few KB to a few tens of KB).
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+/// MiniJinja fuel per rendering: about one unit per executed instruction. The golden templates
+/// spend up to ~50 per message (2,000 turns: under 100,000), so this fits conversations far past
+/// [`MAX_CHAT_INPUT_BYTES`], and stops a template that loops (nested `range`s, `loop(recursive)`)
+/// in about a second.
+pub const TEMPLATE_FUEL: u64 = 20_000_000;
+/// Deepest template recursion (macro calls and recursive loops count several levels each).
+/// MiniJinja's default is 500; less leaves more stack headroom (wasm stacks are small) and is far
+/// above what real templates use (schema-printing macros recurse a few levels).
+pub const TEMPLATE_RECURSION_LIMIT: usize = 200;
+/// Largest rendered prompt, in bytes.
+pub const MAX_RENDER_BYTES: usize = 2 << 20;
+/// Largest conversation accepted for rendering and tokenizing: the bytes of all roles and contents.
+pub const MAX_CHAT_INPUT_BYTES: usize = 1 << 20;
+/// Largest `indent` of the `tojson` filter (Python would happily allocate gigabytes).
+pub const MAX_INDENT: usize = 64;
+
 impl ChatTemplate {
     /// Compile `template_src` (HF Jinja). `bos`/`eos` are the token *strings* exposed to the template
     /// as `bos_token` / `eos_token`. Syntax errors are reported here, not at render time.
     pub fn new(template_src: &str, bos: &str, eos: &str) -> Result<ChatTemplate> {
+        if template_src.len() > MAX_TEMPLATE_BYTES {
+            return Err(Error::Invalid(format!(
+                "chat template: the template has {} bytes, over the limit of {MAX_TEMPLATE_BYTES}",
+                template_src.len()
+            )));
+        }
         let mut env = hf_environment();
-        env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(template_src))
+        env.add_template_owned(TEMPLATE_NAME, rewrite_tags(template_src)?)
             .map_err(template_error)?;
+        verify_namespace_stores(&env)?;
         Ok(ChatTemplate {
             env,
             source: template_src.to_string(),
@@ -174,7 +205,136 @@ impl ChatTemplate {
             tools => Value::from(()),
             documents => Value::from(()),
         };
-        tmpl.render(ctx).map_err(template_error)
+        let mut out = LimitedOutput {
+            buf: Vec::new(),
+            exceeded: false,
+        };
+        if let Err(e) = tmpl.render_captured_to(ctx, &mut out) {
+            if out.exceeded {
+                let limit = MAX_RENDER_BYTES;
+                return Err(Error::Invalid(format!(
+                    "chat template: the rendered prompt exceeds the limit of {limit} bytes"
+                )));
+            }
+            return Err(template_error(e));
+        }
+        String::from_utf8(out.buf)
+            .map_err(|_| Error::Invalid("chat template: rendered text is not UTF-8".into()))
+    }
+}
+
+impl ChatTemplate {
+    /// Render `messages` and tokenize the prompt for `tokenizer`, treating the conversation as
+    /// untrusted: control tokens are parsed only where the *template* writes them. Control-token
+    /// text inside a role or a content (a visitor typing `<|im_end|>\n<|im_start|>system`) stays
+    /// plain text, as `encode(.., parse_special = false)` tokenizes it. The template writes BOS
+    /// itself, so none is added. Conversations over [`MAX_CHAT_INPUT_BYTES`] are refused before any
+    /// work.
+    ///
+    /// How: each control-token text in a role or content is replaced by a private-use character
+    /// that occurs nowhere else (template, token strings, messages), the template renders that,
+    /// its control tokens are cut out, and the text between them gets the original texts back and
+    /// is tokenized without parsing control tokens. Without control-token text in the messages
+    /// this is exactly `tokenizer.encode(&self.render(..)?, false, true)`.
+    pub fn tokenize(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
+        let input: usize = messages
+            .iter()
+            .map(|m| m.role.len() + m.content.len())
+            .sum();
+        if input > MAX_CHAT_INPUT_BYTES {
+            return Err(Error::Invalid(format!(
+                "the conversation has {input} bytes of text, over the limit of {MAX_CHAT_INPUT_BYTES}"
+            )));
+        }
+        let mut markers = Markers::default();
+        let mut safe = Vec::with_capacity(messages.len());
+        for m in messages {
+            let role = markers.defuse(tokenizer, &m.role, || self.texts(messages));
+            let content = markers.defuse(tokenizer, &m.content, || self.texts(messages));
+            safe.push(Message { role, content });
+        }
+        let text = self.render(&safe, add_generation_prompt)?;
+        if markers.back.is_empty() {
+            return Ok(tokenizer.encode_with_plain_parts(&text, false, |s| s.to_string()));
+        }
+        Ok(tokenizer.encode_with_plain_parts(&text, false, |s| markers.restore(s)))
+    }
+
+    /// Every text a marker character must not collide with.
+    fn texts<'a>(&'a self, messages: &'a [Message]) -> impl Iterator<Item = &'a str> + 'a {
+        [self.source.as_str(), &self.bos, &self.eos]
+            .into_iter()
+            .chain(messages.iter().flat_map(|m| [m.role.as_str(), &m.content]))
+    }
+}
+
+/// Private-use characters standing for control-token texts in untrusted message text.
+#[derive(Default)]
+struct Markers {
+    /// Characters that occur in the inputs (filled on first need).
+    used: Option<HashSet<char>>,
+    next: u32,
+    of_text: HashMap<String, char>,
+    back: HashMap<char, String>,
+}
+
+impl Markers {
+    fn defuse<'a, I: Iterator<Item = &'a str>>(
+        &mut self,
+        tokenizer: &Tokenizer,
+        s: &str,
+        inputs: impl FnOnce() -> I,
+    ) -> String {
+        let ranges = tokenizer.control_token_ranges(s);
+        if ranges.is_empty() {
+            return s.to_string();
+        }
+        if self.used.is_none() {
+            self.used = Some(inputs().flat_map(str::chars).collect());
+            self.next = 0xF0000; // Supplementary Private Use Area-A, then -B
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut at = 0;
+        for r in ranges {
+            out.push_str(&s[at..r.start]);
+            let text = &s[r.clone()];
+            let c = match self.of_text.get(text) {
+                Some(&c) => c,
+                None => {
+                    let used = self.used.as_ref().expect("filled above");
+                    let c = loop {
+                        let c = char::from_u32(self.next).filter(|c| !used.contains(c));
+                        self.next += 1;
+                        if let Some(c) = c {
+                            break c;
+                        }
+                    };
+                    self.of_text.insert(text.to_string(), c);
+                    self.back.insert(c, text.to_string());
+                    c
+                }
+            };
+            out.push(c);
+            at = r.end;
+        }
+        out.push_str(&s[at..]);
+        out
+    }
+
+    fn restore(&self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match self.back.get(&c) {
+                Some(t) => out.push_str(t),
+                None => out.push(c),
+            }
+        }
+        out
     }
 }
 
@@ -190,8 +350,40 @@ fn fallback_tokens(arch: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Collects rendered output and refuses to grow past [`MAX_RENDER_BYTES`], which stops the
+/// rendering right there (MiniJinja reports a write failure; `exceeded` tells it apart).
+struct LimitedOutput {
+    buf: Vec<u8>,
+    exceeded: bool,
+}
+
+impl std::io::Write for LimitedOutput {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_RENDER_BYTES {
+            self.exceeded = true;
+            return Err(std::io::Error::other("rendered prompt too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn template_error(e: minijinja::Error) -> Error {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return Error::Invalid(format!(
+            "chat template: ran out of fuel: the template executed more than the limit of \
+             {TEMPLATE_FUEL} instructions (does it loop forever?)"
+        ));
+    }
     let mut msg = format!("chat template: {e}");
+    if msg.contains("recursion limit exceeded") {
+        msg.push_str(&format!(
+            " (the limit is {TEMPLATE_RECURSION_LIMIT} levels of template recursion)"
+        ));
+    }
     // `raise_exception` messages are the template author's words; keep them whole and first-class.
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -201,35 +393,268 @@ fn template_error(e: minijinja::Error) -> Error {
     Error::Invalid(msg)
 }
 
-/// transformers' `{% generation %}…{% endgeneration %}` (assistant-mask tracking) renders its body
-/// unchanged; turn it into an always-true `if` so whitespace control (`-`, `+`, trim/lstrip) works
-/// exactly as it does on the original block tag.
-fn rewrite_generation_tags(src: &str) -> String {
-    let mut out = String::with_capacity(src.len());
-    let mut rest = src;
-    while let Some(start) = rest.find("{%") {
-        out.push_str(&rest[..start]);
-        let tag = &rest[start..];
-        let Some(end) = tag.find("%}") else {
-            out.push_str(tag);
-            return out;
-        };
-        let inner = &tag[2..end];
-        let (lead, body) = split_marker(inner, true);
-        let (body, trail) = split_marker(body, false);
-        let replacement = match body.trim() {
-            "generation" => Some("if true"),
-            "endgeneration" => Some("endif"),
-            _ => None,
-        };
-        match replacement {
-            Some(r) => out.push_str(&format!("{{%{lead} {r} {trail}%}}")),
-            None => out.push_str(&tag[..end + 2]),
-        }
-        rest = &tag[end + 2..];
+/// The function every namespace assignment goes through (see [`rewrite_tags`]); templates may not
+/// use the name themselves.
+const NS_STORE: &str = "__attend_ns_store";
+
+/// Rewrites block tags before compiling, with a scanner that skips comments, `{% raw %}` blocks and
+/// string literals inside tags as MiniJinja's lexer does:
+/// - transformers' `{% generation %}…{% endgeneration %}` (assistant-mask tracking) renders its
+///   body unchanged; it becomes an always-true `if`, so whitespace control (`-`, `+`, trim/lstrip)
+///   works exactly as on the original tag;
+/// - `{% set ns.attr = value %}` becomes `{% set ns.attr = __attend_ns_store((value), ns) %}`:
+///   a namespace is the one mutable value in a template, and one that holds another namespace (or
+///   itself: `{% set ns.me = ns %}`) makes MiniJinja's own printing (`|string`, `~`, `.items()`)
+///   recurse until the stack overflows, which aborts the process (no panic to catch). The guard
+///   refuses values that contain a namespace. [`verify_namespace_stores`] then checks the compiled
+///   template: every namespace assignment must go through the guard, so anything this scanner
+///   misreads fails closed.
+fn rewrite_tags(src: &str) -> Result<String> {
+    if src.contains(NS_STORE) {
+        return Err(Error::Invalid(format!(
+            "chat template: the name `{NS_STORE}` is reserved"
+        )));
     }
-    out.push_str(rest);
-    out
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 64);
+    let (mut i, mut copied) = (0, 0);
+    while i + 1 < b.len() {
+        if b[i] != b'{' {
+            i += 1;
+            continue;
+        }
+        match b[i + 1] {
+            b'#' => i = src[i + 2..].find("#}").map_or(b.len(), |e| i + 2 + e + 2),
+            b'{' => i = tag_end(b, i + 2, b'}'),
+            b'%' => {
+                let end = tag_end(b, i + 2, b'%');
+                if end > b.len() {
+                    break; // unterminated: MiniJinja reports it
+                }
+                let inner = &src[i + 2..end - 2];
+                let (lead, body) = split_marker(inner, true);
+                let (body, trail) = split_marker(body, false);
+                let replacement = match body.trim() {
+                    "generation" => Some("if true".to_string()),
+                    "endgeneration" => Some("endif".to_string()),
+                    "raw" => {
+                        i = raw_end(src, end);
+                        continue;
+                    }
+                    _ => rewrite_set(body),
+                };
+                if let Some(r) = replacement {
+                    out.push_str(&src[copied..i]);
+                    out.push_str(&format!("{{%{lead} {r} {trail}%}}"));
+                    copied = end;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&src[copied.min(src.len())..]);
+    Ok(out)
+}
+
+/// The index after the `%}` (or `}}`) closing a tag whose body starts at `from`, skipping string
+/// literals; `b.len() + 1` when there is none. The search starts after the opening `{%`: in `{%}`
+/// the two overlap, and the old rewrite sliced the body as `[2..1]` and panicked (issue #8).
+fn tag_end(b: &[u8], from: usize, close: u8) -> usize {
+    let mut j = from;
+    while j < b.len() {
+        match b[j] {
+            q @ (b'\'' | b'"') => {
+                j += 1;
+                while j < b.len() && b[j] != q {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                j += 1;
+            }
+            c if c == close && b.get(j + 1) == Some(&b'}') => return j + 2,
+            _ => j += 1,
+        }
+    }
+    b.len() + 1
+}
+
+/// The index after the `{% endraw %}` tag that ends a raw block whose content starts at `from`.
+fn raw_end(src: &str, from: usize) -> usize {
+    let mut k = from;
+    while let Some(p) = src.get(k..).and_then(|s| s.find("{%")) {
+        let at = k + p;
+        let rest = &src[at + 2..];
+        let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest).trim_start();
+        if let Some(rest) = rest.strip_prefix("endraw") {
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix(['-', '+']).unwrap_or(rest);
+            if rest.starts_with("%}") {
+                return src.len() - rest.len() + 2;
+            }
+        }
+        k = at + 2;
+    }
+    src.len()
+}
+
+/// `set NAME.ATTR = VALUE` → `set NAME.ATTR = __attend_ns_store((VALUE), NAME)`; `None` for any
+/// other tag body (other assignment forms are left for [`verify_namespace_stores`] to judge).
+fn rewrite_set(body: &str) -> Option<String> {
+    let rest = body.trim().strip_prefix("set")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    // The first `=` outside strings that is not part of `==`, `!=`, `<=`, `>=`.
+    let b = rest.as_bytes();
+    let mut j = 0;
+    let eq = loop {
+        match *b.get(j)? {
+            q @ (b'\'' | b'"') => {
+                j += 1;
+                while j < b.len() && b[j] != q {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                j += 1;
+            }
+            b'=' if b.get(j + 1) != Some(&b'=')
+                && !matches!(
+                    j.checked_sub(1).map(|p| b[p]),
+                    Some(b'=' | b'!' | b'<' | b'>')
+                ) =>
+            {
+                break j;
+            }
+            _ => j += 1,
+        }
+    };
+    let target: String = rest[..eq].chars().filter(|c| !c.is_whitespace()).collect();
+    let (ns, attr) = target.split_once('.')?;
+    let ident = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !ident(ns) || !ident(attr) {
+        return None;
+    }
+    let value = rest[eq + 1..].trim();
+    Some(format!("set {ns}.{attr} = {NS_STORE}(({value}), {ns})"))
+}
+
+/// Every `SetAttr` (namespace assignment) in the compiled template must be a rewritten
+/// `set ns.attr = __attend_ns_store(value, ns)` or a `{% set ns.attr %}…{% endset %}` block (which
+/// stores a string). Anything else (tuple targets, `ns.a.b`, a filtered set block) is refused.
+fn verify_namespace_stores(env: &Environment<'static>) -> Result<()> {
+    use minijinja::machinery::{get_compiled_template, Instruction as I};
+    let tmpl = env.get_template(TEMPLATE_NAME).map_err(template_error)?;
+    let compiled = get_compiled_template(&tmpl);
+    for code in std::iter::once(&compiled.instructions).chain(compiled.blocks.values()) {
+        let at = |i: usize, back: usize| i.checked_sub(back).and_then(|j| code.get(j as u32));
+        for i in 0..code.len() {
+            let Some(I::SetAttr(attr)) = code.get(i as u32) else {
+                continue;
+            };
+            let guarded = match (at(i, 3), at(i, 2), at(i, 1)) {
+                (Some(I::Lookup(a)), Some(I::CallFunction(f, _)), Some(I::Lookup(b))) => {
+                    a == b && *f == NS_STORE
+                }
+                (_, Some(I::EndCapture), Some(I::Lookup(_))) => true,
+                _ => false,
+            };
+            if !guarded {
+                return Err(Error::Invalid(format!(
+                    "chat template: unsupported assignment to namespace attribute `{attr}`: use \
+                     `{{% set name.attr = value %}}` or `{{% set name.attr %}}…{{% endset %}}`"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `v` is a MiniJinja namespace. The type is private to MiniJinja; its derived `Debug`
+/// starts with its name, and only that prefix is formatted (a test pins this down).
+fn is_namespace(v: &Value) -> bool {
+    struct Prefix(String);
+    impl std::fmt::Write for Prefix {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = 16usize.saturating_sub(self.0.len());
+            self.0.extend(s.chars().take(room));
+            if self.0.len() >= 16 {
+                return Err(std::fmt::Error); // enough: stop formatting right here
+            }
+            Ok(())
+        }
+    }
+    let Some(obj) = v.as_object() else {
+        return false;
+    };
+    let mut p = Prefix(String::new());
+    let _ = std::fmt::Write::write_fmt(&mut p, format_args!("{obj:?}"));
+    p.0.starts_with("Namespace {")
+}
+
+/// Values a rendering's namespace guards may inspect in total.
+pub const NAMESPACE_CHECK_BUDGET: usize = 5_000_000;
+
+#[derive(Debug)]
+struct NsBudget(std::sync::atomic::AtomicUsize);
+impl minijinja::value::Object for NsBudget {}
+
+/// The guard of `{% set ns.attr = value %}`: the value, unless it holds a namespace.
+fn ns_store(
+    state: &minijinja::State,
+    value: Value,
+    _ns: Value,
+) -> std::result::Result<Value, minijinja::Error> {
+    let budget = state.get_or_set_temp_object("attend_ns_budget", || {
+        NsBudget(std::sync::atomic::AtomicUsize::new(NAMESPACE_CHECK_BUDGET))
+    });
+    no_namespace_in(&value, 0, &budget.0)?;
+    Ok(value)
+}
+
+fn no_namespace_in(
+    v: &Value,
+    depth: usize,
+    budget: &std::sync::atomic::AtomicUsize,
+) -> std::result::Result<(), minijinja::Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !matches!(
+        v.kind(),
+        ValueKind::Map | ValueKind::Seq | ValueKind::Iterable
+    ) {
+        return Ok(());
+    }
+    let err = |m: String| minijinja::Error::new(ErrorKind::InvalidOperation, m);
+    if budget
+        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+        .is_err()
+    {
+        return Err(err(format!(
+            "namespace assignments inspected more than the limit of {NAMESPACE_CHECK_BUDGET} values"
+        )));
+    }
+    if is_namespace(v) {
+        return Err(err(
+            "a namespace cannot hold a namespace (it could end up containing itself)".into(),
+        ));
+    }
+    if depth >= pyfmt::MAX_DEPTH {
+        return Err(err(format!(
+            "value stored in a namespace is nested deeper than the limit of {} levels",
+            pyfmt::MAX_DEPTH
+        )));
+    }
+    let map = v.kind() == ValueKind::Map;
+    for item in v.try_iter()? {
+        no_namespace_in(&item, depth + 1, budget)?;
+        if map {
+            no_namespace_in(&v.get_item(&item)?, depth + 1, budget)?;
+        }
+    }
+    Ok(())
 }
 
 /// Split a leading (or trailing) whitespace-control marker `-`/`+` off a tag body.
@@ -250,6 +675,9 @@ fn split_marker(s: &str, leading: bool) -> (&str, &str) {
 /// The Jinja environment of transformers' `_compile_jinja_template`, in MiniJinja.
 fn hf_environment() -> Environment<'static> {
     let mut env = Environment::new();
+    // Templates come from untrusted files: bound the work and the recursion of one rendering.
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_recursion_limit(TEMPLATE_RECURSION_LIMIT);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(false); // Jinja2's default: one trailing newline is dropped
@@ -267,9 +695,10 @@ fn hf_environment() -> Environment<'static> {
     });
     env.set_formatter(|out, _state, value| {
         // Jinja2 prints through Python's str(): None, True, False, ['a', 1], {'k': 'v'}.
-        out.write_str(&pyfmt::py_str(value))?;
+        out.write_str(&pyfmt::py_str(value)?)?;
         Ok(())
     });
+    env.add_function(NS_STORE, ns_store);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env.add_filter("tojson", tojson);
@@ -277,10 +706,10 @@ fn hf_environment() -> Environment<'static> {
 }
 
 fn raise_exception(message: Value) -> std::result::Result<Value, minijinja::Error> {
-    let text = message
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| pyfmt::py_str(&message));
+    let text = match message.as_str() {
+        Some(s) => s.to_string(),
+        None => pyfmt::py_str(&message)?,
+    };
     Err(minijinja::Error::new(
         ErrorKind::InvalidOperation,
         format!("raise_exception: {text}"),
@@ -316,9 +745,27 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
         Some(v) if v.is_none() => None,
         Some(v) => match v.kind() {
             ValueKind::Number => {
-                Some(" ".repeat(i64::try_from(v.clone()).unwrap_or(0).max(0) as usize))
+                let n = i64::try_from(v.clone()).unwrap_or(i64::MAX).max(0);
+                if n > MAX_INDENT as i64 {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("tojson: indent {n} exceeds the limit of {MAX_INDENT}"),
+                    ));
+                }
+                Some(" ".repeat(n as usize))
             }
-            ValueKind::String => Some(v.as_str().unwrap_or("").to_string()),
+            ValueKind::String => {
+                let s = v.as_str().unwrap_or("");
+                if s.len() > MAX_INDENT {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "tojson: indent string longer than the limit of {MAX_INDENT} bytes"
+                        ),
+                    ));
+                }
+                Some(s.to_string())
+            }
             _ => {
                 return Err(minijinja::Error::new(
                     ErrorKind::InvalidOperation,

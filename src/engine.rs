@@ -189,10 +189,11 @@ impl Engine {
         )
     }
 
-    /// Render `messages` with the model's chat template and tokenize (special tokens parsed).
+    /// Render `messages` with the model's chat template and tokenize: control tokens are parsed
+    /// where the template writes them, never inside a message (see [`ChatTemplate::tokenize`]);
+    /// conversations over [`crate::chat::MAX_CHAT_INPUT_BYTES`] are refused.
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
-        let text = self.template.render(messages, true)?;
-        Ok(self.tokenizer.encode(&text, false, true)) // the template writes BOS itself
+        self.template.tokenize(&self.tokenizer, messages, true) // the template writes BOS itself
     }
 
     /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling

@@ -478,3 +478,82 @@ fn encoding_10kb_is_fast() {
         assert!(dt.as_millis() < 500, "{file}: encoding 10 KB took {dt:?}");
     }
 }
+
+/// Inputs that made the pre-tokenizer (deepseek-llm's `\s+$`, retried at every start) or the
+/// special-token matcher quadratic: 200,000-character prompts must stay fast in every vocabulary.
+/// (Quadratic behaviour takes minutes here; linear takes well under a second per case.)
+#[test]
+fn long_hostile_inputs_tokenize_in_linear_time() {
+    let n = 200_000;
+    let cases: Vec<(&str, String)> = vec![
+        ("spaces then a digit", " ".repeat(n) + "1"),
+        ("spaces then a letter", " ".repeat(n) + "x"),
+        (
+            "tabs and spaces then punctuation",
+            " \t".repeat(n / 2) + "!",
+        ),
+        ("newlines", "\n".repeat(n)),
+        ("digits and spaces", "1 ".repeat(n / 2)),
+        ("spaces between words", "a  ".repeat(n / 3)),
+        ("control-token lookalikes", "<|im_start".repeat(n / 10)),
+    ];
+    let mut failures = Vec::new();
+    for name in [
+        "deepseek-llm",
+        "deepseek-coder",
+        "llama-bpe",
+        "qwen2",
+        "gpt-2",
+        "falcon",
+        "llama-spm",
+        "gemma-4",
+    ] {
+        let (g, _) = vocab(name);
+        let tok = Tokenizer::from_gguf(&g).unwrap();
+        for (what, text) in &cases {
+            let t = Instant::now();
+            let ids = tok.encode(text, false, true);
+            let dt = t.elapsed().as_secs_f64();
+            assert!(!ids.is_empty());
+            eprintln!("{name}: {what}: {} tokens in {:.0} ms", ids.len(), dt * 1e3);
+            if dt > 3.0 {
+                failures.push(format!("{name}: {what}: {dt:.1} s"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "slow:\n{}", failures.join("\n"));
+}
+
+/// Gemma 3 has user-defined tokens for runs of 1…31 newlines (and spaces, tabs): over a long run
+/// they nest, 31 occurrences per byte. And thousands of control tokens (`<unused…>`) can all
+/// appear in one prompt. Both stay linear in time (and in memory: occurrences are kept as runs).
+#[test]
+fn nested_and_numerous_special_tokens_stay_linear() {
+    let tok = model("gemma-3-270m-q4_k_m.gguf");
+    let controls: Vec<&str> = (0..tok.vocab_size() as u32)
+        .filter(|&id| tok.is_control(id))
+        .filter_map(|id| tok.token_text(id))
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(controls.len() > 1000, "{} control tokens", controls.len());
+    let mut all_controls = String::new();
+    while all_controls.len() < 1 << 20 {
+        for t in &controls {
+            all_controls.push_str(t);
+            all_controls.push_str(" x ");
+        }
+    }
+    for (what, text) in [
+        ("1 MiB of newlines", "\n".repeat(1 << 20)),
+        ("1 MiB of spaces", " ".repeat(1 << 20)),
+        ("1 MiB of tabs and newlines", "\t\t\n".repeat(1 << 18)),
+        ("every control token, for 1 MiB", all_controls),
+    ] {
+        let t = Instant::now();
+        let ids = tok.encode(&text, false, true);
+        let dt = t.elapsed().as_secs_f64();
+        eprintln!("gemma3: {what}: {} tokens in {:.0} ms", ids.len(), dt * 1e3);
+        assert_eq!(tok.decode(&ids), text, "{what}");
+        assert!(dt < 3.0, "{what}: {dt:.1} s");
+    }
+}

@@ -4,43 +4,94 @@
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
-/// `str(value)` as Python prints it (strings verbatim, `None`, `True`, containers as `repr`).
-pub fn py_str(value: &Value) -> String {
-    match value.kind() {
-        ValueKind::Undefined => String::new(),
-        ValueKind::String => value.as_str().unwrap_or_default().to_string(),
-        _ => py_repr(value),
-    }
+/// Deepest nesting of lists/maps that `str()` and `tojson` print. A namespace can hold itself
+/// (`{% set ns.me = ns %}`), so without a bound printing it would recurse until the stack overflows.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most bytes one `str()`/`tojson` call may produce (the whole rendering has its own, larger bound).
+pub const MAX_OUTPUT: usize = 1 << 20;
+
+fn limit_error(msg: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg)
 }
 
-fn py_repr(value: &Value) -> String {
-    match value.kind() {
+fn check_depth(depth: usize, what: &str) -> Result<(), Error> {
+    if depth > MAX_DEPTH {
+        return Err(limit_error(format!(
+            "{what}: value nested deeper than the limit of {MAX_DEPTH} levels (does it contain itself?)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_size(out: &str, what: &str) -> Result<(), Error> {
+    if out.len() > MAX_OUTPUT {
+        return Err(limit_error(format!(
+            "{what}: output exceeds the limit of {MAX_OUTPUT} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// `str(value)` as Python prints it (strings verbatim, `None`, `True`, containers as `repr`).
+/// Errors on values nested deeper than [`MAX_DEPTH`] or longer than [`MAX_OUTPUT`] bytes.
+pub fn py_str(value: &Value) -> Result<String, Error> {
+    Ok(match value.kind() {
         ValueKind::Undefined => String::new(),
-        ValueKind::None => "None".into(),
-        ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
-        ValueKind::Number => number_repr(value, false),
-        ValueKind::String => string_repr(value.as_str().unwrap_or_default()),
-        ValueKind::Seq => {
-            let items: Vec<String> = match value.try_iter() {
-                Ok(it) => it.map(|v| py_repr(&v)).collect(),
-                Err(_) => return value.to_string(),
+        ValueKind::String => value.as_str().unwrap_or_default().to_string(),
+        _ => {
+            let mut out = String::new();
+            py_repr(value, 0, &mut out)?;
+            out
+        }
+    })
+}
+
+fn py_repr(value: &Value, depth: usize, out: &mut String) -> Result<(), Error> {
+    check_depth(depth, "str()")?;
+    match value.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
+        ValueKind::Number => out.push_str(&number_repr(value, false)),
+        ValueKind::String => out.push_str(&string_repr(value.as_str().unwrap_or_default())),
+        // A concatenated list (`a + [b]`) is a lazy iterable in MiniJinja, a list in Python.
+        ValueKind::Seq | ValueKind::Iterable => {
+            let Ok(it) = value.try_iter() else {
+                out.push_str(&value.to_string());
+                return check_size(out, "str()");
             };
-            format!("[{}]", items.join(", "))
+            out.push('[');
+            for (i, v) in it.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(&v, depth + 1, out)?;
+                check_size(out, "str()")?;
+            }
+            out.push(']');
         }
         ValueKind::Map => {
             let Ok(keys) = value.try_iter() else {
-                return value.to_string();
+                out.push_str(&value.to_string());
+                return check_size(out, "str()");
             };
-            let items: Vec<String> = keys
-                .map(|k| {
-                    let v = value.get_item(&k).unwrap_or_default();
-                    format!("{}: {}", py_repr(&k), py_repr(&v))
-                })
-                .collect();
-            format!("{{{}}}", items.join(", "))
+            out.push('{');
+            for (i, k) in keys.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let v = value.get_item(&k).unwrap_or_default();
+                py_repr(&k, depth + 1, out)?;
+                out.push_str(": ");
+                py_repr(&v, depth + 1, out)?;
+                check_size(out, "str()")?;
+            }
+            out.push('}');
         }
-        _ => value.to_string(),
+        _ => out.push_str(&value.to_string()),
     }
+    check_size(out, "str()")
 }
 
 /// Python's `str.title()`: a cased character after an uncased one starts a word.
@@ -158,6 +209,7 @@ pub fn json_dumps(
     level: usize,
     out: &mut String,
 ) -> Result<(), Error> {
+    check_depth(level, "tojson")?;
     match value.kind() {
         ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
@@ -198,7 +250,7 @@ pub fn json_dumps(
             )))
         }
     }
-    Ok(())
+    check_size(out, "tojson")
 }
 
 fn json_container<T>(
@@ -221,13 +273,18 @@ fn json_container<T>(
         }
         if let Some(ind) = &opts.indent {
             out.push('\n');
-            out.push_str(&ind.repeat(level + 1));
+            for _ in 0..=level {
+                out.push_str(ind);
+            }
         }
         write_item(item, out)?;
+        check_size(out, "tojson")?;
     }
     if let Some(ind) = &opts.indent {
         out.push('\n');
-        out.push_str(&ind.repeat(level));
+        for _ in 0..level {
+            out.push_str(ind);
+        }
     }
     out.push(close);
     Ok(())

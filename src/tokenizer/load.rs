@@ -284,9 +284,11 @@ impl Tokenizer {
                 }
             }
         }
-        let mut special_lens: Vec<usize> =
-            specials.iter().map(|&i| texts[i as usize].len()).collect();
-        special_lens.dedup();
+        // A text shared by several tokens stands for the one `ids` maps it to (as llama.cpp's lookup).
+        let special_matcher = special::Matcher::new(specials.iter().map(|&i| {
+            let t = &texts[i as usize];
+            (ids.get(t) == Some(&i)).then_some(t.as_bytes())
+        }));
 
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
@@ -359,7 +361,7 @@ impl Tokenizer {
             merges,
             pieces,
             specials,
-            special_lens,
+            special_matcher,
             bos,
             eos,
             eot,

@@ -16,11 +16,13 @@ mod bpe;
 mod load;
 mod pretokenize;
 mod regex;
+mod special;
 mod spm;
 mod stream;
 mod unicode;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use crate::gguf::Gguf;
 use crate::{Error, Result};
@@ -72,7 +74,8 @@ pub struct Tokenizer {
     pieces: Vec<Vec<u8>>,
     /// Special tokens (control, user-defined, unknown), longest text first.
     specials: Vec<u32>,
-    special_lens: Vec<usize>,
+    /// Finds the texts of `specials` (by index) in a prompt in one pass.
+    special_matcher: special::Matcher,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
@@ -214,52 +217,181 @@ impl Tokenizer {
     /// Cuts special tokens out of `text` like llama.cpp's tokenizer_st_partition: each special token,
     /// longest first, splits every remaining text fragment at each of its occurrences.
     fn partition<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Frag<'t>> {
-        let mut frags = vec![Frag::Text(text)];
-        if text.is_empty() {
-            return Vec::new();
+        let mut frags = Vec::new();
+        let mut at = 0;
+        for r in self.special_regions(text, parse_special) {
+            if r.start > at {
+                frags.push(Frag::Text(&text[at..r.start]));
+            }
+            frags.push(Frag::Token(r.id));
+            at = r.skip_to;
         }
-        // Only tokens that occur somewhere in the text can split anything.
-        let mut present: HashSet<u32> = HashSet::new();
-        let bytes = text.as_bytes();
-        for &len in &self.special_lens {
-            for start in 0..bytes.len().saturating_sub(len - 1) {
-                if let Some(s) = text.get(start..start + len) {
-                    if let Some(&id) = self.vocab.ids.get(s) {
-                        present.insert(id);
-                    }
-                }
-            }
-        }
-        for &id in &self.specials {
-            let attr = self.vocab.attrs[id as usize];
-            if !present.contains(&id) || (!parse_special && attr & (CONTROL | UNKNOWN) != 0) {
-                continue;
-            }
-            let tok = self.vocab.texts[id as usize].as_str();
-            let mut next = Vec::with_capacity(frags.len() + 2);
-            for f in frags {
-                let Frag::Text(mut rest) = f else {
-                    next.push(f);
-                    continue;
-                };
-                while let Some(at) = rest.find(tok) {
-                    let left = &rest[..at];
-                    if !left.is_empty() {
-                        next.push(Frag::Text(left));
-                    }
-                    next.push(Frag::Token(id));
-                    rest = &rest[at + tok.len()..];
-                    if attr & RSTRIP != 0 {
-                        rest = rest.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r']);
-                    }
-                }
-                if !rest.is_empty() {
-                    next.push(Frag::Text(rest));
-                }
-            }
-            frags = next;
+        if at < text.len() {
+            frags.push(Frag::Text(&text[at..]));
         }
         frags
+    }
+
+    /// The special tokens [`Tokenizer::partition`] cuts out of `text`, in text order.
+    ///
+    /// Same result as llama.cpp's loop (for each special token, longest first: split every text
+    /// fragment left at each non-overlapping occurrence, left to right), computed from all
+    /// occurrences at once: an occurrence is taken when it overlaps no region taken before it in
+    /// that order (tokens and the whitespace RSTRIP tokens swallow).
+    ///
+    /// Occurrences are kept as runs of evenly spaced starts per token, so nested tokens over a long
+    /// repetition (Gemma's user-defined "\n" … "\n"×31 over a megabyte of newlines: 31 million
+    /// occurrences) take a few runs of memory, and a run is walked by jumping over the regions
+    /// already taken. Time: the automaton's pass (text plus occurrences), then the taken regions
+    /// and skips (times a log for the region map), instead of text × special tokens.
+    fn special_regions(&self, text: &str, parse_special: bool) -> Vec<Region> {
+        /// Starts `start + i * step` for `i < count` of the token `rank`.
+        struct Run {
+            rank: usize,
+            start: usize,
+            step: usize,
+            count: usize,
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        // Index in `runs` of each token's last run + 1 (0: none yet); allocated on the first hit.
+        let mut last_run: Vec<usize> = Vec::new();
+        self.special_matcher
+            .find_all(text.as_bytes(), |start, rank| {
+                let attr = self.vocab.attrs[self.specials[rank] as usize];
+                if !parse_special && attr & (CONTROL | UNKNOWN) != 0 {
+                    return;
+                }
+                if last_run.is_empty() {
+                    last_run = vec![0; self.specials.len()];
+                }
+                if let Some(r) = last_run[rank].checked_sub(1) {
+                    let run = &mut runs[r];
+                    if run.count == 1 {
+                        run.step = start - run.start;
+                        run.count = 2;
+                        return;
+                    }
+                    if start == run.start + run.step * run.count {
+                        run.count += 1;
+                        return;
+                    }
+                }
+                last_run[rank] = runs.len() + 1;
+                runs.push(Run {
+                    rank,
+                    start,
+                    step: 1,
+                    count: 1,
+                });
+            });
+        if runs.is_empty() {
+            return Vec::new();
+        }
+        // By token priority; a token's runs stay in text order (the sort is stable).
+        runs.sort_by_key(|r| r.rank);
+        let bytes = text.as_bytes();
+        // Taken regions by start: (end including swallowed whitespace, end of the token, id).
+        let mut taken: BTreeMap<usize, (usize, usize, u32)> = BTreeMap::new();
+        let mut r = 0;
+        while r < runs.len() {
+            let rank = runs[r].rank;
+            let id = self.specials[rank];
+            let len = self.vocab.texts[id as usize].len();
+            let rstrip = self.vocab.attrs[id as usize] & RSTRIP != 0;
+            let mut searched_to = 0; // `rest.find(tok)` resumes after the previous occurrence
+            while r < runs.len() && runs[r].rank == rank {
+                let run = &runs[r];
+                r += 1;
+                // The first candidate of the run starting at or after `at`.
+                let first_from = |at: usize| -> usize {
+                    if at <= run.start {
+                        0
+                    } else {
+                        (at - run.start).div_ceil(run.step)
+                    }
+                };
+                let mut i = first_from(searched_to);
+                while i < run.count {
+                    let start = run.start + i * run.step;
+                    let end = start + len;
+                    // Regions are disjoint, so only the last one starting before `end` can
+                    // overlap; every candidate of this token starting before its end does too.
+                    if let Some((_, &(e, _, _))) = taken.range(..end).next_back() {
+                        if e > start {
+                            i = first_from(e).max(i + 1);
+                            continue;
+                        }
+                    }
+                    let mut skip_to = end;
+                    if rstrip {
+                        // Whitespace up to the end of this text fragment (the next taken region).
+                        let limit = taken.range(end..).next().map_or(bytes.len(), |(&s, _)| s);
+                        while skip_to < limit
+                            && matches!(bytes[skip_to], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+                        {
+                            skip_to += 1;
+                        }
+                    }
+                    taken.insert(start, (skip_to, end, id));
+                    searched_to = skip_to;
+                    i = first_from(searched_to).max(i + 1);
+                }
+            }
+        }
+        taken
+            .into_iter()
+            .map(|(start, (skip_to, end, id))| Region {
+                start,
+                end,
+                skip_to,
+                id,
+            })
+            .collect()
+    }
+
+    /// Byte ranges of the control (and unknown) tokens `encode(text, _, true)` turns into token ids:
+    /// the text `encode(text, _, false)` would tokenize as plain text instead.
+    pub fn control_token_ranges(&self, text: &str) -> Vec<Range<usize>> {
+        self.special_regions(text, true)
+            .into_iter()
+            .filter(|r| self.is_control(r.id))
+            .map(|r| r.start..r.end)
+            .collect()
+    }
+
+    /// `encode(text, add_special, true)`, except that every stretch of text between control tokens
+    /// is first passed through `plain` and then tokenized with control tokens *not* parsed. For
+    /// text built from a trusted template with untrusted parts that were replaced by markers:
+    /// `plain` puts the parts back, and control-token text in them stays text. With
+    /// `plain = |s| s.to_string()` this is exactly `encode(text, add_special, true)`.
+    pub fn encode_with_plain_parts(
+        &self,
+        text: &str,
+        add_special: bool,
+        mut plain: impl FnMut(&str) -> String,
+    ) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && self.add_bos {
+            out.extend(self.bos);
+        }
+        let mut at = 0;
+        for r in self.special_regions(text, true) {
+            if !self.is_control(r.id) {
+                continue; // user-defined tokens: found again below, in the plain text
+            }
+            if r.start > at {
+                out.extend(self.encode(&plain(&text[at..r.start]), false, false));
+            }
+            out.push(r.id);
+            at = r.skip_to;
+        }
+        if at < text.len() {
+            out.extend(self.encode(&plain(&text[at..]), false, false));
+        }
+        if add_special && self.add_eos {
+            out.extend(self.eos);
+        }
+        out
     }
 
     /// Text of `ids`, special tokens included (as HF's `decode` and llama.cpp with special=true).
@@ -316,6 +448,15 @@ impl Tokenizer {
 enum Frag<'t> {
     Text(&'t str),
     Token(u32),
+}
+
+/// A special token found in a text: its bytes `start..end`, then whitespace it swallows up to
+/// `skip_to` (RSTRIP tokens), and its id.
+struct Region {
+    start: usize,
+    end: usize,
+    skip_to: usize,
+    id: u32,
 }
 
 #[cfg(test)]

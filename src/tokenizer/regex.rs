@@ -59,6 +59,9 @@ enum Node {
 #[derive(Clone, Debug)]
 pub struct Regex {
     root: Vec<Node>,
+    /// Set when the whole pattern is one sequence that starts with an unbounded greedy run of one
+    /// class (`\s+$`, `\p{N}+…`): a failed match at a position then rules out the rest of that run.
+    lead_run: Option<Class>,
 }
 
 struct Parser<'a> {
@@ -307,9 +310,47 @@ impl Regex {
         if p.i != chars.len() {
             return Err(p.err("unbalanced ')'"));
         }
+        let lead_run = match alts.as_slice() {
+            [seq] => match seq.first() {
+                Some(Node::Repeat(inner, _, usize::MAX)) => match &**inner {
+                    Node::Set(c) => Some(c.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
         Ok(Regex {
             root: vec![Node::Alt(alts)],
+            lead_run,
         })
+    }
+
+    /// The first match at or after `from`: (start, end).
+    ///
+    /// Trying every start position is quadratic on a pattern like `\s+$` over a long run of spaces
+    /// that does not reach the end (each try runs to the end of the run and gives back one space
+    /// at a time). When the pattern starts with an unbounded greedy run of a class, a failed try at
+    /// `s` inside a run also settles every later start in that run: from there the run can only end
+    /// at the same places, all already tried with the same rest of the pattern (which, without
+    /// captures or look-behind, depends only on where it starts). So the search skips the run.
+    fn find_from(&self, text: &[u32], from: usize) -> Option<(usize, usize)> {
+        let mut s = from;
+        while s < text.len() {
+            if let Some(e) = self.match_at(text, s) {
+                return Some((s, e));
+            }
+            match &self.lead_run {
+                Some(c) if c.matches(text[s]) => {
+                    s += 1;
+                    while s < text.len() && c.matches(text[s]) {
+                        s += 1;
+                    }
+                }
+                _ => s += 1,
+            }
+        }
+        None
     }
 
     /// The end of the first (leftmost-first) match starting exactly at `pos`.
@@ -329,8 +370,7 @@ impl Regex {
         let n = text.len();
         let (mut last, mut start) = (0, 0);
         while start < n {
-            let Some((s, e)) = (start..n).find_map(|s| self.match_at(text, s).map(|e| (s, e)))
-            else {
+            let Some((s, e)) = self.find_from(text, start) else {
                 break;
             };
             if e == s {
@@ -459,5 +499,80 @@ mod tests {
     fn unsupported_is_an_error() {
         assert!(Regex::new("\\p{Lu}").is_err());
         assert!(Regex::new("a+?").is_err());
+    }
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+
+    fn naive_split(re: &Regex, text: &[u32]) -> Vec<usize> {
+        let n = text.len();
+        let (mut last, mut start, mut out) = (0, 0, Vec::new());
+        while start < n {
+            let Some((s, e)) = (start..n).find_map(|s| re.match_at(text, s).map(|e| (s, e))) else {
+                break;
+            };
+            if e == s {
+                start = s + 1;
+                continue;
+            }
+            if s > last {
+                out.push(s - last);
+            }
+            out.push(e - s);
+            last = e;
+            start = e;
+        }
+        if last < n {
+            out.push(n - last);
+        }
+        out
+    }
+
+    #[test]
+    fn skipping_runs_changes_nothing() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: Vec<u32> = " \n1a!".chars().map(|c| c as u32).collect();
+        for p in [
+            "\\s+$",
+            "\\s*$",
+            "\\p{N}+a",
+            "\\s+(?!\\S)",
+            "[ a]+1|!",
+            "\\s{2,}1",
+        ] {
+            let re = Regex::new(p).unwrap();
+            for _ in 0..3000 {
+                let len = (next() % 24) as usize;
+                let text: Vec<u32> = (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect();
+                let mut got = Vec::new();
+                re.split(&text, &mut got);
+                assert_eq!(got, naive_split(&re, &text), "{p} on {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_space_pattern_is_linear() {
+        // deepseek-llm's `\s+$` over 200,000 spaces that do not reach the end: each start position
+        // used to scan to the end of the run (minutes); now one pass.
+        let re = Regex::new("\\s+$").unwrap();
+        let mut text = vec![' ' as u32; 200_000];
+        text.push('1' as u32);
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        re.split(&text, &mut out);
+        let took = start.elapsed();
+        assert_eq!(out, [200_001]);
+        assert!(took.as_secs_f64() < 2.0, "took {took:?}");
     }
 }
