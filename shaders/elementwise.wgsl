@@ -158,3 +158,18 @@ fn geglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let i = lin_index(wid, nwg, lid);
     if (i < p.n) { o3[i] = gelu_s(a1[i]) * b2[i]; }
 }
+
+// ---- GLU over rows [gate | up] of 2 * cols vec4s: out[t, j] = act(gate[t, j]) * up[t, j] ----
+// (a prefill matmul over a fused [gate; up] weight writes such rows)
+@compute @workgroup_size(WG)
+fn swiglu_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    let g = (i / p.cols) * 2u * p.cols + i % p.cols;
+    if (i < p.n) { o2v[i] = silu_v(a1v[g]) * a1v[g + p.cols]; }
+}
+@compute @workgroup_size(WG)
+fn geglu_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    let g = (i / p.cols) * 2u * p.cols + i % p.cols;
+    if (i < p.n) { o2v[i] = gelu_v(a1v[g]) * a1v[g + p.cols]; }
+}

@@ -318,6 +318,10 @@ override TOK: u32 = 1u;
 override TPR: u32 = 1u;
 override WG: u32 = 64u;
 override HAS_BIAS: bool = false;
+// GLU feed-forward in one dispatch: the part holds [gate; up] (2f rows); the invocations of row
+// group g also compute up group g + f/4 and store act(gate) * up as f outputs. 0: plain matvec,
+// 1: SiLU (SwiGLU), 2: GELU-tanh (GeGLU).
+override GLU: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> pv: MatvecParams;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
@@ -380,42 +384,94 @@ fn mv_rows(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4
     return d;
 }
 
-// Reduce the TPR partial sums of each row group and store them.
-fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>) {
+// Sum the TPR partial sums of a row group (the result is valid in the group's first lane).
+fn mv_reduce(li: u32, acc: array<vec4<f32>, 4>) -> array<vec4<f32>, 4> {
+    if (TPR == 1u) {
+        return acc;
+    }
     let lane = li % TPR;
     var v = acc;
-    if (TPR > 1u) {
-        for (var t = 0u; t < TOK; t++) {
-            red[t * WG + li] = acc[t];
+    for (var t = 0u; t < TOK; t++) {
+        red[t * WG + li] = acc[t];
+    }
+    workgroupBarrier();
+    for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+        if (lane < st) {
+            for (var t = 0u; t < TOK; t++) {
+                red[t * WG + li] += red[t * WG + li + st];
+            }
         }
         workgroupBarrier();
-        for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-            if (lane < st) {
-                for (var t = 0u; t < TOK; t++) {
-                    red[t * WG + li] += red[t * WG + li + st];
-                }
-            }
-            workgroupBarrier();
-        }
-        for (var t = 0u; t < TOK; t++) {
-            v[t] = red[t * WG + li];
-        }
     }
-    if (lane != 0u) {
+    for (var t = 0u; t < TOK; t++) {
+        v[t] = red[t * WG + li];
+    }
+    workgroupBarrier(); // `red` may be reused by a second reduction
+    return v;
+}
+
+// The GLU gate activations (the same formulas as shaders/elementwise.wgsl).
+fn glu_gate(x: vec4<f32>) -> vec4<f32> {
+    if (GLU == 1u) {
+        return x / (vec4<f32>(1.0) + exp(-x));
+    }
+    let u = 0.7978845608028654 * x * (vec4<f32>(1.0) + 0.044715 * x * x);
+    let e = exp(2.0 * clamp(u, vec4<f32>(-15.0), vec4<f32>(15.0)));
+    return 0.5 * x * (vec4<f32>(2.0) - 2.0 / (e + vec4<f32>(1.0)));
+}
+
+// Store the reduced sums of row group g (GLU: act(gate group g) * up group g + f/4 as f outputs).
+fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 4>) {
+    let v = mv_reduce(li, acc);
+    var w = up;
+    if (GLU != 0u) {
+        w = mv_reduce(li, up);
+    }
+    if (li % TPR != 0u) {
         return;
     }
-    for (var r = 0u; r < 4u; r++) {
-        let row = 4u * g + r;
-        if (row < pv.rows) {
-            for (var t = 0u; t < TOK; t++) {
-                var o = v[t][r];
+    let rows = select(pv.rows, pv.rows / 2u, GLU != 0u);
+    let n = select(pv.n, pv.n / 2u, GLU != 0u);
+    for (var t = 0u; t < TOK; t++) {
+        var o = v[t];
+        if (GLU != 0u) {
+            o = glu_gate(o) * w[t];
+        }
+        for (var r = 0u; r < 4u; r++) {
+            let row = 4u * g + r;
+            if (row < rows) {
+                var y1 = o[r];
                 if (HAS_BIAS) {
-                    o += bias[pv.y_row0 + row];
+                    y1 += bias[pv.y_row0 + row];
                 }
-                y[(pv.tok0 + t) * pv.n + pv.y_row0 + row] = o;
+                y[(pv.tok0 + t) * n + pv.y_row0 + row] = y1;
             }
         }
     }
+}
+
+// One token: acc[0] (and with GLU up[0]) += unit u of row group g (and of its up group).
+fn mv_tok1(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+        x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
+        acc: ptr<function, array<vec4<f32>, 4>>, up: ptr<function, array<vec4<f32>, 4>>) {
+    (*acc)[0] += mv_rows(g, u, x0, x1, x2, x3, x4, x5, x6, x7);
+    if (GLU != 0u) {
+        (*up)[0] += mv_rows(g + pv.rows / 8u, u, x0, x1, x2, x3, x4, x5, x6, x7);
+    }
+}
+
+// Several tokens: the same with every token's unit of x.
+fn mv_toks(g: u32, u: u32, xs: XUnit, acc: ptr<function, array<vec4<f32>, 4>>,
+        up: ptr<function, array<vec4<f32>, 4>>) {
+    mv_unit(g, u, xs, acc);
+    if (GLU != 0u) {
+        mv_unit(g + pv.rows / 8u, u, xs, up);
+    }
+}
+
+// Whether row group g computes outputs (with GLU only the gate half has groups of its own).
+fn mv_live(g: u32) -> bool {
+    return 4u * g < select(pv.rows, pv.rows / 2u, GLU != 0u);
 }
 
 fn mv_group(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
@@ -427,12 +483,13 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         @builtin(local_invocation_index) li: u32) {
     let g = mv_group(wid, nwg, li);
     var acc: array<vec4<f32>, 4>;
-    if (4u * g < pv.rows) {
+    var up: array<vec4<f32>, 4>;
+    if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
             if (TOK == 1u) {
                 let b = pv.tok0 * (pv.k / 4u) + u * 8u;
-                acc[0] += mv_rows(g, u, x[b], x[b + 1u], x[b + 2u], x[b + 3u],
-                                  x[b + 4u], x[b + 5u], x[b + 6u], x[b + 7u]);
+                mv_tok1(g, u, x[b], x[b + 1u], x[b + 2u], x[b + 3u], x[b + 4u],
+                        x[b + 5u], x[b + 6u], x[b + 7u], &acc, &up);
                 continue;
             }
             var xs: XUnit;
@@ -442,10 +499,10 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
                     xs[t][i] = x[xb + i];
                 }
             }
-            mv_unit(g, u, xs, &acc);
+            mv_toks(g, u, xs, &acc, &up);
         }
     }
-    mv_store(g, li, acc);
+    mv_store(g, li, acc, up);
 }
 
 // matvec with the activations in a uniform buffer (bound from offset 0, 64 KiB).
@@ -454,12 +511,13 @@ fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         @builtin(local_invocation_index) li: u32) {
     let g = mv_group(wid, nwg, li);
     var acc: array<vec4<f32>, 4>;
-    if (4u * g < pv.rows) {
+    var up: array<vec4<f32>, 4>;
+    if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
             if (TOK == 1u) {
                 let b = pv.tok0 * (pv.k / 4u) + u * 8u;
-                acc[0] += mv_rows(g, u, xu[b], xu[b + 1u], xu[b + 2u], xu[b + 3u],
-                                  xu[b + 4u], xu[b + 5u], xu[b + 6u], xu[b + 7u]);
+                mv_tok1(g, u, xu[b], xu[b + 1u], xu[b + 2u], xu[b + 3u], xu[b + 4u],
+                        xu[b + 5u], xu[b + 6u], xu[b + 7u], &acc, &up);
                 continue;
             }
             var xs: XUnit;
@@ -469,10 +527,10 @@ fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
                     xs[t][i] = xu[xb + i];
                 }
             }
-            mv_unit(g, u, xs, &acc);
+            mv_toks(g, u, xs, &acc, &up);
         }
     }
-    mv_store(g, li, acc);
+    mv_store(g, li, acc, up);
 }
 
 // ---------------------------------------------------------------------------------------------

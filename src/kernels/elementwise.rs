@@ -133,6 +133,44 @@ pub fn geglu(
     binary(rec, "geglu", gate, up, out, n)
 }
 
+/// The gate activation of a GLU feed-forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Glu {
+    /// SwiGLU (Llama, Qwen): silu(gate) * up.
+    Silu,
+    /// GeGLU (Gemma): gelu_tanh(gate) * up.
+    Gelu,
+}
+
+/// `out[t, j] = act(y[t, j]) * y[t, f + j]` over `m` rows `[gate | up]` of `2f` values (what a
+/// matmul with a fused `[gate; up]` weight writes); `f` a multiple of 4.
+pub fn glu_rows(
+    rec: &mut Recorder<'_>,
+    glu: Glu,
+    y: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    m: u32,
+    f: u32,
+) -> Result<()> {
+    let entry = match glu {
+        Glu::Silu => "swiglu_rows",
+        Glu::Gelu => "geglu_rows",
+    };
+    distinct(entry, out, &[y])?;
+    if !f.is_multiple_of(4) {
+        return Err(crate::Error::Invalid(format!(
+            "{entry}: f = {f} is not a multiple of 4"
+        )));
+    }
+    let n = m as u64 * f as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    let bufs = [words(rec, y, 2 * n, entry)?, words(rec, out, n, entry)?];
+    run(rec, entry, true, n, f as u64, 0.0, &bufs);
+    Ok(())
+}
+
 /// `out[i] = x[i] * sigmoid(x[i])`.
 pub fn silu(rec: &mut Recorder<'_>, x: &wgpu::Buffer, out: &wgpu::Buffer, n: u32) -> Result<()> {
     unary(rec, "silu", x, out, n)

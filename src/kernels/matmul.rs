@@ -104,3 +104,43 @@ pub fn linear(
     }
     Ok(())
 }
+
+/// A fused GLU feed-forward `out[t] = act(gate·x[t]) ⊙ (up·x[t])` with `w` = `[gate; up]` (`2f`
+/// rows, [`glu_fits`](super::matvec::glu_fits)): one matvec dispatch per 4 tokens when decoding;
+/// for prefill a matmul into `tmp` (`m × 2f`) and one elementwise pass.
+pub fn linear_glu(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    glu: super::elementwise::Glu,
+    x: &wgpu::Buffer,
+    tmp: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    m: u32,
+) -> Result<()> {
+    if m == 0 {
+        return Ok(());
+    }
+    if !super::matvec::glu_fits(w) {
+        return Err(crate::Error::Invalid(format!(
+            "linear_glu: a {}-row matrix in {} parts is not a fused [gate; up] weight",
+            w.rows,
+            w.parts().len()
+        )));
+    }
+    let (rows, cols) = (w.rows as u32, w.cols as u32);
+    words(rec, x, count("linear_glu x", &[m, cols])?, "linear_glu x")?;
+    words(
+        rec,
+        out,
+        count("linear_glu out", &[m, rows / 2])?,
+        "linear_glu out",
+    )?;
+    distinct("linear_glu", out, &[x])?;
+    if m <= MATVEC_MAX_M {
+        super::matvec::matvec_glu(rec, w, x, out, m, glu);
+        Ok(())
+    } else {
+        linear(rec, w, x, tmp, m, None)?;
+        super::elementwise::glu_rows(rec, glu, tmp, out, m, rows / 2)
+    }
+}

@@ -3,6 +3,7 @@
 //! entry point `matvec`). One pipeline per (format, tokens per
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
+use super::elementwise::Glu;
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{Layout, QMatrix, UNIT};
 
@@ -113,10 +114,52 @@ pub fn matvec_with_shape(
     bias: Option<&wgpu::Buffer>,
     shape: MatvecShape,
 ) {
+    dispatch(rec, w, x, y, m, bias, shape, None)
+}
+
+/// A GLU feed-forward in one dispatch per 4 tokens: `w` is a fused `[gate; up]` matrix of `2f`
+/// rows in one part (see [`glu_fits`]); `out[t, j] = act(gate·x[t])_j * (up·x[t])_j`, `f` values
+/// per token.
+pub fn matvec_glu(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    m: u32,
+    glu: Glu,
+) {
+    let shape = w
+        .matvec_shape()
+        .unwrap_or_else(|| default_shape(rec.gpu(), w));
+    dispatch(rec, w, x, out, m, None, shape, Some(glu))
+}
+
+/// Whether `w` can serve as a fused `[gate; up]` matrix for [`matvec_glu`]: one part, halves of
+/// whole row groups.
+pub fn glu_fits(w: &QMatrix) -> bool {
+    w.parts().len() == 1 && w.rows.is_multiple_of(8)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    shape: MatvecShape,
+    glu: Option<Glu>,
+) {
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
     let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
     let uniform = shape.x_uniform && x_uniform_fits(x, m, w.cols);
     let rows_per_group = 4 * wg / tpr; // four rows per invocation group
+    let glu_id = match glu {
+        None => 0,
+        Some(Glu::Silu) => 1,
+        Some(Glu::Gelu) => 2,
+    };
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     let x_arg = if uniform {
@@ -126,7 +169,12 @@ pub fn matvec_with_shape(
     };
     let entry = if uniform { "matvec_xu" } else { "matvec" };
     for part in w.parts() {
-        let groups = (part.rows as u32).div_ceil(rows_per_group);
+        let out_rows = if glu.is_some() {
+            part.rows / 2
+        } else {
+            part.rows
+        };
+        let groups = (out_rows as u32).div_ceil(rows_per_group);
         let mut tok0 = 0;
         while tok0 < m {
             let tok = (m - tok0).min(MAX_TOKENS);
@@ -149,6 +197,7 @@ pub fn matvec_with_shape(
                     ("TPR", tpr as f64),
                     ("WG", wg as f64),
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
+                    ("GLU", glu_id as f64),
                 ],
                 &params,
                 &[

@@ -10,7 +10,8 @@
 use super::{Block, Model};
 use crate::gpu::Recorder;
 use crate::kernels::attention::{self, AttnParams};
-use crate::kernels::{elementwise, matmul::linear, norm, rope};
+use crate::kernels::elementwise::Glu;
+use crate::kernels::{matmul::linear, norm, rope};
 use crate::{Error, Result};
 
 pub(super) fn block(
@@ -86,9 +87,7 @@ pub(super) fn block(
     )?;
 
     // Feed-forward (GeGLU).
-    linear(rec, &b.w_gate, &s.h, &s.gate, m, None)?;
-    linear(rec, &b.w_up, &s.h, &s.up, m, None)?;
-    elementwise::geglu(rec, &s.gate, &s.up, &s.act, m * c.ffn_dim)?;
+    model.glu(rec, &b.gate_up, Glu::Gelu, m)?;
     linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
     norm::rmsnorm_add_rmsnorm(
         rec, &s.o, post_ffn, &s.x, next_norm, &s.h, m, c.d_model, eps,

@@ -10,7 +10,8 @@
 use super::{Block, Model};
 use crate::gpu::Recorder;
 use crate::kernels::attention::{self, AttnParams};
-use crate::kernels::{elementwise, matmul::linear, norm, rope};
+use crate::kernels::elementwise::Glu;
+use crate::kernels::{matmul::linear, norm, rope};
 use crate::Result;
 
 pub(super) fn block(
@@ -69,9 +70,7 @@ pub(super) fn block(
     norm::add_rmsnorm(rec, &s.x, &s.o, &b.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
 
     // Feed-forward (SwiGLU).
-    linear(rec, &b.w_gate, &s.h, &s.gate, m, None)?;
-    linear(rec, &b.w_up, &s.h, &s.up, m, None)?;
-    elementwise::swiglu(rec, &s.gate, &s.up, &s.act, m * c.ffn_dim)?;
+    model.glu(rec, &b.gate_up, Glu::Silu, m)?;
     linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
     norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, c.d_model, c.norm_eps)
 }

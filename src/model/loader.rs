@@ -14,6 +14,8 @@ use std::collections::HashMap;
 enum Dest {
     /// A weight matrix, uploaded in its GGUF block layout.
     Matrix(QMatrix),
+    /// Rows of a fused matrix (`Loader::fused[index]`), starting at byte `base` of its GGUF bytes.
+    Fused { index: usize, base: u64 },
     /// A small f32 vector (norm weight, bias): gathered on the CPU, converted to f32 if needed.
     Vector {
         ty: GgmlType,
@@ -32,6 +34,8 @@ struct Slot {
 
 pub struct Loader {
     slots: Vec<Option<Slot>>,
+    /// Matrices made of several tensors stacked by rows: (name, members, matrix).
+    fused: Vec<(String, Vec<String>, QMatrix)>,
     by_name: HashMap<String, usize>,
     pub bytes_total: u64,
     pub bytes_done: u64,
@@ -45,10 +49,48 @@ pub enum Loaded {
 
 impl Loader {
     /// Plan the upload: check names, shapes and types against `cfg`, allocate every buffer.
-    pub fn new(gpu: &Gpu, g: &Gguf, cfg: &Config, wanted: &[(String, Shape)]) -> Result<Loader> {
+    /// `fusions`: (name, member tensors) stacked into one matrix where the members share a type
+    /// and row length, each has whole row groups, and the result fits one storage binding
+    /// (otherwise they load as separate matrices).
+    pub fn new(
+        gpu: &Gpu,
+        g: &Gguf,
+        cfg: &Config,
+        wanted: &[(String, Shape)],
+        fusions: &[(String, Vec<String>)],
+    ) -> Result<Loader> {
         let mut slots: Vec<Option<Slot>> = (0..g.tensors.len()).map(|_| None).collect();
         let mut by_name = HashMap::new();
         let mut bytes_total = 0;
+        let find = |name: &str| g.tensors.iter().find(|t| t.name == name);
+        let mut fused = Vec::new();
+        let mut fused_member: HashMap<String, (usize, u64)> = HashMap::new();
+        for (fname, members) in fusions {
+            let infos: Vec<_> = members.iter().filter_map(|m| find(m)).collect();
+            if infos.len() != members.len() || infos.iter().any(|t| t.dims.len() != 2) {
+                continue;
+            }
+            let (ty, cols) = (infos[0].ty, infos[0].dims[0]);
+            let same = infos.iter().all(|t| t.ty == ty && t.dims[0] == cols);
+            let whole_groups = infos.iter().all(|t| t.dims[1] % 4 == 0);
+            let rows: u64 = infos.iter().map(|t| t.dims[1]).sum();
+            if !same || !whole_groups || !ty.gpu_supported() {
+                continue;
+            }
+            let row_bytes = ty.row_bytes(cols as usize) as u64;
+            if rows * row_bytes > gpu.caps().max_binding {
+                continue;
+            }
+            let Ok(m) = QMatrix::new(gpu, fname, ty, rows as usize, cols as usize) else {
+                continue;
+            };
+            let mut base = 0;
+            for (name, t) in members.iter().zip(&infos) {
+                fused_member.insert(name.clone(), (fused.len(), base));
+                base += t.dims[1] * row_bytes;
+            }
+            fused.push((fname.clone(), members.clone(), m));
+        }
         for (name, shape) in wanted {
             let Some(idx) = g.tensors.iter().position(|t| &t.name == name) else {
                 if shape.optional {
@@ -67,7 +109,9 @@ impl Loader {
                     "tensor '{name}' has shape {dims:?}, expected {want:?} from the metadata"
                 )));
             }
-            let dest = if shape.dims.len() == 2 {
+            let dest = if let Some(&(index, base)) = fused_member.get(name) {
+                Dest::Fused { index, base }
+            } else if shape.dims.len() == 2 {
                 let (cols, rows) = (shape.dims[0] as usize, shape.dims[1] as usize);
                 let m = QMatrix::new(gpu, name, info.ty, rows, cols).map_err(|e| {
                     Error::Model(format!("tensor '{name}' ({}): {e}", info.ty.name()))
@@ -97,6 +141,7 @@ impl Loader {
         }
         Ok(Loader {
             slots,
+            fused,
             by_name,
             bytes_total,
             bytes_done: 0,
@@ -127,9 +172,14 @@ impl Loader {
         let done = slot.received == size;
         match &mut slot.dest {
             Dest::Vector { bytes: buf, .. } => buf.extend_from_slice(bytes),
-            Dest::Matrix(m) => {
+            Dest::Matrix(_) | Dest::Fused { .. } => {
+                let (m, base) = match &slot.dest {
+                    Dest::Matrix(m) => (m, 0),
+                    Dest::Fused { index, base } => (&self.fused[*index].2, *base),
+                    Dest::Vector { .. } => unreachable!(),
+                };
                 // Write whole 4-byte words; keep the remainder for the next piece or the end.
-                let start = offset - slot.carry.len() as u64;
+                let start = base + offset - slot.carry.len() as u64;
                 let mut data = std::mem::take(&mut slot.carry);
                 data.extend_from_slice(bytes);
                 let whole = if done { data.len() } else { data.len() / 4 * 4 };
@@ -159,11 +209,38 @@ impl Loader {
         }
         Ok(Some(match slot.dest {
             Dest::Matrix(m) => Loaded::Matrix(m),
+            Dest::Fused { .. } => {
+                return Err(Error::Model(format!(
+                    "tensor '{name}' was loaded into a fused matrix"
+                )))
+            }
             Dest::Vector { ty, len, bytes } => {
                 let values = dequantize(ty, &bytes, len)?;
                 Loaded::Vector(gpu.upload(name, &values)?)
             }
         }))
+    }
+
+    /// The fused matrix `name` once all its members are complete, or None when its members were
+    /// loaded separately (take them with [`matrix`](Self::matrix)).
+    pub fn fused(&mut self, name: &str) -> Result<Option<QMatrix>> {
+        let Some(i) = self.fused.iter().position(|(n, _, _)| n == name) else {
+            return Ok(None);
+        };
+        for member in &self.fused[i].1 {
+            let idx = self.by_name[member];
+            let slot = self.slots[idx]
+                .take()
+                .ok_or_else(|| Error::Model(format!("tensor '{member}' taken twice")))?;
+            if slot.received != slot.info.byte_size() {
+                return Err(Error::Gguf(format!(
+                    "tensor '{member}' is incomplete: {} of {} bytes",
+                    slot.received,
+                    slot.info.byte_size()
+                )));
+            }
+        }
+        Ok(Some(self.fused.remove(i).2))
     }
 
     pub fn matrix(&mut self, gpu: &Gpu, name: &str) -> Result<QMatrix> {

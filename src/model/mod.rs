@@ -12,7 +12,7 @@ pub use loader::{Loader, Shape};
 
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Recorder};
-use crate::kernels::{argmax, attention::LayerKv, embedding, matmul, norm};
+use crate::kernels::{argmax, attention::LayerKv, elementwise, embedding, matmul, norm};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 
@@ -30,10 +30,34 @@ pub struct Block {
     pub k_norm: Option<Buffer>,
     pub post_attn_norm: Option<Buffer>,
     pub ffn_norm: Buffer,
-    pub w_gate: QMatrix,
-    pub w_up: QMatrix,
+    pub gate_up: GateUp,
     pub w_down: QMatrix,
     pub post_ffn_norm: Option<Buffer>,
+}
+
+/// The gate and up projections of a GLU feed-forward: one stacked `[gate; up]` matrix (decoded
+/// in one dispatch with the activation) where the file allows, else two.
+pub enum GateUp {
+    Fused(QMatrix),
+    Split { gate: QMatrix, up: QMatrix },
+}
+
+impl GateUp {
+    fn matrices(&self) -> Vec<&QMatrix> {
+        match self {
+            GateUp::Fused(m) => vec![m],
+            GateUp::Split { gate, up } => vec![gate, up],
+        }
+    }
+}
+
+impl Block {
+    /// Every weight matrix of the block.
+    pub fn matrices(&self) -> Vec<&QMatrix> {
+        let mut v = vec![&self.wq, &self.wk, &self.wv, &self.wo, &self.w_down];
+        v.extend(self.gate_up.matrices());
+        v
+    }
 }
 
 pub struct Weights {
@@ -81,6 +105,16 @@ impl Weights {
         t
     }
 
+    /// Tensors stacked into one matrix when their types and shapes allow (see `Loader::new`).
+    pub fn fusions(cfg: &Config) -> Vec<(String, Vec<String>)> {
+        (0..cfg.n_layers)
+            .map(|l| {
+                let n = |s: &str| format!("blk.{l}.{s}.weight");
+                (n("ffn_gate_up"), vec![n("ffn_gate"), n("ffn_up")])
+            })
+            .collect()
+    }
+
     /// Collect the uploaded tensors once the loader has received every byte.
     pub fn assemble(gpu: &Gpu, cfg: &Config, ld: &mut Loader) -> Result<Weights> {
         let mut blocks = Vec::with_capacity(cfg.n_layers as usize);
@@ -99,8 +133,16 @@ impl Weights {
                 k_norm: ld.opt_vector(gpu, &n("attn_k_norm.weight"))?,
                 post_attn_norm: ld.opt_vector(gpu, &n("post_attention_norm.weight"))?,
                 ffn_norm: ld.vector(gpu, &n("ffn_norm.weight"))?,
-                w_gate: ld.matrix(gpu, &n("ffn_gate.weight"))?,
-                w_up: ld.matrix(gpu, &n("ffn_up.weight"))?,
+                gate_up: match ld.fused(&n("ffn_gate_up.weight"))? {
+                    Some(m) if crate::kernels::matvec::glu_fits(&m) => GateUp::Fused(m),
+                    Some(m) => {
+                        return Err(Error::Model(format!("fused matrix of {} rows", m.rows)))
+                    }
+                    None => GateUp::Split {
+                        gate: ld.matrix(gpu, &n("ffn_gate.weight"))?,
+                        up: ld.matrix(gpu, &n("ffn_up.weight"))?,
+                    },
+                },
                 w_down: ld.matrix(gpu, &n("ffn_down.weight"))?,
                 post_ffn_norm: ld.opt_vector(gpu, &n("post_ffw_norm.weight"))?,
             });
@@ -114,12 +156,7 @@ impl Weights {
     }
 
     pub fn bytes(&self) -> u64 {
-        let mats = |b: &Block| {
-            [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
-                .map(|m| m.bytes())
-                .iter()
-                .sum::<u64>()
-        };
+        let mats = |b: &Block| b.matrices().iter().map(|m| m.bytes()).sum::<u64>();
         let vecs = |b: &Block| {
             [
                 &b.bq,
@@ -180,7 +217,8 @@ impl Scratch {
             v: gpu.storage("v", f(b * cfg.kv_dim()))?,
             attn: gpu.activation("attn", f(b * cfg.q_dim()))?,
             o: gpu.storage("o", f(b * cfg.d_model))?,
-            gate: gpu.storage("gate", f(b * cfg.ffn_dim))?,
+            // [gate | up] rows of a fused feed-forward in prefill, or the gate alone.
+            gate: gpu.storage("gate", f(b * 2 * cfg.ffn_dim))?,
             up: gpu.storage("up", f(b * cfg.ffn_dim))?,
             act: gpu.activation("act", f(b * cfg.ffn_dim))?,
             last: gpu.activation("last", f(cfg.d_model))?,
@@ -263,7 +301,7 @@ impl Model {
     /// Load every tensor the architecture needs from a parsed header, feeding bytes through `fill`.
     pub fn plan(gpu: &Gpu, g: &Gguf) -> Result<(Config, Loader)> {
         let cfg = Config::from_gguf(g)?;
-        let loader = Loader::new(gpu, g, &cfg, &Weights::plan(&cfg))?;
+        let loader = Loader::new(gpu, g, &cfg, &Weights::plan(&cfg), &Weights::fusions(&cfg))?;
         Ok((cfg, loader))
     }
 
@@ -341,11 +379,7 @@ impl Model {
     pub async fn tune(&self, gpu: &Gpu) -> Result<()> {
         let (w, s) = (&self.weights, &self.scratch);
         let head = w.output.as_ref().unwrap_or(&w.token_embd);
-        let mats = w
-            .blocks
-            .iter()
-            .flat_map(|b| [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]);
-        for m in mats.chain([head]) {
+        for m in w.blocks.iter().flat_map(Block::matrices).chain([head]) {
             let x = [&s.h, &s.attn, &s.act]
                 .into_iter()
                 .find(|b| b.size() >= m.cols as u64 * 4)
@@ -353,6 +387,29 @@ impl Model {
             crate::kernels::matvec::tune(gpu, m, x, &s.logits).await?;
         }
         Ok(())
+    }
+
+    /// `s.act = act(gate · s.h) ⊙ (up · s.h)` for `m` tokens (the GLU half of a feed-forward).
+    pub(crate) fn glu(
+        &self,
+        rec: &mut Recorder,
+        gate_up: &GateUp,
+        glu: elementwise::Glu,
+        m: u32,
+    ) -> Result<()> {
+        let s = &self.scratch;
+        match gate_up {
+            GateUp::Fused(w) => matmul::linear_glu(rec, w, glu, &s.h, &s.gate, &s.act, m),
+            GateUp::Split { gate, up } => {
+                matmul::linear(rec, gate, &s.h, &s.gate, m, None)?;
+                matmul::linear(rec, up, &s.h, &s.up, m, None)?;
+                let n = m * self.cfg.ffn_dim;
+                match glu {
+                    elementwise::Glu::Silu => elementwise::swiglu(rec, &s.gate, &s.up, &s.act, n),
+                    elementwise::Glu::Gelu => elementwise::geglu(rec, &s.gate, &s.up, &s.act, n),
+                }
+            }
+        }
     }
 
     /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).

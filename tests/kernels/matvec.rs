@@ -583,3 +583,66 @@ gpu_test! {
         assert!(y.iter().all(|v| v.is_finite()), "some row of y was not written");
     }
 }
+
+/// The fused GLU feed-forward: `[gate; up]` stacked in one matrix, decoded by matvec with the
+/// activation (1..8 tokens) and by matmul + `glu_rows` (prefill), against
+/// `act(gate·x) ⊙ (up·x)` in f64. Error: each dot product within `REL · Σ|w x|`, propagated
+/// through the product (the activations' slopes are below 1.2).
+async fn glu_format(ty: GgmlType) {
+    use attend::kernels::elementwise::Glu;
+    use attend::kernels::matmul::linear_glu;
+    let gpu = gpu().await;
+    let k = ks(ty)[1];
+    let f = 68; // whole row groups, not a multiple of the 64-row workgroup tiles
+    for (i, (m, glu)) in [
+        (1usize, Glu::Silu),
+        (3, Glu::Gelu),
+        (20, Glu::Silu),
+        (33, Glu::Gelu),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = Rng::new(300 + i as u64);
+        let bytes = random_weights(ty, 2 * f, k, &mut rng);
+        let wf = dequant(ty, &bytes, 2 * f * k);
+        let x = rng.normal(m * k, 1.0);
+        let w = upload_weights(&gpu, ty, 2 * f, k, &bytes, false);
+        let xb = gpu.activation("x", (x.len() * 4) as u64).unwrap();
+        gpu.write(&xb, 0, bytemuck::cast_slice(&x));
+        let tmp = gpu.upload("tmp", &vec![f32::NAN; m * 2 * f]).unwrap();
+        let out = gpu.upload("out", &vec![f32::NAN; m * f]).unwrap();
+        let mut rec = gpu.recorder("glu");
+        linear_glu(&mut rec, &w, glu, &xb, &tmp, &out, m as u32).unwrap();
+        rec.submit();
+        let got: Vec<f32> = gpu.read(&out, 0, m * f).await.unwrap();
+        let (yw, ym) = reference(&wf, &x, None, m, 2 * f, k);
+        let act = |v: f64| match glu {
+            Glu::Silu => v / (1.0 + (-v).exp()),
+            Glu::Gelu => {
+                let u = 0.7978845608028654 * v * (1.0 + 0.044715 * v * v);
+                0.5 * v * (1.0 + u.tanh())
+            }
+        };
+        let (mut want, mut mag) = (vec![], vec![]);
+        for t in 0..m {
+            for j in 0..f {
+                let (g, u) = (yw[t * 2 * f + j], yw[t * 2 * f + f + j]);
+                let (gm, um) = (ym[t * 2 * f + j], ym[t * 2 * f + f + j]);
+                want.push(act(g) * u);
+                // |Δ(act(g) u)| ≤ 1.2 |Δg| |u| + |act(g)| |Δu|, with |Δ| ≤ REL · mag.
+                mag.push(1.2 * gm * u.abs() + act(g).abs() * um + REL * 1.2 * gm * um);
+            }
+        }
+        check(
+            &format!("{} GLU {glu:?} m={m}", ty.name()),
+            &got,
+            &want,
+            &mag,
+        );
+    }
+}
+
+per_format!(glu_format:
+    glu_f16 = F16, glu_q8_0 = Q8_0, glu_q4_1 = Q4_1, glu_q5_0 = Q5_0, glu_q4_k = Q4K, glu_q6_k = Q6K,
+);
