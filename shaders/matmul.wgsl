@@ -310,8 +310,8 @@ struct MatvecParams {
     n: u32,         // total rows = row stride of y
     y_row0: u32,    // first row of this part
     tok0: u32,      // first token of this dispatch
-    _pad0: u32,
-    _pad1: u32,
+    n1: u32,        // with a split output (n1 > 0): rows of y, then n2 rows of y2 (see store_y)
+    n2: u32,
 }
 
 override TOK: u32 = 1u;
@@ -328,6 +328,23 @@ override GLU: u32 = 0u;
 @group(0) @binding(3) var<uniform> xu: array<vec4<f32>, 4096>; // 64 KiB: TOK * k <= 16384
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+
+// Store output row `row` (of n) of token t. With a split (n1 > 0) a stacked [q; k; v] weight
+// writes three outputs: rows [0, n1) to y, [n1, n1 + n2) to y2 and the rest to y3, each with its
+// own row stride. Without one, y2 and y3 are bound to y and never written.
+fn store_y(t: u32, row: u32, n: u32, n1: u32, n2: u32, v: f32) {
+    if (n1 == 0u) {
+        y[t * n + row] = v;
+    } else if (row < n1) {
+        y[t * n1 + row] = v;
+    } else if (row < n1 + n2) {
+        y2[t * n2 + row - n1] = v;
+    } else {
+        y3[t * (n - n1 - n2) + row - n1 - n2] = v;
+    }
+}
 
 var<workgroup> red: array<vec4<f32>, 256>; // [token][invocation], TOK * WG <= 256
 
@@ -444,7 +461,7 @@ fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 4>) 
                 if (HAS_BIAS) {
                     y1 += bias[pv.y_row0 + row];
                 }
-                y[(pv.tok0 + t) * n + pv.y_row0 + row] = y1;
+                store_y(pv.tok0 + t, pv.y_row0 + row, n, pv.n1, pv.n2, y1);
             }
         }
     }
@@ -555,6 +572,10 @@ struct MatmulParams {
     m: u32,
     tiles_n: u32,   // row tiles in this part
     tiles: u32,     // row tiles x token tiles
+    n1: u32,        // split output, as in MatvecParams
+    n2: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 
@@ -630,7 +651,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
                     if (HAS_BIAS) {
                         v += bias[pm.y_row0 + r];
                     }
-                    y[t * pm.n + pm.y_row0 + r] = v;
+                    store_y(t, pm.y_row0 + r, pm.n, pm.n1, pm.n2, v);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, SHADER};
+use super::matvec::{matvec, Split, SHADER};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -24,6 +24,9 @@ struct Params {
     m: u32,
     tiles_n: u32,
     tiles: u32,
+    n1: u32,
+    n2: u32,
+    _pad: [u32; 2],
 }
 
 /// `y[t, r] = Σ_j W[r, j] · x[t, j] (+ bias[r])` for `m` tokens (any m, n, k), one dispatch per
@@ -35,6 +38,19 @@ pub fn matmul(
     y: &wgpu::Buffer,
     m: u32,
     bias: Option<&wgpu::Buffer>,
+) {
+    matmul_split(rec, w, x, y, m, bias, None)
+}
+
+/// [`matmul`] of a stacked weight whose rows go to three outputs (see [`Split`]).
+pub fn matmul_split(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    split: Option<Split<'_>>,
 ) {
     if m == 0 {
         return;
@@ -53,6 +69,9 @@ pub fn matmul(
             m,
             tiles_n,
             tiles,
+            n1: split.map_or(0, |s| s.n1),
+            n2: split.map_or(0, |s| s.n2),
+            _pad: [0; 2],
         };
         rec.dispatch(
             &SHADER,
@@ -69,6 +88,8 @@ pub fn matmul(
                 Arg::from(x),
                 Arg::from(y),
                 Arg::from(bias_buf),
+                Arg::from(split.map_or(y, |s| s.y2)),
+                Arg::from(split.map_or(y, |s| s.y3)),
             ],
             grid(tiles, max_dim),
         );
@@ -143,4 +164,59 @@ pub fn linear_glu(
         linear(rec, w, x, tmp, m, None)?;
         super::elementwise::glu_rows(rec, glu, tmp, out, m, rows / 2)
     }
+}
+
+/// Three projections from one stacked weight `[a; b; c]` (Q, K and V): `outs[i]` gets
+/// `x · W_iᵀ` (`m × rows[i]`), with `bias` the stacked biases; one weight pass instead of three.
+pub fn linear_split(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    outs: [&wgpu::Buffer; 3],
+    rows: [u32; 3],
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) -> Result<()> {
+    if m == 0 {
+        return Ok(());
+    }
+    if rows.iter().any(|&r| r == 0) || rows.iter().map(|&r| r as usize).sum::<usize>() != w.rows {
+        return Err(crate::Error::Invalid(format!(
+            "linear_split: rows {rows:?} do not stack to the weight's {}",
+            w.rows
+        )));
+    }
+    words(
+        rec,
+        x,
+        count("linear_split x", &[m, w.cols as u32])?,
+        "linear_split x",
+    )?;
+    for (o, r) in outs.iter().zip(rows) {
+        words(
+            rec,
+            o,
+            count("linear_split out", &[m, r])?,
+            "linear_split out",
+        )?;
+        distinct("linear_split", o, &[x])?;
+    }
+    if let Some(b) = bias {
+        words(rec, b, w.rows as u64, "linear_split bias")?;
+        for o in outs {
+            distinct("linear_split", o, &[b])?;
+        }
+    }
+    let split = Split {
+        y2: outs[1],
+        y3: outs[2],
+        n1: rows[0],
+        n2: rows[1],
+    };
+    if m <= MATVEC_MAX_M {
+        super::matvec::matvec_split(rec, w, x, outs[0], m, bias, split);
+    } else {
+        matmul_split(rec, w, x, outs[0], m, bias, Some(split));
+    }
+    Ok(())
 }

@@ -25,7 +25,18 @@ struct Params {
     n: u32,
     y_row0: u32,
     tok0: u32,
-    _pad: [u32; 2],
+    n1: u32,
+    n2: u32,
+}
+
+/// The outputs of a stacked `[a; b; c]` weight: rows `0..n1` go to the main output, the next `n2`
+/// to `y2` and the rest to `y3`, each `[m, rows]` (see `store_y` in the shader).
+#[derive(Clone, Copy)]
+pub struct Split<'a> {
+    pub y2: &'a wgpu::Buffer,
+    pub y3: &'a wgpu::Buffer,
+    pub n1: u32,
+    pub n2: u32,
 }
 
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
@@ -114,7 +125,23 @@ pub fn matvec_with_shape(
     bias: Option<&wgpu::Buffer>,
     shape: MatvecShape,
 ) {
-    dispatch(rec, w, x, y, m, bias, shape, None)
+    dispatch(rec, w, x, y, m, bias, shape, None, None)
+}
+
+/// [`matvec`] of a stacked weight whose rows go to three outputs (`y` gets the first `split.n1`).
+pub fn matvec_split(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    split: Split<'_>,
+) {
+    let shape = w
+        .matvec_shape()
+        .unwrap_or_else(|| default_shape(rec.gpu(), w));
+    dispatch(rec, w, x, y, m, bias, shape, None, Some(split))
 }
 
 /// A GLU feed-forward in one dispatch per 4 tokens: `w` is a fused `[gate; up]` matrix of `2f`
@@ -131,7 +158,7 @@ pub fn matvec_glu(
     let shape = w
         .matvec_shape()
         .unwrap_or_else(|| default_shape(rec.gpu(), w));
-    dispatch(rec, w, x, out, m, None, shape, Some(glu))
+    dispatch(rec, w, x, out, m, None, shape, Some(glu), None)
 }
 
 /// Whether `w` can serve as a fused `[gate; up]` matrix for [`matvec_glu`]: one part, halves of
@@ -150,6 +177,7 @@ fn dispatch(
     bias: Option<&wgpu::Buffer>,
     shape: MatvecShape,
     glu: Option<Glu>,
+    split: Option<Split<'_>>,
 ) {
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
     let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
@@ -185,7 +213,8 @@ fn dispatch(
                 n: w.rows as u32,
                 y_row0: part.row0 as u32,
                 tok0,
-                _pad: [0; 2],
+                n1: split.map_or(0, |s| s.n1),
+                n2: split.map_or(0, |s| s.n2),
             };
             rec.dispatch(
                 &SHADER,
@@ -206,6 +235,8 @@ fn dispatch(
                     x_arg,
                     Arg::from(y),
                     Arg::from(bias_buf),
+                    Arg::from(split.map_or(y, |s| s.y2)),
+                    Arg::from(split.map_or(y, |s| s.y3)),
                 ],
                 grid(groups, max_dim),
             );

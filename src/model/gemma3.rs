@@ -45,9 +45,7 @@ pub(super) fn block(
     let eps = c.norm_eps;
 
     // Attention.
-    linear(rec, &b.wq, &s.h, &s.q, m, None)?;
-    linear(rec, &b.wk, &s.h, &s.k, m, None)?;
-    linear(rec, &b.wv, &s.h, &s.v, m, None)?;
+    model.qkv(rec, &b.qkv, [None; 3], m)?;
     #[rustfmt::skip]
     rope::rmsnorm_rope_qk(rec, &s.q, &s.k, q_norm, k_norm, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dims, pos0, base, scale, true, eps)?;
     attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;

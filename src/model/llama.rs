@@ -27,9 +27,12 @@ pub(super) fn block(
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
 
     // Attention.
-    linear(rec, &b.wq, &s.h, &s.q, m, b.bq.as_deref())?;
-    linear(rec, &b.wk, &s.h, &s.k, m, b.bk.as_deref())?;
-    linear(rec, &b.wv, &s.h, &s.v, m, b.bv.as_deref())?;
+    model.qkv(
+        rec,
+        &b.qkv,
+        [b.bq.as_deref(), b.bk.as_deref(), b.bv.as_deref()],
+        m,
+    )?;
     rope::rope_qk(
         rec,
         &s.q,

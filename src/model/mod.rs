@@ -19,9 +19,7 @@ use crate::{Error, Result};
 /// The weights of one transformer block. Optional parts exist only in some architectures.
 pub struct Block {
     pub attn_norm: Buffer,
-    pub wq: QMatrix,
-    pub wk: QMatrix,
-    pub wv: QMatrix,
+    pub qkv: Qkv,
     pub wo: QMatrix,
     pub bq: Option<Buffer>,
     pub bk: Option<Buffer>,
@@ -33,6 +31,22 @@ pub struct Block {
     pub gate_up: GateUp,
     pub w_down: QMatrix,
     pub post_ffn_norm: Option<Buffer>,
+}
+
+/// The Q, K and V projections: one stacked `[wq; wk; wv]` matrix (one pass over the weights and
+/// one dispatch when decoding) where the file allows, else three.
+pub enum Qkv {
+    Fused(QMatrix),
+    Split { q: QMatrix, k: QMatrix, v: QMatrix },
+}
+
+impl Qkv {
+    fn matrices(&self) -> Vec<&QMatrix> {
+        match self {
+            Qkv::Fused(m) => vec![m],
+            Qkv::Split { q, k, v } => vec![q, k, v],
+        }
+    }
 }
 
 /// The gate and up projections of a GLU feed-forward: one stacked `[gate; up]` matrix (decoded
@@ -54,7 +68,8 @@ impl GateUp {
 impl Block {
     /// Every weight matrix of the block.
     pub fn matrices(&self) -> Vec<&QMatrix> {
-        let mut v = vec![&self.wq, &self.wk, &self.wv, &self.wo, &self.w_down];
+        let mut v = self.qkv.matrices();
+        v.extend([&self.wo, &self.w_down]);
         v.extend(self.gate_up.matrices());
         v
     }
@@ -107,12 +122,16 @@ impl Weights {
 
     /// Tensors stacked into one matrix when their types and shapes allow (see `Loader::new`).
     pub fn fusions(cfg: &Config) -> Vec<(String, Vec<String>)> {
-        (0..cfg.n_layers)
-            .map(|l| {
-                let n = |s: &str| format!("blk.{l}.{s}.weight");
-                (n("ffn_gate_up"), vec![n("ffn_gate"), n("ffn_up")])
-            })
-            .collect()
+        let mut f = Vec::new();
+        for l in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            // Qwen2's q/k/v biases would need stacking too: its projections stay separate.
+            if cfg.arch != Arch::Qwen2 {
+                f.push((n("attn_qkv"), vec![n("attn_q"), n("attn_k"), n("attn_v")]));
+            }
+            f.push((n("ffn_gate_up"), vec![n("ffn_gate"), n("ffn_up")]));
+        }
+        f
     }
 
     /// Collect the uploaded tensors once the loader has received every byte.
@@ -122,9 +141,14 @@ impl Weights {
             let n = |s: &str| format!("blk.{l}.{s}");
             blocks.push(Block {
                 attn_norm: ld.vector(gpu, &n("attn_norm.weight"))?,
-                wq: ld.matrix(gpu, &n("attn_q.weight"))?,
-                wk: ld.matrix(gpu, &n("attn_k.weight"))?,
-                wv: ld.matrix(gpu, &n("attn_v.weight"))?,
+                qkv: match ld.fused(&n("attn_qkv.weight"))? {
+                    Some(m) => Qkv::Fused(m),
+                    None => Qkv::Split {
+                        q: ld.matrix(gpu, &n("attn_q.weight"))?,
+                        k: ld.matrix(gpu, &n("attn_k.weight"))?,
+                        v: ld.matrix(gpu, &n("attn_v.weight"))?,
+                    },
+                },
                 wo: ld.matrix(gpu, &n("attn_output.weight"))?,
                 bq: ld.opt_vector(gpu, &n("attn_q.bias"))?,
                 bk: ld.opt_vector(gpu, &n("attn_k.bias"))?,
@@ -387,6 +411,29 @@ impl Model {
             crate::kernels::matvec::tune(gpu, m, x, &s.logits).await?;
         }
         Ok(())
+    }
+
+    /// `s.q`, `s.k`, `s.v` = the Q, K and V projections of `s.h` (plus biases) for `m` tokens.
+    pub(crate) fn qkv(
+        &self,
+        rec: &mut Recorder,
+        qkv: &Qkv,
+        bias: [Option<&wgpu::Buffer>; 3],
+        m: u32,
+    ) -> Result<()> {
+        let (c, s) = (&self.cfg, &self.scratch);
+        match qkv {
+            Qkv::Fused(w) => {
+                // Stacked weights come without biases (see `Weights::fusions`).
+                let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
+                matmul::linear_split(rec, w, &s.h, [&s.q, &s.k, &s.v], rows, m, None)
+            }
+            Qkv::Split { q, k, v } => {
+                matmul::linear(rec, q, &s.h, &s.q, m, bias[0])?;
+                matmul::linear(rec, k, &s.h, &s.k, m, bias[1])?;
+                matmul::linear(rec, v, &s.h, &s.v, m, bias[2])
+            }
+        }
     }
 
     /// `s.act = act(gate · s.h) ⊙ (up · s.h)` for `m` tokens (the GLU half of a feed-forward).

@@ -646,3 +646,66 @@ async fn glu_format(ty: GgmlType) {
 per_format!(glu_format:
     glu_f16 = F16, glu_q8_0 = Q8_0, glu_q4_1 = Q4_1, glu_q5_0 = Q5_0, glu_q4_k = Q4K, glu_q6_k = Q6K,
 );
+
+/// A stacked `[a; b; c]` weight written to three outputs (Q, K and V from one pass), by matvec
+/// (1..8 tokens) and matmul (prefill), with stacked biases, against three separate references.
+async fn split_format(ty: GgmlType) {
+    use attend::kernels::matmul::linear_split;
+    let gpu = gpu().await;
+    let k = ks(ty)[1];
+    let rows = [36usize, 12, 20];
+    let n: usize = rows.iter().sum();
+    for (i, (m, with_bias)) in [(1usize, false), (5, true), (21, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rng = Rng::new(400 + i as u64);
+        let bytes = random_weights(ty, n, k, &mut rng);
+        let wf = dequant(ty, &bytes, n * k);
+        let x = rng.normal(m * k, 1.0);
+        let bias = with_bias.then(|| rng.normal(n, 1.0));
+        let w = upload_weights(&gpu, ty, n, k, &bytes, false);
+        let xb = gpu.activation("x", (x.len() * 4) as u64).unwrap();
+        gpu.write(&xb, 0, bytemuck::cast_slice(&x));
+        let outs: Vec<_> = rows
+            .iter()
+            .map(|&r| gpu.upload("y", &vec![f32::NAN; m * r]).unwrap())
+            .collect();
+        let bb = bias.as_ref().map(|b| gpu.upload("bias", b).unwrap());
+        let mut rec = gpu.recorder("split");
+        let rows32 = rows.map(|r| r as u32);
+        let o = [outs[0].raw(), outs[1].raw(), outs[2].raw()];
+        linear_split(
+            &mut rec,
+            &w,
+            &xb,
+            o,
+            rows32,
+            m as u32,
+            bb.as_ref().map(|b| b.raw()),
+        )
+        .unwrap();
+        rec.submit();
+        let (want, mag) = reference(&wf, &x, bias.as_deref(), m, n, k);
+        let mut row0 = 0;
+        for (j, &r) in rows.iter().enumerate() {
+            let got: Vec<f32> = gpu.read(&outs[j], 0, m * r).await.unwrap();
+            let pick = |v: &[f64]| -> Vec<f64> {
+                (0..m)
+                    .flat_map(|t| v[t * n + row0..t * n + row0 + r].to_vec())
+                    .collect()
+            };
+            check(
+                &format!("{} split out {j} m={m}", ty.name()),
+                &got,
+                &pick(&want),
+                &pick(&mag),
+            );
+            row0 += r;
+        }
+    }
+}
+
+per_format!(split_format:
+    split_f32 = F32, split_q8_0 = Q8_0, split_q4_1 = Q4_1, split_q5_0 = Q5_0, split_q4_k = Q4K,
+);

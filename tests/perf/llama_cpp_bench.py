@@ -1,0 +1,32 @@
+"""llama.cpp (through llama-cpp-python) on the same GGUF and token counts as `attend bench`:
+prefill of N prompt tokens, then G greedy tokens, medians of R runs. Prints one JSON object.
+
+usage: llama_cpp_bench.py MODEL PROMPT_TOKENS GEN_TOKENS REPEAT [--gpu]
+(--gpu offloads every layer: the Vulkan build on lavapipe; needs GGML_VK_VISIBLE_DEVICES=0)
+"""
+import json, statistics, sys, time
+
+from llama_cpp import Llama
+
+model, n, gen, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+gpu = "--gpu" in sys.argv
+llm = Llama(model_path=model, n_ctx=max(512, n + gen + 8), n_threads=2, n_batch=512,
+            n_gpu_layers=-1 if gpu else 0, verbose=False)
+sentence = b"The quick brown fox jumps over the lazy dog while the attentive model reads every word at once. "
+base = llm.tokenize(sentence, add_bos=False, special=False)
+prompt = (base * (n // len(base) + 1))[:n]
+pre, dec = [], []
+for r in range(reps + 1):  # run 0 warms up
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(prompt)
+    t1 = time.perf_counter()
+    for _ in range(gen):
+        tok = int(llm.scores[llm.n_tokens - 1].argmax())
+        llm.eval([tok])
+    t2 = time.perf_counter()
+    if r:
+        pre.append(n / (t1 - t0))
+        dec.append(gen / (t2 - t1))
+print(json.dumps({"backend": "vulkan" if gpu else "cpu", "prefill_tok_s": statistics.median(pre),
+                  "decode_tok_s": statistics.median(dec)}))
