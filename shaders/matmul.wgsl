@@ -333,7 +333,7 @@ override GLU: u32 = 0u;
 
 // Store output row `row` (of n) of token t. With a split (n1 > 0) a stacked [q; k; v] weight
 // writes three outputs: rows [0, n1) to y, [n1, n1 + n2) to y2 and the rest to y3, each with its
-// own row stride. Without one, y2 and y3 are bound to y and never written.
+// own row stride. Without one, y2 and y3 are bound to small spare buffers and never written.
 fn store_y(t: u32, row: u32, n: u32, n1: u32, n2: u32, v: f32) {
     if (n1 == 0u) {
         y[t * n + row] = v;

@@ -141,6 +141,9 @@ pub struct Gpu {
     pub pipelines: PipelineCache,
     pub pool: BufferPool,
     pub(crate) bind_groups: BindGroupCache,
+    /// Two small storage buffers for optional writable bindings a dispatch does not use: browsers
+    /// reject one buffer bound to several writable bindings of a dispatch.
+    pub(crate) spare: [wgpu::Buffer; 2],
     /// Bytes of GPU buffers created through this `Gpu` and still alive.
     pub(crate) live_bytes: Arc<AtomicU64>,
 }
@@ -177,6 +180,14 @@ impl Gpu {
         Ok(Gpu {
             pool: BufferPool::new(live_bytes.clone()),
             bind_groups: BindGroupCache::default(),
+            spare: [0, 1].map(|i| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(["spare output 0", "spare output 1"][i]),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            }),
             pipelines: PipelineCache::default(),
             device,
             queue,

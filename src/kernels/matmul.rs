@@ -88,8 +88,8 @@ pub fn matmul_split(
                 Arg::from(x),
                 Arg::from(y),
                 Arg::from(bias_buf),
-                Arg::from(split.map_or(y, |s| s.y2)),
-                Arg::from(split.map_or(y, |s| s.y3)),
+                Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
+                Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
             ],
             grid(tiles, max_dim),
         );

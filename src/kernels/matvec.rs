@@ -235,8 +235,8 @@ fn dispatch(
                     x_arg,
                     Arg::from(y),
                     Arg::from(bias_buf),
-                    Arg::from(split.map_or(y, |s| s.y2)),
-                    Arg::from(split.map_or(y, |s| s.y3)),
+                    Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
+                    Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
                 ],
                 grid(groups, max_dim),
             );

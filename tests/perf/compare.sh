@@ -12,7 +12,10 @@ N="${PROMPT_TOKENS:-128}" G="${GEN_TOKENS:-64}" R="${REPEAT:-3}"
 VENV="$CACHE/perf-venv"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q llama-cpp-python==0.3.36 numpy
+    # Not -march=native: on these VMs the native build dies with SIGILL (CPUID reports more than
+    # the hypervisor allows); AVX2/FMA/F16C is what llama.cpp's x86 kernels need.
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+        "$VENV/bin/pip" install -q --no-cache-dir --force-reinstall llama-cpp-python==0.3.36 numpy
 fi
 cargo build -q --release --bin attend
 models=("$@")
