@@ -15,7 +15,13 @@ use crate::{Error, Result};
 pub fn now_s() -> f64 {
     #[cfg(target_arch = "wasm32")]
     {
-        js_sys::Date::now() / 1000.0
+        // performance.now() (sub-millisecond, in windows and workers); Date.now() if absent.
+        use wasm_bindgen::JsCast;
+        js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+            .map_or_else(js_sys::Date::now, |p| p.now())
+            / 1000.0
     }
     #[cfg(not(target_arch = "wasm32"))]
     {

@@ -213,12 +213,17 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
         "copy_gb_s",
         "buffer_copy_gb_s",
         "roofline_fraction",
-        "cpu_ms_per_token",
         "gpu_bytes",
     ] {
         let v = r[k].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite() && v > 0.0, "{k} = {} in {r}", r[k]);
     }
+    // A 2-layer model's record + submit can take less than the browser's timer resolution.
+    let cpu = r["cpu_ms_per_token"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        cpu.is_finite() && cpu >= 0.0,
+        "cpu_ms_per_token = {cpu} in {r}"
+    );
     let layers = info_layers(&info);
     assert!(r["dispatches_per_token"].as_u64().unwrap() > layers, "{r}");
     assert!(r["weight_bytes"].as_u64().unwrap() <= r["gpu_bytes"].as_u64().unwrap());
