@@ -62,10 +62,13 @@ pub fn matvec(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) {
-    let shape = w
-        .matvec_shape()
-        .unwrap_or_else(|| default_shape(rec.gpu(), w));
+    let shape = shape_for(rec.gpu(), w);
     matvec_with_shape(rec, w, x, y, m, bias, shape)
+}
+
+/// The shape measured for `w` at load, else the adapter's default.
+fn shape_for(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
+    w.matvec_shape().unwrap_or_else(|| default_shape(gpu, w))
 }
 
 /// The shape used unless a measured one is known. GPUs: 64-invocation workgroups with about 4
@@ -138,9 +141,7 @@ pub fn matvec_split(
     bias: Option<&wgpu::Buffer>,
     split: Split<'_>,
 ) {
-    let shape = w
-        .matvec_shape()
-        .unwrap_or_else(|| default_shape(rec.gpu(), w));
+    let shape = shape_for(rec.gpu(), w);
     dispatch(rec, w, x, y, m, bias, shape, None, Some(split))
 }
 
@@ -155,9 +156,7 @@ pub fn matvec_glu(
     m: u32,
     glu: Glu,
 ) {
-    let shape = w
-        .matvec_shape()
-        .unwrap_or_else(|| default_shape(rec.gpu(), w));
+    let shape = shape_for(rec.gpu(), w);
     dispatch(rec, w, x, out, m, None, shape, Some(glu), None)
 }
 
