@@ -659,6 +659,232 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 }
 
 // ---------------------------------------------------------------------------------------------
+// matmul_rt: register-tiled prefill for CPU adapters
+// ---------------------------------------------------------------------------------------------
+// y[t, r] = sum_j W[r, j] * x[t, j] (+ bias[r]) like `matmul`, but with no workgroup memory, no
+// barriers and no private arrays indexed in loops (CPU drivers spill those to per-lane memory,
+// which made the tiled kernel ~100x slower per token there than decode). Each invocation owns a
+// 4-row x 4-token (or 8-token, RT_T) output block held in vec4 registers: per 32-element unit it loads the four
+// tokens' activations once (named vec4s in structs) and decodes each of its rows once, so a
+// weight unit is read once per 4 tokens and an activation unit once per 4 rows. Neighbouring
+// invocations take neighbouring row groups of the same tokens, so all lanes load the same
+// activation words: `matmul_rt_xu` reads them from a 64 KiB uniform view that starts at this
+// dispatch's first token (lane-uniform loads are cheap there); `matmul_rt` from storage.
+// Rows past the part and tokens past m repeat a valid one and are not stored. RT_T = 8 tokens
+// per invocation halves the weight decoding per token again, at twice the registers.
+
+struct RtParams {
+    rows: u32,      // rows in this part
+    k: u32,
+    row_bytes: u32,
+    n: u32,         // total rows = row stride of y
+    y_row0: u32,
+    m: u32,         // tokens in this dispatch
+    tok0: u32,      // first token of this dispatch (of y; x is read from its view's start)
+    groups: u32,    // row groups (of 4) in this part
+    n1: u32,        // split output, as in MatvecParams
+    n2: u32,
+    x0: u32,        // vec4 index of token tok0's activations in the bound x
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> pr: RtParams;
+
+struct X8 {
+    v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
+    v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
+}
+
+struct X4 {
+    t0: X8, t1: X8, t2: X8, t3: X8,
+}
+
+fn x8_storage(b: u32) -> X8 {
+    return X8(x[b], x[b + 1u], x[b + 2u], x[b + 3u], x[b + 4u], x[b + 5u], x[b + 6u], x[b + 7u]);
+}
+
+fn x8_uniform(b: u32) -> X8 {
+    return X8(xu[b], xu[b + 1u], xu[b + 2u], xu[b + 3u], xu[b + 4u], xu[b + 5u], xu[b + 6u],
+              xu[b + 7u]);
+}
+
+fn x8_sum(x: X8) -> f32 {
+    let s = ((x.v0 + x.v1) + (x.v2 + x.v3)) + ((x.v4 + x.v5) + (x.v6 + x.v7));
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// q · x over one unit (the integer codes of a decoded unit against 32 activations).
+fn q_dot(w: Unit, x: X8) -> f32 {
+    var s = w.q[0] * x.v0;
+    s = fma(w.q[1], x.v1, s);
+    s = fma(w.q[2], x.v2, s);
+    s = fma(w.q[3], x.v3, s);
+    s = fma(w.q[4], x.v4, s);
+    s = fma(w.q[5], x.v5, s);
+    s = fma(w.q[6], x.v6, s);
+    s = fma(w.q[7], x.v7, s);
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// Tokens per invocation: 4 or 8 (a second set of four in `Acc.s*`, loaded only when 8).
+override RT_T: u32 = 4u;
+
+struct Acc {
+    r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>, // rows 0..3, tokens 0..3
+    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>, // rows 0..3, tokens 4..7
+}
+
+fn x4_sums(xs: X4) -> vec4<f32> {
+    return vec4<f32>(x8_sum(xs.t0), x8_sum(xs.t1), x8_sum(xs.t2), x8_sum(xs.t3));
+}
+
+fn x4_dots(w: Unit, xs: X4, sx: vec4<f32>) -> vec4<f32> {
+    let d = vec4<f32>(q_dot(w, xs.t0), q_dot(w, xs.t1), q_dot(w, xs.t2), q_dot(w, xs.t3));
+    return fma(vec4<f32>(w.a), d, w.b * sx);
+}
+
+// Unit u of rows 4g..4g+3 (clamped into the part) against the tokens' activations: `xs` holds
+// tokens 0..3 and `ys` tokens 4..7 (unused when RT_T is 4). Each row is decoded once.
+fn rt_unit(g: u32, u: u32, xs: X4, ys: X4, acc: Acc) -> Acc {
+    let sx = x4_sums(xs);
+    let sy = x4_sums(ys);
+    let last = pr.rows - 1u;
+    let ku = pr.k / 32u;
+    var o = acc;
+    let w0 = decode_row(min(4u * g, last), u, pr.rows, ku, pr.row_bytes);
+    o.r0 += x4_dots(w0, xs, sx);
+    if (RT_T == 8u) { o.s0 += x4_dots(w0, ys, sy); }
+    let w1 = decode_row(min(4u * g + 1u, last), u, pr.rows, ku, pr.row_bytes);
+    o.r1 += x4_dots(w1, xs, sx);
+    if (RT_T == 8u) { o.s1 += x4_dots(w1, ys, sy); }
+    let w2 = decode_row(min(4u * g + 2u, last), u, pr.rows, ku, pr.row_bytes);
+    o.r2 += x4_dots(w2, xs, sx);
+    if (RT_T == 8u) { o.s2 += x4_dots(w2, ys, sy); }
+    let w3 = decode_row(min(4u * g + 3u, last), u, pr.rows, ku, pr.row_bytes);
+    o.r3 += x4_dots(w3, xs, sx);
+    if (RT_T == 8u) { o.s3 += x4_dots(w3, ys, sy); }
+    return o;
+}
+
+// Rows per invocation: 4, 8 or 16 (groups of 4, each with its own Acc). Every activation load
+// serves RT_R rows: on CPU adapters those loads, not the weights, are the cost.
+override RT_R: u32 = 4u;
+
+// This invocation's (first row group of RT_R / 4, first token); the token is >= m when it has
+// no block.
+fn rt_block(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> vec2<u32> {
+    let i = (wid.x + wid.y * nwg.x) * WG + li;
+    let blocks = (pr.groups + RT_R / 4u - 1u) / (RT_R / 4u);
+    return vec2<u32>((i % blocks) * (RT_R / 4u), RT_T * (i / blocks));
+}
+
+// Vec4 index of unit u of token t (< m) in the bound x; t past m reads token m - 1.
+fn rt_x(t: u32, u: u32) -> u32 {
+    return pr.x0 + min(t, pr.m - 1u) * (pr.k / 4u) + u * 8u;
+}
+
+fn rt_store(g: u32, t0: u32, acc: Acc) {
+    for (var r = 0u; r < 4u; r++) {
+        let row = 4u * g + r;
+        if (row >= pr.rows) {
+            break;
+        }
+        var v = acc.r0;
+        var v2 = acc.s0;
+        if (r == 1u) { v = acc.r1; v2 = acc.s1; }
+        if (r == 2u) { v = acc.r2; v2 = acc.s2; }
+        if (r == 3u) { v = acc.r3; v2 = acc.s3; }
+        var b = 0.0;
+        if (HAS_BIAS) {
+            b = bias[pr.y_row0 + row];
+        }
+        for (var t = 0u; t < RT_T; t++) {
+            if (t0 + t < pr.m) {
+                let e = select(v2[t & 3u], v[t & 3u], t < 4u);
+                store_y(pr.tok0 + t0 + t, pr.y_row0 + row, pr.n, pr.n1, pr.n2, e + b);
+            }
+        }
+    }
+}
+
+fn acc_zero() -> Acc {
+    let z = vec4<f32>(0.0);
+    return Acc(z, z, z, z, z, z, z, z);
+}
+
+// The whole block: `a` is row group g, `b`..`d` the next ones (used when RT_R is 8 or 16;
+// groups past the part decode its last rows again and store nothing).
+struct Block {
+    a: Acc, b: Acc, c: Acc, d: Acc,
+}
+
+fn rt_units(g: u32, u: u32, xs: X4, ys: X4, blk: Block) -> Block {
+    var o = blk;
+    o.a = rt_unit(g, u, xs, ys, o.a);
+    if (RT_R >= 8u) {
+        o.b = rt_unit(g + 1u, u, xs, ys, o.b);
+    }
+    if (RT_R >= 16u) {
+        o.c = rt_unit(g + 2u, u, xs, ys, o.c);
+        o.d = rt_unit(g + 3u, u, xs, ys, o.d);
+    }
+    return o;
+}
+
+fn rt_store_block(g: u32, t0: u32, blk: Block) {
+    rt_store(g, t0, blk.a);
+    if (RT_R >= 8u) {
+        rt_store(g + 1u, t0, blk.b);
+    }
+    if (RT_R >= 16u) {
+        rt_store(g + 2u, t0, blk.c);
+        rt_store(g + 3u, t0, blk.d);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn matmul_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let b = rt_block(wid, nwg, li);
+    if (b.y >= pr.m) {
+        return;
+    }
+    var blk = Block(acc_zero(), acc_zero(), acc_zero(), acc_zero());
+    for (var u = 0u; u < pr.k / 32u; u++) {
+        let xs = X4(x8_storage(rt_x(b.y, u)), x8_storage(rt_x(b.y + 1u, u)),
+                    x8_storage(rt_x(b.y + 2u, u)), x8_storage(rt_x(b.y + 3u, u)));
+        var ys = xs;
+        if (RT_T == 8u) {
+            ys = X4(x8_storage(rt_x(b.y + 4u, u)), x8_storage(rt_x(b.y + 5u, u)),
+                    x8_storage(rt_x(b.y + 6u, u)), x8_storage(rt_x(b.y + 7u, u)));
+        }
+        blk = rt_units(b.x, u, xs, ys, blk);
+    }
+    rt_store_block(b.x, b.y, blk);
+}
+
+@compute @workgroup_size(WG)
+fn matmul_rt_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let b = rt_block(wid, nwg, li);
+    if (b.y >= pr.m) {
+        return;
+    }
+    var blk = Block(acc_zero(), acc_zero(), acc_zero(), acc_zero());
+    for (var u = 0u; u < pr.k / 32u; u++) {
+        let xs = X4(x8_uniform(rt_x(b.y, u)), x8_uniform(rt_x(b.y + 1u, u)),
+                    x8_uniform(rt_x(b.y + 2u, u)), x8_uniform(rt_x(b.y + 3u, u)));
+        var ys = xs;
+        if (RT_T == 8u) {
+            ys = X4(x8_uniform(rt_x(b.y + 4u, u)), x8_uniform(rt_x(b.y + 5u, u)),
+                    x8_uniform(rt_x(b.y + 6u, u)), x8_uniform(rt_x(b.y + 7u, u)));
+        }
+        blk = rt_units(b.x, u, xs, ys, blk);
+    }
+    rt_store_block(b.x, b.y, blk);
+}
+
+// ---------------------------------------------------------------------------------------------
 // embedding
 // ---------------------------------------------------------------------------------------------
 // embedding: out[i, :] = scale * dequant(table[ids[i], :]), for the rows held by one part of the

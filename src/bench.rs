@@ -22,6 +22,8 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Size of the buffer the bandwidth probes read.
     pub probe_bytes: u64,
+    /// One more run with per-kernel GPU timestamps (native adapters with timestamp queries).
+    pub profile: bool,
 }
 
 impl Default for BenchOptions {
@@ -31,6 +33,7 @@ impl Default for BenchOptions {
             gen_tokens: 64,
             repeat: 3,
             probe_bytes: 64 << 20,
+            profile: false,
         }
     }
 }
@@ -65,6 +68,10 @@ pub struct BenchReport {
     pub gpu_bytes: u64,
     pub weight_bytes: u64,
     pub kv_bytes: u64,
+    /// With `profile`: GPU milliseconds per kernel in one extra run, per prefill (all of it) and
+    /// per decoded token (mean), largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<crate::gpu::KernelTime>,
 }
 
 /// Bytes one decoded token at `pos` reads: every weight of the blocks (norms included), the output
@@ -131,6 +138,24 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
             dispatches = st.dispatches;
         }
     }
+    let profile = if o.profile {
+        engine.reset();
+        engine.gpu.set_profiling(true)?;
+        let r = engine.generate(&prompt, &p, |_| true).await;
+        engine.gpu.set_profiling(false)?;
+        r?;
+        let decode_passes = (gen - 1).max(1) as f64;
+        let mut v = engine.gpu.take_profile();
+        for k in &mut v {
+            if k.pass == "decode" {
+                k.ms /= decode_passes;
+                k.calls = (k.calls as f64 / decode_passes).round() as u64;
+            }
+        }
+        v
+    } else {
+        Vec::new()
+    };
     engine.reset();
     let bw = bandwidth::measure(&engine.gpu, o.probe_bytes).await?;
     let m = engine.memory();
@@ -162,5 +187,6 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
         gpu_bytes: m.gpu_total,
         weight_bytes: m.weights,
         kv_bytes: m.kv_cache,
+        profile,
     })
 }

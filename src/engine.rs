@@ -335,7 +335,9 @@ impl Engine {
         let t0 = now_s();
         let s = &self.model.scratch;
         self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
-        let mut rec = self.gpu.recorder("forward");
+        let mut rec = self
+            .gpu
+            .recorder(if ids.len() == 1 { "decode" } else { "prefill" });
         self.model
             .forward(&mut rec, ids.len() as u32, pos0, logits)?;
         if greedy {
@@ -380,9 +382,11 @@ impl Engine {
         Ok((sampler.sample(&logits, history), top))
     }
 
-    /// Logits at every position of `ids` (teacher forcing), computed from position 0.
+    /// Logits at every position of `ids` (teacher forcing), computed from position 0: forward
+    /// passes of `batch` tokens (the prefill kernels), logits read back `logit_rows` at a time.
     pub async fn score(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-        let rows = self.model.scratch.logit_rows.min(self.model.scratch.batch) as usize;
+        let s = &self.model.scratch;
+        let (batch, rows) = (s.batch as usize, s.logit_rows.min(s.batch) as usize);
         if ids.len() as u32 > self.model.context {
             return Err(Error::Invalid(format!(
                 "{} tokens exceed the context of {}",
@@ -393,13 +397,19 @@ impl Engine {
         let vocab = self.model.cfg.vocab as usize;
         let mut out = Vec::with_capacity(ids.len());
         self.cached.clear();
-        for (c, chunk) in ids.chunks(rows).enumerate() {
-            self.run(chunk, (c * rows) as u32, Logits::All, false)?;
-            let flat = self
-                .gpu
-                .read::<f32>(&self.model.scratch.logits, 0, chunk.len() * vocab)
-                .await?;
-            out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
+        for (c, chunk) in ids.chunks(batch).enumerate() {
+            self.run(chunk, (c * batch) as u32, Logits::None, false)?;
+            for first in (0..chunk.len()).step_by(rows) {
+                let n = rows.min(chunk.len() - first);
+                let mut rec = self.gpu.recorder("logits");
+                self.model.head_rows(&mut rec, first as u32, n as u32)?;
+                rec.submit();
+                let flat = self
+                    .gpu
+                    .read::<f32>(&self.model.scratch.logits, 0, n * vocab)
+                    .await?;
+                out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
+            }
         }
         self.cached.extend_from_slice(ids);
         Ok(out)

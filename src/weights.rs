@@ -64,6 +64,8 @@ pub struct QMatrix {
     part_rows: usize,
     /// The matvec shape measured fastest for this matrix at load (None: the adapter default).
     matvec_shape: Mutex<Option<crate::kernels::matvec::MatvecShape>>,
+    /// The prefill kernel measured fastest for this matrix at load (None: the adapter default).
+    matmul_shape: Mutex<Option<crate::kernels::matmul::MatmulShape>>,
     /// Packed layout: row groups received in part (group -> GGUF bytes, bytes received).
     pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
@@ -164,6 +166,7 @@ impl QMatrix {
             parts,
             part_rows,
             matvec_shape: Mutex::new(None),
+            matmul_shape: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             edges: Mutex::new(HashMap::new()),
         })
@@ -206,6 +209,14 @@ impl QMatrix {
 
     pub fn set_matvec_shape(&self, s: crate::kernels::matvec::MatvecShape) {
         *self.matvec_shape.lock().unwrap() = Some(s);
+    }
+
+    pub fn matmul_shape(&self) -> Option<crate::kernels::matmul::MatmulShape> {
+        *self.matmul_shape.lock().unwrap()
+    }
+
+    pub fn set_matmul_shape(&self, s: crate::kernels::matmul::MatmulShape) {
+        *self.matmul_shape.lock().unwrap() = Some(s);
     }
 
     pub fn parts(&self) -> &[QPart] {

@@ -30,7 +30,7 @@ commands:
   generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
            [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
-  bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--repeat 3] [--context N] [--json]
+  bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--repeat 3] [--context N] [--json] [--profile]
                                          speed, bytes per token, fraction of the adapter's read
                                          bandwidth, dispatches and CPU time per token (--runs is
                                          an alias of --repeat)
@@ -114,7 +114,7 @@ commands:
             Some("generate") => {
                 Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a))
             }
-            Some("bench") => Args::parse(rest, &["json"]).and_then(|a| bench(&a)),
+            Some("bench") => Args::parse(rest, &["json", "profile"]).and_then(|a| bench(&a)),
             Some("split") => Args::parse(rest, &[]).and_then(|a| split(&a)),
             Some("-h" | "--help" | "help") => {
                 print!("{USAGE}");
@@ -327,6 +327,7 @@ commands:
             prompt_tokens: a.num("prompt-tokens", d.prompt_tokens)?,
             gen_tokens: a.num("gen-tokens", d.gen_tokens)?,
             repeat: a.num("repeat", a.num("runs", d.repeat)?)?,
+            profile: a.flag("profile"),
             ..d
         };
         let mut r = pollster::block_on(attend::bench::run(&mut e, &o))?;
@@ -367,6 +368,24 @@ commands:
             r.load_s,
             r.compile_s
         );
+        for pass in ["prefill", "decode"] {
+            let rows: Vec<_> = r.profile.iter().filter(|k| k.pass == pass).collect();
+            let total: f64 = rows.iter().map(|k| k.ms).sum();
+            if rows.is_empty() {
+                continue;
+            }
+            let per = if pass == "decode" { "per token" } else { "whole prompt" };
+            println!("\nGPU time, {pass} ({per}): {total:.2} ms");
+            for k in rows {
+                println!(
+                    "  {:<28} {:>5} calls {:>9.3} ms {:>5.1}%",
+                    k.kernel,
+                    k.calls,
+                    k.ms,
+                    100.0 * k.ms / total.max(1e-12)
+                );
+            }
+        }
         Ok(())
     }
 

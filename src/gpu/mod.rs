@@ -5,11 +5,13 @@
 
 mod pipeline;
 mod pool;
+mod profile;
 mod recorder;
 
 pub use pipeline::{PipelineCache, Shader};
 pub use pool::{Buffer, BufferPool};
 use recorder::BindGroupCache;
+pub use profile::KernelTime;
 pub use recorder::{Arg, Recorder};
 
 use crate::{Error, Result};
@@ -146,6 +148,9 @@ pub struct Gpu {
     pub(crate) spare: [wgpu::Buffer; 2],
     /// Bytes of GPU buffers created through this `Gpu` and still alive.
     pub(crate) live_bytes: Arc<AtomicU64>,
+    /// Per-kernel timestamps, while [`Gpu::set_profiling`] has them on.
+    pub(crate) profiler: std::sync::OnceLock<profile::Profiler>,
+    pub(crate) profiling: std::sync::atomic::AtomicBool,
 }
 
 impl Gpu {
@@ -193,11 +198,34 @@ impl Gpu {
             queue,
             adapter: facts,
             live_bytes,
+            profiler: std::sync::OnceLock::new(),
+            profiling: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     pub fn caps(&self) -> &Caps {
         &self.adapter.caps
+    }
+
+    /// Time every dispatch with timestamp queries from now on (native adapters with
+    /// timestamp-query only: reading them back blocks after each submit). Off by default.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if on && (!self.caps().timestamps || cfg!(target_arch = "wasm32")) {
+            return Err(Error::Unsupported(
+                "profiling needs native timestamp queries, which this adapter lacks".into(),
+            ));
+        }
+        if on {
+            self.profiler
+                .get_or_init(|| profile::Profiler::new(&self.device));
+        }
+        self.profiling.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// GPU time per (pass, kernel) since the last call, largest first.
+    pub fn take_profile(&self) -> Vec<KernelTime> {
+        self.profiler.get().map(|p| p.take()).unwrap_or_default()
     }
 
     /// Bytes of GPU memory held by live buffers (weights, KV cache, pooled scratch).
@@ -212,8 +240,10 @@ impl Gpu {
 
     /// A storage buffer for activations that matvec may also read through a uniform binding
     /// (cheaper on CPU adapters): uniform-capable and at least 64 KiB, the uniform view's size.
+    /// The uniform view may start at any token of a prefill chunk, so the buffer has a view's
+    /// worth of slack past its end.
     pub fn activation(&self, label: &str, size: u64) -> Result<Buffer> {
-        let size = size.max(crate::kernels::matvec::X_UNIFORM_BYTES);
+        let size = size.div_ceil(256) * 256 + crate::kernels::matvec::X_UNIFORM_BYTES;
         self.buffer(label, size, wgpu::BufferUsages::UNIFORM)
     }
 

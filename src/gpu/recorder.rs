@@ -89,6 +89,9 @@ pub struct Recorder<'g> {
     uniforms: Vec<(wgpu::Buffer, Vec<u8>)>,
     /// Dispatches recorded so far (for statistics and benchmarks).
     pub dispatches: u32,
+    label: String,
+    /// Kernel of each timed dispatch, while profiling.
+    timed: Option<Vec<String>>,
 }
 
 impl<'g> Recorder<'g> {
@@ -102,6 +105,11 @@ impl<'g> Recorder<'g> {
             pass: None,
             uniforms: Vec::new(),
             dispatches: 0,
+            label: label.to_string(),
+            timed: gpu
+                .profiling
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(Vec::new),
         }
     }
 
@@ -188,13 +196,25 @@ impl<'g> Recorder<'g> {
                     entries: &entries,
                 })
         });
+        let writes = match &mut self.timed {
+            Some(timed) => {
+                // A pass per dispatch, timestamps at its begin and end.
+                let writes = self.gpu.profiler.get().and_then(|p| p.writes(timed.len() as u32));
+                if writes.is_some() {
+                    self.pass = None;
+                    timed.push(kernel_label(entry, constants));
+                }
+                writes
+            }
+            None => None,
+        };
         let pass = self.pass.get_or_insert_with(|| {
             self.encoder
                 .as_mut()
                 .expect("recorder already submitted")
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
-                    timestamp_writes: None,
+                    timestamp_writes: writes,
                 })
                 .forget_lifetime()
         });
@@ -230,7 +250,11 @@ impl<'g> Recorder<'g> {
     /// Write the staged parameters and submit everything as one command buffer.
     pub fn submit(mut self) {
         self.pass = None;
-        let encoder = self.encoder.take().expect("recorder already submitted");
+        let mut encoder = self.encoder.take().expect("recorder already submitted");
+        let profiler = self.gpu.profiler.get().filter(|_| self.timed.is_some());
+        if let (Some(p), Some(timed)) = (profiler, &self.timed) {
+            p.resolve(&mut encoder, timed.len() as u32);
+        }
         for (buf, staged) in &self.uniforms {
             self.gpu.queue.write_buffer(buf, 0, staged);
         }
@@ -238,6 +262,20 @@ impl<'g> Recorder<'g> {
         for (buf, _) in self.uniforms.drain(..) {
             self.gpu.pool.give(buf);
         }
+        if let (Some(p), Some(timed)) = (profiler, &self.timed) {
+            p.collect(self.gpu, &self.label, timed);
+        }
+    }
+}
+
+/// A profile row's kernel name: the entry point and the weight format it reads, if any.
+fn kernel_label(entry: &str, constants: &[(&str, f64)]) -> String {
+    match constants.iter().find(|(k, _)| *k == "TYPE") {
+        Some(&(_, t)) => match crate::quant::GgmlType::from_u32(t as u32) {
+            Ok(t) => format!("{entry} {}", t.name()),
+            Err(_) => entry.to_string(),
+        },
+        None => entry.to_string(),
     }
 }
 

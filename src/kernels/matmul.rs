@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, Split, SHADER};
+use super::matvec::{matvec, Split, SHADER, X_UNIFORM_BYTES};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -52,8 +52,69 @@ pub fn matmul_split(
     bias: Option<&wgpu::Buffer>,
     split: Option<Split<'_>>,
 ) {
+    let shape = w
+        .matmul_shape()
+        .unwrap_or_else(|| default_shape(rec.gpu()));
+    matmul_with_shape(rec, w, x, y, m, bias, split, shape)
+}
+
+/// Which prefill kernel runs a matrix: the workgroup-tiled one (GPUs: shared tiles, coalesced
+/// loads) or the register-tiled one (CPU adapters) with its tokens per invocation, workgroup size
+/// and whether x may come through the uniform view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulShape {
+    Tiled,
+    Rt {
+        tokens: u32,
+        rows: u32,
+        wg: u32,
+        x_uniform: bool,
+    },
+}
+
+/// The prefill kernel used unless a measured one is known.
+pub fn default_shape(gpu: &crate::gpu::Gpu) -> MatmulShape {
+    if gpu.adapter.device_type == "Cpu" {
+        MatmulShape::Rt {
+            tokens: 8,
+            rows: 8,
+            wg: 8,
+            x_uniform: true,
+        }
+    } else {
+        MatmulShape::Tiled
+    }
+}
+
+/// [`matmul_split`] with an explicit kernel choice (tests cover every choice on any adapter).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with_shape(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    split: Option<Split<'_>>,
+    shape: MatmulShape,
+) {
     if m == 0 {
         return;
+    }
+    if let MatmulShape::Rt {
+        tokens,
+        rows,
+        wg,
+        x_uniform,
+    } = shape
+    {
+        let rt = RtShape {
+            tokens,
+            rows,
+            wg,
+            x_uniform,
+        };
+        return matmul_rt(rec, w, x, y, m, bias, split, rt);
     }
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
@@ -93,6 +154,121 @@ pub fn matmul_split(
             ],
             grid(tiles, max_dim),
         );
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RtParams {
+    rows: u32,
+    k: u32,
+    row_bytes: u32,
+    n: u32,
+    y_row0: u32,
+    m: u32,
+    tok0: u32,
+    groups: u32,
+    n1: u32,
+    n2: u32,
+    x0: u32,
+    _pad: u32,
+}
+
+
+#[derive(Clone, Copy)]
+struct RtShape {
+    tokens: u32,
+    rows: u32,
+    wg: u32,
+    x_uniform: bool,
+}
+
+/// The register-tiled kernel for CPU adapters (`matmul_rt` in the shader: 4 rows x `tokens` (4
+/// or 8) tokens per invocation, no workgroup memory). With `x_uniform`, activations come through
+/// the uniform view in chunks of tokens that fit in it when `x` allows; else from storage in one
+/// dispatch.
+#[allow(clippy::too_many_arguments)]
+fn matmul_rt(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    split: Option<Split<'_>>,
+    shape: RtShape,
+) {
+    let k = w.cols as u64;
+    let rt = if shape.tokens == 8 { 8 } else { 4 };
+    let rows_per = match shape.rows {
+        16 => 16,
+        8 => 8,
+        _ => 4,
+    };
+    let (wg, x_uniform) = (shape.wg.clamp(1, 64), shape.x_uniform);
+    let align = rec.gpu().caps().uniform_align.max(16) as u64;
+    // Tokens per uniform view: a multiple of the block's tokens whose start offsets stay aligned.
+    let per_view = (X_UNIFORM_BYTES / (4 * k)) as u32 / rt * rt;
+    let uniform = x_uniform
+        && per_view > 0
+        && x.usage().contains(wgpu::BufferUsages::UNIFORM)
+        && (0..m)
+            .step_by(per_view as usize)
+            .all(|t| (t as u64 * 4 * k).is_multiple_of(align) && t as u64 * 4 * k + X_UNIFORM_BYTES <= x.size());
+    let chunk = if uniform { per_view } else { m };
+    let max_dim = rec.gpu().caps().max_workgroups_per_dim;
+    let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
+    for part in w.parts() {
+        let groups = (part.rows as u32).div_ceil(4);
+        let mut tok0 = 0;
+        while tok0 < m {
+            let tm = chunk.min(m - tok0);
+            let (x_arg, x0) = if uniform {
+                let off = tok0 as u64 * 4 * k;
+                (Arg::Range(x, off, X_UNIFORM_BYTES), 0)
+            } else {
+                (Arg::from(x), tok0 * (k as u32 / 4))
+            };
+            let params = RtParams {
+                rows: part.rows as u32,
+                k: k as u32,
+                row_bytes: w.row_bytes() as u32,
+                n: w.rows as u32,
+                y_row0: part.row0 as u32,
+                m: tm,
+                tok0,
+                groups,
+                n1: split.map_or(0, |s| s.n1),
+                n2: split.map_or(0, |s| s.n2),
+                x0,
+                _pad: 0,
+            };
+            let invocations = groups.div_ceil(rows_per / 4) * tm.div_ceil(rt);
+            rec.dispatch(
+                &SHADER,
+                if uniform { "matmul_rt_xu" } else { "matmul_rt" },
+                &[
+                    ("TYPE", w.ty.id() as f64),
+                    ("PACKED", (w.layout == Layout::Packed) as u32 as f64),
+                    ("WG", wg as f64),
+                    ("RT_T", rt as f64),
+                    ("RT_R", rows_per as f64),
+                    ("HAS_BIAS", bias.is_some() as u32 as f64),
+                ],
+                &params,
+                &[
+                    Arg::from(part.buf.raw()),
+                    Arg::from(part.buf.raw()),
+                    x_arg,
+                    Arg::from(y),
+                    Arg::from(bias_buf),
+                    Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
+                    Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
+                ],
+                grid(invocations.div_ceil(wg), max_dim),
+            );
+            tok0 += tm;
+        }
     }
 }
 
@@ -219,4 +395,73 @@ pub fn linear_split(
         matmul_split(rec, w, x, outs[0], m, bias, Some(split));
     }
     Ok(())
+}
+
+/// Candidate prefill kernels for the load-time tune.
+fn candidates(gpu: &crate::gpu::Gpu) -> Vec<MatmulShape> {
+    let rt = |tokens, rows, wg, x_uniform| MatmulShape::Rt {
+        tokens,
+        rows,
+        wg,
+        x_uniform,
+    };
+    if gpu.adapter.device_type == "Cpu" {
+        vec![
+            rt(8, 4, 8, true),
+            rt(8, 8, 8, true),
+            rt(4, 16, 8, true),
+            rt(8, 16, 8, true),
+            rt(4, 8, 16, true),
+            rt(8, 8, 16, false),
+            MatmulShape::Tiled,
+        ]
+    } else {
+        vec![MatmulShape::Tiled, rt(4, 4, 64, false), rt(8, 8, 64, false)]
+    }
+}
+
+/// Tuned prefill kernels per adapter and matrix class (format, layout, rows, columns, tokens).
+type TuneKey = (String, u32, bool, usize, usize, u32);
+static TUNED: std::sync::Mutex<Option<std::collections::HashMap<TuneKey, MatmulShape>>> =
+    std::sync::Mutex::new(None);
+
+/// Pick the fastest prefill kernel for `m`-token chunks of `w` by timing each candidate and
+/// remember it in `w`. `x` holds at least `m × cols` f32 (an activation buffer, so the uniform view
+/// can be tried) and `y` at least `m × rows`. Results never change beyond summation order.
+pub async fn tune(
+    gpu: &crate::gpu::Gpu,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+) -> crate::Result<MatmulShape> {
+    let key = (
+        gpu.adapter.name.clone(),
+        w.ty.id(),
+        w.layout == Layout::Packed,
+        w.rows,
+        w.cols,
+        m,
+    );
+    if let Some(s) = TUNED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .get(&key)
+    {
+        w.set_matmul_shape(*s);
+        return Ok(*s);
+    }
+    let label = format!("matmul {} {}x{} m={m}", w.ty.name(), w.rows, w.cols);
+    let best = super::matvec::fastest(gpu, &label, candidates(gpu), y, |rec, shape| {
+        matmul_with_shape(rec, w, x, y, m, None, None, shape)
+    })
+    .await?;
+    TUNED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .insert(key, best);
+    w.set_matmul_shape(best);
+    Ok(best)
 }

@@ -301,20 +301,45 @@ pub async fn tune(
         w.set_matvec_shape(*s);
         return Ok(*s);
     }
+    let candidates: Vec<MatvecShape> = candidates(gpu)
+        .into_iter()
+        .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
+        .collect();
+    let label = format!("{} {}x{}", w.ty.name(), w.rows, w.cols);
+    let best = fastest(gpu, &label, candidates, y, |rec, shape| {
+        matvec_with_shape(rec, w, x, y, 1, None, shape)
+    })
+    .await?;
+    TUNED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .insert(key, best);
+    w.set_matvec_shape(best);
+    Ok(best)
+}
+
+/// The candidate whose `run` (recorded three times per submit, best of two timed rounds after a
+/// warm-up round) finishes fastest; `y` is an output `run` writes (read back to wait for it).
+/// `ATTEND_TUNE_LOG=1` prints every timing.
+pub(crate) async fn fastest<S: Copy + std::fmt::Debug>(
+    gpu: &Gpu,
+    label: &str,
+    candidates: Vec<S>,
+    y: &wgpu::Buffer,
+    run: impl Fn(&mut Recorder, S),
+) -> crate::Result<S> {
     let sink = gpu.storage("tune sink", 4)?;
-    let mut best = (f64::MAX, default_shape(gpu, w));
+    let mut best: Option<(f64, S)> = None;
     let reps = 3;
     let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();
-    for shape in candidates(gpu) {
-        if shape.x_uniform && !x_uniform_fits(x, 1, w.cols) {
-            continue;
-        }
+    for shape in candidates {
         let mut t = f64::MAX;
         for round in 0..3 {
             let t0 = crate::engine::now_s();
             let mut rec = gpu.recorder("tune");
             for _ in 0..reps {
-                matvec_with_shape(&mut rec, w, x, y, 1, None, shape);
+                run(&mut rec, shape);
             }
             rec.copy(y, 0, sink.raw(), 0, 4);
             rec.submit();
@@ -324,24 +349,12 @@ pub async fn tune(
             }
         }
         if log {
-            crate::log_line(&format!(
-                "tune {} {}x{} {:?}: {:.3} ms",
-                w.ty.name(),
-                w.rows,
-                w.cols,
-                shape,
-                t * 1e3
-            ));
+            crate::log_line(&format!("tune {label} {shape:?}: {:.3} ms", t * 1e3));
         }
-        if t < best.0 {
-            best = (t, shape);
+        if best.is_none_or(|(bt, _)| t < bt) {
+            best = Some((t, shape));
         }
     }
-    TUNED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .insert(key, best.1);
-    w.set_matvec_shape(best.1);
-    Ok(best.1)
+    best.map(|(_, s)| s)
+        .ok_or_else(|| crate::Error::Invalid(format!("no kernel candidate for {label}")))
 }

@@ -234,7 +234,7 @@ impl Scratch {
             batch,
             logit_rows,
             ids: gpu.storage("ids", f(b))?,
-            x: gpu.storage("x", f(b * cfg.d_model))?,
+            x: gpu.activation("x", f(b * cfg.d_model))?,
             h: gpu.activation("h", f(b * cfg.d_model.max(cfg.q_dim())))?,
             q: gpu.storage("q", f(b * cfg.q_dim()))?,
             k: gpu.storage("k", f(b * cfg.kv_dim()))?,
@@ -398,6 +398,25 @@ impl Model {
         }
     }
 
+    /// Logits of tokens `first..first + rows` of the last forward pass (whose `s.h` still holds
+    /// their final norms) into `scratch.logits`; `rows ≤ logit_rows`. Lets scoring run long
+    /// prefill passes (the matmul path) with a small logits buffer.
+    pub fn head_rows(&self, rec: &mut Recorder, first: u32, rows: u32) -> Result<()> {
+        let s = &self.scratch;
+        if rows == 0 || rows > s.logit_rows || first + rows > s.batch {
+            return Err(Error::Invalid(format!(
+                "logits of rows {first}..{} need 1..={} rows within a batch of {}",
+                first + rows,
+                s.logit_rows,
+                s.batch
+            )));
+        }
+        let d = self.cfg.d_model as u64 * 4;
+        rec.copy(&s.h, first as u64 * d, &s.x, 0, rows as u64 * d);
+        let output = self.weights.output.as_ref().unwrap_or(&self.weights.token_embd);
+        matmul::linear(rec, output, &s.x, &s.logits, rows, None)
+    }
+
     /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and
     /// size share one measurement) and keep it for decoding.
     pub async fn tune(&self, gpu: &Gpu) -> Result<()> {
@@ -409,6 +428,18 @@ impl Model {
                 .find(|b| b.size() >= m.cols as u64 * 4)
                 .unwrap_or(&s.act);
             crate::kernels::matvec::tune(gpu, m, x, &s.logits).await?;
+        }
+        // Prefill chunks (longer than matvec takes) of the block matrices.
+        let tokens = s.batch.min(32);
+        if tokens > crate::kernels::matmul::MATVEC_MAX_M {
+            for m in w.blocks.iter().flat_map(Block::matrices) {
+                let fits = |b: &&crate::gpu::Buffer, n: usize| b.size() >= (tokens as usize * n * 4) as u64;
+                let x = [&s.h, &s.attn, &s.act].into_iter().find(|b| fits(b, m.cols));
+                let y = [&s.gate, &s.logits].into_iter().find(|b| fits(b, m.rows));
+                if let (Some(x), Some(y)) = (x, y) {
+                    crate::kernels::matmul::tune(gpu, m, x, y, tokens).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! `matvec.rs` (same random valid blocks, same tolerance: `REL · Σ|w·x|`).
 
 use crate::common::*;
-use crate::matvec::{ks, per_format, run_linear};
-use attend::kernels::matmul::{linear, matmul};
+use crate::matvec::{ks, per_format, run_linear, X_ACTIVATION};
+use attend::kernels::matmul::{linear, matmul, matmul_with_shape, MatmulShape};
 use attend::quant::GgmlType;
 
 /// m and n not multiples of the 32×32 tile, k from one block up, and a split matrix.
@@ -19,6 +19,46 @@ async fn matmul_format(ty: GgmlType) {
     for (i, (shape, split, bias)) in shapes.into_iter().enumerate() {
         run_linear(&gpu, matmul, ty, shape, split, bias, 200 + i as u64).await;
     }
+    // Every kernel choice the tune can make, whatever this adapter's default: the workgroup-tiled
+    // kernel and the register-tiled one with 4/8 tokens, 4/8/16 rows, x from storage or through
+    // the uniform view (in chunks of tokens when k is long).
+    let rt = |tokens, rows, wg, x_uniform| MatmulShape::Rt {
+        tokens,
+        rows,
+        wg,
+        x_uniform,
+    };
+    let choices = [
+        (MatmulShape::Tiled, false),
+        (rt(4, 4, 16, false), false),
+        (rt(8, 8, 8, true), true),
+        (rt(4, 16, 8, true), true),
+        (rt(8, 16, 64, false), true),
+    ];
+    for (i, (choice, activation)) in choices.into_iter().enumerate() {
+        CHOICE.with(|c| c.set(choice));
+        X_ACTIVATION.with(|a| a.set(activation));
+        let (shape, split, bias) = shapes[1 + i % 3];
+        run_linear(&gpu, matmul_choice, ty, shape, split, bias, 210 + i as u64).await;
+        X_ACTIVATION.with(|a| a.set(false));
+    }
+}
+
+thread_local!(static CHOICE: std::cell::Cell<MatmulShape> = const {
+    std::cell::Cell::new(MatmulShape::Tiled)
+});
+
+/// `matmul` with the kernel in `CHOICE`, in the signature `run_linear` drives.
+fn matmul_choice(
+    rec: &mut attend::gpu::Recorder,
+    w: &attend::weights::QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+) {
+    let shape = CHOICE.with(|c| c.get());
+    matmul_with_shape(rec, w, x, y, m, bias, None, shape)
 }
 
 per_format!(matmul_format:

@@ -402,7 +402,7 @@ thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::ne
 thread_local!(static SHAPE: std::cell::Cell<MatvecShape> = const {
     std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false })
 });
-thread_local!(static X_ACTIVATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+thread_local!(pub static X_ACTIVATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 // The layout `upload_weights` uses (None: attend's preferred one).
 thread_local!(pub static LAYOUT: std::cell::Cell<Option<Layout>> = const { std::cell::Cell::new(None) });
 
