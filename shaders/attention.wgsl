@@ -35,7 +35,7 @@ struct Params {
     scale: f32,
     n_split: u32,    // decode: key chunks per head
     q_row: u32,      // decode, lens: which row of q holds the query
-    direct: u32,     // decode with n_split == 1: write normalised output, no reduce pass
+    direct: u32,     // decode with n_split == 1: loop over every chunk, write normalised output
     _pad1: u32,
     _pad2: u32,
 }
@@ -321,6 +321,57 @@ fn component(a: vec4<f32>, b: vec4<f32>, g: u32) -> f32 {
     return b[g - 4u];
 }
 
+// Direct mode: running softmax max and sum per head over the chunks seen so far, and the factor
+// e^(old max - new max) the current chunk rescales earlier sums and outputs by.
+var<workgroup> run_max: array<vec4<f32>, 2>;
+var<workgroup> run_sum: array<vec4<f32>, 2>;
+var<workgroup> run_alpha: array<vec4<f32>, 2>;
+
+// p·V of one dim pair over a chunk, rescaling the running outputs (x, y for heads 0-3 in lo, 4-7
+// in hi) by alpha first.
+struct PairAcc {
+    x_lo: vec4<f32>, y_lo: vec4<f32>, x_hi: vec4<f32>, y_hi: vec4<f32>,
+}
+
+fn pv_chunk(acc: PairAcc, v_off: u32, dp: u32, p: u32, nk: u32, wide: bool) -> PairAcc {
+    var o = acc;
+    o.x_lo *= run_alpha[0];
+    o.y_lo *= run_alpha[0];
+    o.x_hi *= run_alpha[1];
+    o.y_hi *= run_alpha[1];
+    for (var c = 0u; c < nk; c++) {
+        let v = unpack2x16float(vc[v_off + c * dp + p]);
+        let w = s_chunk[2u * c];
+        o.x_lo += w * v.x;
+        o.y_lo += w * v.y;
+        if (wide) {
+            let w2 = s_chunk[2u * c + 1u];
+            o.x_hi += w2 * v.x;
+            o.y_hi += w2 * v.y;
+        }
+    }
+    return o;
+}
+
+fn store_pair(acc: PairAcc, p: u32, h0: u32, nh: u32, split: u32, wide: bool) {
+    if (P.direct != 0u) {
+        // The workgroup saw every key: `part` is the output [heads][D] of row q_row.
+        let inv_lo = 1.0 / run_sum[0];
+        let inv_hi = 1.0 / select(vec4<f32>(1.0), run_sum[1], wide);
+        for (var g = 0u; g < nh; g++) {
+            let at = (P.q_row * P.n_heads + h0 + g) * D + 2u * p;
+            part[at] = component(acc.x_lo * inv_lo, acc.x_hi * inv_hi, g);
+            part[at + 1u] = component(acc.y_lo * inv_lo, acc.y_hi * inv_hi, g);
+        }
+    } else {
+        for (var g = 0u; g < nh; g++) {
+            let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
+            part[at] = component(acc.x_lo, acc.x_hi, g);
+            part[at + 1u] = component(acc.y_lo, acc.y_hi, g);
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) li: u32) {
@@ -337,9 +388,10 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let h0 = kvh * g_size + hg * HG;
     let nh = min(HG, g_size - hg * HG);
     let qp = P.pos0;
-    let k0 = key_lo(qp) + split * CHUNK;
-    let nk = min(CHUNK, qp + 1u - k0);
     let wide = HG > 4u;
+    // Split mode: this workgroup's chunk. Direct mode (n_split == 1): every chunk in turn, with
+    // an online softmax across them, so no reduce pass is needed.
+    let n_chunks = select(1u, (qp + CHUNK - key_lo(qp)) / CHUNK, P.direct != 0u);
 
     for (var idx = li; idx < 2u * D; idx += DECODE_WG) {
         let d = idx / 2u;
@@ -347,88 +399,82 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         q_heads[idx] = vec4<f32>(decode_q(h0, nh, g, d), decode_q(h0, nh, g + 1u, d),
                                  decode_q(h0, nh, g + 2u, d), decode_q(h0, nh, g + 3u, d));
     }
-    workgroupBarrier();
+    if (li < 2u) {
+        run_max[li] = vec4<f32>(NEG);
+        run_sum[li] = vec4<f32>(0.0);
+    }
+    // Each invocation owns dim pairs li and li + 64 (head_dim 256).
+    let z = vec4<f32>(0.0);
+    var acc0 = PairAcc(z, z, z, z);
+    var acc1 = PairAcc(z, z, z, z);
+    let ml0 = P.n_heads * P.n_split * D;
+    for (var ci = 0u; ci < n_chunks; ci++) {
+        let k0 = key_lo(qp) + (split + ci) * CHUNK;
+        let nk = min(CHUNK, qp + 1u - k0);
+        workgroupBarrier(); // q_heads ready; the previous chunk's s_chunk fully used
 
-    {
-        let c = li;
-        var lo4 = vec4<f32>(NEG);
-        var hi4 = vec4<f32>(NEG);
-        if (c < nk) {
-            lo4 = vec4<f32>(0.0);
-            hi4 = vec4<f32>(0.0);
-            let k_col = kvh * dp * P.capacity + k0 + c;
-            for (var p = 0u; p < dp; p++) {
-                let kk = unpack2x16float(kc[k_col + p * P.capacity]);
-                lo4 += q_heads[4u * p] * kk.x + q_heads[4u * p + 2u] * kk.y;
-                if (wide) {
-                    hi4 += q_heads[4u * p + 1u] * kk.x + q_heads[4u * p + 3u] * kk.y;
+        {
+            let c = li;
+            var lo4 = vec4<f32>(NEG);
+            var hi4 = vec4<f32>(NEG);
+            if (c < nk) {
+                lo4 = vec4<f32>(0.0);
+                hi4 = vec4<f32>(0.0);
+                let k_col = kvh * dp * P.capacity + k0 + c;
+                for (var p = 0u; p < dp; p++) {
+                    let kk = unpack2x16float(kc[k_col + p * P.capacity]);
+                    lo4 += q_heads[4u * p] * kk.x + q_heads[4u * p + 2u] * kk.y;
+                    if (wide) {
+                        hi4 += q_heads[4u * p + 1u] * kk.x + q_heads[4u * p + 3u] * kk.y;
+                    }
+                }
+            }
+            s_chunk[2u * c] = lo4;
+            s_chunk[2u * c + 1u] = hi4;
+        }
+        workgroupBarrier();
+
+        // Max and sum for 4 heads at once (invocation 0: heads 0-3, invocation 1: heads 4-7),
+        // merged into the running ones. Keys past the chunk end hold NEG: e^(NEG - max) = 0.
+        if (li < select(1u, 2u, wide)) {
+            var mx = run_max[li];
+            for (var c = 0u; c < nk; c++) {
+                mx = max(mx, s_chunk[2u * c + li]);
+            }
+            var sum = vec4<f32>(0.0);
+            for (var c = 0u; c < CHUNK; c++) {
+                let e = exp(s_chunk[2u * c + li] - mx);
+                s_chunk[2u * c + li] = e;
+                sum += e;
+            }
+            let alpha = exp(run_max[li] - mx);
+            run_alpha[li] = alpha;
+            run_sum[li] = run_sum[li] * alpha + sum;
+            run_max[li] = mx;
+            for (var g = 0u; g < 4u; g++) {
+                let head = li * 4u + g;
+                if (head < nh && P.direct == 0u) {
+                    let at = ml0 + ((h0 + head) * P.n_split + split) * 2u;
+                    part[at] = mx[g];
+                    part[at + 1u] = sum[g];
                 }
             }
         }
-        s_chunk[2u * c] = lo4;
-        s_chunk[2u * c + 1u] = hi4;
-    }
-    workgroupBarrier();
+        workgroupBarrier();
 
-    // Chunk max and sum for 4 heads at once (invocation 0: heads 0-3, invocation 1: heads 4-7).
-    // Keys past the chunk end hold NEG, so e^(NEG - max) = 0 there.
-    let ml0 = P.n_heads * P.n_split * D;
-    if (li < select(1u, 2u, wide)) {
-        var mx = vec4<f32>(NEG);
-        for (var c = 0u; c < nk; c++) {
-            mx = max(mx, s_chunk[2u * c + li]);
+        let v_off = (kvh * P.capacity + k0) * dp;
+        if (li < dp) {
+            acc0 = pv_chunk(acc0, v_off, dp, li, nk, wide);
         }
-        var sum = vec4<f32>(0.0);
-        for (var c = 0u; c < CHUNK; c++) {
-            let e = exp(s_chunk[2u * c + li] - mx);
-            s_chunk[2u * c + li] = e;
-            sum += e;
-        }
-        chunk_sum[li] = sum;
-        for (var g = 0u; g < 4u; g++) {
-            let head = li * 4u + g;
-            if (head < nh && P.direct == 0u) {
-                let at = ml0 + ((h0 + head) * P.n_split + split) * 2u;
-                part[at] = mx[g];
-                part[at + 1u] = sum[g];
-            }
+        if (li + DECODE_WG < dp) {
+            acc1 = pv_chunk(acc1, v_off, dp, li + DECODE_WG, nk, wide);
         }
     }
-    workgroupBarrier();
-
-    let v_off = (kvh * P.capacity + k0) * dp;
-    for (var p = li; p < dp; p += DECODE_WG) {
-        var x_lo = vec4<f32>(0.0);
-        var y_lo = vec4<f32>(0.0);
-        var x_hi = vec4<f32>(0.0);
-        var y_hi = vec4<f32>(0.0);
-        for (var c = 0u; c < nk; c++) {
-            let v = unpack2x16float(vc[v_off + c * dp + p]);
-            let w = s_chunk[2u * c];
-            x_lo += w * v.x;
-            y_lo += w * v.y;
-            if (wide) {
-                let w2 = s_chunk[2u * c + 1u];
-                x_hi += w2 * v.x;
-                y_hi += w2 * v.y;
-            }
-        }
-        if (P.direct != 0u) {
-            // One chunk holds every key: `part` is the output [heads][D] of row q_row.
-            let inv_lo = 1.0 / chunk_sum[0];
-            let inv_hi = 1.0 / select(vec4<f32>(1.0), chunk_sum[1], wide);
-            for (var g = 0u; g < nh; g++) {
-                let at = (P.q_row * P.n_heads + h0 + g) * D + 2u * p;
-                part[at] = component(x_lo * inv_lo, x_hi * inv_hi, g);
-                part[at + 1u] = component(y_lo * inv_lo, y_hi * inv_hi, g);
-            }
-        } else {
-            for (var g = 0u; g < nh; g++) {
-                let at = ((h0 + g) * P.n_split + split) * D + 2u * p;
-                part[at] = component(x_lo, x_hi, g);
-                part[at + 1u] = component(y_lo, y_hi, g);
-            }
-        }
+    if (li < dp) {
+        store_pair(acc0, li, h0, nh, split, wide);
+    }
+    if (li + DECODE_WG < dp) {
+        store_pair(acc1, li + DECODE_WG, h0, nh, split, wide);
     }
 }
 

@@ -316,6 +316,9 @@ struct MatvecParams {
 
 override TOK: u32 = 1u;
 override TPR: u32 = 1u;
+// Row groups (of 4) per invocation group when TOK is 1: 2 loads each unit of x once for 8 rows
+// (on CPU adapters activation loads cost as much as weight loads).
+override MV_G: u32 = 1u;
 override WG: u32 = 64u;
 override HAS_BIAS: bool = false;
 // GLU feed-forward in one dispatch: the part holds [gate; up] (2f rows); the invocations of row
@@ -495,18 +498,51 @@ fn mv_group(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * (WG / TPR) + li / TPR;
 }
 
+// The second row group of an invocation (MV_G = 2, one token): accumulate, then store.
+fn mv_tok1_second(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+        x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
+        acc: ptr<function, array<vec4<f32>, 4>>, up: ptr<function, array<vec4<f32>, 4>>) {
+    if (mv_live(g + 1u)) {
+        (*acc)[1] += mv_rows(g + 1u, u, x0, x1, x2, x3, x4, x5, x6, x7);
+        if (GLU != 0u) {
+            (*up)[1] += mv_rows(g + 1u + pv.rows / 8u, u, x0, x1, x2, x3, x4, x5, x6, x7);
+        }
+    }
+}
+
+fn mv_store_all(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 4>) {
+    mv_store(g, li, acc, up);
+    if (MV_G == 2u && TOK == 1u) {
+        var a2: array<vec4<f32>, 4>;
+        var u2: array<vec4<f32>, 4>;
+        a2[0] = acc[1];
+        u2[0] = up[1];
+        mv_store(g + 1u, li, a2, u2);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let g = mv_group(wid, nwg, li);
+    let g = mv_group(wid, nwg, li) * select(1u, MV_G, TOK == 1u);
     var acc: array<vec4<f32>, 4>;
     var up: array<vec4<f32>, 4>;
     if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
             if (TOK == 1u) {
                 let b = pv.tok0 * (pv.k / 4u) + u * 8u;
-                mv_tok1(g, u, x[b], x[b + 1u], x[b + 2u], x[b + 3u], x[b + 4u],
-                        x[b + 5u], x[b + 6u], x[b + 7u], &acc, &up);
+                let x0 = x[b];
+                let x1 = x[b + 1u];
+                let x2 = x[b + 2u];
+                let x3 = x[b + 3u];
+                let x4 = x[b + 4u];
+                let x5 = x[b + 5u];
+                let x6 = x[b + 6u];
+                let x7 = x[b + 7u];
+                mv_tok1(g, u, x0, x1, x2, x3, x4, x5, x6, x7, &acc, &up);
+                if (MV_G == 2u) {
+                    mv_tok1_second(g, u, x0, x1, x2, x3, x4, x5, x6, x7, &acc, &up);
+                }
                 continue;
             }
             var xs: XUnit;
@@ -519,22 +555,32 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             mv_toks(g, u, xs, &acc, &up);
         }
     }
-    mv_store(g, li, acc, up);
+    mv_store_all(g, li, acc, up);
 }
 
 // matvec with the activations in a uniform buffer (bound from offset 0, 64 KiB).
 @compute @workgroup_size(WG)
 fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let g = mv_group(wid, nwg, li);
+    let g = mv_group(wid, nwg, li) * select(1u, MV_G, TOK == 1u);
     var acc: array<vec4<f32>, 4>;
     var up: array<vec4<f32>, 4>;
     if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
             if (TOK == 1u) {
                 let b = pv.tok0 * (pv.k / 4u) + u * 8u;
-                mv_tok1(g, u, xu[b], xu[b + 1u], xu[b + 2u], xu[b + 3u], xu[b + 4u],
-                        xu[b + 5u], xu[b + 6u], xu[b + 7u], &acc, &up);
+                let x0 = xu[b];
+                let x1 = xu[b + 1u];
+                let x2 = xu[b + 2u];
+                let x3 = xu[b + 3u];
+                let x4 = xu[b + 4u];
+                let x5 = xu[b + 5u];
+                let x6 = xu[b + 6u];
+                let x7 = xu[b + 7u];
+                mv_tok1(g, u, x0, x1, x2, x3, x4, x5, x6, x7, &acc, &up);
+                if (MV_G == 2u) {
+                    mv_tok1_second(g, u, x0, x1, x2, x3, x4, x5, x6, x7, &acc, &up);
+                }
                 continue;
             }
             var xs: XUnit;
@@ -547,7 +593,7 @@ fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             mv_toks(g, u, xs, &acc, &up);
         }
     }
-    mv_store(g, li, acc, up);
+    mv_store_all(g, li, acc, up);
 }
 
 // ---------------------------------------------------------------------------------------------

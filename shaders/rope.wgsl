@@ -19,7 +19,7 @@ struct Params {
     total2: u32,     // rope_qk: pairs in the second tensor (rows * heads2 * rot_dims / 2)
     heads2: u32,     // rope_qk: heads of the second tensor
     eps: f32,        // rmsnorm_rope_qk
-    _pad0: u32,
+    capacity: u32,   // rope_kv: positions per kv head in the cache
     _pad1: u32,
     _pad2: u32,
     // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
@@ -75,7 +75,11 @@ fn pair(i: u32, heads: u32) -> Pair {
         i0 = base + j;
         i1 = i0 + half;
     }
+    return Pair(i0, i1, angle(j, pos));
+}
 
+// (sin, cos) of pair j's angle at position pos.
+fn angle(j: u32, pos: u32) -> vec2<f32> {
     let f = p.freq[j / 2u];
     var hi = f.x;
     var lo = f.y;
@@ -86,7 +90,7 @@ fn pair(i: u32, heads: u32) -> Pair {
     let ph = f32(pos & 0xFFFFF000u);
     let pl = f32(pos & 0xFFFu);
     let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
-    return Pair(i0, i1, sin_cos_turns(turns - round(turns)));
+    return sin_cos_turns(turns - round(turns));
 }
 
 // (a, b) rotated by the angle whose (sin, cos) is sc.
@@ -188,5 +192,68 @@ fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         } else {
             x2[base + i] = x2[base + i] * r * wk[i];
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rope_kv: RoPE of q in place plus K and V written straight into the layer's f16 KV cache (the
+// layout of shaders/attention.wgsl: K [kv heads][head_dim / 2][capacity], V [kv heads][capacity]
+// [head_dim / 2], two dims per word), one dispatch instead of rope_qk + kv_store. Invocations:
+// `total` q pairs, then `total2` K words, then `total2` V words. A K word holds dims 2w and 2w+1,
+// which in NeoX mode belong to two different pairs, so each dim is rotated on its own from the
+// unrotated k (read-only here).
+
+@group(0) @binding(2) var<storage, read> k_in: array<f32>;
+@group(0) @binding(3) var<storage, read> v_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> kc: array<u32>;
+@group(0) @binding(5) var<storage, read_write> vc: array<u32>;
+
+// Dim d of k head row `row` (token * kv heads + head) at position pos, rotated.
+fn k_dim(row: u32, d: u32, pos: u32) -> f32 {
+    let base = row * p.head_dim;
+    if (d >= p.rot_dims) {
+        return k_in[base + d];
+    }
+    let half = p.rot_dims / 2u;
+    var j = d / 2u;
+    var first = (d & 1u) == 0u;
+    var partner = d ^ 1u;
+    if (p.neox != 0u) {
+        first = d < half;
+        j = select(d - half, d, first);
+        partner = select(d - half, d + half, first);
+    }
+    let a = select(k_in[base + partner], k_in[base + d], first);
+    let b = select(k_in[base + d], k_in[base + partner], first);
+    let r = rotate(a, b, angle(j, pos));
+    return select(r.y, r.x, first);
+}
+
+@compute @workgroup_size(WG)
+fn rope_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    if (i < p.total) {
+        let q = pair(i, p.heads);
+        let r = rotate(x[q.i0], x[q.i1], q.sc);
+        x[q.i0] = r.x;
+        x[q.i1] = r.y;
+        return;
+    }
+    let dp = p.head_dim / 2u;
+    let w = (i - p.total) % p.total2;   // word of k / v: (token, kv head, dim pair)
+    if (i >= p.total + 2u * p.total2) {
+        return;
+    }
+    let pw = w % dp;
+    let row = w / dp;                    // token * kv heads + kv head
+    let kvh = row % p.heads2;
+    let pos = p.pos0 + row / p.heads2;
+    if (i < p.total + p.total2) {
+        let pk = vec2<f32>(k_dim(row, 2u * pw, pos), k_dim(row, 2u * pw + 1u, pos));
+        kc[(kvh * dp + pw) * p.capacity + pos] = pack2x16float(pk);
+    } else {
+        let v = vec2<f32>(v_in[row * p.head_dim + 2u * pw], v_in[row * p.head_dim + 2u * pw + 1u]);
+        vc[(kvh * p.capacity + pos) * dp + pw] = pack2x16float(v);
     }
 }

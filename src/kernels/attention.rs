@@ -12,12 +12,12 @@
 //! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.
 //!
 //! Paths (chosen by `m`):
-//! - `m == 1`, decode: split-K "flash decoding". The visible keys are cut into chunks of 64; one
-//!   workgroup per (kv head, up to 8 of its query heads, chunk) scores its keys for all those heads
-//!   at once (one invocation per key, heads packed in vec4s) and writes partial (max, sum, p·V);
-//!   a small reduce dispatch merges the chunks. With ≤ 64 visible keys the single chunk writes the
-//!   output directly (one dispatch). Partials come from `gpu.pool`: nothing is allocated per token
-//!   once the pool is warm.
+//! - `m == 1`, decode: the visible keys are cut into chunks of 64; a workgroup per (kv head, up to
+//!   8 of its query heads) scores a chunk's keys for all those heads at once (one invocation per
+//!   key, heads packed in vec4s). Up to 1024 keys it walks every chunk with an online softmax and
+//!   writes the output (one dispatch per layer); past that, split-K "flash decoding": one
+//!   workgroup per chunk writes partial (max, sum, p·V) and a small reduce dispatch merges them.
+//!   Partials come from `gpu.pool`: nothing is allocated per token once the pool is warm.
 //! - `m > 1`, prefill: one workgroup per (kv head, tile of 8–32 query rows), where a row is a
 //!   (query, head of the kv head's group) pair, so grouped heads share every K/V tile load. K/V
 //!   tiles of 8–16 keys stream through workgroup memory (≤ 14.4 KiB in all), online softmax per
@@ -34,6 +34,8 @@ static SHADER: Shader = crate::include_shader!("attention");
 
 /// Keys per decode workgroup (`CHUNK` in the shader).
 const DECODE_CHUNK: u32 = 64;
+/// Visible-key chunks up to which decode runs as one dispatch (a workgroup walks every chunk).
+const DIRECT_MAX_CHUNKS: u32 = 16;
 /// Query heads per decode workgroup at most (`HG` in the shader; private arrays are sized 8).
 const DECODE_MAX_HEADS: u32 = 8;
 const PREFILL_WG: u32 = 128;
@@ -265,9 +267,10 @@ pub fn attention(
     }
 }
 
-/// Split-K decode: partials from the gpu pool (taken and given back while recording: the reduce
-/// dispatch consumes them before any later dispatch can reuse the buffer). Up to 64 visible keys
-/// need a single dispatch and no partials.
+/// Decode: up to `DIRECT_MAX_CHUNKS` × 64 visible keys one dispatch (each workgroup walks every
+/// chunk with an online softmax); beyond, split-K with partials from the gpu pool (taken and
+/// given back while recording: the reduce dispatch consumes them before any later dispatch can
+/// reuse the buffer).
 fn decode(
     rec: &mut Recorder,
     q: &wgpu::Buffer,
@@ -278,7 +281,10 @@ fn decode(
     let d = kv.head_dim;
     let qpos = params.pos0;
     let n_keys = qpos + 1 - key_lo(qpos, params.window);
-    let n_split = n_keys.div_ceil(DECODE_CHUNK);
+    let chunks = n_keys.div_ceil(DECODE_CHUNK);
+    // Up to DIRECT_MAX_CHUNKS chunks one workgroup per head group walks them all (one dispatch);
+    // longer ranges split across workgroups so long contexts fill the GPU, plus a reduce pass.
+    let n_split = if chunks <= DIRECT_MAX_CHUNKS { 1 } else { chunks };
     params.n_split = n_split;
     let group = params.n_heads / kv.n_kv_heads;
     let heads_per_wg = group.min(DECODE_MAX_HEADS);
@@ -287,7 +293,7 @@ fn decode(
     let grid = workgroups(rec, n_wg);
     let kv_args = [Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v)];
     if n_split == 1 {
-        // Every key fits one chunk: the decode pass normalises and writes `out` itself.
+        // One workgroup per head group sees every key: it normalises and writes `out` itself.
         params.direct = 1;
         let args = [kv_args[0], kv_args[1], kv_args[2], Arg::from(out)];
         rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);

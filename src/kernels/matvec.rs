@@ -46,6 +46,8 @@ pub struct MatvecShape {
     pub wg: u32,
     pub tpr: u32,
     pub x_uniform: bool,
+    /// Row groups of 4 per invocation group for one token (1 or 2: 8 rows share each x load).
+    pub groups: u32,
 }
 
 /// Bytes of the uniform view of x (`xu` in the shader).
@@ -82,6 +84,7 @@ pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
             wg: 16,
             tpr: 1,
             x_uniform: true,
+            groups: 1,
         };
     }
     let units = (w.cols / UNIT) as u32;
@@ -89,6 +92,7 @@ pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
         wg: WG,
         tpr: units.div_ceil(4).next_power_of_two().clamp(1, WG),
         x_uniform: false,
+        groups: 1,
     }
 }
 
@@ -107,6 +111,7 @@ pub fn matvec_with_threads(
         wg: WG,
         tpr: threads,
         x_uniform: false,
+        groups: 1,
     };
     matvec_with_shape(rec, w, x, y, m, bias, shape)
 }
@@ -181,7 +186,7 @@ fn dispatch(
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
     let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
     let uniform = shape.x_uniform && x_uniform_fits(x, m, w.cols);
-    let rows_per_group = 4 * wg / tpr; // four rows per invocation group
+    let mv_g = if shape.groups == 2 { 2 } else { 1 };
     let glu_id = match glu {
         None => 0,
         Some(Glu::Silu) => 1,
@@ -201,10 +206,12 @@ fn dispatch(
         } else {
             part.rows
         };
-        let groups = (out_rows as u32).div_ceil(rows_per_group);
         let mut tok0 = 0;
         while tok0 < m {
             let tok = (m - tok0).min(MAX_TOKENS);
+            // Four rows per invocation group (eight with two groups, one token only).
+            let rows_per_wg = 4 * wg / tpr * if tok == 1 { mv_g } else { 1 };
+            let groups = (out_rows as u32).div_ceil(rows_per_wg);
             let params = Params {
                 rows: part.rows as u32,
                 k: w.cols as u32,
@@ -226,6 +233,7 @@ fn dispatch(
                     ("WG", wg as f64),
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                     ("GLU", glu_id as f64),
+                    ("MV_G", mv_g as f64),
                 ],
                 &params,
                 &[
@@ -247,24 +255,31 @@ fn dispatch(
 /// Candidate shapes for the load-time tune: CPU adapters try workgroup sizes with one invocation
 /// per row group, x through the uniform view or storage; GPUs try invocations per row group.
 fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
-    let s = |wg, tpr, x_uniform| MatvecShape { wg, tpr, x_uniform };
+    let s = |wg, tpr, x_uniform, groups| MatvecShape {
+        wg,
+        tpr,
+        x_uniform,
+        groups,
+    };
     if gpu.adapter.device_type == "Cpu" {
         vec![
-            s(8, 1, true),
-            s(16, 1, true),
-            s(32, 1, true),
-            s(64, 1, true),
-            s(16, 1, false),
-            s(64, 4, false),
+            s(8, 1, true, 1),
+            s(16, 1, true, 1),
+            s(32, 1, true, 1),
+            s(8, 1, true, 2),
+            s(16, 1, true, 2),
+            s(32, 1, true, 2),
+            s(16, 1, false, 2),
         ]
     } else {
         vec![
-            s(64, 4, false),
-            s(64, 8, false),
-            s(64, 16, false),
-            s(64, 32, false),
-            s(64, 64, false),
-            s(32, 8, true),
+            s(64, 4, false, 1),
+            s(64, 8, false, 1),
+            s(64, 16, false, 1),
+            s(64, 32, false, 1),
+            s(64, 64, false, 1),
+            s(32, 8, true, 1),
+            s(64, 8, false, 2),
         ]
     }
 }

@@ -24,7 +24,8 @@ struct Params {
     total2: u32,
     heads2: u32,
     eps: f32,
-    _pad: [u32; 3],
+    capacity: u32,
+    _pad: [u32; 2],
     freq: [[f32; 4]; MAX_PAIRS / 2],
 }
 
@@ -81,7 +82,8 @@ fn params(
         total2: 0,
         heads2: 0,
         eps: 0.0,
-        _pad: [0; 3],
+        capacity: 0,
+        _pad: [0; 2],
         freq,
     })
 }
@@ -184,6 +186,64 @@ pub fn rope_qk(
         rec.gpu().caps().max_workgroups_per_dim,
     );
     rec.dispatch(&SHADER, "rope_qk", &[], &p, &bufs, wgs);
+    Ok(())
+}
+
+/// RoPE of `q` [rows, q_heads, head_dim] in place, and `k` (rotated) and `v` [rows, kv heads,
+/// head_dim] stored as f16 in `kv` at positions `pos0..pos0 + rows`, in one dispatch: what
+/// [`rope_qk`] then [`kv_store`](super::attention::kv_store) do, minus a dispatch and the
+/// rotated k's round trip (`k` and `v` are left unchanged).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_kv(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    kv: &super::attention::LayerKv,
+    rows: u32,
+    q_heads: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+) -> Result<()> {
+    let what = "rope_kv";
+    let (head_dim, k_heads) = (kv.head_dim, kv.n_kv_heads);
+    distinct(what, q, &[k, v])?;
+    if pos0 as u64 + rows as u64 > kv.capacity as u64 {
+        return Err(Error::Invalid(format!(
+            "{what}: positions {pos0}..{} exceed the cache's {}",
+            pos0 as u64 + rows as u64,
+            kv.capacity
+        )));
+    }
+    let mut p = params(
+        what, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
+    )?;
+    let words_kv = count(what, &[rows, k_heads, head_dim / 2])?;
+    let all = p.total as u64 + 2 * words_kv;
+    if all > u32::MAX as u64 || rows == 0 {
+        return Err(Error::Invalid(format!(
+            "{what}: {rows} rows make {all} invocations"
+        )));
+    }
+    p.total2 = words_kv as u32;
+    p.heads2 = k_heads;
+    p.capacity = kv.capacity;
+    let n = rows as u64 * k_heads as u64 * head_dim as u64;
+    let bufs = [
+        words(rec, q, rows as u64 * q_heads as u64 * head_dim as u64, "rope_kv q")?,
+        words(rec, k, n, "rope_kv k")?,
+        words(rec, v, n, "rope_kv v")?,
+        crate::gpu::Arg::from(&kv.k),
+        crate::gpu::Arg::from(&kv.v),
+    ];
+    let wgs = grid(
+        (all as u32).div_ceil(WG),
+        rec.gpu().caps().max_workgroups_per_dim,
+    );
+    rec.dispatch(&SHADER, "rope_kv", &[], &p, &bufs, wgs);
     Ok(())
 }
 

@@ -33,21 +33,21 @@ pub(super) fn block(
         [b.bq.as_deref(), b.bk.as_deref(), b.bv.as_deref()],
         m,
     )?;
-    rope::rope_qk(
+    // RoPE on q in place; k (rotated) and v straight into the cache.
+    rope::rope_kv(
         rec,
         &s.q,
         &s.k,
+        &s.v,
+        kv,
         m,
         c.n_heads,
-        c.n_kv_heads,
-        c.head_dim,
         c.rope_dims,
         pos0,
         c.rope_base,
         c.rope_scale,
         c.rope_neox,
     )?;
-    attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;
     let p = AttnParams {
         m,
         pos0,

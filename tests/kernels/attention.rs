@@ -176,14 +176,15 @@ gpu_test! {
 
 gpu_test! {
     async fn decode_across_split_k_chunks() {
-        // m = 1 takes the split-K path (64 keys per workgroup): positions at and across chunk
-        // edges, windows shorter and longer than a chunk, and 16 or 18 heads per kv head (more
-        // than one head group per workgroup row).
+        // m = 1: chunks of 64 keys walked by one workgroup (up to 1024 keys) or split across
+        // workgroups plus a reduce pass (position 1100 without a window): positions at and across
+        // chunk edges, windows shorter and longer than a chunk, and 16 or 18 heads per kv head
+        // (more than one head group per workgroup row).
         let gpu = gpu().await;
         let shapes = [(64, 9, 3), (256, 8, 1), (80, 4, 2), (64, 18, 1)];
         let mut cases = Vec::new();
         let mut n = 0usize;
-        for pos0 in [0, 1, 63, 64, 65, 130, 300] {
+        for pos0 in [0, 1, 63, 64, 65, 130, 300, 1100] {
             for window in [0, 16, 100] {
                 let (d, n_heads, n_kv) = shapes[n % shapes.len()];
                 cases.push(Case { m: 1, pos0, d, n_heads, n_kv, window });

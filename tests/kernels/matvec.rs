@@ -367,9 +367,10 @@ async fn matvec_format(ty: GgmlType) {
                 wg,
                 tpr: 1,
                 x_uniform: true,
+                groups: [2, 1, 2][i], // 8 rows per invocation for the one-token dispatches
             })
         });
-        let m = [1, 4, 7][i];
+        let m = [1, 4, 5][i];
         run_linear(
             &gpu,
             matvec_shape,
@@ -382,6 +383,16 @@ async fn matvec_format(ty: GgmlType) {
         .await;
     }
     X_ACTIVATION.with(|a| a.set(false));
+    // Two row groups per invocation with x from storage.
+    SHAPE.with(|t| {
+        t.set(MatvecShape {
+            wg: 16,
+            tpr: 1,
+            x_uniform: false,
+            groups: 2,
+        })
+    });
+    run_linear(&gpu, matvec_shape, ty, (1, 57, k1), true, true, 145).await;
     // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 1).
     for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
         THREADS.with(|t| t.set(tpr));
@@ -400,7 +411,7 @@ async fn matvec_format(ty: GgmlType) {
 
 thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
 thread_local!(static SHAPE: std::cell::Cell<MatvecShape> = const {
-    std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false })
+    std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false, groups: 1 })
 });
 thread_local!(pub static X_ACTIVATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 // The layout `upload_weights` uses (None: attend's preferred one).
@@ -599,6 +610,8 @@ async fn glu_format(ty: GgmlType) {
         (3, Glu::Gelu),
         (20, Glu::Silu),
         (33, Glu::Gelu),
+        (1, Glu::Gelu),
+        (20, Glu::Silu),
     ]
     .into_iter()
     .enumerate()
@@ -608,6 +621,19 @@ async fn glu_format(ty: GgmlType) {
         let wf = dequant(ty, &bytes, 2 * f * k);
         let x = rng.normal(m * k, 1.0);
         let w = upload_weights(&gpu, ty, 2 * f, k, &bytes, false);
+        // The last two: choices the tune may make on any adapter (two row groups per invocation
+        // when decoding; the workgroup-tiled prefill kernel).
+        if i == 4 {
+            w.set_matvec_shape(MatvecShape {
+                wg: 8,
+                tpr: 1,
+                x_uniform: true,
+                groups: 2,
+            });
+        }
+        if i == 5 {
+            w.set_matmul_shape(attend::kernels::matmul::MatmulShape::Tiled);
+        }
         let xb = gpu.activation("x", (x.len() * 4) as u64).unwrap();
         gpu.write(&xb, 0, bytemuck::cast_slice(&x));
         let tmp = gpu.upload("tmp", &vec![f32::NAN; m * 2 * f]).unwrap();

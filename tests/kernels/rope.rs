@@ -203,3 +203,63 @@ gpu_test! {
         rec.submit();
     }
 }
+
+gpu_test! {
+    async fn rope_kv_equals_rope_qk_then_kv_store() {
+        use attend::kernels::attention::{kv_store, LayerKv};
+        let gpu = gpu().await;
+        let mut rng = Rng::new(34);
+        // Both pair layouts, partial rotation, several kv heads, a prefill batch and a decode
+        // token at a later position: q, and the cache words, bit for bit.
+        for &(rows, qh, kh, hd, rot, pos0, neox) in &[
+            (5usize, 9usize, 3usize, 64usize, 64usize, 3u32, false),
+            (3, 4, 1, 256, 192, 70, true),
+            (1, 6, 2, 32, 16, 41, true),
+            (1, 6, 2, 32, 32, 40, false),
+        ] {
+            let cap = 80u32;
+            let q = rng.normal(rows * qh * hd, 1.0);
+            let k = rng.normal(rows * kh * hd, 1.0);
+            let v = rng.normal(rows * kh * hd, 1.0);
+            let up = |x: &[f32]| gpu.upload("t", x).unwrap();
+            let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
+            let (kva, kvb) = (
+                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+            );
+            let mut rec = gpu.recorder("separate");
+            rope::rope_qk(
+                &mut rec, &qa, &ka, rows as u32, qh as u32, kh as u32, hd as u32, rot as u32, pos0,
+                10000.0, 1.0, neox,
+            )
+            .unwrap();
+            kv_store(&mut rec, &kva, &ka, &va, pos0, rows as u32).unwrap();
+            rec.submit();
+            let mut rec = gpu.recorder("fused");
+            rope::rope_kv(
+                &mut rec, &qb, &kb, &vb, &kvb, rows as u32, qh as u32, rot as u32, pos0, 10000.0,
+                1.0, neox,
+            )
+            .unwrap();
+            assert_eq!(rec.dispatches, 1);
+            rec.submit();
+            let what = format!("rope_kv {rows}x{qh}/{kh}x{hd} rot {rot} neox {neox}");
+            let qa: Vec<u32> = gpu.read(&qa, 0, q.len()).await.unwrap();
+            let qb: Vec<u32> = gpu.read(&qb, 0, q.len()).await.unwrap();
+            assert_eq!(qa, qb, "{what}: q");
+            let words = (kva.k.size() / 4) as usize;
+            for (name, a, b) in [("K", &kva.k, &kvb.k), ("V", &kva.v, &kvb.v)] {
+                let a: Vec<u32> = gpu.read(a, 0, words).await.unwrap();
+                let b: Vec<u32> = gpu.read(b, 0, words).await.unwrap();
+                assert_eq!(a, b, "{what}: {name} cache");
+                assert!(a.iter().any(|&w| w != 0), "{what}: {name} cache was written");
+            }
+        }
+        // Positions past the cache are refused.
+        let kv = LayerKv::new(&gpu, 4, 1, 32).unwrap();
+        let t = gpu.upload("t", &vec![0f32; 64]).unwrap();
+        let q = gpu.upload("q", &vec![0f32; 64]).unwrap();
+        let mut rec = gpu.recorder("bad");
+        assert!(rope::rope_kv(&mut rec, &q, &t, &t, &kv, 2, 1, 32, 3, 1e4, 1.0, false).is_err());
+    }
+}
