@@ -42,6 +42,8 @@ pub struct LoadOptions {
     pub batch: u32,
     /// Rows of logits one pass can return (1 unless all-position logits are needed).
     pub logit_rows: u32,
+    /// Refuse a model whose estimated GPU bytes (weights, KV cache, activations) exceed this.
+    pub max_gpu_bytes: Option<u64>,
 }
 
 impl Default for LoadOptions {
@@ -50,6 +52,7 @@ impl Default for LoadOptions {
             context: None,
             batch: 64,
             logit_rows: 1,
+            max_gpu_bytes: None,
         }
     }
 }
@@ -512,23 +515,49 @@ pub struct EngineBuilder {
     loader: crate::model::Loader,
     cfg: crate::model::Config,
     tokenizer: Tokenizer,
+    template: ChatTemplate,
     header: Gguf,
     opts: LoadOptions,
+    context: u32,
+    budget: crate::model::budget::Budget,
 }
 
 impl EngineBuilder {
+    /// Everything that can be checked from the header is checked here, before a weight byte is
+    /// read: hyperparameters, GPU sizes against the adapter, tensor shapes and types, the
+    /// tokenizer and the chat template.
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
         // The architecture and tensors first: they give the most specific errors.
-        let (cfg, loader) = Model::plan(&gpu, &header)?;
+        let cfg = crate::model::Config::from_gguf(&header)?;
+        let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));
+        let budget = crate::model::budget::check(
+            &cfg,
+            &header,
+            context,
+            opts.batch,
+            opts.logit_rows,
+            gpu.caps(),
+            opts.max_gpu_bytes,
+        )?;
+        let loader = Model::plan(&gpu, &header, &cfg)?;
         let tokenizer = Tokenizer::from_gguf(&header)?;
+        let template = ChatTemplate::from_gguf(&header)?;
         Ok(EngineBuilder {
             gpu,
             loader,
             cfg,
             tokenizer,
+            template,
             header,
             opts,
+            context,
+            budget,
         })
+    }
+
+    /// GPU bytes the model will take, estimated from the header.
+    pub fn budget(&self) -> crate::model::budget::Budget {
+        self.budget
     }
 
     pub fn header(&self) -> &Gguf {
@@ -550,20 +579,15 @@ impl EngineBuilder {
     pub fn finish(mut self) -> Result<Engine> {
         let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
         let (gpu, cfg) = (self.gpu, self.cfg);
-        let context = match self.opts.context {
-            Some(c) => c.min(cfg.train_ctx),
-            None => cfg.train_ctx,
-        };
         let model = Model::new(
             &gpu,
             cfg,
             weights,
-            context,
+            self.context,
             self.opts.batch,
             self.opts.logit_rows,
         )?;
-        let tokenizer = self.tokenizer;
-        let template = ChatTemplate::from_gguf(&self.header)?;
+        let (tokenizer, template) = (self.tokenizer, self.template);
         gpu.wait();
         Ok(Engine {
             gpu,
