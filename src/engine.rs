@@ -34,6 +34,18 @@ pub fn now_s() -> f64 {
     }
 }
 
+/// The limit on raw prompt text (the same as on a whole conversation).
+pub fn check_prompt_bytes(text: &str) -> Result<()> {
+    let max = crate::chat::MAX_CHAT_INPUT_BYTES;
+    if text.len() > max {
+        return Err(Error::Invalid(format!(
+            "the prompt has {} bytes of text, over the limit of {max}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// KV-cache positions, at most the model's training context (the default).
@@ -198,6 +210,14 @@ impl Engine {
         )
     }
 
+    /// Tokenize a raw prompt as the CLI and `tokenize()` do (BOS as the model says, control
+    /// tokens left as text), refusing text over [`crate::chat::MAX_CHAT_INPUT_BYTES`] before any
+    /// work is spent on it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        check_prompt_bytes(text)?;
+        Ok(self.tokenizer.encode(text, true, false))
+    }
+
     /// Render `messages` with the model's chat template and tokenize: control tokens are parsed
     /// where the template writes them, never inside a message (see [`ChatTemplate::tokenize`]);
     /// conversations over [`crate::chat::MAX_CHAT_INPUT_BYTES`] are refused.
@@ -205,14 +225,9 @@ impl Engine {
         self.template.tokenize(&self.tokenizer, messages, true) // the template writes BOS itself
     }
 
-    /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
-    /// `on_token` for each; returning `false` from it stops the generation.
-    pub async fn generate(
-        &mut self,
-        prompt: &[u32],
-        p: &GenParams,
-        mut on_token: impl FnMut(&Token) -> bool,
-    ) -> Result<GenStats> {
+    /// The checks `generate` makes on a prompt before touching the cache (callers with a slow
+    /// step between tokenizing and generating can fail early with them).
+    pub fn check_prompt(&self, prompt: &[u32]) -> Result<()> {
         let ctx = self.model.context;
         if prompt.is_empty() {
             return Err(Error::Invalid("the prompt is empty".into()));
@@ -229,6 +244,19 @@ impl Engine {
                 prompt.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
+    /// `on_token` for each; returning `false` from it stops the generation.
+    pub async fn generate(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        mut on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        let ctx = self.model.context;
+        self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
         // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.

@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod gguf;

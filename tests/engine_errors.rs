@@ -151,6 +151,11 @@ fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("40 tokens") && err.contains("32"), "{err}");
+    // Raw text over the input limit is refused before tokenizing; the limit itself passes.
+    let max = attend::chat::MAX_CHAT_INPUT_BYTES;
+    let err = e.encode(&"a".repeat(max + 1)).unwrap_err().to_string();
+    assert!(err.contains(&format!("over the limit of {max}")), "{err}");
+    assert!(!e.encode(&"a ".repeat(max / 2)).unwrap().is_empty());
     let err = pollster::block_on(e.generate(&[1, 999_999], &p, |_| true))
         .unwrap_err()
         .to_string();

@@ -211,7 +211,7 @@ impl WasmEngine {
             .inner
             .try_borrow()
             .map_err(|_| JsError::new("the engine is busy generating"))?;
-        Ok(e.tokenizer.encode(text, true, false))
+        e.encode(text).map_err(err)
     }
 
     pub fn info(&self) -> Result<JsValue, JsValue> {
