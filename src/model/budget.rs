@@ -53,7 +53,11 @@ pub fn check(
             "context and batch must be at least 1".into(),
         ));
     }
-    let binding = caps.max_binding.min(caps.max_buffer);
+    // Below 4 GiB too: `Scratch::new` and the kernels count elements in u32.
+    let binding = caps
+        .max_binding
+        .min(caps.max_buffer)
+        .min(u32::MAX as u64);
     let (ctx, b, rows) = (context as u64, batch as u64, logit_rows.max(1) as u64);
     let (d, q, kv) = (cfg.d_model as u64, cfg.q_dim() as u64, cfg.kv_dim() as u64);
     let (f, vocab, heads) = (cfg.ffn_dim as u64, cfg.vocab as u64, cfg.n_heads as u64);

@@ -185,14 +185,14 @@ impl Config {
         if self.vocab == 0 {
             return Err(Error::Model(format!("{vocab_key}: the vocabulary is empty")));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 || self.head_dim > MAX_HEAD_DIM {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) || self.head_dim > MAX_HEAD_DIM {
             return bad(
                 "attention.key_length",
                 self.head_dim,
                 &format!("the head size must be even and at most {MAX_HEAD_DIM}"),
             );
         }
-        if self.rope_dims == 0 || self.rope_dims % 2 != 0 || self.rope_dims > self.head_dim {
+        if self.rope_dims == 0 || !self.rope_dims.is_multiple_of(2) || self.rope_dims > self.head_dim {
             return bad(
                 "rope.dimension_count",
                 self.rope_dims,
@@ -211,7 +211,7 @@ impl Config {
 
     /// Whether layer `l` attends through a sliding window (a "local" layer).
     pub fn is_local(&self, l: u32) -> bool {
-        self.window > 0 && (l + 1) % self.swa_period != 0
+        self.window > 0 && !(l + 1).is_multiple_of(self.swa_period)
     }
 
     pub fn q_dim(&self) -> u32 {

@@ -174,6 +174,9 @@ async fn download(
     let mut plan = decide(&resp, have, !headers.is_empty(), stored_total)?;
     if plan == Resume::Refetch {
         // The response does not continue the cache: start over with a plain request.
+        if let Some(b) = resp.body() {
+            let _ = b.cancel();
+        }
         if let Some(c) = cached.as_mut() {
             c.reset()?;
         }
