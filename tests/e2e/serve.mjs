@@ -81,8 +81,9 @@ function handle(req, res) {
     return res.end(body);
   }
   if (req.headers.range) {
-    const ifRange = req.headers["if-range"] ? String(req.headers["if-range"]).slice(0, 200) : null;
-    ranges.push({ path: pathname, range: String(req.headers.range).slice(0, 200), ifRange });
+    const entry = { path: pathname, range: String(req.headers.range).slice(0, 200) };
+    if (req.headers["if-range"]) entry.ifRange = String(req.headers["if-range"]).slice(0, 200);
+    ranges.push(entry);
     if (ranges.length > RANGES_KEPT) ranges.splice(0, ranges.length - RANGES_KEPT);
   }
   const mount = mounts.find(([prefix]) => pathname.startsWith(prefix));
