@@ -89,12 +89,7 @@ fn content_range(v: &str) -> Option<(Option<u64>, Option<u64>)> {
 
 /// Decides how a response continues a cache of `have` bytes whose file was `stored_total`
 /// bytes long when last seen (`None`: unknown). `ranged`: the request asked for `bytes=have-`.
-pub fn on_response(
-    have: u64,
-    ranged: bool,
-    stored_total: Option<u64>,
-    r: &Response,
-) -> Resume {
+pub fn on_response(have: u64, ranged: bool, stored_total: Option<u64>, r: &Response) -> Resume {
     // Lengths of an encoded body are not the file's.
     let identity = r
         .content_encoding

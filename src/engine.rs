@@ -3,6 +3,7 @@
 //! layers over this.
 
 use crate::chat::{ChatTemplate, Message};
+use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
 use crate::model::{Logits, Model, Weights};
@@ -164,6 +165,8 @@ pub struct Engine {
     cached: Vec<u32>,
     /// Statistics of the forward passes since the last reset (`Cell::take` resets).
     pub pass_stats: std::cell::Cell<PassStats>,
+    /// Set when wgpu reports the device lost: every later call fails saying to load again.
+    pub lost: DeviceLost,
 }
 
 impl Engine {
@@ -363,6 +366,7 @@ impl Engine {
 
     /// One forward pass over `ids` at `pos0`, submitted as one command buffer.
     fn run(&self, ids: &[u32], pos0: u32, logits: Logits, greedy: bool) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         let t0 = now_s();
         let s = &self.model.scratch;
         self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
@@ -393,13 +397,18 @@ impl Engine {
     ) -> Result<(u32, Vec<(u32, f32)>)> {
         let s = &self.model.scratch;
         if greedy {
-            let id = self.gpu.read::<u32>(&s.next, 0, 1).await?[0];
+            let id = self
+                .gpu
+                .read::<u32>(&s.next, 0, 1)
+                .await
+                .map_err(|e| self.lost_or(e))?[0];
             return Ok((id, Vec::new()));
         }
         let logits = self
             .gpu
             .read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize)
-            .await?;
+            .await
+            .map_err(|e| self.lost_or(e))?;
         if logits.iter().any(|x| !x.is_finite()) {
             return Err(Error::Gpu("the model produced non-finite logits".into()));
         }
@@ -409,6 +418,11 @@ impl Engine {
             Vec::new()
         };
         Ok((sampler.sample(&logits, history), top))
+    }
+
+    /// A failed GPU read is reported as the device loss when that is what it was.
+    fn lost_or(&self, e: Error) -> Error {
+        self.lost.check().err().unwrap_or(e)
     }
 
     /// Logits at every position of `ids` (teacher forcing), computed from position 0.
@@ -429,7 +443,8 @@ impl Engine {
             let flat = self
                 .gpu
                 .read::<f32>(&self.model.scratch.logits, 0, chunk.len() * vocab)
-                .await?;
+                .await
+                .map_err(|e| self.lost_or(e))?;
             out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
         }
         self.cached.extend_from_slice(ids);
@@ -439,6 +454,7 @@ impl Engine {
     /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
     /// first answer (pipeline creation is slow in browsers and on software adapters).
     pub async fn warmup(&mut self) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         self.model.tune(&self.gpu).await?;
         let n = self
             .model
@@ -449,7 +465,8 @@ impl Engine {
             .max(1) as usize;
         self.run(&vec![0; n], 0, Logits::Last, true)?;
         self.run(&[0], n as u32, Logits::Last, true)?;
-        self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await?;
+        let done = self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await;
+        done.map_err(|e| self.lost_or(e))?;
         self.cached.clear();
         Ok(())
     }
@@ -458,6 +475,7 @@ impl Engine {
     /// per head, at `layer` (default: the last layer). Recomputes that token's pass (its keys and
     /// values are rewritten unchanged).
     pub async fn lens(&mut self, layer: Option<u32>) -> Result<Lens> {
+        self.lost.poll(&self.gpu.device)?;
         let n = self.cached.len();
         let Some(&last) = self.cached.last() else {
             return Err(Error::Invalid(
@@ -487,7 +505,8 @@ impl Engine {
         let weights = self
             .gpu
             .read::<f32>(&self.model.scratch.lens, 0, heads as usize * n)
-            .await?;
+            .await
+            .map_err(|e| self.lost_or(e))?;
         let tokens = self
             .cached
             .iter()
@@ -548,6 +567,7 @@ pub struct EngineBuilder {
     opts: LoadOptions,
     context: u32,
     budget: crate::model::budget::Budget,
+    lost: DeviceLost,
 }
 
 impl EngineBuilder {
@@ -555,6 +575,7 @@ impl EngineBuilder {
     /// read: hyperparameters, GPU sizes against the adapter, tensor shapes and types, the
     /// tokenizer and the chat template.
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
+        let lost = DeviceLost::watch(&gpu.device);
         // The architecture and tensors first: they give the most specific errors.
         let cfg = crate::model::Config::from_gguf(&header)?;
         let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));
@@ -580,6 +601,7 @@ impl EngineBuilder {
             opts,
             context,
             budget,
+            lost,
         })
     }
 
@@ -594,6 +616,7 @@ impl EngineBuilder {
 
     /// Bytes `offset..` of tensor `index` (pieces of a tensor in order; unused tensors skipped).
     pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         self.loader.feed(&self.gpu, index, offset, bytes)
     }
 
@@ -605,6 +628,7 @@ impl EngineBuilder {
     }
 
     pub fn finish(mut self) -> Result<Engine> {
+        self.lost.poll(&self.gpu.device)?;
         let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
         let (gpu, cfg) = (self.gpu, self.cfg);
         let model = Model::new(
@@ -625,6 +649,7 @@ impl EngineBuilder {
             header: self.header,
             cached: Vec::new(),
             pass_stats: Default::default(),
+            lost: self.lost,
         })
     }
 }

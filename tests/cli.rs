@@ -174,7 +174,10 @@ fn bad_input_fails_cleanly() {
         "--prompt-ids",
         &ids,
     ]);
-    assert!(!ok && err.contains("20 tokens") && err.contains("16"), "{err}");
+    assert!(
+        !ok && err.contains("20 tokens") && err.contains("16"),
+        "{err}"
+    );
 }
 
 #[test]

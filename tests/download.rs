@@ -2,7 +2,7 @@
 //! request proves the cached part is today's file with `If-Range`, and any response that does
 //! not continue it exactly makes the download start over — never a splice.
 
-use attend::download::{on_response, request_headers, Resume, Response, Validators};
+use attend::download::{on_response, request_headers, Response, Resume, Validators};
 
 fn v(etag: Option<&str>, modified: Option<&str>) -> Validators {
     Validators::from_headers(etag, modified)
@@ -31,7 +31,11 @@ fn resumed_requests_carry_if_range() {
     assert!(request_headers(0, &strong).is_empty());
 }
 
-fn resp(status: u16, range: Option<&'static str>, length: Option<&'static str>) -> Response<'static> {
+fn resp(
+    status: u16,
+    range: Option<&'static str>,
+    length: Option<&'static str>,
+) -> Response<'static> {
     Response {
         status,
         content_range: range,
@@ -57,9 +61,19 @@ fn a_changed_file_restarts_the_download() {
 
 #[test]
 fn a_matching_range_appends() {
-    let r = on_response(1000, true, Some(5000), &resp(206, Some("bytes 1000-4999/5000"), Some("4000")));
+    let r = on_response(
+        1000,
+        true,
+        Some(5000),
+        &resp(206, Some("bytes 1000-4999/5000"), Some("4000")),
+    );
     assert_eq!(r, Resume::Append { total: Some(5000) });
-    let r = on_response(1000, true, Some(5000), &resp(206, Some("bytes 1000-4999/*"), None));
+    let r = on_response(
+        1000,
+        true,
+        Some(5000),
+        &resp(206, Some("bytes 1000-4999/*"), None),
+    );
     assert_eq!(r, Resume::Append { total: None });
 }
 
@@ -83,10 +97,20 @@ fn a_range_that_does_not_continue_the_cache_refetches() {
 
 #[test]
 fn range_not_satisfiable_completes_only_a_whole_cache() {
-    let r = on_response(5000, true, Some(5000), &resp(416, Some("bytes */5000"), None));
+    let r = on_response(
+        5000,
+        true,
+        Some(5000),
+        &resp(416, Some("bytes */5000"), None),
+    );
     assert_eq!(r, Resume::Complete);
     // The file is now shorter or longer than the cache: start over.
-    let r = on_response(5000, true, Some(5000), &resp(416, Some("bytes */4000"), None));
+    let r = on_response(
+        5000,
+        true,
+        Some(5000),
+        &resp(416, Some("bytes */4000"), None),
+    );
     assert_eq!(r, Resume::Refetch);
     let r = on_response(5000, true, None, &resp(416, None, None));
     assert_eq!(r, Resume::Refetch);

@@ -1,6 +1,7 @@
 //! Limits enforced from the header alone, before any weight byte is read: hyperparameters that
 //! drive allocation, GPU sizes against the adapter, sizes computed without wrapping. Each case
 //! goes through `EngineBuilder::new` with nothing but the parsed header.
+#![cfg(not(target_arch = "wasm32"))]
 
 use attend::engine::{EngineBuilder, LoadOptions};
 use attend::gguf::{Gguf, GgufWriter, Value};
@@ -48,7 +49,11 @@ fn header(head_dim: u64, meta: &[(&str, Value)]) -> Gguf {
     t("blk.0.ffn_gate.weight", &[D, FFN]);
     t("blk.0.ffn_up.weight", &[D, FFN]);
     t("blk.0.ffn_down.weight", &[FFN, D]);
-    for n in ["blk.0.attn_norm.weight", "blk.0.ffn_norm.weight", "output_norm.weight"] {
+    for n in [
+        "blk.0.attn_norm.weight",
+        "blk.0.ffn_norm.weight",
+        "output_norm.weight",
+    ] {
         t(n, &[D]);
     }
     Gguf::parse(&w.to_bytes().unwrap()).unwrap()
@@ -78,9 +83,15 @@ fn block_count_is_bounded_by_the_tensors() {
 /// u64 metadata was silently truncated to u32 (2^32 + 2 KV heads read as 2).
 #[test]
 fn u64_metadata_is_not_truncated() {
-    let g = header(64, &[("llama.attention.head_count_kv", Value::U64((1 << 32) + 2))]);
+    let g = header(
+        64,
+        &[("llama.attention.head_count_kv", Value::U64((1 << 32) + 2))],
+    );
     let e = refused(g, LoadOptions::default());
-    assert!(e.contains("llama.attention.head_count_kv") && e.contains("too large"), "{e}");
+    assert!(
+        e.contains("llama.attention.head_count_kv") && e.contains("too large"),
+        "{e}"
+    );
 }
 
 /// A head size the attention kernel cannot take was found only after the whole download.
@@ -99,7 +110,10 @@ fn head_dim_is_checked_from_the_header() {
 fn kv_cache_over_the_adapter_limit_is_refused_early() {
     let g = header(64, &[("llama.context_length", Value::U32(1 << 31))]);
     let e = refused(g, LoadOptions::default());
-    assert!(e.contains("KV cache") && e.contains("smaller context"), "{e}");
+    assert!(
+        e.contains("KV cache") && e.contains("smaller context"),
+        "{e}"
+    );
     // With a context that fits, the same model passes the size checks.
     let g = header(64, &[("llama.context_length", Value::U32(1 << 31))]);
     let opts = LoadOptions {

@@ -2,6 +2,7 @@
 //! mutations, chunkings and a file size learned early, late or never; the hyperparameters and
 //! GPU size checks under arbitrary metadata and adapter limits (32-bit-sized ones included).
 //! Every case ends in `Ok` or a clear `Err` — never a panic, an overflow or a hang.
+#![cfg(not(target_arch = "wasm32"))]
 
 use attend::gguf::{Event, Gguf, GgufStream, GgufWriter, Value};
 use attend::gpu::Caps;
@@ -12,7 +13,10 @@ use proptest::prelude::*;
 fn tiny_qwen2() -> &'static [u8] {
     static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     BYTES.get_or_init(|| {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/tiny-qwen2.gguf");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/tiny-qwen2.gguf"
+        );
         std::fs::read(p).unwrap()
     })
 }
@@ -52,7 +56,9 @@ fn edgy() -> impl Strategy<Value = u64> {
 
 /// Config and size checks on a header: a result, never a panic; an accepted budget fits.
 fn check_model(g: &Gguf, context: u32, batch: u32, c: &Caps) {
-    let Ok(cfg) = Config::from_gguf(g) else { return };
+    let Ok(cfg) = Config::from_gguf(g) else {
+        return;
+    };
     assert!(cfg.n_layers as usize <= g.tensors.len());
     if let Ok(b) = budget::check(&cfg, g, context, batch, 1, c, Some(u64::MAX / 2)) {
         let per_layer = b.kv_cache / (2 * cfg.n_layers as u64);

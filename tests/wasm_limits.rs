@@ -1,8 +1,11 @@
-//! Size checks where `usize` is 32 bits (headless Chromium, WebGPU on SwiftShader): a truncated
-//! model loaded from an ArrayBuffer is refused from its header (the loader knows the size), and a
-//! matrix whose row is 4 GiB is an error instead of a wrapped size and a trap. Browser-only.
+//! Limits and faults where `usize` is 32 bits (headless Chromium, WebGPU on SwiftShader): a
+//! truncated model loaded from an ArrayBuffer is refused from its header (the loader knows the
+//! size), a matrix whose row is 4 GiB is an error instead of a wrapped size and a trap, and a lost
+//! device is reported as such. Browser-only.
 #![cfg(target_arch = "wasm32")]
 
+use attend::engine::{EngineBuilder, GenParams, LoadOptions};
+use attend::gguf::{Event, GgufStream};
 use attend::gpu::Gpu;
 use attend::quant::GgmlType;
 use attend::wasm::{CancelToken, WasmEngine};
@@ -45,4 +48,67 @@ async fn four_gib_rows_are_an_error_not_a_trap() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("too large"), "{e}");
+}
+
+/// `GPUDevice.destroy()` stands in for a lost device: the next generation fails saying to load
+/// the model again (the browser reports the loss between tasks), and a new engine works.
+#[wasm_bindgen_test]
+async fn device_loss_is_reported() {
+    async fn load() -> attend::engine::Engine {
+        let gpu = Gpu::new().await.expect("the browser offers WebGPU");
+        let mut stream = GgufStream::with_file_size(Some(GGUF.len() as u64));
+        let mut builder = None;
+        let mut gpu = Some(gpu);
+        let opts = LoadOptions {
+            context: Some(64),
+            ..Default::default()
+        };
+        for ev in stream.push(GGUF).unwrap() {
+            match ev {
+                Event::Header(h) => {
+                    builder =
+                        Some(EngineBuilder::new(gpu.take().unwrap(), h, opts.clone()).unwrap())
+                }
+                Event::TensorData {
+                    tensor,
+                    offset,
+                    bytes,
+                } => builder
+                    .as_mut()
+                    .unwrap()
+                    .feed(tensor, offset, bytes)
+                    .unwrap(),
+                Event::Done => {}
+            }
+        }
+        builder.unwrap().finish().unwrap()
+    }
+    let mut p = GenParams {
+        max_tokens: 2,
+        ..Default::default()
+    };
+    p.sampler.temperature = 0.0;
+    let mut e = load().await;
+    e.generate(&[5, 6, 7], &p, |_| true).await.unwrap();
+    e.gpu.device.destroy();
+    // Let the browser deliver `device.lost`.
+    let tick = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout: js_sys::Function = js_sys::Reflect::get(&global, &"setTimeout".into())
+            .unwrap()
+            .unchecked_into();
+        let _ = set_timeout.call2(&global, &resolve, &50.into());
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(tick).await;
+    let err = e
+        .generate(&[5, 6, 7, 8], &p, |_| true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("device was lost"), "{err}");
+    load()
+        .await
+        .generate(&[5, 6, 7], &p, |_| true)
+        .await
+        .unwrap();
 }

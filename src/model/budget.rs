@@ -54,10 +54,7 @@ pub fn check(
         ));
     }
     // Below 4 GiB too: `Scratch::new` and the kernels count elements in u32.
-    let binding = caps
-        .max_binding
-        .min(caps.max_buffer)
-        .min(u32::MAX as u64);
+    let binding = caps.max_binding.min(caps.max_buffer).min(u32::MAX as u64);
     let (ctx, b, rows) = (context as u64, batch as u64, logit_rows.max(1) as u64);
     let (d, q, kv) = (cfg.d_model as u64, cfg.q_dim() as u64, cfg.kv_dim() as u64);
     let (f, vocab, heads) = (cfg.ffn_dim as u64, cfg.vocab as u64, cfg.n_heads as u64);
@@ -107,7 +104,9 @@ pub fn check(
                  limit; {advice}"
             )));
         }
-        scratch = scratch.checked_add(n).ok_or_else(|| overflow("the activations"))?;
+        scratch = scratch
+            .checked_add(n)
+            .ok_or_else(|| overflow("the activations"))?;
     }
 
     // Weights: what the header says the planned tensors hold (vectors become f32).

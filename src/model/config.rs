@@ -162,9 +162,7 @@ impl Config {
     /// head sizes are what the attention kernel takes, and derived dims fit in u32.
     fn validate(&self, g: &Gguf, vocab_key: &str) -> Result<()> {
         let a = self.arch.name();
-        let bad = |k: &str, v: u32, why: &str| {
-            Err(Error::Model(format!("{a}.{k} = {v}: {why}")))
-        };
+        let bad = |k: &str, v: u32, why: &str| Err(Error::Model(format!("{a}.{k} = {v}: {why}")));
         let tensors = g.tensors.len();
         if self.n_layers == 0 || self.n_layers as usize > tensors {
             return bad(
@@ -183,7 +181,9 @@ impl Config {
             }
         }
         if self.vocab == 0 {
-            return Err(Error::Model(format!("{vocab_key}: the vocabulary is empty")));
+            return Err(Error::Model(format!(
+                "{vocab_key}: the vocabulary is empty"
+            )));
         }
         if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) || self.head_dim > MAX_HEAD_DIM {
             return bad(
@@ -192,7 +192,10 @@ impl Config {
                 &format!("the head size must be even and at most {MAX_HEAD_DIM}"),
             );
         }
-        if self.rope_dims == 0 || !self.rope_dims.is_multiple_of(2) || self.rope_dims > self.head_dim {
+        if self.rope_dims == 0
+            || !self.rope_dims.is_multiple_of(2)
+            || self.rope_dims > self.head_dim
+        {
             return bad(
                 "rope.dimension_count",
                 self.rope_dims,

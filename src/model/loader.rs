@@ -81,7 +81,10 @@ impl Loader {
             let (Some(rows), Some(row_bytes)) = (rows, ty.row_bytes_u64(cols)) else {
                 continue;
             };
-            if rows.checked_mul(row_bytes).is_none_or(|b| b > gpu.caps().max_binding) {
+            if rows
+                .checked_mul(row_bytes)
+                .is_none_or(|b| b > gpu.caps().max_binding)
+            {
                 continue;
             }
             let Ok(m) = QMatrix::new(gpu, fname, ty, rows as usize, cols as usize) else {

@@ -327,18 +327,24 @@ async fn read_header(s: &Source, store: Option<&Store>, cancel: &Cancel) -> Resu
     let mut stream = GgufStream::new();
     let mut header = None;
     let total = std::cell::Cell::new(None::<u64>);
-    read_all(s, store, cancel, &mut |t| total.set(Some(t)), &mut |bytes, _| {
-        if let Some(t) = total.get() {
-            stream.set_file_size(t).map_err(err)?;
-        }
-        for ev in stream.push(bytes).map_err(err)? {
-            if let Event::Header(h) = ev {
-                header = Some(h);
-                return Ok(Flow::Enough);
+    read_all(
+        s,
+        store,
+        cancel,
+        &mut |t| total.set(Some(t)),
+        &mut |bytes, _| {
+            if let Some(t) = total.get() {
+                stream.set_file_size(t).map_err(err)?;
             }
-        }
-        Ok(Flow::More)
-    })
+            for ev in stream.push(bytes).map_err(err)? {
+                if let Event::Header(h) = ev {
+                    header = Some(h);
+                    return Ok(Flow::Enough);
+                }
+            }
+            Ok(Flow::More)
+        },
+    )
     .await?;
     header.ok_or_else(|| JsError::new(&format!("{}: no complete GGUF header", s.name())).into())
 }

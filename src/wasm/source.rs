@@ -63,6 +63,9 @@ impl Source {
     }
 }
 
+/// Takes the source's bytes in order: `(bytes, from_cache)`.
+pub type Sink<'a> = dyn FnMut(&[u8], bool) -> Result<Flow, JsValue> + 'a;
+
 /// What the sink says after each chunk.
 #[derive(PartialEq, Eq)]
 pub enum Flow {
@@ -91,7 +94,7 @@ pub async fn read_all(
     store: Option<&Store>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
     match src {
         Source::Buffer(b) => {
@@ -132,7 +135,7 @@ async fn read_url(
     store: Option<&Store>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
     let mut cached: Option<CachedFile> = match store {
         Some(s) => Some(s.file(url).await?),
@@ -153,7 +156,7 @@ async fn download(
     cached: &mut Option<CachedFile>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
     if cached.as_ref().is_some_and(|c| c.entry.complete) {
         let c = cached.as_ref().expect("checked");
@@ -186,10 +189,7 @@ async fn download(
     }
     let full = match plan {
         Resume::Append { total } => total,
-        Resume::Restart {
-            total,
-            validators,
-        } => {
+        Resume::Restart { total, validators } => {
             if let Some(c) = cached.as_mut() {
                 if have > 0 {
                     c.reset()?;
@@ -217,11 +217,9 @@ async fn download(
             .into())
         }
         Resume::Fail(why) => {
-            return Err(JsError::new(&format!(
-                "downloading {url}: {why} {}",
-                resp.status_text()
-            ))
-            .into())
+            return Err(
+                JsError::new(&format!("downloading {url}: {why} {}", resp.status_text())).into(),
+            )
         }
     };
     let full = full.or(if have == 0 { None } else { stored_total });
@@ -289,7 +287,7 @@ async fn download(
 async fn replay(
     c: &CachedFile,
     cancel: &Cancel,
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<Flow, JsValue> {
     let mut buf = vec![0u8; READ];
     let mut off = 0u64;
