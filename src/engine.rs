@@ -3,6 +3,7 @@
 //! layers over this.
 
 use crate::chat::{ChatTemplate, Message};
+use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
 use crate::model::{Logits, Model, Weights};
@@ -34,6 +35,18 @@ pub fn now_s() -> f64 {
     }
 }
 
+/// The limit on raw prompt text (the same as on a whole conversation).
+pub fn check_prompt_bytes(text: &str) -> Result<()> {
+    let max = crate::chat::MAX_CHAT_INPUT_BYTES;
+    if text.len() > max {
+        return Err(Error::Invalid(format!(
+            "the prompt has {} bytes of text, over the limit of {max}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// KV-cache positions, at most the model's training context (the default).
@@ -42,6 +55,8 @@ pub struct LoadOptions {
     pub batch: u32,
     /// Rows of logits one pass can return (1 unless all-position logits are needed).
     pub logit_rows: u32,
+    /// Refuse a model whose estimated GPU bytes (weights, KV cache, activations) exceed this.
+    pub max_gpu_bytes: Option<u64>,
 }
 
 impl Default for LoadOptions {
@@ -50,6 +65,7 @@ impl Default for LoadOptions {
             context: None,
             batch: 64,
             logit_rows: 1,
+            max_gpu_bytes: None,
         }
     }
 }
@@ -149,6 +165,8 @@ pub struct Engine {
     cached: Vec<u32>,
     /// Statistics of the forward passes since the last reset (`Cell::take` resets).
     pub pass_stats: std::cell::Cell<PassStats>,
+    /// Set when wgpu reports the device lost: every later call fails saying to load again.
+    pub lost: DeviceLost,
 }
 
 impl Engine {
@@ -195,6 +213,14 @@ impl Engine {
         )
     }
 
+    /// Tokenize a raw prompt as the CLI and `tokenize()` do (BOS as the model says, control
+    /// tokens left as text), refusing text over [`crate::chat::MAX_CHAT_INPUT_BYTES`] before any
+    /// work is spent on it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        check_prompt_bytes(text)?;
+        Ok(self.tokenizer.encode(text, true, false))
+    }
+
     /// Render `messages` with the model's chat template and tokenize: control tokens are parsed
     /// where the template writes them, never inside a message (see [`ChatTemplate::tokenize`]);
     /// conversations over [`crate::chat::MAX_CHAT_INPUT_BYTES`] are refused.
@@ -202,14 +228,9 @@ impl Engine {
         self.template.tokenize(&self.tokenizer, messages, true) // the template writes BOS itself
     }
 
-    /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
-    /// `on_token` for each; returning `false` from it stops the generation.
-    pub async fn generate(
-        &mut self,
-        prompt: &[u32],
-        p: &GenParams,
-        mut on_token: impl FnMut(&Token) -> bool,
-    ) -> Result<GenStats> {
+    /// The checks `generate` makes on a prompt before touching the cache (callers with a slow
+    /// step between tokenizing and generating can fail early with them).
+    pub fn check_prompt(&self, prompt: &[u32]) -> Result<()> {
         let ctx = self.model.context;
         if prompt.is_empty() {
             return Err(Error::Invalid("the prompt is empty".into()));
@@ -226,6 +247,19 @@ impl Engine {
                 prompt.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Run `prompt` through the model and generate up to `p.max_tokens` tokens, calling
+    /// `on_token` for each; returning `false` from it stops the generation.
+    pub async fn generate(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        mut on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        let ctx = self.model.context;
+        self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
         // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.
@@ -332,6 +366,7 @@ impl Engine {
 
     /// One forward pass over `ids` at `pos0`, submitted as one command buffer.
     fn run(&self, ids: &[u32], pos0: u32, logits: Logits, greedy: bool) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         let t0 = now_s();
         let s = &self.model.scratch;
         self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
@@ -364,13 +399,18 @@ impl Engine {
     ) -> Result<(u32, Vec<(u32, f32)>)> {
         let s = &self.model.scratch;
         if greedy {
-            let id = self.gpu.read::<u32>(&s.next, 0, 1).await?[0];
+            let id = self
+                .gpu
+                .read::<u32>(&s.next, 0, 1)
+                .await
+                .map_err(|e| self.lost_or(e))?[0];
             return Ok((id, Vec::new()));
         }
         let logits = self
             .gpu
             .read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize)
-            .await?;
+            .await
+            .map_err(|e| self.lost_or(e))?;
         if logits.iter().any(|x| !x.is_finite()) {
             return Err(Error::Gpu("the model produced non-finite logits".into()));
         }
@@ -380,6 +420,11 @@ impl Engine {
             Vec::new()
         };
         Ok((sampler.sample(&logits, history), top))
+    }
+
+    /// A failed GPU read is reported as the device loss when that is what it was.
+    fn lost_or(&self, e: Error) -> Error {
+        self.lost.check().err().unwrap_or(e)
     }
 
     /// Logits at every position of `ids` (teacher forcing), computed from position 0: forward
@@ -407,7 +452,8 @@ impl Engine {
                 let flat = self
                     .gpu
                     .read::<f32>(&self.model.scratch.logits, 0, n * vocab)
-                    .await?;
+                    .await
+                    .map_err(|e| self.lost_or(e))?;
                 out.extend(flat.chunks(vocab).map(|r| r.to_vec()));
             }
         }
@@ -418,6 +464,7 @@ impl Engine {
     /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
     /// first answer (pipeline creation is slow in browsers and on software adapters).
     pub async fn warmup(&mut self) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         self.model.tune(&self.gpu).await?;
         let n = self
             .model
@@ -428,7 +475,8 @@ impl Engine {
             .max(1) as usize;
         self.run(&vec![0; n], 0, Logits::Last, true)?;
         self.run(&[0], n as u32, Logits::Last, true)?;
-        self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await?;
+        let done = self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await;
+        done.map_err(|e| self.lost_or(e))?;
         self.cached.clear();
         Ok(())
     }
@@ -437,6 +485,7 @@ impl Engine {
     /// per head, at `layer` (default: the last layer). Recomputes that token's pass (its keys and
     /// values are rewritten unchanged).
     pub async fn lens(&mut self, layer: Option<u32>) -> Result<Lens> {
+        self.lost.poll(&self.gpu.device)?;
         let n = self.cached.len();
         let Some(&last) = self.cached.last() else {
             return Err(Error::Invalid(
@@ -466,7 +515,8 @@ impl Engine {
         let weights = self
             .gpu
             .read::<f32>(&self.model.scratch.lens, 0, heads as usize * n)
-            .await?;
+            .await
+            .map_err(|e| self.lost_or(e))?;
         let tokens = self
             .cached
             .iter()
@@ -522,23 +572,52 @@ pub struct EngineBuilder {
     loader: crate::model::Loader,
     cfg: crate::model::Config,
     tokenizer: Tokenizer,
+    template: ChatTemplate,
     header: Gguf,
     opts: LoadOptions,
+    context: u32,
+    budget: crate::model::budget::Budget,
+    lost: DeviceLost,
 }
 
 impl EngineBuilder {
+    /// Everything that can be checked from the header is checked here, before a weight byte is
+    /// read: hyperparameters, GPU sizes against the adapter, tensor shapes and types, the
+    /// tokenizer and the chat template.
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
+        let lost = DeviceLost::watch(&gpu.device);
         // The architecture and tensors first: they give the most specific errors.
-        let (cfg, loader) = Model::plan(&gpu, &header)?;
+        let cfg = crate::model::Config::from_gguf(&header)?;
+        let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));
+        let budget = crate::model::budget::check(
+            &cfg,
+            &header,
+            context,
+            opts.batch,
+            opts.logit_rows,
+            gpu.caps(),
+            opts.max_gpu_bytes,
+        )?;
+        let loader = Model::plan(&gpu, &header, &cfg)?;
         let tokenizer = Tokenizer::from_gguf(&header)?;
+        let template = ChatTemplate::from_gguf(&header)?;
         Ok(EngineBuilder {
             gpu,
             loader,
             cfg,
             tokenizer,
+            template,
             header,
             opts,
+            context,
+            budget,
+            lost,
         })
+    }
+
+    /// GPU bytes the model will take, estimated from the header.
+    pub fn budget(&self) -> crate::model::budget::Budget {
+        self.budget
     }
 
     pub fn header(&self) -> &Gguf {
@@ -547,6 +626,7 @@ impl EngineBuilder {
 
     /// Bytes `offset..` of tensor `index` (pieces of a tensor in order; unused tensors skipped).
     pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.lost.poll(&self.gpu.device)?;
         self.loader.feed(&self.gpu, index, offset, bytes)
     }
 
@@ -558,22 +638,18 @@ impl EngineBuilder {
     }
 
     pub fn finish(mut self) -> Result<Engine> {
+        self.lost.poll(&self.gpu.device)?;
         let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
         let (gpu, cfg) = (self.gpu, self.cfg);
-        let context = match self.opts.context {
-            Some(c) => c.min(cfg.train_ctx),
-            None => cfg.train_ctx,
-        };
         let model = Model::new(
             &gpu,
             cfg,
             weights,
-            context,
+            self.context,
             self.opts.batch,
             self.opts.logit_rows,
         )?;
-        let tokenizer = self.tokenizer;
-        let template = ChatTemplate::from_gguf(&self.header)?;
+        let (tokenizer, template) = (self.tokenizer, self.template);
         gpu.wait();
         Ok(Engine {
             gpu,
@@ -583,6 +659,7 @@ impl EngineBuilder {
             header: self.header,
             cached: Vec::new(),
             pass_stats: Default::default(),
+            lost: self.lost,
         })
     }
 }

@@ -9,6 +9,8 @@
 
 pub mod bench;
 pub mod chat;
+pub mod device_lost;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod gguf;

@@ -126,13 +126,28 @@ impl QMatrix {
                 ty.name()
             )));
         }
-        let row_bytes = ty.row_bytes(cols) as u64;
+        // Sizes in u64, checked: on wasm32 `usize` wraps at 4 GiB (a row of 0 bytes divided
+        // the limit by zero). Every size this matrix computes later fits once these hold.
+        let too_big = || {
+            Error::Unsupported(format!(
+                "weight '{label}': a {} matrix of {rows}x{cols} is too large to address",
+                ty.name()
+            ))
+        };
+        let row_bytes = ty.row_bytes_u64(cols as u64).ok_or_else(too_big)?;
+        let padded_rows = (rows as u64)
+            .div_ceil(GROUP as u64)
+            .checked_mul(GROUP as u64)
+            .ok_or_else(too_big)?;
+        let total = padded_rows.checked_mul(row_bytes).ok_or_else(too_big)?;
+        if row_bytes == 0 || usize::try_from(total).is_err() {
+            return Err(too_big());
+        }
         let fit = limit / row_bytes;
         let mut part_rows = fit.min(rows as u64);
         if layout == Layout::Packed {
             // Parts hold whole row groups (the last one padded with zero rows).
-            let padded = (rows as u64).div_ceil(GROUP as u64) * GROUP as u64;
-            part_rows = (fit / GROUP as u64 * GROUP as u64).min(padded);
+            part_rows = (fit / GROUP as u64 * GROUP as u64).min(padded_rows);
         } else if part_rows < rows as u64 {
             // Every part but the last must end on a 4-byte boundary of the tensor.
             while part_rows > 0 && !(part_rows * row_bytes).is_multiple_of(4) {

@@ -163,6 +163,21 @@ fn bad_input_fails_cleanly() {
         "1,x",
     ]);
     assert!(!ok && err.contains("'x'"), "{err}");
+    // A prompt past the context fails with the reason (before the warmup).
+    let ids = vec!["100"; 20].join(",");
+    let (ok, _, err) = attend(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--context",
+        "16",
+        "--prompt-ids",
+        &ids,
+    ]);
+    assert!(
+        !ok && err.contains("20 tokens") && err.contains("16"),
+        "{err}"
+    );
 }
 
 #[test]

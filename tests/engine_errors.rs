@@ -151,6 +151,11 @@ fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("40 tokens") && err.contains("32"), "{err}");
+    // Raw text over the input limit is refused before tokenizing; the limit itself passes.
+    let max = attend::chat::MAX_CHAT_INPUT_BYTES;
+    let err = e.encode(&"a".repeat(max + 1)).unwrap_err().to_string();
+    assert!(err.contains(&format!("over the limit of {max}")), "{err}");
+    assert!(!e.encode(&"a ".repeat(max / 2)).unwrap().is_empty());
     let err = pollster::block_on(e.generate(&[1, 999_999], &p, |_| true))
         .unwrap_err()
         .to_string();
@@ -171,4 +176,33 @@ fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
         "stop" => assert!(s.generated_tokens <= 2), // the model chose end-of-text itself
         other => panic!("unexpected finish reason {other}"),
     }
+}
+
+/// A lost device (here `destroy()`; in a browser a driver reset or a reclaimed GPU) makes every
+/// later call fail with an error saying to load the model again — not a wgpu panic — and a fresh
+/// load works.
+#[test]
+fn device_loss_is_reported_and_a_new_load_works() {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
+    let opts = LoadOptions {
+        context: Some(64),
+        ..Default::default()
+    };
+    let mut e = pollster::block_on(Engine::load_file(&tiny, &opts)).unwrap();
+    let mut p = GenParams {
+        max_tokens: 3,
+        ..Default::default()
+    };
+    p.sampler.temperature = 0.0;
+    pollster::block_on(e.generate(&[5, 6, 7], &p, |_| true)).unwrap();
+    e.gpu.device.destroy();
+    let err = pollster::block_on(e.generate(&[5, 6, 7, 8], &p, |_| true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("device was lost") && err.contains("load the model again"),
+        "{err}"
+    );
+    let mut again = pollster::block_on(Engine::load_file(&tiny, &opts)).unwrap();
+    pollster::block_on(again.generate(&[5, 6, 7], &p, |_| true)).unwrap();
 }

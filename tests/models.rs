@@ -57,6 +57,7 @@ fn load(path: &std::path::Path) -> Engine {
         context: Some(512),
         batch: 64,
         logit_rows: 8,
+        ..Default::default()
     };
     pollster::block_on(Engine::load_file(path, &opts))
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))

@@ -208,7 +208,9 @@ commands:
     fn tokenize(a: &Args) -> Result<()> {
         let file = attend::gguf::GgufFile::open(&a.model()?)?;
         let tok = attend::tokenizer::Tokenizer::from_gguf(file.header())?;
-        let ids = tok.encode(a.need("text")?, true, false);
+        let text = a.need("text")?;
+        attend::engine::check_prompt_bytes(text)?;
+        let ids = tok.encode(text, true, false);
         println!("{}", serde_json::to_string(&ids).expect("ids serialize"));
         Ok(())
     }
@@ -239,14 +241,16 @@ commands:
             });
             e.chat_prompt(&messages)
         } else {
-            Ok(e.tokenizer.encode(text, true, false))
+            e.encode(text)
         }
     }
 
     fn generate(a: &Args) -> Result<()> {
         let mut e = load(a)?;
-        pollster::block_on(e.warmup())?; // tunes the matvecs and compiles the pipelines
+        // A prompt that cannot run fails before the slow warmup.
         let prompt = prompt_ids(&e, a)?;
+        e.check_prompt(&prompt)?;
+        pollster::block_on(e.warmup())?; // tunes the matvecs and compiles the pipelines
         let mut p = GenParams {
             max_tokens: a.num("max-tokens", 256)?,
             stop: a.all("stop"),

@@ -148,6 +148,12 @@ impl HeaderParser {
         self.phase == Phase::Done
     }
 
+    /// The file size learned after parsing began (e.g. from response headers): later items are
+    /// bounded by it.
+    pub fn set_limit(&mut self, file_size: u64) {
+        self.limit = Some(file_size);
+    }
+
     /// Absolute bytes consumed (the header length once done).
     pub fn position(&self) -> u64 {
         self.pos

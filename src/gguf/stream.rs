@@ -70,6 +70,48 @@ impl GgufStream {
         }
     }
 
+    /// The total size, once it is known (e.g. from Content-Length after a cached prefix was
+    /// replayed). Before the header is complete it bounds the rest of the header and the
+    /// tensors; after, tensors not yet complete are checked against it. A size smaller than
+    /// what was received, or different from one announced before, is an error.
+    pub fn set_file_size(&mut self, size: u64) -> Result<()> {
+        match self.file_size {
+            Some(s) if s == size => return Ok(()),
+            Some(s) => {
+                return Err(Error::Gguf(format!(
+                    "the file size changed from {s} to {size} bytes while reading"
+                )))
+            }
+            None => {}
+        }
+        if self.received > size {
+            return Err(Error::Gguf(format!(
+                "{} bytes received, more than the announced {size}",
+                self.received
+            )));
+        }
+        self.file_size = Some(size);
+        match self.parser.as_mut() {
+            Some(p) => p.set_limit(size),
+            None => {
+                if let Some(s) = self.spans[self.next.min(self.spans.len())..]
+                    .iter()
+                    .find(|s| s.end > size)
+                {
+                    return Err(Error::Gguf(format!(
+                        "tensor #{} (bytes {}..{}) runs past the end of the file ({size} bytes)",
+                        s.tensor, s.start, s.end
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn file_size(&self) -> Option<u64> {
+        self.file_size
+    }
+
     /// Bytes pushed so far.
     pub fn received(&self) -> u64 {
         self.received
@@ -119,17 +161,30 @@ impl GgufStream {
             self.carry = Vec::new();
             settle(&mut gguf, header_len, self.file_size)?;
             let data = gguf.data_offsets[0];
-            self.spans = gguf
-                .tensors
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.byte_size() > 0)
-                .map(|(i, t)| Span {
-                    start: data + t.offset,
-                    end: data + t.offset + t.byte_size(),
+            // Without a known size nothing bounds the offsets: check the arithmetic.
+            let mut spans = Vec::with_capacity(gguf.tensors.len());
+            for (i, t) in gguf.tensors.iter().enumerate() {
+                if t.byte_size() == 0 {
+                    continue;
+                }
+                let start = data.checked_add(t.offset);
+                let end = start.and_then(|s| s.checked_add(t.byte_size()));
+                let (Some(start), Some(end)) = (start, end) else {
+                    return Err(Error::Gguf(format!(
+                        "tensor '{}': data offset {} + offset {} + {} bytes overflows",
+                        t.name,
+                        data,
+                        t.offset,
+                        t.byte_size()
+                    )));
+                };
+                spans.push(Span {
+                    start,
+                    end,
                     tensor: i,
-                })
-                .collect();
+                });
+            }
+            self.spans = spans;
             self.spans.sort_by_key(|s| s.start);
             events.push(Event::Header(gguf));
             // The header never ends before this chunk (an item is left unfinished only when

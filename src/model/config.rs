@@ -33,6 +33,9 @@ impl Arch {
     }
 }
 
+/// Largest head size the attention kernel takes (`kernels::attention` checks it again).
+pub const MAX_HEAD_DIM: u32 = 256;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub arch: Arch,
@@ -71,7 +74,12 @@ impl Config {
             let v = g.u64(&key(k))?;
             u32::try_from(v).map_err(|_| Error::Gguf(format!("{a}.{k} = {v} is too large")))
         };
-        let opt_u = |k: &str| -> Result<Option<u32>> { Ok(g.opt_u64(&key(k))?.map(|v| v as u32)) };
+        let opt_u = |k: &str| -> Result<Option<u32>> {
+            match g.get(&key(k)) {
+                None => Ok(None),
+                Some(_) => u(k).map(Some),
+            }
+        };
         let d_model = u("embedding_length")?;
         let n_heads = u("attention.head_count")?;
         let n_kv_heads = opt_u("attention.head_count_kv")?.unwrap_or(n_heads);
@@ -81,6 +89,11 @@ impl Config {
             )));
         }
         let head_dim = opt_u("attention.key_length")?.unwrap_or(d_model / n_heads);
+        let vocab_key = if g.get(&key("vocab_size")).is_some() {
+            key("vocab_size")
+        } else {
+            "tokenizer.ggml.tokens".into()
+        };
         let vocab = match opt_u("vocab_size")? {
             Some(v) => v,
             None => g.array("tokenizer.ggml.tokens")?.len() as u32,
@@ -119,7 +132,7 @@ impl Config {
                 rope_neox = true;
             }
         }
-        Ok(Config {
+        let cfg = Config {
             arch,
             n_layers: u("block_count")?,
             d_model,
@@ -139,12 +152,69 @@ impl Config {
             swa_period,
             attn_scale,
             embed_scale,
-        })
+        };
+        cfg.validate(g, &vocab_key)?;
+        Ok(cfg)
+    }
+
+    /// Bounds the counts that drive allocation, before anything is planned from them: every
+    /// layer needs tensors of its own (so `block_count` is at most the file's tensor count),
+    /// head sizes are what the attention kernel takes, and derived dims fit in u32.
+    fn validate(&self, g: &Gguf, vocab_key: &str) -> Result<()> {
+        let a = self.arch.name();
+        let bad = |k: &str, v: u32, why: &str| Err(Error::Model(format!("{a}.{k} = {v}: {why}")));
+        let tensors = g.tensors.len();
+        if self.n_layers == 0 || self.n_layers as usize > tensors {
+            return bad(
+                "block_count",
+                self.n_layers,
+                &format!("must be between 1 and the file's {tensors} tensors"),
+            );
+        }
+        for (k, v) in [
+            ("embedding_length", self.d_model),
+            ("feed_forward_length", self.ffn_dim),
+            ("context_length", self.train_ctx),
+        ] {
+            if v == 0 {
+                return bad(k, v, "must be at least 1");
+            }
+        }
+        if self.vocab == 0 {
+            return Err(Error::Model(format!(
+                "{vocab_key}: the vocabulary is empty"
+            )));
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) || self.head_dim > MAX_HEAD_DIM {
+            return bad(
+                "attention.key_length",
+                self.head_dim,
+                &format!("the head size must be even and at most {MAX_HEAD_DIM}"),
+            );
+        }
+        if self.rope_dims == 0
+            || !self.rope_dims.is_multiple_of(2)
+            || self.rope_dims > self.head_dim
+        {
+            return bad(
+                "rope.dimension_count",
+                self.rope_dims,
+                &format!("must be even and at most the head size {}", self.head_dim),
+            );
+        }
+        if self.n_heads.checked_mul(self.head_dim).is_none() {
+            return bad(
+                "attention.head_count",
+                self.n_heads,
+                &format!("{} heads of {} overflow", self.n_heads, self.head_dim),
+            );
+        }
+        Ok(())
     }
 
     /// Whether layer `l` attends through a sliding window (a "local" layer).
     pub fn is_local(&self, l: u32) -> bool {
-        self.window > 0 && (l + 1) % self.swa_period != 0
+        self.window > 0 && !(l + 1).is_multiple_of(self.swa_period)
     }
 
     pub fn q_dim(&self) -> u32 {

@@ -73,12 +73,18 @@ impl Loader {
             let (ty, cols) = (infos[0].ty, infos[0].dims[0]);
             let same = infos.iter().all(|t| t.ty == ty && t.dims[0] == cols);
             let whole_groups = infos.iter().all(|t| t.dims[1] % 4 == 0);
-            let rows: u64 = infos.iter().map(|t| t.dims[1]).sum();
+            let rows = infos.iter().try_fold(0u64, |a, t| a.checked_add(t.dims[1]));
             if !same || !whole_groups || !ty.gpu_supported() {
                 continue;
             }
-            let row_bytes = ty.row_bytes(cols as usize) as u64;
-            if rows * row_bytes > gpu.caps().max_binding {
+            // Checked: the dims come from the file (the shape check against the config is later).
+            let (Some(rows), Some(row_bytes)) = (rows, ty.row_bytes_u64(cols)) else {
+                continue;
+            };
+            if rows
+                .checked_mul(row_bytes)
+                .is_none_or(|b| b > gpu.caps().max_binding)
+            {
                 continue;
             }
             let Ok(m) = QMatrix::new(gpu, fname, ty, rows as usize, cols as usize) else {

@@ -2,6 +2,7 @@
 //! streams the weights to the GPU, and each architecture's forward pass lives in its own file
 //! (`llama.rs` for llama/qwen2, `gemma3.rs`) so that it reads like the block it implements.
 
+pub mod budget;
 pub mod config;
 mod gemma3;
 mod llama;
@@ -322,11 +323,10 @@ impl Model {
         })
     }
 
-    /// Load every tensor the architecture needs from a parsed header, feeding bytes through `fill`.
-    pub fn plan(gpu: &Gpu, g: &Gguf) -> Result<(Config, Loader)> {
-        let cfg = Config::from_gguf(g)?;
-        let loader = Loader::new(gpu, g, &cfg, &Weights::plan(&cfg), &Weights::fusions(&cfg))?;
-        Ok((cfg, loader))
+    /// Plan the upload of every tensor the architecture needs (allocates the weight buffers).
+    /// `cfg` comes from [`Config::from_gguf`], whose checks bound the per-layer plan.
+    pub fn plan(gpu: &Gpu, g: &Gguf, cfg: &Config) -> Result<Loader> {
+        Loader::new(gpu, g, cfg, &Weights::plan(cfg), &Weights::fusions(cfg))
     }
 
     pub fn kv_bytes(&self) -> u64 {

@@ -103,9 +103,16 @@ impl GgmlType {
         }
     }
 
-    /// Bytes of a row of `n` elements (`n` must be a multiple of the block length).
+    /// Bytes of a row of `n` elements (`n` must be a multiple of the block length). Wraps on
+    /// wasm32 for rows of 4 GiB or more: sizes read from a file go through
+    /// [`row_bytes_u64`](Self::row_bytes_u64) first (`QMatrix` does).
     pub fn row_bytes(self, n: usize) -> usize {
         n / self.block_len() * self.block_bytes()
+    }
+
+    /// [`row_bytes`](Self::row_bytes) in u64; None on overflow.
+    pub fn row_bytes_u64(self, n: u64) -> Option<u64> {
+        (n / self.block_len() as u64).checked_mul(self.block_bytes() as u64)
     }
 
     /// Whether the GPU kernels (matvec, matmul, embedding) read this type.

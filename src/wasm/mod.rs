@@ -135,13 +135,17 @@ impl WasmEngine {
         for s in &sources {
             let mut stream = GgufStream::new();
             let mut index: Option<Vec<usize>> = None;
-            let shard_total = std::cell::Cell::new(0u64);
+            let shard_total = std::cell::Cell::new(None::<u64>);
             read_all(
                 s,
                 store.as_ref(),
                 &cancel,
-                &mut |t| shard_total.set(t),
+                &mut |t| shard_total.set(Some(t)),
                 &mut |bytes, cached| {
+                    // The size bounds every tensor before the header plans any GPU buffer.
+                    if let Some(t) = shard_total.get() {
+                        stream.set_file_size(t).map_err(err)?;
+                    }
                     for ev in stream.push(bytes).map_err(err)? {
                         match ev {
                             Event::Header(h) => {
@@ -169,7 +173,7 @@ impl WasmEngine {
                             Event::Done => {}
                         }
                     }
-                    grand_total = grand_total.max(done_before + shard_total.get());
+                    grand_total = grand_total.max(done_before + shard_total.get().unwrap_or(0));
                     let loaded = done_before + stream.received();
                     progress.report("download", loaded, grand_total.max(loaded), cached, false);
                     Ok(Flow::More)
@@ -207,7 +211,7 @@ impl WasmEngine {
             .inner
             .try_borrow()
             .map_err(|_| JsError::new("the engine is busy generating"))?;
-        Ok(e.tokenizer.encode(text, true, false))
+        e.encode(text).map_err(err)
     }
 
     pub fn info(&self) -> Result<JsValue, JsValue> {
@@ -322,15 +326,25 @@ fn tensor_index(shard: &Gguf, full: &Gguf) -> Vec<usize> {
 async fn read_header(s: &Source, store: Option<&Store>, cancel: &Cancel) -> Result<Gguf, JsValue> {
     let mut stream = GgufStream::new();
     let mut header = None;
-    read_all(s, store, cancel, &mut |_| {}, &mut |bytes, _| {
-        for ev in stream.push(bytes).map_err(err)? {
-            if let Event::Header(h) = ev {
-                header = Some(h);
-                return Ok(Flow::Enough);
+    let total = std::cell::Cell::new(None::<u64>);
+    read_all(
+        s,
+        store,
+        cancel,
+        &mut |t| total.set(Some(t)),
+        &mut |bytes, _| {
+            if let Some(t) = total.get() {
+                stream.set_file_size(t).map_err(err)?;
             }
-        }
-        Ok(Flow::More)
-    })
+            for ev in stream.push(bytes).map_err(err)? {
+                if let Event::Header(h) = ev {
+                    header = Some(h);
+                    return Ok(Flow::Enough);
+                }
+            }
+            Ok(Flow::More)
+        },
+    )
     .await?;
     header.ok_or_else(|| JsError::new(&format!("{}: no complete GGUF header", s.name())).into())
 }

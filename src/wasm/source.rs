@@ -3,6 +3,7 @@
 //! hands its bytes to a synchronous sink chunk by chunk, so the file never sits in wasm memory.
 
 use super::store::{CachedFile, Store};
+use crate::download::{self, on_response, request_headers, Resume};
 use js_sys::{Reflect, Uint8Array};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -62,6 +63,9 @@ impl Source {
     }
 }
 
+/// Takes the source's bytes in order: `(bytes, from_cache)`.
+pub type Sink<'a> = dyn FnMut(&[u8], bool) -> Result<Flow, JsValue> + 'a;
+
 /// What the sink says after each chunk.
 #[derive(PartialEq, Eq)]
 pub enum Flow {
@@ -90,7 +94,7 @@ pub async fn read_all(
     store: Option<&Store>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
     match src {
         Source::Buffer(b) => {
@@ -131,7 +135,7 @@ async fn read_url(
     store: Option<&Store>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
     let mut cached: Option<CachedFile> = match store {
         Some(s) => Some(s.file(url).await?),
@@ -143,89 +147,94 @@ async fn read_url(
     result.and(saved)
 }
 
-/// Replay the cached bytes of `url`, then fetch (and cache) the rest.
+/// Replay the cached bytes of `url`, then fetch (and cache) the rest. An incomplete cache is
+/// revalidated first (`If-Range`, see [`crate::download`]): its bytes are replayed only when the
+/// server continues them, so a file that changed is downloaded again, never spliced.
 async fn download(
     url: &str,
     store: Option<&Store>,
     cached: &mut Option<CachedFile>,
     cancel: &Cancel,
     total: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&[u8], bool) -> Result<Flow, JsValue>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), JsValue> {
-    // 1. Replay what the cache holds.
-    let mut off = 0u64;
-    if let Some(c) = cached.as_ref() {
+    if cached.as_ref().is_some_and(|c| c.entry.complete) {
+        let c = cached.as_ref().expect("checked");
         if let Some(t) = c.entry.total {
             total(t);
         }
-        let mut buf = vec![0u8; READ];
-        while off < c.len() {
-            cancel.check("loading")?;
-            let n = c.read_at(off, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            off += n as u64;
-            if sink(&buf[..n], true)? == Flow::Enough {
-                return Ok(());
-            }
-        }
-        if c.entry.complete {
-            return Ok(());
-        }
+        replay(c, cancel, sink).await?;
+        return Ok(());
     }
-    // 2. Download the rest, asking only for the missing bytes.
-    let init = RequestInit::new();
-    let req = Request::new_with_str_and_init(url, &init)?;
-    if off > 0 {
-        req.headers().set("Range", &format!("bytes={off}-"))?;
-    }
-    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp: Response = JsFuture::from(scope.fetch_with_request(&req))
-        .await
-        .map_err(|e| {
-            JsError::new(&format!(
-                "downloading {url} failed (offline, or the server refused): {e:?}"
-            ))
-        })?
-        .unchecked_into();
-    let mut skip = 0u64;
-    match resp.status() {
-        206 => {}
-        200 if off > 0 => {
-            // The server ignored the Range header: drop the bytes we already have.
-            skip = off;
+    let mut have = cached.as_ref().map_or(0, |c| c.len());
+    let validators = cached
+        .as_ref()
+        .map(|c| c.entry.validators.clone())
+        .unwrap_or_default();
+    let headers = request_headers(have, &validators);
+    let mut resp = fetch(url, &headers).await?;
+    let stored_total = cached.as_ref().and_then(|c| c.entry.total);
+    let mut plan = decide(&resp, have, !headers.is_empty(), stored_total)?;
+    if plan == Resume::Refetch {
+        // The response does not continue the cache: start over with a plain request.
+        if let Some(b) = resp.body() {
+            let _ = b.cancel();
         }
-        200 => {}
-        416 if off > 0 => {
-            // Nothing left to fetch: the cache already holds everything.
+        if let Some(c) = cached.as_mut() {
+            c.reset()?;
+        }
+        have = 0;
+        resp = fetch(url, &[]).await?;
+        plan = decide(&resp, 0, false, None)?;
+    }
+    let full = match plan {
+        Resume::Append { total } => total,
+        Resume::Restart { total, validators } => {
+            if let Some(c) = cached.as_mut() {
+                if have > 0 {
+                    c.reset()?;
+                }
+                c.entry.validators = validators;
+            }
+            have = 0;
+            total
+        }
+        Resume::Complete => {
             if let Some(c) = cached.as_mut() {
                 c.entry.complete = true;
-                c.entry.total = Some(off);
+                c.entry.total = Some(have);
+            }
+            total(have);
+            if let Some(c) = cached.as_ref() {
+                replay(c, cancel, sink).await?;
             }
             return Ok(());
         }
-        s => {
+        Resume::Refetch => {
             return Err(JsError::new(&format!(
-                "downloading {url}: HTTP {s} {}",
-                resp.status_text()
+                "downloading {url}: the server answered a plain request with a partial response"
             ))
             .into())
         }
-    }
-    let h = resp.headers();
-    let length = h.get("Content-Length")?.and_then(|v| v.parse::<u64>().ok());
-    let full = match h
-        .get("Content-Range")?
-        .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse::<u64>().ok()))
-    {
-        Some(t) => Some(t),
-        None => length.map(|l| if resp.status() == 206 { l + off } else { l }),
+        Resume::Fail(why) => {
+            return Err(
+                JsError::new(&format!("downloading {url}: {why} {}", resp.status_text())).into(),
+            )
+        }
     };
+    let full = full.or(if have == 0 { None } else { stored_total });
     if let Some(t) = full {
         total(t);
         if let Some(c) = cached.as_mut() {
             c.entry.total = Some(t);
+        }
+    }
+    // The cached part, now known to belong to this file, goes first.
+    if have > 0 {
+        if let Some(c) = cached.as_ref() {
+            if replay(c, cancel, sink).await? == Flow::Enough {
+                return Ok(());
+            }
         }
     }
     let body = resp
@@ -247,18 +256,12 @@ async fn download(
             break;
         }
         let chunk = Uint8Array::new(&Reflect::get(&r, &"value".into())?).to_vec();
-        let mut data: &[u8] = &chunk;
-        if skip > 0 {
-            let k = (skip as usize).min(data.len());
-            data = &data[k..];
-            skip -= k as u64;
-        }
-        if data.is_empty() {
+        if chunk.is_empty() {
             continue;
         }
         if let Some(c) = cached.as_mut() {
-            c.append(data)?;
-            since_save += data.len() as u64;
+            c.append(&chunk)?;
+            since_save += chunk.len() as u64;
             if since_save > 32 << 20 {
                 since_save = 0;
                 if let Some(s) = store {
@@ -266,7 +269,7 @@ async fn download(
                 }
             }
         }
-        if sink(data, false)? == Flow::Enough {
+        if sink(&chunk, false)? == Flow::Enough {
             let _ = reader.cancel();
             return Ok(());
         }
@@ -278,6 +281,72 @@ async fn download(
         }
     }
     Ok(())
+}
+
+/// Hands the cached bytes to the sink, in order.
+async fn replay(
+    c: &CachedFile,
+    cancel: &Cancel,
+    sink: &mut Sink<'_>,
+) -> Result<Flow, JsValue> {
+    let mut buf = vec![0u8; READ];
+    let mut off = 0u64;
+    while off < c.len() {
+        cancel.check("loading")?;
+        let n = c.read_at(off, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        off += n as u64;
+        if sink(&buf[..n], true)? == Flow::Enough {
+            return Ok(Flow::Enough);
+        }
+    }
+    Ok(Flow::More)
+}
+
+async fn fetch(url: &str, headers: &[(&str, String)]) -> Result<Response, JsValue> {
+    let init = RequestInit::new();
+    let req = Request::new_with_str_and_init(url, &init)?;
+    for (k, v) in headers {
+        req.headers().set(k, v)?;
+    }
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    Ok(JsFuture::from(scope.fetch_with_request(&req))
+        .await
+        .map_err(|e| {
+            JsError::new(&format!(
+                "downloading {url} failed (offline, or the server refused): {e:?}"
+            ))
+        })?
+        .unchecked_into())
+}
+
+/// [`on_response`] on a fetch response's status and headers.
+fn decide(
+    resp: &Response,
+    have: u64,
+    ranged: bool,
+    stored_total: Option<u64>,
+) -> Result<Resume, JsValue> {
+    let h = resp.headers();
+    let [len, range, enc, etag, modified] = [
+        "Content-Length",
+        "Content-Range",
+        "Content-Encoding",
+        "ETag",
+        "Last-Modified",
+    ]
+    .map(|k| h.get(k).ok().flatten());
+    let r = download::Response {
+        status: resp.status(),
+        content_length: len.as_deref(),
+        content_range: range.as_deref(),
+        content_encoding: enc.as_deref(),
+        etag: etag.as_deref(),
+        last_modified: modified.as_deref(),
+    };
+    Ok(on_response(have, ranged, stored_total, &r))
 }
 
 async fn finish(store: Option<&Store>, cached: Option<CachedFile>) -> Result<(), JsValue> {

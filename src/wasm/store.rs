@@ -56,6 +56,9 @@ pub struct Entry {
     pub bytes: u64,
     pub total: Option<u64>,
     pub complete: bool,
+    /// ETag / Last-Modified of the response the cached bytes came from (sent as `If-Range`).
+    #[serde(default)]
+    pub validators: crate::download::Validators,
 }
 
 impl Store {
@@ -226,6 +229,18 @@ impl CachedFile {
             .write_with_u8_array_and_options(bytes, &opts)
             .map_err(|e| js_err("storing the download", e))?;
         self.entry.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Drop the cached bytes (the file changed on the server): the download starts over.
+    pub fn reset(&mut self) -> Result<(), JsValue> {
+        self.handle
+            .truncate_with_u32(0)
+            .map_err(|e| js_err("resetting the model cache", e))?;
+        self.entry = Entry {
+            url: std::mem::take(&mut self.entry.url),
+            ..Default::default()
+        };
         Ok(())
     }
 

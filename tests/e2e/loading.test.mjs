@@ -78,6 +78,43 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
     assert.equal(afterDelete.deleted, true);
     assert.ok(!afterDelete.cached.some((m) => m.url === url));
 
+    // 3b. The file changes on the server after a cut download: the resumed request carries
+    // If-Range, the server answers with the whole new file, and the cache ends up holding exactly
+    // the new file (it used to splice the old cached part onto the new file's tail).
+    const changing = path.join(splitDir, "changing.gguf");
+    const fresh = fs.readFileSync(path.join(fixtures, "tiny-qwen2.gguf"));
+    const stale = Buffer.from(fresh);
+    for (let i = 100_000; i < 300_000; i++) stale[i] ^= 0x5a; // tensor data (the header is 12 KB)
+    fs.writeFileSync(changing, stale);
+    const curl = `${BASE}/split/changing.gguf?cut=300000`;
+    await page.evaluate(async (url) => {
+      const { Engine } = await import("/attend-llm/index.js");
+      try { await Engine.load(url); } catch { /* cut midway, as intended */ }
+    }, curl);
+    fs.writeFileSync(changing, fresh);
+    fs.utimesSync(changing, new Date(), new Date(Date.now() + 10_000)); // a new Last-Modified and ETag
+    const changed = await page.evaluate(async (url) => {
+      const { Engine, listCachedModels } = await import("/attend-llm/index.js");
+      const engine = await Engine.load(url);
+      await engine.unload();
+      // The cached bytes, read back from the origin private file system.
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("attend-models");
+      let sha = null;
+      for await (const [name, handle] of dir.entries()) {
+        if (!name.endsWith(".json")) continue;
+        const meta = JSON.parse(await (await handle.getFile()).text());
+        if (meta.url !== url) continue;
+        const data = await (await (await dir.getFileHandle(name.replace(/\.json$/, ".gguf"))).getFile()).arrayBuffer();
+        sha = [...new Uint8Array(await crypto.subtle.digest("SHA-256", data))].map((b) => b.toString(16).padStart(2, "0")).join("");
+      }
+      return { sha, cached: (await listCachedModels()).find((m) => m.url === url) };
+    }, curl);
+    const { createHash } = await import("node:crypto");
+    assert.equal(changed.sha, createHash("sha256").update(fresh).digest("hex"), "the cache holds the new file, not a splice");
+    assert.ok(changed.cached?.complete && changed.cached.bytes === fresh.length, JSON.stringify(changed.cached));
+    const resumed = (await (await fetch(`${BASE}/__ranges`)).json()).filter((r) => r.path === "/split/changing.gguf");
+    assert.ok(resumed.length > 0 && resumed.every((r) => r.ifRange), JSON.stringify(resumed));
+
     // 4. A local file (the page's file picker) loads without any download.
     await page.setInputFiles("#file", path.join(fixtures, "tiny-qwen2.gguf"));
     const fromFile = await page.evaluate(async () => {

@@ -24,7 +24,7 @@ const CSP = [
   "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
 ].join("; ");
 
-// Test hooks: GET /__ranges lists the Range headers received (the newest RANGES_KEPT); `?cut=N` on a
+// Test hooks: GET /__ranges lists the Range (and If-Range) headers received (the newest RANGES_KEPT); `?cut=N` on a
 // request without a Range header sends only N bytes and then drops the connection (a download cut
 // midway).
 const RANGES_KEPT = 1000;
@@ -81,7 +81,9 @@ function handle(req, res) {
     return res.end(body);
   }
   if (req.headers.range) {
-    ranges.push({ path: pathname, range: String(req.headers.range).slice(0, 200) });
+    const entry = { path: pathname, range: String(req.headers.range).slice(0, 200) };
+    if (req.headers["if-range"]) entry.ifRange = String(req.headers["if-range"]).slice(0, 200);
+    ranges.push(entry);
     if (ranges.length > RANGES_KEPT) ranges.splice(0, ranges.length - RANGES_KEPT);
   }
   const mount = mounts.find(([prefix]) => pathname.startsWith(prefix));
@@ -112,12 +114,19 @@ function handle(req, res) {
     "X-Content-Type-Options": "nosniff",
   };
   if (type.startsWith("text/html")) headers["Content-Security-Policy"] = CSP;
+  // Validators, so that a client resuming a download can tell whether the file changed.
+  const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+  headers.ETag = etag;
+  headers["Last-Modified"] = st.mtime.toUTCString();
+  // If-Range: the range only when the client's copy is this file; otherwise the whole file (200).
+  const ifRange = req.headers["if-range"];
+  const rangeApplies = !ifRange || ifRange === etag || ifRange === headers["Last-Modified"];
   const send = (start, end) => {
     const stream = fs.createReadStream(file, { start, end });
     stream.on("error", () => res.destroy());
     return stream;
   };
-  if (req.headers.range) {
+  if (req.headers.range && rangeApplies) {
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range);
     const start = range ? Number(range[1]) : NaN;
     const end = range && range[2] ? Math.min(Number(range[2]), st.size - 1) : st.size - 1;
@@ -132,7 +141,7 @@ function handle(req, res) {
   res.writeHead(200, { ...headers, "Content-Length": st.size });
   if (req.method === "HEAD") return res.end();
   const cut = Number(query.get("cut"));
-  if (cut > 0 && cut < st.size) {
+  if (cut > 0 && cut < st.size && !req.headers.range) {
     return send(0, cut - 1).on("end", () => setTimeout(() => res.destroy(), 50)).pipe(res, { end: false });
   }
   send().pipe(res);

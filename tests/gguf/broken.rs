@@ -334,3 +334,51 @@ fn mutated_headers_never_panic() {
         "some mutations (string contents, values) stay valid"
     );
 }
+
+/// Without a known size nothing bounds a tensor's offset: data offset + offset + size must not
+/// overflow (it panicked in debug builds and wrapped on wasm32, handing header bytes out as data).
+#[test]
+fn offset_near_u64_max_is_refused_by_the_stream() {
+    let bytes = Raw::new(3, 1, 0)
+        .tensor("t", &[8], F32, u64::MAX - 63)
+        .data(0)
+        .0
+        .clone();
+    let e = stream_result(&bytes, None).expect_err("offset overflows");
+    assert!(e.to_string().contains("overflows"), "{e}");
+    let e = stream_result(&bytes, Some(bytes.len() as u64)).expect_err("past the end");
+    assert!(e.to_string().contains("past the end"), "{e}");
+}
+
+/// A size learned after the first bytes (Content-Length after a cached prefix was replayed)
+/// still refuses a tensor past the end before its header is handed out, and one learned after
+/// the header refuses the tensors still to come.
+#[test]
+fn size_learned_late_is_enforced() {
+    let bytes = Raw::new(3, 1, 0)
+        .tensor("t", &[1 << 20], F32, 0)
+        .data(64)
+        .0
+        .clone();
+    let size = bytes.len() as u64;
+    let mut s = GgufStream::new();
+    s.push(&bytes[..3]).unwrap();
+    s.set_file_size(size).unwrap();
+    let e = s.push(&bytes[3..]).expect_err("tensor past the end");
+    assert!(e.to_string().contains("past the end"), "{e}");
+
+    // Header complete before the size is known: the check comes with the size.
+    let header_end = bytes.len() - 64;
+    let mut s = GgufStream::new();
+    let events = s.push(&bytes[..header_end]).unwrap();
+    assert!(matches!(events[0], Event::Header(_)));
+    let e = s.set_file_size(size).expect_err("tensor past the end");
+    assert!(e.to_string().contains("past the end"), "{e}");
+
+    // A size smaller than what already arrived, or one that changes, is refused too.
+    let mut s = GgufStream::new();
+    s.push(&bytes[..10]).unwrap();
+    assert!(s.set_file_size(5).is_err());
+    s.set_file_size(size).unwrap();
+    assert!(s.set_file_size(size + 1).is_err());
+}
