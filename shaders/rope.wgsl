@@ -149,18 +149,21 @@ fn workgroup_sum(v: f32, t: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-    // Here total and total2 count head rows (rows * heads) of q and k, not pairs.
     let hr = wid.x + wid.y * nwg.x;
-    let q_rows = p.total;
-    let k_rows = p.total2;
-    if (hr >= q_rows + k_rows) {
+    if (hr >= p.total + p.total2) {
         return;
     }
+    norm_rope_row(hr, lid.x);
+}
+
+// Head row hr (q rows first, then k rows; total and total2 count head rows here, not pairs):
+// normalized with its weight and rotated, in place.
+fn norm_rope_row(hr: u32, t: u32) {
+    let q_rows = p.total;
     let is_q = hr < q_rows;
     let head_row = select(hr - q_rows, hr, is_q);
     let heads = select(p.heads2, p.heads, is_q);
     let base = head_row * p.head_dim;
-    let t = lid.x;
 
     var ss = 0.0;
     for (var i = t; i < p.head_dim; i = i + WG) {
@@ -192,6 +195,39 @@ fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         } else {
             x2[base + i] = x2[base + i] * r * wk[i];
         }
+    }
+}
+
+// rmsnorm_rope_kv: rmsnorm_rope_qk, then each k row (normalized and rotated in place, so its
+// workgroup waits for every write) and its v row go into the layer's f16 KV cache (layout as in
+// rope_kv): one dispatch instead of rmsnorm_rope_qk + kv_store.
+@group(0) @binding(5) var<storage, read> v_rows: array<f32>;
+@group(0) @binding(6) var<storage, read_write> kc_rows: array<u32>;
+@group(0) @binding(7) var<storage, read_write> vc_rows: array<u32>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_rope_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let hr = wid.x + wid.y * nwg.x;
+    if (hr >= p.total + p.total2) {
+        return;
+    }
+    norm_rope_row(hr, lid.x);
+    if (hr < p.total) {
+        return;
+    }
+    storageBarrier();
+    workgroupBarrier();
+    let row = hr - p.total;            // token * kv heads + kv head
+    let kvh = row % p.heads2;
+    let pos = p.pos0 + row / p.heads2;
+    let dp = p.head_dim / 2u;
+    let base = row * p.head_dim;
+    for (var w = lid.x; w < dp; w = w + WG) {
+        kc_rows[(kvh * dp + w) * p.capacity + pos] =
+            pack2x16float(vec2<f32>(x2[base + 2u * w], x2[base + 2u * w + 1u]));
+        vc_rows[(kvh * p.capacity + pos) * dp + w] =
+            pack2x16float(vec2<f32>(v_rows[base + 2u * w], v_rows[base + 2u * w + 1u]));
     }
 }
 

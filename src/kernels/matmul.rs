@@ -344,6 +344,7 @@ pub fn linear_glu(
 
 /// Three projections from one stacked weight `[a; b; c]` (Q, K and V): `outs[i]` gets
 /// `x · W_iᵀ` (`m × rows[i]`), with `bias` the stacked biases; one weight pass instead of three.
+/// `rows[2]` may be 0 for a two-way stack `[a; b]` (`outs[2]` is then never written).
 pub fn linear_split(
     rec: &mut Recorder,
     w: &QMatrix,
@@ -356,7 +357,7 @@ pub fn linear_split(
     if m == 0 {
         return Ok(());
     }
-    if rows.iter().any(|&r| r == 0) || rows.iter().map(|&r| r as usize).sum::<usize>() != w.rows {
+    if rows[..2].iter().any(|&r| r == 0) || rows.iter().map(|&r| r as usize).sum::<usize>() != w.rows {
         return Err(crate::Error::Invalid(format!(
             "linear_split: rows {rows:?} do not stack to the weight's {}",
             w.rows

@@ -269,7 +269,68 @@ pub fn rmsnorm_rope_qk(
     neox: bool,
     eps: f32,
 ) -> Result<()> {
-    let what = "rmsnorm_rope_qk";
+    #[rustfmt::skip]
+    norm_rope(rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base, scale, neox, eps, None)
+}
+
+/// [`rmsnorm_rope_qk`], then the normalized, rotated `k` and `v` [rows, kv heads, head_dim]
+/// stored as f16 in `kv` at positions `pos0..pos0 + rows`, in the same dispatch (what
+/// [`kv_store`](super::attention::kv_store) would do next).
+#[allow(clippy::too_many_arguments)]
+pub fn rmsnorm_rope_kv(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    kv: &super::attention::LayerKv,
+    q_weight: &wgpu::Buffer,
+    k_weight: &wgpu::Buffer,
+    rows: u32,
+    q_heads: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+    eps: f32,
+) -> Result<()> {
+    if pos0 as u64 + rows as u64 > kv.capacity as u64 {
+        return Err(Error::Invalid(format!(
+            "rmsnorm_rope_kv: positions {pos0}..{} exceed the cache's {}",
+            pos0 as u64 + rows as u64,
+            kv.capacity
+        )));
+    }
+    distinct("rmsnorm_rope_kv", v, &[q, k])?;
+    let (k_heads, head_dim) = (kv.n_kv_heads, kv.head_dim);
+    #[rustfmt::skip]
+    norm_rope(rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base, scale, neox, eps, Some((v, kv)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm_rope(
+    rec: &mut Recorder<'_>,
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    q_weight: &wgpu::Buffer,
+    k_weight: &wgpu::Buffer,
+    rows: u32,
+    q_heads: u32,
+    k_heads: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    pos0: u32,
+    base: f32,
+    scale: f32,
+    neox: bool,
+    eps: f32,
+    cache: Option<(&wgpu::Buffer, &super::attention::LayerKv)>,
+) -> Result<()> {
+    let what = if cache.is_some() {
+        "rmsnorm_rope_kv"
+    } else {
+        "rmsnorm_rope_qk"
+    };
     distinct(what, k, &[q, q_weight, k_weight])?;
     distinct(what, q, &[q_weight, k_weight])?;
     let mut p = params(
@@ -292,21 +353,20 @@ pub fn rmsnorm_rope_qk(
     p.total2 = k_rows as u32;
     p.heads2 = k_heads;
     p.eps = eps;
-    let bufs = [
+    let mut bufs = vec![
         words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_qk q")?,
         words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_qk k")?,
         words(rec, q_weight, head_dim as u64, "rmsnorm_rope_qk q_weight")?,
         words(rec, k_weight, head_dim as u64, "rmsnorm_rope_qk k_weight")?,
     ];
+    if let Some((v, kv)) = cache {
+        p.capacity = kv.capacity;
+        bufs.push(words(rec, v, k_rows * head_dim as u64, "rmsnorm_rope_kv v")?);
+        bufs.push(crate::gpu::Arg::from(&kv.k));
+        bufs.push(crate::gpu::Arg::from(&kv.v));
+    }
     let wg = super::norm::workgroup_for(head_dim / 2);
     let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
-    rec.dispatch(
-        &SHADER,
-        "rmsnorm_rope_qk",
-        &[("WG", wg as f64)],
-        &p,
-        &bufs,
-        wgs,
-    );
+    rec.dispatch(&SHADER, what, &[("WG", wg as f64)], &p, &bufs, wgs);
     Ok(())
 }

@@ -47,8 +47,7 @@ pub(super) fn block(
     // Attention.
     model.qkv(rec, &b.qkv, [None; 3], m)?;
     #[rustfmt::skip]
-    rope::rmsnorm_rope_qk(rec, &s.q, &s.k, q_norm, k_norm, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_dims, pos0, base, scale, true, eps)?;
-    attention::kv_store(rec, kv, &s.k, &s.v, pos0, m)?;
+    rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, q_norm, k_norm, m, c.n_heads, c.rope_dims, pos0, base, scale, true, eps)?;
     let window = if local { c.window } else { 0 };
     let p = AttnParams {
         m,

@@ -66,6 +66,10 @@ impl Loader {
         let mut fused = Vec::new();
         let mut fused_member: HashMap<String, (usize, u64)> = HashMap::new();
         for (fname, members) in fusions {
+            // A tensor joins at most one fusion (the first listed that can take it).
+            if members.iter().any(|m| fused_member.contains_key(m)) {
+                continue;
+            }
             let infos: Vec<_> = members.iter().filter_map(|m| find(m)).collect();
             if infos.len() != members.len() || infos.iter().any(|t| t.dims.len() != 2) {
                 continue;

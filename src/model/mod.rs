@@ -35,9 +35,11 @@ pub struct Block {
 }
 
 /// The Q, K and V projections: one stacked `[wq; wk; wv]` matrix (one pass over the weights and
-/// one dispatch when decoding) where the file allows, else three.
+/// one dispatch when decoding) where the file allows; else `[wq; wk]` stacked and V apart (files
+/// that quantize V differently, e.g. Q8_0 beside Q4_K); else three.
 pub enum Qkv {
     Fused(QMatrix),
+    QkFused { qk: QMatrix, v: QMatrix },
     Split { q: QMatrix, k: QMatrix, v: QMatrix },
 }
 
@@ -45,6 +47,7 @@ impl Qkv {
     fn matrices(&self) -> Vec<&QMatrix> {
         match self {
             Qkv::Fused(m) => vec![m],
+            Qkv::QkFused { qk, v } => vec![qk, v],
             Qkv::Split { q, k, v } => vec![q, k, v],
         }
     }
@@ -129,6 +132,7 @@ impl Weights {
             // Qwen2's q/k/v biases would need stacking too: its projections stay separate.
             if cfg.arch != Arch::Qwen2 {
                 f.push((n("attn_qkv"), vec![n("attn_q"), n("attn_k"), n("attn_v")]));
+                f.push((n("attn_qk"), vec![n("attn_q"), n("attn_k")]));
             }
             f.push((n("ffn_gate_up"), vec![n("ffn_gate"), n("ffn_up")]));
         }
@@ -142,9 +146,16 @@ impl Weights {
             let n = |s: &str| format!("blk.{l}.{s}");
             blocks.push(Block {
                 attn_norm: ld.vector(gpu, &n("attn_norm.weight"))?,
-                qkv: match ld.fused(&n("attn_qkv.weight"))? {
-                    Some(m) => Qkv::Fused(m),
-                    None => Qkv::Split {
+                qkv: match (
+                    ld.fused(&n("attn_qkv.weight"))?,
+                    ld.fused(&n("attn_qk.weight"))?,
+                ) {
+                    (Some(m), _) => Qkv::Fused(m),
+                    (None, Some(qk)) => Qkv::QkFused {
+                        qk,
+                        v: ld.matrix(gpu, &n("attn_v.weight"))?,
+                    },
+                    (None, None) => Qkv::Split {
                         q: ld.matrix(gpu, &n("attn_q.weight"))?,
                         k: ld.matrix(gpu, &n("attn_k.weight"))?,
                         v: ld.matrix(gpu, &n("attn_v.weight"))?,
@@ -458,6 +469,11 @@ impl Model {
                 // Stacked weights come without biases (see `Weights::fusions`).
                 let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
                 matmul::linear_split(rec, w, &s.h, [&s.q, &s.k, &s.v], rows, m, None)
+            }
+            Qkv::QkFused { qk, v } => {
+                let rows = [c.q_dim(), c.kv_dim(), 0];
+                matmul::linear_split(rec, qk, &s.h, [&s.q, &s.k, &s.v], rows, m, None)?;
+                matmul::linear(rec, v, &s.h, &s.v, m, bias[2])
             }
             Qkv::Split { q, k, v } => {
                 matmul::linear(rec, q, &s.h, &s.q, m, bias[0])?;

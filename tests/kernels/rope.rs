@@ -263,3 +263,56 @@ gpu_test! {
         assert!(rope::rope_kv(&mut rec, &q, &t, &t, &kv, 2, 1, 32, 3, 1e4, 1.0, false).is_err());
     }
 }
+
+gpu_test! {
+    async fn rmsnorm_rope_kv_equals_rmsnorm_rope_qk_then_kv_store() {
+        use attend::kernels::attention::{kv_store, LayerKv};
+        let gpu = gpu().await;
+        let mut rng = Rng::new(35);
+        // Gemma-like (4 q heads, 1 kv head, head 256, NeoX, partial rotation) and a grouped
+        // decode token: q, k and the cache words bit for bit.
+        for &(rows, qh, kh, hd, rot, pos0) in &[(3usize, 4usize, 1usize, 256usize, 192usize, 5u32), (1, 6, 2, 64, 64, 50)] {
+            let cap = 64u32;
+            let q = rng.normal(rows * qh * hd, 1.0);
+            let k = rng.normal(rows * kh * hd, 1.0);
+            let v = rng.normal(rows * kh * hd, 1.0);
+            let (wq, wk) = (rng.normal(hd, 1.0), rng.normal(hd, 1.0));
+            let up = |x: &[f32]| gpu.upload("t", x).unwrap();
+            let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
+            let (gwq, gwk) = (up(&wq), up(&wk));
+            let (kva, kvb) = (
+                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+            );
+            let mut rec = gpu.recorder("separate");
+            rope::rmsnorm_rope_qk(
+                &mut rec, &qa, &ka, &gwq, &gwk, rows as u32, qh as u32, kh as u32, hd as u32,
+                rot as u32, pos0, 1e6, 1.0, true, 1e-6,
+            )
+            .unwrap();
+            kv_store(&mut rec, &kva, &ka, &va, pos0, rows as u32).unwrap();
+            rec.submit();
+            let mut rec = gpu.recorder("fused");
+            rope::rmsnorm_rope_kv(
+                &mut rec, &qb, &kb, &vb, &kvb, &gwq, &gwk, rows as u32, qh as u32, rot as u32,
+                pos0, 1e6, 1.0, true, 1e-6,
+            )
+            .unwrap();
+            assert_eq!(rec.dispatches, 1);
+            rec.submit();
+            let what = format!("rmsnorm_rope_kv {rows}x{qh}/{kh}x{hd}");
+            for (name, a, b, n) in [("q", &qa, &qb, q.len()), ("k", &ka, &kb, k.len())] {
+                let a: Vec<u32> = gpu.read(a, 0, n).await.unwrap();
+                let b: Vec<u32> = gpu.read(b, 0, n).await.unwrap();
+                assert_eq!(a, b, "{what}: {name}");
+            }
+            let words = (kva.k.size() / 4) as usize;
+            for (name, a, b) in [("K", &kva.k, &kvb.k), ("V", &kva.v, &kvb.v)] {
+                let a: Vec<u32> = gpu.read(a, 0, words).await.unwrap();
+                let b: Vec<u32> = gpu.read(b, 0, words).await.unwrap();
+                assert_eq!(a, b, "{what}: {name} cache");
+                assert!(a.iter().any(|&w| w != 0), "{what}: {name} cache was written");
+            }
+        }
+    }
+}
