@@ -28,5 +28,6 @@ for r in range(reps + 1):  # run 0 warms up
     if r:
         pre.append(n / (t1 - t0))
         dec.append(gen / (t2 - t1))
-print(json.dumps({"backend": "vulkan" if gpu else "cpu", "prefill_tok_s": statistics.median(pre),
+print(json.dumps({"backend": "vulkan" if gpu else "cpu", "prompt_tokens": n, "gen_tokens": gen, "repeat": reps,
+                  "prefill_tok_s": statistics.median(pre),
                   "decode_tok_s": statistics.median(dec)}))
