@@ -21,15 +21,31 @@ const log = (s) => {
 };
 const emit = (o) => log("BENCH " + JSON.stringify(o));
 
-let promptIds = null; // the same token ids for both runtimes (same GGUF, same tokenizer)
+// wllama gets the prompt as text (its llama.cpp server rejects a token-id array in this build):
+// the longest prefix of the repeated bench sentence that attend's tokenizer (the same GGUF
+// vocabulary) turns into exactly n tokens, not counting a BOS.
+let promptText = null;
+
+async function textOfTokens(engine, count) {
+  const specials = (await engine.tokenize("")).length;
+  const words = SENTENCE.repeat(Math.ceil(count / 10) + 2).split(" ");
+  let best = "";
+  for (let w = 1; w <= words.length; w++) {
+    const text = words.slice(0, w).join(" ");
+    const len = (await engine.tokenize(text)).length - specials;
+    if (len > count) break;
+    best = text;
+    if (len === count) break;
+  }
+  return best;
+}
 
 async function benchAttend() {
   const t0 = performance.now();
   const engine = await Engine.load(url, { contextLength: 512, cache: false });
   const load_s = (performance.now() - t0) / 1e3;
   const info = await engine.info();
-  const base = await engine.tokenize(SENTENCE);
-  promptIds = base;
+  promptText = await textOfTokens(engine, n);
   const r = await engine.bench({ promptTokens: n, genTokens: gen, repeat });
   await engine.unload();
   emit({ peer: "attend", model, adapter: info.adapter, load_s, ...r });
@@ -42,23 +58,14 @@ async function benchWllama() {
   // n_gpu_layers 0: no WebGPU (SwiftShader lacks shader-f16, which wllama's WebGPU path needs).
   await wllama.loadModel([blob], { n_ctx: 512, n_threads: threads, n_gpu_layers: 0, n_parallel: 1 });
   const load_s = (performance.now() - t0) / 1e3;
-  let prompt;
-  if (promptIds) {
-    // attend's tokenize() adds BOS when the model asks for it; the bench prompt has none.
-    let base = promptIds;
-    if (base.length > 1 && base[0] === wllama.getBOS() && wllama.mustAddBosToken()) base = base.slice(1);
-    prompt = Array.from({ length: n }, (_, i) => base[i % base.length]);
-  } else {
-    // wllama alone (peers=wllama): text, so the prompt length is only about n tokens.
-    prompt = SENTENCE.repeat(Math.ceil(n / 20));
-  }
+  // Without attend (peers=wllama) the prompt is only about n tokens long.
+  const prompt = promptText ?? SENTENCE.repeat(Math.ceil(n / 20));
   const pre = [], dec = [], preWall = [], decWall = [];
   let pn = n;
   for (let r = 0; r <= repeat; r++) { // run 0 warms up
     let first = 0;
     const s = performance.now();
     let timings = null;
-    // Token ids go straight to llama.cpp's server code (it accepts an id array as the prompt).
     await wllama.createCompletion({
       prompt, max_tokens: gen, n_predict: gen, temperature: 0, temp: 0, top_k: 1, ignore_eos: true,
       cache_prompt: false, stream: true,
