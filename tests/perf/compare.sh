@@ -12,7 +12,7 @@
 #        LLAMA_VULKAN=1 (0 skips the Vulkan peer)  BROWSER=1 (0 skips the browser pair)
 #        BROWSER_PROMPT_TOKENS=32 BROWSER_GEN_TOKENS=16 BROWSER_REPEAT=1 (SwiftShader is slow)
 #        BROWSER_MODELS="SmolLM2-135M-Instruct.Q4_1.gguf" (file names in $ATTEND_CACHE/models)
-#        WLLAMA_THREADS=1 (>1: cross-origin-isolated page, wllama's pthread build)
+#        LLAMA_THREADS=2 (llama.cpp's CPU threads)  WLLAMA_THREADS=1 (>1: cross-origin-isolated page, wllama's pthread build)
 #        OUT=target/perf/compare-<date>.jsonl (every measurement, one JSON object a line)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,7 +65,7 @@ for m in "${models[@]}"; do
     record "$m" "$a" '{"peer": "attend", "where": "native wgpu (lavapipe)"}'
     echo "== $name: llama.cpp CPU" >&2
     if c=$("$VENV/bin/python" tests/perf/llama_cpp_bench.py "$m" "$N" "$G" "$R"); then
-        record "$m" "$c" '{"peer": "llama.cpp CPU", "where": "native CPU, 2 threads"}'
+        record "$m" "$c" '{"peer": "llama.cpp CPU", "where": "native CPU, '"${LLAMA_THREADS:-2}"' threads"}'
     else echo "llama.cpp CPU failed on $name" >&2; fi
     if [ "$VULKAN" != 0 ]; then
         echo "== $name: llama.cpp Vulkan (lavapipe)" >&2
