@@ -262,14 +262,12 @@ fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
         groups,
     };
     if gpu.adapter.device_type == "Cpu" {
+        // Each candidate is a pipeline to compile (slow on these adapters): few, well spread.
         vec![
             s(8, 1, true, 1),
-            s(16, 1, true, 1),
             s(32, 1, true, 1),
-            s(8, 1, true, 2),
             s(16, 1, true, 2),
             s(32, 1, true, 2),
-            s(16, 1, false, 2),
         ]
     } else {
         vec![
@@ -286,7 +284,16 @@ fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
 
 /// Tuned shapes, per adapter and matrix class (format, layout, rows, columns): a second model
 /// with the same shapes (or a reload) skips the measurement.
-type TuneKey = (String, u32, bool, usize, usize);
+type TuneKey = (String, u32, bool, usize, usize, u32);
+
+/// What a matrix is used for when decoding, so the tune times the kernel that will run: each
+/// use is its own pipeline (a GLU or split epilogue can change which shape is fastest).
+#[derive(Clone, Copy)]
+pub enum MatvecUse<'a> {
+    Plain,
+    Glu(Glu),
+    Split(Split<'a>),
+}
 static TUNED: std::sync::Mutex<Option<std::collections::HashMap<TuneKey, MatvecShape>>> =
     std::sync::Mutex::new(None);
 
@@ -299,13 +306,20 @@ pub async fn tune(
     w: &QMatrix,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
+    usage: MatvecUse<'_>,
 ) -> crate::Result<MatvecShape> {
+    let (glu, split, kind) = match usage {
+        MatvecUse::Plain => (None, None, 0),
+        MatvecUse::Glu(g) => (Some(g), None, 1 + g as u32),
+        MatvecUse::Split(s) => (None, Some(s), 9),
+    };
     let key = (
         gpu.adapter.name.clone(),
         w.ty.id(),
         w.layout == Layout::Packed,
         w.rows,
         w.cols,
+        kind,
     );
     if let Some(s) = TUNED
         .lock()
@@ -320,9 +334,9 @@ pub async fn tune(
         .into_iter()
         .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
         .collect();
-    let label = format!("{} {}x{}", w.ty.name(), w.rows, w.cols);
+    let label = format!("{} {}x{} use {kind}", w.ty.name(), w.rows, w.cols);
     let best = fastest(gpu, &label, candidates, y, |rec, shape| {
-        matvec_with_shape(rec, w, x, y, 1, None, shape)
+        dispatch(rec, w, x, y, 1, None, shape, glu, split)
     })
     .await?;
     TUNED

@@ -269,8 +269,10 @@ pub fn rmsnorm_rope_qk(
     neox: bool,
     eps: f32,
 ) -> Result<()> {
-    #[rustfmt::skip]
-    norm_rope(rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base, scale, neox, eps, None)
+    norm_rope(
+        rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base,
+        scale, neox, eps, None,
+    )
 }
 
 /// [`rmsnorm_rope_qk`], then the normalized, rotated `k` and `v` [rows, kv heads, head_dim]
@@ -303,8 +305,10 @@ pub fn rmsnorm_rope_kv(
     }
     distinct("rmsnorm_rope_kv", v, &[q, k])?;
     let (k_heads, head_dim) = (kv.n_kv_heads, kv.head_dim);
-    #[rustfmt::skip]
-    norm_rope(rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base, scale, neox, eps, Some((v, kv)))
+    norm_rope(
+        rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base,
+        scale, neox, eps, Some((v, kv)),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

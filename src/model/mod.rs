@@ -433,13 +433,37 @@ impl Model {
     pub async fn tune(&self, gpu: &Gpu) -> Result<()> {
         let (w, s) = (&self.weights, &self.scratch);
         let head = w.output.as_ref().unwrap_or(&w.token_embd);
-        for m in w.blocks.iter().flat_map(Block::matrices).chain([head]) {
-            let x = [&s.h, &s.attn, &s.act]
-                .into_iter()
-                .find(|b| b.size() >= m.cols as u64 * 4)
-                .unwrap_or(&s.act);
-            crate::kernels::matvec::tune(gpu, m, x, &s.logits).await?;
+        use crate::kernels::matvec::{tune, MatvecUse, Split};
+        let c = &self.cfg;
+        for b in &w.blocks {
+            for m in b.matrices() {
+                // Fused matrices are timed with the epilogue they decode with.
+                let (y, usage) = match (&b.qkv, &b.gate_up) {
+                    (Qkv::Fused(f), _) if std::ptr::eq(f, m) => {
+                        let split = Split { y2: &s.k, y3: &s.v, n1: c.q_dim(), n2: c.kv_dim() };
+                        (&s.q, MatvecUse::Split(split))
+                    }
+                    (Qkv::QkFused { qk, .. }, _) if std::ptr::eq(qk, m) => {
+                        let split = Split { y2: &s.k, y3: &s.v, n1: c.q_dim(), n2: c.kv_dim() };
+                        (&s.q, MatvecUse::Split(split))
+                    }
+                    (_, GateUp::Fused(f)) if std::ptr::eq(f, m) => {
+                        let glu = match c.arch {
+                            Arch::Gemma3 => elementwise::Glu::Gelu,
+                            _ => elementwise::Glu::Silu,
+                        };
+                        (&s.act, MatvecUse::Glu(glu))
+                    }
+                    _ => (&s.logits, MatvecUse::Plain),
+                };
+                let x = [&s.h, &s.attn, &s.act]
+                    .into_iter()
+                    .find(|b| b.size() >= m.cols as u64 * 4 && !std::ptr::eq(b.raw(), y.raw()))
+                    .unwrap_or(&s.h);
+                tune(gpu, m, x, y, usage).await?;
+            }
         }
+        tune(gpu, head, &s.h, &s.logits, MatvecUse::Plain).await?;
         // Prefill chunks (longer than matvec takes) of the block matrices.
         let tokens = s.batch.min(32);
         if tokens > crate::kernels::matmul::MATVEC_MAX_M {
