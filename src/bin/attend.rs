@@ -378,7 +378,11 @@ commands:
             if rows.is_empty() {
                 continue;
             }
-            let per = if pass == "decode" { "per token" } else { "whole prompt" };
+            let per = if pass == "decode" {
+                "per token"
+            } else {
+                "whole prompt"
+            };
             println!("\nGPU time, {pass} ({per}): {total:.2} ms");
             for k in rows {
                 println!(

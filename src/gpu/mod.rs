@@ -10,8 +10,8 @@ mod recorder;
 
 pub use pipeline::{PipelineCache, Shader};
 pub use pool::{Buffer, BufferPool};
-use recorder::BindGroupCache;
 pub use profile::KernelTime;
+use recorder::BindGroupCache;
 pub use recorder::{Arg, Recorder};
 
 use crate::{Error, Result};

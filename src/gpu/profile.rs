@@ -87,9 +87,7 @@ impl Profiler {
             let mut totals = self.totals.lock().unwrap();
             for (i, label) in labels.iter().enumerate() {
                 let ns = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
-                let e = totals
-                    .entry((pass.to_string(), label.clone()))
-                    .or_default();
+                let e = totals.entry((pass.to_string(), label.clone())).or_default();
                 e.0 += 1;
                 e.1 += ns / 1e6;
             }

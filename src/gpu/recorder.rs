@@ -199,7 +199,11 @@ impl<'g> Recorder<'g> {
         let writes = match &mut self.timed {
             Some(timed) => {
                 // A pass per dispatch, timestamps at its begin and end.
-                let writes = self.gpu.profiler.get().and_then(|p| p.writes(timed.len() as u32));
+                let writes = self
+                    .gpu
+                    .profiler
+                    .get()
+                    .and_then(|p| p.writes(timed.len() as u32));
                 if writes.is_some() {
                     self.pass = None;
                     timed.push(kernel_label(entry, constants));

@@ -284,7 +284,11 @@ fn decode(
     let chunks = n_keys.div_ceil(DECODE_CHUNK);
     // Up to DIRECT_MAX_CHUNKS chunks one workgroup per head group walks them all (one dispatch);
     // longer ranges split across workgroups so long contexts fill the GPU, plus a reduce pass.
-    let n_split = if chunks <= DIRECT_MAX_CHUNKS { 1 } else { chunks };
+    let n_split = if chunks <= DIRECT_MAX_CHUNKS {
+        1
+    } else {
+        chunks
+    };
     params.n_split = n_split;
     let group = params.n_heads / kv.n_kv_heads;
     let heads_per_wg = group.min(DECODE_MAX_HEADS);

@@ -52,9 +52,7 @@ pub fn matmul_split(
     bias: Option<&wgpu::Buffer>,
     split: Option<Split<'_>>,
 ) {
-    let shape = w
-        .matmul_shape()
-        .unwrap_or_else(|| default_shape(rec.gpu()));
+    let shape = w.matmul_shape().unwrap_or_else(|| default_shape(rec.gpu()));
     matmul_with_shape(rec, w, x, y, m, bias, split, shape)
 }
 
@@ -174,7 +172,6 @@ struct RtParams {
     _pad: u32,
 }
 
-
 #[derive(Clone, Copy)]
 struct RtShape {
     tokens: u32,
@@ -212,9 +209,10 @@ fn matmul_rt(
     let uniform = x_uniform
         && per_view > 0
         && x.usage().contains(wgpu::BufferUsages::UNIFORM)
-        && (0..m)
-            .step_by(per_view as usize)
-            .all(|t| (t as u64 * 4 * k).is_multiple_of(align) && t as u64 * 4 * k + X_UNIFORM_BYTES <= x.size());
+        && (0..m).step_by(per_view as usize).all(|t| {
+            (t as u64 * 4 * k).is_multiple_of(align)
+                && t as u64 * 4 * k + X_UNIFORM_BYTES <= x.size()
+        });
     let chunk = if uniform { per_view } else { m };
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
     let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
@@ -357,7 +355,8 @@ pub fn linear_split(
     if m == 0 {
         return Ok(());
     }
-    if rows[..2].iter().any(|&r| r == 0) || rows.iter().map(|&r| r as usize).sum::<usize>() != w.rows {
+    let total = rows.iter().map(|&r| r as usize).sum::<usize>();
+    if rows[..2].contains(&0) || total != w.rows {
         return Err(crate::Error::Invalid(format!(
             "linear_split: rows {rows:?} do not stack to the weight's {}",
             w.rows

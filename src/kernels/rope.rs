@@ -233,7 +233,12 @@ pub fn rope_kv(
     p.capacity = kv.capacity;
     let n = rows as u64 * k_heads as u64 * head_dim as u64;
     let bufs = [
-        words(rec, q, rows as u64 * q_heads as u64 * head_dim as u64, "rope_kv q")?,
+        words(
+            rec,
+            q,
+            rows as u64 * q_heads as u64 * head_dim as u64,
+            "rope_kv q",
+        )?,
         words(rec, k, n, "rope_kv k")?,
         words(rec, v, n, "rope_kv v")?,
         crate::gpu::Arg::from(&kv.k),
@@ -306,8 +311,22 @@ pub fn rmsnorm_rope_kv(
     distinct("rmsnorm_rope_kv", v, &[q, k])?;
     let (k_heads, head_dim) = (kv.n_kv_heads, kv.head_dim);
     norm_rope(
-        rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base,
-        scale, neox, eps, Some((v, kv)),
+        rec,
+        q,
+        k,
+        q_weight,
+        k_weight,
+        rows,
+        q_heads,
+        k_heads,
+        head_dim,
+        rot_dims,
+        pos0,
+        base,
+        scale,
+        neox,
+        eps,
+        Some((v, kv)),
     )
 }
 
@@ -365,7 +384,12 @@ fn norm_rope(
     ];
     if let Some((v, kv)) = cache {
         p.capacity = kv.capacity;
-        bufs.push(words(rec, v, k_rows * head_dim as u64, "rmsnorm_rope_kv v")?);
+        bufs.push(words(
+            rec,
+            v,
+            k_rows * head_dim as u64,
+            "rmsnorm_rope_kv v",
+        )?);
         bufs.push(crate::gpu::Arg::from(&kv.k));
         bufs.push(crate::gpu::Arg::from(&kv.v));
     }

@@ -424,7 +424,11 @@ impl Model {
         }
         let d = self.cfg.d_model as u64 * 4;
         rec.copy(&s.h, first as u64 * d, &s.x, 0, rows as u64 * d);
-        let output = self.weights.output.as_ref().unwrap_or(&self.weights.token_embd);
+        let output = self
+            .weights
+            .output
+            .as_ref()
+            .unwrap_or(&self.weights.token_embd);
         matmul::linear(rec, output, &s.x, &s.logits, rows, None)
     }
 
@@ -440,11 +444,21 @@ impl Model {
                 // Fused matrices are timed with the epilogue they decode with.
                 let (y, usage) = match (&b.qkv, &b.gate_up) {
                     (Qkv::Fused(f), _) if std::ptr::eq(f, m) => {
-                        let split = Split { y2: &s.k, y3: &s.v, n1: c.q_dim(), n2: c.kv_dim() };
+                        let split = Split {
+                            y2: &s.k,
+                            y3: &s.v,
+                            n1: c.q_dim(),
+                            n2: c.kv_dim(),
+                        };
                         (&s.q, MatvecUse::Split(split))
                     }
                     (Qkv::QkFused { qk, .. }, _) if std::ptr::eq(qk, m) => {
-                        let split = Split { y2: &s.k, y3: &s.v, n1: c.q_dim(), n2: c.kv_dim() };
+                        let split = Split {
+                            y2: &s.k,
+                            y3: &s.v,
+                            n1: c.q_dim(),
+                            n2: c.kv_dim(),
+                        };
                         (&s.q, MatvecUse::Split(split))
                     }
                     (_, GateUp::Fused(f)) if std::ptr::eq(f, m) => {
@@ -468,8 +482,12 @@ impl Model {
         let tokens = s.batch.min(32);
         if tokens > crate::kernels::matmul::MATVEC_MAX_M {
             for m in w.blocks.iter().flat_map(Block::matrices) {
-                let fits = |b: &&crate::gpu::Buffer, n: usize| b.size() >= (tokens as usize * n * 4) as u64;
-                let x = [&s.h, &s.attn, &s.act].into_iter().find(|b| fits(b, m.cols));
+                let fits = |b: &&crate::gpu::Buffer, n: usize| {
+                    b.size() >= (tokens as usize * n * 4) as u64
+                };
+                let x = [&s.h, &s.attn, &s.act]
+                    .into_iter()
+                    .find(|b| fits(b, m.cols));
                 let y = [&s.gate, &s.logits].into_iter().find(|b| fits(b, m.rows));
                 if let (Some(x), Some(y)) = (x, y) {
                     crate::kernels::matmul::tune(gpu, m, x, y, tokens).await?;

@@ -284,11 +284,7 @@ async fn download(
 }
 
 /// Hands the cached bytes to the sink, in order.
-async fn replay(
-    c: &CachedFile,
-    cancel: &Cancel,
-    sink: &mut Sink<'_>,
-) -> Result<Flow, JsValue> {
+async fn replay(c: &CachedFile, cancel: &Cancel, sink: &mut Sink<'_>) -> Result<Flow, JsValue> {
     let mut buf = vec![0u8; READ];
     let mut off = 0u64;
     while off < c.len() {

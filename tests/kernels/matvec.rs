@@ -723,7 +723,11 @@ async fn split_format(ty: GgmlType) {
         for (j, &r) in rows.iter().enumerate() {
             if r == 0 {
                 let got: Vec<f32> = gpu.read(&outs[j], 0, 1).await.unwrap();
-                assert!(got[0].is_nan(), "{} two-way split wrote its third output", ty.name());
+                assert!(
+                    got[0].is_nan(),
+                    "{} two-way split wrote its third output",
+                    ty.name()
+                );
                 continue;
             }
             let got: Vec<f32> = gpu.read(&outs[j], 0, m * r).await.unwrap();
