@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, Split, SHADER, X_UNIFORM_BYTES};
+use super::matvec::{matvec, weight_args, Split, SHADER, X_UNIFORM_BYTES};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -141,15 +141,7 @@ pub fn matmul_with_shape(
                 ("HAS_BIAS", bias.is_some() as u32 as f64),
             ],
             &params,
-            &[
-                Arg::from(part.buf.raw()),
-                Arg::from(part.buf.raw()),
-                Arg::from(x),
-                Arg::from(y),
-                Arg::from(bias_buf),
-                Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
-                Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
-            ],
+            &weight_args(rec.gpu(), part.buf.raw(), Arg::from(x), y, bias_buf, split),
             grid(tiles, max_dim),
         );
     }
@@ -254,15 +246,7 @@ fn matmul_rt(
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                 ],
                 &params,
-                &[
-                    Arg::from(part.buf.raw()),
-                    Arg::from(part.buf.raw()),
-                    x_arg,
-                    Arg::from(y),
-                    Arg::from(bias_buf),
-                    Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
-                    Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
-                ],
+                &weight_args(rec.gpu(), part.buf.raw(), x_arg, y, bias_buf, split),
                 grid(invocations.div_ceil(wg), max_dim),
             );
             tok0 += tm;

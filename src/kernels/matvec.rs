@@ -171,6 +171,29 @@ pub fn glu_fits(w: &QMatrix) -> bool {
     w.parts().len() == 1 && w.rows.is_multiple_of(8)
 }
 
+/// The bindings every quantized-matrix kernel takes, in order: the weight part as u32 and as
+/// vec4<u32>, x (whole or a uniform view), y, the bias (`x` when there is none: never read), and
+/// the split outputs (spare buffers when unused).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_args<'a>(
+    gpu: &'a Gpu,
+    part: &'a wgpu::Buffer,
+    x: Arg<'a>,
+    y: &'a wgpu::Buffer,
+    bias: &'a wgpu::Buffer,
+    split: Option<Split<'a>>,
+) -> [Arg<'a>; 7] {
+    [
+        Arg::from(part),
+        Arg::from(part),
+        x,
+        Arg::from(y),
+        Arg::from(bias),
+        Arg::from(split.map_or(&gpu.spare[0], |s| s.y2)),
+        Arg::from(split.map_or(&gpu.spare[1], |s| s.y3)),
+    ]
+}
+
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     rec: &mut Recorder,
@@ -236,15 +259,7 @@ fn dispatch(
                     ("MV_G", mv_g as f64),
                 ],
                 &params,
-                &[
-                    Arg::from(part.buf.raw()),
-                    Arg::from(part.buf.raw()),
-                    x_arg,
-                    Arg::from(y),
-                    Arg::from(bias_buf),
-                    Arg::from(split.map_or(&rec.gpu().spare[0], |s| s.y2)),
-                    Arg::from(split.map_or(&rec.gpu().spare[1], |s| s.y3)),
-                ],
+                &weight_args(rec.gpu(), part.buf.raw(), x_arg, y, bias_buf, split),
                 grid(groups, max_dim),
             );
             tok0 += tok;

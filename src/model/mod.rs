@@ -443,16 +443,7 @@ impl Model {
             for m in b.matrices() {
                 // Fused matrices are timed with the epilogue they decode with.
                 let (y, usage) = match (&b.qkv, &b.gate_up) {
-                    (Qkv::Fused(f), _) if std::ptr::eq(f, m) => {
-                        let split = Split {
-                            y2: &s.k,
-                            y3: &s.v,
-                            n1: c.q_dim(),
-                            n2: c.kv_dim(),
-                        };
-                        (&s.q, MatvecUse::Split(split))
-                    }
-                    (Qkv::QkFused { qk, .. }, _) if std::ptr::eq(qk, m) => {
+                    (Qkv::Fused(f) | Qkv::QkFused { qk: f, .. }, _) if std::ptr::eq(f, m) => {
                         let split = Split {
                             y2: &s.k,
                             y3: &s.v,
