@@ -12,6 +12,9 @@ use crate::stop::StopChecker;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
+mod passes;
+use passes::{Fetch, Input, Passes};
+
 /// Seconds since some fixed point (works natively and in the browser).
 pub fn now_s() -> f64 {
     #[cfg(target_arch = "wasm32")]
@@ -167,6 +170,12 @@ pub struct Engine {
     pub pass_stats: std::cell::Cell<PassStats>,
     /// Set when wgpu reports the device lost: every later call fails saying to load again.
     pub lost: DeviceLost,
+    /// Decode plans and readback buffers.
+    passes: Passes,
+    /// Greedy decoding submits token t+1's pass before reading token t. On by default where the
+    /// GPU runs apart from the CPU; off natively on a CPU adapter (lavapipe), where the early
+    /// submit only waits for the pass before it.
+    pub pipeline: bool,
 }
 
 impl Engine {
@@ -268,6 +277,7 @@ impl Engine {
             && sc.presence_penalty == 0.0
             && sc.frequency_penalty == 0.0;
         let greedy = sc.temperature <= 0.0 && neutral && p.top_logprobs == 0;
+        let speculate = greedy && self.pipeline;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
         let reuse = self
@@ -281,15 +291,18 @@ impl Engine {
         let t0 = now_s();
         let batch = self.model.scratch.batch as usize;
         let mut pos = reuse;
+        // The submission whose readback holds the next token (greedy) or logits.
+        let mut pending = None;
         while pos < prompt.len() {
             let chunk = &prompt[pos..(pos + batch).min(prompt.len())];
             let last = pos + chunk.len() == prompt.len();
-            self.run(
-                chunk,
-                pos as u32,
-                if last { Logits::Last } else { Logits::None },
-                greedy && last,
-            )?;
+            let (logits, fetch) = match (last, greedy) {
+                (false, _) => (Logits::None, Fetch::Nothing),
+                (true, true) => (Logits::Last, Fetch::Next(0)),
+                (true, false) => (Logits::Last, Fetch::Logits),
+            };
+            let index = self.run(Input::Ids(chunk), pos as u32, logits, greedy && last, fetch)?;
+            pending = Some(index);
             pos += chunk.len();
         }
         self.cached.extend_from_slice(&prompt[reuse..]);
@@ -311,9 +324,26 @@ impl Engine {
         let mut generated = 0u32;
         let mut t_first = None;
         while generated < max_new {
-            let (id, top) = self
-                .pick(&mut sampler, &history, greedy, p.top_logprobs)
-                .await?;
+            let submitted = pending.take().expect("a pass precedes every pick");
+            let (id, top) = if greedy {
+                // Greedy: the pick is already the next pass's input on the GPU, so that pass
+                // goes in before this token is read (wasted if this token ends the answer).
+                let slot = generated as usize % 2;
+                if speculate && generated + 1 < max_new {
+                    let pos = self.cached.len() as u32;
+                    let fetch = Fetch::Next(1 - slot);
+                    pending = Some(self.run(Input::OnGpu, pos, Logits::Last, true, fetch)?);
+                }
+                (self.read_next(slot, submitted).await?, Vec::new())
+            } else {
+                let logits = self.read_logits(submitted).await?;
+                let top = if p.top_logprobs > 0 {
+                    crate::sampler::top_logprobs(&logits, p.top_logprobs)
+                } else {
+                    Vec::new()
+                };
+                (sampler.sample(&logits, &history), top)
+            };
             t_first.get_or_insert_with(now_s);
             generated += 1;
             history.push(id);
@@ -347,8 +377,15 @@ impl Engine {
                 finish = FinishReason::Cancelled;
                 break;
             }
-            // Feed the token back for the next step.
-            self.run(&[id], self.cached.len() as u32, Logits::Last, greedy)?;
+            // Feed the token back for the next step (unless submitted above).
+            if !speculate {
+                let pos = self.cached.len() as u32;
+                let fetch = match greedy {
+                    true => Fetch::Next(generated as usize % 2),
+                    false => Fetch::Logits,
+                };
+                pending = Some(self.run(Input::Ids(&[id]), pos, Logits::Last, greedy, fetch)?);
+            }
             self.cached.push(id);
         }
         let t_end = now_s();
@@ -362,64 +399,6 @@ impl Engine {
             finish_reason: finish,
             text,
         })
-    }
-
-    /// One forward pass over `ids` at `pos0`, submitted as one command buffer.
-    fn run(&self, ids: &[u32], pos0: u32, logits: Logits, greedy: bool) -> Result<()> {
-        self.lost.poll(&self.gpu.device)?;
-        let t0 = now_s();
-        let s = &self.model.scratch;
-        self.gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
-        let mut rec = self
-            .gpu
-            .recorder(if ids.len() == 1 { "decode" } else { "prefill" });
-        self.model
-            .forward(&mut rec, ids.len() as u32, pos0, logits)?;
-        if greedy {
-            self.model.greedy(&mut rec)?;
-        }
-        let dispatches = rec.dispatches;
-        rec.submit();
-        let mut st = self.pass_stats.get();
-        st.dispatches = dispatches;
-        if ids.len() == 1 {
-            st.decode_passes += 1;
-            st.decode_cpu_s += now_s() - t0;
-        }
-        self.pass_stats.set(st);
-        Ok(())
-    }
-
-    async fn pick(
-        &self,
-        sampler: &mut Sampler,
-        history: &[u32],
-        greedy: bool,
-        top_k: usize,
-    ) -> Result<(u32, Vec<(u32, f32)>)> {
-        let s = &self.model.scratch;
-        if greedy {
-            let id = self
-                .gpu
-                .read::<u32>(&s.next, 0, 1)
-                .await
-                .map_err(|e| self.lost_or(e))?[0];
-            return Ok((id, Vec::new()));
-        }
-        let logits = self
-            .gpu
-            .read::<f32>(&s.logits, 0, self.model.cfg.vocab as usize)
-            .await
-            .map_err(|e| self.lost_or(e))?;
-        if logits.iter().any(|x| !x.is_finite()) {
-            return Err(Error::Gpu("the model produced non-finite logits".into()));
-        }
-        let top = if top_k > 0 {
-            crate::sampler::top_logprobs(&logits, top_k)
-        } else {
-            Vec::new()
-        };
-        Ok((sampler.sample(&logits, history), top))
     }
 
     /// A failed GPU read is reported as the device loss when that is what it was.
@@ -443,7 +422,13 @@ impl Engine {
         let mut out = Vec::with_capacity(ids.len());
         self.cached.clear();
         for (c, chunk) in ids.chunks(batch).enumerate() {
-            self.run(chunk, (c * batch) as u32, Logits::None, false)?;
+            self.run(
+                Input::Ids(chunk),
+                (c * batch) as u32,
+                Logits::None,
+                false,
+                Fetch::Nothing,
+            )?;
             for first in (0..chunk.len()).step_by(rows) {
                 let n = rows.min(chunk.len() - first);
                 let mut rec = self.gpu.recorder("logits");
@@ -466,6 +451,8 @@ impl Engine {
     pub async fn warmup(&mut self) -> Result<()> {
         self.lost.poll(&self.gpu.device)?;
         self.model.tune(&self.gpu).await?;
+        // Plans captured before the tune would keep the untuned kernel shapes.
+        self.passes.clear(&self.gpu);
         let n = self
             .model
             .scratch
@@ -473,10 +460,15 @@ impl Engine {
             .min(32)
             .min(self.model.context - 1)
             .max(1) as usize;
-        self.run(&vec![0; n], 0, Logits::Last, true)?;
-        self.run(&[0], n as u32, Logits::Last, true)?;
-        let done = self.gpu.read::<u32>(&self.model.scratch.next, 0, 1).await;
-        done.map_err(|e| self.lost_or(e))?;
+        self.run(
+            Input::Ids(&vec![0; n]),
+            0,
+            Logits::Last,
+            true,
+            Fetch::Nothing,
+        )?;
+        let index = self.run(Input::OnGpu, n as u32, Logits::Last, true, Fetch::Next(0))?;
+        self.read_next(0, index).await?;
         self.cached.clear();
         Ok(())
     }
@@ -652,14 +644,16 @@ impl EngineBuilder {
         let (tokenizer, template) = (self.tokenizer, self.template);
         gpu.wait();
         Ok(Engine {
-            gpu,
-            model,
             tokenizer,
             template,
             header: self.header,
             cached: Vec::new(),
             pass_stats: Default::default(),
             lost: self.lost,
+            passes: Passes::new(&gpu, &model),
+            pipeline: cfg!(target_arch = "wasm32") || gpu.adapter.device_type != "Cpu",
+            gpu,
+            model,
         })
     }
 }

@@ -4,11 +4,13 @@
 //! on their own: they record into a [`Recorder`], one command encoder per forward pass.
 
 mod pipeline;
+mod plan;
 mod pool;
 mod profile;
 mod recorder;
 
 pub use pipeline::{PipelineCache, Shader};
+pub use plan::Plan;
 pub use pool::{Buffer, BufferPool};
 pub use profile::KernelTime;
 use recorder::BindGroupCache;
@@ -293,6 +295,11 @@ impl Gpu {
         Recorder::new(self, label)
     }
 
+    /// Start capturing a pass at position `pos` into a [`Plan`] (ends with `into_plan`).
+    pub fn capture(&self, label: &str, pos: u32) -> Recorder<'_> {
+        Recorder::capture(self, label, pos)
+    }
+
     /// Copy `len` elements of `T` starting at byte `offset` back to the CPU. Submits pending work.
     pub async fn read<T: bytemuck::Pod>(
         &self,
@@ -310,18 +317,55 @@ impl Gpu {
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, offset, &staging, 0, padded);
-        self.queue.submit([enc.finish()]);
+        let index = self.queue.submit([enc.finish()]);
+        self.read_mapped(&staging, len, Some(index)).await
+    }
+
+    /// A buffer that passes copy results into for the CPU to read with
+    /// [`read_mapped`](Self::read_mapped), kept and reused (no staging buffer per read).
+    pub fn readback(&self, label: &str, size: u64) -> Buffer {
+        let raw = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(4).div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Buffer::new(raw, self.live_bytes.clone())
+    }
+
+    /// The first `len` elements of `T` in `staging` (a [`readback`](Self::readback) buffer a
+    /// submitted pass copied into), once submission `after` is done: later submissions may still
+    /// be running, which is what lets the next token's pass overlap this read.
+    pub async fn read_mapped<T: bytemuck::Pod>(
+        &self,
+        staging: &wgpu::Buffer,
+        len: usize,
+        after: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<T>> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        if bytes > staging.size() {
+            return Err(Error::Invalid(format!(
+                "reading {bytes} bytes from a {}-byte readback buffer",
+                staging.size()
+            )));
+        }
+        let slice = staging.slice(..bytes.div_ceil(4).max(1) * 4);
         let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait();
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Wait {
+            submission_index: after,
+            timeout: None,
+        });
+        #[cfg(target_arch = "wasm32")]
+        let _ = after;
         rx.await
             .map_err(|_| Error::Gpu("readback was cancelled".into()))?
             .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
         let data = {
-            let view = staging
-                .slice(..)
+            let view = slice
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("readback map: {e}")))?;
             bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()

@@ -81,6 +81,41 @@ impl<'a> Arg<'a> {
 
 const UNIFORM_CHUNK: u64 = 64 * 1024;
 
+/// One recorded command of a captured pass (see [`Plan`]).
+pub(crate) enum Op {
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        group: wgpu::BindGroup,
+        workgroups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+    Clear {
+        buf: wgpu::Buffer,
+        offset: u64,
+        size: u64,
+    },
+}
+
+/// A uniform word that holds a position: rewritten as `pos + delta` when a plan is replayed.
+pub(crate) struct Patch {
+    pub chunk: usize,
+    pub at: usize,
+    pub delta: u32,
+}
+
+/// What a capturing recorder keeps instead of encoding.
+struct Capture {
+    pos: u32,
+    ops: Vec<Op>,
+    patches: Vec<Patch>,
+}
+
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
     encoder: Option<wgpu::CommandEncoder>,
@@ -92,6 +127,12 @@ pub struct Recorder<'g> {
     label: String,
     /// Kernel of each timed dispatch, while profiling.
     timed: Option<Vec<String>>,
+    /// Pool buffers used by this pass only (split-K partials), given back after the submit.
+    temps: Vec<wgpu::Buffer>,
+    /// Where the last dispatch's parameters were staged (uniform chunk, byte offset).
+    last_params: Option<(usize, usize)>,
+    /// Set while capturing a [`Plan`]: commands are kept, not encoded.
+    capture: Option<Capture>,
 }
 
 impl<'g> Recorder<'g> {
@@ -110,7 +151,65 @@ impl<'g> Recorder<'g> {
                 .profiling
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .then(Vec::new),
+            temps: Vec::new(),
+            last_params: None,
+            capture: None,
         }
+    }
+
+    /// A recorder that captures a pass at position `pos` into a [`Plan`] (see
+    /// [`Recorder::into_plan`]) instead of encoding it.
+    pub(crate) fn capture(gpu: &'g Gpu, label: &str, pos: u32) -> Recorder<'g> {
+        let mut rec = Recorder::new(gpu, label);
+        rec.encoder = None;
+        rec.timed = None;
+        rec.capture = Some(Capture {
+            pos,
+            ops: Vec::new(),
+            patches: Vec::new(),
+        });
+        rec
+    }
+
+    /// Say that the `u32` at byte `field` of the last dispatch's parameters is a position (the
+    /// pass's position plus a constant): a replayed [`Plan`] rewrites it. Kernels whose
+    /// parameters depend on the position call this after every dispatch.
+    pub fn mark_position(&mut self, field: usize) {
+        let (Some(cap), Some((chunk, offset))) = (&mut self.capture, self.last_params) else {
+            return;
+        };
+        let at = offset + field;
+        let staged = &self.uniforms[chunk].1;
+        let value = u32::from_le_bytes(staged[at..at + 4].try_into().unwrap());
+        cap.patches.push(Patch {
+            chunk,
+            at,
+            delta: value.wrapping_sub(cap.pos),
+        });
+    }
+
+    /// A pool buffer for this pass only; it goes back to the pool once the pass is submitted
+    /// (or with the plan that captured it).
+    pub fn temp(&mut self, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let buf = self.gpu.pool.take(&self.gpu.device, size, usage);
+        self.temps.push(buf.clone());
+        buf
+    }
+
+    /// The captured pass (only for a recorder made by [`Recorder::capture`]).
+    pub(crate) fn into_plan(mut self) -> super::Plan {
+        let cap = self
+            .capture
+            .take()
+            .expect("into_plan needs a capturing recorder");
+        super::Plan::new(
+            self.label.clone(),
+            cap.ops,
+            std::mem::take(&mut self.uniforms),
+            cap.patches,
+            std::mem::take(&mut self.temps),
+            self.dispatches,
+        )
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -156,6 +255,7 @@ impl<'g> Recorder<'g> {
             .get(&self.gpu.device, shader, entry, constants);
         let bytes = bytemuck::bytes_of(params);
         let uniform = (!bytes.is_empty()).then(|| self.stage_params(bytes));
+        self.last_params = uniform.map(|(idx, offset, _)| (idx, offset as usize));
         let mut key = BindKey {
             pipeline: Arc::as_ptr(&pipeline) as usize,
             entries: Vec::with_capacity(buffers.len() + 1),
@@ -196,6 +296,15 @@ impl<'g> Recorder<'g> {
                     entries: &entries,
                 })
         });
+        if let Some(cap) = &mut self.capture {
+            cap.ops.push(Op::Dispatch {
+                pipeline,
+                group: bind_group,
+                workgroups,
+            });
+            self.dispatches += 1;
+            return;
+        }
         let writes = match &mut self.timed {
             Some(timed) => {
                 // A pass per dispatch, timestamps at its begin and end.
@@ -242,17 +351,40 @@ impl<'g> Recorder<'g> {
         dst_offset: u64,
         size: u64,
     ) {
+        if let Some(cap) = &mut self.capture {
+            cap.ops.push(Op::Copy {
+                src: src.clone(),
+                src_offset,
+                dst: dst.clone(),
+                dst_offset,
+                size,
+            });
+            return;
+        }
         self.encoder()
             .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
     }
 
     /// Zero `size` bytes (a multiple of 4) of `buf` from `offset`.
     pub fn clear(&mut self, buf: &wgpu::Buffer, offset: u64, size: u64) {
+        if let Some(cap) = &mut self.capture {
+            cap.ops.push(Op::Clear {
+                buf: buf.clone(),
+                offset,
+                size,
+            });
+            return;
+        }
         self.encoder().clear_buffer(buf, offset, Some(size));
     }
 
     /// Write the staged parameters and submit everything as one command buffer.
-    pub fn submit(mut self) {
+    pub fn submit(self) {
+        self.submit_indexed();
+    }
+
+    /// [`submit`](Self::submit), returning the submission (to wait for it alone).
+    pub fn submit_indexed(mut self) -> wgpu::SubmissionIndex {
         self.pass = None;
         let mut encoder = self.encoder.take().expect("recorder already submitted");
         let profiler = self.gpu.profiler.get().filter(|_| self.timed.is_some());
@@ -262,13 +394,17 @@ impl<'g> Recorder<'g> {
         for (buf, staged) in &self.uniforms {
             self.gpu.queue.write_buffer(buf, 0, staged);
         }
-        self.gpu.queue.submit([encoder.finish()]);
+        let index = self.gpu.queue.submit([encoder.finish()]);
         for (buf, _) in self.uniforms.drain(..) {
+            self.gpu.pool.give(buf);
+        }
+        for buf in self.temps.drain(..) {
             self.gpu.pool.give(buf);
         }
         if let (Some(p), Some(timed)) = (profiler, &self.timed) {
             p.collect(self.gpu, &self.label, timed);
         }
+        index
     }
 }
 
@@ -288,6 +424,9 @@ impl Drop for Recorder<'_> {
         // Dropped without submit (e.g. an error mid-pass): give the uniform chunks back.
         self.pass = None;
         for (buf, _) in self.uniforms.drain(..) {
+            self.gpu.pool.give(buf);
+        }
+        for buf in self.temps.drain(..) {
             self.gpu.pool.give(buf);
         }
     }

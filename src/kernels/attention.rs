@@ -156,6 +156,17 @@ fn workgroups(rec: &Recorder, n: u32) -> [u32; 3] {
     crate::gpu::grid(n, rec.gpu().caps().max_workgroups_per_dim)
 }
 
+/// Workgroups a decode query at `qpos` splits its keys over (1: one dispatch, no reduce). A
+/// decode plan's shape depends on the position only through this.
+pub fn decode_splits(qpos: u32, window: u32) -> u32 {
+    let chunks = (qpos + 1 - key_lo(qpos, window)).div_ceil(DECODE_CHUNK);
+    if chunks <= DIRECT_MAX_CHUNKS {
+        1
+    } else {
+        chunks
+    }
+}
+
 /// First key the query at `qpos` sees (mirrors `key_lo` in the shader).
 fn key_lo(qpos: u32, window: u32) -> u32 {
     if window == 0 || qpos < window {
@@ -200,6 +211,7 @@ pub fn kv_store(
         ],
         workgroups(rec, n_wg),
     );
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 
@@ -263,14 +275,14 @@ pub fn attention(
             ],
             workgroups(rec, n_wg),
         );
+        rec.mark_position(std::mem::offset_of!(Params, pos0));
         Ok(())
     }
 }
 
 /// Decode: up to `DIRECT_MAX_CHUNKS` × 64 visible keys one dispatch (each workgroup walks every
-/// chunk with an online softmax); beyond, split-K with partials from the gpu pool (taken and
-/// given back while recording: the reduce dispatch consumes them before any later dispatch can
-/// reuse the buffer).
+/// chunk with an online softmax); beyond, split-K with partials in a buffer of the pass
+/// ([`Recorder::temp`]) and a reduce dispatch.
 fn decode(
     rec: &mut Recorder,
     q: &wgpu::Buffer,
@@ -280,15 +292,9 @@ fn decode(
 ) -> Result<()> {
     let d = kv.head_dim;
     let qpos = params.pos0;
-    let n_keys = qpos + 1 - key_lo(qpos, params.window);
-    let chunks = n_keys.div_ceil(DECODE_CHUNK);
     // Up to DIRECT_MAX_CHUNKS chunks one workgroup per head group walks them all (one dispatch);
     // longer ranges split across workgroups so long contexts fill the GPU, plus a reduce pass.
-    let n_split = if chunks <= DIRECT_MAX_CHUNKS {
-        1
-    } else {
-        chunks
-    };
+    let n_split = decode_splits(qpos, params.window);
     params.n_split = n_split;
     let group = params.n_heads / kv.n_kv_heads;
     let heads_per_wg = group.min(DECODE_MAX_HEADS);
@@ -301,18 +307,18 @@ fn decode(
         params.direct = 1;
         let args = [kv_args[0], kv_args[1], kv_args[2], Arg::from(out)];
         rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
+        rec.mark_position(std::mem::offset_of!(Params, pos0));
         return Ok(());
     }
     let part_bytes = params.n_heads as u64 * n_split as u64 * (d as u64 + 2) * 4;
-    let gpu = rec.gpu();
-    let part = gpu.pool.take(
-        &gpu.device,
+    let part = rec.temp(
         part_bytes,
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
     );
     let part_arg = Arg::Range(&part, 0, part_bytes);
     let args = [kv_args[0], kv_args[1], kv_args[2], part_arg];
     rec.dispatch(&SHADER, "attend_decode", &consts, &params, &args, grid);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     rec.dispatch(
         &SHADER,
         "attend_reduce",
@@ -321,7 +327,7 @@ fn decode(
         &[part_arg, Arg::from(out)],
         workgroups(rec, params.n_heads),
     );
-    gpu.pool.give(part);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 
@@ -379,6 +385,7 @@ pub fn attention_probs_row(
         &[Arg::from(q), Arg::from(&kv.k), Arg::from(out)],
         workgroups(rec, n_heads),
     );
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 

@@ -124,6 +124,7 @@ pub fn rope(
         rec.gpu().caps().max_workgroups_per_dim,
     );
     rec.dispatch(&SHADER, "rope", &[], &p, &bufs, wgs);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 
@@ -186,6 +187,7 @@ pub fn rope_qk(
         rec.gpu().caps().max_workgroups_per_dim,
     );
     rec.dispatch(&SHADER, "rope_qk", &[], &p, &bufs, wgs);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 
@@ -249,6 +251,7 @@ pub fn rope_kv(
         rec.gpu().caps().max_workgroups_per_dim,
     );
     rec.dispatch(&SHADER, "rope_kv", &[], &p, &bufs, wgs);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
 
@@ -396,5 +399,6 @@ fn norm_rope(
     let wg = super::norm::workgroup_for(head_dim / 2);
     let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
     rec.dispatch(&SHADER, what, &[("WG", wg as f64)], &p, &bufs, wgs);
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }

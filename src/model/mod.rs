@@ -12,7 +12,7 @@ pub use config::{Arch, Config};
 pub use loader::{Loader, Shape};
 
 use crate::gguf::Gguf;
-use crate::gpu::{Buffer, Gpu, Recorder};
+use crate::gpu::{Buffer, Gpu, Plan, Recorder};
 use crate::kernels::{argmax, attention::LayerKv, elementwise, embedding, matmul, norm};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
@@ -539,14 +539,32 @@ impl Model {
         }
     }
 
-    /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the GPU).
+    /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the
+    /// GPU), also copied into `scratch.ids` so that the next pass decodes it without the CPU.
     pub fn greedy(&self, rec: &mut Recorder) -> Result<()> {
-        argmax::argmax(
-            rec,
-            &self.scratch.logits,
-            1,
-            self.cfg.vocab,
-            &self.scratch.next,
-        )
+        let s = &self.scratch;
+        argmax::argmax(rec, &s.logits, 1, self.cfg.vocab, &s.next)?;
+        rec.copy(&s.next, 0, &s.ids, 0, 4);
+        Ok(())
+    }
+
+    /// What the decode pass at `pos` looks like besides the position words: the attention's key
+    /// splits for global and for sliding-window layers. Positions with the same shape share a
+    /// [`decode_plan`](Self::decode_plan).
+    pub fn decode_shape(&self, pos: u32) -> [u32; 2] {
+        use crate::kernels::attention::decode_splits;
+        [decode_splits(pos, 0), decode_splits(pos, self.cfg.window)]
+    }
+
+    /// The decode pass (one token, read from `scratch.ids`, at `pos`; logits of it; with `greedy`
+    /// its argmax) built once: replay it at any position of the same
+    /// [`decode_shape`](Self::decode_shape).
+    pub fn decode_plan(&self, gpu: &Gpu, pos: u32, greedy: bool) -> Result<Plan> {
+        let mut rec = gpu.capture("decode", pos);
+        self.forward(&mut rec, 1, pos, Logits::Last)?;
+        if greedy {
+            self.greedy(&mut rec)?;
+        }
+        Ok(rec.into_plan())
     }
 }

@@ -1,0 +1,181 @@
+//! The forward passes of generation. Prefill chunks are recorded as they come; a decode step is
+//! replayed from a [`Plan`] built once per attention shape (only its position words change); and
+//! results come back through readback buffers kept for the engine's life. Greedy decoding keeps
+//! the picked token on the GPU (the argmax is copied into the next pass's input), so the pass of
+//! token t+1 is submitted before token t is read.
+
+use super::{now_s, Engine};
+use crate::gpu::{Buffer, Gpu, Plan};
+use crate::model::{Logits, Model};
+use crate::{Error, Result};
+
+/// Decode plans kept at once (one per attention shape; beyond 1024 keys the shape changes every
+/// 64 positions, so a few recent ones suffice).
+const MAX_PLANS: usize = 4;
+
+/// A decode plan's identity: the model's attention shape at the position and whether the pass
+/// ends with the greedy argmax.
+type PlanKey = ([u32; 2], bool);
+
+/// What a pass copies out for the CPU, in the same submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fetch {
+    Nothing,
+    /// The greedy pick (`scratch.next`) into ring slot `n`.
+    Next(usize),
+    /// The first logits row.
+    Logits,
+}
+
+/// The token a pass starts from.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Input<'a> {
+    Ids(&'a [u32]),
+    /// One token already in `scratch.ids`: the previous pass's greedy pick.
+    OnGpu,
+}
+
+pub(super) struct Passes {
+    plans: std::cell::RefCell<Vec<(PlanKey, Plan)>>,
+    /// Decode from plans (off: record every pass anew, as prefill does).
+    use_plans: std::cell::Cell<bool>,
+    /// Two slots for the greedy pick: one read while the next pass writes the other.
+    next: [Buffer; 2],
+    logits: Buffer,
+}
+
+impl Passes {
+    pub(super) fn new(gpu: &Gpu, model: &Model) -> Passes {
+        Passes {
+            plans: Default::default(),
+            use_plans: std::cell::Cell::new(true),
+            next: [0, 1].map(|_| gpu.readback("next token", 4)),
+            logits: gpu.readback("logits", model.cfg.vocab as u64 * 4),
+        }
+    }
+
+    /// Drop every plan (after the kernels' shapes were re-tuned).
+    pub(super) fn clear(&self, gpu: &Gpu) {
+        for (_, plan) in self.plans.borrow_mut().drain(..) {
+            plan.release(gpu);
+        }
+    }
+}
+
+impl Engine {
+    /// Decode from plans built once (the default) or record every decode pass anew (to compare
+    /// the two, or to rule plans out).
+    pub fn set_plans(&self, on: bool) {
+        self.passes.use_plans.set(on);
+        self.passes.clear(&self.gpu);
+    }
+
+    /// Decode plans built so far and alive.
+    pub fn plans(&self) -> usize {
+        self.passes.plans.borrow().len()
+    }
+
+    /// One forward pass at `pos0`, submitted as one command buffer with its readback copy.
+    /// Decode steps replay a plan (unless profiling, which times dispatches one by one).
+    pub(super) fn run(
+        &self,
+        input: Input,
+        pos0: u32,
+        logits: Logits,
+        greedy: bool,
+        fetch: Fetch,
+    ) -> Result<wgpu::SubmissionIndex> {
+        // The readback of every token polls the device, which reports a loss; checking is enough.
+        self.lost.check()?;
+        let t0 = now_s();
+        let (gpu, s) = (&self.gpu, &self.model.scratch);
+        let m = match input {
+            Input::Ids(ids) => {
+                gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
+                ids.len() as u32
+            }
+            Input::OnGpu => 1,
+        };
+        let decode = m == 1 && logits == Logits::Last;
+        let profiling = gpu.profiling.load(std::sync::atomic::Ordering::Relaxed);
+        let (index, dispatches) = if decode && !profiling && self.passes.use_plans.get() {
+            let key = (self.model.decode_shape(pos0), greedy);
+            let mut plans = self.passes.plans.borrow_mut();
+            let at = match plans.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    if plans.len() >= MAX_PLANS {
+                        plans.remove(0).1.release(gpu);
+                    }
+                    let plan = self.model.decode_plan(gpu, pos0, greedy)?;
+                    plans.push((key, plan));
+                    plans.len() - 1
+                }
+            };
+            let plan = &mut plans[at].1;
+            let mut enc = plan.encode(gpu, pos0);
+            self.copy_out(&mut enc, fetch);
+            (gpu.queue.submit([enc.finish()]), plan.dispatches)
+        } else {
+            let mut rec = gpu.recorder(if m == 1 { "decode" } else { "prefill" });
+            self.model.forward(&mut rec, m, pos0, logits)?;
+            if greedy {
+                self.model.greedy(&mut rec)?;
+            }
+            match fetch {
+                Fetch::Nothing => {}
+                Fetch::Next(slot) => rec.copy(&s.next, 0, self.passes.next[slot].raw(), 0, 4),
+                Fetch::Logits => {
+                    let size = self.passes.logits.size();
+                    rec.copy(&s.logits, 0, self.passes.logits.raw(), 0, size)
+                }
+            }
+            let dispatches = rec.dispatches;
+            (rec.submit_indexed(), dispatches)
+        };
+        let mut st = self.pass_stats.get();
+        st.dispatches = dispatches;
+        if m == 1 {
+            st.decode_passes += 1;
+            st.decode_cpu_s += now_s() - t0;
+        }
+        self.pass_stats.set(st);
+        Ok(index)
+    }
+
+    fn copy_out(&self, enc: &mut wgpu::CommandEncoder, fetch: Fetch) {
+        let (s, p) = (&self.model.scratch, &self.passes);
+        match fetch {
+            Fetch::Nothing => {}
+            Fetch::Next(slot) => enc.copy_buffer_to_buffer(&s.next, 0, p.next[slot].raw(), 0, 4),
+            Fetch::Logits => {
+                enc.copy_buffer_to_buffer(&s.logits, 0, p.logits.raw(), 0, p.logits.size())
+            }
+        }
+    }
+
+    /// The greedy pick a pass fetched into ring slot `slot`, once submission `after` is done.
+    pub(super) async fn read_next(&self, slot: usize, after: wgpu::SubmissionIndex) -> Result<u32> {
+        let buf = self.passes.next[slot].raw();
+        let id = self.gpu.read_mapped::<u32>(buf, 1, Some(after)).await;
+        let id = id.map_err(|e| self.lost_or(e))?[0];
+        if id >= self.model.cfg.vocab {
+            return Err(Error::Gpu(format!(
+                "the GPU picked token {id}, outside the vocabulary"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// The first logits row a pass fetched, once submission `after` is done.
+    pub(super) async fn read_logits(&self, after: wgpu::SubmissionIndex) -> Result<Vec<f32>> {
+        let vocab = self.model.cfg.vocab as usize;
+        let buf = self.passes.logits.raw();
+        let logits = self.gpu.read_mapped::<f32>(buf, vocab, Some(after)).await;
+        let logits = logits.map_err(|e| self.lost_or(e))?;
+        if logits.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Gpu("the model produced non-finite logits".into()));
+        }
+        Ok(logits)
+    }
+}

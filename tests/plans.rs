@@ -1,0 +1,142 @@
+//! Decode plans (a pass built once, replayed with new position words) must give exactly what a
+//! freshly recorded pass gives, at every position: across the 1024-key step where attention
+//! switches to split-K (a new plan shape), and past Gemma 3's 512-token sliding window. Greedy
+//! decoding that submits token t+1 before reading token t must give the same tokens as the
+//! read-then-submit loop. Real models from the test cache (tests/fetch-models.sh).
+
+use attend::engine::{Engine, GenParams, LoadOptions};
+use attend::sampler::SamplerConfig;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+static GPU_LOCK: Mutex<()> = Mutex::new(());
+
+fn model(file: &str) -> PathBuf {
+    let dir = std::env::var_os("ATTEND_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
+    let p = dir.join("models").join(file);
+    assert!(
+        p.exists(),
+        "{} missing: run tests/fetch-models.sh",
+        p.display()
+    );
+    p
+}
+
+fn load(file: &str, context: u32) -> Engine {
+    let opts = LoadOptions {
+        context: Some(context),
+        ..Default::default()
+    };
+    pollster::block_on(Engine::load_file(&model(file), &opts)).expect("load")
+}
+
+/// A prompt of `n` ordinary token ids (the model's own encoding of some text, repeated).
+fn prompt(e: &Engine, n: usize) -> Vec<u32> {
+    let text = "The animal didn't cross the street because it was too tired. ";
+    let ids = e.encode(text).unwrap();
+    ids.iter().cycle().take(n).copied().collect()
+}
+
+/// Ids and top-5 logprobs of a seeded sampled generation (logits read back every step).
+fn sampled(e: &mut Engine, prompt: &[u32], n: u32) -> Vec<(u32, Vec<(u32, f32)>)> {
+    let p = GenParams {
+        max_tokens: n,
+        sampler: SamplerConfig {
+            temperature: 0.8,
+            seed: Some(7),
+            ..Default::default()
+        },
+        top_logprobs: 5,
+        ignore_eog: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pollster::block_on(e.generate(prompt, &p, |t| {
+        out.push((t.id, t.top_logprobs.clone()));
+        true
+    }))
+    .unwrap();
+    out
+}
+
+fn greedy(e: &mut Engine, prompt: &[u32], n: u32) -> Vec<u32> {
+    let p = GenParams {
+        max_tokens: n,
+        sampler: SamplerConfig::greedy(),
+        ignore_eog: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pollster::block_on(e.generate(prompt, &p, |t| {
+        out.push(t.id);
+        true
+    }))
+    .unwrap();
+    out
+}
+
+/// Same tokens and bit-identical logprobs with plans and with recorded passes. A first short
+/// answer caches the prompt, so both runs recompute only its last token, as a decode step (a
+/// prefill chunk's logits come from the matmul kernels and may differ in the last bits).
+fn plans_match_recording(e: &mut Engine, prompt: &[u32], n: u32) {
+    e.reset();
+    let _ = sampled(e, prompt, 1);
+    let with_plans = sampled(e, prompt, n);
+    assert!(e.plans() >= 1, "no decode plan was built");
+    e.set_plans(false);
+    let recorded = sampled(e, prompt, n);
+    e.set_plans(true);
+    assert_eq!(with_plans.len(), n as usize);
+    for (i, (a, b)) in with_plans.iter().zip(&recorded).enumerate() {
+        assert_eq!(a, b, "step {i} (position {})", prompt.len() + i);
+    }
+}
+
+#[test]
+fn decode_plans_cross_the_split_k_step_exactly() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load("SmolLM2-135M-Instruct.Q4_1.gguf", 1100);
+    // Positions 1016..1032: the attention shape changes at 1024 keys (a second plan).
+    let p = prompt(&e, 1016);
+    plans_match_recording(&mut e, &p, 16);
+    e.set_plans(true);
+    let _ = sampled(&mut e, &p, 16);
+    assert!(
+        e.plans() >= 2,
+        "crossing 1024 keys should need a second plan shape"
+    );
+
+    // Greedy: submitting the next pass before reading (pipelined) changes nothing.
+    e.pipeline = true;
+    let pipelined = greedy(&mut e, &p, 24);
+    e.pipeline = false;
+    let serial = greedy(&mut e, &p, 24);
+    assert_eq!(pipelined, serial);
+    // A stop mid-answer with a pass in flight leaves a cache the next answer can reuse.
+    e.pipeline = true;
+    let mut short = Vec::new();
+    let params = GenParams {
+        max_tokens: 24,
+        sampler: SamplerConfig::greedy(),
+        ignore_eog: true,
+        ..Default::default()
+    };
+    pollster::block_on(e.generate(&p, &params, |t| {
+        short.push(t.id);
+        short.len() < 5
+    }))
+    .unwrap();
+    assert_eq!(short, serial[..5]);
+    assert_eq!(greedy(&mut e, &p, 24), serial);
+}
+
+#[test]
+fn decode_plans_slide_past_the_gemma3_window_exactly() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load("gemma-3-270m-q4_k_m.gguf", 600);
+    // Positions 506..518 cross the 512-token window of the local layers.
+    let p = prompt(&e, 506);
+    plans_match_recording(&mut e, &p, 12);
+}
