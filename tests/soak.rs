@@ -117,10 +117,10 @@ fn a_thousand_generations_hold_gpu_memory_flat() {
         let prompt: Vec<u32> = (0..len)
             .map(|j| 5 + ((i * 31 + j as u64 * 7) % 400) as u32)
             .collect();
-        let seed = (i % 3 != 0).then_some(i);
+        let seed = (!i.is_multiple_of(3)).then_some(i);
         let got = ids(e, &prompt, &params(1 + (i % 4) as u32, seed));
         assert!(!got.is_empty());
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             e.reset();
         }
     };

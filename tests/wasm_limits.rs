@@ -206,7 +206,7 @@ async fn two_hundred_generations_hold_memory_flat() {
             ignore_eog: true,
             ..Default::default()
         };
-        p.sampler.temperature = if i % 3 == 0 { 0.0 } else { 0.8 };
+        p.sampler.temperature = if i.is_multiple_of(3) { 0.0 } else { 0.8 };
         p.sampler.seed = Some(i);
         (prompt, p)
     };
@@ -218,7 +218,7 @@ async fn two_hundred_generations_hold_memory_flat() {
     for i in 0..200 {
         let (prompt, p) = run(1000 + i);
         e.generate(&prompt, &p, |_| true).await.unwrap();
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             e.reset();
         }
     }
