@@ -12,12 +12,15 @@ use std::collections::{HashMap, HashSet};
 use crate::gguf::Gguf;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
+use minijinja::machinery::{get_compiled_template, make_string_output, Vm};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 mod pyfmt;
+mod sandbox;
 pub use pyfmt::strftime;
+pub use sandbox::{MAX_SEQ_ITEMS, MAX_STRING_BYTES, RAW_BUDGET_BYTES, RENDER_BUDGET_BYTES};
 
 /// One chat turn, as in OpenAI's API and HF's `messages` list. When read from JSON, `content` may
 /// also be `null` (empty) or OpenAI's list of parts, whose `text` parts are joined with newlines.
@@ -129,10 +132,22 @@ impl ChatTemplate {
                 template_src.len()
             )));
         }
+        sandbox::check_constant_folding(template_src)
+            .map_err(|e| Error::Invalid(format!("chat template: {e}")))?;
         let mut env = hf_environment();
         env.add_template_owned(TEMPLATE_NAME, rewrite_tags(template_src)?)
             .map_err(template_error)?;
         verify_namespace_stores(&env)?;
+        let longest = {
+            let tmpl = env.get_template(TEMPLATE_NAME).map_err(template_error)?;
+            let compiled = get_compiled_template(&tmpl);
+            std::iter::once(&compiled.instructions)
+                .chain(compiled.blocks.values())
+                .map(sandbox::longest_literal)
+                .max()
+                .unwrap_or(0)
+        };
+        env.set_fuel(Some(sandbox::fuel_for(TEMPLATE_FUEL, longest)));
         Ok(ChatTemplate {
             env,
             source: template_src.to_string(),
@@ -205,21 +220,30 @@ impl ChatTemplate {
             tools => Value::from(()),
             documents => Value::from(()),
         };
-        let mut out = LimitedOutput {
-            buf: Vec::new(),
-            exceeded: false,
-        };
-        if let Err(e) = tmpl.render_captured_to(ctx, &mut out) {
-            if out.exceeded {
-                let limit = MAX_RENDER_BYTES;
-                return Err(Error::Invalid(format!(
-                    "chat template: the rendered prompt exceeds the limit of {limit} bytes"
-                )));
-            }
-            return Err(template_error(e));
+        // MiniJinja's own `render`, on a copy of the instructions whose growing operators are
+        // checked (see `sandbox`).
+        let compiled = get_compiled_template(&tmpl);
+        let code = sandbox::patch(&compiled.instructions);
+        let blocks = (compiled.blocks.iter())
+            .map(|(name, code)| (*name, sandbox::patch(code)))
+            .collect();
+        let mut out = String::new();
+        Vm::new(&self.env)
+            .eval(
+                &code,
+                ctx,
+                &blocks,
+                &mut make_string_output(&mut out),
+                compiled.initial_auto_escape,
+            )
+            .map_err(template_error)?;
+        if out.len() > MAX_RENDER_BYTES {
+            let limit = MAX_RENDER_BYTES;
+            return Err(Error::Invalid(format!(
+                "chat template: the rendered prompt exceeds the limit of {limit} bytes"
+            )));
         }
-        String::from_utf8(out.buf)
-            .map_err(|_| Error::Invalid("chat template: rendered text is not UTF-8".into()))
+        Ok(out)
     }
 }
 
@@ -350,27 +374,6 @@ fn fallback_tokens(arch: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Collects rendered output and refuses to grow past [`MAX_RENDER_BYTES`], which stops the
-/// rendering right there (MiniJinja reports a write failure; `exceeded` tells it apart).
-struct LimitedOutput {
-    buf: Vec<u8>,
-    exceeded: bool,
-}
-
-impl std::io::Write for LimitedOutput {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len() + data.len() > MAX_RENDER_BYTES {
-            self.exceeded = true;
-            return Err(std::io::Error::other("rendered prompt too large"));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn template_error(e: minijinja::Error) -> Error {
     if e.kind() == ErrorKind::OutOfFuel {
         return Error::Invalid(format!(
@@ -395,7 +398,7 @@ fn template_error(e: minijinja::Error) -> Error {
 
 /// The function every namespace assignment goes through (see [`rewrite_tags`]); templates may not
 /// use the name themselves.
-const NS_STORE: &str = "__attend_ns_store";
+const NS_STORE: &str = "__attend_ns_store"; // starts with sandbox::RESERVED_PREFIX
 
 /// Rewrites block tags before compiling, with a scanner that skips comments, `{% raw %}` blocks and
 /// string literals inside tags as MiniJinja's lexer does:
@@ -410,9 +413,10 @@ const NS_STORE: &str = "__attend_ns_store";
 ///   template: every namespace assignment must go through the guard, so anything this scanner
 ///   misreads fails closed.
 fn rewrite_tags(src: &str) -> Result<String> {
-    if src.contains(NS_STORE) {
+    if src.contains(sandbox::RESERVED_PREFIX) {
         return Err(Error::Invalid(format!(
-            "chat template: the name `{NS_STORE}` is reserved"
+            "chat template: names starting with `{}` are reserved",
+            sandbox::RESERVED_PREFIX
         )));
     }
     let b = src.as_bytes();
@@ -546,7 +550,7 @@ fn rewrite_set(body: &str) -> Option<String> {
 /// `set ns.attr = __attend_ns_store(value, ns)` or a `{% set ns.attr %}…{% endset %}` block (which
 /// stores a string). Anything else (tuple targets, `ns.a.b`, a filtered set block) is refused.
 fn verify_namespace_stores(env: &Environment<'static>) -> Result<()> {
-    use minijinja::machinery::{get_compiled_template, Instruction as I};
+    use minijinja::machinery::Instruction as I;
     let tmpl = env.get_template(TEMPLATE_NAME).map_err(template_error)?;
     let compiled = get_compiled_template(&tmpl);
     for code in std::iter::once(&compiled.instructions).chain(compiled.blocks.values()) {
@@ -691,13 +695,17 @@ fn hf_environment() -> Environment<'static> {
                 return Ok(Value::from(pyfmt::py_title(s)));
             }
         }
+        sandbox::check_method(state, value, method, args)?;
         minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
     });
-    env.set_formatter(|out, _state, value| {
+    env.set_formatter(|out, state, value| {
         // Jinja2 prints through Python's str(): None, True, False, ['a', 1], {'k': 'v'}.
-        out.write_str(&pyfmt::py_str(value)?)?;
+        let text = pyfmt::py_str(value)?;
+        sandbox::charge(state, text.len())?;
+        out.write_str(&text)?;
         Ok(())
     });
+    sandbox::install(&mut env);
     env.add_function(NS_STORE, ns_store);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);

@@ -120,6 +120,17 @@ pub fn on_response(have: u64, ranged: bool, stored_total: Option<u64>, r: &Respo
             None if stored_total == Some(have) => Resume::Complete,
             _ => Resume::Refetch,
         },
-        s => Resume::Fail(format!("HTTP {s}")),
+        s => Resume::Fail(format!("HTTP {s}{}", status_hint(s))),
+    }
+}
+
+/// What an HTTP error status means for someone loading a model.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 | 410 => " (not found: check the URL)",
+        401 | 403 => " (access denied: the server refuses this file)",
+        429 => " (too many requests: try again later)",
+        500..=599 => " (server error: try again later; loading again resumes the download)",
+        _ => "",
     }
 }

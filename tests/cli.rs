@@ -223,3 +223,58 @@ fn split_model_generates_like_the_single_file() {
     assert_eq!(run(shards[1]), run(tiny.to_str().unwrap()));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn max_gpu_bytes_refuses_a_model_over_the_budget() {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
+    let tiny = tiny.to_str().unwrap();
+    // Under the budget: loads and reports its memory.
+    let (ok, out, err) = attend(&["info", "--model", tiny, "--max-gpu-bytes", "1G"]);
+    assert!(ok, "{err}");
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("gpu bytes in use: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no GPU bytes in\n{out}"));
+    // Over it (1 KiB, then one byte under the estimate's order of magnitude): refused with the
+    // need, the limit and what to do, for every command that loads a model.
+    for args in [
+        vec!["info", "--model", tiny, "--max-gpu-bytes", "1K"],
+        vec![
+            "generate",
+            "--model",
+            tiny,
+            "--prompt-ids",
+            "5,6",
+            "--max-gpu-bytes",
+            "1024",
+        ],
+        vec![
+            "bench",
+            "--model",
+            tiny,
+            "--max-gpu-bytes",
+            "1k",
+            "--repeat",
+            "1",
+        ],
+    ] {
+        let (ok, out, err) = attend(&args);
+        assert!(!ok, "{args:?} should fail: {out}");
+        assert!(
+            err.contains("over the limit of 1024") && err.contains("smaller context"),
+            "{args:?}: {err}"
+        );
+    }
+    let under = (total / 100).to_string();
+    let (ok, _, err) = attend(&["info", "--model", tiny, "--max-gpu-bytes", &under]);
+    assert!(
+        !ok && err.contains(&format!("over the limit of {under}")),
+        "{err}"
+    );
+    for bad in ["lots", "1T", "-5", "99999999999G"] {
+        let (ok, _, err) = attend(&["info", "--model", tiny, "--max-gpu-bytes", bad]);
+        assert!(!ok && err.contains("is not a byte count"), "{bad}: {err}");
+    }
+}

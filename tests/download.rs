@@ -120,8 +120,21 @@ fn range_not_satisfiable_completes_only_a_whole_cache() {
 fn http_errors_and_encoded_lengths() {
     assert_eq!(
         on_response(0, false, None, &resp(404, None, None)),
-        Resume::Fail("HTTP 404".into())
+        Resume::Fail("HTTP 404 (not found: check the URL)".into())
     );
+    for (status, hint) in [
+        (403, "access denied"),
+        (503, "try again later"),
+        (410, "not found"),
+    ] {
+        match on_response(0, false, None, &resp(status, None, None)) {
+            Resume::Fail(m) => assert!(
+                m.starts_with(&format!("HTTP {status} (")) && m.contains(hint),
+                "{m}"
+            ),
+            other => panic!("{status}: {other:?}"),
+        }
+    }
     // A gzip body's Content-Length is not the file's size.
     let mut r = resp(200, None, Some("123"));
     r.content_encoding = Some("gzip");

@@ -112,3 +112,123 @@ async fn device_loss_is_reported() {
         .await
         .unwrap();
 }
+
+async fn load_with(options: &js_sys::Object) -> Result<WasmEngine, String> {
+    let noop = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+    WasmEngine::load(
+        Uint8Array::from(GGUF).into(),
+        JsValue::from(options.clone()),
+        noop.as_ref().unchecked_ref::<Function>().clone(),
+        &CancelToken::new(),
+    )
+    .await
+    .map_err(|e| String::from(e.unchecked_into::<js_sys::Error>().message()))
+}
+
+/// `maxGpuBytes` (the npm package's load option) reaches the header-time GPU budget check.
+#[wasm_bindgen_test]
+async fn max_gpu_bytes_option_is_enforced() {
+    let opts = |v: JsValue| {
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"contextLength".into(), &64.into()).unwrap();
+        js_sys::Reflect::set(&o, &"maxGpuBytes".into(), &v).unwrap();
+        o
+    };
+    let err = match load_with(&opts(1024.into())).await {
+        Ok(_) => panic!("a model over maxGpuBytes loaded"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("over the limit of 1024") && err.contains("smaller context"),
+        "{err}"
+    );
+    for bad in [
+        JsValue::from("lots"),
+        (-1).into(),
+        1.5.into(),
+        f64::NAN.into(),
+    ] {
+        let err = match load_with(&opts(bad.clone())).await {
+            Ok(_) => panic!("maxGpuBytes {bad:?} was accepted"),
+            Err(e) => e,
+        };
+        assert!(err.contains("maxGpuBytes must be a whole number"), "{err}");
+    }
+    assert!(load_with(&opts(1e9.into())).await.is_ok());
+    assert!(load_with(&opts(JsValue::UNDEFINED)).await.is_ok());
+}
+
+/// 200 short generations in the browser: GPU buffer count and bytes and the wasm memory are the
+/// same at the end as after the warm-up (numbers in the README).
+#[wasm_bindgen_test]
+async fn two_hundred_generations_hold_memory_flat() {
+    let gpu = Gpu::new().await.expect("the browser offers WebGPU");
+    let mut stream = GgufStream::with_file_size(Some(GGUF.len() as u64));
+    let mut builder = None;
+    let mut gpu = Some(gpu);
+    let opts = LoadOptions {
+        context: Some(128),
+        batch: 8,
+        ..Default::default()
+    };
+    for ev in stream.push(GGUF).unwrap() {
+        match ev {
+            Event::Header(h) => {
+                builder = Some(EngineBuilder::new(gpu.take().unwrap(), h, opts.clone()).unwrap())
+            }
+            Event::TensorData {
+                tensor,
+                offset,
+                bytes,
+            } => builder
+                .as_mut()
+                .unwrap()
+                .feed(tensor, offset, bytes)
+                .unwrap(),
+            Event::Done => {}
+        }
+    }
+    let mut e = builder.unwrap().finish().unwrap();
+    let wasm_bytes = || {
+        wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length() as u64
+    };
+    let run = |i: u64| {
+        let len = 1 + (i % 7) as u32;
+        let prompt: Vec<u32> = (0..len)
+            .map(|j| 5 + ((i * 31 + j as u64 * 7) % 400) as u32)
+            .collect();
+        let mut p = GenParams {
+            max_tokens: 1 + (i % 4) as u32,
+            ignore_eog: true,
+            ..Default::default()
+        };
+        p.sampler.temperature = if i.is_multiple_of(3) { 0.0 } else { 0.8 };
+        p.sampler.seed = Some(i);
+        (prompt, p)
+    };
+    for i in 0..20 {
+        let (prompt, p) = run(i);
+        e.generate(&prompt, &p, |_| true).await.unwrap();
+    }
+    let start = (e.gpu.buffers_in_use(), e.gpu.bytes_in_use(), wasm_bytes());
+    for i in 0..200 {
+        let (prompt, p) = run(1000 + i);
+        e.generate(&prompt, &p, |_| true).await.unwrap();
+        if i.is_multiple_of(5) {
+            e.reset();
+        }
+    }
+    let end = (e.gpu.buffers_in_use(), e.gpu.bytes_in_use(), wasm_bytes());
+    web_sys::console::log_1(
+        &format!(
+            "browser soak: 200 generations; GPU buffers {} -> {}, bytes {} -> {}, wasm memory {} -> {}",
+            start.0, end.0, start.1, end.1, start.2, end.2
+        )
+        .into(),
+    );
+    assert_eq!(start, end, "GPU buffers, GPU bytes, wasm memory");
+}

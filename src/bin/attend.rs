@@ -24,16 +24,21 @@ mod cli {
 
 commands:
   adapters                               list GPU adapters with features and limits
-  info     --model PATH [--context N]    architecture, hyperparameters, tensor types, memory
+  info     --model PATH [--context N] [--max-gpu-bytes B]
+                                         architecture, hyperparameters, tensor types, memory
                                          (--context caps the KV cache; default: the model's)
   tokenize --model PATH --text TEXT      token ids as a JSON array (BOS as the model says)
   generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
            [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
+           [--max-gpu-bytes B]
   bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--repeat 3] [--context N] [--json] [--profile]
                                          speed, bytes per token, fraction of the adapter's read
                                          bandwidth, dispatches and CPU time per token (--runs is
                                          an alias of --repeat)
+           (info, generate, bench: --max-gpu-bytes B refuses, before reading any weight, a model
+            whose weights + KV cache + activations would need more GPU memory than B bytes;
+            B may end in K, M or G)
   split    --model PATH --max-tensors N --out DIR
                                          write a split GGUF (name-0000i-of-0000N.gguf) like gguf-split
 ";
@@ -99,8 +104,31 @@ commands:
                         Error::Invalid(format!("--context: '{c}' is not a number"))
                     })?);
             }
+            if let Some(b) = self.get("max-gpu-bytes") {
+                o.max_gpu_bytes = Some(parse_bytes(b).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "--max-gpu-bytes: '{b}' is not a byte count (e.g. 1500000000, 512M, 2G)"
+                    ))
+                })?);
+            }
             Ok(o)
         }
+    }
+
+    /// A byte count: digits with an optional binary suffix `K`, `M` or `G` (`512M` = 512 MiB).
+    fn parse_bytes(s: &str) -> Option<u64> {
+        let (digits, unit) = match s.strip_suffix(['K', 'k', 'M', 'm', 'G', 'g']) {
+            Some(d) => (d, &s[d.len()..]),
+            None => (s, ""),
+        };
+        let shift = match unit {
+            "" => 0,
+            "K" | "k" => 10,
+            "M" | "m" => 20,
+            _ => 30,
+        };
+        let n: u64 = digits.parse().ok()?;
+        n.checked_mul(1 << shift)
     }
 
     pub fn main() -> ExitCode {

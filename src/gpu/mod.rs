@@ -17,7 +17,7 @@ use recorder::BindGroupCache;
 pub use recorder::{Arg, Recorder};
 
 use crate::{Error, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the adapter can do, as far as attend cares.
@@ -148,8 +148,8 @@ pub struct Gpu {
     /// Two small storage buffers for optional writable bindings a dispatch does not use: browsers
     /// reject one buffer bound to several writable bindings of a dispatch.
     pub(crate) spare: [wgpu::Buffer; 2],
-    /// Bytes of GPU buffers created through this `Gpu` and still alive.
-    pub(crate) live_bytes: Arc<AtomicU64>,
+    /// GPU buffers created through this `Gpu` and still alive (count and bytes).
+    pub(crate) live_bytes: Arc<pool::Live>,
     /// Per-kernel timestamps, while [`Gpu::set_profiling`] has them on.
     pub(crate) profiler: std::sync::OnceLock<profile::Profiler>,
     pub(crate) profiling: std::sync::atomic::AtomicBool,
@@ -183,7 +183,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
-        let live_bytes = Arc::new(AtomicU64::new(0));
+        let live_bytes = Arc::new(pool::Live::default());
         Ok(Gpu {
             pool: BufferPool::new(live_bytes.clone()),
             bind_groups: BindGroupCache::default(),
@@ -232,7 +232,13 @@ impl Gpu {
 
     /// Bytes of GPU memory held by live buffers (weights, KV cache, pooled scratch).
     pub fn bytes_in_use(&self) -> u64 {
-        self.live_bytes.load(Ordering::Relaxed)
+        self.live_bytes.bytes.load(Ordering::Relaxed)
+    }
+
+    /// GPU buffers alive: weights, KV cache and pooled scratch (free or in use). With
+    /// [`Gpu::bytes_in_use`], what the soak and cancellation tests hold flat.
+    pub fn buffers_in_use(&self) -> u64 {
+        self.live_bytes.buffers.load(Ordering::Relaxed)
     }
 
     /// A new storage buffer (read/write by shaders, copyable both ways). Sizes round up to 4 bytes.

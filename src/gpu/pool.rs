@@ -6,16 +6,35 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// GPU buffers created through one `Gpu` and still alive: their count and bytes (weights, KV
+/// cache, scratch held by the pool, free or not).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub(crate) bytes: AtomicU64,
+    pub(crate) buffers: AtomicU64,
+}
+
+impl Live {
+    fn add(&self, size: u64) {
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.buffers.fetch_add(1, Ordering::Relaxed);
+    }
+    fn sub(&self, size: u64) {
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        self.buffers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A `wgpu::Buffer` whose size is counted in its device's live bytes until it is dropped.
 #[derive(Debug)]
 pub struct Buffer {
     raw: wgpu::Buffer,
-    live: Arc<AtomicU64>,
+    live: Arc<Live>,
 }
 
 impl Buffer {
-    pub(crate) fn new(raw: wgpu::Buffer, live: Arc<AtomicU64>) -> Buffer {
-        live.fetch_add(raw.size(), Ordering::Relaxed);
+    pub(crate) fn new(raw: wgpu::Buffer, live: Arc<Live>) -> Buffer {
+        live.add(raw.size());
         Buffer { raw, live }
     }
     pub fn raw(&self) -> &wgpu::Buffer {
@@ -32,7 +51,7 @@ impl Deref for Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        self.live.fetch_sub(self.raw.size(), Ordering::Relaxed);
+        self.live.sub(self.raw.size());
         self.raw.destroy();
     }
 }
@@ -41,11 +60,11 @@ impl Drop for Buffer {
 /// buffers of slightly different sizes are interchangeable; at most 2x waste on scratch only.
 pub struct BufferPool {
     free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
-    live: Arc<AtomicU64>,
+    live: Arc<Live>,
 }
 
 impl BufferPool {
-    pub(crate) fn new(live: Arc<AtomicU64>) -> BufferPool {
+    pub(crate) fn new(live: Arc<Live>) -> BufferPool {
         BufferPool {
             free: Mutex::default(),
             live,
@@ -73,7 +92,7 @@ impl BufferPool {
         {
             return b;
         }
-        self.live.fetch_add(class, Ordering::Relaxed);
+        self.live.add(class);
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pooled"),
             size: class,
@@ -93,7 +112,7 @@ impl BufferPool {
     pub fn trim(&self) {
         for (_, v) in self.free.lock().unwrap().drain() {
             for b in v {
-                self.live.fetch_sub(b.size(), Ordering::Relaxed);
+                self.live.sub(b.size());
                 b.destroy();
             }
         }

@@ -74,10 +74,27 @@ impl Progress {
     }
 }
 
+/// `options.maxGpuBytes`: a whole number of bytes, or absent (`undefined`/`null`).
+fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
+    let v = Reflect::get(options, &"maxGpuBytes".into()).unwrap_or(JsValue::UNDEFINED);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= u64::MAX as f64 => {
+            Ok(Some(n as u64))
+        }
+        _ => Err(JsError::new(&format!(
+            "maxGpuBytes must be a whole number of bytes, not {v:?}"
+        ))
+        .into()),
+    }
+}
+
 #[wasm_bindgen]
 impl WasmEngine {
     /// `source`: a URL, an array of URLs (split GGUF), a File/Blob (or an array of them), or an
-    /// ArrayBuffer. `options`: `{ contextLength?, cache? }`.
+    /// ArrayBuffer. `options`: `{ contextLength?, cache?, maxGpuBytes? }`.
     pub async fn load(
         source: JsValue,
         options: JsValue,
@@ -98,6 +115,7 @@ impl WasmEngine {
             .and_then(|v| v.as_f64())
             .map(|v| v as u32)
             .or(Some(crate::engine::BROWSER_DEFAULT_CONTEXT));
+        let max_gpu_bytes = max_gpu_bytes(&options)?;
         let use_cache = Reflect::get(&options, &"cache".into())
             .ok()
             .and_then(|v| v.as_bool())
@@ -115,6 +133,7 @@ impl WasmEngine {
         let gpu = Gpu::new().await.map_err(err)?;
         let opts = LoadOptions {
             context,
+            max_gpu_bytes,
             ..Default::default()
         };
 
@@ -204,6 +223,15 @@ impl WasmEngine {
             load_s,
             compile_s,
         })
+    }
+
+    /// Test hook: traps while the engine is mutably borrowed, as a bug inside a call would (a
+    /// panic aborts in wasm). `tests/e2e/faults.test.mjs` checks that attend-llm reports the crash,
+    /// rejects later calls and that a new `Engine.load` works.
+    #[wasm_bindgen(js_name = debugTrap)]
+    pub fn debug_trap(&self) {
+        let _held = self.inner.borrow_mut();
+        panic!("debugTrap: a deliberate trap for tests");
     }
 
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {

@@ -308,14 +308,37 @@ async fn fetch(url: &str, headers: &[(&str, String)]) -> Result<Response, JsValu
         req.headers().set(k, v)?;
     }
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
-    Ok(JsFuture::from(scope.fetch_with_request(&req))
+    match JsFuture::from(scope.fetch_with_request(&req)).await {
+        Ok(resp) => Ok(resp.unchecked_into()),
+        Err(e) => Err(JsError::new(&fetch_failure(&scope, url, &e).await).into()),
+    }
+}
+
+/// `fetch` rejects with the same `TypeError` when the network fails and when a cross-origin
+/// server does not allow the request (CORS). An opaque `no-cors` request tells them apart: it
+/// succeeds when the server answered at all.
+async fn fetch_failure(scope: &WorkerGlobalScope, url: &str, e: &JsValue) -> String {
+    let init = RequestInit::new();
+    init.set_mode(web_sys::RequestMode::NoCors);
+    if JsFuture::from(scope.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| {
-            JsError::new(&format!(
-                "downloading {url} failed (offline, or the server refused): {e:?}"
-            ))
-        })?
-        .unchecked_into())
+        .is_ok()
+    {
+        format!(
+            "downloading {url} was blocked by the browser (CORS): the server answered but does \
+             not allow this page to read the file; it must send Access-Control-Allow-Origin (and \
+             expose Content-Length, Content-Range and ETag to resume), or download the file and \
+             load it from disk"
+        )
+    } else {
+        let why = e
+            .dyn_ref::<js_sys::Error>()
+            .map_or_else(|| format!("{e:?}"), |e| String::from(e.message()));
+        format!(
+            "downloading {url} failed with a network error ({why}): offline, the server \
+             unreachable, or blocked by the page's Content-Security-Policy; loading again resumes"
+        )
+    }
 }
 
 /// [`on_response`] on a fetch response's status and headers.

@@ -20,6 +20,12 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   /** KV-cache length in tokens (default: the model's, capped at 4096). */
   contextLength?: number;
+  /**
+   * Refuse, from the file's header and before any weight is downloaded, a model whose weights,
+   * KV cache and activations would need more GPU memory than this many bytes (default: only the
+   * adapter's own limits). The load rejects with a message naming the need and the limit.
+   */
+  maxGpuBytes?: number;
   /** Cancels the load. */
   signal?: AbortSignal;
   /** Store the download for offline use (default true for URLs). */

@@ -8,10 +8,18 @@ class Channel {
   constructor(worker) {
     this.worker = worker;
     this.pending = new Map();
+    this.crashed = null; // the Error every call gets once the worker is gone
     worker.onmessage = (e) => this.#receive(e.data);
-    worker.onerror = (e) => this.#failAll(new Error(`attend worker failed: ${e.message ?? e}`));
+    worker.onerror = (e) => this.#crash(`attend worker failed: ${e.message ?? e}; load the model again`);
+  }
+  /** The worker trapped or died: nothing it holds can be trusted. Reject everything, end it. */
+  #crash(message) {
+    this.crashed ??= Object.assign(new Error(message), { name: "EngineCrashed" });
+    this.#failAll(this.crashed);
+    this.worker.terminate();
   }
   #receive(msg) {
+    if (msg.type === "crashed") return this.#crash(msg.message);
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === "progress") p.onProgress?.(msg.progress);
@@ -28,11 +36,13 @@ class Channel {
   }
   call(type, payload = {}, hooks = {}, transfer = []) {
     const id = nextId++;
+    if (this.crashed) return { id, done: Promise.reject(this.crashed) };
     const done = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, ...hooks }));
     this.worker.postMessage({ id, type, ...payload }, transfer);
     return { id, done };
   }
   post(type, payload = {}) {
+    if (this.crashed) return;
     this.worker.postMessage({ type, ...payload });
   }
 }

@@ -57,10 +57,24 @@ self.onmessage = async (event) => {
         return reply(id, "result", { value: await cacheList() });
       case "cache.delete":
         return reply(id, "result", { value: await cacheDelete(msg.url) });
+      case "debug.trap": // test hook: a trap inside the engine while it is borrowed, as a bug would
+        if (!engine) throw new Error("no model is loaded");
+        return reply(id, "result", { value: engine.debugTrap() });
       default:
         throw new Error(`unknown request '${type}'`);
     }
   } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      // A trap (a Rust panic, an out-of-bounds access, memory exhausted) unwinds nothing: the
+      // engine may be left borrowed mid-call, and every later call would fail. This worker is
+      // done; the main thread rejects what is pending and the next Engine.load starts a new one.
+      const message = `the engine crashed (${e.message}); load the model again`;
+      reply(id, "error", { message, name: "EngineCrashed" });
+      postMessage({ type: "crashed", message });
+      engine = null;
+      self.close();
+      return;
+    }
     fail(id, e);
   }
 };

@@ -1,0 +1,43 @@
+//! Hyperparameters from arbitrary metadata: a GGUF parsed from the input, its config and the GPU
+//! size checks against small and large adapter limits. Errors are fine; panics, overflows and
+//! a KV-cache layer larger than the adapter allows are not.
+#![no_main]
+use attend::gguf::Gguf;
+use attend::gpu::Caps;
+use attend::model::{budget, Config};
+use libfuzzer_sys::fuzz_target;
+
+fn caps(limit: u64) -> Caps {
+    Caps {
+        shader_f16: false,
+        subgroups: false,
+        timestamps: false,
+        subgroup_min_size: 4,
+        subgroup_max_size: 4,
+        max_binding: limit,
+        max_buffer: limit,
+        max_invocations: 256,
+        max_workgroup_storage: 16384,
+        max_workgroups_per_dim: 65535,
+        max_storage_buffers: 8,
+        uniform_align: 256,
+        storage_align: 256,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [c0, c1, rest @ ..] = data else { return };
+    let Ok(g) = Gguf::parse(rest) else { return };
+    let Ok(cfg) = Config::from_gguf(&g) else {
+        return;
+    };
+    assert!(cfg.n_layers as usize <= g.tensors.len());
+    let context = u32::from_le_bytes([*c0, *c1, 0, 0]);
+    for limit in [1 << 20, 128 << 20, 1 << 31, u64::MAX / 4] {
+        let c = caps(limit);
+        if let Ok(b) = budget::check(&cfg, &g, context, 64, 1, &c, Some(u64::MAX / 2)) {
+            let per_layer = b.kv_cache / (2 * cfg.n_layers as u64);
+            assert!(per_layer <= limit);
+        }
+    }
+});
