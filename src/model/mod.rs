@@ -416,13 +416,13 @@ impl Model {
                 "all-logits pass of {m} tokens needs logit_rows ≥ {m}"
             )));
         }
+        if let Some(r) = &lens {
+            r.check(self, pos0 + m)?;
+        }
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
         let first_norm = w.blocks.first().map_or(&w.output_norm, |b| &b.attn_norm);
         norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
-        if let Some(r) = &lens {
-            r.check(self, pos0 + m)?;
-        }
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
             let on = lens
