@@ -92,7 +92,7 @@ run_tests() {
     bash fuzz/run.sh 10
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
-        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits
+        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention
     build_pkg
     step "Vite example imports attend-llm by name"
     (cd www/example-vite && npm install --silent --no-audit --no-fund >/dev/null && npx vite build --logLevel warn)

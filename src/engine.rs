@@ -6,13 +6,15 @@ use crate::chat::{ChatTemplate, Message};
 use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
-use crate::model::{Logits, Model, Weights};
+use crate::model::{LensRequest, Logits, Model, Weights};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopChecker;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
+mod attention;
 mod passes;
+pub use attention::{Attention, AttentionQuery};
 use passes::{Fetch, Input, Passes};
 
 /// Seconds since some fixed point (works natively and in the browser).
@@ -501,7 +503,10 @@ impl Engine {
             1,
             (n - 1) as u32,
             Logits::None,
-            Some(layer as usize),
+            Some(LensRequest {
+                layers: layer..layer + 1,
+                out: None,
+            }),
         )?;
         rec.submit();
         let weights = self

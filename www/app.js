@@ -1,6 +1,7 @@
 // The chat page: draws state and forwards user actions to attend-llm. Model output is only ever
 // inserted as text (textContent), never as HTML.
 import { Engine, listCachedModels } from "./attend-llm/index.js";
+import { setupLens, lensConversation } from "./lens.js";
 
 const LOCAL_MODEL = new URL("models/SmolLM2-135M-Instruct.Q4_1.gguf", location.href).href;
 const PUBLIC_MODEL =
@@ -98,7 +99,7 @@ async function load() {
     $("prompt").disabled = false;
     $("send").disabled = false;
     $("prompt").focus();
-    setupLens(info);
+    setupLens(engine, info);
   } catch (e) {
     setStatus($("model-info"), `Could not load the model: ${e.message}`, true);
   } finally {
@@ -148,7 +149,7 @@ async function send(ev) {
       }
     }
     history.push({ role: "assistant", content });
-    await showLens();
+    lensConversation();
   } catch (e) {
     out.textContent = content;
     bubble("assistant", `Error: ${e.message}`).classList.add("error");
@@ -161,45 +162,6 @@ async function send(ev) {
   }
 }
 
-function setupLens(info) {
-  const layers = info.parameters.layers;
-  $("lens-layer").max = String(layers - 1);
-  $("lens-layer").value = String(layers - 1);
-  $("lens-layer-n").textContent = `${layers - 1} of ${layers - 1}`;
-  $("lens-head").replaceChildren(new Option("mean of all heads", "mean"));
-  for (let h = 0; h < info.parameters.heads; h++) $("lens-head").append(new Option(`head ${h}`, String(h)));
-  $("lens").hidden = true;
-}
-
-// Draw the lens: each token as text, its background as strong as the attention it received.
-async function showLens() {
-  if (!engine) return;
-  const layer = Number($("lens-layer").value);
-  $("lens-layer-n").textContent = `${layer} of ${$("lens-layer").max}`;
-  const l = await engine.lens(layer).catch(() => null);
-  if (!l) return;
-  const n = l.tokens.length;
-  const head = $("lens-head").value;
-  const w = new Float64Array(n);
-  for (let h = 0; h < l.heads; h++) {
-    if (head !== "mean" && Number(head) !== h) continue;
-    for (let j = 0; j < n; j++) w[j] += l.weights[h * n + j];
-  }
-  const max = Math.max(...w) || 1;
-  const spans = l.tokens.map((t, j) => {
-    const s = document.createElement("span");
-    s.textContent = t.replace(/\n/g, "↵\n");
-    // Square root: attention is peaked (a few "sink" tokens take most), this keeps the rest visible.
-    s.style.background = `rgba(59, 130, 246, ${Math.sqrt(w[j] / max).toFixed(3)})`;
-    s.title = `${(100 * w[j] / (head === "mean" ? l.heads : 1)).toFixed(1)}%`;
-    return s;
-  });
-  $("lens-tokens").replaceChildren(...spans);
-  $("lens").hidden = false;
-}
-
-$("lens-layer").addEventListener("input", showLens);
-$("lens-head").addEventListener("change", showLens);
 $("load").addEventListener("click", load);
 $("cancel-load").addEventListener("click", () => loadAbort?.abort());
 $("composer").addEventListener("submit", send);

@@ -3,7 +3,7 @@
 // the files listed in FILES are ever cached: any other request (models, user-pasted URLs, API
 // calls, other paths on this origin) passes through untouched.
 const SHELL = "attend-shell-v2";
-const FILES = ["./", "index.html", "app.js", "app.css", "manifest.json", "attend-llm/index.js", "attend-llm/worker.js", "attend-llm/wasm/attend.js", "attend-llm/wasm/attend_bg.wasm"];
+const FILES = ["./", "index.html", "app.js", "lens.js", "app.css", "manifest.json", "attend-llm/index.js", "attend-llm/worker.js", "attend-llm/wasm/attend.js", "attend-llm/wasm/attend_bg.wasm"];
 // Absolute URLs (no query) of the shell files, resolved against this worker's scope.
 const SHELL_URLS = new Set(FILES.map((f) => new URL(f, self.registration.scope).href));
 

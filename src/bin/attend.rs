@@ -32,6 +32,11 @@ commands:
            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--chat] [--system TEXT]
            [--top-logprobs K] [--stop TEXT] [--ignore-eos] [--output text|jsonl] [--context N]
            [--max-gpu-bytes B]
+  attention --model PATH (--prompt TEXT | --prompt-ids 1,2,3) --token I [--layer L] [--head H]
+           [--chat] [--system TEXT] [--json] [--context N]
+                                         attention weights of token I over tokens 0..=I, per
+                                         layer and head (--json: {tokens, query, weights
+                                         [layer][head][key]}; text: the top keys per head)
   bench    --model PATH [--prompt-tokens 128] [--gen-tokens 64] [--repeat 3] [--context N] [--json] [--profile]
                                          speed, bytes per token, fraction of the adapter's read
                                          bandwidth, dispatches and CPU time per token (--runs is
@@ -142,6 +147,7 @@ commands:
             Some("generate") => {
                 Args::parse(rest, &["chat", "ignore-eos"]).and_then(|a| generate(&a))
             }
+            Some("attention") => Args::parse(rest, &["chat", "json"]).and_then(|a| attention(&a)),
             Some("bench") => Args::parse(rest, &["json", "profile"]).and_then(|a| bench(&a)),
             Some("split") => Args::parse(rest, &[]).and_then(|a| split(&a)),
             Some("-h" | "--help" | "help") => {
@@ -271,6 +277,42 @@ commands:
         } else {
             e.encode(text)
         }
+    }
+
+    /// `attend attention`: the attention lens of one token (see `attend::engine::Attention`).
+    fn attention(a: &Args) -> Result<()> {
+        let opt = |k: &str| -> Result<Option<u32>> {
+            a.get(k)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        Error::Invalid(format!("--{k}: '{v}' is not a non-negative integer"))
+                    })
+                })
+                .transpose()
+        };
+        let query = attend::engine::AttentionQuery {
+            token: opt("token")?
+                .ok_or_else(|| Error::Invalid(format!("--token is required\n\n{USAGE}")))?,
+            layer: opt("layer")?,
+            head: opt("head")?,
+        };
+        if a.get("prompt").is_none() && a.get("prompt-ids").is_none() {
+            return Err(Error::Invalid(format!(
+                "--prompt or --prompt-ids is required\n\n{USAGE}"
+            )));
+        }
+        let mut e = load(a)?;
+        let ids = prompt_ids(&e, a)?;
+        let att = pollster::block_on(e.attention(&ids, &query))?;
+        if a.flag("json") {
+            println!(
+                "{}",
+                serde_json::to_string(&att).expect("attention serializes")
+            );
+        } else {
+            print!("{}", att.table(5));
+        }
+        Ok(())
     }
 
     fn generate(a: &Args) -> Result<()> {

@@ -286,6 +286,38 @@ impl Scratch {
     }
 }
 
+/// What a forward pass records for the attention lens (see [`Model::forward_with_lens`]).
+#[derive(Clone, Debug)]
+pub struct LensRequest<'a> {
+    /// Layers whose attention weights are recorded.
+    pub layers: std::ops::Range<u32>,
+    /// Where each recorded layer's weights are copied (f32 `[layers.len(), n_heads, keys]`);
+    /// `None` leaves the (last) recorded layer in `scratch.lens`.
+    pub out: Option<&'a Buffer>,
+}
+
+impl LensRequest<'_> {
+    fn check(&self, model: &Model, keys: u32) -> Result<()> {
+        let n = model.cfg.n_layers;
+        if self.layers.is_empty() || self.layers.end > n {
+            return Err(Error::Invalid(format!(
+                "lens layers {:?} are not within the model's {n} layers",
+                self.layers
+            )));
+        }
+        if let Some(out) = self.out {
+            let need = self.layers.len() as u64 * model.cfg.n_heads as u64 * keys as u64 * 4;
+            if out.size() < need {
+                return Err(Error::Invalid(format!(
+                    "lens output of {} bytes is smaller than the {need} needed",
+                    out.size()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which logits a forward pass computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
@@ -353,15 +385,17 @@ impl Model {
         self.forward_with_lens(rec, m, pos0, logits, None)
     }
 
-    /// [`forward`](Self::forward), also writing the last token's attention weights at layer
-    /// `lens` into `scratch.lens` (`[n_heads, pos0 + m]`).
+    /// [`forward`](Self::forward), also recording the last token's attention weights (the
+    /// attention lens) at the layers `lens` asks for: each such layer's `[n_heads, pos0 + m]`
+    /// f32 weights go to `scratch.lens` and then, when `lens.out` is set, to the `k`-th slab of
+    /// `out` (`k` counting from `lens.layers.start`).
     pub fn forward_with_lens(
         &self,
         rec: &mut Recorder,
         m: u32,
         pos0: u32,
         logits: Logits,
-        lens: Option<usize>,
+        lens: Option<LensRequest>,
     ) -> Result<()> {
         let (cfg, w, s) = (&self.cfg, &self.weights, &self.scratch);
         if m == 0 || m > s.batch {
@@ -382,18 +416,33 @@ impl Model {
                 "all-logits pass of {m} tokens needs logit_rows ≥ {m}"
             )));
         }
+        if let Some(r) = &lens {
+            r.check(self, pos0 + m)?;
+        }
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
         let first_norm = w.blocks.first().map_or(&w.output_norm, |b| &b.attn_norm);
         norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
+            let on = lens
+                .as_ref()
+                .is_some_and(|r| r.layers.contains(&(l as u32)));
             match cfg.arch {
                 Arch::Llama | Arch::Qwen2 => {
-                    llama::block(self, rec, l, block, m, pos0, next_norm, lens == Some(l))?
+                    llama::block(self, rec, l, block, m, pos0, next_norm, on)?
                 }
-                Arch::Gemma3 => {
-                    gemma3::block(self, rec, l, block, m, pos0, next_norm, lens == Some(l))?
+                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0, next_norm, on)?,
+            }
+            if let Some(LensRequest {
+                layers,
+                out: Some(out),
+            }) = &lens
+            {
+                if on {
+                    let slab = cfg.n_heads as u64 * (pos0 + m) as u64 * 4;
+                    let k = (l as u32 - layers.start) as u64;
+                    rec.copy(&s.lens, 0, out, k * slab, slab);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! requests and streamed chunks, tokenize, describe. All logic is here; the JS only routes.
 
 mod chat;
+mod lens;
 mod source;
 mod store;
 

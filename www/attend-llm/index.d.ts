@@ -104,6 +104,27 @@ export interface AttentionLens {
   weights: number[];
 }
 
+export interface AttentionRequest {
+  /** A raw prompt (tokenized like `tokenize`), a conversation (chat template), or token ids;
+   *  none of them: the conversation so far. */
+  prompt?: string;
+  messages?: ChatMessage[];
+  ids?: number[];
+  /** Index of the query token. */
+  token: number;
+  layer?: number;
+  head?: number;
+}
+
+export interface Attention {
+  tokens: string[];
+  query: number;
+  layers: number[];
+  heads: number[];
+  /** `weights[l][h][j]`: attention of token `query` to token `j` (0..=query) at `layers[l]`, `heads[h]`. */
+  weights: number[][][];
+}
+
 export type ModelSource = string | string[] | Blob | ArrayBuffer;
 
 export declare class Engine {
@@ -117,6 +138,7 @@ export declare class Engine {
   tokenize(text: string): Promise<number[]>;
   info(): Promise<EngineInfo>;
   lens(layer?: number): Promise<AttentionLens>;
+  attention(request: AttentionRequest): Promise<Attention>;
   /** Speed and bandwidth of the loaded model on this device (forgets the conversation). */
   bench(options?: BenchOptions): Promise<BenchReport>;
   unload(): Promise<void>;

@@ -102,6 +102,15 @@ export class Engine {
     return this.#ch.call("lens", { layer }).done;
   }
   /**
+   * The attention lens of any token: `{ prompt | messages | ids, token, layer?, head? }` (with
+   * none of prompt, messages and ids: the conversation so far). Resolves to
+   * `{ tokens, query, layers, heads, weights }`, `weights[layer][head][key]` for keys 0..=token,
+   * like `attend attention --json`. Queues behind a streaming answer.
+   */
+  attention(request) {
+    return this.#ch.call("attention", { request }).done;
+  }
+  /**
    * Benchmark the loaded model in this browser: `{ promptTokens = 128, genTokens = 64, repeat = 3 }`.
    * Resolves to the same object as `attend bench --json`: prefill_tok_s, decode_tok_s, ttft_s,
    * load_s, compile_s, bytes_per_token, decode_gb_s, copy_gb_s, roofline_fraction,

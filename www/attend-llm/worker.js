@@ -6,6 +6,15 @@ const ready = init();
 let engine = null;
 const cancels = new Map(); // call id -> CancelToken of a running load or chat
 
+// Calls that use the engine run one after another: a lens request sent while an answer streams
+// waits for it instead of failing as busy.
+let tail = Promise.resolve();
+const queued = (f) => {
+  const p = tail.then(f);
+  tail = p.catch(() => {});
+  return p;
+};
+
 const reply = (id, type, body = {}) => postMessage({ id, type, ...body });
 const fail = (id, e) => reply(id, "error", { message: String(e?.message ?? e), name: e?.name });
 
@@ -35,7 +44,7 @@ self.onmessage = async (event) => {
         cancels.set(id, token);
         const stream = !!msg.request.stream;
         try {
-          const value = await engine.chat(msg.request, stream ? (chunk) => reply(id, "chunk", { chunk }) : null, token);
+          const value = await queued(() => engine.chat(msg.request, stream ? (chunk) => reply(id, "chunk", { chunk }) : null, token));
           return reply(id, "result", { value });
         } finally {
           cancels.delete(id);
@@ -44,9 +53,12 @@ self.onmessage = async (event) => {
       case "tokenize":
         return reply(id, "result", { value: Array.from(engine.tokenize(msg.text)) });
       case "bench":
-        return reply(id, "result", { value: await engine.bench(msg.options ?? {}) });
+        return reply(id, "result", { value: await queued(() => engine.bench(msg.options ?? {})) });
       case "lens":
-        return reply(id, "result", { value: await engine.lens(msg.layer ?? undefined) });
+        return reply(id, "result", { value: await queued(() => engine.lens(msg.layer ?? undefined)) });
+      case "attention":
+        if (!engine) throw new Error("no model is loaded");
+        return reply(id, "result", { value: await queued(() => engine.attention(msg.request)) });
       case "info":
         return reply(id, "result", { value: engine.info() });
       case "unload":
