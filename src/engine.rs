@@ -79,6 +79,9 @@ pub struct GenParams {
     pub sampler: SamplerConfig,
     /// Return this many most likely tokens with their log-probabilities at each step.
     pub top_logprobs: usize,
+    /// Return each generated token's log-probability ([`Token::logprob`]; implied by
+    /// `top_logprobs > 0`).
+    pub logprobs: bool,
     pub stop: Vec<String>,
     /// Keep generating through end-of-generation tokens (benchmarks, reference comparisons).
     pub ignore_eog: bool,
@@ -90,9 +93,17 @@ impl Default for GenParams {
             max_tokens: 256,
             sampler: SamplerConfig::default(),
             top_logprobs: 0,
+            logprobs: false,
             stop: Vec::new(),
             ignore_eog: false,
         }
+    }
+}
+
+impl GenParams {
+    /// Whether each step must read the logits back for log-probabilities.
+    pub fn wants_logprobs(&self) -> bool {
+        self.logprobs || self.top_logprobs > 0
     }
 }
 
@@ -104,24 +115,11 @@ pub struct Token {
     /// stop string is incomplete).
     pub text: String,
     pub top_logprobs: Vec<(u32, f32)>,
+    /// log-softmax of this token under the model's logits (when [`GenParams::wants_logprobs`]).
+    pub logprob: Option<f32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FinishReason {
-    Stop,
-    Length,
-    Cancelled,
-}
-
-impl FinishReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-            FinishReason::Cancelled => "cancelled",
-        }
-    }
-}
+pub use crate::openai::FinishReason;
 
 #[derive(Clone, Debug)]
 pub struct GenStats {
@@ -158,7 +156,8 @@ pub struct PassStats {
 pub struct Engine {
     pub gpu: Gpu,
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    /// Shared, so a token callback can read it while `generate` borrows the engine.
+    pub tokenizer: std::sync::Arc<Tokenizer>,
     pub template: ChatTemplate,
     pub header: Gguf,
     /// Tokens whose keys and values are in the cache, in order from position 0.
@@ -213,12 +212,18 @@ impl Engine {
         )
     }
 
-    /// Tokenize a raw prompt as the CLI and `tokenize()` do (BOS as the model says, control
-    /// tokens left as text), refusing text over [`crate::chat::MAX_CHAT_INPUT_BYTES`] before any
-    /// work is spent on it.
+    /// Tokenize a raw prompt as the CLI and `tokenize()` do: BOS as the model says, special-token
+    /// text (`<|im_start|>`) read as those tokens like transformers and llama.cpp do; text over
+    /// [`crate::chat::MAX_CHAT_INPUT_BYTES`] is refused before any work is spent on it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_raw(text, true)
+    }
+
+    /// [`Engine::encode`], choosing whether special-token text is parsed (`false`: it is split
+    /// into ordinary pieces).
+    pub fn encode_raw(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         check_prompt_bytes(text)?;
-        Ok(self.tokenizer.encode(text, true, false))
+        Ok(self.tokenizer.encode(text, true, parse_special))
     }
 
     /// Render `messages` with the model's chat template and tokenize: control tokens are parsed
@@ -262,12 +267,10 @@ impl Engine {
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
-        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.
+        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes; not
+        // when a penalty or a logit bias may change the choice, or logprobs are wanted.
         let sc = &p.sampler;
-        let neutral = sc.repetition_penalty == 1.0
-            && sc.presence_penalty == 0.0
-            && sc.frequency_penalty == 0.0;
-        let greedy = sc.temperature <= 0.0 && neutral && p.top_logprobs == 0;
+        let greedy = sc.temperature <= 0.0 && sc.leaves_logits_unchanged() && !p.wants_logprobs();
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
         let reuse = self
@@ -311,9 +314,7 @@ impl Engine {
         let mut generated = 0u32;
         let mut t_first = None;
         while generated < max_new {
-            let (id, top) = self
-                .pick(&mut sampler, &history, greedy, p.top_logprobs)
-                .await?;
+            let (id, top, logprob) = self.pick(&mut sampler, &history, greedy, p).await?;
             t_first.get_or_insert_with(now_s);
             generated += 1;
             history.push(id);
@@ -326,19 +327,17 @@ impl Engine {
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
                 // string cut the text.
-                if f == crate::stop::FinishReason::Length || is_eog(id) {
+                if f == FinishReason::Length || is_eog(id) {
                     step.text.push_str(&stream.finish());
                 }
-                finish = match f {
-                    crate::stop::FinishReason::Stop => FinishReason::Stop,
-                    crate::stop::FinishReason::Length => FinishReason::Length,
-                };
+                finish = f;
             }
             text.push_str(&step.text);
             let go_on = on_token(&Token {
                 id,
                 text: step.text,
                 top_logprobs: top,
+                logprob,
             });
             if step.finish.is_some() {
                 break;
@@ -395,8 +394,8 @@ impl Engine {
         sampler: &mut Sampler,
         history: &[u32],
         greedy: bool,
-        top_k: usize,
-    ) -> Result<(u32, Vec<(u32, f32)>)> {
+        p: &GenParams,
+    ) -> Result<(u32, Vec<(u32, f32)>, Option<f32>)> {
         let s = &self.model.scratch;
         if greedy {
             let id = self
@@ -404,7 +403,7 @@ impl Engine {
                 .read::<u32>(&s.next, 0, 1)
                 .await
                 .map_err(|e| self.lost_or(e))?[0];
-            return Ok((id, Vec::new()));
+            return Ok((id, Vec::new(), None));
         }
         let logits = self
             .gpu
@@ -414,12 +413,16 @@ impl Engine {
         if logits.iter().any(|x| !x.is_finite()) {
             return Err(Error::Gpu("the model produced non-finite logits".into()));
         }
-        let top = if top_k > 0 {
-            crate::sampler::top_logprobs(&logits, top_k)
+        let top = if p.top_logprobs > 0 {
+            crate::sampler::top_logprobs(&logits, p.top_logprobs)
         } else {
             Vec::new()
         };
-        Ok((sampler.sample(&logits, history), top))
+        let id = sampler.sample(&logits, history);
+        let logprob = p
+            .wants_logprobs()
+            .then(|| crate::sampler::token_logprob(&logits, id));
+        Ok((id, top, logprob))
     }
 
     /// A failed GPU read is reported as the device loss when that is what it was.
@@ -649,7 +652,7 @@ impl EngineBuilder {
             self.opts.batch,
             self.opts.logit_rows,
         )?;
-        let (tokenizer, template) = (self.tokenizer, self.template);
+        let (tokenizer, template) = (std::sync::Arc::new(self.tokenizer), self.template);
         gpu.wait();
         Ok(Engine {
             gpu,
