@@ -87,9 +87,9 @@ const SAMPLING_FIELDS: &[&str] = &[
     "stream_options",
 ];
 
-/// OpenAI fields attend accepts but that change nothing here (listed as ignored, like unknown ones).
+/// OpenAI fields attend accepts but that change nothing here (listed as ignored, like unknown
+/// ones). `model` is not among them: OpenAI's clients always send it, and the loaded model answers.
 const NO_EFFECT: &[&str] = &[
-    "model",
     "user",
     "store",
     "metadata",

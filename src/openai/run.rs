@@ -207,10 +207,11 @@ pub async fn completion(
                 step = Some(one);
             }
             offset += t.text.len() as u32;
-            if stream && (!t.text.is_empty() || step.is_some()) {
-                if !on_chunk(&piece(t.text.clone(), step, None)) {
-                    return false;
-                }
+            if stream
+                && (!t.text.is_empty() || step.is_some())
+                && !on_chunk(&piece(t.text.clone(), step, None))
+            {
+                return false;
             }
             !cancelled()
         })

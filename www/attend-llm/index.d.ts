@@ -60,8 +60,9 @@ export interface SamplingFields {
   seed?: number;
   /** Only 1. */
   n?: 1;
-  /** Accepted and ignored (listed in the warning). */
+  /** Accepted; the loaded model answers. */
   model?: string;
+  /** Accepted and ignored (listed in the warning). */
   user?: string;
   /** Cancels the generation; the stream ends with finish_reason "stop". */
   signal?: AbortSignal;
