@@ -84,6 +84,9 @@ pub struct GenParams {
     pub sampler: SamplerConfig,
     /// Return this many most likely tokens with their log-probabilities at each step.
     pub top_logprobs: usize,
+    /// Return each generated token's log-probability ([`Token::logprob`]; implied by
+    /// `top_logprobs > 0`).
+    pub logprobs: bool,
     pub stop: Vec<String>,
     /// Keep generating through end-of-generation tokens (benchmarks, reference comparisons).
     pub ignore_eog: bool,
@@ -95,9 +98,17 @@ impl Default for GenParams {
             max_tokens: 256,
             sampler: SamplerConfig::default(),
             top_logprobs: 0,
+            logprobs: false,
             stop: Vec::new(),
             ignore_eog: false,
         }
+    }
+}
+
+impl GenParams {
+    /// Whether each step must read the logits back for log-probabilities.
+    pub fn wants_logprobs(&self) -> bool {
+        self.logprobs || self.top_logprobs > 0
     }
 }
 
@@ -109,24 +120,11 @@ pub struct Token {
     /// stop string is incomplete).
     pub text: String,
     pub top_logprobs: Vec<(u32, f32)>,
+    /// log-softmax of this token under the model's logits (when [`GenParams::wants_logprobs`]).
+    pub logprob: Option<f32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FinishReason {
-    Stop,
-    Length,
-    Cancelled,
-}
-
-impl FinishReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-            FinishReason::Cancelled => "cancelled",
-        }
-    }
-}
+pub use crate::openai::FinishReason;
 
 #[derive(Clone, Debug)]
 pub struct GenStats {
@@ -163,7 +161,8 @@ pub struct PassStats {
 pub struct Engine {
     pub gpu: Gpu,
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    /// Shared, so a token callback can read it while `generate` borrows the engine.
+    pub tokenizer: std::sync::Arc<Tokenizer>,
     pub template: ChatTemplate,
     pub header: Gguf,
     /// Tokens whose keys and values are in the cache, in order from position 0.
@@ -224,12 +223,18 @@ impl Engine {
         )
     }
 
-    /// Tokenize a raw prompt as the CLI and `tokenize()` do (BOS as the model says, control
-    /// tokens left as text), refusing text over [`crate::chat::MAX_CHAT_INPUT_BYTES`] before any
-    /// work is spent on it.
+    /// Tokenize a raw prompt as the CLI and `tokenize()` do: BOS as the model says, special-token
+    /// text (`<|im_start|>`) read as those tokens like transformers and llama.cpp do; text over
+    /// [`crate::chat::MAX_CHAT_INPUT_BYTES`] is refused before any work is spent on it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_raw(text, true)
+    }
+
+    /// [`Engine::encode`], choosing whether special-token text is parsed (`false`: it is split
+    /// into ordinary pieces).
+    pub fn encode_raw(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         check_prompt_bytes(text)?;
-        Ok(self.tokenizer.encode(text, true, false))
+        Ok(self.tokenizer.encode(text, true, parse_special))
     }
 
     /// Render `messages` with the model's chat template and tokenize: control tokens are parsed
@@ -273,12 +278,10 @@ impl Engine {
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
-        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes.
+        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes; not
+        // when a penalty or a logit bias may change the choice, or logprobs are wanted.
         let sc = &p.sampler;
-        let neutral = sc.repetition_penalty == 1.0
-            && sc.presence_penalty == 0.0
-            && sc.frequency_penalty == 0.0;
-        let greedy = sc.temperature <= 0.0 && neutral && p.top_logprobs == 0;
+        let greedy = sc.temperature <= 0.0 && sc.leaves_logits_unchanged() && !p.wants_logprobs();
         let speculate = greedy && self.pipeline;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
@@ -327,7 +330,7 @@ impl Engine {
         let mut t_first = None;
         while generated < max_new {
             let submitted = pending.take().expect("a pass precedes every pick");
-            let (id, top) = if greedy {
+            let (id, top, logprob) = if greedy {
                 // Greedy: the pick is already the next pass's input on the GPU, so that pass
                 // goes in before this token is read (wasted if this token ends the answer).
                 let slot = generated as usize % 2;
@@ -336,7 +339,7 @@ impl Engine {
                     let fetch = Fetch::Next(1 - slot);
                     pending = Some(self.run(Input::OnGpu, pos, Logits::Last, true, fetch)?);
                 }
-                (self.read_next(slot, submitted).await?, Vec::new())
+                (self.read_next(slot, submitted).await?, Vec::new(), None)
             } else {
                 let logits = self.read_logits(submitted).await?;
                 let top = if p.top_logprobs > 0 {
@@ -344,7 +347,11 @@ impl Engine {
                 } else {
                     Vec::new()
                 };
-                (sampler.sample(&logits, &history), top)
+                let id = sampler.sample(&logits, &history);
+                let logprob = p
+                    .wants_logprobs()
+                    .then(|| crate::sampler::token_logprob(&logits, id));
+                (id, top, logprob)
             };
             t_first.get_or_insert_with(now_s);
             generated += 1;
@@ -358,19 +365,17 @@ impl Engine {
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
                 // string cut the text.
-                if f == crate::stop::FinishReason::Length || is_eog(id) {
+                if f == FinishReason::Length || is_eog(id) {
                     step.text.push_str(&stream.finish());
                 }
-                finish = match f {
-                    crate::stop::FinishReason::Stop => FinishReason::Stop,
-                    crate::stop::FinishReason::Length => FinishReason::Length,
-                };
+                finish = f;
             }
             text.push_str(&step.text);
             let go_on = on_token(&Token {
                 id,
                 text: step.text,
                 top_logprobs: top,
+                logprob,
             });
             if step.finish.is_some() {
                 break;
@@ -646,7 +651,7 @@ impl EngineBuilder {
             self.opts.batch,
             self.opts.logit_rows,
         )?;
-        let (tokenizer, template) = (self.tokenizer, self.template);
+        let (tokenizer, template) = (std::sync::Arc::new(self.tokenizer), self.template);
         gpu.wait();
         Ok(Engine {
             tokenizer,

@@ -21,6 +21,10 @@ pub enum Error {
     Tokenizer(String),
     #[error("{0}")]
     Invalid(String),
+    /// A request field with a value attend cannot honour (HTTP 400 in OpenAI's API): `param`
+    /// names the field, `message` says what is wrong with it (and names it too).
+    #[error("invalid request: {message}")]
+    BadRequest { param: String, message: String },
     #[error("I/O: {0}")]
     Io(String),
 }
@@ -28,6 +32,16 @@ pub enum Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e.to_string())
+    }
+}
+
+impl Error {
+    /// A [`Error::BadRequest`] about `param`.
+    pub fn bad_request(param: &str, message: impl Into<String>) -> Error {
+        Error::BadRequest {
+            param: param.to_string(),
+            message: message.into(),
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! Layers, bottom up: [`gpu`] (device, pipeline cache, buffer pool, one command encoder per forward
 //! pass), [`kernels`] (one file per WGSL kernel family in `shaders/`), [`quant`] and [`weights`]
 //! (GGUF block formats on the CPU and on the GPU), [`gguf`] (the file format), [`tokenizer`],
-//! [`model`] (architectures over the kernels), [`chat`] / [`sampler`] / [`stop`] (templates,
-//! sampling, stopping, OpenAI-shaped objects) and [`engine`] (the generation loop). The browser API
+//! [`model`] (architectures over the kernels), [`chat`] / [`sampler`] / [`stop`] / [`openai`]
+//! (templates, sampling, stopping, the OpenAI-shaped API) and [`engine`] (the generation loop). The browser API
 //! lives in `wasm` (wasm32 only).
 
 pub mod bench;
@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod openai;
 pub mod quant;
 pub mod sampler;
 pub mod stop;

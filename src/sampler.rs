@@ -26,6 +26,9 @@ pub struct SamplerConfig {
     pub frequency_penalty: f32,
     /// Fixed seed for reproducible draws; `None` seeds from the clock.
     pub seed: Option<u64>,
+    /// OpenAI's `logit_bias`: (token id, value added to its logit), applied before the penalties
+    /// (ids outside the vocabulary are ignored).
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplerConfig {
@@ -39,6 +42,7 @@ impl Default for SamplerConfig {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -56,6 +60,12 @@ impl SamplerConfig {
         self.repetition_penalty != 1.0
             || self.presence_penalty != 0.0
             || self.frequency_penalty != 0.0
+    }
+
+    /// Whether the logits are used as the model gives them: no penalty and no bias can change
+    /// which token is the most likely (only then may greedy decoding pick it on the GPU).
+    pub fn leaves_logits_unchanged(&self) -> bool {
+        !self.has_penalties() && self.logit_bias.iter().all(|b| b.1 == 0.0)
     }
 }
 
@@ -245,10 +255,18 @@ impl Sampler {
             return 0;
         }
         let mut penalized = std::mem::take(&mut self.penalized);
-        let x: &[f32] = if self.cfg.has_penalties() && !history.is_empty() {
+        let penalize = self.cfg.has_penalties() && !history.is_empty();
+        let x: &[f32] = if penalize || !self.cfg.logit_bias.is_empty() {
             penalized.clear();
             penalized.extend_from_slice(logits);
-            self.apply_penalties(&mut penalized, history);
+            for &(id, b) in &self.cfg.logit_bias {
+                if let Some(v) = penalized.get_mut(id as usize) {
+                    *v += b;
+                }
+            }
+            if penalize {
+                self.apply_penalties(&mut penalized, history);
+            }
             &penalized
         } else {
             logits
@@ -256,6 +274,20 @@ impl Sampler {
         let id = self.sample_from(x);
         self.penalized = penalized;
         id
+    }
+
+    /// The logits [`Sampler::sample`] draws from: biased, then penalized for `history`.
+    pub fn adjusted(&mut self, logits: &[f32], history: &[u32]) -> Vec<f32> {
+        let mut x = logits.to_vec();
+        for &(id, b) in &self.cfg.logit_bias {
+            if let Some(v) = x.get_mut(id as usize) {
+                *v += b;
+            }
+        }
+        if self.cfg.has_penalties() && !history.is_empty() {
+            self.apply_penalties(&mut x, history);
+        }
+        x
     }
 
     fn apply_penalties(&mut self, x: &mut [f32], history: &[u32]) {

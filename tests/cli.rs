@@ -53,6 +53,154 @@ fn tokenize_prints_the_reference_ids() {
 }
 
 #[test]
+fn special_tokens_in_raw_text_are_parsed_unless_told_not_to() {
+    let g = golden();
+    // The chat prompt as transformers renders it (apply_chat_template(tokenize=False)).
+    let prompt = g["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["chat"] == true)
+        .unwrap();
+    let text = prompt["text"].as_str().unwrap();
+    assert!(text.starts_with("<|im_start|>"));
+    let model = smollm2();
+    let m = model.to_str().unwrap();
+    let (ok, out, err) = attend(&["tokenize", "--model", m, "--text", text]);
+    assert!(ok, "{err}");
+    let ids: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(ids, prompt["ids"], "the ids transformers gives");
+    let (ok, out, err) = attend(&[
+        "tokenize",
+        "--model",
+        m,
+        "--text",
+        text,
+        "--no-parse-special",
+    ]);
+    assert!(ok, "{err}");
+    let plain: Vec<u32> = serde_json::from_str(out.trim()).unwrap();
+    let im_start = prompt["ids"][0].as_u64().unwrap() as u32;
+    assert!(!plain.contains(&im_start) && plain.len() > ids.as_array().unwrap().len());
+}
+
+#[test]
+fn every_command_has_help() {
+    for (cmd, flags) in [
+        (
+            "generate",
+            &[
+                "--top-p",
+                "--prompt-ids",
+                "--no-parse-special",
+                "--frequency-penalty",
+            ][..],
+        ),
+        ("chat", &["--system", "--temperature", "--max-tokens"][..]),
+        (
+            "bench",
+            &["--repeat", "--prompt-tokens", "--profile", "--json"][..],
+        ),
+        ("tokenize", &["--text", "--no-parse-special"][..]),
+        ("info", &["--context"][..]),
+        ("split", &["--max-tensors"][..]),
+        ("adapters", &[][..]),
+    ] {
+        let (ok, out, err) = attend(&[cmd, "--help"]);
+        assert!(ok, "{cmd}: {err}");
+        assert!(out.contains("Usage: attend"), "{cmd}: {out}");
+        for f in flags {
+            assert!(out.contains(f), "{cmd} --help lacks {f}:\n{out}");
+        }
+    }
+    let (ok, out, _) = attend(&["--help"]);
+    assert!(ok && out.contains("chat") && out.contains("bench"), "{out}");
+    // --runs is an alias of --repeat: only the unknown flag is refused.
+    let (ok, _, err) = attend(&["bench", "--model", "m.gguf", "--runs", "2", "--bogus"]);
+    assert!(
+        !ok && err.contains("--bogus") && !err.contains("--runs"),
+        "{err}"
+    );
+}
+
+/// Drive `attend chat` through its standard input; returns (stdout, stderr).
+fn chat_session(input: &str, extra: &[&str]) -> (String, String) {
+    use std::io::Write;
+    let model = smollm2();
+    let mut args = vec![
+        "chat",
+        "--model",
+        model.to_str().unwrap(),
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run attend chat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{e}");
+    (o, e)
+}
+
+/// (prompt tokens, cached tokens) of each answer, from the stats lines on stderr.
+fn turns(err: &str) -> Vec<(u32, u32)> {
+    err.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (n, rest) = rest.split_once(" prompt tokens (")?;
+            let (c, _) = rest.split_once(" cached)")?;
+            Some((n.parse().ok()?, c.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn chat_repl_keeps_the_conversation_and_obeys_commands() {
+    let q = "What is the capital of France?";
+    let input =
+        format!("{q}\nAnd of Italy?\n/reset\n{q}\n/system You are a pirate.\n{q}\n/bogus\n");
+    let (out, err) = chat_session(&input, &[]);
+    let t = turns(&err);
+    assert_eq!(t.len(), 4, "four answers:\n{err}");
+    let answers: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(answers.len(), 4, "{out}");
+    assert!(answers[0].contains("Paris"), "{out}");
+    // Turn 2 carries turn 1 (longer prompt, most of it served from the KV cache).
+    assert!(t[1].0 > t[0].0 + 5 && t[1].1 >= t[0].0, "{t:?}");
+    // /reset: the same question gets the same prompt and (greedy) the same answer.
+    assert_eq!(t[2].0, t[0].0, "{t:?}");
+    assert_eq!(answers[2], answers[0]);
+    // /system replaces the default system message: a different prompt.
+    assert_ne!(t[3].0, t[0].0, "{t:?}");
+    assert!(
+        err.contains("[conversation reset]") && err.contains("system message set"),
+        "{err}"
+    );
+    assert!(err.contains("unknown command /bogus"), "{err}");
+    // --system from the command line is the same as /system.
+    let (out2, err2) = chat_session(&format!("{q}\n"), &["--system", "You are a pirate."]);
+    assert_eq!(turns(&err2)[0].0, t[3].0);
+    assert_eq!(out2.lines().find(|l| !l.is_empty()).unwrap(), answers[3]);
+}
+
+#[test]
 fn generate_jsonl_streams_tokens_then_a_summary() {
     let g = golden();
     let prompt = &g["prompts"][0];
@@ -153,7 +301,35 @@ fn bad_input_fails_cleanly() {
     let (ok, _, err) = attend(&["generate", "--model", "/nonexistent.gguf", "--prompt", "hi"]);
     assert!(!ok && err.contains("/nonexistent.gguf"), "{err}");
     let (ok, _, err) = attend(&["frobnicate"]);
-    assert!(!ok && err.contains("unknown command"), "{err}");
+    assert!(
+        !ok && err.contains("unrecognized subcommand 'frobnicate'"),
+        "{err}"
+    );
+    let (ok, _, err) = attend(&["generate", "--model", "m.gguf"]);
+    assert!(
+        !ok && err.contains("--prompt"),
+        "a prompt is required: {err}"
+    );
+    // Sampling values are checked like an OpenAI request's, before the model loads.
+    for (flag, value, field) in [
+        ("--temperature", "-1", "temperature"),
+        ("--top-p", "0", "top_p"),
+        ("--frequency-penalty", "3", "frequency_penalty"),
+    ] {
+        let (ok, _, err) = attend(&[
+            "generate",
+            "--model",
+            "/nonexistent.gguf",
+            "--prompt",
+            "x",
+            flag,
+            value,
+        ]);
+        assert!(
+            !ok && err.contains(field) && !err.contains("nonexistent"),
+            "{flag}: {err}"
+        );
+    }
     let model = smollm2();
     let (ok, _, err) = attend(&[
         "generate",

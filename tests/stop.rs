@@ -1,5 +1,4 @@
-//! Stop strings across token boundaries (every split of the text), EOG / max_tokens, and the JSON
-//! shape of the OpenAI objects.
+//! Stop strings across token boundaries (every split of the text), EOG / max_tokens.
 
 // The same tests run in the browser: `cargo test --target wasm32-unknown-unknown --test stop`.
 #[cfg(target_arch = "wasm32")]
@@ -7,9 +6,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use attend::chat::Message;
 use attend::stop::*;
-use serde_json::json;
 
 /// Definition: generation ends when the first stop string completes; the answer is everything
 /// before that occurrence (the longest one when several complete on the same character).
@@ -188,121 +185,6 @@ fn eog_tokens_and_max_tokens_end_generation() {
     assert_eq!(sc.push("a\n"), ("a".to_string(), false));
     assert_eq!(sc.push("\nb"), (String::new(), true));
     assert_eq!(sc.finish_reason(), Some(FinishReason::Stop));
-}
-
-#[test]
-fn openai_objects_serialize_in_openai_shape() {
-    let usage = Usage::new(12, 3);
-    let c = ChatCompletion::new(
-        "chatcmpl-1",
-        1700000000,
-        "smollm2",
-        "Hi!",
-        FinishReason::Stop,
-        usage,
-        None,
-    );
-    assert_eq!(
-        serde_json::to_value(&c).unwrap(),
-        json!({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "smollm2",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"},
-                         "finish_reason": "stop", "logprobs": null}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
-        })
-    );
-    let back: ChatCompletion = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
-    assert_eq!(back, c);
-
-    let mut s = ChunkStream::new("chatcmpl-2", 5, "gemma3");
-    let first = s.content("Hel").unwrap();
-    assert_eq!(
-        serde_json::to_value(&first).unwrap(),
-        json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 5, "model": "gemma3",
-               "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": null}]})
-    );
-    assert!(s.content("").is_none());
-    let mid = serde_json::to_value(s.content("lo").unwrap()).unwrap();
-    assert_eq!(mid["choices"][0]["delta"], json!({"content": "lo"}));
-    let last = serde_json::to_value(s.finish(FinishReason::Length, Some(usage))).unwrap();
-    assert_eq!(
-        last["choices"][0],
-        json!({"index": 0, "delta": {}, "finish_reason": "length"})
-    );
-    assert_eq!(last["usage"]["total_tokens"], 15);
-
-    let lp = ChoiceLogprobs {
-        content: vec![TokenLogprob {
-            token: "Hi".into(),
-            logprob: -0.5,
-            bytes: Some(b"Hi".to_vec()),
-            top_logprobs: vec![TopLogprob {
-                token: "Hi".into(),
-                logprob: -0.5,
-                bytes: Some(b"Hi".to_vec()),
-            }],
-        }],
-    };
-    let with = serde_json::to_value(ChunkStream::new("x", 0, "m").content_with_logprobs("Hi", lp))
-        .unwrap();
-    assert_eq!(
-        with["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["bytes"],
-        json!([72, 105])
-    );
-}
-
-#[test]
-fn requests_parse_like_openai_sends_them() {
-    let r: ChatCompletionRequest = serde_json::from_value(json!({
-        "model": "gpt-4o", "user": "ignored", "response_format": {"type": "text"},
-        "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]},
-            {"role": "assistant", "content": null}
-        ],
-        "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "stop": "\n\n", "seed": 7, "stream": true,
-        "logprobs": true, "top_logprobs": 3, "top_k": 40
-    }))
-    .unwrap();
-    assert_eq!(
-        r.messages,
-        vec![
-            Message::system("Be brief."),
-            Message::user("Hello\nthere"),
-            Message::assistant("")
-        ]
-    );
-    assert_eq!(r.stop_strings(), vec!["\n\n".to_string()]);
-    assert_eq!(r.max_tokens(), Some(64));
-    assert!(r.stream && r.logprobs);
-    let c = r.sampler_config();
-    assert_eq!(
-        (c.temperature, c.top_p, c.top_k, c.seed, c.min_p),
-        (0.2, 0.9, 40, Some(7), 0.0)
-    );
-    r.validate().unwrap();
-
-    let r: ChatCompletionRequest = serde_json::from_value(
-        json!({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b"],
-                                      "max_completion_tokens": 5, "max_tokens": 9}),
-    )
-    .unwrap();
-    assert_eq!(r.stop_strings(), vec!["a".to_string(), "b".to_string()]);
-    assert_eq!(r.max_tokens(), Some(5));
-    assert!(!r.stream);
-    assert_eq!(r.sampler_config().temperature, 1.0);
-
-    for bad in [
-        json!({"messages": []}),
-        json!({"messages": [{"role": "user", "content": "x"}], "temperature": -1}),
-        json!({"messages": [{"role": "user", "content": "x"}], "top_p": 1.5}),
-        json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 50}),
-    ] {
-        let r: ChatCompletionRequest = serde_json::from_value(bad.clone()).unwrap();
-        let e = r.validate().unwrap_err().to_string();
-        assert!(e.contains("chat completion request"), "{bad}: {e}");
-    }
-    assert!(serde_json::from_value::<ChatCompletionRequest>(json!({"messages": "nope"})).is_err());
 }
 
 #[test]

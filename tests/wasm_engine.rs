@@ -19,6 +19,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const GGUF: &[u8] = include_bytes!("reference/tiny-qwen2.gguf");
 const GOLDEN: &str = include_str!("reference/tiny-qwen2.json");
+/// Logprobs of one request as the native engine computes them (tests/api.rs checks and writes it).
+const LOGPROBS: &str = include_str!("reference/tiny-qwen2-logprobs.json");
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
@@ -177,7 +179,7 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
         chunks.last().unwrap()["choices"][0]["finish_reason"],
         reason.as_str()
     );
-    assert!(engine.tokenize("Hello").unwrap().len() >= 1);
+    assert!(engine.tokenize("Hello", None).unwrap().len() >= 1);
 
     // A cancelled generation ends early with what it had.
     let cancel = CancelToken::new();
@@ -237,4 +239,150 @@ fn info_layers(info: &JsValue) -> u64 {
         .unwrap()
         .as_f64()
         .unwrap() as u64
+}
+
+async fn load_engine() -> WasmEngine {
+    let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+    WasmEngine::load(
+        Uint8Array::from(GGUF).into(),
+        js_sys::Object::new().into(),
+        on_progress.as_ref().unchecked_ref::<Function>().clone(),
+        &CancelToken::new(),
+    )
+    .await
+    .expect("load from an ArrayBuffer")
+}
+
+/// Run a chat (or completions) request; returns the result and the streamed chunks.
+async fn call(
+    engine: &WasmEngine,
+    request: serde_json::Value,
+    completions: bool,
+) -> Result<(serde_json::Value, Vec<serde_json::Value>), JsValue> {
+    let chunks = js_sys::Array::new();
+    let c2 = chunks.clone();
+    let on_chunk = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        c2.push(&v);
+    });
+    let f = on_chunk.as_ref().unchecked_ref::<Function>().clone();
+    let p = if completions {
+        engine.completion(js(request), Some(f), &CancelToken::new())
+    } else {
+        engine.chat(js(request), Some(f), &CancelToken::new())
+    };
+    let done = JsFuture::from(p).await?;
+    let chunks = chunks
+        .iter()
+        .map(|c| serde_wasm_bindgen::from_value(c).unwrap())
+        .collect();
+    Ok((serde_wasm_bindgen::from_value(done).unwrap(), chunks))
+}
+
+#[wasm_bindgen_test]
+async fn wasm_logprobs_usage_and_completions_match_native() {
+    let engine = load_engine().await;
+    // Logprobs: the same request as tests/api.rs, the same values within 1e-3.
+    let want: serde_json::Value = serde_json::from_str(LOGPROBS).unwrap();
+    let (done, chunks) = call(&engine, want["request"].clone(), false).await.unwrap();
+    let got = done["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap();
+    let want_c = want["content"].as_array().unwrap();
+    assert_eq!(got.len(), want_c.len(), "{done}");
+    for (g, w) in got.iter().zip(want_c) {
+        assert_eq!(g["token"], w["token"]);
+        assert_eq!(g["bytes"], w["bytes"]);
+        assert!(
+            (g["logprob"].as_f64().unwrap() - w["logprob"].as_f64().unwrap()).abs() <= 1e-3,
+            "{g} vs {w}"
+        );
+        let (gt, wt) = (
+            g["top_logprobs"].as_array().unwrap(),
+            w["top_logprobs"].as_array().unwrap(),
+        );
+        assert_eq!(gt.len(), wt.len());
+        for (a, b) in gt.iter().zip(wt) {
+            assert_eq!(a["token"], b["token"]);
+            assert!(
+                (a["logprob"].as_f64().unwrap() - b["logprob"].as_f64().unwrap()).abs() <= 1e-3,
+                "{a} vs {b}"
+            );
+        }
+    }
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["logprobs"]["content"].is_array()));
+
+    // A second turn reuses the first one's KV cache; the last streamed chunk carries usage.
+    let first = serde_json::json!([{"role": "user", "content": "Hello there"}]);
+    let (a, _) = call(
+        &engine,
+        serde_json::json!({"messages": first, "max_tokens": 4, "temperature": 0}),
+        false,
+    )
+    .await
+    .unwrap();
+    let answer = a["choices"][0]["message"]["content"].clone();
+    let second = serde_json::json!([{"role": "user", "content": "Hello there"},
+        {"role": "assistant", "content": answer}, {"role": "user", "content": "More?"}]);
+    let (b, chunks) = call(
+        &engine,
+        serde_json::json!({"messages": second, "max_tokens": 3, "temperature": 0,
+        "stream": true, "stream_options": {"include_usage": true}}),
+        false,
+    )
+    .await
+    .unwrap();
+    let cached = b["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        cached > 0 && cached < b["usage"]["prompt_tokens"].as_u64().unwrap(),
+        "{b}"
+    );
+    assert_eq!(chunks.last().unwrap()["usage"], b["usage"]);
+
+    // Completions: special-token text parsed unless parse_special is false.
+    let text = "<|im_start|>user\nHi<|im_end|>\n";
+    let (p, _) = call(
+        &engine,
+        serde_json::json!({"prompt": text, "max_tokens": 2, "temperature": 0}),
+        true,
+    )
+    .await
+    .unwrap();
+    let (q, _) = call(
+        &engine,
+        serde_json::json!({"prompt": text, "max_tokens": 2, "temperature": 0,
+        "parse_special": false}),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(p["object"], "text_completion");
+    assert!(
+        p["usage"]["prompt_tokens"].as_u64() < q["usage"]["prompt_tokens"].as_u64(),
+        "{p} {q}"
+    );
+
+    // A bad value is a BadRequestError naming the field.
+    let e = call(
+        &engine,
+        serde_json::json!({"messages": first, "top_p": 7}),
+        false,
+    )
+    .await
+    .unwrap_err();
+    let name = Reflect::get(&e, &"name".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let param = Reflect::get(&e, &"param".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), param.as_str()),
+        ("BadRequestError", "top_p")
+    );
 }

@@ -135,7 +135,7 @@ async function send(ev) {
   $("stop").disabled = false;
   let content = "";
   try {
-    const stream = await engine.chat.completions.create({ messages: history, stream: true, max_tokens: MAX_TOKENS, temperature: 0, signal: answering.signal });
+    const stream = await engine.chat.completions.create({ messages: history, stream: true, stream_options: { include_usage: true }, max_tokens: MAX_TOKENS, temperature: 0, signal: answering.signal });
     for await (const chunk of stream) {
       const delta = chunk.choices[0]?.delta?.content ?? "";
       if (delta) {

@@ -20,8 +20,16 @@ use store::Store;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+/// A JS `Error`; a bad request is a `BadRequestError` with `status: 400` and `param` (the
+/// field), as the `openai` package reports them.
 fn err(e: crate::Error) -> JsValue {
-    JsError::new(&e.to_string()).into()
+    let v: JsValue = JsError::new(&e.to_string()).into();
+    if let crate::Error::BadRequest { param, .. } = &e {
+        let _ = Reflect::set(&v, &"name".into(), &"BadRequestError".into());
+        let _ = Reflect::set(&v, &"status".into(), &400.into());
+        let _ = Reflect::set(&v, &"param".into(), &param.as_str().into());
+    }
+    v
 }
 
 #[wasm_bindgen(start)]
@@ -235,12 +243,15 @@ impl WasmEngine {
         panic!("debugTrap: a deliberate trap for tests");
     }
 
-    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+    /// Token ids of `text`; special-token text is read as those tokens unless `parse_special`
+    /// is `false`.
+    pub fn tokenize(&self, text: &str, parse_special: Option<bool>) -> Result<Vec<u32>, JsValue> {
         let e = self
             .inner
             .try_borrow()
             .map_err(|_| JsError::new("the engine is busy generating"))?;
-        e.encode(text).map_err(err)
+        e.encode_raw(text, parse_special.unwrap_or(true))
+            .map_err(err)
     }
 
     pub fn info(&self) -> Result<JsValue, JsValue> {
@@ -286,6 +297,25 @@ impl WasmEngine {
                 .try_borrow_mut()
                 .map_err(|_| JsError::new("the engine is already answering"))?;
             chat::complete(&mut e, &model, request, on_chunk, cancel).await
+        })
+    }
+
+    /// An OpenAI completions request (`prompt` continued as plain text, no chat template;
+    /// special-token text in it is parsed unless `parse_special: false`). Streams like `chat`.
+    pub fn completion(
+        &self,
+        request: JsValue,
+        on_chunk: Option<Function>,
+        cancel: &CancelToken,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        let model = self.name.clone();
+        let cancel = cancel.0.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut e = inner
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("the engine is already answering"))?;
+            chat::complete_text(&mut e, &model, request, on_chunk, cancel).await
         })
     }
 }

@@ -1,4 +1,4 @@
-// Types of the attend-llm public API (OpenAI-shaped chat completions).
+// Types of the attend-llm public API (OpenAI-shaped chat completions and completions).
 
 export type Role = "system" | "user" | "assistant";
 
@@ -34,21 +34,77 @@ export interface LoadOptions {
   worker?: Worker;
 }
 
-export interface ChatCompletionRequest {
-  messages: ChatMessage[];
+/**
+ * Sampling and stopping fields shared by chat completions and completions. Values attend cannot
+ * honour are rejected with a `BadRequestError` (`status: 400`, `param`: the field); fields it does
+ * not know are ignored and listed in a console warning, as OpenAI ignores them.
+ */
+export interface SamplingFields {
   stream?: boolean;
+  /** `{ include_usage: true }`: the last streamed chunk carries `usage`. */
+  stream_options?: { include_usage?: boolean };
+  /** >= 0. Chat default: until the context is full; completions default: 16. */
   max_tokens?: number;
+  /** >= 0, finite; 0 is greedy. Default 1. */
   temperature?: number;
+  /** In (0, 1]. Default 1. */
   top_p?: number;
+  /** >= 0 (0: off). llama.cpp / vLLM extension. */
   top_k?: number;
+  /** In [0, 1]. llama.cpp / vLLM extension. */
   min_p?: number;
-  seed?: number;
-  stop?: string | string[];
+  /** > 0 (1: off). llama.cpp / vLLM extension. */
   repetition_penalty?: number;
+  /** In [-2, 2]. */
   presence_penalty?: number;
+  /** In [-2, 2]. */
   frequency_penalty?: number;
+  /** Token id (as a string key) → bias added to its logit, in [-100, 100] (-100 bans it). */
+  logit_bias?: Record<string, number>;
+  /** Up to 16 strings of up to 1024 bytes; the answer ends before the first to appear. */
+  stop?: string | string[];
+  seed?: number;
+  /** Only 1. */
+  n?: 1;
+  /** Accepted; the loaded model answers. */
+  model?: string;
+  /** Accepted and ignored (listed in the warning). */
+  user?: string;
   /** Cancels the generation; the stream ends with finish_reason "stop". */
   signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequest extends SamplingFields {
+  messages: ChatMessage[];
+  /** The newer name of `max_tokens` (wins when both are given). */
+  max_completion_tokens?: number;
+  /** Return each generated token's log-probability in `choices[].logprobs.content`. */
+  logprobs?: boolean;
+  /** 0..20 most likely alternatives per token (needs `logprobs: true`). */
+  top_logprobs?: number;
+  /** Only `{ type: "text" }` (structured output is not supported yet; others are rejected). */
+  response_format?: { type: "text" };
+  /** Only empty (tool calls are not supported yet; others are rejected). */
+  tools?: [];
+  tool_choice?: "none" | "auto";
+}
+
+export interface CompletionRequest extends SamplingFields {
+  /** Plain text continued (no chat template), a one-text list, or token ids. */
+  prompt: string | [string] | number[];
+  /**
+   * Read special-token text in the prompt (`<|im_start|>`) as those tokens, like transformers'
+   * tokenizer and llama.cpp (default true). attend's extension.
+   */
+  parse_special?: boolean;
+  /** 0..20: return each token's logprob with this many alternatives (OpenAI's legacy shape). */
+  logprobs?: number;
+  /** Prepend the prompt to the returned text. */
+  echo?: boolean;
+  /** Only 1. */
+  best_of?: 1;
+  /** Only absent or empty. */
+  suffix?: string | null;
 }
 
 export type FinishReason = "stop" | "length";
@@ -57,8 +113,21 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** `cached_tokens`: prompt tokens served from the KV cache of the previous request. */
+  prompt_tokens_details?: { cached_tokens: number };
   prefill_tokens_per_second?: number;
   decode_tokens_per_second?: number;
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  /** The token's UTF-8 bytes (a token may hold part of a character). */
+  bytes: number[] | null;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
 }
 
 export interface ChatCompletion {
@@ -66,7 +135,12 @@ export interface ChatCompletion {
   object: "chat.completion";
   created: number;
   model: string;
-  choices: { index: number; message: ChatMessage; finish_reason: FinishReason }[];
+  choices: {
+    index: number;
+    message: ChatMessage;
+    finish_reason: FinishReason;
+    logprobs: { content: TokenLogprob[] } | null;
+  }[];
   usage: Usage;
 }
 
@@ -75,8 +149,41 @@ export interface ChatCompletionChunk {
   object: "chat.completion.chunk";
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: Role; content?: string }; finish_reason: FinishReason | null }[];
+  choices: {
+    index: number;
+    delta: { role?: Role; content?: string };
+    finish_reason: FinishReason | null;
+    logprobs?: { content: TokenLogprob[] };
+  }[];
   usage?: Usage;
+}
+
+/** A completions answer, and each streamed chunk of one. */
+export interface TextCompletion {
+  id: string;
+  object: "text_completion";
+  created: number;
+  model: string;
+  choices: {
+    index: number;
+    text: string;
+    finish_reason: FinishReason | null;
+    logprobs: {
+      tokens: string[];
+      token_logprobs: number[];
+      top_logprobs: Record<string, number>[];
+      text_offset: number[];
+    } | null;
+  }[];
+  usage?: Usage;
+}
+
+/** How a rejected request fails (like the `openai` package's error). */
+export interface BadRequestError extends Error {
+  name: "BadRequestError";
+  status: 400;
+  /** The request field at fault. */
+  param: string;
 }
 
 export interface EngineInfo {
@@ -135,7 +242,12 @@ export declare class Engine {
       create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
     };
   };
-  tokenize(text: string): Promise<number[]>;
+  completions: {
+    create(request: CompletionRequest & { stream: true }): Promise<AsyncIterable<TextCompletion>>;
+    create(request: CompletionRequest & { stream?: false }): Promise<TextCompletion>;
+  };
+  /** Token ids of `text`; special-token text is read as those tokens unless `parseSpecial` is false. */
+  tokenize(text: string, options?: { parseSpecial?: boolean }): Promise<number[]>;
   info(): Promise<EngineInfo>;
   lens(layer?: number): Promise<AttentionLens>;
   attention(request: AttentionRequest): Promise<Attention>;

@@ -26,7 +26,10 @@ class Channel {
     else if (msg.type === "chunk") p.onChunk?.(msg.chunk);
     else {
       this.pending.delete(msg.id);
-      if (msg.type === "error") p.reject(Object.assign(new Error(msg.message), { name: msg.name ?? "AttendError" }));
+      if (msg.type === "error") {
+        const extra = msg.status ? { status: msg.status, param: msg.param } : {}; // BadRequestError
+        p.reject(Object.assign(new Error(msg.message), { name: msg.name ?? "AttendError" }, extra));
+      }
       else p.resolve(msg.value);
     }
   }
@@ -59,8 +62,12 @@ export class Engine {
     const ch = channel;
     this.chat = {
       completions: {
-        create: (request) => (request?.stream ? streamCompletion(ch, request) : ch.call("chat", { request: strip(request) }).done),
+        create: (request) => (request?.stream ? streamCompletion(ch, request, "chat") : ch.call("chat", { request: strip(request) }).done),
       },
+    };
+    this.completions = {
+      create: (request) =>
+        request?.stream ? streamCompletion(ch, request, "completion") : ch.call("completion", { request: strip(request) }).done,
     };
   }
 
@@ -86,9 +93,12 @@ export class Engine {
     return new Engine(ch);
   }
 
-  /** Token ids of `text` (BOS added when the model's metadata says so). */
-  tokenize(text) {
-    return this.#ch.call("tokenize", { text }).done;
+  /**
+   * Token ids of `text` (BOS added when the model's metadata says so; special-token text read as
+   * those tokens unless `{ parseSpecial: false }`).
+   */
+  tokenize(text, { parseSpecial = true } = {}) {
+    return this.#ch.call("tokenize", { text, parseSpecial }).done;
   }
   /** Model and adapter facts: architecture, sizes, memory, adapter name, f16 use. */
   info() {
@@ -135,7 +145,7 @@ function strip(request) {
   return rest;
 }
 
-function streamCompletion(ch, request) {
+function streamCompletion(ch, request, type) {
   const queue = [];
   let wake = null;
   let finished = false;
@@ -144,7 +154,7 @@ function streamCompletion(ch, request) {
     queue.push(item);
     wake?.();
   };
-  const call = ch.call("chat", { request: strip(request) }, { onChunk: push });
+  const call = ch.call(type, { request: strip(request) }, { onChunk: push });
   call.done.then(
     () => { finished = true; wake?.(); },
     (e) => { failure = e; finished = true; wake?.(); },

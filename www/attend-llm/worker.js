@@ -16,7 +16,7 @@ const queued = (f) => {
 };
 
 const reply = (id, type, body = {}) => postMessage({ id, type, ...body });
-const fail = (id, e) => reply(id, "error", { message: String(e?.message ?? e), name: e?.name });
+const fail = (id, e) => reply(id, "error", { message: String(e?.message ?? e), name: e?.name, status: e?.status, param: e?.param });
 
 self.onmessage = async (event) => {
   const msg = event.data;
@@ -38,20 +38,22 @@ self.onmessage = async (event) => {
         }
         return reply(id, "result", { value: null });
       }
-      case "chat": {
+      case "chat":
+      case "completion": {
         if (!engine) throw new Error("no model is loaded");
         const token = new CancelToken();
         cancels.set(id, token);
-        const stream = !!msg.request.stream;
+        const stream = !!msg.request?.stream;
         try {
-          const value = await queued(() => engine.chat(msg.request, stream ? (chunk) => reply(id, "chunk", { chunk }) : null, token));
+          const onChunk = stream ? (chunk) => reply(id, "chunk", { chunk }) : null;
+          const value = await queued(() => (type === "chat" ? engine.chat(msg.request, onChunk, token) : engine.completion(msg.request, onChunk, token)));
           return reply(id, "result", { value });
         } finally {
           cancels.delete(id);
         }
       }
       case "tokenize":
-        return reply(id, "result", { value: Array.from(engine.tokenize(msg.text)) });
+        return reply(id, "result", { value: Array.from(engine.tokenize(msg.text, msg.parseSpecial !== false)) });
       case "bench":
         return reply(id, "result", { value: await queued(() => engine.bench(msg.options ?? {})) });
       case "lens":
