@@ -41,7 +41,10 @@ fuzz_target!(|input: &[u8]| {
                 } => {
                     assert_eq!(offset, got[tensor], "pieces in order");
                     got[tensor] += bytes.len() as u64;
-                    assert!(got[tensor] <= sizes[tensor], "no more than the tensor's size");
+                    assert!(
+                        got[tensor] <= sizes[tensor],
+                        "no more than the tensor's size"
+                    );
                 }
                 Event::Done => {}
             }

@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     for (i, (tok, vocab)) in [bpe(), spm()].into_iter().enumerate() {
         for special in [false, true] {
             let ids = tok.encode(&text, false, special);
-            assert!(ids.iter().all(|&id| (id as usize) < *vocab), "id out of range");
+            assert!(
+                ids.iter().all(|&id| (id as usize) < *vocab),
+                "id out of range"
+            );
             let back = tok.decode(&ids);
             if i == 0 && !special {
                 assert_eq!(back, text, "byte-level BPE round trip");
