@@ -89,7 +89,7 @@ run_tests() {
     step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan))"
     cargo test --no-fail-fast
     step "fuzzing: 5 targets × 10 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
-    bash fuzz/run.sh 10
+    FUZZ_BUILD=--dev bash fuzz/run.sh 10
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
         cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention

@@ -14,12 +14,15 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(gguf_header gguf_stream tokenizer chat_template config)
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build -s none -O
+# FUZZ_BUILD=--dev (./build.sh test): an unoptimised build compiles in about half the time, which
+# matters more than executions per second for a 10-second smoke run.
+build="${FUZZ_BUILD:--O}"
+cargo fuzz build -s none $build
 for t in "${targets[@]}"; do
     work="target/fuzz-corpus/$t"
     mkdir -p "$work"
     echo "fuzz $t: $secs s"
-    cargo fuzz run -s none -O "$t" "$work" "fuzz/corpus/$t" -- \
+    cargo fuzz run -s none $build "$t" "$work" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done|INFO: seed corpus)|panicked|Test unit written' || true
     # `cargo fuzz run` exits non-zero on a crash, a timeout or an out-of-memory input; the grep
