@@ -410,7 +410,7 @@ impl Engine {
 
     /// A failed GPU read is reported as the device loss when that is what it was.
     fn lost_or(&self, e: Error) -> Error {
-        self.lost.check().err().unwrap_or(e)
+        self.lost.poll(&self.gpu.device).err().unwrap_or(e)
     }
 
     /// Logits at every position of `ids` (teacher forcing), computed from position 0: forward

@@ -144,7 +144,7 @@ fn attention_rejects_bad_input_without_panicking() {
             "does not exist",
         ),
         (&["--prompt", "Hello there", "--token", "x"], "--token"),
-        (&["--prompt", "Hello there"], "--token is required"),
+        (&["--prompt", "Hello there"], "--token <I>"),
         (&["--token", "0"], "--prompt"),
         (
             &["--prompt", "Hello there", "--token", "1", "--layer", "30"],

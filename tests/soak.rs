@@ -58,6 +58,10 @@ fn cancelling_anywhere_leaks_nothing() {
     let greedy = params(6, None);
     let want = ids(&mut e, &prompt, &greedy);
     e.reset();
+    // A second answer's prefill records while the first answer's decode plan holds its
+    // parameter buffers: after it the buffer pool has its steady size.
+    assert_eq!(ids(&mut e, &prompt, &greedy), want);
+    e.reset();
     let base = live(&e);
     assert!(base.0 > 0 && base.1 > 0, "{base:?}");
 

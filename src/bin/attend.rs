@@ -69,7 +69,7 @@ mod cli {
         pub context: Option<u32>,
         /// Refuse, before reading any weight, a model whose weights + KV cache + activations
         /// would need more GPU memory than B bytes (B may end in K, M or G).
-        #[arg(long, value_name = "B", value_parser = parse_bytes)]
+        #[arg(long, value_name = "B", value_parser = parse_bytes, allow_hyphen_values = true)]
         pub max_gpu_bytes: Option<u64>,
     }
 
