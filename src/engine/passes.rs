@@ -114,7 +114,9 @@ impl Engine {
             };
             let plan = &mut plans[at].1;
             let mut enc = plan.encode(gpu, pos0);
-            self.copy_out(&mut enc, fetch);
+            if let Some((src, dst, size)) = self.fetch_copy(fetch) {
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, size);
+            }
             (gpu.queue.submit([enc.finish()]), plan.dispatches)
         } else {
             let mut rec = gpu.recorder(if m == 1 { "decode" } else { "prefill" });
@@ -122,13 +124,8 @@ impl Engine {
             if greedy {
                 self.model.greedy(&mut rec)?;
             }
-            match fetch {
-                Fetch::Nothing => {}
-                Fetch::Next(slot) => rec.copy(&s.next, 0, self.passes.next[slot].raw(), 0, 4),
-                Fetch::Logits => {
-                    let size = self.passes.logits.size();
-                    rec.copy(&s.logits, 0, self.passes.logits.raw(), 0, size)
-                }
+            if let Some((src, dst, size)) = self.fetch_copy(fetch) {
+                rec.copy(src, 0, dst, 0, size);
             }
             let dispatches = rec.dispatches;
             (rec.submit_indexed(), dispatches)
@@ -143,14 +140,13 @@ impl Engine {
         Ok(index)
     }
 
-    fn copy_out(&self, enc: &mut wgpu::CommandEncoder, fetch: Fetch) {
+    /// The copy (source, readback buffer, bytes) that brings `fetch` back with a pass.
+    fn fetch_copy(&self, fetch: Fetch) -> Option<(&wgpu::Buffer, &wgpu::Buffer, u64)> {
         let (s, p) = (&self.model.scratch, &self.passes);
         match fetch {
-            Fetch::Nothing => {}
-            Fetch::Next(slot) => enc.copy_buffer_to_buffer(&s.next, 0, p.next[slot].raw(), 0, 4),
-            Fetch::Logits => {
-                enc.copy_buffer_to_buffer(&s.logits, 0, p.logits.raw(), 0, p.logits.size())
-            }
+            Fetch::Nothing => None,
+            Fetch::Next(slot) => Some((s.next.raw(), p.next[slot].raw(), 4)),
+            Fetch::Logits => Some((s.logits.raw(), p.logits.raw(), p.logits.size())),
         }
     }
 
