@@ -10,7 +10,8 @@ export ATTEND_CACHE="${ATTEND_CACHE:-$HOME/.cache/attend}"
 mkdir -p "$ATTEND_CACHE"
 export PATH="$HOME/.cargo/bin:$ATTEND_CACHE/npm/node_modules/.bin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step is stamped with the seconds since the start, so a CI log shows where the time goes.
+step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -46,6 +46,10 @@ pub struct BenchReport {
     pub repeat: usize,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// Sampled decoding (T 0.8, top-p 0.9): from the GPU's candidates, and reading the logits
+    /// row every token as before them (one run each).
+    pub sampled_decode_tok_s: f64,
+    pub sampled_row_decode_tok_s: f64,
     /// Seconds from the request to the first generated token (prefill included).
     pub ttft_s: f64,
     /// Seconds to read the file and upload the weights, and to compile the pipelines (set by the
@@ -138,6 +142,28 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
             dispatches = st.dispatches;
         }
     }
+    // Sampled decoding, candidates against the logits row; the first run of each warms up.
+    let sp = GenParams {
+        sampler: SamplerConfig {
+            temperature: 0.8,
+            top_p: 0.9,
+            seed: Some(1),
+            ..Default::default()
+        },
+        ..p.clone()
+    };
+    let mut sampled = [0.0; 2];
+    for (i, on) in [true, false].into_iter().enumerate() {
+        engine.gpu_sampling = on;
+        for _ in 0..2 {
+            engine.reset();
+            let r = engine.generate(&prompt, &sp, |_| true).await;
+            engine.gpu_sampling = true;
+            sampled[i] = r?.decode_tok_s();
+            engine.gpu_sampling = on;
+        }
+    }
+    engine.gpu_sampling = true;
     let profile = if o.profile {
         engine.reset();
         engine.gpu.set_profiling(true)?;
@@ -172,6 +198,8 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
         repeat: o.repeat.max(1),
         prefill_tok_s: median(&mut pre),
         decode_tok_s,
+        sampled_decode_tok_s: sampled[0],
+        sampled_row_decode_tok_s: sampled[1],
         ttft_s: median(&mut ttft),
         load_s: 0.0,
         compile_s: 0.0,

@@ -6,7 +6,8 @@ use crate::chat::{ChatTemplate, Message};
 use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
-use crate::model::{LensRequest, Logits, Model, Weights};
+use crate::kernels::topk;
+use crate::model::{LensRequest, Logits, Model, Tail, Weights};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::StopChecker;
 use crate::tokenizer::Tokenizer;
@@ -14,6 +15,7 @@ use crate::{Error, Result};
 
 mod attention;
 mod passes;
+mod pick;
 pub use attention::{Attention, AttentionQuery};
 use passes::{Fetch, Input, Passes};
 
@@ -156,6 +158,8 @@ pub struct PassStats {
     /// Single-token (decode) passes run, and the seconds spent recording and submitting them.
     pub decode_passes: u32,
     pub decode_cpu_s: f64,
+    /// Sampled steps whose GPU candidates did not decide, so the logits row was read.
+    pub row_reads: u32,
 }
 
 pub struct Engine {
@@ -177,6 +181,9 @@ pub struct Engine {
     /// GPU runs apart from the CPU; off natively on a CPU adapter (lavapipe), where the early
     /// submit only waits for the pass before it.
     pub pipeline: bool,
+    /// Sampled decoding and logprobs read the GPU's candidates (`kernels::topk`) instead of the
+    /// logits row (off: always read the row, to compare the two).
+    pub gpu_sampling: bool,
 }
 
 impl Engine {
@@ -278,10 +285,19 @@ impl Engine {
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
-        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes; not
-        // when a penalty or a logit bias may change the choice, or logprobs are wanted.
+        // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes;
+        // sampling and logprobs read the GPU's candidates; a penalty or a logit bias, which may
+        // change any logit, needs the row.
         let sc = &p.sampler;
-        let greedy = sc.temperature <= 0.0 && sc.leaves_logits_unchanged() && !p.wants_logprobs();
+        let plain = sc.leaves_logits_unchanged();
+        let tail = if plain && sc.temperature <= 0.0 && !p.wants_logprobs() {
+            Tail::Greedy
+        } else if plain && self.gpu_sampling && p.top_logprobs <= topk::K {
+            Tail::Candidates
+        } else {
+            Tail::Logits
+        };
+        let greedy = tail == Tail::Greedy;
         let speculate = greedy && self.pipeline;
 
         // Reuse the cached prefix (keep at least one token to compute fresh logits from).
@@ -301,12 +317,14 @@ impl Engine {
         while pos < prompt.len() {
             let chunk = &prompt[pos..(pos + batch).min(prompt.len())];
             let last = pos + chunk.len() == prompt.len();
-            let (logits, fetch) = match (last, greedy) {
-                (false, _) => (Logits::None, Fetch::Nothing),
-                (true, true) => (Logits::Last, Fetch::Next(0)),
-                (true, false) => (Logits::Last, Fetch::Logits),
+            let (logits, tail, fetch) = match last {
+                false => (Logits::None, Tail::Logits, Fetch::Nothing),
+                true => {
+                    self.set_sampling(&mut sampler, tail);
+                    (Logits::Last, tail, Self::fetch_for(tail, 0))
+                }
             };
-            let index = self.run(Input::Ids(chunk), pos as u32, logits, greedy && last, fetch)?;
+            let index = self.run(Input::Ids(chunk), pos as u32, logits, tail, fetch)?;
             pending = Some(index);
             pos += chunk.len();
         }
@@ -337,9 +355,12 @@ impl Engine {
                 if speculate && generated + 1 < max_new {
                     let pos = self.cached.len() as u32;
                     let fetch = Fetch::Next(1 - slot);
-                    pending = Some(self.run(Input::OnGpu, pos, Logits::Last, true, fetch)?);
+                    pending = Some(self.run(Input::OnGpu, pos, Logits::Last, tail, fetch)?);
                 }
                 (self.read_next(slot, submitted).await?, Vec::new(), None)
+            } else if tail == Tail::Candidates {
+                let c = self.read_candidates(submitted).await?;
+                self.pick(&c, &mut sampler, &history, p).await?
             } else {
                 let logits = self.read_logits(submitted).await?;
                 let top = if p.top_logprobs > 0 {
@@ -387,11 +408,9 @@ impl Engine {
             // Feed the token back for the next step (unless submitted above).
             if !speculate {
                 let pos = self.cached.len() as u32;
-                let fetch = match greedy {
-                    true => Fetch::Next(generated as usize % 2),
-                    false => Fetch::Logits,
-                };
-                pending = Some(self.run(Input::Ids(&[id]), pos, Logits::Last, greedy, fetch)?);
+                let fetch = Self::fetch_for(tail, generated as usize % 2);
+                self.set_sampling(&mut sampler, tail);
+                pending = Some(self.run(Input::Ids(&[id]), pos, Logits::Last, tail, fetch)?);
             }
             self.cached.push(id);
         }
@@ -433,7 +452,7 @@ impl Engine {
                 Input::Ids(chunk),
                 (c * batch) as u32,
                 Logits::None,
-                false,
+                Tail::Logits,
                 Fetch::Nothing,
             )?;
             for first in (0..chunk.len()).step_by(rows) {
@@ -471,10 +490,11 @@ impl Engine {
             Input::Ids(&vec![0; n]),
             0,
             Logits::Last,
-            true,
+            Tail::Greedy,
             Fetch::Nothing,
         )?;
-        let index = self.run(Input::OnGpu, n as u32, Logits::Last, true, Fetch::Next(0))?;
+        let next = Fetch::Next(0);
+        let index = self.run(Input::OnGpu, n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
         Ok(())
@@ -662,6 +682,7 @@ impl EngineBuilder {
             lost: self.lost,
             passes: Passes::new(&gpu, &model),
             pipeline: cfg!(target_arch = "wasm32") || gpu.adapter.device_type != "Cpu",
+            gpu_sampling: true,
             gpu,
             model,
         })

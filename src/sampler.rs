@@ -9,6 +9,9 @@
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
+mod candidates;
+pub use candidates::Candidates;
+
 /// Sampling parameters with OpenAI's defaults (temperature 1, top_p 1, no penalties); `top_k = 0`,
 /// `min_p = 0` and `repetition_penalty = 1` switch those filters off. `temperature <= 0` is greedy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +230,8 @@ pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
 pub struct Sampler {
     cfg: SamplerConfig,
     rng: Rng,
+    /// Seeds the GPU's Gumbel draws (apart from `rng`, whose stream matches the CPU path's).
+    gumbel_rng: Rng,
     penalized: Vec<f32>,
     weights: Vec<f32>,
     counts: Vec<(u32, u32)>,
@@ -234,10 +239,11 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(cfg: SamplerConfig) -> Self {
-        let rng = Rng::new(cfg.seed.unwrap_or_else(clock_seed));
+        let seed = cfg.seed.unwrap_or_else(clock_seed);
         Sampler {
             cfg,
-            rng,
+            rng: Rng::new(seed),
+            gumbel_rng: Rng::new(seed ^ 0x6A09_E667_F3BC_C908),
             penalized: Vec::new(),
             weights: Vec::new(),
             counts: Vec::new(),

@@ -2,7 +2,9 @@
 //! freshly recorded pass gives, at every position: across the 1024-key step where attention
 //! switches to split-K (a new plan shape), and past Gemma 3's 512-token sliding window. Greedy
 //! decoding that submits token t+1 before reading token t must give the same tokens as the
-//! read-then-submit loop. Real models from the test cache (tests/fetch-models.sh).
+//! read-then-submit loop. Sampling and logprobs from the GPU's candidates must pick the tokens and
+//! give the logprobs that reading the logits row gives. Real models from the test cache
+//! (tests/fetch-models.sh).
 
 use attend::engine::{Engine, GenParams, LoadOptions};
 use attend::sampler::SamplerConfig;
@@ -39,7 +41,7 @@ fn prompt(e: &Engine, n: usize) -> Vec<u32> {
     ids.iter().cycle().take(n).copied().collect()
 }
 
-/// Ids and top-5 logprobs of a seeded sampled generation (logits read back every step).
+/// Ids and top-5 logprobs of a seeded sampled generation.
 fn sampled(e: &mut Engine, prompt: &[u32], n: u32) -> Vec<(u32, Vec<(u32, f32)>)> {
     let p = GenParams {
         max_tokens: n,
@@ -139,4 +141,101 @@ fn decode_plans_slide_past_the_gemma3_window_exactly() {
     // Positions 506..518 cross the 512-token window of the local layers.
     let p = prompt(&e, 506);
     plans_match_recording(&mut e, &p, 12);
+}
+
+/// Ids, logprobs and top-3 logprobs of a seeded generation under `sampler`.
+type Steps = Vec<(u32, Option<f32>, Vec<(u32, f32)>)>;
+
+fn steps(e: &mut Engine, prompt: &[u32], n: u32, sampler: &SamplerConfig) -> Steps {
+    let p = GenParams {
+        max_tokens: n,
+        sampler: sampler.clone(),
+        logprobs: true,
+        top_logprobs: 3,
+        ignore_eog: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pollster::block_on(e.generate(prompt, &p, |t| {
+        out.push((t.id, t.logprob, t.top_logprobs.clone()));
+        true
+    }))
+    .unwrap();
+    out
+}
+
+/// The candidates path (`kernels::topk`) against the logits-row path on the same engine: same
+/// tokens, logprobs within 1e-4, and the row read on few steps.
+fn candidates_match_the_row(e: &mut Engine, prompt: &[u32], n: u32, configs: &[SamplerConfig]) {
+    // Cache the prompt first, so every run recomputes only its last token, as a decode step.
+    steps(e, prompt, 1, &configs[0]);
+    for (c, cfg) in configs.iter().enumerate() {
+        e.gpu_sampling = false;
+        let row = steps(e, prompt, n, cfg);
+        e.gpu_sampling = true;
+        e.pass_stats.take();
+        let gpu = steps(e, prompt, n, cfg);
+        let reads = e.pass_stats.take().row_reads;
+        eprintln!("config {c}: the row was read on {reads} of {n} steps");
+        assert!(
+            reads <= n / 2,
+            "config {c}: the row was read on {reads} of {n} steps"
+        );
+        for (i, (a, b)) in gpu.iter().zip(&row).enumerate() {
+            assert_eq!(a.0, b.0, "config {c} step {i}: token");
+            let (la, lb) = (a.1.unwrap(), b.1.unwrap());
+            assert!(
+                (la - lb).abs() < 1e-4,
+                "config {c} step {i}: logprob {la} vs {lb}"
+            );
+            assert_eq!(a.2.len(), 3);
+            for (x, y) in a.2.iter().zip(&b.2) {
+                assert_eq!(x.0, y.0, "config {c} step {i}: top logprob token");
+                assert!(
+                    (x.1 - y.1).abs() < 1e-4,
+                    "config {c} step {i}: {x:?} vs {y:?}"
+                );
+            }
+        }
+    }
+    // Plain temperature sampling draws on the GPU (Gumbel-max): reproducible from the seed,
+    // and the row is never read.
+    let t = SamplerConfig {
+        temperature: 1.0,
+        seed: Some(11),
+        ..Default::default()
+    };
+    e.pass_stats.take();
+    let a = steps(e, prompt, n, &t);
+    assert_eq!(e.pass_stats.take().row_reads, 0);
+    assert_eq!(a, steps(e, prompt, n, &t), "a seeded draw repeats");
+}
+
+fn sampling(temperature: f32, top_k: usize, top_p: f32, min_p: f32) -> SamplerConfig {
+    SamplerConfig {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        seed: Some(5),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn gpu_sampling_picks_what_the_logits_row_picks() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let configs = [
+        sampling(0.0, 0, 1.0, 0.0),
+        sampling(0.8, 40, 1.0, 0.0),
+        sampling(0.8, 0, 0.9, 0.0),
+        sampling(0.9, 0, 1.0, 0.1),
+    ];
+    let mut e = load("SmolLM2-135M-Instruct.Q4_1.gguf", 256);
+    let p = prompt(&e, 20);
+    candidates_match_the_row(&mut e, &p, 12, &configs);
+    // Gemma 3's 262,144-token row: the most chunks the kernel merges.
+    let mut e = load("gemma-3-270m-q4_k_m.gguf", 256);
+    let p = prompt(&e, 20);
+    candidates_match_the_row(&mut e, &p, 6, &configs[2..3]);
 }

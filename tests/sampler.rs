@@ -399,3 +399,92 @@ fn unseeded_samplers_seed_from_the_clock() {
         assert!((s.sample(&LOGITS, &[3]) as usize) < LOGITS.len());
     }
 }
+
+/// What the GPU's candidates decide (`Sampler::sample_candidates`) is what the full row decides:
+/// the same token from the same seed, for top-k, top-p, min-p and their mixes, over many rows;
+/// undecided steps are few, and top logprobs and the picked token's logprob agree with the row's.
+#[test]
+fn candidates_decide_as_the_full_row_does() {
+    use attend::sampler::Candidates;
+    let mut rng = Rng::new(77);
+    let configs = [
+        (0.8, 40, 1.0, 0.0),
+        (1.0, 5, 0.9, 0.0),
+        (0.7, 64, 1.0, 0.05),
+        (1.2, 0, 0.9, 0.0),
+        (0.6, 0, 0.5, 0.0),
+        (1.0, 0, 0.95, 0.02),
+        (0.9, 0, 1.0, 0.1),
+        (0.0, 0, 1.0, 0.0),
+    ];
+    for (c, &(temperature, top_k, top_p, min_p)) in configs.iter().enumerate() {
+        let cfg = SamplerConfig {
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            seed: Some(c as u64),
+            ..Default::default()
+        };
+        let (mut gpu_side, mut cpu_side) = (Sampler::new(cfg.clone()), Sampler::new(cfg.clone()));
+        let mut undecided = 0;
+        for step in 0..200 {
+            // Peaked rows (a model's usual output): 30 likely tokens over a 2,000-token tail.
+            let scale = 1.0 + (step % 7) as f32;
+            let mut logits: Vec<f32> = (0..2000)
+                .map(|_| (rng.next_f64() as f32 - 0.5) * scale - 8.0)
+                .collect();
+            for _ in 0..30 {
+                logits[(rng.next_u64() % 2000) as usize] = rng.next_f64() as f32 * 6.0;
+            }
+            let cands = Candidates::from_logits(&logits, temperature.max(1e-3), 64, 0);
+            match gpu_side.sample_candidates(&cands, logits.len()) {
+                Some(id) => assert_eq!(id, cpu_side.sample(&logits, &[]), "config {c} step {step}"),
+                None => {
+                    undecided += 1;
+                    // The caller then samples from the row: both streams stay in step.
+                    assert_eq!(gpu_side.sample(&logits, &[]), cpu_side.sample(&logits, &[]));
+                }
+            }
+            let want = top_logprobs(&logits, 5);
+            let got = cands.top_logprobs(5).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.0, w.0);
+                assert!(
+                    (g.1 - w.1).abs() < 1e-5,
+                    "config {c}: top logprob {g:?} vs {w:?}"
+                );
+            }
+            let id = want[0].0;
+            let lp = cands.logprob(id).unwrap();
+            assert!((lp - token_logprob(&logits, id)).abs() < 1e-5);
+        }
+        assert!(
+            undecided <= 60,
+            "config {c}: {undecided} of 200 steps undecided"
+        );
+    }
+}
+
+/// Without truncation the draw is the GPU's Gumbel pick; a top-k beyond the list, or a min-p
+/// floor below the list's end, is left to the row.
+#[test]
+fn candidates_leave_open_what_they_cannot_see() {
+    use attend::sampler::Candidates;
+    let logits: Vec<f32> = (0..500).map(|i| (i % 13) as f32 * 0.1).collect();
+    let cands = Candidates::from_logits(&logits, 1.0, 64, 123);
+    let mut s = Sampler::new(cfg(1.0, 1));
+    assert_eq!(s.sample_candidates(&cands, 500), Some(123));
+    let mut s = Sampler::new(SamplerConfig {
+        top_k: 100,
+        ..cfg(1.0, 1)
+    });
+    assert_eq!(s.sample_candidates(&cands, 500), None);
+    let mut s = Sampler::new(SamplerConfig {
+        min_p: 0.5,
+        ..cfg(1.0, 1)
+    });
+    assert_eq!(s.sample_candidates(&cands, 500), None);
+    assert_eq!(cands.top_logprobs(65), None);
+    assert_eq!(cands.logprob(0), None, "a token neither listed nor drawn");
+}

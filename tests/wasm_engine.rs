@@ -207,6 +207,8 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
     for k in [
         "prefill_tok_s",
         "decode_tok_s",
+        "sampled_decode_tok_s",
+        "sampled_row_decode_tok_s",
         "ttft_s",
         "load_s",
         "compile_s",

@@ -11,7 +11,7 @@
 
 use super::passes::{Fetch, Input};
 use super::Engine;
-use crate::model::{LensRequest, Logits};
+use crate::model::{LensRequest, Logits, Tail};
 use crate::{Error, Result};
 
 /// Which query to look at, and how much of the model to return.
@@ -114,7 +114,13 @@ impl Engine {
             let batch = self.model.scratch.batch as usize;
             for (c, chunk) in ids[reuse..i].chunks(batch).enumerate() {
                 let pos = (reuse + c * batch) as u32;
-                self.run(Input::Ids(chunk), pos, Logits::None, false, Fetch::Nothing)?;
+                self.run(
+                    Input::Ids(chunk),
+                    pos,
+                    Logits::None,
+                    Tail::Logits,
+                    Fetch::Nothing,
+                )?;
             }
             self.cached.extend_from_slice(&ids[reuse..i]);
         }

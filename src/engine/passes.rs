@@ -2,20 +2,24 @@
 //! replayed from a [`Plan`] built once per attention shape (only its position words change); and
 //! results come back through readback buffers kept for the engine's life. Greedy decoding keeps
 //! the picked token on the GPU (the argmax is copied into the next pass's input), so the pass of
-//! token t+1 is submitted before token t is read.
+//! token t+1 is submitted before token t is read. Sampled decoding and logprobs read the GPU's
+//! sampling candidates (a few hundred bytes) and fall back to the logits row only when those do
+//! not decide.
 
 use super::{now_s, Engine};
 use crate::gpu::{Buffer, Gpu, Plan};
-use crate::model::{Logits, Model};
+use crate::kernels::topk;
+use crate::model::{Logits, Model, Tail};
+use crate::sampler::Candidates;
 use crate::{Error, Result};
 
 /// Decode plans kept at once (one per attention shape; beyond 1024 keys the shape changes every
 /// 64 positions, so a few recent ones suffice).
 const MAX_PLANS: usize = 4;
 
-/// A decode plan's identity: the model's attention shape at the position and whether the pass
-/// ends with the greedy argmax.
-type PlanKey = ([u32; 2], bool);
+/// A decode plan's identity: the model's attention shape at the position and what follows the
+/// logits.
+type PlanKey = ([u32; 2], Tail);
 
 /// What a pass copies out for the CPU, in the same submission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +29,8 @@ pub(super) enum Fetch {
     Next(usize),
     /// The first logits row.
     Logits,
+    /// The sampling candidates (`scratch.cands`).
+    Candidates,
 }
 
 /// The token a pass starts from.
@@ -42,6 +48,7 @@ pub(super) struct Passes {
     /// Two slots for the greedy pick: one read while the next pass writes the other.
     next: [Buffer; 2],
     logits: Buffer,
+    cands: Buffer,
 }
 
 impl Passes {
@@ -51,6 +58,7 @@ impl Passes {
             use_plans: std::cell::Cell::new(true),
             next: [0, 1].map(|_| gpu.readback("next token", 4)),
             logits: gpu.readback("logits", model.cfg.vocab as u64 * 4),
+            cands: gpu.readback("candidates", topk::OUT_BYTES),
         }
     }
 
@@ -82,7 +90,7 @@ impl Engine {
         input: Input,
         pos0: u32,
         logits: Logits,
-        greedy: bool,
+        tail: Tail,
         fetch: Fetch,
     ) -> Result<wgpu::SubmissionIndex> {
         // The readback of every token polls the device, which reports a loss; checking is enough.
@@ -99,7 +107,7 @@ impl Engine {
         let decode = m == 1 && logits == Logits::Last;
         let profiling = gpu.profiling.load(std::sync::atomic::Ordering::Relaxed);
         let (index, dispatches) = if decode && !profiling && self.passes.use_plans.get() {
-            let key = (self.model.decode_shape(pos0), greedy);
+            let key = (self.model.decode_shape(pos0), tail);
             let mut plans = self.passes.plans.borrow_mut();
             let at = match plans.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,
@@ -107,7 +115,7 @@ impl Engine {
                     if plans.len() >= MAX_PLANS {
                         plans.remove(0).1.release(gpu);
                     }
-                    let plan = self.model.decode_plan(gpu, pos0, greedy)?;
+                    let plan = self.model.decode_plan(gpu, pos0, tail)?;
                     plans.push((key, plan));
                     plans.len() - 1
                 }
@@ -121,9 +129,7 @@ impl Engine {
         } else {
             let mut rec = gpu.recorder(if m == 1 { "decode" } else { "prefill" });
             self.model.forward(&mut rec, m, pos0, logits)?;
-            if greedy {
-                self.model.greedy(&mut rec)?;
-            }
+            self.model.tail(&mut rec, tail)?;
             if let Some((src, dst, size)) = self.fetch_copy(fetch) {
                 rec.copy(src, 0, dst, 0, size);
             }
@@ -147,6 +153,7 @@ impl Engine {
             Fetch::Nothing => None,
             Fetch::Next(slot) => Some((s.next.raw(), p.next[slot].raw(), 4)),
             Fetch::Logits => Some((s.logits.raw(), p.logits.raw(), p.logits.size())),
+            Fetch::Candidates => Some((s.cands.raw(), p.cands.raw(), topk::OUT_BYTES)),
         }
     }
 
@@ -173,5 +180,23 @@ impl Engine {
             return Err(Error::Gpu("the model produced non-finite logits".into()));
         }
         Ok(logits)
+    }
+
+    /// The sampling candidates a pass fetched, once submission `after` is done.
+    pub(super) async fn read_candidates(&self, after: wgpu::SubmissionIndex) -> Result<Candidates> {
+        let buf = self.passes.cands.raw();
+        let words = topk::OUT_BYTES as usize / 4;
+        let w = self.gpu.read_mapped::<u32>(buf, words, Some(after)).await;
+        topk::parse(&w.map_err(|e| self.lost_or(e))?, self.model.cfg.vocab)
+    }
+
+    /// The first logits row of the last pass, still in `scratch.logits` (when the candidates did
+    /// not decide): one more copy and read.
+    pub(super) async fn logits_now(&self) -> Result<Vec<f32>> {
+        let (src, dst, size) = self.fetch_copy(Fetch::Logits).expect("a logits copy");
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, size);
+        let index = self.gpu.queue.submit([enc.finish()]);
+        self.read_logits(index).await
     }
 }

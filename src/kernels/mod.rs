@@ -16,6 +16,7 @@ pub mod matvec;
 pub mod norm;
 pub mod rope;
 pub mod softmax;
+pub mod topk;
 
 // Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
 

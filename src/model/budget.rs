@@ -6,6 +6,7 @@
 use super::{Config, Weights};
 use crate::gguf::Gguf;
 use crate::gpu::Caps;
+use crate::kernels::topk;
 use crate::{Error, Result};
 
 /// Estimated GPU bytes of a model at a given context and batch.
@@ -87,6 +88,10 @@ pub fn check(
         ("last", vec![d]),
         ("logits", vec![rows, vocab]),
         ("lens", vec![heads, ctx]),
+        (
+            "candidates",
+            vec![(topk::OUT_BYTES + topk::partial_bytes(cfg.vocab)) / 4],
+        ),
     ];
     let mut scratch = 0u64;
     for (name, dims) in scratch_bufs {

@@ -11,11 +11,13 @@ pub mod loader;
 pub use config::{Arch, Config};
 pub use loader::{Loader, Shape};
 
+mod scratch;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
-use crate::kernels::{argmax, attention::LayerKv, elementwise, embedding, matmul, norm};
+use crate::kernels::{argmax, attention::LayerKv, elementwise, embedding, matmul, norm, topk};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
+pub use scratch::Scratch;
 
 /// The weights of one transformer block. Optional parts exist only in some architectures.
 pub struct Block {
@@ -213,76 +215,6 @@ impl Weights {
             + self.output.as_ref().map_or(0, |m| m.bytes())
             + self.output_norm.size()
             + self.blocks.iter().map(|b| mats(b) + vecs(b)).sum::<u64>()
-    }
-}
-
-/// Activation buffers for up to `batch` tokens, reused by every forward pass.
-pub struct Scratch {
-    pub batch: u32,
-    pub logit_rows: u32,
-    pub ids: Buffer,
-    pub x: Buffer,
-    pub h: Buffer,
-    pub q: Buffer,
-    pub k: Buffer,
-    pub v: Buffer,
-    pub attn: Buffer,
-    pub o: Buffer,
-    pub gate: Buffer,
-    pub up: Buffer,
-    pub act: Buffer,
-    pub last: Buffer,
-    pub logits: Buffer,
-    pub next: Buffer,
-    /// The attention lens: one query's attention weights, f32 `[n_heads, context]`.
-    pub lens: Buffer,
-}
-
-impl Scratch {
-    fn new(gpu: &Gpu, cfg: &Config, batch: u32, logit_rows: u32, context: u32) -> Result<Scratch> {
-        let f = |n: u32| (n as u64) * 4;
-        let b = batch;
-        Ok(Scratch {
-            batch,
-            logit_rows,
-            ids: gpu.storage("ids", f(b))?,
-            x: gpu.activation("x", f(b * cfg.d_model))?,
-            h: gpu.activation("h", f(b * cfg.d_model.max(cfg.q_dim())))?,
-            q: gpu.storage("q", f(b * cfg.q_dim()))?,
-            k: gpu.storage("k", f(b * cfg.kv_dim()))?,
-            v: gpu.storage("v", f(b * cfg.kv_dim()))?,
-            attn: gpu.activation("attn", f(b * cfg.q_dim()))?,
-            o: gpu.storage("o", f(b * cfg.d_model))?,
-            // [gate | up] rows of a fused feed-forward in prefill, or the gate alone.
-            gate: gpu.storage("gate", f(b * 2 * cfg.ffn_dim))?,
-            up: gpu.storage("up", f(b * cfg.ffn_dim))?,
-            act: gpu.activation("act", f(b * cfg.ffn_dim))?,
-            last: gpu.activation("last", f(cfg.d_model))?,
-            logits: gpu.storage("logits", f(logit_rows * cfg.vocab))?,
-            next: gpu.storage("next", 4)?,
-            lens: gpu.storage("lens", f(cfg.n_heads * context))?,
-        })
-    }
-    fn bytes(&self) -> u64 {
-        [
-            &self.ids,
-            &self.x,
-            &self.h,
-            &self.q,
-            &self.k,
-            &self.v,
-            &self.attn,
-            &self.o,
-            &self.gate,
-            &self.up,
-            &self.act,
-            &self.last,
-            &self.logits,
-            &self.next,
-        ]
-        .iter()
-        .map(|b| b.size())
-        .sum()
     }
 }
 
@@ -597,6 +529,29 @@ impl Model {
         Ok(())
     }
 
+    /// Record the sampling candidates of the first logits row into `scratch.cands` (temperature
+    /// and seed from `scratch.sampling`, written before the pass).
+    pub fn candidates(&self, rec: &mut Recorder) -> Result<()> {
+        let s = &self.scratch;
+        topk::topk(
+            rec,
+            &s.logits,
+            self.cfg.vocab,
+            &s.sampling,
+            &s.cands_part,
+            &s.cands,
+        )
+    }
+
+    /// Record what ends a pass after its logits.
+    pub fn tail(&self, rec: &mut Recorder, tail: Tail) -> Result<()> {
+        match tail {
+            Tail::Logits => Ok(()),
+            Tail::Greedy => self.greedy(rec),
+            Tail::Candidates => self.candidates(rec),
+        }
+    }
+
     /// What the decode pass at `pos` looks like besides the position words: the attention's key
     /// splits for global and for sliding-window layers. Positions with the same shape share a
     /// [`decode_plan`](Self::decode_plan).
@@ -605,15 +560,23 @@ impl Model {
         [decode_splits(pos, 0), decode_splits(pos, self.cfg.window)]
     }
 
-    /// The decode pass (one token, read from `scratch.ids`, at `pos`; logits of it; with `greedy`
-    /// its argmax) built once: replay it at any position of the same
-    /// [`decode_shape`](Self::decode_shape).
-    pub fn decode_plan(&self, gpu: &Gpu, pos: u32, greedy: bool) -> Result<Plan> {
+    /// The decode pass (one token, read from `scratch.ids`, at `pos`; logits of it, then `tail`)
+    /// built once: replay it at any position of the same [`decode_shape`](Self::decode_shape).
+    pub fn decode_plan(&self, gpu: &Gpu, pos: u32, tail: Tail) -> Result<Plan> {
         let mut rec = gpu.capture("decode", pos);
         self.forward(&mut rec, 1, pos, Logits::Last)?;
-        if greedy {
-            self.greedy(&mut rec)?;
-        }
+        self.tail(&mut rec, tail)?;
         Ok(rec.into_plan())
     }
+}
+
+/// What a pass computes after the logits of its last token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tail {
+    /// Nothing: the logits row is read (penalties, bias) or not needed.
+    Logits,
+    /// The argmax, fed to the next pass on the GPU.
+    Greedy,
+    /// Sampling candidates (`kernels::topk`).
+    Candidates,
 }

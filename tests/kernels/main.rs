@@ -18,3 +18,4 @@ mod matvec;
 mod norm;
 mod rope;
 mod softmax;
+mod topk;

@@ -271,6 +271,9 @@ export interface BenchReport {
   repeat: number;
   prefill_tok_s: number;
   decode_tok_s: number;
+  /** Sampled decoding (T 0.8, top-p 0.9) from the GPU's candidates, and reading the logits row. */
+  sampled_decode_tok_s: number;
+  sampled_row_decode_tok_s: number;
   ttft_s: number;
   load_s: number;
   compile_s: number;

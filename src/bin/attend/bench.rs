@@ -65,6 +65,10 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         r.decode_gb_s
     );
     println!(
+        "sampled  {:>8.1} tok/s  (T 0.8, top-p 0.9, GPU candidates; {:.1} tok/s reading the logits row)",
+        r.sampled_decode_tok_s, r.sampled_row_decode_tok_s
+    );
+    println!(
         "roofline {:>8.2}       (shader read {:.2} GB/s [{}], buffer copy {:.2} GB/s)",
         r.roofline_fraction, r.copy_gb_s, r.copy_kernel, r.buffer_copy_gb_s
     );
