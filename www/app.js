@@ -227,7 +227,7 @@ function readingWriting(u) {
     $(id).dataset.value = String(rate);
     $(id).textContent = text;
   };
-  show("rw-prefill", u.prefill_tokens_per_second, `${u.prefill_tokens_per_second.toFixed(1)} tok/s (${read} prompt tokens at once)`);
+  show("rw-prefill", u.prefill_tokens_per_second, `${u.prefill_tokens_per_second.toFixed(1)} tok/s (${read < u.prompt_tokens ? `${read} new of ${u.prompt_tokens}` : read} prompt tokens at once)`);
   show("rw-decode", steps > 0 ? u.decode_tokens_per_second : 0,
     steps > 0 ? `${u.decode_tokens_per_second.toFixed(1)} tok/s (${steps} token${steps === 1 ? "" : "s"}, one at a time)` : "— (one token: nothing decoded)");
   $("rw").hidden = false;
