@@ -76,6 +76,7 @@ async function load() {
   engine = null;
   history = [];
   $("chat").replaceChildren();
+  $("rw").hidden = true;
   setBusy(true);
   $("progress").hidden = false;
   loadAbort = new AbortController();
@@ -99,6 +100,7 @@ async function load() {
     $("prompt").disabled = false;
     $("send").disabled = false;
     $("prompt").focus();
+    $("tasks").hidden = false;
     setupLens(engine, info);
   } catch (e) {
     setStatus($("model-info"), `Could not load the model: ${e.message}`, true);
@@ -121,6 +123,33 @@ function bubble(role, text = "") {
   return div;
 }
 
+// One model, many tasks: each button fills in and runs a prompt. Few-shot and zero-shot prompts
+// run as plain completions (engine.completions.create: the text is continued as it is, no chat
+// template); the others are chat turns (engine.chat.completions.create).
+const TASKS = {
+  sentiment: {
+    api: "completions",
+    prompt:
+      "Input: I loved this movie, the acting was wonderful.\nSentiment: Positive\n" +
+      "Input: The food was cold and the waiter was rude.\nSentiment: Negative\n" +
+      "Input: What a fantastic day at the beach!\nSentiment:",
+    stop: ["\n"], // one label, not the next example
+    max_tokens: 4,
+  },
+  // No examples, only the instruction; the opening quote asks for one word and the closing one ends it.
+  translate: { api: "completions", prompt: "Translate 'Hello' into French: '", stop: ["'", "\n"], max_tokens: 8 },
+  summarize: {
+    api: "chat",
+    prompt:
+      "Summarize this email in bullet points: Hi team, the launch moves from Monday to Wednesday because the " +
+      "payment provider needs two more days of testing. Please update your calendars, send me any blockers by " +
+      "Tuesday noon, and keep the demo environment frozen until then. Thanks, Dana",
+    max_tokens: 96,
+  },
+  "code-complete": { api: "completions", prompt: "def add(a, b):\n    ", stop: ["\n"], max_tokens: 16 },
+  "code-write": { api: "chat", prompt: "Write a function to subtract two numbers.", max_tokens: 128 },
+};
+
 async function send(ev) {
   ev.preventDefault();
   const text = $("prompt").value.trim();
@@ -128,16 +157,41 @@ async function send(ev) {
   $("prompt").value = "";
   history.push({ role: "user", content: text });
   bubble("user", text);
+  await answer({ api: "chat", max_tokens: MAX_TOKENS });
+}
+
+// A task preset starts a fresh conversation (or, for a completion, plain text with no history).
+async function runTask(name) {
+  const t = TASKS[name];
+  if (!engine || answering) return;
+  $("chat").replaceChildren();
+  history = t.api === "chat" ? [{ role: "user", content: t.prompt }] : [];
+  const u = bubble("user", t.prompt);
+  if (t.api === "completions") u.classList.add("raw");
+  await answer({ ...t, max_tokens: Math.min(t.max_tokens, MAX_TOKENS) });
+}
+
+// Stream one answer from either API into a new bubble; the last chunk carries usage.
+async function answer({ api, prompt, stop, max_tokens }) {
   const out = bubble("assistant");
   out.classList.add("streaming");
+  out.dataset.api = api === "chat" ? "chat.completions.create" : "completions.create";
+  if (api !== "chat") out.classList.add("raw");
   answering = new AbortController();
   $("send").disabled = true;
   $("stop").disabled = false;
+  for (const b of document.querySelectorAll("[data-task]")) b.disabled = true;
   let content = "";
+  let chunks = 0;
   try {
-    const stream = await engine.chat.completions.create({ messages: history, stream: true, stream_options: { include_usage: true }, max_tokens: MAX_TOKENS, temperature: 0, signal: answering.signal });
+    const request = { stream: true, stream_options: { include_usage: true }, max_tokens, temperature: 0, stop, signal: answering.signal };
+    const stream = api === "chat"
+      ? await engine.chat.completions.create({ messages: history, ...request })
+      : await engine.completions.create({ prompt, ...request });
     for await (const chunk of stream) {
-      const delta = chunk.choices[0]?.delta?.content ?? "";
+      out.dataset.chunks = String(++chunks);
+      const c = chunk.choices[0];
+      const delta = (api === "chat" ? c?.delta?.content : c?.text) ?? "";
       if (delta) {
         content += delta;
         out.textContent = content;
@@ -145,10 +199,11 @@ async function send(ev) {
       }
       if (chunk.usage) {
         const u = chunk.usage;
-        $("stats").textContent = `${u.completion_tokens} tokens · ${u.decode_tokens_per_second.toFixed(1)} tok/s (prompt ${u.prompt_tokens} tokens at ${u.prefill_tokens_per_second.toFixed(1)} tok/s) · ${chunk.choices[0].finish_reason}`;
+        $("stats").textContent = `${u.completion_tokens} tokens · ${u.decode_tokens_per_second.toFixed(1)} tok/s (prompt ${u.prompt_tokens} tokens at ${u.prefill_tokens_per_second.toFixed(1)} tok/s) · ${c.finish_reason}`;
+        readingWriting(u);
       }
     }
-    history.push({ role: "assistant", content });
+    if (api === "chat") history.push({ role: "assistant", content });
     lensConversation();
   } catch (e) {
     out.textContent = content;
@@ -159,13 +214,30 @@ async function send(ev) {
     answering = null;
     $("send").disabled = false;
     $("stop").disabled = true;
+    for (const b of document.querySelectorAll("[data-task]")) b.disabled = false;
   }
+}
+
+// Reading vs writing: both speeds come from the answer's usage (measured in Rust). The first new
+// token comes out of the prefill, so an answer of one token has no decode speed to show.
+function readingWriting(u) {
+  const read = u.prompt_tokens - (u.prompt_tokens_details?.cached_tokens ?? 0);
+  const steps = u.completion_tokens - 1;
+  const show = (id, rate, text) => {
+    $(id).dataset.value = String(rate);
+    $(id).textContent = text;
+  };
+  show("rw-prefill", u.prefill_tokens_per_second, `${u.prefill_tokens_per_second.toFixed(1)} tok/s (${read < u.prompt_tokens ? `${read} new of ${u.prompt_tokens}` : read} prompt tokens at once)`);
+  show("rw-decode", steps > 0 ? u.decode_tokens_per_second : 0,
+    steps > 0 ? `${u.decode_tokens_per_second.toFixed(1)} tok/s (${steps} token${steps === 1 ? "" : "s"}, one at a time)` : "— (one token: nothing decoded)");
+  $("rw").hidden = false;
 }
 
 $("load").addEventListener("click", load);
 $("cancel-load").addEventListener("click", () => loadAbort?.abort());
 $("composer").addEventListener("submit", send);
 $("stop").addEventListener("click", () => answering?.abort());
+for (const b of document.querySelectorAll("[data-task]")) b.addEventListener("click", () => runTask(b.dataset.task));
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) send(e);
 });

@@ -130,8 +130,11 @@ export async function lensOn(src, token) {
   const best = bestView(a);
   $("lens-layer").value = String(best.layer);
   $("lens-head").value = best.head;
-  const ms = (performance.now() - t0).toFixed(0);
+  // The lens's own cost, measured by the engine (not the wait behind a streaming answer).
+  const ms = (a.elapsed_ms ?? performance.now() - t0).toFixed(0);
   $("lens-query").textContent = `Token ${a.query} ${JSON.stringify(a.tokens[a.query])} looks at (${ms} ms for all ${a.layers.length} layers × ${a.heads.length} heads):`;
+  $("rw-lens").textContent = `lens: ${ms} ms`;
+  $("rw-lens").dataset.value = String(a.elapsed_ms ?? "");
   $("lens-caption").textContent =
     "Opened at the layer and head where this token's attention is most concentrated on one earlier token other than the first: " +
     "many heads park attention on the first token (an attention sink) when nothing else is relevant.";

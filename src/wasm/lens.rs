@@ -2,7 +2,7 @@
 
 use super::{chat::to_js, err, WasmEngine};
 use crate::chat::Message;
-use crate::engine::AttentionQuery;
+use crate::engine::{now_s, AttentionQuery};
 use wasm_bindgen::prelude::*;
 
 /// `{ prompt | messages | ids, token?, layer?, head? }`; with none of prompt, messages and ids,
@@ -20,7 +20,9 @@ struct AttentionRequest {
 
 #[wasm_bindgen]
 impl WasmEngine {
-    /// Attention weights of one token: `{tokens, query, layers, heads, weights[layer][head][key]}`.
+    /// Attention weights of one token: `{tokens, query, layers, heads, weights[layer][head][key],
+    /// elapsed_ms}`; `elapsed_ms` is the lens's own cost (tokenize, forward pass with the weights
+    /// recorded, readback), not the time it waited behind an answer.
     pub fn attention(&self, request: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -29,6 +31,7 @@ impl WasmEngine {
             let mut e = inner
                 .try_borrow_mut()
                 .map_err(|_| JsError::new("the engine is busy generating"))?;
+            let t0 = now_s();
             let ids = match (r.prompt, r.messages, r.ids) {
                 (Some(p), None, None) => e.encode(&p).map_err(err)?,
                 (None, Some(m), None) => e.chat_prompt(&m).map_err(err)?,
@@ -44,7 +47,10 @@ impl WasmEngine {
                 head: r.head,
             };
             let a = e.attention(&ids, &q).await.map_err(err)?;
-            to_js(&a)
+            let v = to_js(&a)?;
+            let ms = (now_s() - t0) * 1000.0;
+            js_sys::Reflect::set(&v, &"elapsed_ms".into(), &ms.into())?;
+            Ok(v)
         })
     }
 }

@@ -230,6 +230,8 @@ export interface Attention {
   heads: number[];
   /** `weights[l][h][j]`: attention of token `query` to token `j` (0..=query) at `layers[l]`, `heads[h]`. */
   weights: number[][][];
+  /** The lens's own cost in the engine, ms (not the wait behind an answer); `engine.attention` only. */
+  elapsed_ms?: number;
 }
 
 export type ModelSource = string | string[] | Blob | ArrayBuffer;
