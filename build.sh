@@ -89,8 +89,8 @@ run_tests() {
     [ -f tests/fetch-vocab.sh ] && bash tests/fetch-vocab.sh
     step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan))"
     cargo test --no-fail-fast
-    step "fuzzing: 5 targets × 10 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
-    FUZZ_BUILD=--dev bash fuzz/run.sh 10
+    step "fuzzing: 5 targets × 6 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
+    FUZZ_BUILD=--dev bash fuzz/run.sh 6
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
         cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 10) over the committed seed corpus.
-#   fuzz/run.sh            the bounded run of ./build.sh test (5 targets × 10 s)
+#   fuzz/run.sh 6          the bounded run of ./build.sh test (5 targets × 6 s; default 10 s)
 #   fuzz/run.sh 600        a longer campaign (10 minutes per target)
 #   fuzz/run.sh 3600 tokenizer   one target
 # Needs cargo-fuzz (installed here if missing). Stable Rust works: `-s none` (no sanitizer) and

@@ -161,3 +161,40 @@ gpu_test! {
         }
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore = "timing, not a check: cargo test --release --test kernels topk_timing -- --ignored --nocapture"]
+fn topk_timing() {
+    use attend::kernels::argmax;
+    pollster::block_on(async {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(53);
+        for &n in &[49152u32, 262_144] {
+            let x = gpu.upload("x", &rng.normal(n as usize, 3.0)).unwrap();
+            let s = gpu.upload("sampling", &[Sampling::new(0.8, 9)]).unwrap();
+            let part = gpu.storage("part", topk::partial_bytes(n)).unwrap();
+            let out = gpu.storage("out", topk::OUT_BYTES).unwrap();
+            let reps = 20;
+            let mut best = [f64::MAX; 2];
+            for round in 0..6 {
+                let which = round % 2;
+                let t = std::time::Instant::now();
+                let mut rec = gpu.recorder("topk");
+                for _ in 0..reps {
+                    if which == 0 {
+                        topk::topk(&mut rec, &x, n, &s, &part, &out).unwrap();
+                    } else {
+                        argmax::argmax(&mut rec, &x, 1, n, &out).unwrap();
+                    }
+                }
+                rec.submit();
+                gpu.wait();
+                if round >= 2 {
+                    best[which] = best[which].min(t.elapsed().as_secs_f64() * 1e6 / reps as f64);
+                }
+            }
+            eprintln!("1x{n}: topk {:.0} µs, argmax {:.0} µs", best[0], best[1]);
+        }
+    });
+}
