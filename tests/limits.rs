@@ -146,3 +146,28 @@ fn matrix_sizes_do_not_wrap() {
     assert_eq!(GgmlType::F32.row_bytes_u64(1 << 30), Some(1 << 32));
     assert_eq!(GgmlType::Q8_0.row_bytes_u64(u64::MAX), None);
 }
+
+/// The chat template was compiled only in `finish()`, after the whole download: a template that
+/// does not compile (`{%}` used to panic) is now refused from the header, before a weight byte.
+#[test]
+fn a_bad_chat_template_is_refused_from_the_header() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf"),
+    )
+    .unwrap();
+    let mut g = Gguf::parse(&bytes).unwrap();
+    g.metadata.retain(|(k, _)| k != "tokenizer.chat_template");
+    // The same header with a good template passes every check of `new`.
+    let mut good = g.clone();
+    good.metadata.push((
+        "tokenizer.chat_template".into(),
+        Value::String("{% for m in messages %}{{ m.content }}{% endfor %}".into()),
+    ));
+    assert!(EngineBuilder::new(gpu(), good, LoadOptions::default()).is_ok());
+    g.metadata.push((
+        "tokenizer.chat_template".into(),
+        Value::String("{%}".into()),
+    ));
+    let e = refused(g, LoadOptions::default());
+    assert!(e.contains("chat template"), "{e}");
+}

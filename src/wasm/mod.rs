@@ -49,8 +49,48 @@ impl CancelToken {
         CancelToken::default()
     }
     pub fn cancel(&self) {
-        self.0 .0.set(true);
+        self.0.cancel();
     }
+}
+
+/// Reads one `Gpu`'s live buffers: `(buffers, bytes, whether anything of it is still alive)`.
+type GpuProbe = Box<dyn Fn() -> (u64, u64, bool)>;
+
+thread_local! {
+    /// The live-buffer counters of every `Gpu` this instance created (one per load, also loads
+    /// that failed or were cancelled), for [`gpu_memory`]. A counter is dropped from the list once
+    /// its `Gpu` and every buffer it made are gone.
+    static GPUS: RefCell<Vec<GpuProbe>> = RefCell::default();
+}
+
+fn watch_gpu(gpu: &Gpu) {
+    let live = gpu.live_bytes.clone();
+    let probe = move || {
+        let buffers = live.buffers.load(std::sync::atomic::Ordering::Relaxed);
+        let bytes = live.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        // The Gpu, its pool and each live buffer hold the counter: only our probe left = all gone.
+        (buffers, bytes, std::sync::Arc::strong_count(&live) > 1)
+    };
+    GPUS.with(|g| g.borrow_mut().push(Box::new(probe)));
+}
+
+/// GPU buffers still alive from every load in this worker, finished, failed or cancelled:
+/// `{ buffers, bytes, devices }` (`devices`: `Gpu`s not yet dropped). After a cancelled or failed
+/// load that left nothing behind, all three are 0 (with an engine loaded: that engine's own).
+/// The worker answers it as `{ type: "debug.gpu" }` (`tests/e2e/cancel.test.mjs`).
+#[wasm_bindgen(js_name = gpuMemory)]
+pub fn gpu_memory() -> Result<JsValue, JsValue> {
+    let (mut buffers, mut bytes, mut devices) = (0u64, 0u64, 0u64);
+    GPUS.with(|g| {
+        g.borrow_mut().retain(|probe| {
+            let (n, b, alive) = probe();
+            buffers += n;
+            bytes += b;
+            devices += alive as u64;
+            alive || n > 0
+        })
+    });
+    chat::to_js(&serde_json::json!({ "buffers": buffers, "bytes": bytes, "devices": devices }))
 }
 
 #[wasm_bindgen]
@@ -129,17 +169,24 @@ impl WasmEngine {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
+        let cancel = cancel.0.clone();
+        let what = format!(
+            "loading {}",
+            sources.first().map_or(String::new(), |s| s.name())
+        );
         let store = if use_cache && sources.iter().any(|s| matches!(s, Source::Url(_))) {
             Some(Store::open().await?)
         } else {
             None
         };
-        let cancel = cancel.0.clone();
         let mut progress = Progress {
             f: on_progress,
             last: None,
         };
+        cancel.check(&what)?;
         let gpu = Gpu::new().await.map_err(err)?;
+        watch_gpu(&gpu);
+        cancel.check(&what)?;
         let opts = LoadOptions {
             context,
             max_gpu_bytes,
@@ -220,10 +267,20 @@ impl WasmEngine {
         }
         let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
         progress.report("upload", done_before, done_before, false, true);
+        cancel.check(&what)?;
         let mut engine = builder.finish().map_err(err)?;
         let load_s = crate::engine::now_s() - t0;
         progress.report("compile", done_before, done_before, false, true);
-        engine.warmup().await.map_err(err)?;
+        let warm = match cancel.check(&what) {
+            Ok(()) => engine.warmup().await.map_err(err),
+            Err(e) => Err(e),
+        };
+        // A cancel that came while the pipelines compiled: the engine is dropped here, with all
+        // its buffers, instead of being handed to a caller that no longer wants it.
+        if let Err(e) = warm.and_then(|()| cancel.check(&what)) {
+            release(&engine);
+            return Err(e);
+        }
         let compile_s = crate::engine::now_s() - t0 - load_s;
         progress.report("ready", done_before, done_before, false, true);
         Ok(WasmEngine {
@@ -363,6 +420,26 @@ impl WasmEngine {
             let lens = e.lens(layer).await.map_err(err)?;
             chat::to_js(&lens)
         })
+    }
+}
+
+/// Before the last owner drops an engine: its decode plans give their buffers back to the pool and
+/// the pool destroys every free buffer. Dropping the engine alone would drop those raw pool
+/// buffers without `destroy()` (the browser frees them only when it collects them) and leave them
+/// in the live count.
+fn release(engine: &Engine) {
+    engine.set_plans(true);
+    engine.gpu.pool.trim();
+}
+
+impl Drop for WasmEngine {
+    /// `free()` from JS (the worker's `unload`): every GPU buffer goes now, not at a later GC.
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.inner) == 1 {
+            if let Ok(e) = self.inner.try_borrow() {
+                release(&e);
+            }
+        }
     }
 }
 

@@ -73,18 +73,75 @@ pub enum Flow {
     Enough,
 }
 
-/// Shared cancellation flag (set from JS while a load or generation is awaiting).
+#[wasm_bindgen]
+extern "C" {
+    /// The DOM's `AbortController` (web-sys has it only behind a feature this crate does not
+    /// enable): aborting it rejects a `fetch` and a pending body read at once.
+    type AbortController;
+    #[wasm_bindgen(constructor, catch)]
+    fn new() -> Result<AbortController, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn signal(this: &AbortController) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn abort(this: &AbortController);
+}
+
+/// Shared cancellation flag (set from JS while a load or generation is awaiting). A download
+/// waiting on a stalled server is woken too: its `fetch` carries [`Cancel::signal`], which
+/// [`Cancel::cancel`] aborts.
 #[derive(Clone, Default)]
-pub struct Cancel(pub Rc<Cell<bool>>);
+pub struct Cancel(
+    pub Rc<Cell<bool>>,
+    Rc<std::cell::OnceCell<Option<AbortController>>>,
+);
 
 impl Cancel {
+    pub fn cancel(&self) {
+        self.0.set(true);
+        if let Some(Some(c)) = self.1.get() {
+            c.abort();
+        }
+    }
+
+    /// The `AbortSignal` for a `fetch` (`undefined` where `AbortController` is missing).
+    fn signal(&self) -> JsValue {
+        match self.1.get_or_init(|| AbortController::new().ok()) {
+            Some(c) => c.signal(),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    /// `Err` once cancelled: an `Error` named `AbortError` (as a DOM abort is) saying what stopped.
     pub fn check(&self, what: &str) -> Result<(), JsValue> {
         if self.0.get() {
-            Err(JsError::new(&format!("{what} was cancelled")).into())
+            Err(cancelled(what))
         } else {
             Ok(())
         }
     }
+}
+
+/// `AbortError: {what} was cancelled`.
+pub fn cancelled(what: &str) -> JsValue {
+    let e: JsValue = JsError::new(&format!("{what} was cancelled")).into();
+    let _ = Reflect::set(&e, &"name".into(), &"AbortError".into());
+    e
+}
+
+/// Lets the worker's event loop run (a `setTimeout(0)`), so that a cancel message sent while a
+/// long synchronous stretch runs (cached bytes or an ArrayBuffer going to the GPU) is seen.
+pub async fn yield_to_events() {
+    // Through the global object, so that it works on a page (the wasm tests) as in a worker.
+    let global = js_sys::global();
+    let Ok(set_timeout) =
+        Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>())
+    else {
+        return;
+    };
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = set_timeout.call2(&global, &resolve, &0.into());
+    });
+    let _ = JsFuture::from(p).await;
 }
 
 /// Calls `sink(bytes, from_cache)` with the source's bytes in order until it returns
@@ -102,6 +159,8 @@ pub async fn read_all(
             total(len as u64);
             let mut off = 0;
             while off < len {
+                yield_to_events().await;
+                cancel.check(&format!("loading {}", src.name()))?;
                 let end = (off + READ).min(len);
                 if sink(&b.subarray(off as u32, end as u32).to_vec(), false)? == Flow::Enough {
                     break;
@@ -115,7 +174,7 @@ pub async fn read_all(
             total(len);
             let mut off = 0u64;
             while off < len {
-                cancel.check("loading")?;
+                cancel.check(&format!("loading {}", src.name()))?;
                 let end = (off + READ as u64).min(len);
                 let part = b.slice_with_f64_and_f64(off as f64, end as f64)?;
                 let buf = JsFuture::from(part.array_buffer()).await?;
@@ -163,7 +222,7 @@ async fn download(
         if let Some(t) = c.entry.total {
             total(t);
         }
-        replay(c, cancel, sink).await?;
+        replay(url, c, cancel, sink).await?;
         return Ok(());
     }
     let mut have = cached.as_ref().map_or(0, |c| c.len());
@@ -172,7 +231,7 @@ async fn download(
         .map(|c| c.entry.validators.clone())
         .unwrap_or_default();
     let headers = request_headers(have, &validators);
-    let mut resp = fetch(url, &headers).await?;
+    let mut resp = fetch(url, &headers, cancel).await?;
     let stored_total = cached.as_ref().and_then(|c| c.entry.total);
     let mut plan = decide(&resp, have, !headers.is_empty(), stored_total)?;
     if plan == Resume::Refetch {
@@ -184,7 +243,7 @@ async fn download(
             c.reset()?;
         }
         have = 0;
-        resp = fetch(url, &[]).await?;
+        resp = fetch(url, &[], cancel).await?;
         plan = decide(&resp, 0, false, None)?;
     }
     let full = match plan {
@@ -206,7 +265,7 @@ async fn download(
             }
             total(have);
             if let Some(c) = cached.as_ref() {
-                replay(c, cancel, sink).await?;
+                replay(url, c, cancel, sink).await?;
             }
             return Ok(());
         }
@@ -232,7 +291,7 @@ async fn download(
     // The cached part, now known to belong to this file, goes first.
     if have > 0 {
         if let Some(c) = cached.as_ref() {
-            if replay(c, cancel, sink).await? == Flow::Enough {
+            if replay(url, c, cancel, sink).await? == Flow::Enough {
                 return Ok(());
             }
         }
@@ -245,12 +304,17 @@ async fn download(
     loop {
         if cancel.0.get() {
             let _ = reader.cancel();
-            return cancel.check("loading");
+            return cancel.check(&format!("loading {url}"));
         }
+        // A cancel aborts the fetch's signal, which rejects this read even when the server stalls.
         let r = JsFuture::from(reader.read()).await.map_err(|e| {
+            if cancel.0.get() {
+                return cancelled(&format!("loading {url}"));
+            }
             JsError::new(&format!(
                 "the download of {url} was interrupted ({e:?}); loading again resumes it"
             ))
+            .into()
         })?;
         if Reflect::get(&r, &"done".into())?.as_bool().unwrap_or(true) {
             break;
@@ -283,12 +347,18 @@ async fn download(
     Ok(())
 }
 
-/// Hands the cached bytes to the sink, in order.
-async fn replay(c: &CachedFile, cancel: &Cancel, sink: &mut Sink<'_>) -> Result<Flow, JsValue> {
+/// Hands the cached bytes to the sink, in order, letting the worker see a cancel between pieces.
+async fn replay(
+    url: &str,
+    c: &CachedFile,
+    cancel: &Cancel,
+    sink: &mut Sink<'_>,
+) -> Result<Flow, JsValue> {
     let mut buf = vec![0u8; READ];
     let mut off = 0u64;
     while off < c.len() {
-        cancel.check("loading")?;
+        yield_to_events().await;
+        cancel.check(&format!("loading {url}"))?;
         let n = c.read_at(off, &mut buf)?;
         if n == 0 {
             break;
@@ -301,8 +371,14 @@ async fn replay(c: &CachedFile, cancel: &Cancel, sink: &mut Sink<'_>) -> Result<
     Ok(Flow::More)
 }
 
-async fn fetch(url: &str, headers: &[(&str, String)]) -> Result<Response, JsValue> {
+async fn fetch(
+    url: &str,
+    headers: &[(&str, String)],
+    cancel: &Cancel,
+) -> Result<Response, JsValue> {
+    cancel.check(&format!("loading {url}"))?;
     let init = RequestInit::new();
+    Reflect::set(&init, &"signal".into(), &cancel.signal())?;
     let req = Request::new_with_str_and_init(url, &init)?;
     for (k, v) in headers {
         req.headers().set(k, v)?;
@@ -310,6 +386,7 @@ async fn fetch(url: &str, headers: &[(&str, String)]) -> Result<Response, JsValu
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
     match JsFuture::from(scope.fetch_with_request(&req)).await {
         Ok(resp) => Ok(resp.unchecked_into()),
+        Err(_) if cancel.0.get() => Err(cancelled(&format!("loading {url}"))),
         Err(e) => Err(JsError::new(&fetch_failure(&scope, url, &e).await).into()),
     }
 }
@@ -370,8 +447,10 @@ fn decide(
 
 async fn finish(store: Option<&Store>, cached: Option<CachedFile>) -> Result<(), JsValue> {
     if let (Some(s), Some(c)) = (store, cached) {
-        s.save(&c).await?;
+        let saved = s.save(&c).await;
+        // Closed even when saving failed (a full disk), or the next load could not open it.
         c.close();
+        saved?;
     }
     Ok(())
 }

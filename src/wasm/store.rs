@@ -21,10 +21,14 @@ fn js_err(context: &str, e: JsValue) -> JsValue {
         .and_then(|v| v.as_string())
         .unwrap_or_default();
     if name == "QuotaExceededError" {
-        return JsError::new(&format!(
-            "{context}: the browser's storage quota is exhausted; free some space (or delete cached models) and try again"
+        // Named as the DOM names it, so an app can offer the two ways out.
+        let e: JsValue = JsError::new(&format!(
+            "{context}: the browser's storage quota is full; free some space (delete cached \
+             models: deleteCachedModel) and try again, or load without caching ({{ cache: false }})"
         ))
         .into();
+        let _ = Reflect::set(&e, &"name".into(), &"QuotaExceededError".into());
+        return e;
     }
     let msg = Reflect::get(&e, &"message".into())
         .ok()
@@ -107,9 +111,9 @@ impl Store {
             .get_size()
             .map_err(|e| js_err("reading cache metadata", e))? as usize;
         let mut buf = vec![0u8; size];
-        h.read_with_u8_array(&mut buf)
-            .map_err(|e| js_err("reading cache metadata", e))?;
+        let read = h.read_with_u8_array(&mut buf);
         h.close();
+        read.map_err(|e| js_err("reading cache metadata", e))?;
         Ok(serde_json::from_slice(&buf).ok())
     }
 
@@ -119,13 +123,14 @@ impl Store {
             .await?
             .expect("created");
         let bytes = serde_json::to_vec(e).expect("entry serializes");
-        h.truncate_with_u32(0)
-            .map_err(|e| js_err("writing cache metadata", e))?;
-        h.write_with_u8_array(&bytes)
-            .map_err(|e| js_err("writing cache metadata", e))?;
-        h.flush().map_err(|e| js_err("writing cache metadata", e))?;
+        let written = (|| {
+            h.truncate_with_u32(0)?;
+            h.write_with_u8_array(&bytes)?;
+            h.flush()
+        })();
+        // Closed also when writing failed (a full disk): an open handle locks the file.
         h.close();
-        Ok(())
+        written.map_err(|e| js_err("writing cache metadata", e))
     }
 
     /// The cached bytes of `url` (possibly partial), opened for reading and appending.

@@ -26,7 +26,8 @@ const CSP = [
 
 // Test hooks: GET /__ranges lists the Range (and If-Range) headers received (the newest RANGES_KEPT); `?cut=N` on a
 // request without a Range header sends only N bytes and then drops the connection (a download cut
-// midway).
+// midway); `?stall=N` likewise sends N bytes and then nothing more, leaving the connection open (a
+// stalled server: only the client can end it).
 const RANGES_KEPT = 1000;
 const ranges = [];
 const mounts = [["/models/", process.env.MODELS_DIR], ["/fixtures/", process.env.FIXTURES_DIR], ["/split/", process.env.SPLIT_DIR]]
@@ -144,6 +145,8 @@ function handle(req, res) {
   if (cut > 0 && cut < st.size && !req.headers.range) {
     return send(0, cut - 1).on("end", () => setTimeout(() => res.destroy(), 50)).pipe(res, { end: false });
   }
+  const stall = Number(query.get("stall"));
+  if (stall > 0 && stall < st.size && !req.headers.range) return send(0, stall - 1).pipe(res, { end: false });
   send().pipe(res);
 }
 

@@ -26,11 +26,21 @@ export interface LoadOptions {
    * adapter's own limits). The load rejects with a message naming the need and the limit.
    */
   maxGpuBytes?: number;
-  /** Cancels the load. */
+  /**
+   * Cancels the load at any point (download, upload to the GPU, pipeline compilation): the
+   * promise rejects with an `AbortError` ("loading … was cancelled"), every GPU buffer the load
+   * made is freed, and the bytes downloaded so far stay cached, so loading again resumes.
+   */
   signal?: AbortSignal;
-  /** Store the download for offline use (default true for URLs). */
+  /**
+   * Store the download for offline use (default true for URLs). When storage is full the load
+   * rejects with a `QuotaExceededError` saying so; free space, or load with `cache: false`.
+   */
   cache?: boolean;
-  /** Use this worker instead of the bundled one. */
+  /**
+   * Use this worker instead of the bundled one. A failed or cancelled load leaves it running
+   * (the bundled worker is ended instead), so the same worker can load again.
+   */
   worker?: Worker;
 }
 

@@ -77,6 +77,7 @@ export class Engine {
    */
   static async load(source, options = {}) {
     const { onProgress, signal, worker, ...rest } = options;
+    if (signal?.aborted) throw Object.assign(new Error("loading was cancelled"), { name: "AbortError" });
     const ch = new Channel(worker ?? defaultWorker());
     const transfer = source instanceof ArrayBuffer ? [source] : [];
     const call = ch.call("load", { source, options: rest }, { onProgress }, transfer);
@@ -85,7 +86,9 @@ export class Engine {
     try {
       await call.done;
     } catch (e) {
-      ch.worker.terminate();
+      // The worker freed what the failed load allocated. Ours is ended; a worker the caller
+      // passed in stays theirs, usable for the next load (unless it crashed).
+      if (!worker) ch.worker.terminate();
       throw e;
     } finally {
       signal?.removeEventListener("abort", abort);
