@@ -186,6 +186,16 @@ pub struct Engine {
     pub gpu_sampling: bool,
 }
 
+/// Dropping an engine gives its decode plans' buffers back to the pool and destroys every free
+/// pool buffer, so the GPU memory goes now (not at a later collection in a browser) and the live
+/// count ([`Gpu::buffers_in_use`]) falls back.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.passes.clear(&self.gpu);
+        self.gpu.pool.trim();
+    }
+}
+
 impl Engine {
     /// Build an engine from a parsed header, pulling each tensor's bytes through `read`
     /// (`read(tensor, offset, len)`), in file order and in pieces of at most 16 MiB.
@@ -320,7 +330,7 @@ impl Engine {
             let (logits, tail, fetch) = match last {
                 false => (Logits::None, Tail::Logits, Fetch::Nothing),
                 true => {
-                    self.set_sampling(&mut sampler, tail);
+                    self.set_sampling(&mut sampler, tail, p.wants_logprobs());
                     (Logits::Last, tail, Self::fetch_for(tail, 0))
                 }
             };
@@ -409,7 +419,7 @@ impl Engine {
             if !speculate {
                 let pos = self.cached.len() as u32;
                 let fetch = Self::fetch_for(tail, generated as usize % 2);
-                self.set_sampling(&mut sampler, tail);
+                self.set_sampling(&mut sampler, tail, p.wants_logprobs());
                 pending = Some(self.run(Input::Ids(&[id]), pos, Logits::Last, tail, fetch)?);
             }
             self.cached.push(id);

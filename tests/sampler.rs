@@ -437,7 +437,7 @@ fn candidates_decide_as_the_full_row_does() {
             for _ in 0..30 {
                 logits[(rng.next_u64() % 2000) as usize] = rng.next_f64() as f32 * 6.0;
             }
-            let cands = Candidates::from_logits(&logits, temperature.max(1e-3), 64, 0);
+            let cands = Candidates::from_logits(&logits, temperature.max(1e-3), 64, Some(0));
             match gpu_side.sample_candidates(&cands, logits.len()) {
                 Some(id) => assert_eq!(id, cpu_side.sample(&logits, &[]), "config {c} step {step}"),
                 None => {
@@ -472,7 +472,7 @@ fn candidates_decide_as_the_full_row_does() {
 fn candidates_leave_open_what_they_cannot_see() {
     use attend::sampler::Candidates;
     let logits: Vec<f32> = (0..500).map(|i| (i % 13) as f32 * 0.1).collect();
-    let cands = Candidates::from_logits(&logits, 1.0, 64, 123);
+    let cands = Candidates::from_logits(&logits, 1.0, 64, Some(123));
     let mut s = Sampler::new(cfg(1.0, 1));
     assert_eq!(s.sample_candidates(&cands, 500), Some(123));
     let mut s = Sampler::new(SamplerConfig {

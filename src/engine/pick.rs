@@ -22,9 +22,18 @@ impl Engine {
     }
 
     /// Before a pass that ends with candidates: its temperature and a fresh Gumbel seed.
-    pub(super) fn set_sampling(&self, sampler: &mut Sampler, tail: Tail) {
+    /// (`logprobs`: whether the step returns logprobs, which need the normaliser.)
+    pub(super) fn set_sampling(&self, sampler: &mut Sampler, tail: Tail, logprobs: bool) {
         if tail == Tail::Candidates {
-            let s = Sampling::new(sampler.config().temperature, sampler.gumbel_seed());
+            let vocab = self.model.cfg.vocab as usize;
+            let mut flags = Sampling::LSE * logprobs as u32;
+            if sampler.draws_from_the_row(vocab) {
+                flags |= Sampling::DRAW;
+            }
+            if sampler.needs_the_mass(vocab) {
+                flags |= Sampling::MASS;
+            }
+            let s = Sampling::new(sampler.config().temperature, sampler.gumbel_seed(), flags);
             self.gpu
                 .write(&self.model.scratch.sampling, 0, bytemuck::bytes_of(&s));
         }

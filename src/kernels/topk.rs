@@ -5,7 +5,9 @@
 //! from them.
 //!
 //! Two dispatches: one workgroup per chunk of the row (at most [`MAX_CHUNKS`], so enough
-//! workgroups for a GPU and few enough to merge in one), then one merging workgroup.
+//! workgroups for a GPU and few enough to merge in one), then one merging workgroup. Workgroup
+//! barriers are few (no sorting network): CPU adapters pay for each one across the whole
+//! workgroup (`topk_timing` in tests/kernels: a bitonic-sort version took 19 ms a row on lavapipe).
 
 use super::{count, distinct, words};
 use crate::gpu::{Recorder, Shader};
@@ -18,6 +20,8 @@ static SHADER: Shader = crate::include_shader!("topk");
 pub const K: usize = 64;
 const HEAD: usize = 8;
 const STRIDE: u64 = (HEAD + 2 * K) as u64;
+/// Words per stage-1 chunk: a header and 4 entries per invocation of 256.
+const PART: u64 = (HEAD + 2 * 1024) as u64;
 /// Bytes of the result [`topk`] writes.
 pub const OUT_BYTES: u64 = STRIDE * 4;
 /// Chunks of stage 1: the merging workgroup sorts `MAX_CHUNKS * K` entries in workgroup memory.
@@ -43,15 +47,24 @@ pub struct Sampling {
     pub inv_t: f32,
     pub seed_lo: u32,
     pub seed_hi: u32,
-    pub _pad: u32,
+    /// What to compute besides the list: [`Sampling::DRAW`], [`Sampling::MASS`], [`Sampling::LSE`].
+    pub flags: u32,
 }
 
 impl Sampling {
     /// Bytes of the buffer [`topk`] reads.
     pub const BYTES: u64 = std::mem::size_of::<Sampling>() as u64;
 
-    /// Temperature `t` (> 0; tiny values are clamped so that 1/t stays finite) and a draw seed.
-    pub fn new(t: f32, seed: u64) -> Sampling {
+    /// A draw from the whole row (Gumbel-max).
+    pub const DRAW: u32 = 1;
+    /// The mass at the temperature (top-p over the whole row).
+    pub const MASS: u32 = 2;
+    /// The log-softmax normaliser (logprobs).
+    pub const LSE: u32 = 4;
+
+    /// Temperature `t` (> 0; tiny values are clamped so that 1/t stays finite), a draw seed and
+    /// what to compute (`flags`).
+    pub fn new(t: f32, seed: u64, flags: u32) -> Sampling {
         let inv_t = if t > 0.0 && t.is_finite() {
             (1.0 / t).min(1e30)
         } else {
@@ -61,20 +74,20 @@ impl Sampling {
             inv_t,
             seed_lo: seed as u32,
             seed_hi: (seed >> 32) as u32,
-            _pad: 0,
+            flags,
         }
     }
 }
 
-/// (elements per chunk, chunks) for a row of `vocab`.
-fn chunking(vocab: u32) -> (u32, u32) {
-    let chunks = vocab.div_ceil(MIN_CHUNK).clamp(1, MAX_CHUNKS);
+/// (elements per chunk, chunks) for a row of `vocab` in at most `most` chunks.
+fn chunking(vocab: u32, most: u32) -> (u32, u32) {
+    let chunks = vocab.div_ceil(MIN_CHUNK).clamp(1, most);
     (vocab.div_ceil(chunks).div_ceil(4) * 4, chunks)
 }
 
-/// Bytes of the stage-1 buffer [`topk`] needs for a row of `vocab`.
+/// Bytes of the stage-1 buffer [`topk`] needs for a row of `vocab` (on any adapter).
 pub fn partial_bytes(vocab: u32) -> u64 {
-    chunking(vocab).1 as u64 * OUT_BYTES
+    chunking(vocab, MAX_CHUNKS).1 as u64 * PART * 4
 }
 
 /// Candidates of `x[0..vocab]` into `out` ([`OUT_BYTES`]), using `partial`
@@ -93,7 +106,13 @@ pub fn topk(
     if vocab == 0 {
         return Err(Error::Invalid("topk: empty row".into()));
     }
-    let (chunk, chunks) = chunking(vocab);
+    // CPU adapters run workgroups on a few threads, each paying a fixed cost (its reduction's
+    // barriers): 2 chunks there measured 3× faster than 32 (tests/kernels `topk_timing`).
+    let most = match rec.gpu().adapter.device_type == "Cpu" {
+        true => 2,
+        false => MAX_CHUNKS,
+    };
+    let (chunk, chunks) = chunking(vocab, most);
     let params = Params {
         vocab,
         chunk,
@@ -102,7 +121,7 @@ pub fn topk(
     };
     let xa = words(rec, x, vocab as u64, "topk x")?;
     let sa = words(rec, sampling, Sampling::BYTES / 4, "topk sampling")?;
-    let pa = words(rec, partial, chunks as u64 * STRIDE, "topk partial")?;
+    let pa = words(rec, partial, chunks as u64 * PART, "topk partial")?;
     let oa = words(rec, out, STRIDE, "topk out")?;
     let entry = if vocab.is_multiple_of(4) {
         "topk_partial4"
@@ -110,7 +129,7 @@ pub fn topk(
         "topk_partial"
     };
     rec.dispatch(&SHADER, entry, &[], &params, &[xa, sa, pa], [chunks, 1, 1]);
-    let pa = words(rec, partial, chunks as u64 * STRIDE, "topk partial")?;
+    let pa = words(rec, partial, chunks as u64 * PART, "topk partial")?;
     rec.dispatch(
         &SHADER,
         "topk_final",
@@ -131,7 +150,6 @@ pub fn parse(w: &[u32], vocab: u32) -> Result<Candidates> {
     if w[7] != 0 {
         return Err(Error::Gpu("the model produced non-finite logits".into()));
     }
-    let dropped = f(3);
     let mut top = Vec::with_capacity(K);
     for e in 0..K {
         let (v, id) = (f(HEAD + 2 * e), w[HEAD + 2 * e + 1]);
@@ -145,21 +163,24 @@ pub fn parse(w: &[u32], vocab: u32) -> Result<Candidates> {
         }
         top.push((id, v));
     }
-    // Below `dropped` the list may miss tokens; past a full list, tokens may sort lower.
-    let full = top.len() == K && vocab as usize > K;
-    let mut rest_max = if full {
-        top[K - 1].1
+    // The shader's "nothing unlisted" is -3.4e38; no real logit is that low.
+    let bound = f(3);
+    let rest_max = if bound > -1e38 {
+        bound
     } else {
         f32::NEG_INFINITY
     };
-    // The shader's "nothing dropped" is -3.4e38; no real logit is that low.
-    if dropped > -1e38 {
-        top.retain(|&(_, v)| v > dropped);
-        rest_max = rest_max.max(dropped);
-    }
     let (max, z1, zt) = (f(0), f(1) as f64, f(2) as f64);
-    let (gid, glogit) = (w[5], f(6));
-    if top.is_empty() && rest_max == f32::NEG_INFINITY || gid >= vocab {
+    let gumbel = match w[5] {
+        u32::MAX => None,
+        id if id < vocab => Some((id, f(6))),
+        id => {
+            return Err(Error::Gpu(format!(
+                "topk: drew token {id}, outside the vocabulary"
+            )))
+        }
+    };
+    if top.is_empty() && rest_max == f32::NEG_INFINITY {
         return Err(Error::Gpu("topk: no candidate".into()));
     }
     Ok(Candidates {
@@ -168,6 +189,6 @@ pub fn parse(w: &[u32], vocab: u32) -> Result<Candidates> {
         max,
         lse: max as f64 + z1.ln(),
         mass: zt,
-        gumbel: (gid, glogit),
+        gumbel,
     })
 }

@@ -19,8 +19,9 @@ pub struct Candidates {
     pub lse: f64,
     /// Σ exp((x - max) / T) at the sampling temperature (what top-p fractions refer to).
     pub mass: f64,
-    /// A draw from softmax(x / T) over the whole row (Gumbel-max on the GPU), with its logit.
-    pub gumbel: (u32, f32),
+    /// A draw from softmax(x / T) over the whole row (Gumbel-max on the GPU), with its logit,
+    /// when it was asked for ([`Sampler::draws_from_the_row`]).
+    pub gumbel: Option<(u32, f32)>,
 }
 
 /// Relative uncertainty of the GPU's f32 mass against the CPU's sum: a top-p cut this close to
@@ -47,15 +48,22 @@ impl Candidates {
     pub fn logprob(&self, id: u32) -> Option<f32> {
         let v = match self.top.iter().find(|c| c.0 == id) {
             Some(c) => c.1,
-            None if self.gumbel.0 == id => self.gumbel.1,
-            None => return None,
+            None => match self.gumbel {
+                Some((g, v)) if g == id => v,
+                _ => return None,
+            },
         };
         Some((v as f64 - self.lse) as f32)
     }
 
     /// The summary of `logits` computed on the CPU as the GPU does (keeping `k` tokens), with the
     /// Gumbel draw taken from `gumbel` (tests and references).
-    pub fn from_logits(logits: &[f32], temperature: f32, k: usize, gumbel: u32) -> Candidates {
+    pub fn from_logits(
+        logits: &[f32],
+        temperature: f32,
+        k: usize,
+        gumbel: Option<u32>,
+    ) -> Candidates {
         let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let inv_t = 1.0 / temperature as f64;
         let top = super::top_n(logits, k.min(logits.len()), f32::NEG_INFINITY);
@@ -73,12 +81,31 @@ impl Candidates {
                 .iter()
                 .map(|&v| ((v as f64 - max as f64) * inv_t).exp())
                 .sum(),
-            gumbel: (gumbel, logits[gumbel as usize]),
+            gumbel: gumbel.map(|g| (g, logits[g as usize])),
         }
     }
 }
 
 impl Sampler {
+    /// Whether a step's token is a draw from the whole row (a positive temperature and no top-k,
+    /// top-p or min-p truncation): the GPU then draws it (`kernels::topk`).
+    pub fn draws_from_the_row(&self, vocab: usize) -> bool {
+        let c = &self.cfg;
+        let t = c.temperature;
+        t > 0.0
+            && t.is_finite()
+            && (c.top_k == 0 || c.top_k >= vocab)
+            && (c.top_p.is_nan() || c.top_p >= 1.0)
+            && c.min_p <= 0.0
+    }
+
+    /// Whether deciding a step needs the row's mass at the temperature (top-p without top-k).
+    pub fn needs_the_mass(&self, vocab: usize) -> bool {
+        let c = &self.cfg;
+        let top_k = c.top_k > 0 && c.top_k < vocab;
+        !top_k && c.top_p < 1.0
+    }
+
     /// The seed of the GPU's Gumbel draw for the next pass (its own stream, so that the CPU's
     /// draws stay the ones [`Sampler::sample`] makes).
     pub fn gumbel_seed(&mut self) -> u64 {
@@ -113,7 +140,7 @@ impl Sampler {
             f32::NEG_INFINITY
         };
         if top_k == 0 && top_p >= 1.0 && floor == f32::NEG_INFINITY {
-            return Some(c.gumbel.0);
+            return c.gumbel.map(|g| g.0);
         }
         let cands: Vec<Cand> = if top_k > 0 {
             if top_k > c.top.len() && !c.complete() {

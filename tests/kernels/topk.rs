@@ -24,7 +24,9 @@ fn gumbel(seed: u64, id: u32) -> f64 {
 async fn run(gpu: &Gpu, x: &[f32], t: f32, seed: u64) -> Candidates {
     let n = x.len() as u32;
     let gx = gpu.upload("x", x).unwrap();
-    let s = gpu.upload("sampling", &[Sampling::new(t, seed)]).unwrap();
+    let s = gpu
+        .upload("sampling", &[Sampling::new(t, seed, 7)])
+        .unwrap();
     let part = gpu.storage("part", topk::partial_bytes(n)).unwrap();
     let out = gpu.storage("out", topk::OUT_BYTES).unwrap();
     let mut rec = gpu.recorder("topk");
@@ -79,7 +81,7 @@ fn check(x: &[f32], c: &Candidates, t: f32, seed: u64, what: &str) -> usize {
     // The draw: the largest x/T + G, up to f32 rounding of the scores.
     let score = |i: u32| x[i as usize] as f64 / t as f64 + gumbel(seed, i);
     let best = (0..x.len() as u32).map(score).fold(f64::MIN, f64::max);
-    let (gid, glogit) = c.gumbel;
+    let (gid, glogit) = c.gumbel.expect("a draw was asked for");
     assert!(
         score(gid) >= best - 1e-4 * best.abs().max(1.0),
         "{what}: Gumbel pick {gid} is not the argmax"
@@ -157,7 +159,7 @@ gpu_test! {
         }
         for seed in 0..8u64 {
             let c = run(&gpu, &x, t as f32, seed * 0x9E37_79B9).await;
-            assert_eq!(c.gumbel.0, pick(seed * 0x9E37_79B9), "seed {seed}");
+            assert_eq!(c.gumbel.unwrap().0, pick(seed * 0x9E37_79B9), "seed {seed}");
         }
     }
 }
@@ -172,7 +174,7 @@ fn topk_timing() {
         let mut rng = Rng::new(53);
         for &n in &[49152u32, 262_144] {
             let x = gpu.upload("x", &rng.normal(n as usize, 3.0)).unwrap();
-            let s = gpu.upload("sampling", &[Sampling::new(0.8, 9)]).unwrap();
+            let s = gpu.upload("sampling", &[Sampling::new(0.8, 9, 7)]).unwrap();
             let part = gpu.storage("part", topk::partial_bytes(n)).unwrap();
             let out = gpu.storage("out", topk::OUT_BYTES).unwrap();
             let reps = 20;
