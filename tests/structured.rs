@@ -1,0 +1,152 @@
+//! Structured output on a real model (SmolLM2-135M-Instruct Q4_1): five JSON Schemas (nested
+//! objects, arrays, enums, optional fields, `$ref`s), four generations each (greedy and seeded
+//! sampling) through the OpenAI chat path with `response_format`; every answer must finish by
+//! itself (`finish_reason: "stop"`), parse, and validate under `boon` (a JSON Schema validator).
+#![cfg(not(target_arch = "wasm32"))]
+
+use attend::engine::{Engine, LoadOptions};
+use attend::openai::request::parse_json;
+use attend::openai::run::chat_completion;
+use attend::openai::ChatCompletionRequest;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+fn model() -> PathBuf {
+    let dir = std::env::var_os("ATTEND_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
+    let p = dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} missing: run tests/fetch-models.sh", p.display());
+    p
+}
+
+/// Whether `value` validates under `schema` (draft 2020-12).
+fn valid(schema: &Value, value: &Value) -> Result<(), String> {
+    let mut schemas = boon::Schemas::new();
+    let mut c = boon::Compiler::new();
+    c.add_resource("urn:attend:schema", schema.clone())
+        .map_err(|e| e.to_string())?;
+    let id = c
+        .compile("urn:attend:schema", &mut schemas)
+        .map_err(|e| e.to_string())?;
+    schemas.validate(value, id).map_err(|e| e.to_string())
+}
+
+fn schemas() -> Vec<(&'static str, &'static str, Value)> {
+    let short = |n: u32| json!({"type": "string", "maxLength": n});
+    vec![
+        (
+            "person",
+            "Describe a person who lives in Paris as JSON.",
+            json!({"type": "object", "properties": {
+                "name": short(12),
+                "address": {"type": "object", "properties": {
+                    "city": short(10), "zip": {"type": "integer"}},
+                    "required": ["city", "zip"]},
+            }, "required": ["name", "address"]}),
+        ),
+        (
+            "shopping",
+            "Give a short shopping list as JSON.",
+            json!({"type": "object", "properties": {
+                "items": {"type": "array", "items": short(10), "minItems": 1, "maxItems": 3},
+                "counts": {"type": "array", "items": {"type": "integer"}, "maxItems": 3},
+            }, "required": ["items", "counts"]}),
+        ),
+        (
+            "review",
+            "Classify the review 'The food was great!' as JSON.",
+            json!({"type": "object", "properties": {
+                "sentiment": {"enum": ["positive", "negative", "neutral"]},
+                "confidence": {"enum": ["low", "medium", "high"]},
+                "spam": {"type": "boolean"},
+            }, "required": ["sentiment", "confidence", "spam"]}),
+        ),
+        (
+            "book",
+            "Describe a book as JSON.",
+            json!({"type": "object", "properties": {
+                "title": short(16),
+                "year": {"type": "integer"},
+                "rating": {"type": ["number", "null"]},
+                "read": {"type": "boolean"},
+            }, "required": ["title"]}),
+        ),
+        (
+            "segment",
+            "Give a line segment between two points as JSON.",
+            json!({
+                "$defs": {"point": {"type": "object", "properties": {
+                    "x": {"type": "integer"}, "y": {"type": "integer"}}, "required": ["x", "y"]}},
+                "type": "object",
+                "properties": {"from": {"$ref": "#/$defs/point"}, "to": {"$ref": "#/$defs/point"}},
+                "required": ["from", "to"],
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn twenty_generations_parse_and_validate() {
+    let opts = LoadOptions {
+        context: Some(256),
+        ..Default::default()
+    };
+    let mut e = pollster::block_on(Engine::load_file(&model(), &opts)).expect("load");
+    let t0 = std::time::Instant::now();
+    let mut failures = Vec::new();
+    let mut tokens = 0;
+    for (name, question, schema) in schemas() {
+        let sampling = [
+            json!({"temperature": 0}),
+            json!({"temperature": 0.8, "seed": 1}),
+            json!({"temperature": 1.0, "seed": 2, "top_p": 0.95}),
+            json!({"temperature": 0.6, "seed": 3, "top_k": 20}),
+        ];
+        for s in sampling {
+            let mut req = json!({
+                "messages": [{"role": "user", "content": question}],
+                "max_tokens": 64,
+                "response_format": {"type": "json_schema",
+                    "json_schema": {"name": name, "schema": schema, "strict": true}},
+            });
+            for (k, v) in s.as_object().unwrap() {
+                req[k] = v.clone();
+            }
+            let (r, _) = parse_json::<ChatCompletionRequest>(&req).unwrap();
+            let done =
+                pollster::block_on(chat_completion(&mut e, &r, "smol", |_| true, || false))
+                    .unwrap();
+            let choice = &done.choices[0];
+            let text = choice.message.content.clone();
+            tokens += done.usage.completion_tokens;
+            let reason = serde_json::to_value(choice.finish_reason).unwrap();
+            let verdict = match serde_json::from_str::<Value>(&text) {
+                _ if reason != "stop" => Err(format!("finish_reason {reason}")),
+                Err(err) => Err(format!("does not parse: {err}")),
+                Ok(v) => valid(&schema, &v),
+            };
+            eprintln!("{name} {s}: {text}");
+            if let Err(why) = verdict {
+                failures.push(format!("{name} {s}: {text:?}: {why}"));
+            }
+        }
+    }
+    eprintln!("20 generations, {tokens} tokens in {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn the_validator_catches_what_it_must() {
+    // The test above can fail: the validator refuses wrong values of each schema.
+    let s = schemas();
+    for (schema, bad) in [
+        (&s[0].2, json!({"name": "x", "address": {"city": "y"}})),
+        (&s[1].2, json!({"items": [], "counts": []})),
+        (&s[2].2, json!({"sentiment": "happy", "confidence": "low", "spam": false})),
+        (&s[3].2, json!({"title": "t", "extra": 1, "year": 1.5})),
+        (&s[4].2, json!({"from": {"x": 1}, "to": {"x": 1, "y": 2}})),
+    ] {
+        assert!(valid(schema, &bad).is_err(), "{bad}");
+    }
+}
