@@ -150,3 +150,37 @@ fn the_validator_catches_what_it_must() {
         assert!(valid(schema, &bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn full_vocabulary_mask() {
+    // The fallback step (none of the GPU's 64 candidates allowed) checks every token of the
+    // vocabulary; it must stay cheap next to a decode step (~100 ms here).
+    use attend::constrain::{allowed_ids, Constraint, JsonConstraint};
+    let file = attend::gguf::GgufFile::open(&model()).unwrap();
+    let tok = attend::tokenizer::Tokenizer::from_gguf(file.header()).unwrap();
+    let vocab = tok.vocab_size();
+    let schema = &schemas()[0].2;
+    let mask = |text: &str| {
+        let mut c = JsonConstraint::from_schema(schema).unwrap();
+        assert!(c.advance(text.as_bytes()));
+        let t = std::time::Instant::now();
+        let ids = allowed_ids(&c, vocab, |i| tok.token_bytes(i), |i| tok.is_control(i), |i| {
+            tok.is_eog(i)
+        });
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        eprintln!("after {text:?}: {} of {vocab} tokens allowed, {ms:.1} ms", ids.len());
+        for &i in &ids {
+            assert!(c.allows(tok.token_bytes(i)) || (tok.is_eog(i) && c.is_complete()));
+        }
+        (ids, ms)
+    };
+    let (inside, ms) = mask(r#"{"name":"Al"#); // inside a string: most tokens
+    assert!(inside.len() > vocab / 2, "{}", inside.len());
+    assert!(ms < 1000.0);
+    let (key, _) = mask(r#"{"#); // a key: `"name":` or `"address":` pieces only
+    assert!(!key.is_empty() && key.len() < 50);
+    assert!(key.iter().all(|&i| tok.token_bytes(i)[0] == b'"'));
+    let (end, _) = mask(r#"{"address":{"city":"P","zip":1},"name":"A""#);
+    assert!(!end.iter().any(|&i| tok.is_eog(i))); // not complete before the last `}`
+    assert!(end.iter().all(|&i| tok.token_bytes(i).starts_with(b"}")));
+}

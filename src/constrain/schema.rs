@@ -192,7 +192,10 @@ impl Compiler<'_> {
     fn count(obj: &Map<String, Value>, key: &str, at: &str) -> Result<Option<u32>, String> {
         match obj.get(key) {
             None => Ok(None),
-            Some(v) => match v.as_u64() {
+            Some(v) => match v.as_u64().or_else(|| {
+                let f = v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0)?;
+                Some(f as u64)
+            }) {
                 Some(n) if n <= u32::MAX as u64 => Ok(Some(n as u32)),
                 _ => Err(format!("{at}/{key}: must be a non-negative integer")),
             },
