@@ -426,8 +426,10 @@ impl Engine {
                 stream.push(id)
             };
             let mut step = stop.push_token(id, &piece);
-            if step.finish.is_none() && constraint.as_ref().is_some_and(|c| c.is_done()) {
-                // The constrained value is whole: nothing may follow it.
+            let done = constraint.as_ref().is_some_and(|c| c.is_done());
+            if done && step.finish != Some(FinishReason::Stop) {
+                // The constrained value is whole: nothing may follow it (a stop even when it
+                // took the last token `max_tokens` allowed).
                 step.text.push_str(&stop.finish());
                 step.text.push_str(&stream.finish());
                 step.finish = Some(FinishReason::Stop);

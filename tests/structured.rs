@@ -212,6 +212,7 @@ fn a_random_model_is_held_to_the_schema() {
             req[k] = v.clone();
         }
         let (r, _) = parse_json::<ChatCompletionRequest>(&req).unwrap();
+        e.reset();
         let done =
             pollster::block_on(chat_completion(&mut e, &r, "tiny", |_| true, || false)).unwrap();
         let text = &done.choices[0].message.content;
@@ -220,5 +221,53 @@ fn a_random_model_is_held_to_the_schema() {
         assert_eq!(reason, "stop", "{text}");
         let v: Value = serde_json::from_str(text).expect(text);
         valid(&schema, &v).unwrap();
+        // The same answer with exactly its tokens is still a stop; one fewer is cut ("length").
+        let n = done.usage.completion_tokens as i64;
+        for (max, want) in [(n, "stop"), (n - 1, "length")] {
+            req["max_tokens"] = json!(max);
+            let (r, _) = parse_json::<ChatCompletionRequest>(&req).unwrap();
+            e.reset(); // the same prefill as the first run, so the same logits
+            let again = pollster::block_on(chat_completion(&mut e, &r, "t", |_| true, || false));
+            let again = again.unwrap();
+            let reason = serde_json::to_value(again.choices[0].finish_reason).unwrap();
+            assert_eq!(reason, want, "max_tokens {max}: {}", again.choices[0].message.content);
+            let same = &again.choices[0].message.content;
+            assert_eq!(same.len() == text.len(), want == "stop", "{same}");
+        }
     }
+}
+
+#[test]
+fn cli_json_and_json_schema() {
+    // `attend generate --json` / `--json-schema FILE`: the answer on stdout parses (and
+    // validates); a schema outside the subset fails before the model loads.
+    let dir = std::env::temp_dir().join(format!("attend-structured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = &schemas()[2].2;
+    let file = dir.join("review.json");
+    std::fs::write(&file, schema.to_string()).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"type": "string", "pattern": "a+"}"#).unwrap();
+    let run = |prompt: &str, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_attend"))
+            .args(["generate", "--model"])
+            .arg(model())
+            .args(["--chat", "--prompt", prompt])
+            .args(["--temperature", "0", "--max-tokens", "48"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        (out.status.success(), text, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let review = "Classify the review 'The food was great!' as JSON.";
+    let (ok, text, err) = run("Describe a cat as JSON.", &["--json"]);
+    assert!(ok && err.contains("· stop]"), "{err}");
+    assert!(serde_json::from_str::<Value>(text.trim()).unwrap().is_object(), "{text}");
+    let (ok, text, err) = run(review, &["--json-schema", file.to_str().unwrap()]);
+    assert!(ok && err.contains("· stop]"), "{err}");
+    valid(schema, &serde_json::from_str(text.trim()).expect(&text)).unwrap();
+    let (ok, _, err) = run(review, &["--json-schema", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("`pattern` is not supported"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }
