@@ -185,7 +185,10 @@ fn invalid_values_are_rejected_naming_the_field() {
     // Structured output: each malformed part of `response_format` is named.
     for (format, param) in [
         (json!({"type": "xml"}), "response_format.type"),
-        (json!({"type": "json_schema"}), "response_format.json_schema"),
+        (
+            json!({"type": "json_schema"}),
+            "response_format.json_schema",
+        ),
         (
             json!({"type": "json_schema", "json_schema": {"schema": {}}}),
             "response_format.json_schema.name",
@@ -203,7 +206,11 @@ fn invalid_values_are_rejected_naming_the_field() {
             "response_format.json_schema.strict",
         ),
     ] {
-        assert_eq!(param_of(with("response_format", format.clone())), param, "{format}");
+        assert_eq!(
+            param_of(with("response_format", format.clone())),
+            param,
+            "{format}"
+        );
     }
     for ok in [
         json!({"type": "json_object"}),

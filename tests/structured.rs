@@ -16,7 +16,11 @@ fn model() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
     let p = dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} missing: run tests/fetch-models.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run tests/fetch-models.sh",
+        p.display()
+    );
     p
 }
 
@@ -114,9 +118,8 @@ fn twenty_generations_parse_and_validate() {
                 req[k] = v.clone();
             }
             let (r, _) = parse_json::<ChatCompletionRequest>(&req).unwrap();
-            let done =
-                pollster::block_on(chat_completion(&mut e, &r, "smol", |_| true, || false))
-                    .unwrap();
+            let done = pollster::block_on(chat_completion(&mut e, &r, "smol", |_| true, || false))
+                .unwrap();
             let choice = &done.choices[0];
             let text = choice.message.content.clone();
             tokens += done.usage.completion_tokens;
@@ -132,7 +135,10 @@ fn twenty_generations_parse_and_validate() {
             }
         }
     }
-    eprintln!("20 generations, {tokens} tokens in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "20 generations, {tokens} tokens in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
@@ -143,7 +149,10 @@ fn the_validator_catches_what_it_must() {
     for (schema, bad) in [
         (&s[0].2, json!({"name": "x", "address": {"city": "y"}})),
         (&s[1].2, json!({"items": [], "counts": []})),
-        (&s[2].2, json!({"sentiment": "happy", "confidence": "low", "spam": false})),
+        (
+            &s[2].2,
+            json!({"sentiment": "happy", "confidence": "low", "spam": false}),
+        ),
         (&s[3].2, json!({"title": "t", "extra": 1, "year": 1.5})),
         (&s[4].2, json!({"from": {"x": 1}, "to": {"x": 1, "y": 2}})),
     ] {
@@ -156,7 +165,7 @@ fn full_vocabulary_mask() {
     // The fallback step (none of the GPU's 64 candidates allowed) checks every token of the
     // vocabulary; it must stay cheap next to a decode step (~100 ms here).
     use attend::constrain::{allowed_ids, Constraint, JsonConstraint};
-    let file = attend::gguf::GgufFile::open(&model()).unwrap();
+    let file = attend::gguf::GgufFile::open(model()).unwrap();
     let tok = attend::tokenizer::Tokenizer::from_gguf(file.header()).unwrap();
     let vocab = tok.vocab_size();
     let schema = &schemas()[0].2;
@@ -164,11 +173,18 @@ fn full_vocabulary_mask() {
         let mut c = JsonConstraint::from_schema(schema).unwrap();
         assert!(c.advance(text.as_bytes()));
         let t = std::time::Instant::now();
-        let ids = allowed_ids(&c, vocab, |i| tok.token_bytes(i), |i| tok.is_control(i), |i| {
-            tok.is_eog(i)
-        });
+        let ids = allowed_ids(
+            &c,
+            vocab,
+            |i| tok.token_bytes(i),
+            |i| tok.is_control(i),
+            |i| tok.is_eog(i),
+        );
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        eprintln!("after {text:?}: {} of {vocab} tokens allowed, {ms:.1} ms", ids.len());
+        eprintln!(
+            "after {text:?}: {} of {vocab} tokens allowed, {ms:.1} ms",
+            ids.len()
+        );
         for &i in &ids {
             assert!(c.allows(tok.token_bytes(i)) || (tok.is_eog(i) && c.is_complete()));
         }
@@ -201,7 +217,10 @@ fn a_random_model_is_held_to_the_schema() {
         "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
         "ok": {"type": "boolean"},
     }, "required": ["mood", "ok"]});
-    for sampling in [json!({"temperature": 0}), json!({"temperature": 0.9, "seed": 7})] {
+    for sampling in [
+        json!({"temperature": 0}),
+        json!({"temperature": 0.9, "seed": 7}),
+    ] {
         let mut req = json!({
             "messages": [{"role": "user", "content": "Hello there"}],
             "max_tokens": 48,
@@ -230,7 +249,11 @@ fn a_random_model_is_held_to_the_schema() {
             let again = pollster::block_on(chat_completion(&mut e, &r, "t", |_| true, || false));
             let again = again.unwrap();
             let reason = serde_json::to_value(again.choices[0].finish_reason).unwrap();
-            assert_eq!(reason, want, "max_tokens {max}: {}", again.choices[0].message.content);
+            assert_eq!(
+                reason, want,
+                "max_tokens {max}: {}",
+                again.choices[0].message.content
+            );
             let same = &again.choices[0].message.content;
             assert_eq!(same.len() == text.len(), want == "stop", "{same}");
         }
@@ -258,12 +281,21 @@ fn cli_json_and_json_schema() {
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        (out.status.success(), text, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let review = "Classify the review 'The food was great!' as JSON.";
     let (ok, text, err) = run("Describe a cat as JSON.", &["--json"]);
     assert!(ok && err.contains("· stop]"), "{err}");
-    assert!(serde_json::from_str::<Value>(text.trim()).unwrap().is_object(), "{text}");
+    assert!(
+        serde_json::from_str::<Value>(text.trim())
+            .unwrap()
+            .is_object(),
+        "{text}"
+    );
     let (ok, text, err) = run(review, &["--json-schema", file.to_str().unwrap()]);
     assert!(ok && err.contains("· stop]"), "{err}");
     valid(schema, &serde_json::from_str(text.trim()).expect(&text)).unwrap();

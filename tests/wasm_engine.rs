@@ -417,10 +417,15 @@ async fn wasm_structured_output_parses_and_follows_the_schema() {
         let text = choice["message"]["content"].as_str().unwrap();
         assert_eq!(choice["finish_reason"], "stop", "{text}");
         let v: serde_json::Value = serde_json::from_str(text).expect(text);
-        assert!(["good", "bad"].contains(&v["mood"].as_str().unwrap()), "{text}");
+        assert!(
+            ["good", "bad"].contains(&v["mood"].as_str().unwrap()),
+            "{text}"
+        );
         assert!(v["ok"].is_boolean(), "{text}");
         let keys = v.as_object().unwrap().keys();
-        assert!(keys.into_iter().all(|k| ["mood", "tags", "ok"].contains(&k.as_str())));
+        assert!(keys
+            .into_iter()
+            .all(|k| ["mood", "tags", "ok"].contains(&k.as_str())));
     }
     let (obj, _) = call(
         &engine,
@@ -433,7 +438,9 @@ async fn wasm_structured_output_parses_and_follows_the_schema() {
     let choice = &obj["choices"][0];
     if choice["finish_reason"] == "stop" {
         let text = choice["message"]["content"].as_str().unwrap();
-        assert!(serde_json::from_str::<serde_json::Value>(text).unwrap().is_object());
+        assert!(serde_json::from_str::<serde_json::Value>(text)
+            .unwrap()
+            .is_object());
     }
     // A schema outside the subset is a BadRequestError naming it.
     let bad = serde_json::json!({"type": "json_schema",

@@ -287,7 +287,9 @@ impl Compiler<'_> {
             return Ok(Node::AnyOf(vec![id]));
         }
         let Some(path) = r.strip_prefix("#") else {
-            return Err(format!("{at}/$ref: only local references (\"#/...\") are supported"));
+            return Err(format!(
+                "{at}/$ref: only local references (\"#/...\") are supported"
+            ));
         };
         let mut target = self.root;
         for part in path.split('/').skip(1) {

@@ -32,7 +32,10 @@ enum Frame {
     /// A value of this node starts with the next byte.
     Value(NodeId),
     /// These exact bytes next (a literal value, or `"key":` of a property).
-    Lit { text: Arc<str>, pos: usize },
+    Lit {
+        text: Arc<str>,
+        pos: usize,
+    },
     /// Inside a string, after the opening quote.
     Str {
         min: u32,
@@ -43,7 +46,10 @@ enum Frame {
         /// UTF-8 continuation bytes still expected.
         cont: u8,
     },
-    Num { int: bool, s: Num },
+    Num {
+        int: bool,
+        s: Num,
+    },
     /// A schema object: `seen` has bit i set once property i was written (each comes at most
     /// once, in any order); `open` is true just after `{` (no comma needed), `comma` true just
     /// after `,` (a key must come).
@@ -54,7 +60,10 @@ enum Frame {
         comma: bool,
     },
     /// Any keys: `state` 0 after `{`, 1 after a value, 2 after `,`.
-    Map { values: NodeId, state: u8 },
+    Map {
+        values: NodeId,
+        state: u8,
+    },
     /// After a free key: `:` then a value.
     Colon(NodeId),
     Arr {
@@ -374,21 +383,20 @@ fn value_start(schema: &Schema, id: NodeId, b: u8, depth: usize) -> Vec<Vec<Fram
         cont: 0,
     };
     let number = |int, out: &mut Vec<Vec<Frame>>| {
-        feed_stack(
-            schema,
-            vec![Frame::Num {
-                int,
-                s: Num::Start,
-            }],
-            b,
-            out,
-        )
+        feed_stack(schema, vec![Frame::Num { int, s: Num::Start }], b, out)
     };
-    let literal = |text: &str, out: &mut Vec<Vec<Frame>>| feed_stack(schema, vec![lit(text)], b, out);
+    let literal =
+        |text: &str, out: &mut Vec<Vec<Frame>>| feed_stack(schema, vec![lit(text)], b, out);
     match &schema.nodes[id] {
         Node::Pending => {}
         Node::Any => match b {
-            b'{' => open(Frame::Map { values: id, state: 0 }, &mut out),
+            b'{' => open(
+                Frame::Map {
+                    values: id,
+                    state: 0,
+                },
+                &mut out,
+            ),
             b'[' => open(
                 Frame::Arr {
                     items: id,

@@ -84,7 +84,10 @@ fn numbers_complete_but_may_go_on() {
 fn any_object_for_json_object() {
     let s = JsonConstraint::any_object();
     accepts(s.clone(), r#"{}"#);
-    accepts(s.clone(), r#"{"a":[1,{"b":null}],"c":"d","e":true,"f":-0.5}"#);
+    accepts(
+        s.clone(),
+        r#"{"a":[1,{"b":null}],"c":"d","e":true,"f":-0.5}"#,
+    );
     rejects(&s, "[");
     rejects(&s, r#""a""#);
     rejects(&s, r#"{"a":tru "#);
@@ -102,7 +105,10 @@ fn refs_anyof_nullable_and_const() {
         }, "required": ["v"]}},
         "$ref": "#/$defs/node",
     });
-    accepts(c(tree.clone()), r#"{"v":null,"kids":[{"v":1},{"v":2,"kids":[]}]}"#);
+    accepts(
+        c(tree.clone()),
+        r#"{"v":null,"kids":[{"v":1},{"v":2,"kids":[]}]}"#,
+    );
     rejects(&c(tree), r#"{"v":"x"#);
     let any = json!({"anyOf": [{"type": "string"}, {"const": {"k": 1}}, {"type": "boolean"}]});
     accepts(c(any.clone()), r#"{"k":1}"#);

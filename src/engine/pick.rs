@@ -4,9 +4,9 @@
 
 use super::passes::Fetch;
 use super::{Engine, GenParams};
+use crate::constrain::{allowed_ids, Constraint};
 use crate::kernels::topk::Sampling;
 use crate::model::Tail;
-use crate::constrain::{allowed_ids, Constraint};
 use crate::sampler::{self, Candidates, Sampler, SamplerConfig};
 use crate::{Error, Result};
 
@@ -158,7 +158,9 @@ impl Engine {
         let (mut top, mut logprob) = (Vec::new(), None);
         if p.wants_logprobs() {
             let k = p.top_logprobs;
-            let from = cands.as_ref().and_then(|c| Some((c.top_logprobs(k)?, c.logprob(id)?)));
+            let from = cands
+                .as_ref()
+                .and_then(|c| Some((c.top_logprobs(k)?, c.logprob(id)?)));
             match from {
                 Some((t, l)) => (top, logprob) = (t, Some(l)),
                 None => {
