@@ -3,6 +3,7 @@
 //! layers over this.
 
 use crate::chat::{ChatTemplate, Message};
+use crate::constrain::Constraint;
 use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
@@ -289,18 +290,56 @@ impl Engine {
         &mut self,
         prompt: &[u32],
         p: &GenParams,
+        on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        self.generate_with(prompt, p, None, on_token).await
+    }
+
+    /// [`Engine::generate`] with every token allowed by `constraint` (structured output, see
+    /// `pick.rs`): the answer ends (`Stop`) as soon as the constraint is done, and an
+    /// end-of-generation token is allowed only where it is complete.
+    pub async fn generate_constrained(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        constraint: &mut dyn Constraint,
+        on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        self.generate_with(prompt, p, Some(constraint), on_token)
+            .await
+    }
+
+    /// [`Engine::generate_constrained`] when there is a constraint, else [`Engine::generate`].
+    pub async fn generate_maybe_constrained<C: Constraint>(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        constraint: Option<&mut C>,
+        on_token: impl FnMut(&Token) -> bool,
+    ) -> Result<GenStats> {
+        let c = constraint.map(|c| c as &mut dyn Constraint);
+        self.generate_with(prompt, p, c, on_token).await
+    }
+
+    async fn generate_with(
+        &mut self,
+        prompt: &[u32],
+        p: &GenParams,
+        mut constraint: Option<&mut dyn Constraint>,
         mut on_token: impl FnMut(&Token) -> bool,
     ) -> Result<GenStats> {
         let ctx = self.model.context;
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);
         let mut sampler = Sampler::new(p.sampler.clone());
+        let mut draw = pick::draw_sampler(&p.sampler);
         // Plain greedy decoding picks the token on the GPU (argmax) and reads back 4 bytes;
         // sampling and logprobs read the GPU's candidates; a penalty or a logit bias, which may
         // change any logit, needs the row.
         let sc = &p.sampler;
         let plain = sc.leaves_logits_unchanged();
-        let tail = if plain && sc.temperature <= 0.0 && !p.wants_logprobs() {
+        let free = constraint.is_none();
+        let tail = if free && plain && sc.temperature <= 0.0 && !p.wants_logprobs() {
             Tail::Greedy
         } else if plain && self.gpu_sampling && p.top_logprobs <= topk::K {
             Tail::Candidates
@@ -358,7 +397,11 @@ impl Engine {
         let mut t_first = None;
         while generated < max_new {
             let submitted = pending.take().expect("a pass precedes every pick");
-            let (id, top, logprob) = if greedy {
+            let (id, top, logprob) = if let Some(con) = constraint.as_deref_mut() {
+                let draw = &mut draw;
+                self.pick_constrained(tail, submitted, &mut sampler, draw, &history, p, con)
+                    .await?
+            } else if greedy {
                 // Greedy: the pick is already the next pass's input on the GPU, so that pass
                 // goes in before this token is read (wasted if this token ends the answer).
                 let slot = generated as usize % 2;
@@ -393,6 +436,14 @@ impl Engine {
                 stream.push(id)
             };
             let mut step = stop.push_token(id, &piece);
+            let done = constraint.as_ref().is_some_and(|c| c.is_done());
+            if done && step.finish != Some(FinishReason::Stop) {
+                // The constrained value is whole: nothing may follow it (a stop even when it
+                // took the last token `max_tokens` allowed).
+                step.text.push_str(&stop.finish());
+                step.text.push_str(&stream.finish());
+                step.finish = Some(FinishReason::Stop);
+            }
             if let Some(f) = step.finish {
                 // Release a character still incomplete at the end (as U+FFFD) unless a stop
                 // string cut the text.

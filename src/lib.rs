@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod constrain;
 pub mod device_lost;
 pub mod download;
 pub mod engine;

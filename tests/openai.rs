@@ -163,7 +163,7 @@ fn invalid_values_are_rejected_naming_the_field() {
         ("logit_bias", json!({"abc": 1})),
         ("logit_bias", json!({"5": 101})),
         ("n", json!(2)),
-        ("response_format", json!({"type": "json_object"})),
+        ("response_format", json!("json")),
         (
             "tools",
             json!([{"type": "function", "function": {"name": "f"}}]),
@@ -182,6 +182,44 @@ fn invalid_values_are_rejected_naming_the_field() {
         );
     }
     assert_eq!(param_of(json!({"messages": []})), "messages");
+    // Structured output: each malformed part of `response_format` is named.
+    for (format, param) in [
+        (json!({"type": "xml"}), "response_format.type"),
+        (
+            json!({"type": "json_schema"}),
+            "response_format.json_schema",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"schema": {}}}),
+            "response_format.json_schema.name",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "strin"}}}),
+            "response_format.json_schema.schema",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {"pattern": "x"}}}),
+            "response_format.json_schema.schema",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {}, "strict": 1}}),
+            "response_format.json_schema.strict",
+        ),
+    ] {
+        assert_eq!(
+            param_of(with("response_format", format.clone())),
+            param,
+            "{format}"
+        );
+    }
+    for ok in [
+        json!({"type": "json_object"}),
+        json!({"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+            "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}),
+    ] {
+        let r = with("response_format", ok.clone());
+        assert!(parse_json::<ChatCompletionRequest>(&r).is_ok(), "{ok}");
+    }
     let mut r = with("top_logprobs", json!(21));
     r["logprobs"] = json!(true);
     assert_eq!(param_of(r), "top_logprobs");

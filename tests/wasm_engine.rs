@@ -388,3 +388,70 @@ async fn wasm_logprobs_usage_and_completions_match_native() {
         ("BadRequestError", "top_p")
     );
 }
+
+#[wasm_bindgen_test]
+async fn wasm_structured_output_parses_and_follows_the_schema() {
+    // The same Rust path as natively (tests/structured.rs): response_format through
+    // engine.chat(), greedy and seeded, on the tiny random Qwen2 (its answers are noise, so
+    // only a constraint makes them JSON).
+    let engine = load_engine().await;
+    let schema = serde_json::json!({"type": "object", "properties": {
+        "mood": {"enum": ["good", "bad"]},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
+        "ok": {"type": "boolean"},
+    }, "required": ["mood", "ok"]});
+    let format = serde_json::json!({"type": "json_schema",
+        "json_schema": {"name": "m", "schema": schema, "strict": true}});
+    let msgs = serde_json::json!([{"role": "user", "content": "Hello there"}]);
+    for sampling in [
+        serde_json::json!({"temperature": 0}),
+        serde_json::json!({"temperature": 0.9, "seed": 7}),
+    ] {
+        let mut req = serde_json::json!({"messages": msgs, "max_tokens": 48,
+            "response_format": format});
+        for (k, v) in sampling.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let (done, _) = call(&engine, req, false).await.unwrap();
+        let choice = &done["choices"][0];
+        let text = choice["message"]["content"].as_str().unwrap();
+        assert_eq!(choice["finish_reason"], "stop", "{text}");
+        let v: serde_json::Value = serde_json::from_str(text).expect(text);
+        assert!(
+            ["good", "bad"].contains(&v["mood"].as_str().unwrap()),
+            "{text}"
+        );
+        assert!(v["ok"].is_boolean(), "{text}");
+        let keys = v.as_object().unwrap().keys();
+        assert!(keys
+            .into_iter()
+            .all(|k| ["mood", "tags", "ok"].contains(&k.as_str())));
+    }
+    let (obj, _) = call(
+        &engine,
+        serde_json::json!({"messages": msgs, "max_tokens": 48, "temperature": 0,
+            "response_format": {"type": "json_object"}}),
+        false,
+    )
+    .await
+    .unwrap();
+    let choice = &obj["choices"][0];
+    if choice["finish_reason"] == "stop" {
+        let text = choice["message"]["content"].as_str().unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(text)
+            .unwrap()
+            .is_object());
+    }
+    // A schema outside the subset is a BadRequestError naming it.
+    let bad = serde_json::json!({"type": "json_schema",
+        "json_schema": {"name": "m", "schema": {"type": "string", "pattern": "a+"}}});
+    let e = call(
+        &engine,
+        serde_json::json!({"messages": msgs, "response_format": bad}),
+        false,
+    )
+    .await
+    .unwrap_err();
+    let param = Reflect::get(&e, &"param".into()).unwrap().as_string();
+    assert_eq!(param.as_deref(), Some("response_format.json_schema.schema"));
+}

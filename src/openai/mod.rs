@@ -3,6 +3,7 @@
 //! that runs a request on an [`crate::engine::Engine`] ([`run`]). The CLI prints these objects as
 //! JSON; the browser receives them through serde-wasm-bindgen. The same code runs in both places.
 
+pub mod format;
 pub mod request;
 pub mod run;
 

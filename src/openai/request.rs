@@ -301,7 +301,8 @@ pub struct ChatCompletionRequest {
     pub logprobs: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<i64>,
-    /// Only `{"type": "text"}` (structured output is not supported yet).
+    /// `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", "json_schema":
+    /// {name, schema, strict}}` (structured output, see [`super::format`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<serde_json::Value>,
     /// Only absent or empty (tool calls are not supported yet).
@@ -374,14 +375,7 @@ impl Request for ChatCompletionRequest {
                 return bad("top_logprobs", "`top_logprobs` needs `logprobs: true`");
             }
         }
-        if let Some(f) = &self.response_format {
-            if f.get("type").and_then(|t| t.as_str()) != Some("text") {
-                return bad(
-                    "response_format",
-                    "`response_format` other than {\"type\": \"text\"} is not supported yet",
-                );
-            }
-        }
+        super::format::constraint(self.response_format.as_ref())?;
         if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
             return bad("tools", "`tools` (tool calls) are not supported yet");
         }
@@ -432,6 +426,9 @@ pub struct CompletionRequest {
     pub best_of: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
+    /// attend's extension: structured output as in chat completions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
     #[serde(flatten)]
     pub sampling: Sampling,
 }
@@ -467,6 +464,7 @@ impl Request for CompletionRequest {
                 "parse_special",
                 "best_of",
                 "suffix",
+                "response_format",
             ]
             .contains(&field)
     }
@@ -501,6 +499,7 @@ impl Request for CompletionRequest {
         if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
             return bad("suffix", "`suffix` (insertion) is not supported");
         }
+        super::format::constraint(self.response_format.as_ref())?;
         Ok(())
     }
 }

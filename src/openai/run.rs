@@ -98,8 +98,9 @@ pub async fn chat_completion(
     let mut chunks = ChunkStream::new(id.clone(), created, model);
     let tok = engine.tokenizer.clone();
     let mut content = Vec::new();
+    let mut constraint = super::format::constraint(req.response_format.as_ref())?;
     let stats = engine
-        .generate(&prompt, &params, |t| {
+        .generate_maybe_constrained(&prompt, &params, constraint.as_mut(), |t| {
             let lp = token_logprob(&tok, t);
             if stream {
                 let chunk = match lp.clone() {
@@ -194,8 +195,9 @@ pub async fn completion(
             "the chunk callback stopped the answer".into(),
         ));
     }
+    let mut constraint = super::format::constraint(req.response_format.as_ref())?;
     let stats = engine
-        .generate(&prompt, &params, |t| {
+        .generate_maybe_constrained(&prompt, &params, constraint.as_mut(), |t| {
             let lp = token_logprob(&tok, t);
             let mut step = None;
             if let Some(lp) = &lp {

@@ -84,6 +84,24 @@ export interface SamplingFields {
   signal?: AbortSignal;
 }
 
+/** A JSON Schema (the subset attend supports; see the README). */
+export type JsonSchema = boolean | { [keyword: string]: unknown };
+
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | {
+      type: "json_schema";
+      json_schema: {
+        /** 1-64 letters, digits, `_` or `-`. */
+        name: string;
+        description?: string;
+        schema: JsonSchema;
+        /** Accepted; attend always decodes strictly under the schema. */
+        strict?: boolean;
+      };
+    };
+
 export interface ChatCompletionRequest extends SamplingFields {
   messages: ChatMessage[];
   /** The newer name of `max_tokens` (wins when both are given). */
@@ -92,8 +110,13 @@ export interface ChatCompletionRequest extends SamplingFields {
   logprobs?: boolean;
   /** 0..20 most likely alternatives per token (needs `logprobs: true`). */
   top_logprobs?: number;
-  /** Only `{ type: "text" }` (structured output is not supported yet; others are rejected). */
-  response_format?: { type: "text" };
+  /**
+   * Structured output: `json_object` (any JSON object) or `json_schema` (JSON valid under the
+   * schema) constrains decoding, so an answer with finish_reason "stop" always parses (and
+   * validates). Compact JSON, no whitespace. A malformed or unsupported schema is a 400 naming
+   * `response_format.json_schema.schema`.
+   */
+  response_format?: ResponseFormat;
   /** Only empty (tool calls are not supported yet; others are rejected). */
   tools?: [];
   tool_choice?: "none" | "auto";
@@ -107,6 +130,8 @@ export interface CompletionRequest extends SamplingFields {
    * tokenizer and llama.cpp (default true). attend's extension.
    */
   parse_special?: boolean;
+  /** attend's extension: structured output as in chat completions. */
+  response_format?: ResponseFormat;
   /** 0..20: return each token's logprob with this many alternatives (OpenAI's legacy shape). */
   logprobs?: number;
   /** Prepend the prompt to the returned text. */

@@ -2,6 +2,7 @@
 
 use crate::cli::ModelArgs;
 use attend::chat::Message;
+use attend::constrain::JsonConstraint;
 use attend::engine::{Engine, GenParams, GenStats, Token};
 use attend::openai::request::Sampling;
 use attend::sampler::SamplerConfig;
@@ -126,8 +127,32 @@ pub struct GenerateArgs {
     /// text: the answer as it streams; jsonl: one JSON line per token, then a summary line.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// Constrain the answer to one JSON object (compact; stops when the object closes).
+    #[arg(long, conflicts_with = "json_schema")]
+    json: bool,
+    /// Constrain the answer to JSON valid under the JSON Schema in FILE (the subset in the
+    /// README's "The OpenAI-shaped API").
+    #[arg(long, value_name = "FILE")]
+    json_schema: Option<std::path::PathBuf>,
     #[command(flatten)]
     sampling: SamplingArgs,
+}
+
+/// The `--json` / `--json-schema FILE` constraint, if any (read before the model loads).
+fn constraint(a: &GenerateArgs) -> Result<Option<JsonConstraint>> {
+    if a.json {
+        return Ok(Some(JsonConstraint::any_object()));
+    }
+    let Some(path) = &a.json_schema else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("--json-schema {}: {e}", path.display())))?;
+    let schema: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("--json-schema {}: {e}", path.display())))?;
+    JsonConstraint::from_schema(&schema)
+        .map(Some)
+        .map_err(|e| Error::Invalid(format!("--json-schema {}: {e}", path.display())))
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +205,7 @@ fn stats_line(s: &GenStats) -> String {
 pub fn generate(a: &GenerateArgs) -> Result<()> {
     let mut p = a.sampling.params()?;
     p.top_logprobs = a.top_logprobs;
+    let mut constraint = constraint(a)?;
     let mut e = a.model.load()?;
     // A prompt that cannot run fails before the slow warmup.
     let prompt = prompt_ids(&e, &a.prompt)?;
@@ -187,7 +213,8 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     pollster::block_on(e.warmup())?; // tunes the matvecs and compiles the pipelines
     let jsonl = a.output == Output::Jsonl;
     let stdout = std::io::stdout();
-    let stats = pollster::block_on(e.generate(&prompt, &p, |t| {
+    let on = constraint.as_mut();
+    let stats = pollster::block_on(e.generate_maybe_constrained(&prompt, &p, on, |t| {
         let mut out = stdout.lock();
         if jsonl {
             let mut line = json!({ "id": t.id, "text": t.text });
