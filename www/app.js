@@ -197,8 +197,10 @@ async function answer({ api, prompt, stop, max_tokens }) {
         out.textContent = content;
         out.scrollIntoView({ block: "end" });
       }
+      if (c?.finish_reason) out.dataset.finish = c.finish_reason;
       if (chunk.usage) {
         const u = chunk.usage;
+        out.dataset.tokens = String(u.completion_tokens);
         $("stats").textContent = `${u.completion_tokens} tokens · ${u.decode_tokens_per_second.toFixed(1)} tok/s (prompt ${u.prompt_tokens} tokens at ${u.prefill_tokens_per_second.toFixed(1)} tok/s) · ${c.finish_reason}`;
         readingWriting(u);
       }

@@ -55,7 +55,9 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
   try {
     const page = browser.pages()[0] ?? (await browser.newPage());
     page.on("console", (m) => console.log(`[page] ${m.text()}`));
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    // An uncaught error in the page fails the test (it is also logged).
+    const pageErrors = [];
+    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
     await page.goto(`http://127.0.0.1:${PORT}/?max_tokens=${MAX_TOKENS}`);
     await page.waitForFunction(() => document.querySelector("#default-note").textContent.includes("served with this page"));
 
@@ -100,6 +102,10 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     await page.click("#stop");
     await page.waitForFunction(() => [...document.querySelectorAll(".msg.assistant")].pop().dataset.done, null, { timeout: 5 * 60_000 });
     assert.ok(!(await page.isDisabled("#send")), "the page must accept a new prompt after Stop");
+    // Stopped, not finished: the answer ends as a stop, shorter than max_tokens would allow.
+    const stopped = await page.evaluate(() => ({ ...[...document.querySelectorAll(".msg.assistant")].pop().dataset }));
+    assert.equal(stopped.finish, "stop", `after Stop: ${JSON.stringify(stopped)}`);
+    assert.ok(Number(stopped.tokens) >= 1 && Number(stopped.tokens) < MAX_TOKENS, `after Stop: ${JSON.stringify(stopped)}`);
     await page.screenshot({ path: path.join(artifacts, "chat.png"), fullPage: true });
 
     // Offline: the server goes away, the page reloads from the service worker, the model from OPFS.
@@ -114,6 +120,7 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     await page.waitForSelector(".msg.assistant[data-done]", { timeout: 10 * 60_000 });
     assert.equal(await page.textContent(".msg.assistant[data-done]"), expected, "offline answer differs");
     await page.screenshot({ path: path.join(artifacts, "chat-offline.png"), fullPage: true });
+    assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   } finally {
     await browser.close();
     server?.kill();

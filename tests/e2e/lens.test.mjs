@@ -49,7 +49,9 @@ test("clicking 'it' shows the weights native attend computes", { timeout: 25 * 6
   try {
     const page = browser.pages()[0] ?? (await browser.newPage());
     page.on("console", (m) => console.log(`[page] ${m.text()}`));
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    // An uncaught error in the page fails the test (it is also logged).
+    const pageErrors = [];
+    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
     await page.goto(`http://127.0.0.1:${PORT}/`);
     await page.waitForFunction(() => document.querySelector("#default-note").textContent.includes("served with this page"));
     await page.click("#load");
@@ -78,6 +80,7 @@ test("clicking 'it' shows the weights native attend computes", { timeout: 25 * 6
     const err = Math.max(...shown.map((w, j) => Math.abs(w - want[j])));
     console.log(`lens: "it" = token ${itIndex}, layer ${layer}, head ${head}: max |page - native| = ${err}`);
     assert.ok(err <= 1e-3, `page and native attend differ by ${err}`);
+    assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   } finally {
     await browser.close();
     server.kill();

@@ -37,7 +37,9 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
   });
   try {
     const page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    // An uncaught error in the page fails the test (it is also logged).
+    const pageErrors = [];
+    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
     await page.goto(`${BASE}/`);
     const size = fs.statSync(path.join(fixtures, "tiny-qwen2.gguf")).size;
     const url = `${BASE}/fixtures/tiny-qwen2.gguf?cut=300000`;
@@ -149,6 +151,7 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
       }
     });
     assert.match(cancelled, /cancelled/);
+    assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   } finally {
     await browser.close();
     server.kill();

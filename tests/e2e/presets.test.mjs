@@ -49,7 +49,9 @@ test("the few-shot preset streams a plain completion; reading vs writing shows b
   try {
     const page = browser.pages()[0] ?? (await browser.newPage());
     page.on("console", (m) => console.log(`[page] ${m.text()}`));
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    // An uncaught error in the page fails the test (it is also logged).
+    const pageErrors = [];
+    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
     // Record what the page sends to the engine's worker and every chunk that streams back.
     await page.addInitScript(() => {
       window.__sent = [];
@@ -125,6 +127,7 @@ test("the few-shot preset streams a plain completion; reading vs writing shows b
     assert.ok(lensMs > 0, `lens cost ${lensMs} ms`);
     assert.match(await page.textContent("#rw-lens"), /^lens: \d+ ms$/);
     console.log(`lens: ${lensMs.toFixed(0)} ms`);
+    assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   } finally {
     await browser.close();
     server.kill();
