@@ -65,6 +65,34 @@ impl SamplerConfig {
             || self.frequency_penalty != 0.0
     }
 
+    /// NaN, non-positive or infinite temperature: greedy.
+    fn is_greedy(&self) -> bool {
+        let t = self.temperature;
+        t.is_nan() || t <= 0.0 || t.is_infinite()
+    }
+
+    /// The truncation in force over `vocab` tokens whose largest logit is `m`: top-k (0: off),
+    /// top-p (1: off) and min-p's logit floor (-inf: off).
+    fn truncation(&self, m: f32, vocab: usize) -> (usize, f64, f32) {
+        let top_k = if self.top_k > 0 && self.top_k < vocab {
+            self.top_k
+        } else {
+            0
+        };
+        let top_p = if self.top_p.is_nan() {
+            1.0
+        } else {
+            self.top_p as f64
+        };
+        // min-p keeps p_i >= min_p * p_max, i.e. (x_i - m) / T >= ln(min_p).
+        let floor = if self.min_p > 0.0 {
+            (m as f64 + (self.min_p.min(1.0) as f64).ln() * self.temperature as f64) as f32
+        } else {
+            f32::NEG_INFINITY
+        };
+        (top_k, top_p, floor)
+    }
+
     /// Whether the logits are used as the model gives them: no penalty and no bias can change
     /// which token is the most likely (only then may greedy decoding pick it on the GPU).
     pub fn leaves_logits_unchanged(&self) -> bool {
@@ -327,33 +355,15 @@ impl Sampler {
 
     fn sample_from(&mut self, x: &[f32]) -> u32 {
         let c = &self.cfg;
-        // NaN, non-positive or infinite temperature: greedy.
-        let greedy = c.temperature.is_nan() || c.temperature <= 0.0 || c.temperature.is_infinite();
         let m = x
             .iter()
             .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-        if greedy || m == f32::NEG_INFINITY || m == f32::INFINITY {
+        if c.is_greedy() || m == f32::NEG_INFINITY || m == f32::INFINITY {
             return argmax(x);
         }
         let inv_t = 1.0 / c.temperature as f64;
         let weight = |v: f32| ((v as f64 - m as f64) * inv_t).exp();
-        let n = x.len();
-        let top_k = if c.top_k > 0 && c.top_k < n {
-            c.top_k
-        } else {
-            0
-        };
-        let top_p = if c.top_p.is_nan() {
-            1.0
-        } else {
-            c.top_p as f64
-        };
-        // min-p keeps p_i >= min_p * p_max, i.e. (x_i - m) / T >= ln(min_p).
-        let floor = if c.min_p > 0.0 {
-            (m as f64 + (c.min_p.min(1.0) as f64).ln() * c.temperature as f64) as f32
-        } else {
-            f32::NEG_INFINITY
-        };
+        let (top_k, top_p, floor) = c.truncation(m, x.len());
 
         if top_k == 0 && top_p >= 1.0 && floor == f32::NEG_INFINITY {
             return self.draw_full(x, m, inv_t as f32);

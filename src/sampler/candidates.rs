@@ -90,20 +90,14 @@ impl Sampler {
     /// Whether a step's token is a draw from the whole row (a positive temperature and no top-k,
     /// top-p or min-p truncation): the GPU then draws it (`kernels::topk`).
     pub fn draws_from_the_row(&self, vocab: usize) -> bool {
-        let c = &self.cfg;
-        let t = c.temperature;
-        t > 0.0
-            && t.is_finite()
-            && (c.top_k == 0 || c.top_k >= vocab)
-            && (c.top_p.is_nan() || c.top_p >= 1.0)
-            && c.min_p <= 0.0
+        let (top_k, top_p, floor) = self.cfg.truncation(0.0, vocab);
+        !self.cfg.is_greedy() && top_k == 0 && top_p >= 1.0 && floor == f32::NEG_INFINITY
     }
 
     /// Whether deciding a step needs the row's mass at the temperature (top-p without top-k).
     pub fn needs_the_mass(&self, vocab: usize) -> bool {
-        let c = &self.cfg;
-        let top_k = c.top_k > 0 && c.top_k < vocab;
-        !top_k && c.top_p < 1.0
+        let (top_k, top_p, _) = self.cfg.truncation(0.0, vocab);
+        top_k == 0 && top_p < 1.0
     }
 
     /// The seed of the GPU's Gumbel draw for the next pass (its own stream, so that the CPU's
@@ -117,28 +111,12 @@ impl Sampler {
     /// or `None` when the candidates do not decide it; the random stream is consumed only when a
     /// token is returned. Without any truncation the GPU's Gumbel draw is the sample.
     pub fn sample_candidates(&mut self, c: &Candidates, vocab: usize) -> Option<u32> {
-        let cfg = &self.cfg;
-        let t = cfg.temperature;
-        if t.is_nan() || t <= 0.0 || t.is_infinite() {
+        if self.cfg.is_greedy() {
             return c.top.first().map(|c| c.0);
         }
-        let (m, inv_t) = (c.max, 1.0 / t as f64);
+        let (m, inv_t) = (c.max, 1.0 / self.cfg.temperature as f64);
         let weight = |v: f32| ((v as f64 - m as f64) * inv_t).exp();
-        let top_k = if cfg.top_k > 0 && cfg.top_k < vocab {
-            cfg.top_k
-        } else {
-            0
-        };
-        let top_p = if cfg.top_p.is_nan() {
-            1.0
-        } else {
-            cfg.top_p as f64
-        };
-        let floor = if cfg.min_p > 0.0 {
-            (m as f64 + (cfg.min_p.min(1.0) as f64).ln() * t as f64) as f32
-        } else {
-            f32::NEG_INFINITY
-        };
+        let (top_k, top_p, floor) = self.cfg.truncation(m, vocab);
         if top_k == 0 && top_p >= 1.0 && floor == f32::NEG_INFINITY {
             return c.gumbel.map(|g| g.0);
         }
