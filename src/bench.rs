@@ -56,6 +56,10 @@ pub struct BenchReport {
     /// caller, who did the loading).
     pub load_s: f64,
     pub compile_s: f64,
+    /// Of `compile_s`: pipelines created by then, and the seconds spent creating them (the rest
+    /// is tuning the matvec and matmul shapes, and the two warm-up passes).
+    pub pipelines: usize,
+    pub pipeline_s: f64,
     /// Weights plus KV cache read by one decoded token (mean over the decoded positions).
     pub bytes_per_token: u64,
     pub decode_gb_s: f64,
@@ -203,6 +207,8 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
         ttft_s: median(&mut ttft),
         load_s: 0.0,
         compile_s: 0.0,
+        pipelines: 0,
+        pipeline_s: 0.0,
         bytes_per_token,
         decode_gb_s,
         copy_gb_s: bw.read_gb_s,

@@ -537,7 +537,9 @@ impl Engine {
     /// first answer (pipeline creation is slow in browsers and on software adapters).
     pub async fn warmup(&mut self) -> Result<()> {
         self.lost.poll(&self.gpu.device)?;
+        let t0 = now_s();
         self.model.tune(&self.gpu).await?;
+        let t_tune = now_s() - t0;
         // Plans captured before the tune would keep the untuned kernel shapes.
         self.passes.clear(&self.gpu);
         let n = self
@@ -558,6 +560,10 @@ impl Engine {
         let index = self.run(Input::OnGpu, n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
+        if std::env::var_os("ATTEND_TUNE_LOG").is_some() {
+            let passes = now_s() - t0 - t_tune;
+            crate::log_line(&format!("warmup: tune {t_tune:.2} s, passes {passes:.2} s"));
+        }
         Ok(())
     }
 

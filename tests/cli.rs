@@ -454,3 +454,73 @@ fn max_gpu_bytes_refuses_a_model_over_the_budget() {
         assert!(!ok && err.contains("is not a byte count"), "{bad}: {err}");
     }
 }
+
+/// `attend bench --json` on the tiny Qwen2 fixture with its own `ATTEND_CACHE`.
+fn bench_tiny(cache: &std::path::Path, extra: &[&str]) -> Value {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .env("ATTEND_CACHE", cache)
+        .args([
+            "bench",
+            "--model",
+            model.to_str().unwrap(),
+            "--context",
+            "64",
+        ])
+        .args([
+            "--prompt-tokens",
+            "4",
+            "--gen-tokens",
+            "2",
+            "--repeat",
+            "1",
+            "--json",
+        ])
+        .args(extra)
+        .output()
+        .expect("run attend");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    serde_json::from_slice(&out.stdout).expect("bench prints one JSON object")
+}
+
+#[test]
+fn tuned_shapes_are_remembered_between_runs() {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tuned-shapes");
+    let _ = std::fs::remove_dir_all(&cache);
+    let file = cache.join("tuned.json");
+    let pipelines = |v: &Value| v["pipelines"].as_u64().expect("pipelines");
+    let shapes = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("tuned.json written"))
+            .expect("tuned.json is JSON")
+    };
+
+    // The first run measures every candidate shape and keeps the winners.
+    let first = bench_tiny(&cache, &[]);
+    let kept = shapes();
+    let keys: Vec<&String> = kept.as_object().expect("an object").keys().collect();
+    assert!(
+        keys.iter().any(|k| k.contains("| matvec "))
+            && keys.iter().any(|k| k.contains("| matmul ")),
+        "{keys:?}"
+    );
+    // The next compiles only the winners.
+    let second = bench_tiny(&cache, &[]);
+    assert!(
+        pipelines(&second) < pipelines(&first),
+        "pipelines: {} with remembered shapes, {} measuring",
+        pipelines(&second),
+        pipelines(&first)
+    );
+    assert_eq!(shapes(), kept);
+    // A damaged file costs a full tune, never a failure, and is written again.
+    std::fs::write(&file, "{\"not\": json").unwrap();
+    // (Which pipelines the warm-up passes add depends on which shapes won, so counts of two
+    // measuring runs may differ by one or two.)
+    let third = bench_tiny(&cache, &[]);
+    assert!(pipelines(&third) > pipelines(&second));
+    assert_eq!(shapes().as_object().unwrap().len(), keys.len());
+    // --retune measures again although the file is there.
+    let fourth = bench_tiny(&cache, &["--retune"]);
+    assert!(pipelines(&fourth) > pipelines(&second));
+}

@@ -71,6 +71,10 @@ mod cli {
         /// would need more GPU memory than B bytes (B may end in K, M or G).
         #[arg(long, value_name = "B", value_parser = parse_bytes, allow_hyphen_values = true)]
         pub max_gpu_bytes: Option<u64>,
+        /// Measure the kernel shapes again instead of reusing the ones remembered for this
+        /// adapter in $ATTEND_CACHE/tuned.json (default ~/.cache/attend).
+        #[arg(long)]
+        pub retune: bool,
     }
 
     /// A byte count: digits with an optional binary suffix `K`, `M` or `G` (`512M` = 512 MiB).
@@ -95,6 +99,45 @@ mod cli {
             };
             pollster::block_on(Engine::load_file(&self.model, &opts))
         }
+
+        /// Tune the kernels and compile the pipelines before the first answer, starting from the
+        /// shapes measured by earlier runs on this adapter (only the winners are then compiled)
+        /// and remembering the new ones. A missing or damaged file only means a full tune.
+        pub fn warmup(&self, e: &mut Engine) -> Result<()> {
+            let file = tuned_file();
+            match (&file, self.retune) {
+                (Some(f), false) => {
+                    if let Ok(text) = std::fs::read_to_string(f) {
+                        if let Err(err) = attend::kernels::tuned::import(&text) {
+                            log::warn!("ignoring {}: {err}", f.display());
+                        }
+                    }
+                }
+                _ => attend::kernels::tuned::clear(),
+            }
+            pollster::block_on(e.warmup())?;
+            if let Some(f) = file {
+                // Written beside and renamed, so concurrent runs never read half a file.
+                let tmp = f.with_extension(format!("json.{}", std::process::id()));
+                let saved = std::fs::create_dir_all(f.parent().unwrap_or(&f))
+                    .and_then(|()| std::fs::write(&tmp, attend::kernels::tuned::export()))
+                    .and_then(|()| std::fs::rename(&tmp, &f));
+                if let Err(err) = saved {
+                    let _ = std::fs::remove_file(&tmp);
+                    log::warn!("could not save the tuned shapes to {}: {err}", f.display());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `$ATTEND_CACHE/tuned.json`, by default under `~/.cache/attend`.
+    fn tuned_file() -> Option<PathBuf> {
+        let dir = match std::env::var_os("ATTEND_CACHE") {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/attend"),
+        };
+        Some(dir.join("tuned.json"))
     }
 
     #[derive(Args, Debug)]

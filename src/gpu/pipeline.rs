@@ -58,6 +58,8 @@ fn key_matches(key: &Key, shader: &'static str, entry: &str, constants: &[(&str,
 pub struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<u64, Vec<(Key, Arc<wgpu::ComputePipeline>)>>>,
+    /// Seconds spent creating modules and pipelines (what `compile_s` is made of, beside tuning).
+    create_s: Mutex<f64>,
 }
 
 impl PipelineCache {
@@ -70,14 +72,79 @@ impl PipelineCache {
         constants: &[(&str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
         let hash = key_hash(shader.name, entry, constants);
-        if let Some(list) = self.pipelines.lock().unwrap().get(&hash) {
-            if let Some((_, p)) = list
+        if let Some(p) = self.lookup(hash, shader, entry, constants) {
+            return p;
+        }
+        let t0 = crate::engine::now_s();
+        let pipeline = self.create(device, shader, entry, constants, hash);
+        *self.create_s.lock().unwrap() += crate::engine::now_s() - t0;
+        pipeline
+    }
+
+    fn lookup(
+        &self,
+        hash: u64,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Option<Arc<wgpu::ComputePipeline>> {
+        let pipelines = self.pipelines.lock().unwrap();
+        let list = pipelines.get(&hash)?;
+        list.iter()
+            .find(|(k, _)| key_matches(k, shader.name, entry, constants))
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Create every pipeline of `wanted` that is missing; natively on as many threads as there
+    /// are cores (compiling a pipeline is a slow, single-threaded LLVM job on software adapters).
+    pub(crate) fn create_all(&self, device: &wgpu::Device, wanted: &super::recorder::Wanted) {
+        type Missing<'a> = (Shader, &'a str, Vec<(&'a str, f64)>, u64);
+        let mut missing: Vec<Missing> = Vec::new();
+        for (shader, entry, constants) in wanted {
+            let constants: Vec<(&str, f64)> =
+                constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let hash = key_hash(shader.name, entry, &constants);
+            let seen = missing
                 .iter()
-                .find(|(k, _)| key_matches(k, shader.name, entry, constants))
-            {
-                return p.clone();
+                .any(|m| m.3 == hash && m.1 == entry && m.2 == constants);
+            if !seen && self.lookup(hash, shader, entry, &constants).is_none() {
+                missing.push((*shader, entry, constants, hash));
             }
         }
+        let t0 = crate::engine::now_s();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((shader, entry, constants, hash)) = missing.get(i) else {
+                    break;
+                };
+                self.create(device, shader, entry, constants, *hash);
+            };
+            std::thread::scope(|s| {
+                for _ in 1..cores.min(missing.len()) {
+                    s.spawn(work);
+                }
+                work();
+            });
+        }
+        #[cfg(target_arch = "wasm32")]
+        for (shader, entry, constants, hash) in &missing {
+            self.create(device, shader, entry, constants, *hash);
+        }
+        *self.create_s.lock().unwrap() += crate::engine::now_s() - t0;
+    }
+
+    fn create(
+        &self,
+        device: &wgpu::Device,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        hash: u64,
+    ) -> Arc<wgpu::ComputePipeline> {
         let key: Key = (
             shader.name,
             entry.to_string(),
@@ -125,6 +192,11 @@ impl PipelineCache {
 
     pub fn len(&self) -> usize {
         self.pipelines.lock().unwrap().values().map(Vec::len).sum()
+    }
+
+    /// Seconds spent creating shader modules and pipelines so far.
+    pub fn create_seconds(&self) -> f64 {
+        *self.create_s.lock().unwrap()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -109,6 +109,9 @@ pub(crate) struct Patch {
     pub delta: u32,
 }
 
+/// The pipelines a collecting recorder was asked for: shader, entry point, override constants.
+pub(crate) type Wanted = Vec<(Shader, String, Vec<(String, f64)>)>;
+
 /// What a capturing recorder keeps instead of encoding.
 struct Capture {
     pos: u32,
@@ -133,6 +136,8 @@ pub struct Recorder<'g> {
     last_params: Option<(usize, usize)>,
     /// Set while capturing a [`Plan`]: commands are kept, not encoded.
     capture: Option<Capture>,
+    /// Set by [`Recorder::collect`]: only the pipelines dispatches would use are noted.
+    wanted: Option<Wanted>,
 }
 
 impl<'g> Recorder<'g> {
@@ -154,7 +159,23 @@ impl<'g> Recorder<'g> {
             temps: Vec::new(),
             last_params: None,
             capture: None,
+            wanted: None,
         }
+    }
+
+    /// A recorder that records nothing and only notes which pipelines its dispatches would use
+    /// (see [`Recorder::into_wanted`]), so they can be created together, in parallel, up front.
+    pub(crate) fn collect(gpu: &'g Gpu, label: &str) -> Recorder<'g> {
+        let mut rec = Recorder::new(gpu, label);
+        rec.encoder = None;
+        rec.timed = None;
+        rec.wanted = Some(Vec::new());
+        rec
+    }
+
+    /// The pipelines a collecting recorder was asked for.
+    pub(crate) fn into_wanted(mut self) -> Wanted {
+        self.wanted.take().unwrap_or_default()
     }
 
     /// A recorder that captures a pass at position `pos` into a [`Plan`] (see
@@ -249,6 +270,12 @@ impl<'g> Recorder<'g> {
         buffers: &[Arg<'_>],
         workgroups: [u32; 3],
     ) {
+        if let Some(wanted) = &mut self.wanted {
+            let constants = constants.iter().map(|(k, v)| (k.to_string(), *v));
+            wanted.push((*shader, entry.to_string(), constants.collect()));
+            self.dispatches += 1;
+            return;
+        }
         let pipeline = self
             .gpu
             .pipelines
@@ -351,6 +378,9 @@ impl<'g> Recorder<'g> {
         dst_offset: u64,
         size: u64,
     ) {
+        if self.wanted.is_some() {
+            return;
+        }
         if let Some(cap) = &mut self.capture {
             cap.ops.push(Op::Copy {
                 src: src.clone(),
@@ -367,6 +397,9 @@ impl<'g> Recorder<'g> {
 
     /// Zero `size` bytes (a multiple of 4) of `buf` from `offset`.
     pub fn clear(&mut self, buf: &wgpu::Buffer, offset: u64, size: u64) {
+        if self.wanted.is_some() {
+            return;
+        }
         if let Some(cap) = &mut self.capture {
             cap.ops.push(Op::Clear {
                 buf: buf.clone(),

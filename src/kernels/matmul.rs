@@ -59,7 +59,7 @@ pub fn matmul_split(
 /// Which prefill kernel runs a matrix: the workgroup-tiled one (GPUs: shared tiles, coalesced
 /// loads) or the register-tiled one (CPU adapters) with its tokens per invocation, workgroup size
 /// and whether x may come through the uniform view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MatmulShape {
     Tiled,
     Rt {
@@ -398,11 +398,6 @@ fn candidates(gpu: &crate::gpu::Gpu) -> Vec<MatmulShape> {
     }
 }
 
-/// Tuned prefill kernels per adapter and matrix class (format, layout, rows, columns, tokens).
-type TuneKey = (String, u32, bool, usize, usize, u32);
-static TUNED: std::sync::Mutex<Option<std::collections::HashMap<TuneKey, MatmulShape>>> =
-    std::sync::Mutex::new(None);
-
 /// Pick the fastest prefill kernel for `m`-token chunks of `w` by timing each candidate and
 /// remember it in `w`. `x` holds at least `m × cols` f32 (an activation buffer, so the uniform view
 /// can be tried) and `y` at least `m × rows`. Results never change beyond summation order.
@@ -413,33 +408,29 @@ pub async fn tune(
     y: &wgpu::Buffer,
     m: u32,
 ) -> crate::Result<MatmulShape> {
-    let key = (
-        gpu.adapter.name.clone(),
-        w.ty.id(),
-        w.layout == Layout::Packed,
+    let candidates = candidates(gpu);
+    let what = format!(
+        "matmul {} {} {}x{} m={m}",
+        w.ty.name(),
+        if w.layout == Layout::Packed {
+            "packed"
+        } else {
+            "ggml"
+        },
         w.rows,
-        w.cols,
-        m,
+        w.cols
     );
-    if let Some(s) = TUNED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .get(&key)
-    {
-        w.set_matmul_shape(*s);
-        return Ok(*s);
+    let key = super::tuned::key(gpu, &super::matvec::SHADER, &what);
+    if let Some(s) = super::tuned::get(&key, &candidates) {
+        w.set_matmul_shape(s);
+        return Ok(s);
     }
     let label = format!("matmul {} {}x{} m={m}", w.ty.name(), w.rows, w.cols);
-    let best = super::matvec::fastest(gpu, &label, candidates(gpu), y, |rec, shape| {
+    let best = super::matvec::fastest(gpu, &label, candidates, y, |rec, shape| {
         matmul_with_shape(rec, w, x, y, m, None, None, shape)
     })
     .await?;
-    TUNED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .insert(key, best);
+    super::tuned::put(key, &best);
     w.set_matmul_shape(best);
     Ok(best)
 }

@@ -41,7 +41,7 @@ pub struct Split<'a> {
 
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
 /// of 4 rows, and whether the activations may be read from a uniform buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MatvecShape {
     pub wg: u32,
     pub tpr: u32,
@@ -297,10 +297,6 @@ fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
     }
 }
 
-/// Tuned shapes, per adapter and matrix class (format, layout, rows, columns): a second model
-/// with the same shapes (or a reload) skips the measurement.
-type TuneKey = (String, u32, bool, usize, usize, u32);
-
 /// What a matrix is used for when decoding, so the tune times the kernel that will run: each
 /// use is its own pipeline (a GLU or split epilogue can change which shape is fastest).
 #[derive(Clone, Copy)]
@@ -309,8 +305,6 @@ pub enum MatvecUse<'a> {
     Glu(Glu),
     Split(Split<'a>),
 }
-static TUNED: std::sync::Mutex<Option<std::collections::HashMap<TuneKey, MatvecShape>>> =
-    std::sync::Mutex::new(None);
 
 /// Pick the fastest shape for a one-token matvec with `w` by timing each candidate (a few
 /// dispatches each, a few milliseconds in all on small models) and remember it in `w`. `x` and `y`
@@ -328,37 +322,32 @@ pub async fn tune(
         MatvecUse::Glu(g) => (Some(g), None, 1 + g as u32),
         MatvecUse::Split(s) => (None, Some(s), 9),
     };
-    let key = (
-        gpu.adapter.name.clone(),
-        w.ty.id(),
-        w.layout == Layout::Packed,
-        w.rows,
-        w.cols,
-        kind,
-    );
-    if let Some(s) = TUNED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .get(&key)
-    {
-        w.set_matvec_shape(*s);
-        return Ok(*s);
-    }
     let candidates: Vec<MatvecShape> = candidates(gpu)
         .into_iter()
         .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
         .collect();
+    let what = format!(
+        "matvec {} {} {}x{} use {kind}",
+        w.ty.name(),
+        if w.layout == Layout::Packed {
+            "packed"
+        } else {
+            "ggml"
+        },
+        w.rows,
+        w.cols
+    );
+    let key = super::tuned::key(gpu, &SHADER, &what);
+    if let Some(s) = super::tuned::get(&key, &candidates) {
+        w.set_matvec_shape(s);
+        return Ok(s);
+    }
     let label = format!("{} {}x{} use {kind}", w.ty.name(), w.rows, w.cols);
     let best = fastest(gpu, &label, candidates, y, |rec, shape| {
         dispatch(rec, w, x, y, 1, None, shape, glu, split)
     })
     .await?;
-    TUNED
-        .lock()
-        .unwrap()
-        .get_or_insert_with(Default::default)
-        .insert(key, best);
+    super::tuned::put(key, &best);
     w.set_matvec_shape(best);
     Ok(best)
 }
@@ -374,6 +363,12 @@ pub(crate) async fn fastest<S: Copy + std::fmt::Debug>(
     run: impl Fn(&mut Recorder, S),
 ) -> crate::Result<S> {
     let sink = gpu.storage("tune sink", 4)?;
+    // Every candidate is a pipeline to compile: create them together, on all cores.
+    let mut wanted = Recorder::collect(gpu, label);
+    for &shape in &candidates {
+        run(&mut wanted, shape);
+    }
+    gpu.pipelines.create_all(&gpu.device, &wanted.into_wanted());
     let mut best: Option<(f64, S)> = None;
     let reps = 3;
     let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();

@@ -17,6 +17,7 @@ pub mod norm;
 pub mod rope;
 pub mod softmax;
 pub mod topk;
+pub mod tuned;
 
 // Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
 

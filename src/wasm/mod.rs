@@ -93,6 +93,9 @@ pub fn gpu_memory() -> Result<JsValue, JsValue> {
     chat::to_js(&serde_json::json!({ "buffers": buffers, "bytes": bytes, "devices": devices }))
 }
 
+/// The model cache's file of tuned kernel shapes (see `kernels::tuned`).
+const TUNED_SHAPES: &str = "tuned-shapes.txt";
+
 #[wasm_bindgen]
 pub struct WasmEngine {
     inner: Rc<RefCell<Engine>>,
@@ -100,6 +103,8 @@ pub struct WasmEngine {
     /// Seconds from `load` to the uploaded weights, and to compiled pipelines (for `bench`).
     load_s: f64,
     compile_s: f64,
+    /// Pipelines created by the end of the warm-up, and the seconds spent creating them.
+    pipelines: (usize, f64),
 }
 
 /// Reports `{phase, loaded, total, cached}` to JS at most every 1 MiB of progress.
@@ -271,10 +276,34 @@ impl WasmEngine {
         let mut engine = builder.finish().map_err(err)?;
         let load_s = crate::engine::now_s() - t0;
         progress.report("compile", done_before, done_before, false, true);
+        // Kernel shapes measured by an earlier load on this browser's adapter: only the winners
+        // are compiled. Best effort: without the cache (another tab holds the file, no worker)
+        // the kernels are measured afresh.
+        let shapes = match (&store, use_cache) {
+            (Some(s), _) => Some(s.clone()),
+            (None, true) => Store::open().await.ok(),
+            (None, false) => None,
+        };
+        let retune = Reflect::get(&options, &"retune".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if retune {
+            crate::kernels::tuned::clear();
+        } else if let Some(s) = &shapes {
+            if let Ok(Some(text)) = s.read_text(TUNED_SHAPES).await {
+                let _ = crate::kernels::tuned::import(&text);
+            }
+        }
         let warm = match cancel.check(&what) {
             Ok(()) => engine.warmup().await.map_err(err),
             Err(e) => Err(e),
         };
+        if let (Ok(()), Some(s)) = (&warm, &shapes) {
+            let _ = s
+                .write_text(TUNED_SHAPES, &crate::kernels::tuned::export())
+                .await;
+        }
         // A cancel that came while the pipelines compiled: the engine is dropped here, with all
         // its buffers, instead of being handed to a caller that no longer wants it.
         if let Err(e) = warm.and_then(|()| cancel.check(&what)) {
@@ -282,12 +311,19 @@ impl WasmEngine {
             return Err(e);
         }
         let compile_s = crate::engine::now_s() - t0 - load_s;
+        // In a browser pipeline creation returns at once and the GPU process compiles behind it:
+        // `pipeline_s` is only the JS-side cost there.
+        let pipelines = (
+            engine.gpu.pipelines.len(),
+            engine.gpu.pipelines.create_seconds(),
+        );
         progress.report("ready", done_before, done_before, false, true);
         Ok(WasmEngine {
             inner: Rc::new(RefCell::new(engine)),
             name: sources[0].name(),
             load_s,
             compile_s,
+            pipelines,
         })
     }
 
@@ -334,6 +370,10 @@ impl WasmEngine {
             // The wasm linear memory: the model streams through it, so it stays small.
             "wasm_heap_bytes": wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length(),
             "shader_f16_available": e.gpu.caps().shader_f16,
+            // The load's compile phase: its seconds and the pipelines made (fewer when the kernel
+            // shapes were remembered from an earlier load).
+            "compile_s": self.compile_s,
+            "pipelines": self.pipelines.0,
         });
         chat::to_js(&v)
     }
@@ -385,6 +425,7 @@ impl WasmEngine {
     pub fn bench(&self, options: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         let (load_s, compile_s, name) = (self.load_s, self.compile_s, self.name.clone());
+        let pipelines = self.pipelines;
         wasm_bindgen_futures::future_to_promise(async move {
             let mut e = inner
                 .try_borrow_mut()
@@ -404,6 +445,7 @@ impl WasmEngine {
             let mut r = crate::bench::run(&mut e, &o).await.map_err(err)?;
             r.load_s = load_s;
             r.compile_s = compile_s;
+            (r.pipelines, r.pipeline_s) = pipelines;
             let mut v = serde_json::to_value(&r).map_err(|e| JsError::new(&e.to_string()))?;
             v["model"] = serde_json::json!(name);
             chat::to_js(&v)

@@ -50,6 +50,7 @@ fn key(url: &str) -> String {
     format!("{h:016x}")
 }
 
+#[derive(Clone)]
 pub struct Store {
     dir: FileSystemDirectoryHandle,
 }
@@ -131,6 +132,33 @@ impl Store {
         // Closed also when writing failed (a full disk): an open handle locks the file.
         h.close();
         written.map_err(|e| js_err("writing cache metadata", e))
+    }
+
+    /// A small text file of the cache (not a model), or None if there is none.
+    pub async fn read_text(&self, name: &str) -> Result<Option<String>, JsValue> {
+        let Some(h) = self.handle(name, false).await? else {
+            return Ok(None);
+        };
+        let size = h
+            .get_size()
+            .map_err(|e| js_err("reading a cache file", e))? as usize;
+        let mut buf = vec![0u8; size];
+        let read = h.read_with_u8_array(&mut buf);
+        h.close();
+        read.map_err(|e| js_err("reading a cache file", e))?;
+        Ok(String::from_utf8(buf).ok())
+    }
+
+    /// Replace the small text file `name` of the cache.
+    pub async fn write_text(&self, name: &str, text: &str) -> Result<(), JsValue> {
+        let h = self.handle(name, true).await?.expect("created");
+        let written = (|| {
+            h.truncate_with_u32(0)?;
+            h.write_with_u8_array(text.as_bytes())?;
+            h.flush()
+        })();
+        h.close();
+        written.map_err(|e| js_err("writing a cache file", e))
     }
 
     /// The cached bytes of `url` (possibly partial), opened for reading and appending.

@@ -98,6 +98,7 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
     const changed = await page.evaluate(async (url) => {
       const { Engine, listCachedModels } = await import("/attend-llm/index.js");
       const engine = await Engine.load(url);
+      const info = await engine.info();
       await engine.unload();
       // The cached bytes, read back from the origin private file system.
       const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("attend-models");
@@ -109,8 +110,15 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
         const data = await (await (await dir.getFileHandle(name.replace(/\.json$/, ".gguf"))).getFile()).arrayBuffer();
         sha = [...new Uint8Array(await crypto.subtle.digest("SHA-256", data))].map((b) => b.toString(16).padStart(2, "0")).join("");
       }
-      return { sha, cached: (await listCachedModels()).find((m) => m.url === url) };
+      const shapes = await (await (await dir.getFileHandle("tuned-shapes.txt")).getFile()).text();
+      return { sha, info, shapes: JSON.parse(shapes), cached: (await listCachedModels()).find((m) => m.url === url) };
     }, curl);
+    // The same model in a new worker: the kernel shapes the first load measured were kept in
+    // the cache, so only the winning pipelines were compiled.
+    const shapes = Object.keys(changed.shapes);
+    assert.ok(shapes.some((k) => k.includes("| matvec ")) && shapes.some((k) => k.includes("| matmul ")), shapes.join("\n"));
+    assert.ok(second.info.pipelines > 0 && changed.info.pipelines < second.info.pipelines,
+      `pipelines: first load ${second.info.pipelines}, with remembered shapes ${changed.info.pipelines}`);
     const { createHash } = await import("node:crypto");
     assert.equal(changed.sha, createHash("sha256").update(fresh).digest("hex"), "the cache holds the new file, not a splice");
     assert.ok(changed.cached?.complete && changed.cached.bytes === fresh.length, JSON.stringify(changed.cached));

@@ -38,6 +38,11 @@ export interface LoadOptions {
    */
   cache?: boolean;
   /**
+   * Measure the kernel shapes again instead of reusing the ones an earlier load measured on this
+   * adapter (kept in the model cache, so a reload compiles only the winning pipelines).
+   */
+  retune?: boolean;
+  /**
    * Use this worker instead of the bundled one. A failed or cancelled load leaves it running
    * (the bundled worker is ended instead), so the same worker can load again.
    */
@@ -235,6 +240,13 @@ export interface EngineInfo {
   shader_f16_available: boolean;
   /** Size of the WebAssembly memory: models stream through it, so it stays small. */
   wasm_heap_bytes: number;
+  /** Seconds the load spent tuning kernel shapes and compiling pipelines. */
+  compile_s: number;
+  /**
+   * Pipelines compiled by the load: every candidate kernel shape on the first load on this
+   * adapter, only the winners once their measurement is remembered in the model cache.
+   */
+  pipelines: number;
 }
 
 export interface AttentionLens {

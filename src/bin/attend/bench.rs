@@ -31,8 +31,9 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     let mut e = a.model.load()?;
     let load_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    pollster::block_on(e.warmup())?;
+    a.model.warmup(&mut e)?; // tunes the kernels and compiles the pipelines
     let compile_s = t1.elapsed().as_secs_f64();
+    let (pipelines, pipeline_s) = (e.gpu.pipelines.len(), e.gpu.pipelines.create_seconds());
     let d = attend::bench::BenchOptions::default();
     let o = attend::bench::BenchOptions {
         prompt_tokens: a.prompt_tokens.unwrap_or(d.prompt_tokens),
@@ -44,6 +45,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     let mut r = pollster::block_on(attend::bench::run(&mut e, &o))?;
     r.load_s = load_s;
     r.compile_s = compile_s;
+    (r.pipelines, r.pipeline_s) = (pipelines, pipeline_s);
     let mut v = serde_json::to_value(&r).map_err(|e| Error::Invalid(e.to_string()))?;
     let model = a.model.model.display().to_string();
     v["model"] = json!(model);
@@ -83,6 +85,10 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         mib(r.kv_bytes),
         r.load_s,
         r.compile_s
+    );
+    println!(
+        "compile  {:>8.2} s     creating {} pipelines; the rest tunes shapes and warms up",
+        r.pipeline_s, r.pipelines
     );
     for pass in ["prefill", "decode"] {
         let rows: Vec<_> = r.profile.iter().filter(|k| k.pass == pass).collect();

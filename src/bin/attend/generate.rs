@@ -210,7 +210,7 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     // A prompt that cannot run fails before the slow warmup.
     let prompt = prompt_ids(&e, &a.prompt)?;
     e.check_prompt(&prompt)?;
-    pollster::block_on(e.warmup())?; // tunes the matvecs and compiles the pipelines
+    a.model.warmup(&mut e)?; // tunes the kernels and compiles the pipelines
     let jsonl = a.output == Output::Jsonl;
     let stdout = std::io::stdout();
     let on = constraint.as_mut();
@@ -295,7 +295,7 @@ message; resets), /exit; Ctrl-C stops an answer, Ctrl-D quits";
 pub fn chat(a: &ChatArgs) -> Result<()> {
     let p = a.sampling.params()?;
     let mut e = a.model.load()?;
-    pollster::block_on(e.warmup())?;
+    a.model.warmup(&mut e)?; // tunes the kernels and compiles the pipelines
     ctrlc::set_handler(|| {
         if ANSWERING.load(Ordering::SeqCst) {
             STOP.store(true, Ordering::SeqCst);

@@ -1,0 +1,96 @@
+//! Tuned kernel shapes: per adapter, kernel family and matrix class, remembered for the life of
+//! the process and, exported and imported as JSON, across loads. The CLI keeps them in
+//! `~/.cache/attend/tuned.json`, the browser worker in its origin-private model cache, so a reload
+//! compiles only the winning pipelines instead of every candidate (pipeline compilation is most of
+//! the load time on software adapters and in browsers).
+//!
+//! A remembered shape is used only while it is still one of the current candidates, and keys
+//! carry the crate version and a hash of the shader, so a new kernel is measured afresh.
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+static TUNED: Mutex<BTreeMap<String, serde_json::Value>> = Mutex::new(BTreeMap::new());
+
+/// FNV-1a of a shader's text (which kernel version a measurement was made with).
+fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The key of one measurement: adapter (name and driver), crate version, shader text, and the
+/// matrix class (`what`: format, layout, size, use).
+pub(crate) fn key(gpu: &crate::gpu::Gpu, shader: &crate::gpu::Shader, what: &str) -> String {
+    let a = &gpu.adapter;
+    format!(
+        "{} | {} | {} | v{} {:016x} | {what}",
+        a.name,
+        a.backend,
+        a.driver,
+        env!("CARGO_PKG_VERSION"),
+        text_hash(shader.source)
+    )
+}
+
+/// The remembered shape for `key`, if it is still one of `candidates`.
+pub(crate) fn get<T: DeserializeOwned + PartialEq>(key: &str, candidates: &[T]) -> Option<T> {
+    let v = TUNED.lock().unwrap().get(key)?.clone();
+    let shape: T = serde_json::from_value(v).ok()?;
+    candidates.contains(&shape).then_some(shape)
+}
+
+pub(crate) fn put<T: Serialize>(key: String, shape: &T) {
+    if let Ok(v) = serde_json::to_value(shape) {
+        TUNED.lock().unwrap().insert(key, v);
+    }
+}
+
+/// Every remembered shape, as one JSON object (key → shape).
+pub fn export() -> String {
+    serde_json::to_string(&*TUNED.lock().unwrap()).unwrap_or_else(|_| "{}".into())
+}
+
+/// Remember the shapes of an [`export`]; returns how many there were. Text that is not such an
+/// object is an error and changes nothing (a stale or damaged file only costs a new tune).
+pub fn import(json: &str) -> crate::Result<usize> {
+    let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| crate::Error::Invalid(format!("tuned shapes: {e}")))?;
+    let n = map.len();
+    TUNED.lock().unwrap().extend(map);
+    Ok(n)
+}
+
+/// Forget every shape (tests, and `attend bench --retune`).
+pub fn clear() {
+    TUNED.lock().unwrap().clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shape_is_used_only_while_it_is_a_candidate() {
+        put("test | a".into(), &(8u32, true));
+        assert_eq!(get("test | a", &[(4u32, true), (8, true)]), Some((8, true)));
+        // No longer among the candidates (a new kernel version): measured again.
+        assert_eq!(get("test | a", &[(4u32, true)]), None);
+        assert_eq!(get::<(u32, bool)>("test | missing", &[(8, true)]), None);
+    }
+
+    #[test]
+    fn export_and_import_round_trip_and_bad_text_changes_nothing() {
+        put("test | b".into(), &[1u32, 2]);
+        let text = export();
+        let before = TUNED.lock().unwrap().len();
+        assert!(import("{\"test | b\": [3, 4").is_err());
+        assert!(import("[1, 2]").is_err());
+        assert_eq!(TUNED.lock().unwrap().len(), before);
+        assert!(import(&text).unwrap() >= 1);
+        assert_eq!(get("test | b", &[[1u32, 2]]), Some([1, 2]));
+        import("{\"test | b\": [5, 6]}").unwrap();
+        assert_eq!(get("test | b", &[[5u32, 6]]), Some([5, 6]));
+    }
+}
