@@ -1,5 +1,5 @@
-//! Tool calls on a real engine: the tiny random Qwen2 (tests/reference/tiny-qwen2.gguf) with
-//! Qwen2.5's tool-calling template. A forced call (`tool_choice` named or "required") must come
+//! Tool calls on a real engine: the tiny random Qwen2 with Qwen2.5's tool-calling template
+//! (tests/support/tool_model.rs). A forced call (`tool_choice` named or "required") must come
 //! back as `message.tool_calls` with `finish_reason: "tool_calls"` and arguments that validate
 //! against the tool's schema (checked with `boon`); the next turn, with the assistant's call and
 //! a `role: "tool"` result, must be accepted; a streamed answer's deltas must add up to the
@@ -14,7 +14,9 @@ use attend::openai::{ChatCompletionChunk, ChatCompletionRequest};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 
-const QWEN25: &str = include_str!("reference/templates/qwen2.5-instruct.jinja");
+#[path = "support/tool_model.rs"]
+mod tool_model;
+use tool_model::{tiny_qwen2_with_tools, QWEN25_TEMPLATE as QWEN25};
 
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 
@@ -22,7 +24,7 @@ fn with_engine<T>(qwen25: bool, f: impl FnOnce(&mut Engine) -> T) -> T {
     let mut g = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let e = g.get_or_insert_with(|| {
         let path = std::env::temp_dir().join(format!("attend-tools-{}.gguf", std::process::id()));
-        std::fs::write(&path, longer_context(include_bytes!("reference/tiny-qwen2.gguf"))).unwrap();
+        std::fs::write(&path, tiny_qwen2_with_tools()).unwrap();
         let opts = LoadOptions {
             context: Some(2048),
             ..Default::default()
@@ -37,19 +39,6 @@ fn with_engine<T>(qwen25: bool, f: impl FnOnce(&mut Engine) -> T) -> T {
     };
     e.reset();
     f(e)
-}
-
-/// tiny-qwen2 with `qwen2.context_length` raised from 512 to 2048: Qwen2.5's tool prompt alone
-/// is ~760 tokens of its small vocabulary (the weights are random; positions past 512 are as
-/// good as any).
-pub fn longer_context(gguf: &[u8]) -> Vec<u8> {
-    let key = b"qwen2.context_length";
-    let at = gguf.windows(key.len()).position(|w| w == key).expect("the key") + key.len();
-    assert_eq!(gguf[at..at + 4], 4u32.to_le_bytes(), "a u32 value");
-    assert_eq!(gguf[at + 4..at + 8], 512u32.to_le_bytes());
-    let mut out = gguf.to_vec();
-    out[at + 4..at + 8].copy_from_slice(&2048u32.to_le_bytes());
-    out
 }
 
 /// The whole answer and the streamed chunks (when `stream` is set).
