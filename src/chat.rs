@@ -17,9 +17,9 @@ use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 
 mod filters;
+mod message;
 mod pyfmt;
 mod sandbox;
-mod message;
 pub use message::{FunctionCall, Message, ToolCall};
 pub use pyfmt::strftime;
 pub use sandbox::{MAX_SEQ_ITEMS, MAX_STRING_BYTES, RAW_BUDGET_BYTES, RENDER_BUDGET_BYTES};
@@ -256,7 +256,9 @@ impl ChatTemplate {
         let mut safe = Vec::with_capacity(messages.len());
         let extra = tools_json.as_deref().unwrap_or("");
         for m in messages {
-            safe.push(m.map_texts(|s| markers.defuse(tokenizer, s, || self.texts(messages, extra))));
+            safe.push(
+                m.map_texts(|s| markers.defuse(tokenizer, s, || self.texts(messages, extra))),
+            );
         }
         let safe_tools = match tools {
             Some(t) if !tokenizer.control_token_ranges(extra).is_empty() => {
@@ -289,12 +291,19 @@ impl ChatTemplate {
 }
 
 /// `v` with every string (object keys included) passed through `f`.
-fn json_map_strings(v: &serde_json::Value, f: &mut impl FnMut(&str) -> String) -> serde_json::Value {
+fn json_map_strings(
+    v: &serde_json::Value,
+    f: &mut impl FnMut(&str) -> String,
+) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         J::String(s) => J::String(f(s)),
         J::Array(a) => J::Array(a.iter().map(|x| json_map_strings(x, f)).collect()),
-        J::Object(o) => J::Object(o.iter().map(|(k, x)| (f(k), json_map_strings(x, f))).collect()),
+        J::Object(o) => J::Object(
+            o.iter()
+                .map(|(k, x)| (f(k), json_map_strings(x, f)))
+                .collect(),
+        ),
         x => x.clone(),
     }
 }

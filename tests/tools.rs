@@ -87,7 +87,9 @@ fn valid(schema: &Value, value: &Value) -> Result<(), String> {
 fn the_call(done: &Value, names: &[&str]) -> Value {
     let choice = &done["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{done:#}");
-    let calls = choice["message"]["tool_calls"].as_array().expect("tool_calls");
+    let calls = choice["message"]["tool_calls"]
+        .as_array()
+        .expect("tool_calls");
     assert_eq!(calls.len(), 1, "{done:#}");
     let call = &calls[0];
     assert_eq!(call["type"], "function");
@@ -112,7 +114,10 @@ fn forced_calls_round_trip() {
         let named = json!({"type": "function", "function": {"name": "get_weather"}});
         let (done, _) = chat(e, &request(named)).unwrap();
         let call = the_call(&done, &["get_weather"]);
-        assert!(done["choices"][0]["message"]["content"].is_null(), "{done:#}");
+        assert!(
+            done["choices"][0]["message"]["content"].is_null(),
+            "{done:#}"
+        );
 
         let (done, _) = chat(e, &request(json!("required"))).unwrap();
         the_call(&done, &["get_weather", "set_alarm"]);
@@ -121,19 +126,29 @@ fn forced_calls_round_trip() {
         let mut next = request(json!("auto"));
         let msgs = next["messages"].as_array_mut().unwrap();
         msgs.push(json!({"role": "assistant", "content": null, "tool_calls": [call.clone()]}));
-        msgs.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "{\"sky\": \"clear\"}"}));
+        msgs.push(
+            json!({"role": "tool", "tool_call_id": call["id"], "content": "{\"sky\": \"clear\"}"}),
+        );
         let first = done["usage"]["prompt_tokens"].as_u64().unwrap();
         let (done, _) = chat(e, &next).unwrap();
         let reason = done["choices"][0]["finish_reason"].as_str().unwrap();
-        assert!(["stop", "length", "tool_calls"].contains(&reason), "{reason}");
+        assert!(
+            ["stop", "length", "tool_calls"].contains(&reason),
+            "{reason}"
+        );
         assert!(done["usage"]["prompt_tokens"].as_u64().unwrap() > first + 10);
         assert!(done["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
         // A tool message without its call id is refused, naming the field.
         let mut bad = next.clone();
-        bad["messages"][2].as_object_mut().unwrap().remove("tool_call_id");
+        bad["messages"][2]
+            .as_object_mut()
+            .unwrap()
+            .remove("tool_call_id");
         match chat(e, &bad).unwrap_err() {
-            attend::Error::BadRequest { param, .. } => assert_eq!(param, "messages[2].tool_call_id"),
+            attend::Error::BadRequest { param, .. } => {
+                assert_eq!(param, "messages[2].tool_call_id")
+            }
             err => panic!("{err}"),
         }
     });
@@ -149,7 +164,10 @@ fn assemble(chunks: &[Value]) -> (String, Vec<(String, String)>, String) {
             assert_eq!(tc["index"].as_u64().unwrap() as usize, calls.len());
             assert!(tc["id"].as_str().unwrap().starts_with("call_"));
             let f = &tc["function"];
-            calls.push((f["name"].as_str().unwrap().into(), f["arguments"].as_str().unwrap().into()));
+            calls.push((
+                f["name"].as_str().unwrap().into(),
+                f["arguments"].as_str().unwrap().into(),
+            ));
         }
         if let Some(f) = ch["finish_reason"].as_str() {
             finish = f.into();
@@ -164,7 +182,10 @@ fn whole(done: &Value) -> (String, Vec<(String, String)>, String) {
     let calls = calls
         .map(|tc| {
             let f = &tc["function"];
-            (f["name"].as_str().unwrap().into(), f["arguments"].as_str().unwrap().into())
+            (
+                f["name"].as_str().unwrap().into(),
+                f["arguments"].as_str().unwrap().into(),
+            )
         })
         .collect();
     let content = ch["message"]["content"].as_str().unwrap_or("").to_string();
@@ -196,7 +217,10 @@ fn tool_choice_none_and_templates_without_tools() {
         plain.as_object_mut().unwrap().remove("tools");
         plain.as_object_mut().unwrap().remove("tool_choice");
         let (without, _) = chat(e, &plain).unwrap();
-        assert_eq!(none["usage"]["prompt_tokens"], without["usage"]["prompt_tokens"]);
+        assert_eq!(
+            none["usage"]["prompt_tokens"],
+            without["usage"]["prompt_tokens"]
+        );
         assert!(none["choices"][0]["message"].get("tool_calls").is_none());
         let (auto, _) = chat(e, &request(json!("auto"))).unwrap();
         let shown = auto["usage"]["prompt_tokens"].as_u64().unwrap();

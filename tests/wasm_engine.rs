@@ -490,7 +490,10 @@ async fn wasm_named_tool_call_round_trip() {
     assert_eq!(calls[0]["function"]["name"], "get_weather");
     let args: serde_json::Value =
         serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert!(args["city"].as_str().unwrap().chars().count() <= 12, "{args}");
+    assert!(
+        args["city"].as_str().unwrap().chars().count() <= 12,
+        "{args}"
+    );
     assert!(["celsius", "fahrenheit"].contains(&args["unit"].as_str().unwrap()));
     let deltas: Vec<&serde_json::Value> = chunks
         .iter()
@@ -508,8 +511,10 @@ async fn wasm_named_tool_call_round_trip() {
 
     let msgs = req["messages"].as_array_mut().unwrap();
     msgs.push(serde_json::json!({"role": "assistant", "content": null, "tool_calls": calls}));
-    msgs.push(serde_json::json!({"role": "tool", "tool_call_id": calls[0]["id"],
-        "content": "{\"sky\": \"clear\"}"}));
+    msgs.push(
+        serde_json::json!({"role": "tool", "tool_call_id": calls[0]["id"],
+        "content": "{\"sky\": \"clear\"}"}),
+    );
     req["tool_choice"] = serde_json::json!("auto");
     req["max_tokens"] = serde_json::json!(8);
     let (next, _) = call(&engine, req, false).await.unwrap();

@@ -141,15 +141,7 @@ pub async fn chat_completion(
         on_chunk(&last);
     }
     let logprobs = req.logprobs.then_some(ChoiceLogprobs { content });
-    let mut done = ChatCompletion::new(
-        id,
-        created,
-        model,
-        answer.text,
-        finish,
-        usage,
-        logprobs,
-    );
+    let mut done = ChatCompletion::new(id, created, model, answer.text, finish, usage, logprobs);
     if !answer.calls.is_empty() {
         done.choices[0].message.tool_calls = Some(answer.calls);
     }

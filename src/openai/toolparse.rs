@@ -133,9 +133,9 @@ impl ToolParser {
                             self.calls += 1;
                             out.push(call);
                         }
-                        None => out.push(ToolEvent::Content(format!(
-                            "{dropped}{OPEN}{body}{CLOSE}"
-                        ))),
+                        None => {
+                            out.push(ToolEvent::Content(format!("{dropped}{OPEN}{body}{CLOSE}")))
+                        }
                     }
                     self.held = rest;
                     self.phase = Phase::Text;
@@ -217,7 +217,11 @@ mod tests {
             .filter(|&i| text.is_char_boundary(i))
             .map(|i| vec![&text[..i], &text[i..]])
             .collect();
-        splits.push(text.char_indices().map(|(i, c)| &text[i..i + c.len_utf8()]).collect());
+        splits.push(
+            text.char_indices()
+                .map(|(i, c)| &text[i..i + c.len_utf8()])
+                .collect(),
+        );
         for pieces in splits {
             let mut p = ToolParser::new(syntax);
             let mut events: Vec<ToolEvent> = pieces.iter().flat_map(|s| p.push(s)).collect();
@@ -241,7 +245,10 @@ mod tests {
             parse(Hermes, text),
             (
                 "Let me check.".to_string(),
-                vec![call("get_weather", r#"{"city":"Paris"}"#), call("add", r#"{"a":1}"#)]
+                vec![
+                    call("get_weather", r#"{"city":"Paris"}"#),
+                    call("add", r#"{"a":1}"#)
+                ]
             )
         );
         same_when_streamed(Hermes, text);
@@ -270,7 +277,10 @@ mod tests {
         let text = "<tool_call>{\"name\": \"f\"}</tool_call><tool_call>{oops</tool_call>";
         assert_eq!(
             parse(Hermes, text),
-            ("<tool_call>{oops</tool_call>".to_string(), vec![call("f", "{}")])
+            (
+                "<tool_call>{oops</tool_call>".to_string(),
+                vec![call("f", "{}")]
+            )
         );
         same_when_streamed(Hermes, text);
     }
@@ -280,14 +290,27 @@ mod tests {
         let text = "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}";
         assert_eq!(
             parse(Llama3, text),
-            (String::new(), vec![call("get_weather", r#"{"city":"Paris"}"#)])
+            (
+                String::new(),
+                vec![call("get_weather", r#"{"city":"Paris"}"#)]
+            )
         );
         let tagged = format!("<|python_tag|>{text}");
         assert_eq!(parse(Llama3, &tagged).1.len(), 1);
-        for t in [text, &tagged, "The weather is fine.", " {\"name\": ", "<|python_ta"] {
+        for t in [
+            text,
+            &tagged,
+            "The weather is fine.",
+            " {\"name\": ",
+            "<|python_ta",
+        ] {
             same_when_streamed(Llama3, t);
         }
-        for t in ["The weather is {\"name\": \"x\"}", "{\"name\": \"f\", \"parameters\": ", "{}"] {
+        for t in [
+            "The weather is {\"name\": \"x\"}",
+            "{\"name\": \"f\", \"parameters\": ",
+            "{}",
+        ] {
             assert_eq!(parse(Llama3, t), (t.to_string(), vec![]), "{t:?}");
         }
     }

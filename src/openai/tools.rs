@@ -264,7 +264,8 @@ impl Constraint for ToolCallConstraint {
         })
     }
     fn advance(&mut self, bytes: &[u8]) -> bool {
-        self.branches.retain_mut(|br| bytes.iter().all(|&b| br.feed(b)));
+        self.branches
+            .retain_mut(|br| bytes.iter().all(|&b| br.feed(b)));
         !self.branches.is_empty()
     }
     fn is_complete(&self) -> bool {
@@ -281,9 +282,11 @@ mod tests {
     use serde_json::json;
 
     fn weather() -> Vec<Value> {
-        vec![json!({"type": "function", "function": {"name": "get_weather",
+        vec![
+            json!({"type": "function", "function": {"name": "get_weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                           "required": ["city"]}}})]
+                           "required": ["city"]}}}),
+        ]
     }
 
     #[test]
@@ -307,9 +310,14 @@ mod tests {
         for (bad_tool, field) in [
             (json!({"type": "code"}), "tools[0].type"),
             (json!({"type": "function"}), "tools[0].function"),
-            (json!({"type": "function", "function": {"name": "a b"}}), "tools[0].function.name"),
-            (json!({"type": "function", "function": {"name": "f", "parameters": 3}}),
-             "tools[0].function.parameters"),
+            (
+                json!({"type": "function", "function": {"name": "a b"}}),
+                "tools[0].function.name",
+            ),
+            (
+                json!({"type": "function", "function": {"name": "f", "parameters": 3}}),
+                "tools[0].function.parameters",
+            ),
         ] {
             match tools(Some(&[bad_tool])).unwrap_err() {
                 Error::BadRequest { param, .. } => assert_eq!(param, field),

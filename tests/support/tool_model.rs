@@ -18,7 +18,10 @@ pub fn tiny_qwen2_with_tools() -> Vec<u8> {
             w.add_metadata(k, v.clone());
         }
     }
-    w.add_metadata("tokenizer.chat_template", Value::String(QWEN25_TEMPLATE.into()));
+    w.add_metadata(
+        "tokenizer.chat_template",
+        Value::String(QWEN25_TEMPLATE.into()),
+    );
     w.add_metadata("qwen2.context_length", Value::U32(2048));
     for t in &g.tensors {
         let at = (g.data_offsets[0] + t.offset) as usize;
