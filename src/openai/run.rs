@@ -165,7 +165,7 @@ impl ToolPlan {
         let Some(syntax) = ToolSyntax::of_template(template) else {
             return Err(crate::Error::bad_request(
                 "tools",
-                "the model's chat template takes no tools in a syntax attend reads (Qwen2.5/Hermes \
+                "`tools`: the model's chat template takes no tools in a syntax attend reads (Qwen2.5/Hermes \
                  `<tool_call>` or Llama 3 JSON)",
             ));
         };

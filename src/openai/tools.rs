@@ -122,11 +122,11 @@ pub fn choice(v: Option<&Value>, tools: &[Tool]) -> Result<ToolChoice> {
     };
     match &c {
         ToolChoice::Required if tools.is_empty() => {
-            bad("tool_choice", "`tool_choice: \"required\"` needs `tools`")
+            bad("tool_choice", "`tool_choice` \"required\" needs `tools`")
         }
         ToolChoice::Named(n) if !tools.iter().any(|t| &t.name == n) => bad(
             "tool_choice.function.name",
-            format!("`tool_choice` names '{n}', which is not among `tools`"),
+            format!("`tool_choice.function.name` '{n}' is not among `tools`"),
         ),
         _ => Ok(c),
     }
