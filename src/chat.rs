@@ -13,65 +13,16 @@ use crate::gguf::Gguf;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use minijinja::machinery::{get_compiled_template, make_string_output, Vm};
-use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
-use serde::{Deserialize, Serialize};
 
+mod filters;
+mod message;
 mod pyfmt;
 mod sandbox;
+pub use message::{FunctionCall, Message, ToolCall};
 pub use pyfmt::strftime;
 pub use sandbox::{MAX_SEQ_ITEMS, MAX_STRING_BYTES, RAW_BUDGET_BYTES, RENDER_BUDGET_BYTES};
-
-/// One chat turn, as in OpenAI's API and HF's `messages` list. When read from JSON, `content` may
-/// also be `null` (empty) or OpenAI's list of parts, whose `text` parts are joined with newlines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    #[serde(default, deserialize_with = "content_text")]
-    pub content: String,
-}
-
-fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    #[derive(Deserialize)]
-    struct Part {
-        #[serde(default)]
-        text: Option<String>,
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Content {
-        Text(String),
-        Parts(Vec<Part>),
-        Null(()),
-    }
-    Ok(match Content::deserialize(d)? {
-        Content::Text(s) => s,
-        Content::Parts(parts) => parts
-            .into_iter()
-            .filter_map(|p| p.text)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Content::Null(()) => String::new(),
-    })
-}
-
-impl Message {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
 
 /// ChatML (`<|im_start|>role\n…<|im_end|>\n`), used by SmolLM, Qwen2 and many fine-tunes. No default
 /// system prompt: a model that wants one ships its own template.
@@ -208,16 +159,27 @@ impl ChatTemplate {
     /// add_generation_prompt=…)` does. The result still contains the BOS text if the template emits
     /// it; the tokenizer must then not add another BOS.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// [`ChatTemplate::render`] with `tools` (OpenAI's `{type: "function", function: {…}}`
+    /// objects) handed to the template as `apply_chat_template(messages, tools=…)` does.
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: Option<&[serde_json::Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let tmpl = self
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(template_error)?;
         let ctx = minijinja::context! {
-            messages => messages,
+            messages => messages.iter().map(Message::template_value).collect::<Vec<_>>(),
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos,
             eos_token => &self.eos,
-            tools => Value::from(()),
+            tools => tools.map_or(Value::from(()), Value::from_serialize),
             documents => Value::from(()),
         };
         // MiniJinja's own `render`, on a copy of the instructions whose growing operators are
@@ -266,9 +228,24 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>> {
+        self.tokenize_with_tools(tokenizer, messages, None, add_generation_prompt)
+    }
+
+    /// [`ChatTemplate::tokenize`] with `tools` given to the template (their text is the
+    /// caller's too: it counts toward the input limit and its control-token text stays plain).
+    pub fn tokenize_with_tools(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        tools: Option<&[serde_json::Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
+        let tools_json = tools.map(|t| serde_json::to_string(t).unwrap_or_default());
         let input: usize = messages
             .iter()
-            .map(|m| m.role.len() + m.content.len())
+            .flat_map(Message::texts)
+            .chain(tools_json.as_deref())
+            .map(str::len)
             .sum();
         if input > MAX_CHAT_INPUT_BYTES {
             return Err(Error::Invalid(format!(
@@ -277,12 +254,24 @@ impl ChatTemplate {
         }
         let mut markers = Markers::default();
         let mut safe = Vec::with_capacity(messages.len());
+        let extra = tools_json.as_deref().unwrap_or("");
         for m in messages {
-            let role = markers.defuse(tokenizer, &m.role, || self.texts(messages));
-            let content = markers.defuse(tokenizer, &m.content, || self.texts(messages));
-            safe.push(Message { role, content });
+            safe.push(
+                m.map_texts(|s| markers.defuse(tokenizer, s, || self.texts(messages, extra))),
+            );
         }
-        let text = self.render(&safe, add_generation_prompt)?;
+        let safe_tools = match tools {
+            Some(t) if !tokenizer.control_token_ranges(extra).is_empty() => {
+                let v = serde_json::to_value(t).unwrap_or_default();
+                let v = json_map_strings(&v, &mut |s| {
+                    markers.defuse(tokenizer, s, || self.texts(messages, extra))
+                });
+                Some(v.as_array().cloned().unwrap_or_default())
+            }
+            Some(t) => Some(t.to_vec()),
+            None => None,
+        };
+        let text = self.render_with_tools(&safe, safe_tools.as_deref(), add_generation_prompt)?;
         if markers.back.is_empty() {
             return Ok(tokenizer.encode_with_plain_parts(&text, false, |s| s.to_string()));
         }
@@ -290,10 +279,32 @@ impl ChatTemplate {
     }
 
     /// Every text a marker character must not collide with.
-    fn texts<'a>(&'a self, messages: &'a [Message]) -> impl Iterator<Item = &'a str> + 'a {
-        [self.source.as_str(), &self.bos, &self.eos]
+    fn texts<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        [self.source.as_str(), &self.bos, &self.eos, tools]
             .into_iter()
-            .chain(messages.iter().flat_map(|m| [m.role.as_str(), &m.content]))
+            .chain(messages.iter().flat_map(Message::texts))
+    }
+}
+
+/// `v` with every string (object keys included) passed through `f`.
+fn json_map_strings(
+    v: &serde_json::Value,
+    f: &mut impl FnMut(&str) -> String,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => J::String(f(s)),
+        J::Array(a) => J::Array(a.iter().map(|x| json_map_strings(x, f)).collect()),
+        J::Object(o) => J::Object(
+            o.iter()
+                .map(|(k, x)| (f(k), json_map_strings(x, f)))
+                .collect(),
+        ),
+        x => x.clone(),
     }
 }
 
@@ -707,118 +718,8 @@ fn hf_environment() -> Environment<'static> {
     });
     sandbox::install(&mut env);
     env.add_function(NS_STORE, ns_store);
-    env.add_function("raise_exception", raise_exception);
-    env.add_function("strftime_now", strftime_now);
-    env.add_filter("tojson", tojson);
+    env.add_function("raise_exception", filters::raise_exception);
+    env.add_function("strftime_now", filters::strftime_now);
+    env.add_filter("tojson", filters::tojson);
     env
-}
-
-fn raise_exception(message: Value) -> std::result::Result<Value, minijinja::Error> {
-    let text = match message.as_str() {
-        Some(s) => s.to_string(),
-        None => pyfmt::py_str(&message)?,
-    };
-    Err(minijinja::Error::new(
-        ErrorKind::InvalidOperation,
-        format!("raise_exception: {text}"),
-    ))
-}
-
-fn strftime_now(format: &str) -> std::result::Result<Value, minijinja::Error> {
-    Ok(Value::from(strftime(format, unix_now_seconds())))
-}
-
-/// Seconds since the Unix epoch (UTC). `std::time::SystemTime` panics on wasm32-unknown-unknown,
-/// so the browser asks JavaScript's clock instead.
-fn unix_now_seconds() -> i64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        (js_sys::Date::now() / 1000.0).floor() as i64
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    }
-}
-
-/// HF's `tojson`: `json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.
-fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
-    let ensure_ascii = kwargs.get::<Option<bool>>("ensure_ascii")?.unwrap_or(false);
-    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
-    let indent = match kwargs.get::<Option<Value>>("indent")? {
-        None => None,
-        Some(v) if v.is_none() => None,
-        Some(v) => match v.kind() {
-            ValueKind::Number => {
-                let n = i64::try_from(v.clone()).unwrap_or(i64::MAX).max(0);
-                if n > MAX_INDENT as i64 {
-                    return Err(minijinja::Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("tojson: indent {n} exceeds the limit of {MAX_INDENT}"),
-                    ));
-                }
-                Some(" ".repeat(n as usize))
-            }
-            ValueKind::String => {
-                let s = v.as_str().unwrap_or("");
-                if s.len() > MAX_INDENT {
-                    return Err(minijinja::Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!(
-                            "tojson: indent string longer than the limit of {MAX_INDENT} bytes"
-                        ),
-                    ));
-                }
-                Some(s.to_string())
-            }
-            _ => {
-                return Err(minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    "tojson: bad indent",
-                ))
-            }
-        },
-    };
-    let separators = match kwargs.get::<Option<Value>>("separators")? {
-        Some(v) if !v.is_none() => {
-            let parts: Vec<String> = v
-                .try_iter()?
-                .map(|p| p.as_str().map(str::to_string))
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    minijinja::Error::new(ErrorKind::InvalidOperation, "tojson: bad separators")
-                })?;
-            match parts.as_slice() {
-                [a, b] => Some((a.clone(), b.clone())),
-                _ => {
-                    return Err(minijinja::Error::new(
-                        ErrorKind::InvalidOperation,
-                        "tojson: bad separators",
-                    ))
-                }
-            }
-        }
-        _ => None,
-    };
-    kwargs.assert_all_used()?;
-    let (item_sep, key_sep) = separators.unwrap_or_else(|| {
-        // Python: (', ', ': ') without indent, (',', ': ') with it.
-        (
-            if indent.is_some() { "," } else { ", " }.to_string(),
-            ": ".to_string(),
-        )
-    });
-    let opts = pyfmt::JsonOpts {
-        ensure_ascii,
-        sort_keys,
-        indent,
-        item_sep,
-        key_sep,
-    };
-    let mut out = String::new();
-    pyfmt::json_dumps(&value, &opts, 0, &mut out)?;
-    Ok(Value::from(out))
 }

@@ -262,6 +262,15 @@ impl Engine {
         self.template.tokenize(&self.tokenizer, messages, true) // the template writes BOS itself
     }
 
+    /// [`Engine::chat_prompt`] with `tools` handed to the template (OpenAI's tool objects).
+    pub fn chat_prompt_with_tools(
+        &self,
+        messages: &[Message],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<Vec<u32>> {
+        (self.template).tokenize_with_tools(&self.tokenizer, messages, tools, true)
+    }
+
     /// The checks `generate` makes on a prompt before touching the cache (callers with a slow
     /// step between tokenizing and generating can fail early with them).
     pub fn check_prompt(&self, prompt: &[u32]) -> Result<()> {

@@ -164,10 +164,7 @@ fn invalid_values_are_rejected_naming_the_field() {
         ("logit_bias", json!({"5": 101})),
         ("n", json!(2)),
         ("response_format", json!("json")),
-        (
-            "tools",
-            json!([{"type": "function", "function": {"name": "f"}}]),
-        ),
+        ("tools", json!("f")),
         ("tool_choice", json!("required")),
         // Wrong types are named too.
         ("max_tokens", json!("many")),

@@ -455,3 +455,68 @@ async fn wasm_structured_output_parses_and_follows_the_schema() {
     let param = Reflect::get(&e, &"param".into()).unwrap().as_string();
     assert_eq!(param.as_deref(), Some("response_format.json_schema.schema"));
 }
+
+#[path = "support/tool_model.rs"]
+mod tool_model;
+
+#[wasm_bindgen_test]
+async fn wasm_named_tool_call_round_trip() {
+    // The native round trip of tests/tools.rs through engine.chat(): a forced call to a named
+    // function comes back in tool_calls (streamed as one delta), and the next turn with the call
+    // and its result is accepted.
+    let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+    let engine = WasmEngine::load(
+        Uint8Array::from(&tool_model::tiny_qwen2_with_tools()[..]).into(),
+        js(serde_json::json!({"contextLength": 2048})),
+        on_progress.as_ref().unchecked_ref::<Function>().clone(),
+        &CancelToken::new(),
+    )
+    .await
+    .expect("load the tool model");
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 12},
+            "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"]}}}]);
+    let mut req = serde_json::json!({
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": tools, "temperature": 0, "max_tokens": 120, "stream": true,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}}});
+    let (done, chunks) = call(&engine, req.clone(), false).await.unwrap();
+    let choice = &done["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{done}");
+    assert!(choice["message"]["content"].is_null());
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    let args: serde_json::Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(
+        args["city"].as_str().unwrap().chars().count() <= 12,
+        "{args}"
+    );
+    assert!(["celsius", "fahrenheit"].contains(&args["unit"].as_str().unwrap()));
+    let deltas: Vec<&serde_json::Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0]["index"], 0);
+    assert_eq!(deltas[0]["id"], calls[0]["id"]);
+    assert_eq!(deltas[0]["function"], calls[0]["function"]);
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+
+    let msgs = req["messages"].as_array_mut().unwrap();
+    msgs.push(serde_json::json!({"role": "assistant", "content": null, "tool_calls": calls}));
+    msgs.push(
+        serde_json::json!({"role": "tool", "tool_call_id": calls[0]["id"],
+        "content": "{\"sky\": \"clear\"}"}),
+    );
+    req["tool_choice"] = serde_json::json!("auto");
+    req["max_tokens"] = serde_json::json!(8);
+    let (next, _) = call(&engine, req, false).await.unwrap();
+    assert!(next["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}

@@ -89,3 +89,19 @@ pub fn allowed_ids<'a>(
         })
         .collect()
 }
+
+/// A boxed constraint is one (a request picks its constraint at run time).
+impl<C: Constraint + ?Sized> Constraint for Box<C> {
+    fn allows(&self, bytes: &[u8]) -> bool {
+        (**self).allows(bytes)
+    }
+    fn advance(&mut self, bytes: &[u8]) -> bool {
+        (**self).advance(bytes)
+    }
+    fn is_complete(&self) -> bool {
+        (**self).is_complete()
+    }
+    fn is_done(&self) -> bool {
+        (**self).is_done()
+    }
+}

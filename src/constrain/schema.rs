@@ -1,8 +1,7 @@
 //! A JSON Schema compiled into the node graph the incremental validator walks
 //! ([`super::state`]). The supported subset: `type` (one or a list, `"null"` included), objects
-//! (`properties` — written in any order, each at most once, since serde_json's maps do not keep
-//! the schema's order —, `required`, `additionalProperties` — used only when there are no
-//! `properties`), arrays (`items`, `minItems`, `maxItems`), strings (`minLength`, `maxLength`),
+//! (`properties` — written in any order, each at most once: the model picks the order —,
+//! `required`, `additionalProperties` — used only when there are no `properties`), arrays (`items`, `minItems`, `maxItems`), strings (`minLength`, `maxLength`),
 //! `number`, `integer`, `boolean`, `null`, `enum`, `const`, `anyOf` / `oneOf` (alternatives),
 //! and local `$ref`s to `#/$defs/...` or `#/definitions/...` (recursion allowed). Annotations
 //! (`title`, `description`, `default`, `examples`, `$schema`, `$id`, `format`, ...) are ignored;

@@ -6,8 +6,10 @@
 pub mod format;
 pub mod request;
 pub mod run;
+pub mod toolparse;
+pub mod tools;
 
-use crate::chat::Message;
+use crate::chat::{Message, ToolCall};
 use serde::{Deserialize, Serialize};
 
 pub use request::{
@@ -27,6 +29,8 @@ pub enum FinishReason {
     Length,
     /// The caller stopped the answer (a `false` from the token callback, Ctrl-C, an abort).
     Cancelled,
+    /// The answer holds at least one tool call (`message.tool_calls`).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -35,6 +39,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::Cancelled => "cancelled",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 
@@ -163,6 +168,17 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A tool call in a streamed answer: sent whole, in one delta, once it has closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallDelta {
+    /// Position of the call in `message.tool_calls`.
+    pub index: u32,
+    #[serde(flatten)]
+    pub call: ToolCall,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,7 +241,11 @@ impl ChunkStream {
             model: self.model.clone(),
             choices: vec![ChunkChoice {
                 index: 0,
-                delta: Delta { role, content },
+                delta: Delta {
+                    role,
+                    content,
+                    tool_calls: None,
+                },
                 finish_reason: finish.map(FinishReason::openai),
                 logprobs: None,
             }],
@@ -249,6 +269,13 @@ impl ChunkStream {
     ) -> ChatCompletionChunk {
         let mut c = self.chunk(Some(text.to_string()), None, None);
         c.choices[0].logprobs = Some(logprobs);
+        c
+    }
+
+    /// A delta holding one whole tool call.
+    pub fn tool_call(&mut self, index: u32, call: ToolCall) -> ChatCompletionChunk {
+        let mut c = self.chunk(None, None, None);
+        c.choices[0].delta.tool_calls = Some(vec![ToolCallDelta { index, call }]);
         c
     }
 

@@ -305,9 +305,11 @@ pub struct ChatCompletionRequest {
     /// {name, schema, strict}}` (structured output, see [`super::format`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<serde_json::Value>,
-    /// Only absent or empty (tool calls are not supported yet).
+    /// Functions the model may call (see [`super::tools`]): shown to the model through its chat
+    /// template, its calls returned in `message.tool_calls`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<serde_json::Value>>,
+    /// `"none"`, `"auto"`, `"required"` or `{type: "function", function: {name}}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
     #[serde(flatten)]
@@ -376,15 +378,27 @@ impl Request for ChatCompletionRequest {
             }
         }
         super::format::constraint(self.response_format.as_ref())?;
-        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-            return bad("tools", "`tools` (tool calls) are not supported yet");
+        let tools = super::tools::tools(self.tools.as_deref())?;
+        let choice = super::tools::choice(self.tool_choice.as_ref(), &tools)?;
+        let forced = super::tools::forced(&tools, &choice)?;
+        let json_format = (self.response_format.as_ref())
+            .is_some_and(|f| f.get("type").and_then(|t| t.as_str()) != Some("text"));
+        if !forced.is_empty() && json_format {
+            return bad(
+                "response_format",
+                "`response_format` cannot be combined with a `tool_choice` that forces a call",
+            );
         }
-        if let Some(c) = &self.tool_choice {
-            if !(c == "none" || c == "auto") {
-                return bad(
-                    "tool_choice",
-                    "`tool_choice` must be \"none\" or \"auto\" (no tools)",
-                );
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.role == "tool" && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
+                let p = format!("messages[{i}].tool_call_id");
+                return bad(&p, format!("`{p}` is needed in a `role: \"tool\"` message"));
+            }
+            for (j, c) in m.tool_calls.iter().flatten().enumerate() {
+                if c.kind != "function" {
+                    let p = format!("messages[{i}].tool_calls[{j}].type");
+                    return bad(&p, format!("`{p}` must be \"function\""));
+                }
             }
         }
         Ok(())

@@ -3,7 +3,11 @@
 //! included) and logprobs. Shared by the native API and the browser's (`src/wasm/chat.rs`).
 
 use super::request::{ChatCompletionRequest, CompletionRequest, Prompt};
+use super::toolparse::{ToolEvent, ToolParser};
+use super::tools::{self, ToolCallConstraint, ToolChoice, ToolSyntax};
 use super::*;
+use crate::chat::{FunctionCall, ToolCall};
+use crate::constrain::Constraint;
 use crate::engine::{Engine, GenParams, GenStats, Token};
 use crate::tokenizer::Tokenizer;
 use crate::Result;
@@ -75,7 +79,8 @@ pub fn usage(stats: &GenStats) -> Usage {
 
 /// `POST /v1/chat/completions`. `on_chunk` receives the chunks of a streamed request (`stream:
 /// true`; never called otherwise) and returns `false` to stop; `cancelled` is polled after every
-/// token. A cancelled answer ends like a stop string: what was said so far stands.
+/// token. A cancelled answer ends like a stop string: what was said so far stands. With tools, the
+/// output goes through a [`ToolParser`] (streamed or not, so both give the same answer).
 pub async fn chat_completion(
     engine: &mut Engine,
     req: &ChatCompletionRequest,
@@ -84,7 +89,9 @@ pub async fn chat_completion(
     cancelled: impl Fn() -> bool,
 ) -> Result<ChatCompletion> {
     req.sampling.check_vocab(engine.model.cfg.vocab)?;
-    let prompt = engine.chat_prompt(&req.messages)?;
+    let plan = ToolPlan::of(req, engine.template.source())?;
+    let shown = plan.as_ref().and(req.tools.as_deref());
+    let prompt = engine.chat_prompt_with_tools(&req.messages, shown)?;
     let params = GenParams {
         max_tokens: req.max_tokens().unwrap_or(engine.model.context),
         sampler: req.sampler_config(),
@@ -98,43 +105,120 @@ pub async fn chat_completion(
     let mut chunks = ChunkStream::new(id.clone(), created, model);
     let tok = engine.tokenizer.clone();
     let mut content = Vec::new();
-    let mut constraint = super::format::constraint(req.response_format.as_ref())?;
+    let mut constraint: Option<Box<dyn Constraint>> = match &plan {
+        Some(p) if p.forced.is_some() => p.forced.clone().map(|c| Box::new(c) as _),
+        _ => super::format::constraint(req.response_format.as_ref())?.map(|c| Box::new(c) as _),
+    };
+    let mut parser = plan.as_ref().map(|p| ToolParser::new(p.syntax));
+    let mut answer = Answer::default();
     let stats = engine
         .generate_maybe_constrained(&prompt, &params, constraint.as_mut(), |t| {
             let lp = token_logprob(&tok, t);
-            if stream {
-                let chunk = match lp.clone() {
-                    Some(lp) => Some(
-                        chunks.content_with_logprobs(&t.text, ChoiceLogprobs { content: vec![lp] }),
-                    ),
-                    None => chunks.content(&t.text),
-                };
-                if chunk.is_some_and(|c| !on_chunk(&c)) {
-                    return false;
-                }
+            let events = match parser.as_mut() {
+                Some(p) => p.push(&t.text),
+                None => vec![ToolEvent::Content(t.text.clone())],
+            };
+            let out = answer.take(events, lp.clone(), &mut chunks);
+            if stream && !out.into_iter().all(|c| on_chunk(&c)) {
+                return false;
             }
             content.extend(lp);
             !cancelled()
         })
         .await?;
+    let tail = parser.as_mut().map(ToolParser::finish).unwrap_or_default();
+    let tail = answer.take(tail, None, &mut chunks);
     let usage = usage(&stats);
+    let finish = match answer.calls.is_empty() {
+        true => stats.finish_reason,
+        false => FinishReason::ToolCalls,
+    };
     if stream {
-        let last = chunks.finish(
-            stats.finish_reason,
-            req.sampling.include_usage().then_some(usage),
-        );
+        for c in &tail {
+            on_chunk(c);
+        }
+        let last = chunks.finish(finish, req.sampling.include_usage().then_some(usage));
         on_chunk(&last);
     }
     let logprobs = req.logprobs.then_some(ChoiceLogprobs { content });
-    Ok(ChatCompletion::new(
-        id,
-        created,
-        model,
-        stats.text,
-        stats.finish_reason,
-        usage,
-        logprobs,
-    ))
+    let mut done = ChatCompletion::new(id, created, model, answer.text, finish, usage, logprobs);
+    if !answer.calls.is_empty() {
+        done.choices[0].message.tool_calls = Some(answer.calls);
+    }
+    Ok(done)
+}
+
+/// How a request with tools runs: the template's call syntax, and the constraint of a forced
+/// choice. `None` when no tools are in play (none given, or `tool_choice: "none"`).
+struct ToolPlan {
+    syntax: ToolSyntax,
+    forced: Option<ToolCallConstraint>,
+}
+
+impl ToolPlan {
+    fn of(req: &ChatCompletionRequest, template: &str) -> Result<Option<ToolPlan>> {
+        let tools = tools::tools(req.tools.as_deref())?;
+        let choice = tools::choice(req.tool_choice.as_ref(), &tools)?;
+        if tools.is_empty() || choice == ToolChoice::None {
+            return Ok(None);
+        }
+        let Some(syntax) = ToolSyntax::of_template(template) else {
+            return Err(crate::Error::bad_request(
+                "tools",
+                "`tools`: the model's chat template takes no tools in a syntax attend reads (Qwen2.5/Hermes \
+                 `<tool_call>` or Llama 3 JSON)",
+            ));
+        };
+        let forced = tools::forced(&tools, &choice)?;
+        let forced = (!forced.is_empty()).then(|| ToolCallConstraint::new(syntax, &forced));
+        Ok(Some(ToolPlan { syntax, forced }))
+    }
+}
+
+/// The answer as it is released: its text, its calls, and the chunks that stream them.
+#[derive(Default)]
+struct Answer {
+    text: String,
+    calls: Vec<ToolCall>,
+}
+
+impl Answer {
+    /// Take what the parser released (and the token's logprobs); returns the chunks to send.
+    fn take(
+        &mut self,
+        events: Vec<ToolEvent>,
+        mut lp: Option<TokenLogprob>,
+        chunks: &mut ChunkStream,
+    ) -> Vec<ChatCompletionChunk> {
+        let mut out = Vec::new();
+        for e in events {
+            match e {
+                ToolEvent::Content(t) => {
+                    self.text.push_str(&t);
+                    out.extend(match lp.take() {
+                        Some(lp) => Some(
+                            chunks.content_with_logprobs(&t, ChoiceLogprobs { content: vec![lp] }),
+                        ),
+                        None => chunks.content(&t),
+                    });
+                }
+                ToolEvent::Call { name, arguments } => {
+                    let call = ToolCall {
+                        id: new_id("call").0.replace('-', "_"),
+                        kind: "function".into(),
+                        function: FunctionCall { name, arguments },
+                    };
+                    out.push(chunks.tool_call(self.calls.len() as u32, call.clone()));
+                    self.calls.push(call);
+                }
+            }
+        }
+        if let Some(lp) = lp {
+            // Held-back text: the token's logprobs go out with an empty delta.
+            out.push(chunks.content_with_logprobs("", ChoiceLogprobs { content: vec![lp] }));
+        }
+        out
+    }
 }
 
 /// The prompt of a completions request as token ids.

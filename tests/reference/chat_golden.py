@@ -5,7 +5,9 @@ Reads `tokenizer.chat_template` (and the BOS/EOS token strings) from the two tes
 adds attend's built-in fallbacks (src/chat/templates/*.jinja; the Gemma 3 GGUF ships no template) and a
 template that exercises the Python-flavoured Jinja features HF templates use, renders a set of
 conversations with `transformers.utils.chat_template_utils.render_jinja_template` (the function behind
-`tokenizer.apply_chat_template(tokenize=False)`), and writes tests/reference/chat_golden.json.
+`tokenizer.apply_chat_template(tokenize=False)`), and writes tests/reference/chat_golden.json. Tool cases (`tool_cases`) render conversations with tool
+calls and tool results, with `tools=`, through Qwen2.5's and Llama 3.2's tool-calling templates
+(tests/reference/templates/).
 
     python3 -m venv ~/.cache/attend/venv-chat
     ~/.cache/attend/venv-chat/bin/pip install transformers gguf jinja2   # torch is not needed
@@ -154,6 +156,67 @@ CONVERSATIONS = {
     ],
 }
 
+# Tool definitions in OpenAI's shape, as `apply_chat_template(tools=...)` takes them.
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "add", "description": "Add two integers.",
+        "parameters": {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}},
+                       "required": ["b", "a"]}}},
+]
+
+# HF passes `arguments` as given; transformers' docs give a dict (attend turns OpenAI's JSON string
+# into one before rendering, as llama.cpp and vLLM do).
+TOOL_CONVERSATIONS = {
+    "ask": [{"role": "user", "content": "What is the weather in Paris?"}],
+    "system_ask": [
+        {"role": "system", "content": "You are a weather bot."},
+        {"role": "user", "content": "Weather in Paris, in celsius?"},
+    ],
+    "round_trip": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21, \"sky\": \"clear\"}"},
+    ],
+    "two_results": [
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": "Add 2 and 3, and 4 and 5."},
+        {"role": "assistant", "content": "Adding.", "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "add", "arguments": {"b": 3, "a": 2}}},
+            {"id": "call_b", "type": "function", "function": {"name": "add", "arguments": {"b": 5, "a": 4}}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "5"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "9"},
+        {"role": "assistant", "content": "5 and 9."},
+        {"role": "user", "content": "Thanks!"},
+    ],
+}
+
+
+def tool_cases():
+    templates, cases = {}, []
+    for name, file, bos, eos in [("qwen2.5", "qwen2.5-instruct.jinja", "", "<|im_end|>"),
+                                 ("llama3.2", "llama3.2-instruct.jinja", "<|begin_of_text|>", "<|eot_id|>")]:
+        templates[name] = {"source": (HERE / "templates" / file).read_text(), "bos": bos, "eos": eos}
+    for tname, t in templates.items():
+        for cname, messages in TOOL_CONVERSATIONS.items():
+            for tools in (TOOLS, None):
+                case = {"template": tname, "conversation": cname, "tools": tools is not None,
+                        "add_generation_prompt": True}
+                try:
+                    rendered, _ = render_jinja_template(
+                        conversations=[messages], tools=tools, chat_template=t["source"],
+                        add_generation_prompt=True, bos_token=t["bos"], eos_token=t["eos"])
+                    case["expected"] = rendered[0]
+                except Exception as e:  # noqa: BLE001 - the error text is the golden value
+                    case["error"] = str(e)
+                cases.append(case)
+    return templates, cases
+
 
 def main():
     templates = {}
@@ -192,8 +255,10 @@ def main():
             assert case.get("expected") == hf.get("expected") and ("error" in case) == ("error" in hf), \
                 (cname, gen, case, hf)
 
+    tool_templates, tcases = tool_cases()
     out = {"generated_by": "tests/reference/chat_golden.py", "templates": templates,
-           "conversations": CONVERSATIONS, "cases": cases}
+           "conversations": CONVERSATIONS, "cases": cases, "tools": TOOLS,
+           "tool_templates": tool_templates, "tool_conversations": TOOL_CONVERSATIONS, "tool_cases": tcases}
     path = HERE / "chat_golden.json"
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
     print(f"wrote {path} ({path.stat().st_size} bytes, {len(cases)} cases)")

@@ -1,11 +1,48 @@
 // Types of the attend-llm public API (OpenAI-shaped chat completions and completions).
 
-export type Role = "system" | "user" | "assistant";
+export type Role = "system" | "user" | "assistant" | "tool";
+
+/** A call the assistant made; `arguments` is JSON text (an object is accepted in requests). */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
 
 export interface ChatMessage {
   role: Role;
-  content: string;
+  /** `null` beside `tool_calls` when the assistant said nothing else. */
+  content: string | null;
+  /** An assistant turn's calls (sent back in the next request as they came). */
+  tool_calls?: ToolCall[];
+  /** A `role: "tool"` turn: the id of the call this is the result of (required there). */
+  tool_call_id?: string;
 }
+
+/** A function the model may call, shown to it through its chat template. */
+export interface Tool {
+  type: "function";
+  function: {
+    /** 1-64 letters, digits, `_` or `-`, unique among `tools`. */
+    name: string;
+    description?: string;
+    /** The arguments' JSON Schema (enforced when `tool_choice` forces a call). */
+    parameters?: JsonSchema;
+    /** Accepted; forced calls are always strict. */
+    strict?: boolean;
+  };
+}
+
+/**
+ * "none": tools are not shown and nothing is read as a call. "auto" (the default with tools):
+ * a call the model writes comes back in `tool_calls`. "required" or a named function: exactly one
+ * call is forced, its arguments decoded under the function's `parameters` schema.
+ */
+export type ToolChoice =
+  | "none"
+  | "auto"
+  | "required"
+  | { type: "function"; function: { name: string } };
 
 export interface LoadProgress {
   /** "download" (network or cache), "upload" (to the GPU), "compile" (pipelines), "ready". */
@@ -122,9 +159,14 @@ export interface ChatCompletionRequest extends SamplingFields {
    * `response_format.json_schema.schema`.
    */
   response_format?: ResponseFormat;
-  /** Only empty (tool calls are not supported yet; others are rejected). */
-  tools?: [];
-  tool_choice?: "none" | "auto";
+  /**
+   * Functions the model may call. The model's chat template must take tools in a syntax attend
+   * reads (Qwen2.5/Hermes `<tool_call>` or Llama 3 JSON); otherwise a 400 naming `tools`.
+   */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  /** Accepted and ignored (the model may write several calls under "auto"; a forced one is one). */
+  parallel_tool_calls?: boolean;
 }
 
 export interface CompletionRequest extends SamplingFields {
@@ -147,7 +189,8 @@ export interface CompletionRequest extends SamplingFields {
   suffix?: string | null;
 }
 
-export type FinishReason = "stop" | "length";
+/** "tool_calls": the answer holds at least one call in `message.tool_calls`. */
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface Usage {
   prompt_tokens: number;
@@ -191,7 +234,8 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: Role; content?: string };
+    /** A tool call arrives whole in one delta, once it has closed. */
+    delta: { role?: Role; content?: string; tool_calls?: (ToolCall & { index: number })[] };
     finish_reason: FinishReason | null;
     logprobs?: { content: TokenLogprob[] };
   }[];
