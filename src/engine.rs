@@ -558,6 +558,18 @@ impl Engine {
             .min(32)
             .min(self.model.context - 1)
             .max(1) as usize;
+        // Every pipeline of a prefill chunk and of a decode step (greedy or sampled), created
+        // together up front: in parallel natively, where drivers compile at creation.
+        let mut wanted = crate::gpu::Recorder::collect(&self.gpu, "warmup");
+        for (m, pos) in [(n as u32, 0), (1, n as u32)] {
+            self.model.forward(&mut wanted, m, pos, Logits::Last)?;
+        }
+        for tail in [Tail::Greedy, Tail::Candidates] {
+            self.model.tail(&mut wanted, tail)?;
+        }
+        self.gpu
+            .pipelines
+            .create_all(&self.gpu.device, &wanted.into_wanted());
         self.run(
             Input::Ids(&vec![0; n]),
             0,

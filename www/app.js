@@ -89,13 +89,15 @@ async function load() {
         const secs = (performance.now() - t0) / 1000;
         $("bar").value = p.total ? p.loaded / p.total : 0;
         const speed = secs > 0 ? ` · ${fmtMB(p.loaded / secs)}/s` : "";
-        $("progress-text").textContent = `${p.phase}${p.cached ? " (from cache)" : ""}: ${fmtMB(p.loaded)} / ${fmtMB(p.total)}${speed}`;
+        $("progress-text").textContent = p.phase === "compile"
+          ? "compile: measuring and compiling the GPU kernels (a reload reuses the measurement)…"
+          : `${p.phase}${p.cached ? " (from cache)" : ""}: ${fmtMB(p.loaded)} / ${fmtMB(p.total)}${speed}`;
       },
     });
     const info = await engine.info();
     setStatus(
       $("model-info"),
-      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · wasm heap ${fmtMB(info.wasm_heap_bytes)} · adapter ${info.adapter} · f16 ${info.shader_f16 ? "used" : "not used (f16 weights and KV cache are read as packed u32)"}`,
+      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · wasm heap ${fmtMB(info.wasm_heap_bytes)} · ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (kernels ${info.compile_s.toFixed(1)} s, ${info.pipelines} pipelines) · adapter ${info.adapter} · f16 ${info.shader_f16 ? "used" : "not used (f16 weights and KV cache are read as packed u32)"}`,
     );
     $("prompt").disabled = false;
     $("send").disabled = false;

@@ -73,6 +73,8 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     // The 94 MB model streamed through the worker: the wasm heap must stay far below its size.
     const heap = Number(/wasm heap ([\d.]+) MB/.exec(await page.textContent("#model-info"))?.[1]);
     assert.ok(heap > 0 && heap < 64, `wasm heap ${heap} MB after loading a 94 MB model`);
+    const pipelines = async () => Number(/kernels [\d.]+ s, (\d+) pipelines/.exec(await page.textContent("#model-info"))?.[1]);
+    const firstPipelines = await pipelines();
 
     // Streaming: record every distinct partial text of the assistant's bubble.
     await page.exposeFunction("__partial", (t) => partials.push(t));
@@ -116,6 +118,9 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     await page.click("#load");
     await page.waitForFunction(() => !document.querySelector("#send").disabled || document.querySelector("#model-info.error"), null, { timeout: 15 * 60_000 });
     assert.equal(await page.$("#model-info.error"), null, await page.textContent("#model-info"));
+    // The kernel shapes measured by the first load were kept: only the winners compiled.
+    const reloadPipelines = await pipelines();
+    assert.ok(firstPipelines > 0 && reloadPipelines < firstPipelines, `pipelines: ${firstPipelines} first, ${reloadPipelines} on reload`);
     await ask(page, PROMPT);
     await page.waitForSelector(".msg.assistant[data-done]", { timeout: 10 * 60_000 });
     assert.equal(await page.textContent(".msg.assistant[data-done]"), expected, "offline answer differs");

@@ -40,6 +40,10 @@ print()
 for r in rows:
     if r["peer"] == "attend":
         extra = f", load {r['load_s']:.1f} s" if r.get("browser") else ""
+        if r.get("first_load_s") is not None:
+            extra = (f", load {r['first_load_s']:.1f} s on a first visit (compile {r['first_compile_s']:.1f} s, "
+                     f"{r['first_pipelines']} pipelines), {r['load_s']:.1f} s on a reload (compile {r['compile_s']:.1f} s, "
+                     f"{r['pipelines']} pipelines)")
         print(f"- attend, {short.get(r['model'], r['model'])}, {r['where']}: roofline {r['roofline_fraction']:.2f} "
               f"({r['decode_gb_s']:.2f} of {r['copy_gb_s']:.2f} GB/s), {r['dispatches_per_layer']:.1f} dispatches/layer, "
               f"CPU {r['cpu_ms_per_token']:.2f} ms/token, TTFT {r['ttft_s']:.2f} s{extra}")
