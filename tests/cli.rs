@@ -340,7 +340,7 @@ fn bad_input_fails_cleanly() {
     ]);
     assert!(!ok && err.contains("'x'"), "{err}");
     // A prompt past the context fails with the reason (before the warmup).
-    let ids = vec!["100"; 20].join(",");
+    let ids = ["100"; 20].join(",");
     let (ok, _, err) = attend(&[
         "generate",
         "--model",

@@ -86,7 +86,7 @@ fn caps_of(adapter: &wgpu::Adapter) -> Caps {
         timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
-        max_binding: l.max_storage_buffer_binding_size as u64,
+        max_binding: l.max_storage_buffer_binding_size,
         max_buffer: l.max_buffer_size,
         max_invocations: l.max_compute_invocations_per_workgroup,
         max_workgroup_storage: l.max_compute_workgroup_storage_size,

@@ -54,10 +54,13 @@ fn key_matches(key: &Key, shader: &'static str, entry: &str, constants: &[(&str,
             .all(|((k, v), (k2, v2))| k == k2 && *v == v2.to_bits())
 }
 
+/// The pipelines whose keys share one hash.
+type Bucket = Vec<(Key, Arc<wgpu::ComputePipeline>)>;
+
 #[derive(Default)]
 pub struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<u64, Vec<(Key, Arc<wgpu::ComputePipeline>)>>>,
+    pipelines: Mutex<HashMap<u64, Bucket>>,
     /// Seconds spent creating modules and pipelines (what `compile_s` is made of, beside tuning).
     create_s: Mutex<f64>,
 }

@@ -7,7 +7,7 @@
 //! On entry `s.h` already holds norm(x); on exit it holds `next_norm`(x). With `lens`, the last
 //! token's attention weights are kept for the attention lens.
 
-use super::{Block, Model};
+use super::{Block, Model, Step};
 use crate::gpu::Recorder;
 use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::elementwise::Glu;
@@ -19,11 +19,10 @@ pub(super) fn block(
     rec: &mut Recorder,
     l: usize,
     b: &Block,
-    m: u32,
-    pos0: u32,
+    step: Step,
     next_norm: &wgpu::Buffer,
-    lens: bool,
 ) -> Result<()> {
+    let Step { m, pos0, lens } = step;
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
     let missing = |what: &str| Error::Model(format!("gemma3 block {l} has no {what}"));
     let q_norm = b.q_norm.as_ref().ok_or_else(|| missing("attn_q_norm"))?;

@@ -7,7 +7,7 @@
 //! on exit `s.h` holds `next_norm`(x) for the next block or the output head. With `lens`, the last
 //! token's attention weights are kept for the attention lens.
 
-use super::{Block, Model};
+use super::{Block, Model, Step};
 use crate::gpu::Recorder;
 use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::elementwise::Glu;
@@ -19,11 +19,10 @@ pub(super) fn block(
     rec: &mut Recorder,
     l: usize,
     b: &Block,
-    m: u32,
-    pos0: u32,
+    step: Step,
     next_norm: &wgpu::Buffer,
-    lens: bool,
 ) -> Result<()> {
+    let Step { m, pos0, lens } = step;
     let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
 
     // Attention.

@@ -36,9 +36,20 @@ pub struct Block {
     pub post_ffn_norm: Option<Buffer>,
 }
 
+/// What one block call of a pass works on: `m` tokens from position `pos0`, and whether the
+/// attention lens keeps this layer's weights.
+#[derive(Clone, Copy)]
+pub(super) struct Step {
+    pub m: u32,
+    pub pos0: u32,
+    pub lens: bool,
+}
+
 /// The Q, K and V projections: one stacked `[wq; wk; wv]` matrix (one pass over the weights and
 /// one dispatch when decoding) where the file allows; else `[wq; wk]` stacked and V apart (files
-/// that quantize V differently, e.g. Q8_0 beside Q4_K); else three.
+/// that quantize V differently, e.g. Q8_0 beside Q4_K); else three. (One per layer, built once:
+/// boxing the larger variants would buy nothing.)
+#[allow(clippy::large_enum_variant)]
 pub enum Qkv {
     Fused(QMatrix),
     QkFused { qk: QMatrix, v: QMatrix },
@@ -57,6 +68,7 @@ impl Qkv {
 
 /// The gate and up projections of a GLU feed-forward: one stacked `[gate; up]` matrix (decoded
 /// in one dispatch with the activation) where the file allows, else two.
+#[allow(clippy::large_enum_variant)]
 pub enum GateUp {
     Fused(QMatrix),
     Split { gate: QMatrix, up: QMatrix },
@@ -360,11 +372,10 @@ impl Model {
             let on = lens
                 .as_ref()
                 .is_some_and(|r| r.layers.contains(&(l as u32)));
+            let step = Step { m, pos0, lens: on };
             match cfg.arch {
-                Arch::Llama | Arch::Qwen2 => {
-                    llama::block(self, rec, l, block, m, pos0, next_norm, on)?
-                }
-                Arch::Gemma3 => gemma3::block(self, rec, l, block, m, pos0, next_norm, on)?,
+                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, step, next_norm)?,
+                Arch::Gemma3 => gemma3::block(self, rec, l, block, step, next_norm)?,
             }
             if let Some(LensRequest {
                 layers,

@@ -25,7 +25,6 @@ pub async fn embedding_case(
     split: bool,
     seed: u64,
 ) {
-    let gpu = gpu;
     {
         let mut rng = Rng::new(seed);
         let bytes = random_weights(ty, rows, cols, &mut rng);
