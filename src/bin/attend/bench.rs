@@ -87,7 +87,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         r.compile_s
     );
     println!(
-        "compile  {:>8.2} s     creating {} pipelines; the rest tunes shapes and warms up",
+        "pipeline {:>8.2} s     creating {} pipelines (the rest of compile: tuning shapes, warm-up)",
         r.pipeline_s, r.pipelines
     );
     for pass in ["prefill", "decode"] {
