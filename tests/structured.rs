@@ -11,6 +11,10 @@ use attend::openai::ChatCompletionRequest;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+#[path = "support/schema.rs"]
+mod schema;
+use schema::valid;
+
 fn model() -> PathBuf {
     let dir = std::env::var_os("ATTEND_CACHE")
         .map(PathBuf::from)
@@ -22,18 +26,6 @@ fn model() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Whether `value` validates under `schema` (draft 2020-12).
-fn valid(schema: &Value, value: &Value) -> Result<(), String> {
-    let mut schemas = boon::Schemas::new();
-    let mut c = boon::Compiler::new();
-    c.add_resource("urn:attend:schema", schema.clone())
-        .map_err(|e| e.to_string())?;
-    let id = c
-        .compile("urn:attend:schema", &mut schemas)
-        .map_err(|e| e.to_string())?;
-    schemas.validate(value, id).map_err(|e| e.to_string())
 }
 
 fn schemas() -> Vec<(&'static str, &'static str, Value)> {

@@ -14,6 +14,10 @@ use attend::openai::{ChatCompletionChunk, ChatCompletionRequest};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 
+#[path = "support/schema.rs"]
+mod schema;
+use schema::valid;
+
 #[path = "support/tool_model.rs"]
 mod tool_model;
 use tool_model::{tiny_qwen2_with_tools, QWEN25_TEMPLATE as QWEN25};
@@ -70,17 +74,6 @@ fn tools() -> Value {
 fn request(choice: Value) -> Value {
     json!({"messages": [{"role": "user", "content": "What is the weather in Paris?"}],
            "tools": tools(), "tool_choice": choice, "temperature": 0, "max_tokens": 120})
-}
-
-fn valid(schema: &Value, value: &Value) -> Result<(), String> {
-    let mut schemas = boon::Schemas::new();
-    let mut c = boon::Compiler::new();
-    c.add_resource("urn:attend:tool", schema.clone())
-        .map_err(|e| e.to_string())?;
-    let id = c
-        .compile("urn:attend:tool", &mut schemas)
-        .map_err(|e| e.to_string())?;
-    schemas.validate(value, id).map_err(|e| e.to_string())
 }
 
 /// The single call of a forced answer, checked against its tool's schema.

@@ -107,9 +107,9 @@ impl PipelineCache {
             let constants: Vec<(&str, f64)> =
                 constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             let hash = key_hash(shader.name, entry, &constants);
-            let seen = missing
-                .iter()
-                .any(|m| m.3 == hash && m.1 == entry && m.2 == constants);
+            let seen = missing.iter().any(|m| {
+                m.3 == hash && m.0.name == shader.name && m.1 == entry && m.2 == constants
+            });
             if !seen && self.lookup(hash, shader, entry, &constants).is_none() {
                 missing.push((*shader, entry, constants, hash));
             }

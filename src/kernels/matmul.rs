@@ -410,24 +410,13 @@ pub async fn tune(
     m: u32,
 ) -> crate::Result<MatmulShape> {
     let candidates = candidates(gpu);
-    let what = format!(
-        "matmul {} {} {}x{} m={m}",
-        w.ty.name(),
-        if w.layout == Layout::Packed {
-            "packed"
-        } else {
-            "ggml"
-        },
-        w.rows,
-        w.cols
-    );
-    let key = super::tuned::key(gpu, &super::matvec::SHADER, &what);
+    let class = super::tuned::class("matmul", w, &format!("m={m}"));
+    let key = super::tuned::key(gpu, &class);
     if let Some(s) = super::tuned::get(&key, &candidates) {
         w.set_matmul_shape(s);
         return Ok(s);
     }
-    let label = format!("matmul {} {}x{} m={m}", w.ty.name(), w.rows, w.cols);
-    let best = super::matvec::fastest(gpu, &label, candidates, y, |rec, shape| {
+    let best = super::matvec::fastest(gpu, &class, candidates, y, |rec, shape| {
         matmul_with_shape(rec, w, x, y, m, None, None, shape)
     })
     .await?;

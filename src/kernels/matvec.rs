@@ -324,24 +324,13 @@ pub async fn tune(
         .into_iter()
         .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
         .collect();
-    let what = format!(
-        "matvec {} {} {}x{} use {kind}",
-        w.ty.name(),
-        if w.layout == Layout::Packed {
-            "packed"
-        } else {
-            "ggml"
-        },
-        w.rows,
-        w.cols
-    );
-    let key = super::tuned::key(gpu, &SHADER, &what);
+    let class = super::tuned::class("matvec", w, &format!("use {kind}"));
+    let key = super::tuned::key(gpu, &class);
     if let Some(s) = super::tuned::get(&key, &candidates) {
         w.set_matvec_shape(s);
         return Ok(s);
     }
-    let label = format!("{} {}x{} use {kind}", w.ty.name(), w.rows, w.cols);
-    let best = fastest(gpu, &label, candidates, y, |rec, shape| {
+    let best = fastest(gpu, &class, candidates, y, |rec, shape| {
         dispatch(rec, w, x, y, 1, None, shape, glu, split)
     })
     .await?;

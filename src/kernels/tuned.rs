@@ -20,12 +20,27 @@ fn text_hash(text: &str) -> u64 {
     })
 }
 
-/// The key of one measurement: adapter (name and driver), crate version, shader text, and the
-/// matrix class (`what`: format, layout, size, use).
-pub(crate) fn key(gpu: &crate::gpu::Gpu, shader: &crate::gpu::Shader, what: &str) -> String {
-    let a = &gpu.adapter;
+/// A matrix class as the tunes measure it: kernel, format, layout, size, and `usage` (what else
+/// changes the kernel: an epilogue, a token count). Also the tune's log label.
+pub(crate) fn class(kernel: &str, w: &crate::weights::QMatrix, usage: &str) -> String {
+    let layout = match w.layout {
+        crate::weights::Layout::Packed => "packed",
+        _ => "ggml",
+    };
     format!(
-        "{} | {} | {} | v{} {:016x} | {what}",
+        "{kernel} {} {layout} {}x{} {usage}",
+        w.ty.name(),
+        w.rows,
+        w.cols
+    )
+}
+
+/// The key of one measurement: adapter (name and driver), crate version, the text of the matrix
+/// kernels' shader, and the matrix `class`.
+pub(crate) fn key(gpu: &crate::gpu::Gpu, class: &str) -> String {
+    let (a, shader) = (&gpu.adapter, &super::matvec::SHADER);
+    format!(
+        "{} | {} | {} | v{} {:016x} | {class}",
         a.name,
         a.backend,
         a.driver,

@@ -104,61 +104,55 @@ impl Store {
         Ok(Some(h.unchecked_into()))
     }
 
-    async fn read_entry(&self, k: &str) -> Result<Option<Entry>, JsValue> {
-        let Some(h) = self.handle(&format!("{k}.json"), false).await? else {
+    /// The whole of the small file `name` (metadata, tuned shapes), or None if there is none.
+    async fn read_small(&self, name: &str, what: &str) -> Result<Option<Vec<u8>>, JsValue> {
+        let Some(h) = self.handle(name, false).await? else {
             return Ok(None);
         };
-        let size = h
-            .get_size()
-            .map_err(|e| js_err("reading cache metadata", e))? as usize;
+        let size = h.get_size().map_err(|e| js_err(what, e))? as usize;
         let mut buf = vec![0u8; size];
         let read = h.read_with_u8_array(&mut buf);
         h.close();
-        read.map_err(|e| js_err("reading cache metadata", e))?;
-        Ok(serde_json::from_slice(&buf).ok())
+        read.map_err(|e| js_err(what, e))?;
+        Ok(Some(buf))
     }
 
-    async fn write_entry(&self, k: &str, e: &Entry) -> Result<(), JsValue> {
-        let h = self
-            .handle(&format!("{k}.json"), true)
-            .await?
-            .expect("created");
-        let bytes = serde_json::to_vec(e).expect("entry serializes");
+    /// Replace the small file `name` with `bytes`.
+    async fn write_small(&self, name: &str, bytes: &[u8], what: &str) -> Result<(), JsValue> {
+        let h = self.handle(name, true).await?.expect("created");
         let written = (|| {
             h.truncate_with_u32(0)?;
-            h.write_with_u8_array(&bytes)?;
+            h.write_with_u8_array(bytes)?;
             h.flush()
         })();
         // Closed also when writing failed (a full disk): an open handle locks the file.
         h.close();
-        written.map_err(|e| js_err("writing cache metadata", e))
+        written.map_err(|e| js_err(what, e))
+    }
+
+    async fn read_entry(&self, k: &str) -> Result<Option<Entry>, JsValue> {
+        let bytes = self
+            .read_small(&format!("{k}.json"), "reading cache metadata")
+            .await?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    async fn write_entry(&self, k: &str, e: &Entry) -> Result<(), JsValue> {
+        let bytes = serde_json::to_vec(e).expect("entry serializes");
+        self.write_small(&format!("{k}.json"), &bytes, "writing cache metadata")
+            .await
     }
 
     /// A small text file of the cache (not a model), or None if there is none.
     pub async fn read_text(&self, name: &str) -> Result<Option<String>, JsValue> {
-        let Some(h) = self.handle(name, false).await? else {
-            return Ok(None);
-        };
-        let size = h
-            .get_size()
-            .map_err(|e| js_err("reading a cache file", e))? as usize;
-        let mut buf = vec![0u8; size];
-        let read = h.read_with_u8_array(&mut buf);
-        h.close();
-        read.map_err(|e| js_err("reading a cache file", e))?;
-        Ok(String::from_utf8(buf).ok())
+        let bytes = self.read_small(name, "reading a cache file").await?;
+        Ok(bytes.and_then(|b| String::from_utf8(b).ok()))
     }
 
     /// Replace the small text file `name` of the cache.
     pub async fn write_text(&self, name: &str, text: &str) -> Result<(), JsValue> {
-        let h = self.handle(name, true).await?.expect("created");
-        let written = (|| {
-            h.truncate_with_u32(0)?;
-            h.write_with_u8_array(text.as_bytes())?;
-            h.flush()
-        })();
-        h.close();
-        written.map_err(|e| js_err("writing a cache file", e))
+        self.write_small(name, text.as_bytes(), "writing a cache file")
+            .await
     }
 
     /// The cached bytes of `url` (possibly partial), opened for reading and appending.
