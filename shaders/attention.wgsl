@@ -1,5 +1,5 @@
-// Causal self-attention over an f16 KV cache (flash-attention style: tiles + online softmax, so
-// memory never grows with N²), with grouped-query heads and an optional sliding window.
+// Causal self-attention over an f16 (or f32) KV cache (flash-attention style: tiles + online
+// softmax, so memory never grows with N²), with grouped-query heads and an optional sliding window.
 //
 // KV cache layout (one K and one V buffer per layer), each u32 holding two consecutive dims as f16
 // (low half = even dim, i.e. pack2x16float):
@@ -7,6 +7,9 @@
 //      consecutive words, a vector load on CPU adapters and coalesced on GPUs)
 //   V: [n_kv_heads][capacity][head_dim / 2]  (position-major: invocations that each own a dim pair
 //      read consecutive words)
+// With KV32 every dim is its own f32 word (bitcast), same orders: K [n_kv_heads][head_dim]
+// [capacity], V [n_kv_heads][capacity][head_dim]. Twice the memory; for reading attention weights
+// at fp32 precision (the lens), not for speed.
 //
 // Masking (llama.cpp LLAMA_SWA_TYPE_STANDARD / HF sliding_window_overlay): query at position qp
 // sees key j iff j <= qp and, with window W > 0, qp - j < W (i.e. j > qp - W).
@@ -18,6 +21,7 @@ override D: u32 = 64u;   // head_dim, even, <= 256
 override BR: u32 = 32u;  // prefill: query rows per workgroup (rows = (query, head-in-group) pairs)
 override BC: u32 = 16u;  // prefill: keys per tile
 override HG: u32 = 8u;   // decode: query heads per workgroup (<= 8), all sharing one kv head
+override KV32: bool = false;  // the cache holds f32 words, not f16 pairs (see the layout above)
 
 const NEG: f32 = -3.0e38;    // score of a masked key (finite: no inf arithmetic anywhere)
 const PREFILL_WG: u32 = 128u;
@@ -54,6 +58,11 @@ fn group_size() -> u32 {
     return P.n_heads / P.n_kv_heads;
 }
 
+// Cache words per dim pair: 1 (two f16) or 2 (two f32).
+fn kv_words() -> u32 {
+    return select(1u, 2u, KV32);
+}
+
 // ---------------------------------------------------------------------------------------------
 // kv_store: f32 K/V rows [m][n_kv_heads][D] -> cache positions pos0 .. pos0 + m (both K and V).
 
@@ -75,6 +84,15 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let kvh = row % P.n_kv_heads;
     let i = row / P.n_kv_heads;
     let pos = P.pos0 + i;
+    if (KV32) {
+        let kd = (kvh * D + 2u * p) * P.capacity + pos;
+        kc_w[kd] = bitcast<u32>(k_new[idx].x);
+        kc_w[kd + P.capacity] = bitcast<u32>(k_new[idx].y);
+        let vd = (kvh * P.capacity + pos) * D + 2u * p;
+        vc_w[vd] = bitcast<u32>(v_new[idx].x);
+        vc_w[vd + 1u] = bitcast<u32>(v_new[idx].y);
+        return;
+    }
     kc_w[(kvh * dp + p) * P.capacity + pos] = pack2x16float(k_new[idx]);
     vc_w[(kvh * P.capacity + pos) * dp + p] = pack2x16float(v_new[idx]);
 }
@@ -84,6 +102,15 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kc: array<u32>;
+
+// Dims 2p and 2p + 1 of key j of kv head kvh.
+fn k_pair(kvh: u32, p: u32, j: u32) -> vec2<f32> {
+    if (KV32) {
+        let i = (kvh * D + 2u * p) * P.capacity + j;
+        return vec2<f32>(bitcast<f32>(kc[i]), bitcast<f32>(kc[i + P.capacity]));
+    }
+    return unpack2x16float(kc[(kvh * (D / 2u) + p) * P.capacity + j]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // attend_prefill: one workgroup per (kv head, tile of BR rows). A row is a (query i, head g of the
@@ -96,13 +123,13 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 //   P·V:     invocation (dim pair p, 8 consecutive rows) -> 8 output pairs in registers, each V
 //            word loaded once and used for 8 rows
 // Workgroup memory: Q 8 KiB + K/V tile 4 KiB + P tile 2 KiB + row stats, under WebGPU's 16 KiB.
-// BR is a multiple of 8 with BR * D <= 2048, BC * D / 2 <= 1024 and BR * BC <= 512.
+// BR is a multiple of 8 with BR * D <= 2048, BC * D / 2 * kv_words() <= 1024 and BR * BC <= 512.
 
 @group(0) @binding(3) var<storage, read> vc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 var<workgroup> q_tile: array<vec4<f32>, 512>;  // [dim][row quad], pre-scaled
-var<workgroup> kv_tile: array<u32, 1024>;      // K tile as [pair][key], then V tile as [key][pair]
+var<workgroup> kv_tile: array<u32, 1024>;      // K tile as [word row][key], then V as [key][word]
 var<workgroup> p_tile: array<vec4<f32>, 128>;  // [key][row quad]: scores, then probabilities
 var<workgroup> row_max: array<vec4<f32>, 8>;   // per row quad
 var<workgroup> row_sum: array<vec4<f32>, 8>;
@@ -182,13 +209,14 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     var x_hi = vec4<f32>(0.0);
     var y_hi = vec4<f32>(0.0);
 
+    let kw = kv_words();
     for (var k0 = lo; k0 <= hi; k0 += BC) {
         let nk = min(BC, hi + 1u - k0);
-        for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
+        for (var idx = li; idx < BC * dp * kw; idx += PREFILL_WG) {
             let c = idx % BC;
             var w = 0u;
             if (c < nk) {
-                w = kc[(kvh * dp + idx / BC) * P.capacity + k0 + c];
+                w = kc[(kvh * dp * kw + idx / BC) * P.capacity + k0 + c];
             }
             kv_tile[idx] = w;
         }
@@ -202,7 +230,13 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             let c = item / quads;
             let rq = item % quads;
             for (var p = li / items; p < dp; p += sub) {
-                let kk = unpack2x16float(kv_tile[p * BC + c]);
+                var kk: vec2<f32>;
+                if (KV32) {
+                    kk = vec2<f32>(bitcast<f32>(kv_tile[2u * p * BC + c]),
+                                   bitcast<f32>(kv_tile[(2u * p + 1u) * BC + c]));
+                } else {
+                    kk = unpack2x16float(kv_tile[p * BC + c]);
+                }
                 dot += q_tile[2u * p * quads + rq] * kk.x + q_tile[(2u * p + 1u) * quads + rq] * kk.y;
             }
             if (sub == 1u) {
@@ -242,10 +276,10 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             row_sum[li] = row_sum[li] * alpha + sum;
             row_max[li] = m_new;
         }
-        let v_off = (kvh * P.capacity + k0) * dp;
-        for (var idx = li; idx < BC * dp; idx += PREFILL_WG) {
+        let v_off = (kvh * P.capacity + k0) * dp * kw;
+        for (var idx = li; idx < BC * dp * kw; idx += PREFILL_WG) {
             var w = 0u;
-            if (idx < nk * dp) {
+            if (idx < nk * dp * kw) {
                 w = vc[v_off + idx];
             }
             kv_tile[idx] = w;
@@ -261,7 +295,13 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             x_hi *= a_hi;
             y_hi *= a_hi;
             for (var c = 0u; c < nk; c++) {
-                let v = unpack2x16float(kv_tile[c * dp + pv_p]);
+                var v: vec2<f32>;
+                if (KV32) {
+                    v = vec2<f32>(bitcast<f32>(kv_tile[c * D + 2u * pv_p]),
+                                  bitcast<f32>(kv_tile[c * D + 2u * pv_p + 1u]));
+                } else {
+                    v = unpack2x16float(kv_tile[c * dp + pv_p]);
+                }
                 let w_lo = p_tile[c * quads + q_lo];
                 let w_hi = p_tile[c * quads + q_lo + 1u];
                 x_lo += w_lo * v.x;
@@ -333,14 +373,23 @@ struct PairAcc {
     x_lo: vec4<f32>, y_lo: vec4<f32>, x_hi: vec4<f32>, y_hi: vec4<f32>,
 }
 
-fn pv_chunk(acc: PairAcc, v_off: u32, dp: u32, p: u32, nk: u32, wide: bool) -> PairAcc {
+// V pair p of cache row `row` (kv head * capacity + position).
+fn v_pair(row: u32, p: u32) -> vec2<f32> {
+    if (KV32) {
+        let i = row * D + 2u * p;
+        return vec2<f32>(bitcast<f32>(vc[i]), bitcast<f32>(vc[i + 1u]));
+    }
+    return unpack2x16float(vc[row * (D / 2u) + p]);
+}
+
+fn pv_chunk(acc: PairAcc, v_row: u32, p: u32, nk: u32, wide: bool) -> PairAcc {
     var o = acc;
     o.x_lo *= run_alpha[0];
     o.y_lo *= run_alpha[0];
     o.x_hi *= run_alpha[1];
     o.y_hi *= run_alpha[1];
     for (var c = 0u; c < nk; c++) {
-        let v = unpack2x16float(vc[v_off + c * dp + p]);
+        let v = v_pair(v_row + c, p);
         let w = s_chunk[2u * c];
         o.x_lo += w * v.x;
         o.y_lo += w * v.y;
@@ -420,9 +469,8 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             if (c < nk) {
                 lo4 = vec4<f32>(0.0);
                 hi4 = vec4<f32>(0.0);
-                let k_col = kvh * dp * P.capacity + k0 + c;
                 for (var p = 0u; p < dp; p++) {
-                    let kk = unpack2x16float(kc[k_col + p * P.capacity]);
+                    let kk = k_pair(kvh, p, k0 + c);
                     lo4 += q_heads[4u * p] * kk.x + q_heads[4u * p + 2u] * kk.y;
                     if (wide) {
                         hi4 += q_heads[4u * p + 1u] * kk.x + q_heads[4u * p + 3u] * kk.y;
@@ -462,12 +510,12 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
         workgroupBarrier();
 
-        let v_off = (kvh * P.capacity + k0) * dp;
+        let v_row = kvh * P.capacity + k0;
         if (li < dp) {
-            acc0 = pv_chunk(acc0, v_off, dp, li, nk, wide);
+            acc0 = pv_chunk(acc0, v_row, li, nk, wide);
         }
         if (li + DECODE_WG < dp) {
-            acc1 = pv_chunk(acc1, v_off, dp, li + DECODE_WG, nk, wide);
+            acc1 = pv_chunk(acc1, v_row, li + DECODE_WG, nk, wide);
         }
     }
     if (li < dp) {
@@ -571,7 +619,7 @@ fn attend_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         if (j >= lo) {
             var dot = 0.0;
             for (var p = 0u; p < dp; p++) {
-                let kk = unpack2x16float(kc[(kvh * dp + p) * P.capacity + j]);
+                let kk = k_pair(kvh, p, j);
                 dot += q_one[2u * p] * kk.x + q_one[2u * p + 1u] * kk.y;
             }
             s = dot;

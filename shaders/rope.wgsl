@@ -27,6 +27,8 @@ struct Params {
 }
 
 override WG: u32 = 256u;
+// The KV cache holds f32 words, one per dim, instead of f16 pairs (layout: shaders/attention.wgsl).
+override KV32: bool = false;
 const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -199,7 +201,7 @@ fn norm_rope_row(hr: u32, t: u32) {
 }
 
 // rmsnorm_rope_kv: rmsnorm_rope_qk, then each k row (normalized and rotated in place, so its
-// workgroup waits for every write) and its v row go into the layer's f16 KV cache (layout as in
+// workgroup waits for every write) and its v row go into the layer's KV cache (layout as in
 // rope_kv): one dispatch instead of rmsnorm_rope_qk + kv_store.
 @group(0) @binding(5) var<storage, read> v_rows: array<f32>;
 @group(0) @binding(6) var<storage, read_write> kc_rows: array<u32>;
@@ -224,10 +226,19 @@ fn rmsnorm_rope_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let dp = p.head_dim / 2u;
     let base = row * p.head_dim;
     for (var w = lid.x; w < dp; w = w + WG) {
-        kc_rows[(kvh * dp + w) * p.capacity + pos] =
-            pack2x16float(vec2<f32>(x2[base + 2u * w], x2[base + 2u * w + 1u]));
-        vc_rows[(kvh * p.capacity + pos) * dp + w] =
-            pack2x16float(vec2<f32>(v_rows[base + 2u * w], v_rows[base + 2u * w + 1u]));
+        let kp = vec2<f32>(x2[base + 2u * w], x2[base + 2u * w + 1u]);
+        let vp = vec2<f32>(v_rows[base + 2u * w], v_rows[base + 2u * w + 1u]);
+        if (KV32) {
+            let kd = (kvh * p.head_dim + 2u * w) * p.capacity + pos;
+            kc_rows[kd] = bitcast<u32>(kp.x);
+            kc_rows[kd + p.capacity] = bitcast<u32>(kp.y);
+            let vd = (kvh * p.capacity + pos) * p.head_dim + 2u * w;
+            vc_rows[vd] = bitcast<u32>(vp.x);
+            vc_rows[vd + 1u] = bitcast<u32>(vp.y);
+        } else {
+            kc_rows[(kvh * dp + w) * p.capacity + pos] = pack2x16float(kp);
+            vc_rows[(kvh * p.capacity + pos) * dp + w] = pack2x16float(vp);
+        }
     }
 }
 
@@ -287,9 +298,21 @@ fn rope_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let pos = p.pos0 + row / p.heads2;
     if (i < p.total + p.total2) {
         let pk = vec2<f32>(k_dim(row, 2u * pw, pos), k_dim(row, 2u * pw + 1u, pos));
-        kc[(kvh * dp + pw) * p.capacity + pos] = pack2x16float(pk);
+        if (KV32) {
+            let kd = (kvh * p.head_dim + 2u * pw) * p.capacity + pos;
+            kc[kd] = bitcast<u32>(pk.x);
+            kc[kd + p.capacity] = bitcast<u32>(pk.y);
+        } else {
+            kc[(kvh * dp + pw) * p.capacity + pos] = pack2x16float(pk);
+        }
     } else {
         let v = vec2<f32>(v_in[row * p.head_dim + 2u * pw], v_in[row * p.head_dim + 2u * pw + 1u]);
-        vc[(kvh * p.capacity + pos) * dp + pw] = pack2x16float(v);
+        if (KV32) {
+            let vd = (kvh * p.capacity + pos) * p.head_dim + 2u * pw;
+            vc[vd] = bitcast<u32>(v.x);
+            vc[vd + 1u] = bitcast<u32>(v.y);
+        } else {
+            vc[(kvh * p.capacity + pos) * dp + pw] = pack2x16float(v);
+        }
     }
 }

@@ -88,7 +88,8 @@ pub fn decode_bytes(model: &Model, pos: u32) -> u64 {
     let (c, w) = (&model.cfg, &model.weights);
     let head = w.output.as_ref().unwrap_or(&w.token_embd);
     let embed_row = w.token_embd.row_bytes() as u64;
-    let kv_per_key = 2 * c.n_kv_heads as u64 * c.head_dim as u64 * 2; // K and V, f16
+    let per_dim = model.kv_precision().bytes();
+    let kv_per_key = 2 * c.n_kv_heads as u64 * c.head_dim as u64 * per_dim; // K and V
     let kv: u64 = (0..c.n_layers)
         .map(|l| {
             let keys = pos as u64 + 1;

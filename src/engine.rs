@@ -7,6 +7,7 @@ use crate::constrain::Constraint;
 use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
+pub use crate::kernels::attention::KvPrecision;
 use crate::kernels::topk;
 use crate::model::{LensRequest, Logits, Model, Tail, Weights};
 use crate::sampler::{Sampler, SamplerConfig};
@@ -65,6 +66,9 @@ pub struct LoadOptions {
     pub logit_rows: u32,
     /// Refuse a model whose estimated GPU bytes (weights, KV cache, activations) exceed this.
     pub max_gpu_bytes: Option<u64>,
+    /// How the KV cache stores keys and values: f16 (default) or f32 (twice the memory; the
+    /// attention lens then matches fp32 transformers within 1e-3).
+    pub kv: KvPrecision,
 }
 
 impl Default for LoadOptions {
@@ -74,6 +78,7 @@ impl Default for LoadOptions {
             batch: 64,
             logit_rows: 1,
             max_gpu_bytes: None,
+            kv: KvPrecision::F16,
         }
     }
 }
@@ -699,15 +704,7 @@ impl EngineBuilder {
         // The architecture and tensors first: they give the most specific errors.
         let cfg = crate::model::Config::from_gguf(&header)?;
         let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));
-        let budget = crate::model::budget::check(
-            &cfg,
-            &header,
-            context,
-            opts.batch,
-            opts.logit_rows,
-            gpu.caps(),
-            opts.max_gpu_bytes,
-        )?;
+        let budget = crate::model::budget::check(&cfg, &header, context, &opts, gpu.caps())?;
         let loader = Model::plan(&gpu, &header, &cfg)?;
         let tokenizer = Tokenizer::from_gguf(&header)?;
         let template = ChatTemplate::from_gguf(&header)?;
@@ -758,6 +755,7 @@ impl EngineBuilder {
             self.context,
             self.opts.batch,
             self.opts.logit_rows,
+            self.opts.kv,
         )?;
         let (tokenizer, template) = (std::sync::Arc::new(self.tokenizer), self.template);
         gpu.wait();

@@ -171,3 +171,36 @@ fn a_bad_chat_template_is_refused_from_the_header() {
     let e = refused(g, LoadOptions::default());
     assert!(e.contains("chat template"), "{e}");
 }
+
+/// An f32 KV cache (`LoadOptions::kv`) is budgeted at twice the f16 one, and a context that fits
+/// the adapter's buffer limit in f16 but not in f32 is refused for f32 only, naming the context
+/// that would fit.
+#[test]
+fn an_f32_kv_cache_is_budgeted_at_twice_the_bytes() {
+    use attend::engine::KvPrecision;
+    use attend::model::{budget, Config};
+    let gpu = gpu();
+    let g = header(64, &[]);
+    let cfg = Config::from_gguf(&g).unwrap();
+    let kv_dim = cfg.kv_dim() as u64;
+    let check = |context: u32, kv| {
+        let opts = LoadOptions {
+            batch: 8,
+            kv,
+            ..Default::default()
+        };
+        budget::check(&cfg, &g, context, &opts, gpu.caps())
+    };
+    let f16 = check(256, KvPrecision::F16).unwrap();
+    let f32 = check(256, KvPrecision::F32).unwrap();
+    assert_eq!(f16.kv_cache, 256 * kv_dim * 2 * 2 * cfg.n_layers as u64);
+    assert_eq!(f32.kv_cache, 2 * f16.kv_cache);
+    let binding = gpu.caps().max_binding.min(gpu.caps().max_buffer);
+    let context = (binding / (kv_dim * 4) + 1) as u32;
+    assert!(check(context, KvPrecision::F16).is_ok());
+    let e = check(context, KvPrecision::F32).unwrap_err().to_string();
+    assert!(
+        e.contains("KV cache") && e.contains(&format!("at most {}", context - 1)),
+        "{e}"
+    );
+}

@@ -4,6 +4,7 @@
 //! Every case ends in `Ok` or a clear `Err` — never a panic, an overflow or a hang.
 #![cfg(not(target_arch = "wasm32"))]
 
+use attend::engine::LoadOptions;
 use attend::gguf::{Event, Gguf, GgufStream, GgufWriter, Value};
 use attend::gpu::Caps;
 use attend::model::{budget, Config};
@@ -60,7 +61,17 @@ fn check_model(g: &Gguf, context: u32, batch: u32, c: &Caps) {
         return;
     };
     assert!(cfg.n_layers as usize <= g.tensors.len());
-    if let Ok(b) = budget::check(&cfg, g, context, batch, 1, c, Some(u64::MAX / 2)) {
+    if let Ok(b) = budget::check(
+        &cfg,
+        g,
+        context,
+        &LoadOptions {
+            batch,
+            max_gpu_bytes: Some(u64::MAX / 2),
+            ..Default::default()
+        },
+        c,
+    ) {
         let per_layer = b.kv_cache / (2 * cfg.n_layers as u64);
         assert!(per_layer <= c.max_binding.min(c.max_buffer));
     }

@@ -1,9 +1,11 @@
 //! `engine.attention` in a real browser (headless Chromium, WebGPU on SwiftShader): the tiny
 //! Qwen2 GGUF through the wasm-bindgen API, every golden query of
 //! tests/reference/attention-tiny-qwen2.json, every layer, head and key within 1e-3 of HF
-//! transformers with attend's f16 K/V precision (`weights_kvf16_e5`) — the same bound and golden
-//! data as the native tests/attention.rs, so the browser and native lenses agree to 2e-3. Also: the request defaults (the cached conversation, the last
-//! token), narrowing, and errors for bad requests. Browser-only.
+//! transformers: loaded with `kvPrecision: "f32"` against plain fp32 HF (`weights_e5`), and with
+//! the default f16 cache against HF with f16 K/V (`weights_kvf16_e5`) — the same bounds and golden
+//! data as the native tests/attention.rs. Also: the request defaults (the cached conversation,
+//! the last token), narrowing, and errors for bad requests and a bad `kvPrecision`.
+//! Browser-only.
 #![cfg(target_arch = "wasm32")]
 
 use attend::wasm::{CancelToken, WasmEngine};
@@ -28,18 +30,20 @@ async fn attention(e: &WasmEngine, req: serde_json::Value) -> Result<serde_json:
     }
 }
 
-#[wasm_bindgen_test]
-async fn browser_attention_matches_transformers() {
+async fn load(options: serde_json::Value) -> Result<WasmEngine, JsValue> {
     let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-    let engine = WasmEngine::load(
+    WasmEngine::load(
         Uint8Array::from(GGUF).into(),
-        js_sys::Object::new().into(),
+        js(options),
         noop.as_ref().unchecked_ref::<Function>().clone(),
         &CancelToken::new(),
     )
     .await
-    .expect("load");
-    let g: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+}
+
+/// Every golden query, layer, head and key against the golden weights under `key`, within 1e-3;
+/// returns the largest error.
+async fn check_golden(engine: &WasmEngine, g: &serde_json::Value, key: &str) -> f64 {
     let mut worst = 0f64;
     for p in g["prompts"].as_array().unwrap() {
         for row in p["queries"].as_array().unwrap() {
@@ -50,7 +54,7 @@ async fn browser_attention_matches_transformers() {
             assert_eq!(a["query"].as_u64(), Some(qi));
             let (got, want) = (
                 a["weights"].as_array().unwrap(),
-                row["weights_kvf16_e5"].as_array().unwrap(),
+                row[key].as_array().unwrap(),
             );
             assert_eq!(got.len(), want.len());
             for (l, (gl, wl)) in got.iter().zip(want).enumerate() {
@@ -67,7 +71,7 @@ async fn browser_attention_matches_transformers() {
                         let (x, y) = (x.as_f64().unwrap(), y.as_i64().unwrap() as f64 * 1e-5);
                         assert!(
                             (x - y).abs() <= 1e-3,
-                            "query {qi} layer {l} head {h} key {j}: {x} vs HF {y}"
+                            "{key}: query {qi} layer {l} head {h} key {j}: {x} vs HF {y}"
                         );
                         worst = worst.max((x - y).abs());
                     }
@@ -75,7 +79,34 @@ async fn browser_attention_matches_transformers() {
             }
         }
     }
-    web_sys::console::log_1(&format!("browser lens: max |attend - HF| = {worst:.2e}").into());
+    web_sys::console::log_1(
+        &format!("browser lens: max |attend - HF ({key})| = {worst:.2e}").into(),
+    );
+    worst
+}
+
+#[wasm_bindgen_test]
+async fn browser_attention_with_an_f32_cache_matches_fp32_transformers() {
+    let engine = load(serde_json::json!({"kvPrecision": "f32"}))
+        .await
+        .expect("load");
+    let info: serde_json::Value = serde_wasm_bindgen::from_value(engine.info().unwrap()).unwrap();
+    assert_eq!(info["kv_precision"], "f32");
+    let g: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+    check_golden(&engine, &g, "weights_e5").await;
+    drop(engine);
+    for bad in [serde_json::json!("f8"), serde_json::json!(32)] {
+        let err = load(serde_json::json!({"kvPrecision": bad})).await.err();
+        let msg = format!("{err:?}");
+        assert!(msg.contains("kvPrecision"), "kvPrecision {bad}: {msg}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn browser_attention_matches_transformers() {
+    let engine = load(serde_json::json!({})).await.expect("load");
+    let g: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+    check_golden(&engine, &g, "weights_kvf16_e5").await;
 
     // No prompt: the conversation in the cache (the last prompt above, up to its last query),
     // and its last token by default; narrowed to one layer and head.

@@ -21,7 +21,7 @@ mod generate;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
-    use attend::engine::{Engine, LoadOptions};
+    use attend::engine::{Engine, KvPrecision, LoadOptions};
     use attend::{Error, Result};
     use clap::{Args, Parser, Subcommand};
     use std::path::PathBuf;
@@ -75,6 +75,15 @@ mod cli {
         /// adapter in $ATTEND_CACHE/tuned.json (default ~/.cache/attend).
         #[arg(long)]
         pub retune: bool,
+        /// KV-cache precision: f16 (half the memory) or f32 (attention weights, e.g. of `attend
+        /// attention`, then match fp32 transformers within 1e-3).
+        #[arg(long, value_name = "f16|f32", default_value = "f16", value_parser = parse_kv)]
+        pub kv: KvPrecision,
+    }
+
+    fn parse_kv(s: &str) -> std::result::Result<KvPrecision, String> {
+        KvPrecision::from_name(s)
+            .ok_or_else(|| format!("'{s}' is not a KV-cache precision (f16 or f32)"))
     }
 
     /// A byte count: digits with an optional binary suffix `K`, `M` or `G` (`512M` = 512 MiB).
@@ -95,6 +104,7 @@ mod cli {
             let opts = LoadOptions {
                 context: self.context,
                 max_gpu_bytes: self.max_gpu_bytes,
+                kv: self.kv,
                 ..Default::default()
             };
             pollster::block_on(Engine::load_file(&self.model, &opts))
@@ -243,7 +253,12 @@ mod cli {
         let m = e.memory();
         println!("context: {} tokens", e.model.context);
         println!("weight bytes: {} ({})", m.weights, mib(m.weights));
-        println!("kv-cache bytes: {} ({}, f16)", m.kv_cache, mib(m.kv_cache));
+        println!(
+            "kv-cache bytes: {} ({}, {})",
+            m.kv_cache,
+            mib(m.kv_cache),
+            e.model.kv_precision().name()
+        );
         println!("activation bytes: {} ({})", m.scratch, mib(m.scratch));
         println!(
             "gpu bytes in use: {} ({}; {:.3} × weights+kv)",

@@ -4,6 +4,8 @@
 //!
 //! KV cache: per layer one K and one V buffer of u32 words, each holding two consecutive dims as
 //! f16 (`pack2x16float`, low half = even dim): half the memory of f32, no `shader-f16` needed.
+//! [`KvPrecision::F32`] keeps one f32 word per dim instead (the shaders' `KV32` override): twice the
+//! memory, attention weights at fp32 precision (what the attention lens compares with transformers).
 //! K is dims-major `[n_kv_heads][head_dim / 2][capacity]` (invocations that each score one key
 //! read consecutive words), V is position-major `[n_kv_heads][capacity][head_dim / 2]`
 //! (invocations that each own a dim pair read consecutive words).
@@ -40,6 +42,42 @@ const DIRECT_MAX_CHUNKS: u32 = 16;
 const DECODE_MAX_HEADS: u32 = 8;
 const PREFILL_WG: u32 = 128;
 
+/// How the KV cache stores keys and values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPrecision {
+    /// Two dims per u32 word as f16 (the default: half the memory and bandwidth).
+    #[default]
+    F16,
+    /// One f32 word per dim: attention weights as precise as fp32 transformers (the lens).
+    F32,
+}
+
+impl KvPrecision {
+    /// "f16" or "f32" (as the CLI's `--kv` and the package's `kvPrecision` spell it).
+    pub fn name(self) -> &'static str {
+        match self {
+            KvPrecision::F16 => "f16",
+            KvPrecision::F32 => "f32",
+        }
+    }
+
+    /// Parses [`KvPrecision::name`]'s spelling.
+    pub fn from_name(s: &str) -> Option<KvPrecision> {
+        [KvPrecision::F16, KvPrecision::F32]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+
+    /// Bytes per stored dim.
+    pub fn bytes(self) -> u64 {
+        match self {
+            KvPrecision::F16 => 2,
+            KvPrecision::F32 => 4,
+        }
+    }
+}
+
 /// One layer's KV cache on the GPU (see the module docs for the layout).
 pub struct LayerKv {
     pub k: Buffer,
@@ -47,18 +85,31 @@ pub struct LayerKv {
     pub capacity: u32,
     pub n_kv_heads: u32,
     pub head_dim: u32,
+    pub precision: KvPrecision,
 }
 
 impl LayerKv {
-    /// A zeroed cache for `capacity` positions of `n_kv_heads` heads of `head_dim` (even, ≤ 256).
+    /// A zeroed f16 cache for `capacity` positions of `n_kv_heads` heads of `head_dim` (even,
+    /// ≤ 256).
     pub fn new(gpu: &Gpu, capacity: u32, n_kv_heads: u32, head_dim: u32) -> Result<LayerKv> {
+        Self::with_precision(gpu, capacity, n_kv_heads, head_dim, KvPrecision::F16)
+    }
+
+    /// [`LayerKv::new`] storing keys and values at `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        capacity: u32,
+        n_kv_heads: u32,
+        head_dim: u32,
+        precision: KvPrecision,
+    ) -> Result<LayerKv> {
         if capacity == 0 || n_kv_heads == 0 {
             return Err(Error::Invalid(format!(
                 "KV cache needs capacity and kv heads > 0 (got {capacity}, {n_kv_heads})"
             )));
         }
         check_head_dim(head_dim)?;
-        let bytes = capacity as u64 * n_kv_heads as u64 * head_dim as u64 * 2;
+        let bytes = capacity as u64 * n_kv_heads as u64 * head_dim as u64 * precision.bytes();
         if bytes > gpu.caps().max_binding {
             return Err(Error::Unsupported(format!(
                 "KV cache of {capacity} positions x {n_kv_heads} heads x {head_dim} needs {bytes} \
@@ -72,7 +123,18 @@ impl LayerKv {
             capacity,
             n_kv_heads,
             head_dim,
+            precision,
         })
+    }
+
+    /// Override constants of a kernel that reads or writes this cache: `base`, plus `KV32` for
+    /// an f32 cache (f16 pipelines keep their constants, so their keys do not change).
+    pub(crate) fn constants<'a>(&self, base: &[(&'a str, f64)]) -> Vec<(&'a str, f64)> {
+        let mut c = base.to_vec();
+        if self.precision == KvPrecision::F32 {
+            c.push(("KV32", 1.0));
+        }
+        c
     }
 
     /// GPU bytes held by this layer's cache (K and V).
@@ -177,7 +239,7 @@ fn key_lo(qpos: u32, window: u32) -> u32 {
 }
 
 /// Write `m` new tokens' K and V (f32 `[m, n_kv_heads, head_dim]`) into the cache at positions
-/// `pos0 .. pos0 + m`, rounded to f16. One dispatch for both.
+/// `pos0 .. pos0 + m`, rounded to f16 (kept exact in an f32 cache). One dispatch for both.
 pub fn kv_store(
     rec: &mut Recorder,
     kv: &LayerKv,
@@ -201,7 +263,7 @@ pub fn kv_store(
     rec.dispatch(
         &SHADER,
         "kv_store",
-        &[("D", kv.head_dim as f64)],
+        &kv.constants(&[("D", kv.head_dim as f64)]),
         &params,
         &[
             Arg::from(&kv.k),
@@ -218,13 +280,17 @@ pub fn kv_store(
 /// Prefill tile shape for a head size: (query rows per workgroup, keys per tile). Rows are a
 /// multiple of 8 (each P·V invocation owns 8 rows of one dim pair) with the Q tile at ≤ 2048 f32,
 /// which also makes (rows / 8) * (head_dim / 2) ≤ 128 invocations; the K/V tile stays ≤ 1024 u32
-/// and the P tile ≤ 512 f32.
-fn prefill_tiles(head_dim: u32) -> (u32, u32) {
+/// (half the keys for an f32 cache, whose dims take a word each) and the P tile ≤ 512 f32.
+fn prefill_tiles(head_dim: u32, precision: KvPrecision) -> (u32, u32) {
     let rows = [32, 16, 8]
         .into_iter()
         .find(|r| r * head_dim <= 2048)
         .unwrap_or(8);
     let keys = if head_dim <= 128 { 16 } else { 8 };
+    let keys = match precision {
+        KvPrecision::F16 => keys,
+        KvPrecision::F32 => keys / 2,
+    };
     debug_assert!(rows / 8 * (head_dim / 2) <= PREFILL_WG);
     (rows, keys)
 }
@@ -258,10 +324,10 @@ pub fn attention(
     if p.m == 1 {
         decode(rec, q, kv, out, params)
     } else {
-        let (rows, keys) = prefill_tiles(d);
+        let (rows, keys) = prefill_tiles(d, kv.precision);
         let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
         let n_wg = n_rows.div_ceil(rows) * kv.n_kv_heads;
-        let consts = [("D", d as f64), ("BR", rows as f64), ("BC", keys as f64)];
+        let consts = kv.constants(&[("D", d as f64), ("BR", rows as f64), ("BC", keys as f64)]);
         rec.dispatch(
             &SHADER,
             "attend_prefill",
@@ -299,7 +365,7 @@ fn decode(
     let group = params.n_heads / kv.n_kv_heads;
     let heads_per_wg = group.min(DECODE_MAX_HEADS);
     let n_wg = n_split * group.div_ceil(heads_per_wg) * kv.n_kv_heads;
-    let consts = [("D", d as f64), ("HG", heads_per_wg as f64)];
+    let consts = kv.constants(&[("D", d as f64), ("HG", heads_per_wg as f64)]);
     let grid = workgroups(rec, n_wg);
     let kv_args = [Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v)];
     if n_split == 1 {
@@ -380,7 +446,7 @@ pub fn attention_probs_row(
     rec.dispatch(
         &SHADER,
         "attend_probs",
-        &[("D", d as f64)],
+        &kv.constants(&[("D", d as f64)]),
         &params,
         &[Arg::from(q), Arg::from(&kv.k), Arg::from(out)],
         workgroups(rec, n_heads),
@@ -395,10 +461,21 @@ mod tests {
 
     #[test]
     fn prefill_tiles_fit_workgroup_limits() {
-        for d in (2..=256).step_by(2) {
-            let (rows, keys) = prefill_tiles(d);
+        for (d, precision) in (2..=256)
+            .step_by(2)
+            .flat_map(|d| [(d, KvPrecision::F16), (d, KvPrecision::F32)])
+        {
+            let (rows, keys) = prefill_tiles(d, precision);
+            let words = precision.bytes() / 2;
             assert!(rows * d <= 2048, "q tile for {d}");
-            assert!(keys * d / 2 <= 1024, "kv tile for {d}");
+            assert!(
+                keys as u64 * d as u64 / 2 * words <= 1024,
+                "kv tile for {d}"
+            );
+            assert!(
+                (keys * rows / 4).is_power_of_two() && keys * rows / 4 <= PREFILL_WG,
+                "score items for {d}"
+            );
             assert!(rows * keys <= 512, "score tile for {d}");
             assert!(
                 rows % 8 == 0 && rows / 8 * (d / 2) <= PREFILL_WG,

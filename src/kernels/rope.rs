@@ -192,7 +192,7 @@ pub fn rope_qk(
 }
 
 /// RoPE of `q` [rows, q_heads, head_dim] in place, and `k` (rotated) and `v` [rows, kv heads,
-/// head_dim] stored as f16 in `kv` at positions `pos0..pos0 + rows`, in one dispatch: what
+/// head_dim] stored (as f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in one dispatch: what
 /// [`rope_qk`] then [`kv_store`](super::attention::kv_store) do, minus a dispatch and the
 /// rotated k's round trip (`k` and `v` are left unchanged).
 #[allow(clippy::too_many_arguments)]
@@ -250,7 +250,7 @@ pub fn rope_kv(
         (all as u32).div_ceil(WG),
         rec.gpu().caps().max_workgroups_per_dim,
     );
-    rec.dispatch(&SHADER, "rope_kv", &[], &p, &bufs, wgs);
+    rec.dispatch(&SHADER, "rope_kv", &kv.constants(&[]), &p, &bufs, wgs);
     rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }
@@ -284,7 +284,7 @@ pub fn rmsnorm_rope_qk(
 }
 
 /// [`rmsnorm_rope_qk`], then the normalized, rotated `k` and `v` [rows, kv heads, head_dim]
-/// stored as f16 in `kv` at positions `pos0..pos0 + rows`, in the same dispatch (what
+/// stored (f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in the same dispatch (what
 /// [`kv_store`](super::attention::kv_store) would do next).
 #[allow(clippy::too_many_arguments)]
 pub fn rmsnorm_rope_kv(
@@ -379,13 +379,16 @@ fn norm_rope(
     p.total2 = k_rows as u32;
     p.heads2 = k_heads;
     p.eps = eps;
+    let wg = super::norm::workgroup_for(head_dim / 2);
     let mut bufs = vec![
         words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_qk q")?,
         words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_qk k")?,
         words(rec, q_weight, head_dim as u64, "rmsnorm_rope_qk q_weight")?,
         words(rec, k_weight, head_dim as u64, "rmsnorm_rope_qk k_weight")?,
     ];
+    let mut consts = vec![("WG", wg as f64)];
     if let Some((v, kv)) = cache {
+        consts = kv.constants(&consts);
         p.capacity = kv.capacity;
         bufs.push(words(
             rec,
@@ -396,9 +399,8 @@ fn norm_rope(
         bufs.push(crate::gpu::Arg::from(&kv.k));
         bufs.push(crate::gpu::Arg::from(&kv.v));
     }
-    let wg = super::norm::workgroup_for(head_dim / 2);
     let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
-    rec.dispatch(&SHADER, what, &[("WG", wg as f64)], &p, &bufs, wgs);
+    rec.dispatch(&SHADER, what, &consts, &p, &bufs, wgs);
     rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())
 }

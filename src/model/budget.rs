@@ -4,6 +4,7 @@
 //! (WebGPU and wgpu do not report the device's memory).
 
 use super::{Config, Weights};
+use crate::engine::LoadOptions;
 use crate::gguf::Gguf;
 use crate::gpu::Caps;
 use crate::kernels::topk;
@@ -37,18 +38,20 @@ fn bytes(what: &str, factors: &[u64]) -> Result<u64> {
         .ok_or_else(|| overflow(what))
 }
 
-/// Sizes the weights (as the header lists them), the KV cache for `context` positions and the
-/// activations for `batch`-token chunks, and checks every buffer against the adapter's limits
-/// and the total against `max_total`. Errors name the value, the limit and what to change.
+/// Sizes the weights (as the header lists them), the KV cache for `context` positions at
+/// `opts.kv` precision and the activations for `opts.batch`-token chunks, and checks every
+/// buffer against the adapter's limits and the total against `opts.max_gpu_bytes`. Errors name
+/// the value, the limit and what to change. (`opts.context` is not read: `context` is already
+/// capped by the model's trained context.)
 pub fn check(
     cfg: &Config,
     g: &Gguf,
     context: u32,
-    batch: u32,
-    logit_rows: u32,
+    opts: &LoadOptions,
     caps: &Caps,
-    max_total: Option<u64>,
 ) -> Result<Budget> {
+    let (batch, logit_rows, kv_precision) = (opts.batch, opts.logit_rows, opts.kv);
+    let max_total = opts.max_gpu_bytes;
     if context == 0 || batch == 0 {
         return Err(Error::Invalid(
             "context and batch must be at least 1".into(),
@@ -60,14 +63,15 @@ pub fn check(
     let (d, q, kv) = (cfg.d_model as u64, cfg.q_dim() as u64, cfg.kv_dim() as u64);
     let (f, vocab, heads) = (cfg.ffn_dim as u64, cfg.vocab as u64, cfg.n_heads as u64);
 
-    // KV cache: f16 K and V per layer, each one binding.
-    let per_layer = bytes("the KV cache", &[ctx, kv, 2])?;
+    // KV cache: K and V per layer (f16 or f32), each one binding.
+    let per_dim = kv_precision.bytes();
+    let per_layer = bytes("the KV cache", &[ctx, kv, per_dim])?;
     if per_layer > binding {
         return Err(Error::Unsupported(format!(
             "a context of {context} tokens needs {per_layer} bytes of KV cache per layer, over the \
              adapter's {binding}-byte buffer limit; load with a smaller context (--context / \
              contextLength) of at most {}",
-            binding / (kv * 2)
+            binding / (kv * per_dim)
         )));
     }
     let kv_cache = bytes("the KV cache", &[per_layer, 2, cfg.n_layers as u64])?;

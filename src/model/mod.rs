@@ -14,7 +14,8 @@ pub use loader::{Loader, Shape};
 mod scratch;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
-use crate::kernels::{argmax, attention::LayerKv, elementwise, embedding, matmul, norm, topk};
+use crate::kernels::attention::{KvPrecision, LayerKv};
+use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 pub use scratch::Scratch;
@@ -291,6 +292,7 @@ impl Model {
         context: u32,
         batch: u32,
         logit_rows: u32,
+        kv_precision: KvPrecision,
     ) -> Result<Model> {
         if context == 0 || batch == 0 {
             return Err(Error::Invalid(
@@ -298,7 +300,9 @@ impl Model {
             ));
         }
         let kv = (0..cfg.n_layers)
-            .map(|_| LayerKv::new(gpu, context, cfg.n_kv_heads, cfg.head_dim))
+            .map(|_| {
+                LayerKv::with_precision(gpu, context, cfg.n_kv_heads, cfg.head_dim, kv_precision)
+            })
             .collect::<Result<Vec<_>>>()?;
         let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1), context)?;
         Ok(Model {
@@ -314,6 +318,11 @@ impl Model {
     /// `cfg` comes from [`Config::from_gguf`], whose checks bound the per-layer plan.
     pub fn plan(gpu: &Gpu, g: &Gguf, cfg: &Config) -> Result<Loader> {
         Loader::new(gpu, g, cfg, &Weights::plan(cfg), &Weights::fusions(cfg))
+    }
+
+    /// How the KV cache stores keys and values.
+    pub fn kv_precision(&self) -> KvPrecision {
+        self.kv.first().map_or(KvPrecision::F16, |kv| kv.precision)
     }
 
     pub fn kv_bytes(&self) -> u64 {

@@ -133,6 +133,22 @@ impl Progress {
     }
 }
 
+/// `options.kvPrecision`: `"f16"` (default) or `"f32"`.
+fn kv_precision(options: &JsValue) -> Result<crate::engine::KvPrecision, JsValue> {
+    let v = Reflect::get(options, &"kvPrecision".into()).unwrap_or(JsValue::UNDEFINED);
+    if v.is_undefined() || v.is_null() {
+        return Ok(Default::default());
+    }
+    v.as_string()
+        .and_then(|s| crate::engine::KvPrecision::from_name(&s))
+        .ok_or_else(|| {
+            JsError::new(&format!(
+                "kvPrecision must be \"f16\" or \"f32\", not {v:?}"
+            ))
+            .into()
+        })
+}
+
 /// `options.maxGpuBytes`: a whole number of bytes, or absent (`undefined`/`null`).
 fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
     let v = Reflect::get(options, &"maxGpuBytes".into()).unwrap_or(JsValue::UNDEFINED);
@@ -153,7 +169,7 @@ fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
 #[wasm_bindgen]
 impl WasmEngine {
     /// `source`: a URL, an array of URLs (split GGUF), a File/Blob (or an array of them), or an
-    /// ArrayBuffer. `options`: `{ contextLength?, cache?, maxGpuBytes? }`.
+    /// ArrayBuffer. `options`: `{ contextLength?, cache?, maxGpuBytes?, kvPrecision?, retune? }`.
     pub async fn load(
         source: JsValue,
         options: JsValue,
@@ -175,6 +191,7 @@ impl WasmEngine {
             .map(|v| v as u32)
             .or(Some(crate::engine::BROWSER_DEFAULT_CONTEXT));
         let max_gpu_bytes = max_gpu_bytes(&options)?;
+        let kv = kv_precision(&options)?;
         let use_cache = Reflect::get(&options, &"cache".into())
             .ok()
             .and_then(|v| v.as_bool())
@@ -200,6 +217,7 @@ impl WasmEngine {
         let opts = LoadOptions {
             context,
             max_gpu_bytes,
+            kv,
             ..Default::default()
         };
 
@@ -369,6 +387,7 @@ impl WasmEngine {
             "context_length": e.model.context,
             "weight_bytes": m.weights,
             "kv_cache_bytes": m.kv_cache,
+            "kv_precision": e.model.kv_precision().name(),
             "gpu_bytes": m.gpu_total,
             "adapter": e.gpu.adapter.name,
             "shader_f16": false,

@@ -1,11 +1,12 @@
 //! Attention kernels against a plain f64 CPU reference of softmax(Q·Kᵀ·scale + mask)·V computed on
-//! the same f16-rounded K/V, so the only differences are summation order and `exp`.
+//! the same f16-rounded K/V (or the exact ones, for an f32 cache), so the only differences are
+//! summation order and `exp`.
 //! Outputs are convex combinations of V (|v| ≲ 3): tolerance atol 1e-4 + rtol 1e-4 (observed
 //! errors are ~1e-6); lens probabilities atol 1e-5; kv_store bit-exact.
 
 use crate::common::*;
 use attend::kernels::attention::{
-    attention, attention_probs, attention_probs_row, kv_store, AttnParams, LayerKv,
+    attention, attention_probs, attention_probs_row, kv_store, AttnParams, KvPrecision, LayerKv,
 };
 use half::f16;
 
@@ -21,6 +22,14 @@ struct Case {
 
 fn f16_round(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
+}
+
+/// K or V as a cache of `precision` holds them.
+fn stored(x: &[f32], precision: KvPrecision) -> Vec<f32> {
+    match precision {
+        KvPrecision::F16 => f16_round(x),
+        KvPrecision::F32 => x.to_vec(),
+    }
 }
 
 fn visible(qpos: usize, j: usize, window: u32) -> bool {
@@ -80,10 +89,15 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> 
 
 /// Random K/V for positions 0..pos0+m stored in two kv_store calls (0..pos0, then the m new
 /// tokens), then attention over the m queries, all in one submit. Returns (gpu out, reference).
-async fn run_case(gpu: &Gpu, c: Case, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+async fn run_case(
+    gpu: &Gpu,
+    c: Case,
+    rng: &mut Rng,
+    precision: KvPrecision,
+) -> (Vec<f32>, Vec<f32>) {
     let (d, total) = (c.d as usize, (c.pos0 + c.m) as usize);
     let row = c.n_kv as usize * d;
-    let kv = LayerKv::new(gpu, total as u32 + 3, c.n_kv, c.d).unwrap();
+    let kv = LayerKv::with_precision(gpu, total as u32 + 3, c.n_kv, c.d, precision).unwrap();
     let k = rng.normal(total * row, 1.0);
     let v = rng.normal(total * row, 1.0);
     let q = rng.normal(c.m as usize * c.n_heads as usize * d, 1.5);
@@ -113,20 +127,30 @@ async fn run_case(gpu: &Gpu, c: Case, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
     attention(&mut rec, &q_buf, &kv, &out, &p).unwrap();
     rec.submit();
     let got = gpu.read::<f32>(&out, 0, q.len()).await.unwrap();
-    let want = reference(&q, &f16_round(&k), &f16_round(&v), &c, scale);
+    let want = reference(
+        &q,
+        &stored(&k, precision),
+        &stored(&v, precision),
+        &c,
+        scale,
+    );
     (got, want)
 }
 
 async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
+    check_cases_at(gpu, cases, seed, KvPrecision::F16).await;
+}
+
+async fn check_cases_at(gpu: &Gpu, cases: &[Case], seed: u64, precision: KvPrecision) {
     let mut rng = Rng::new(seed);
     let mut worst = 0f32;
     for c in cases {
-        let (got, want) = run_case(gpu, *c, &mut rng).await;
+        let (got, want) = run_case(gpu, *c, &mut rng, precision).await;
         worst = worst.max(max_abs_diff(&got, &want));
-        assert_close(&format!("{c:?}"), &got, &want, 1e-4, 1e-4);
+        assert_close(&format!("{c:?} {precision:?}"), &got, &want, 1e-4, 1e-4);
     }
     eprintln!(
-        "attention: {} cases, max |gpu - ref| = {worst:e}",
+        "attention ({precision:?} cache): {} cases, max |gpu - ref| = {worst:e}",
         cases.len()
     );
 }
@@ -196,59 +220,114 @@ gpu_test! {
 }
 
 gpu_test! {
-    async fn kv_store_is_bit_exact_f16() {
+    async fn f32_cache_prefill_and_decode_match_exact_kv() {
+        // The f32 cache (the lens's precision) on every path: prefill tiles of every head size
+        // (half the keys per tile), windows, grouping, and decode walked and split-K; the
+        // reference uses the unrounded K/V, which an f16 cache misses by ~1e-3.
         let gpu = gpu().await;
-        let (cap, n_kv, d) = (50u32, 3u32, 80u32);
-        let row = (n_kv * d) as usize;
-        let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
-        assert_eq!(kv.bytes(), 2 * cap as u64 * row as u64 * 2);
-        let mut rng = Rng::new(4);
-        let (pos_a, m_a, m_b) = (0u32, 7u32, 20u32);
-        let mut k = rng.normal((m_a + m_b) as usize * row, 1.0);
-        let v = rng.normal((m_a + m_b) as usize * row, 4.0);
-        // Exactly representable values, halfway cases, and large values.
-        k[..8].copy_from_slice(&[0.0, -0.0, 1.0, -2.5, 65504.0, 1.0 + 1.0 / 4096.0, 0.1, 3.0e4]);
-        // f16 subnormals (the smallest is 2^-24).
-        k[8..12].copy_from_slice(&[3.0e-6, -4.0e-5, 6.0e-8, 1.0e-9]);
-        let pos_b = 30;
-        let (ka, kb) = k.split_at(m_a as usize * row);
-        let (va, vb) = v.split_at(m_a as usize * row);
-        let up = |x: &[f32]| gpu.upload("in", x).unwrap();
-        // Buffer destroys itself on drop, so the inputs must outlive the submit.
-        let (ka, va, kb, vb) = (up(ka), up(va), up(kb), up(vb));
-        let mut rec = gpu.recorder("store");
-        kv_store(&mut rec, &kv, &ka, &va, pos_a, m_a).unwrap();
-        kv_store(&mut rec, &kv, &kb, &vb, pos_b, m_b).unwrap();
-        rec.submit();
-        let words = (cap as usize) * row / 2;
-        let got_k: Vec<u32> = gpu.read(&kv.k, 0, words).await.unwrap();
-        let got_v: Vec<u32> = gpu.read(&kv.v, 0, words).await.unwrap();
-        for (name, src, got) in [("K", &k, &got_k), ("V", &v, &got_v)] {
-            for kvh in 0..n_kv as usize {
-                for pos in 0..cap as usize {
-                    let tok = match pos {
-                        p if p < m_a as usize => Some(p),
-                        p if p >= pos_b as usize && p < (pos_b + m_b) as usize => {
-                            Some(p - pos_b as usize + m_a as usize)
-                        }
-                        _ => None,
-                    };
-                    for pair in 0..d as usize / 2 {
-                        let want = tok.map_or(0, |t| {
-                            let x = &src[t * row + kvh * d as usize + 2 * pair..];
+        let mut cases = Vec::new();
+        for (n, d) in DIMS.into_iter().chain([34, 128]).enumerate() {
+            let (n_heads, n_kv) = HEADS[n % 4];
+            let window = if n % 2 == 0 { 16 } else { 0 };
+            cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window });
+            cases.push(Case { m: 1, pos0: 70 + n as u32, d, n_heads, n_kv, window });
+        }
+        cases.push(Case { m: 1, pos0: 1100, d: 64, n_heads: 9, n_kv: 3, window: 0 });
+        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5 });
+        check_cases_at(&gpu, &cases, 6, KvPrecision::F32).await;
+        // The same exact-K/V reference is out of reach of the f16 cache: the check can tell.
+        let mut rng = Rng::new(6);
+        let c = Case { m: 33, pos0: 7, d: 64, n_heads: 4, n_kv: 2, window: 0 };
+        let (got_f16, _) = run_case(&gpu, c, &mut rng, KvPrecision::F16).await;
+        let mut rng = Rng::new(6);
+        let (_, want_exact) = run_case(&gpu, c, &mut rng, KvPrecision::F32).await;
+        let err = max_abs_diff(&got_f16, &want_exact);
+        assert!(err > 1e-4, "an f16 cache came within {err:e} of exact K/V");
+    }
+}
+
+gpu_test! {
+    async fn kv_store_is_bit_exact() {
+        let gpu = gpu().await;
+        for precision in [KvPrecision::F16, KvPrecision::F32] {
+            kv_store_bit_exact(&gpu, precision).await;
+        }
+    }
+}
+
+async fn kv_store_bit_exact(gpu: &Gpu, precision: KvPrecision) {
+    let (cap, n_kv, d) = (50u32, 3u32, 80u32);
+    let row = (n_kv * d) as usize;
+    let kv = LayerKv::with_precision(gpu, cap, n_kv, d, precision).unwrap();
+    assert_eq!(kv.bytes(), 2 * cap as u64 * row as u64 * precision.bytes());
+    let mut rng = Rng::new(4);
+    let (pos_a, m_a, m_b) = (0u32, 7u32, 20u32);
+    let mut k = rng.normal((m_a + m_b) as usize * row, 1.0);
+    let v = rng.normal((m_a + m_b) as usize * row, 4.0);
+    // Exactly representable values, halfway cases, and large values.
+    k[..8].copy_from_slice(&[
+        0.0,
+        -0.0,
+        1.0,
+        -2.5,
+        65504.0,
+        1.0 + 1.0 / 4096.0,
+        0.1,
+        3.0e4,
+    ]);
+    // f16 subnormals (the smallest is 2^-24).
+    k[8..12].copy_from_slice(&[3.0e-6, -4.0e-5, 6.0e-8, 1.0e-9]);
+    let pos_b = 30;
+    let (ka, kb) = k.split_at(m_a as usize * row);
+    let (va, vb) = v.split_at(m_a as usize * row);
+    let up = |x: &[f32]| gpu.upload("in", x).unwrap();
+    // Buffer destroys itself on drop, so the inputs must outlive the submit.
+    let (ka, va, kb, vb) = (up(ka), up(va), up(kb), up(vb));
+    let mut rec = gpu.recorder("store");
+    kv_store(&mut rec, &kv, &ka, &va, pos_a, m_a).unwrap();
+    kv_store(&mut rec, &kv, &kb, &vb, pos_b, m_b).unwrap();
+    rec.submit();
+    let words = (cap as usize) * row * precision.bytes() as usize / 4;
+    let got_k: Vec<u32> = gpu.read(&kv.k, 0, words).await.unwrap();
+    let got_v: Vec<u32> = gpu.read(&kv.v, 0, words).await.unwrap();
+    let f32_cache = precision == KvPrecision::F32;
+    for (name, src, got) in [("K", &k, &got_k), ("V", &v, &got_v)] {
+        for kvh in 0..n_kv as usize {
+            for pos in 0..cap as usize {
+                let tok = match pos {
+                    p if p < m_a as usize => Some(p),
+                    p if p >= pos_b as usize && p < (pos_b + m_b) as usize => {
+                        Some(p - pos_b as usize + m_a as usize)
+                    }
+                    _ => None,
+                };
+                // f16: a word per dim pair; f32: a word per dim (`unit`).
+                let (units, per) = if f32_cache {
+                    (d as usize, 1)
+                } else {
+                    (d as usize / 2, 2)
+                };
+                for unit in 0..units {
+                    let want = tok.map_or(0, |t| {
+                        let x = &src[t * row + kvh * d as usize + per * unit..];
+                        if f32_cache {
+                            x[0].to_bits()
+                        } else {
                             f16::from_f32(x[0]).to_bits() as u32
                                 | (f16::from_f32(x[1]).to_bits() as u32) << 16
-                        });
-                        let dp = d as usize / 2;
-                        // K is [kv head][pair][position], V is [kv head][position][pair].
-                        let at = if name == "K" {
-                            (kvh * dp + pair) * cap as usize + pos
-                        } else {
-                            (kvh * cap as usize + pos) * dp + pair
-                        };
-                        let w = got[at];
-                        assert_eq!(w, want, "{name} kv head {kvh} pos {pos} pair {pair}");
-                    }
+                        }
+                    });
+                    // K is [kv head][unit][position], V is [kv head][position][unit].
+                    let at = if name == "K" {
+                        (kvh * units + unit) * cap as usize + pos
+                    } else {
+                        (kvh * cap as usize + pos) * units + unit
+                    };
+                    let w = got[at];
+                    assert_eq!(
+                        w, want,
+                        "{precision:?} {name} kv head {kvh} pos {pos} unit {unit}"
+                    );
                 }
             }
         }
@@ -258,51 +337,83 @@ gpu_test! {
 gpu_test! {
     async fn lens_probabilities_sum_to_one_and_match() {
         let gpu = gpu().await;
-        let mut rng = Rng::new(5);
-        for (n, (d, n_heads, n_kv, window, pos)) in
-            [(64u32, 9u32, 3u32, 0u32, 0u32), (64, 9, 3, 0, 70), (256, 8, 1, 16, 40),
-             (80, 4, 2, 300, 299), (80, 4, 4, 5, 600)]
-                .into_iter()
-                .enumerate()
-        {
-            let c = Case { m: 1, pos0: pos, d, n_heads, n_kv, window };
-            let row = (n_kv * d) as usize;
-            let kv = LayerKv::new(&gpu, pos + 1, n_kv, d).unwrap();
-            let k = rng.normal((pos as usize + 1) * row, 1.0);
-            let v = rng.normal((pos as usize + 1) * row, 1.0);
-            // A batch of 3 query rows: the lens reads row `q_row`.
-            let q = rng.normal(3 * (n_heads * d) as usize, 2.0);
-            let q_row = (n % 3) as u32;
-            let scale = 1.0 / (d as f32).sqrt();
-            let n_keys = pos as usize + 1;
-            let probs = gpu.storage("probs", (n_heads as usize * n_keys * 4) as u64).unwrap();
-            let q_buf = gpu.upload("q", &q).unwrap();
-            let (k_buf, v_buf) = (gpu.upload("k", &k).unwrap(), gpu.upload("v", &v).unwrap());
-            let mut rec = gpu.recorder("lens");
-            kv_store(&mut rec, &kv, &k_buf, &v_buf, 0, pos + 1).unwrap();
-            if q_row == 0 {
-                attention_probs(&mut rec, &q_buf, &kv, &probs, pos, n_heads, scale, window)
-                    .unwrap();
-            } else {
-                attention_probs_row(&mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale,
-                                    window).unwrap();
-            }
-            rec.submit();
-            let got: Vec<f32> = gpu.read(&probs, 0, n_heads as usize * n_keys).await.unwrap();
-            let q_one = &q[(q_row * n_heads * d) as usize..][..(n_heads * d) as usize];
-            let want: Vec<f32> = ref_probs(q_one, &f16_round(&k), &c, pos as usize, scale)
-                .into_iter()
-                .map(|x| x as f32)
-                .collect();
-            assert_close(&format!("lens {c:?}"), &got, &want, 1e-5, 1e-4);
-            for h in 0..n_heads as usize {
-                let r = &got[h * n_keys..][..n_keys];
-                let sum: f64 = r.iter().map(|&x| x as f64).sum();
-                assert!((sum - 1.0).abs() < 1e-5, "head {h}: probabilities sum to {sum}");
-                for (j, &p) in r.iter().enumerate() {
-                    if !visible(pos as usize, j, window) {
-                        assert_eq!(p, 0.0, "head {h}: masked key {j} has weight {p}");
-                    }
+        for precision in [KvPrecision::F16, KvPrecision::F32] {
+            lens_case(&gpu, precision).await;
+        }
+    }
+}
+
+async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
+    let mut rng = Rng::new(5);
+    for (n, (d, n_heads, n_kv, window, pos)) in [
+        (64u32, 9u32, 3u32, 0u32, 0u32),
+        (64, 9, 3, 0, 70),
+        (256, 8, 1, 16, 40),
+        (80, 4, 2, 300, 299),
+        (80, 4, 4, 5, 600),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = Case {
+            m: 1,
+            pos0: pos,
+            d,
+            n_heads,
+            n_kv,
+            window,
+        };
+        let row = (n_kv * d) as usize;
+        let kv = LayerKv::with_precision(gpu, pos + 1, n_kv, d, precision).unwrap();
+        let k = rng.normal((pos as usize + 1) * row, 1.0);
+        let v = rng.normal((pos as usize + 1) * row, 1.0);
+        // A batch of 3 query rows: the lens reads row `q_row`.
+        let q = rng.normal(3 * (n_heads * d) as usize, 2.0);
+        let q_row = (n % 3) as u32;
+        let scale = 1.0 / (d as f32).sqrt();
+        let n_keys = pos as usize + 1;
+        let probs = gpu
+            .storage("probs", (n_heads as usize * n_keys * 4) as u64)
+            .unwrap();
+        let q_buf = gpu.upload("q", &q).unwrap();
+        let (k_buf, v_buf) = (gpu.upload("k", &k).unwrap(), gpu.upload("v", &v).unwrap());
+        let mut rec = gpu.recorder("lens");
+        kv_store(&mut rec, &kv, &k_buf, &v_buf, 0, pos + 1).unwrap();
+        if q_row == 0 {
+            attention_probs(&mut rec, &q_buf, &kv, &probs, pos, n_heads, scale, window).unwrap();
+        } else {
+            attention_probs_row(
+                &mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale, window,
+            )
+            .unwrap();
+        }
+        rec.submit();
+        let got: Vec<f32> = gpu
+            .read(&probs, 0, n_heads as usize * n_keys)
+            .await
+            .unwrap();
+        let q_one = &q[(q_row * n_heads * d) as usize..][..(n_heads * d) as usize];
+        let want: Vec<f32> = ref_probs(q_one, &stored(&k, precision), &c, pos as usize, scale)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        assert_close(
+            &format!("lens {c:?} {precision:?}"),
+            &got,
+            &want,
+            1e-5,
+            1e-4,
+        );
+        for h in 0..n_heads as usize {
+            let r = &got[h * n_keys..][..n_keys];
+            let sum: f64 = r.iter().map(|&x| x as f64).sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-5,
+                "head {h}: probabilities sum to {sum}"
+            );
+            for (j, &p) in r.iter().enumerate() {
+                if !visible(pos as usize, j, window) {
+                    assert_eq!(p, 0.0, "head {h}: masked key {j} has weight {p}");
                 }
             }
         }

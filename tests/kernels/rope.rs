@@ -206,17 +206,22 @@ gpu_test! {
 
 gpu_test! {
     async fn rope_kv_equals_rope_qk_then_kv_store() {
-        use attend::kernels::attention::{kv_store, LayerKv};
+        use attend::kernels::attention::{kv_store, KvPrecision, LayerKv};
         let gpu = gpu().await;
         let mut rng = Rng::new(34);
         // Both pair layouts, partial rotation, several kv heads, a prefill batch and a decode
         // token at a later position: q, and the cache words, bit for bit.
-        for &(rows, qh, kh, hd, rot, pos0, neox) in &[
+        // Both cache precisions (f16 pairs, f32 words).
+        let shapes = [
             (5usize, 9usize, 3usize, 64usize, 64usize, 3u32, false),
             (3, 4, 1, 256, 192, 70, true),
             (1, 6, 2, 32, 16, 41, true),
             (1, 6, 2, 32, 32, 40, false),
-        ] {
+        ];
+        for (&(rows, qh, kh, hd, rot, pos0, neox), precision) in shapes
+            .iter()
+            .flat_map(|s| [(s, KvPrecision::F16), (s, KvPrecision::F32)])
+        {
             let cap = 80u32;
             let q = rng.normal(rows * qh * hd, 1.0);
             let k = rng.normal(rows * kh * hd, 1.0);
@@ -224,8 +229,8 @@ gpu_test! {
             let up = |x: &[f32]| gpu.upload("t", x).unwrap();
             let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
             let (kva, kvb) = (
-                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
-                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
+                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
             );
             let mut rec = gpu.recorder("separate");
             rope::rope_qk(
@@ -243,7 +248,7 @@ gpu_test! {
             .unwrap();
             assert_eq!(rec.dispatches, 1);
             rec.submit();
-            let what = format!("rope_kv {rows}x{qh}/{kh}x{hd} rot {rot} neox {neox}");
+            let what = format!("rope_kv {rows}x{qh}/{kh}x{hd} rot {rot} neox {neox} {precision:?}");
             let qa: Vec<u32> = gpu.read(&qa, 0, q.len()).await.unwrap();
             let qb: Vec<u32> = gpu.read(&qb, 0, q.len()).await.unwrap();
             assert_eq!(qa, qb, "{what}: q");
@@ -266,12 +271,16 @@ gpu_test! {
 
 gpu_test! {
     async fn rmsnorm_rope_kv_equals_rmsnorm_rope_qk_then_kv_store() {
-        use attend::kernels::attention::{kv_store, LayerKv};
+        use attend::kernels::attention::{kv_store, KvPrecision, LayerKv};
         let gpu = gpu().await;
         let mut rng = Rng::new(35);
         // Gemma-like (4 q heads, 1 kv head, head 256, NeoX, partial rotation) and a grouped
         // decode token: q, k and the cache words bit for bit.
-        for &(rows, qh, kh, hd, rot, pos0) in &[(3usize, 4usize, 1usize, 256usize, 192usize, 5u32), (1, 6, 2, 64, 64, 50)] {
+        let shapes = [(3usize, 4usize, 1usize, 256usize, 192usize, 5u32), (1, 6, 2, 64, 64, 50)];
+        for (&(rows, qh, kh, hd, rot, pos0), precision) in shapes
+            .iter()
+            .flat_map(|s| [(s, KvPrecision::F16), (s, KvPrecision::F32)])
+        {
             let cap = 64u32;
             let q = rng.normal(rows * qh * hd, 1.0);
             let k = rng.normal(rows * kh * hd, 1.0);
@@ -281,8 +290,8 @@ gpu_test! {
             let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
             let (gwq, gwk) = (up(&wq), up(&wk));
             let (kva, kvb) = (
-                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
-                LayerKv::new(&gpu, cap, kh as u32, hd as u32).unwrap(),
+                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
+                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
             );
             let mut rec = gpu.recorder("separate");
             rope::rmsnorm_rope_qk(
@@ -300,7 +309,7 @@ gpu_test! {
             .unwrap();
             assert_eq!(rec.dispatches, 1);
             rec.submit();
-            let what = format!("rmsnorm_rope_kv {rows}x{qh}/{kh}x{hd}");
+            let what = format!("rmsnorm_rope_kv {rows}x{qh}/{kh}x{hd} {precision:?}");
             for (name, a, b, n) in [("q", &qa, &qb, q.len()), ("k", &ka, &kb, k.len())] {
                 let a: Vec<u32> = gpu.read(a, 0, n).await.unwrap();
                 let b: Vec<u32> = gpu.read(b, 0, n).await.unwrap();

@@ -64,6 +64,11 @@ export interface LoadOptions {
    */
   maxGpuBytes?: number;
   /**
+   * How the KV cache stores keys and values: `"f16"` (default, half the memory) or `"f32"`
+   * (twice the KV memory; `engine.attention` then matches fp32 transformers within 1e-3).
+   */
+  kvPrecision?: "f16" | "f32";
+  /**
    * Cancels the load at any point (download, upload to the GPU, pipeline compilation): the
    * promise rejects with an `AbortError` ("loading … was cancelled"), every GPU buffer the load
    * made is freed, and the bytes downloaded so far stay cached, so loading again resumes.
@@ -277,6 +282,8 @@ export interface EngineInfo {
   context_length: number;
   weight_bytes: number;
   kv_cache_bytes: number;
+  /** How the KV cache stores keys and values (the `kvPrecision` load option). */
+  kv_precision: "f16" | "f32";
   gpu_bytes: number;
   adapter: string;
   /** Whether the kernels use WebGPU's shader-f16 (attend reads f16 as packed u32 by default). */
