@@ -15,7 +15,6 @@ pub mod matmul;
 pub mod matvec;
 pub mod norm;
 pub mod rope;
-pub mod softmax;
 pub mod topk;
 pub mod tuned;
 
