@@ -29,6 +29,11 @@ need_rust() {
     command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
     rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
         || { step "rustup target add wasm32-unknown-unknown"; rustup target add wasm32-unknown-unknown; }
+    local c
+    for c in clippy rustfmt; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" \
+            || { step "rustup component add $c"; rustup component add "$c"; }
+    done
 }
 
 need_wasm_bindgen() { # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly
@@ -82,6 +87,11 @@ need_playwright() { # playwright-core drives Debian's chromium; it never downloa
 run_tests() {
     need_system
     need_rust
+    step "cargo fmt --check; clippy -D warnings (native, all targets; wasm32: library and browser tests)"
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+    cargo clippy --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention -- -D warnings
     need_wasm_bindgen
     need_binaryen
     step "test models and tokenizer vectors (cached in $ATTEND_CACHE)"

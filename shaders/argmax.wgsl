@@ -2,16 +2,15 @@
 // NaNs gives an unspecified index).
 //
 // `argmax` / `argmax4` (vec4 loads): one workgroup per row loops over the row, any length; on lavapipe
-// this is the fastest even for one 262144-wide row. Two-stage alternative: `argmax_partial[4]` splits
-// each row into chunks, one workgroup per chunk, writing (value bits, index) pairs; `argmax_final`
-// merges a row's chunks. Each invocation walks its elements in increasing index order and keeps only strictly larger
-// values, and every merge breaks ties toward the lower index, so ties resolve to the lowest index.
+// this beat a two-stage (chunks, then merge) variant even for one 262144-wide row. Each invocation
+// walks its elements in increasing index order and keeps only strictly larger values, and the merge
+// breaks ties toward the lower index, so ties resolve to the lowest index.
 
 struct Params {
     rows: u32,
     cols: u32,
-    chunks: u32,     // chunks per row (partial/final)
-    chunk_len: u32,  // elements per chunk (partial), a multiple of 4
+    _pad0: u32,
+    _pad1: u32,
 }
 
 override WG: u32 = 256u;
@@ -19,8 +18,7 @@ override WG: u32 = 256u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> part_in: array<u32>;
-// The result (u32 per row), or the (value bits, index) pairs of argmax_partial.
+// The result: one u32 per row.
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
 var<workgroup> red_v: array<f32, 256>;
@@ -107,65 +105,6 @@ fn argmax4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         return;
     }
     let b = reduce(scan4(Best(LOWEST, NONE), row * p.cols, 0u, p.cols, lid.x), lid.x);
-    if (lid.x == 0u) {
-        out[row] = select(b.i, 0u, b.i == NONE);
-    }
-}
-
-fn write_partial(slot: u32, b: Best) {
-    out[2u * slot] = bitcast<u32>(b.v);
-    out[2u * slot + 1u] = b.i;
-}
-
-@compute @workgroup_size(WG)
-fn argmax_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let slot = linear(wid, nwg);
-    if (slot >= p.rows * p.chunks) {
-        return;
-    }
-    let row = slot / p.chunks;
-    let lo = (slot % p.chunks) * p.chunk_len;
-    let hi = min(lo + p.chunk_len, p.cols);
-    let b = reduce(scan(Best(LOWEST, NONE), row * p.cols, lo, hi, lid.x), lid.x);
-    if (lid.x == 0u) {
-        write_partial(slot, b);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn argmax_partial4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_id) lid: vec3<u32>) {
-    let slot = linear(wid, nwg);
-    if (slot >= p.rows * p.chunks) {
-        return;
-    }
-    let row = slot / p.chunks;
-    let lo = (slot % p.chunks) * p.chunk_len;
-    let hi = min(lo + p.chunk_len, p.cols);
-    let b = reduce(scan4(Best(LOWEST, NONE), row * p.cols, lo, hi, lid.x), lid.x);
-    if (lid.x == 0u) {
-        write_partial(slot, b);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn argmax_final(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = linear(wid, nwg);
-    if (row >= p.rows) {
-        return;
-    }
-    var b = Best(LOWEST, NONE);
-    for (var c = lid.x; c < p.chunks; c = c + WG) {
-        let slot = row * p.chunks + c;
-        let v = bitcast<f32>(part_in[2u * slot]);
-        let i = part_in[2u * slot + 1u];
-        if (better(v, i, b)) {
-            b = Best(v, i);
-        }
-    }
-    b = reduce(b, lid.x);
     if (lid.x == 0u) {
         out[row] = select(b.i, 0u, b.i == NONE);
     }

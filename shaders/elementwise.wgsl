@@ -1,28 +1,26 @@
-// Elementwise kernels on f32 vectors: one invocation per vec4 (entry points ending in `4`, used when
-// n is a multiple of 4) or per scalar (any n). 256 invocations per workgroup; the workgroup grid may be
+// The gated activations of GLU feed-forwards on f32 vectors (SwiGLU, GeGLU): one invocation per
+// vec4 (entry points ending in `4`, used when n is a multiple of 4) or per scalar (any n). 256 invocations per workgroup; the workgroup grid may be
 // folded into (x, y), so the linear index is wid.x + wid.y * nwg.x and overshoot is skipped.
 //
 // Different entry points bind different variables at the same binding slot (WGSL allows that as long
-// as no single entry point uses two of them): slot 1 is the first input or the in-place operand, slot
-// 2 the second input or a unary output, slot 3 a binary output.
+// as no single entry point uses two of them): slot 1 is the first input (gate, or the [gate | up]
+// rows), slot 2 the second input (up) or the output of the `_rows` entries, slot 3 the output of the
+// others.
 
 struct Params {
     n: u32,     // elements (scalar entries) or vec4s (vec4 entries)
-    cols: u32,  // add_bias: row length in the same unit as n
-    s: f32,     // scale factor
-    _pad: u32,
+    cols: u32,  // *_rows4: f, the output row length in vec4s
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
 @group(0) @binding(1) var<storage, read> a1: array<f32>;
 @group(0) @binding(1) var<storage, read> a1v: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> m1: array<f32>;
-@group(0) @binding(1) var<storage, read_write> m1v: array<vec4<f32>>;
 
 @group(0) @binding(2) var<storage, read> b2: array<f32>;
 @group(0) @binding(2) var<storage, read> b2v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o2v: array<vec4<f32>>;
 
 @group(0) @binding(3) var<storage, read_write> o3: array<f32>;
@@ -50,90 +48,6 @@ fn gelu_v(x: vec4<f32>) -> vec4<f32> {
 
 fn silu_s(x: f32) -> f32 { return silu_v(vec4<f32>(x)).x; }
 fn gelu_s(x: f32) -> f32 { return gelu_v(vec4<f32>(x)).x; }
-
-// ---- out = a + b ----
-@compute @workgroup_size(WG)
-fn add4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o3v[i] = a1v[i] + b2v[i]; }
-}
-@compute @workgroup_size(WG)
-fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o3[i] = a1[i] + b2[i]; }
-}
-
-// ---- out = a * b ----
-@compute @workgroup_size(WG)
-fn mul4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o3v[i] = a1v[i] * b2v[i]; }
-}
-@compute @workgroup_size(WG)
-fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o3[i] = a1[i] * b2[i]; }
-}
-
-// ---- acc += b (in place) ----
-@compute @workgroup_size(WG)
-fn add_assign4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1v[i] = m1v[i] + b2v[i]; }
-}
-@compute @workgroup_size(WG)
-fn add_assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1[i] = m1[i] + b2[i]; }
-}
-
-// ---- x *= s (in place) ----
-@compute @workgroup_size(WG)
-fn scale4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1v[i] = m1v[i] * p.s; }
-}
-@compute @workgroup_size(WG)
-fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1[i] = m1[i] * p.s; }
-}
-
-// ---- x[r, c] += bias[c] (in place, bias broadcast over rows) ----
-@compute @workgroup_size(WG)
-fn add_bias4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1v[i] = m1v[i] + b2v[i % p.cols]; }
-}
-@compute @workgroup_size(WG)
-fn add_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { m1[i] = m1[i] + b2[i % p.cols]; }
-}
-
-// ---- out = silu_v(x) ----
-@compute @workgroup_size(WG)
-fn silu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o2v[i] = silu_v(a1v[i]); }
-}
-@compute @workgroup_size(WG)
-fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o2[i] = silu_s(a1[i]); }
-}
-
-// ---- out = gelu_tanh(x) ----
-@compute @workgroup_size(WG)
-fn gelu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o2v[i] = gelu_v(a1v[i]); }
-}
-@compute @workgroup_size(WG)
-fn gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = lin_index(wid, nwg, lid);
-    if (i < p.n) { o2[i] = gelu_s(a1[i]); }
-}
 
 // ---- out = silu_v(gate) * up ----
 @compute @workgroup_size(WG)

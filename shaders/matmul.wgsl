@@ -1,19 +1,20 @@
 // The quantized-matrix kernel family: every kernel that reads a weight in its GGUF block layout.
-// Entry points: `matvec` (decode), `matmul` (prefill), `embedding` (row gather). They share the block
-// decoders below and the weight bindings `wq` / `wq4` (the same buffer seen as u32 and as vec4<u32>);
-// each entry point uses only its own parameters and buffers (bindings are per entry point, so
-// `embedding`'s ids/out and `matvec_xu`'s uniform x may reuse binding numbers).
+// Entry points: `matvec` / `matvec_xu` (decode), `matmul` (prefill, workgroup tiles) and
+// `matmul_rt` / `matmul_rt_xu` (prefill, register tiles, for CPU adapters), `embedding` (row
+// gather); the `_xu` variants read the activations from a uniform buffer. They share the block
+// decoders below and the weight bindings `wq` / `wq4` (the same buffer seen as u32 and as
+// vec4<u32>); each entry point uses only its own parameters and buffers (bindings are per entry
+// point, so `embedding`'s ids/out and the `_xu` entries' uniform x may reuse binding numbers).
 //
 // ---------------------------------------------------------------------------------------------
 // Block decoders
 // ---------------------------------------------------------------------------------------------
-// GGUF block decoders shared by matvec, matmul and embedding (prepended to each of those files at
-// compile time). One part of a quantized matrix is bound at binding 1 as raw u32 words in GGUF
-// layout; rows are `row_bytes` apart. `decode(rb, u)` turns the 32-element unit `u` of the row
-// starting at byte `rb` into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0, one 32-element
-// sub-block of a 256-element K-quant block, or 32 plain floats. Blocks of Q8_0/Q4_0/Q5_0/Q6_K have
-// even but not 4-multiple sizes, so their fields are read with `ld`, which tolerates a 2-byte
-// misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only its own decoder.
+// GGUF block decoders shared by every entry point of this file. One part of a quantized matrix is
+// bound at binding 1 as raw u32 words in GGUF layout (and at binding 2 as vec4<u32>); rows are
+// `row_bytes` apart. `decode(rb, u)` turns the 32-element unit `u` of the row starting at byte `rb`
+// into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0, one 32-element sub-block of a 256-element
+// K-quant block, or 32 plain floats. Blocks of Q8_0/Q4_0/Q5_0/Q6_K have even but not 4-multiple
+// sizes, so their fields are read with `ld`, which tolerates a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only its own decoder.
 // With PACKED, Q4_0/Q4_1/Q5_0/Q8_0 are read from the packed layout of `src/quant/pack.rs` instead:
 // quants as vec4<u32>, the auxiliary word and the f16 scale from their own aligned regions.
 

@@ -1,6 +1,6 @@
-// RMSNorm: one workgroup per row (entries below also fuse it with residual adds). out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, or (rmsnorm_add)
-// residual[r] += that, fusing Gemma's post-norm with the residual add. `w` has `dim` entries shared by
-// all rows, so the same kernel normalizes per-head q/k with rows = tokens * heads.
+// RMSNorm: one workgroup per row, out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w (the entries below
+// also fuse it with residual adds). `w` has `dim` entries shared by all rows, so the same kernel
+// normalizes per-head q/k with rows = tokens * heads.
 // WG (a power of two ≤ 256) is picked per row length so short rows do not idle 256 invocations.
 
 struct Params {
@@ -15,7 +15,7 @@ override WG: u32 = 256u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-// rmsnorm: the output; rmsnorm_add, rmsnorm_add_rmsnorm: the residual stream, updated in place.
+// rmsnorm: the output; rmsnorm_add_rmsnorm: the residual stream, updated in place.
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 // add_rmsnorm: residual (in place) at 1, delta at 2, weight at 3, output at 4.
@@ -24,7 +24,7 @@ override WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read> w3: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out4: array<f32>;
 
-// rmsnorm_add_rmsnorm: x, w, residual as in rmsnorm_add, then the second weight and the output.
+// rmsnorm_add_rmsnorm: x, w and the residual at 1..3, then the second weight and the output.
 @group(0) @binding(4) var<storage, read> w4: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out5: array<f32>;
 
@@ -65,20 +65,6 @@ fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let r = inv_rms(base, lid.x);
     for (var i = lid.x; i < p.dim; i = i + WG) {
         y[base + i] = x[base + i] * r * w[i];
-    }
-}
-
-@compute @workgroup_size(WG)
-fn rmsnorm_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
-        return;
-    }
-    let base = row * p.dim;
-    let r = inv_rms(base, lid.x);
-    for (var i = lid.x; i < p.dim; i = i + WG) {
-        y[base + i] = y[base + i] + x[base + i] * r * w[i];
     }
 }
 

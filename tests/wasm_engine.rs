@@ -179,7 +179,7 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
         chunks.last().unwrap()["choices"][0]["finish_reason"],
         reason.as_str()
     );
-    assert!(engine.tokenize("Hello", None).unwrap().len() >= 1);
+    assert!(!engine.tokenize("Hello", None).unwrap().is_empty());
 
     // A cancelled generation ends early with what it had.
     let cancel = CancelToken::new();

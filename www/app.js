@@ -34,7 +34,7 @@ async function checkWebGPU() {
   }
   const info = adapter.info ?? {};
   const f16 = adapter.features.has("shader-f16");
-  setStatus($("gpu"), `GPU: ${info.vendor || "?"} ${info.architecture || info.description || ""} · shader-f16 ${f16 ? "available" : "not available (f16 read as packed u32)"}`);
+  setStatus($("gpu"), `GPU: ${info.vendor || "?"} ${info.architecture || info.description || ""} · shader-f16 ${f16 ? "available" : "not available"} (not needed: f16 is read as packed u32)`);
   return true;
 }
 
@@ -97,7 +97,7 @@ async function load() {
     const info = await engine.info();
     setStatus(
       $("model-info"),
-      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · wasm heap ${fmtMB(info.wasm_heap_bytes)} · ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (kernels ${info.compile_s.toFixed(1)} s, ${info.pipelines} pipelines) · adapter ${info.adapter} · f16 ${info.shader_f16 ? "used" : "not used (f16 weights and KV cache are read as packed u32)"}`,
+      `${info.model} · ${info.architecture} · context ${info.context_length} · GPU memory ${fmtMB(info.gpu_bytes)} · wasm heap ${fmtMB(info.wasm_heap_bytes)} · ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (kernels ${info.compile_s.toFixed(1)} s, ${info.pipelines} pipelines) · adapter ${info.adapter}`,
     );
     $("prompt").disabled = false;
     $("send").disabled = false;

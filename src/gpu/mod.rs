@@ -1,6 +1,7 @@
 //! The GPU layer: one [`Gpu`] per device. It asks the adapter for its *real* limits (WebGPU's
 //! defaults cap storage bindings at 128 MiB and workgroups at 256 invocations), records which
-//! optional features exist, and owns the pipeline cache and the buffer pool. Kernels never submit
+//! optional features the adapter offers (requesting only timestamp queries, for profiling), and
+//! owns the pipeline cache and the buffer pool. Kernels never submit
 //! on their own: they record into a [`Recorder`], one command encoder per forward pass.
 
 mod pipeline;
@@ -23,8 +24,12 @@ use std::sync::Arc;
 /// What the adapter can do, as far as attend cares.
 #[derive(Clone, Debug)]
 pub struct Caps {
+    /// The adapter offers `shader-f16`. Reported only: the kernels never enable it (they read f16
+    /// weights and the f16 KV cache as packed u32s), so the device does not request it.
     pub shader_f16: bool,
+    /// The adapter offers subgroups (with the sizes below). Reported only, like `shader_f16`.
     pub subgroups: bool,
+    /// The adapter offers `timestamp-query`; the device requests it natively, for profiling.
     pub timestamps: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -156,7 +161,8 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Open the default adapter with all of its limits and the optional features it has.
+    /// Open the default adapter with all of its limits (and, natively, timestamp queries where it
+    /// has them).
     pub async fn new() -> Result<Gpu> {
         let inst = instance();
         let adapter = inst
@@ -171,8 +177,13 @@ impl Gpu {
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let facts = facts_of(&adapter);
-        let wanted =
-            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        // Only what a code path uses: timestamp queries for `--profile` (native only, see
+        // `set_profiling`). No shader enables `f16` or subgroups.
+        let wanted = if cfg!(target_arch = "wasm32") {
+            wgpu::Features::empty()
+        } else {
+            wgpu::Features::TIMESTAMP_QUERY
+        };
         let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

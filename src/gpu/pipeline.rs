@@ -11,7 +11,7 @@ pub struct Shader {
     pub source: &'static str,
 }
 
-/// `include_shader!("softmax")` embeds `shaders/softmax.wgsl` as a [`Shader`].
+/// `include_shader!("argmax")` embeds `shaders/argmax.wgsl` as a [`Shader`].
 #[macro_export]
 macro_rules! include_shader {
     ($name:literal) => {

@@ -96,26 +96,6 @@ pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
     }
 }
 
-/// [`matvec`] with `threads` invocations per row group and 64-invocation workgroups (a power of
-/// two, 1 to 64; tests use it to cover the choices other adapters make).
-pub fn matvec_with_threads(
-    rec: &mut Recorder,
-    w: &QMatrix,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    m: u32,
-    bias: Option<&wgpu::Buffer>,
-    threads: u32,
-) {
-    let shape = MatvecShape {
-        wg: WG,
-        tpr: threads,
-        x_uniform: false,
-        groups: 1,
-    };
-    matvec_with_shape(rec, w, x, y, m, bias, shape)
-}
-
 /// Whether `x` can be read through the uniform view for `m` tokens of `k` columns.
 pub fn x_uniform_fits(x: &wgpu::Buffer, m: u32, k: usize) -> bool {
     x.usage().contains(wgpu::BufferUsages::UNIFORM)

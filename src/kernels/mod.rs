@@ -15,7 +15,6 @@ pub mod matmul;
 pub mod matvec;
 pub mod norm;
 pub mod rope;
-pub mod softmax;
 pub mod topk;
 pub mod tuned;
 
@@ -52,7 +51,7 @@ pub(crate) fn words<'a>(
 pub(crate) fn distinct(what: &str, out: &wgpu::Buffer, inputs: &[&wgpu::Buffer]) -> Result<()> {
     if inputs.contains(&out) {
         return Err(Error::Invalid(format!(
-            "{what}: the output buffer is also an input (use the in-place variant)"
+            "{what}: the output buffer is also an input (a writable binding may not alias another)"
         )));
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! Row normalizations (`shaders/rmsnorm.wgsl`, `shaders/layernorm.wgsl`): one workgroup per row of
-//! `dim` f32s, `weight` (and `bias`) of `dim` entries shared by all rows. The workgroup size follows
+//! Row RMSNorm (`shaders/rmsnorm.wgsl`), alone or fused with residual adds: one workgroup per row
+//! of `dim` f32s, `weight` of `dim` entries shared by all rows. The workgroup size follows
 //! the row length (32..256 invocations), so per-head q/k norms (rows = tokens × heads, dim = head
 //! size) do not leave most invocations idle.
 
@@ -8,7 +8,6 @@ use crate::gpu::{grid, Recorder, Shader};
 use crate::Result;
 
 static RMSNORM: Shader = crate::include_shader!("rmsnorm");
-static LAYERNORM: Shader = crate::include_shader!("layernorm");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -26,7 +25,6 @@ pub(crate) fn workgroup_for(dim: u32) -> u32 {
 
 fn dispatch(
     rec: &mut Recorder<'_>,
-    shader: &Shader,
     entry: &str,
     rows: u32,
     dim: u32,
@@ -41,7 +39,7 @@ fn dispatch(
     };
     let wg = workgroup_for(dim);
     let wgs = grid(rows, rec.gpu().caps().max_workgroups_per_dim);
-    rec.dispatch(shader, entry, &[("WG", wg as f64)], &params, bufs, wgs);
+    rec.dispatch(&RMSNORM, entry, &[("WG", wg as f64)], &params, bufs, wgs);
 }
 
 /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for each of `rows` rows of `dim`.
@@ -64,31 +62,7 @@ pub fn rmsnorm(
         words(rec, weight, dim as u64, "rmsnorm weight")?,
         words(rec, out, n, "rmsnorm out")?,
     ];
-    dispatch(rec, &RMSNORM, "rmsnorm", rows, dim, eps, &bufs);
-    Ok(())
-}
-
-/// `residual[r] += rmsnorm(x[r]) * weight`: a post-norm fused with the residual add (Gemma).
-pub fn rmsnorm_add(
-    rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
-    residual: &wgpu::Buffer,
-    rows: u32,
-    dim: u32,
-    eps: f32,
-) -> Result<()> {
-    distinct("rmsnorm_add", residual, &[x, weight])?;
-    let n = count("rmsnorm_add", &[rows, dim])?;
-    if n == 0 {
-        return Ok(());
-    }
-    let bufs = [
-        words(rec, x, n, "rmsnorm_add x")?,
-        words(rec, weight, dim as u64, "rmsnorm_add weight")?,
-        words(rec, residual, n, "rmsnorm_add residual")?,
-    ];
-    dispatch(rec, &RMSNORM, "rmsnorm_add", rows, dim, eps, &bufs);
+    dispatch(rec, "rmsnorm", rows, dim, eps, &bufs);
     Ok(())
 }
 
@@ -117,7 +91,7 @@ pub fn add_rmsnorm(
         words(rec, weight, dim as u64, "add_rmsnorm weight")?,
         words(rec, out, n, "add_rmsnorm out")?,
     ];
-    dispatch(rec, &RMSNORM, "add_rmsnorm", rows, dim, eps, &bufs);
+    dispatch(rec, "add_rmsnorm", rows, dim, eps, &bufs);
     Ok(())
 }
 
@@ -157,41 +131,6 @@ pub fn rmsnorm_add_rmsnorm(
         )?,
         words(rec, out, n, "rmsnorm_add_rmsnorm out")?,
     ];
-    dispatch(rec, &RMSNORM, "rmsnorm_add_rmsnorm", rows, dim, eps, &bufs);
-    Ok(())
-}
-
-/// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight (+ bias)` for each of `rows` rows of `dim`.
-#[allow(clippy::too_many_arguments)]
-pub fn layernorm(
-    rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    out: &wgpu::Buffer,
-    rows: u32,
-    dim: u32,
-    eps: f32,
-) -> Result<()> {
-    let mut inputs = vec![x, weight];
-    inputs.extend(bias);
-    distinct("layernorm", out, &inputs)?;
-    let n = count("layernorm", &[rows, dim])?;
-    if n == 0 {
-        return Ok(());
-    }
-    let mut bufs = vec![
-        words(rec, x, n, "layernorm x")?,
-        words(rec, weight, dim as u64, "layernorm weight")?,
-    ];
-    let entry = match bias {
-        Some(b) => {
-            bufs.push(words(rec, b, dim as u64, "layernorm bias")?);
-            "layernorm_bias"
-        }
-        None => "layernorm",
-    };
-    bufs.push(words(rec, out, n, "layernorm out")?);
-    dispatch(rec, &LAYERNORM, entry, rows, dim, eps, &bufs);
+    dispatch(rec, "rmsnorm_add_rmsnorm", rows, dim, eps, &bufs);
     Ok(())
 }

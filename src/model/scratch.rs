@@ -66,6 +66,9 @@ impl Scratch {
             sampling: gpu.storage("sampling", topk::Sampling::BYTES)?,
         })
     }
+
+    /// GPU bytes of every buffer [`Scratch::new`] allocated, as allocated (the `activation`
+    /// buffers include their uniform-view slack).
     pub(super) fn bytes(&self) -> u64 {
         [
             &self.ids,
@@ -82,6 +85,7 @@ impl Scratch {
             &self.last,
             &self.logits,
             &self.next,
+            &self.lens,
             &self.cands,
             &self.cands_part,
             &self.sampling,

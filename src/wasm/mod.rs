@@ -390,9 +390,10 @@ impl WasmEngine {
             "kv_precision": e.model.kv_precision().name(),
             "gpu_bytes": m.gpu_total,
             "adapter": e.gpu.adapter.name,
-            "shader_f16": false,
             // The wasm linear memory: the model streams through it, so it stays small.
             "wasm_heap_bytes": wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length(),
+            // Whether the adapter offers shader-f16; the kernels never need it (f16 weights and the
+            // KV cache are read as packed u32s), so it is reported, not requested.
             "shader_f16_available": e.gpu.caps().shader_f16,
             // The load's compile phase: its seconds and the pipelines made (fewer when the kernel
             // shapes were remembered from an earlier load).

@@ -22,19 +22,12 @@ async fn check(gpu: &Gpu, x: &[f32], rows: usize, cols: usize, what: &str) {
     let (r, c) = (rows as u32, cols as u32);
     let gx = gpu.upload("x", x).unwrap();
     let out = gpu.storage("out", 4 * rows as u64).unwrap();
-    let out2 = gpu.storage("out2", 4 * rows as u64).unwrap();
-    let scratch = gpu
-        .storage("scratch", argmax::two_stage_scratch_bytes(r, c))
-        .unwrap();
     let mut rec = gpu.recorder("argmax");
     argmax::argmax(&mut rec, &gx, r, c, &out).unwrap();
-    argmax::argmax_two_stage(&mut rec, &gx, r, c, &out2, &scratch).unwrap();
     rec.submit();
     let want = reference(x, cols);
     let got: Vec<u32> = gpu.read(&out, 0, rows).await.unwrap();
     assert_eq!(got, want, "argmax {what} {rows}x{cols}");
-    let got: Vec<u32> = gpu.read(&out2, 0, rows).await.unwrap();
-    assert_eq!(got, want, "argmax_two_stage {what} {rows}x{cols}");
 }
 
 gpu_test! {
@@ -83,44 +76,4 @@ gpu_test! {
             check(&gpu, &x, 1, cols, "vocab ties").await;
         }
     }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-#[test]
-#[ignore = "timing, not a check: cargo test --test kernels argmax_timing -- --ignored --nocapture"]
-fn argmax_timing() {
-    pollster::block_on(async {
-        let gpu = gpu().await;
-        let mut rng = Rng::new(44);
-        for &cols in &[49152u32, 262_144] {
-            let x = gpu.upload("x", &rng.normal(cols as usize, 3.0)).unwrap();
-            let out = gpu.storage("out", 4).unwrap();
-            let scratch = gpu
-                .storage("s", argmax::two_stage_scratch_bytes(1, cols))
-                .unwrap();
-            let reps = 20;
-            let mut best = [f64::MAX; 2];
-            for round in 0..6 {
-                let two = round % 2;
-                let t = std::time::Instant::now();
-                let mut rec = gpu.recorder("argmax");
-                for _ in 0..reps {
-                    if two == 1 {
-                        argmax::argmax_two_stage(&mut rec, &x, 1, cols, &out, &scratch).unwrap();
-                    } else {
-                        argmax::argmax(&mut rec, &x, 1, cols, &out).unwrap();
-                    }
-                }
-                rec.submit();
-                gpu.wait();
-                if round >= 2 {
-                    best[two] = best[two].min(t.elapsed().as_secs_f64() * 1e6 / reps as f64);
-                }
-            }
-            eprintln!(
-                "argmax 1x{cols}: single {:.0} µs, two-stage {:.0} µs",
-                best[0], best[1]
-            );
-        }
-    });
 }

@@ -53,3 +53,33 @@ fn grid_folds_into_two_dimensions() {
     let g = attend::gpu::grid(200_000, 65535);
     assert!(g[0] <= 65535 && g[0] * g[1] >= 200_000, "{g:?}");
 }
+
+/// The device requests timestamp queries natively where the adapter has them (`--profile` times
+/// every dispatch with them); without them profiling is refused, not a validation panic.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn profiling_times_dispatches_where_the_adapter_has_timestamps() {
+    pollster::block_on(async {
+        let gpu = gpu().await;
+        if !gpu.caps().timestamps {
+            assert!(gpu.set_profiling(true).is_err());
+            return;
+        }
+        gpu.set_profiling(true).unwrap();
+        let x = gpu.upload("x", &[1f32, 5.0, 2.0, 0.0]).unwrap();
+        let out = gpu.storage("out", 4).unwrap();
+        let mut rec = gpu.recorder("profiled");
+        attend::kernels::argmax::argmax(&mut rec, &x, 1, 4, &out).unwrap();
+        rec.submit();
+        gpu.set_profiling(false).unwrap();
+        let got: Vec<u32> = gpu.read(&out, 0, 1).await.unwrap();
+        assert_eq!(got, [1]);
+        let times = gpu.take_profile();
+        assert!(
+            times
+                .iter()
+                .any(|t| t.kernel.contains("argmax") && t.calls == 1),
+            "{times:?}"
+        );
+    });
+}

@@ -17,5 +17,4 @@ mod matmul;
 mod matvec;
 mod norm;
 mod rope;
-mod softmax;
 mod topk;

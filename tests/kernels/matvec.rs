@@ -437,8 +437,14 @@ fn matvec_threads(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) {
-    let tpr = THREADS.with(|t| t.get());
-    attend::kernels::matvec::matvec_with_threads(rec, w, x, y, m, bias, tpr)
+    // `tpr` invocations per row group in 64-invocation workgroups: the choices other adapters make.
+    let shape = attend::kernels::matvec::MatvecShape {
+        wg: 64,
+        tpr: THREADS.with(|t| t.get()),
+        x_uniform: false,
+        groups: 1,
+    };
+    attend::kernels::matvec::matvec_with_shape(rec, w, x, y, m, bias, shape)
 }
 
 macro_rules! per_format {

@@ -286,8 +286,10 @@ export interface EngineInfo {
   kv_precision: "f16" | "f32";
   gpu_bytes: number;
   adapter: string;
-  /** Whether the kernels use WebGPU's shader-f16 (attend reads f16 as packed u32 by default). */
-  shader_f16: boolean;
+  /**
+   * Whether the adapter offers WebGPU's shader-f16. attend never needs it (its kernels read f16
+   * weights and the f16 KV cache as packed u32), so it is not requested.
+   */
   shader_f16_available: boolean;
   /** Size of the WebAssembly memory: models stream through it, so it stays small. */
   wasm_heap_bytes: number;

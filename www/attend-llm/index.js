@@ -103,7 +103,7 @@ export class Engine {
   tokenize(text, { parseSpecial = true } = {}) {
     return this.#ch.call("tokenize", { text, parseSpecial }).done;
   }
-  /** Model and adapter facts: architecture, sizes, memory, adapter name, f16 use. */
+  /** Model and adapter facts: architecture, sizes, memory, adapter name and features. */
   info() {
     return this.#ch.call("info").done;
   }
