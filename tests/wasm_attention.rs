@@ -48,7 +48,7 @@ async fn check_golden(engine: &WasmEngine, g: &serde_json::Value, key: &str) -> 
     for p in g["prompts"].as_array().unwrap() {
         for row in p["queries"].as_array().unwrap() {
             let qi = row["query"].as_u64().unwrap();
-            let a = attention(&engine, serde_json::json!({"ids": p["ids"], "token": qi}))
+            let a = attention(engine, serde_json::json!({"ids": p["ids"], "token": qi}))
                 .await
                 .unwrap();
             assert_eq!(a["query"].as_u64(), Some(qi));
