@@ -103,13 +103,14 @@ fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kc: array<u32>;
 
-// Dims 2p and 2p + 1 of key j of kv head kvh.
-fn k_pair(kvh: u32, p: u32, j: u32) -> vec2<f32> {
+// Dims 2p and 2p + 1 of a key, given `col` = the key's word in dim row 0 of its kv head
+// (kvh * head_dim/2 * kv_words() * capacity + j).
+fn k_pair(col: u32, p: u32) -> vec2<f32> {
     if (KV32) {
-        let i = (kvh * D + 2u * p) * P.capacity + j;
+        let i = col + 2u * p * P.capacity;
         return vec2<f32>(bitcast<f32>(kc[i]), bitcast<f32>(kc[i + P.capacity]));
     }
-    return unpack2x16float(kc[(kvh * (D / 2u) + p) * P.capacity + j]);
+    return unpack2x16float(kc[col + p * P.capacity]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,23 +374,24 @@ struct PairAcc {
     x_lo: vec4<f32>, y_lo: vec4<f32>, x_hi: vec4<f32>, y_hi: vec4<f32>,
 }
 
-// V pair p of cache row `row` (kv head * capacity + position).
-fn v_pair(row: u32, p: u32) -> vec2<f32> {
+// V pair p of key c of a chunk whose first key's row starts at word `off`
+// ((kv head * capacity + k0) * head_dim/2 * kv_words()).
+fn v_pair(off: u32, c: u32, p: u32) -> vec2<f32> {
     if (KV32) {
-        let i = row * D + 2u * p;
+        let i = off + c * D + 2u * p;
         return vec2<f32>(bitcast<f32>(vc[i]), bitcast<f32>(vc[i + 1u]));
     }
-    return unpack2x16float(vc[row * (D / 2u) + p]);
+    return unpack2x16float(vc[off + c * (D / 2u) + p]);
 }
 
-fn pv_chunk(acc: PairAcc, v_row: u32, p: u32, nk: u32, wide: bool) -> PairAcc {
+fn pv_chunk(acc: PairAcc, v_off: u32, p: u32, nk: u32, wide: bool) -> PairAcc {
     var o = acc;
     o.x_lo *= run_alpha[0];
     o.y_lo *= run_alpha[0];
     o.x_hi *= run_alpha[1];
     o.y_hi *= run_alpha[1];
     for (var c = 0u; c < nk; c++) {
-        let v = v_pair(v_row + c, p);
+        let v = v_pair(v_off, c, p);
         let w = s_chunk[2u * c];
         o.x_lo += w * v.x;
         o.y_lo += w * v.y;
@@ -469,8 +471,9 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             if (c < nk) {
                 lo4 = vec4<f32>(0.0);
                 hi4 = vec4<f32>(0.0);
+                let k_col = kvh * dp * kv_words() * P.capacity + k0 + c;
                 for (var p = 0u; p < dp; p++) {
-                    let kk = k_pair(kvh, p, k0 + c);
+                    let kk = k_pair(k_col, p);
                     lo4 += q_heads[4u * p] * kk.x + q_heads[4u * p + 2u] * kk.y;
                     if (wide) {
                         hi4 += q_heads[4u * p + 1u] * kk.x + q_heads[4u * p + 3u] * kk.y;
@@ -510,12 +513,12 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
         workgroupBarrier();
 
-        let v_row = kvh * P.capacity + k0;
+        let v_off = (kvh * P.capacity + k0) * dp * kv_words();
         if (li < dp) {
-            acc0 = pv_chunk(acc0, v_row, li, nk, wide);
+            acc0 = pv_chunk(acc0, v_off, li, nk, wide);
         }
         if (li + DECODE_WG < dp) {
-            acc1 = pv_chunk(acc1, v_row, li + DECODE_WG, nk, wide);
+            acc1 = pv_chunk(acc1, v_off, li + DECODE_WG, nk, wide);
         }
     }
     if (li < dp) {
@@ -619,7 +622,7 @@ fn attend_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         if (j >= lo) {
             var dot = 0.0;
             for (var p = 0u; p < dp; p++) {
-                let kk = k_pair(kvh, p, j);
+                let kk = k_pair(kvh * dp * kv_words() * P.capacity + j, p);
                 dot += q_one[2u * p] * kk.x + q_one[2u * p + 1u] * kk.y;
             }
             s = dot;
