@@ -297,6 +297,7 @@ impl WasmEngine {
         progress.report("upload", done_before, done_before, false, true);
         cancel.check(&what)?;
         let mut engine = builder.finish().map_err(err)?;
+        engine.name = sources[0].name();
         let load_s = crate::engine::now_s() - t0;
         progress.report("compile", done_before, done_before, false, true);
         // Kernel shapes measured by an earlier load on this browser's adapter: only the winners
@@ -334,6 +335,8 @@ impl WasmEngine {
             return Err(e);
         }
         let compile_s = crate::engine::now_s() - t0 - load_s;
+        // `info()` reports the whole compile phase, the remembered shapes' reading included.
+        engine.compile.seconds = compile_s;
         // In a browser pipeline creation returns at once and the GPU process compiles behind it:
         // `pipeline_s` is only the JS-side cost there.
         let pipelines = (
@@ -375,31 +378,14 @@ impl WasmEngine {
             .inner
             .try_borrow()
             .map_err(|_| JsError::new("the engine is busy generating"))?;
-        let c = &e.model.cfg;
-        let m = e.memory();
-        let v = serde_json::json!({
-            "model": self.name,
-            "architecture": c.arch.name(),
-            "parameters": {
-                "layers": c.n_layers, "d_model": c.d_model, "heads": c.n_heads, "kv_heads": c.n_kv_heads,
-                "head_dim": c.head_dim, "ffn": c.ffn_dim, "vocab": c.vocab, "sliding_window": c.window,
-            },
-            "context_length": e.model.context,
-            "weight_bytes": m.weights,
-            "kv_cache_bytes": m.kv_cache,
-            "kv_precision": e.model.kv_precision().name(),
-            "gpu_bytes": m.gpu_total,
-            "adapter": e.gpu.adapter.name,
-            // The wasm linear memory: the model streams through it, so it stays small.
-            "wasm_heap_bytes": wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length(),
-            // Whether the adapter offers shader-f16; the kernels never need it (f16 weights and the
-            // KV cache are read as packed u32s), so it is reported, not requested.
-            "shader_f16_available": e.gpu.caps().shader_f16,
-            // The load's compile phase: its seconds and the pipelines made (fewer when the kernel
-            // shapes were remembered from an earlier load).
-            "compile_s": self.compile_s,
-            "pipelines": self.pipelines.0,
-        });
+        let mut v = serde_json::to_value(e.info()).map_err(|e| JsError::new(&e.to_string()))?;
+        // The wasm linear memory: the model streams through it, so it stays small.
+        let heap = wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length();
+        v["wasm_heap_bytes"] = heap.into();
         chat::to_js(&v)
     }
 
