@@ -298,17 +298,7 @@ mod cli {
     fn split(a: &SplitArgs) -> Result<()> {
         use attend::gguf::{GgufFile, GgufWriter};
         let file = GgufFile::open(&a.model)?;
-        let g = file.header();
-        let mut w = GgufWriter::new();
-        w.set_alignment(g.alignment as u32)?;
-        for (k, v) in &g.metadata {
-            if !k.starts_with("split.") && k != "general.alignment" {
-                w.add_metadata(k, v.clone());
-            }
-        }
-        for t in &g.tensors {
-            w.add_tensor(&t.name, &t.dims, t.ty, file.read_tensor(t)?)?;
-        }
+        let w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t))?;
         std::fs::create_dir_all(&a.out)?;
         let stem = a
             .model

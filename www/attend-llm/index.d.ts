@@ -416,6 +416,10 @@ export interface BenchReport {
   ttft_s: number;
   load_s: number;
   compile_s: number;
+  /** Of `compile_s`: the pipelines created by then, and the seconds spent creating them (in a
+   *  browser only the JS-side cost: the GPU process compiles behind it). */
+  pipelines: number;
+  pipeline_s: number;
   bytes_per_token: number;
   decode_gb_s: number;
   copy_gb_s: number;
