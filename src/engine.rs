@@ -16,9 +16,11 @@ use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 mod attention;
+mod info;
 mod passes;
 mod pick;
 pub use attention::{Attention, AttentionQuery};
+pub use info::{CompileStats, EngineInfo, Parameters, TensorTypes};
 use passes::{Fetch, Input, Passes};
 
 /// Seconds since some fixed point (works natively and in the browser).
@@ -190,6 +192,11 @@ pub struct Engine {
     /// Sampled decoding and logprobs read the GPU's candidates (`kernels::topk`) instead of the
     /// logits row (off: always read the row, to compare the two).
     pub gpu_sampling: bool,
+    /// What [`Engine::info`] calls the model: the file or URL name, set by whoever loads it
+    /// (`general.name` from the metadata until then).
+    pub name: String,
+    /// The warm-up's seconds and pipelines, for [`Engine::info`].
+    pub compile: CompileStats,
 }
 
 /// Dropping an engine gives its decode plans' buffers back to the pool and destroys every free
@@ -237,13 +244,17 @@ impl Engine {
         let file = crate::gguf::GgufFile::open(path)?;
         let gpu = Gpu::new().await?;
         let header = file.header().clone();
-        Self::load_with(
+        let mut e = Self::load_with(
             gpu,
             header,
             opts,
             |t, off, len| file.read_range(t, off, len),
             |_, _| {},
-        )
+        )?;
+        if let Some(name) = path.file_name() {
+            e.name = name.to_string_lossy().into_owned();
+        }
+        Ok(e)
     }
 
     /// Tokenize a raw prompt as the CLI and `tokenize()` do: BOS as the model says, special-token
@@ -586,6 +597,10 @@ impl Engine {
         let index = self.run(Input::OnGpu, n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
+        self.compile = CompileStats {
+            seconds: now_s() - t0,
+            pipelines: self.gpu.pipelines.len(),
+        };
         if std::env::var_os("ATTEND_TUNE_LOG").is_some() {
             let passes = now_s() - t0 - t_tune;
             crate::log_line(&format!("warmup: tune {t_tune:.2} s, passes {passes:.2} s"));
@@ -759,7 +774,13 @@ impl EngineBuilder {
         )?;
         let (tokenizer, template) = (std::sync::Arc::new(self.tokenizer), self.template);
         gpu.wait();
+        let name = match self.header.get("general.name").and_then(|v| v.as_str()) {
+            Some(n) => n.to_string(),
+            None => "model".to_string(),
+        };
         Ok(Engine {
+            name,
+            compile: CompileStats::default(),
             tokenizer,
             template,
             header: self.header,

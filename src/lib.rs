@@ -4,8 +4,9 @@
 //! pass), [`kernels`] (one file per WGSL kernel family in `shaders/`), [`quant`] and [`weights`]
 //! (GGUF block formats on the CPU and on the GPU), [`gguf`] (the file format), [`tokenizer`],
 //! [`model`] (architectures over the kernels), [`chat`] / [`sampler`] / [`stop`] / [`openai`]
-//! (templates, sampling, stopping, the OpenAI-shaped API) and [`engine`] (the generation loop). The browser API
-//! lives in `wasm` (wasm32 only).
+//! (templates, sampling, stopping, the OpenAI-shaped API), [`engine`] (the generation loop) and
+//! [`push`] (streamed loading of one GGUF or its shards). The browser API lives in `wasm` (wasm32
+//! only).
 
 pub mod bench;
 pub mod chat;
@@ -19,6 +20,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod openai;
+pub mod push;
 pub mod quant;
 pub mod sampler;
 pub mod stop;

@@ -294,6 +294,20 @@ fn info_reports_memory_within_bounds() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no ratio in\n{out}"));
     assert!(ratio <= 1.1, "GPU bytes are {ratio} × (weights + KV)");
+
+    // --json: the same facts as one object (Engine::info(), as the browser's engine.info()).
+    let (ok, out, err) = attend(&["info", "--model", model.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("info --json prints one JSON object");
+    assert_eq!(v["architecture"], "llama", "{v}");
+    assert_eq!(v["parameters"]["layers"], 30, "{v}");
+    let (w, kv, gpu) = (
+        v["weight_bytes"].as_f64().unwrap(),
+        v["kv_cache_bytes"].as_f64().unwrap(),
+        v["gpu_bytes"].as_f64().unwrap(),
+    );
+    assert!(gpu >= w + kv && gpu <= 1.1 * (w + kv), "{v}");
+    assert!(v["tensor_types"].to_string().contains("Q4_1"), "{v}");
 }
 
 #[test]

@@ -520,3 +520,83 @@ async fn wasm_named_tool_call_round_trip() {
     let (next, _) = call(&engine, req, false).await.unwrap();
     assert!(next["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 }
+
+/// A split model given as several sources (Uint8Arrays here; URLs and Blobs take the same path):
+/// every shard's header is read first, then the shards are pushed through `attend::push` (run
+/// natively by tests/push_load.rs), and the engine answers as the single file's does.
+#[wasm_bindgen_test]
+async fn wasm_split_model_answers_like_the_file() {
+    let g = attend::gguf::Gguf::parse(GGUF).unwrap();
+    let w = attend::gguf::GgufWriter::copy_of(&g, |t| {
+        let (_, start, len) = g.tensor_location(t)?;
+        Ok(GGUF[start as usize..(start + len) as usize].to_vec())
+    })
+    .unwrap();
+    let shards = js_sys::Array::new();
+    for s in w.split(10).unwrap() {
+        shards.push(&Uint8Array::from(&s.to_bytes().unwrap()[..]));
+    }
+    assert_eq!(shards.length(), 3);
+    let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+    let split = WasmEngine::load(
+        shards.into(),
+        js_sys::Object::new().into(),
+        on_progress.as_ref().unchecked_ref::<Function>().clone(),
+        &CancelToken::new(),
+    )
+    .await
+    .expect("load the shards");
+    let whole = load_engine().await;
+    let request = serde_json::json!({"prompt": "Hello there", "max_tokens": 8, "temperature": 0});
+    let (a, _) = call(&split, request.clone(), true).await.unwrap();
+    let (b, _) = call(&whole, request, true).await.unwrap();
+    assert_eq!(
+        a["choices"][0]["text"], b["choices"][0]["text"],
+        "{a} vs {b}"
+    );
+    assert_eq!(a["usage"]["completion_tokens"], 8, "{a}");
+    let info = |e: &WasmEngine| -> serde_json::Value {
+        serde_wasm_bindgen::from_value(e.info().unwrap()).unwrap()
+    };
+    let (a, b) = (info(&split), info(&whole));
+    for k in [
+        "architecture",
+        "parameters",
+        "weight_bytes",
+        "kv_cache_bytes",
+        "tensor_types",
+    ] {
+        assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+    }
+}
+
+#[path = "support/dts.rs"]
+mod dts;
+
+/// What the browser receives (engine.info(), a streamed chat with logprobs and its chunks, a
+/// completion) conforms to the interfaces `www/attend-llm/index.d.ts` declares, checked by the
+/// same checker as tests/dts.rs runs natively.
+#[wasm_bindgen_test]
+async fn wasm_results_match_index_d_ts() {
+    let d = dts::Dts::parse(include_str!("../www/attend-llm/index.d.ts"));
+    let conforms = |name: &str, v: &serde_json::Value| {
+        let errs = d.check(name, v);
+        assert!(errs.is_empty(), "{name}:\n{}\n{v:#}", errs.join("\n"));
+    };
+    let engine = load_engine().await;
+    let info: serde_json::Value = serde_wasm_bindgen::from_value(engine.info().unwrap()).unwrap();
+    conforms("EngineInfo", &info);
+    assert!(info["wasm_heap_bytes"].as_u64().unwrap() > 0, "{info}");
+    let request = serde_json::json!({"messages": [{"role": "user", "content": "Hello there"}],
+        "max_tokens": 4, "temperature": 0, "logprobs": true, "top_logprobs": 2, "stream": true,
+        "stream_options": {"include_usage": true}});
+    let (done, chunks) = call(&engine, request, false).await.unwrap();
+    conforms("ChatCompletion", &done);
+    assert!(chunks.len() >= 3, "{chunks:?}");
+    for c in &chunks {
+        conforms("ChatCompletionChunk", c);
+    }
+    let request = serde_json::json!({"prompt": "Hello", "max_tokens": 3, "temperature": 0});
+    let (done, _) = call(&engine, request, true).await.unwrap();
+    conforms("TextCompletion", &done);
+}

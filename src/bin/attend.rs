@@ -40,7 +40,7 @@ mod cli {
         /// List GPU adapters with their features (shader-f16, subgroups, timestamps) and limits.
         Adapters,
         /// Architecture, hyperparameters, tensor types and GPU memory of a model.
-        Info(ModelArgs),
+        Info(InfoArgs),
         /// Print the token ids of a text as a JSON array (BOS exactly when the metadata says so).
         Tokenize(TokenizeArgs),
         /// Generate text from a prompt (raw text, token ids, or one chat turn with --chat).
@@ -151,6 +151,16 @@ mod cli {
     }
 
     #[derive(Args, Debug)]
+    struct InfoArgs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print the info as JSON (the fields of `engine.info()` in the browser, without
+        /// `wasm_heap_bytes`; `compile_s` and `pipelines` are 0: `info` compiles no kernels).
+        #[arg(long)]
+        json: bool,
+    }
+
+    #[derive(Args, Debug)]
     struct TokenizeArgs {
         /// GGUF file.
         #[arg(long, value_name = "PATH")]
@@ -216,56 +226,61 @@ mod cli {
         format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
     }
 
-    fn info(a: &ModelArgs) -> Result<()> {
-        let e = a.load()?;
-        let c = &e.model.cfg;
-        println!("model: {}", a.model.display());
-        println!("architecture: {}", c.arch.name());
+    /// `attend info`: the engine's [`attend::engine::EngineInfo`], the same object the browser's
+    /// `engine.info()` returns, as text or JSON.
+    fn info(a: &InfoArgs) -> Result<()> {
+        let e = a.model.load()?;
+        let i = e.info();
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&i).expect("info serializes")
+            );
+            return Ok(());
+        }
+        let p = &i.parameters;
+        println!("model: {}", a.model.model.display());
+        println!("architecture: {}", i.architecture);
         println!(
             "layers {} · d_model {} · heads {} (kv {}) · head_dim {} · ffn {} · vocab {} · trained context {}",
-            c.n_layers, c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim, c.vocab, c.train_ctx
+            p.layers, p.d_model, p.heads, p.kv_heads, p.head_dim, p.ffn, p.vocab, p.trained_context
         );
         println!(
             "rope: base {} (local {}) · scale {} · {} · dims {} · norm eps {} · sliding window {}",
-            c.rope_base,
-            c.rope_base_local,
-            c.rope_scale,
-            if c.rope_neox { "neox" } else { "normal" },
-            c.rope_dims,
-            c.norm_eps,
-            c.window
+            p.rope_base,
+            p.rope_base_local,
+            p.rope_scale,
+            p.rope_layout,
+            p.rope_dims,
+            p.norm_eps,
+            p.sliding_window
         );
-        let mut types: Vec<(String, usize, u64)> = Vec::new();
-        for t in &e.header.tensors {
-            match types.iter_mut().find(|x| x.0 == t.ty.name()) {
-                Some(x) => {
-                    x.1 += 1;
-                    x.2 += t.byte_size()
-                }
-                None => types.push((t.ty.name().to_string(), 1, t.byte_size())),
-            }
-        }
-        let types: Vec<String> = types
+        let types: Vec<String> = i
+            .tensor_types
             .iter()
-            .map(|(n, c, b)| format!("{n}×{c} ({})", mib(*b)))
+            .map(|t| format!("{}×{} ({})", t.ty, t.count, mib(t.bytes)))
             .collect();
         println!("tensor types: {}", types.join(", "));
-        let m = e.memory();
-        println!("context: {} tokens", e.model.context);
-        println!("weight bytes: {} ({})", m.weights, mib(m.weights));
+        println!("context: {} tokens", i.context_length);
+        println!("weight bytes: {} ({})", i.weight_bytes, mib(i.weight_bytes));
         println!(
             "kv-cache bytes: {} ({}, {})",
-            m.kv_cache,
-            mib(m.kv_cache),
-            e.model.kv_precision().name()
+            i.kv_cache_bytes,
+            mib(i.kv_cache_bytes),
+            i.kv_precision
         );
-        println!("activation bytes: {} ({})", m.scratch, mib(m.scratch));
+        println!(
+            "activation bytes: {} ({})",
+            i.activation_bytes,
+            mib(i.activation_bytes)
+        );
         println!(
             "gpu bytes in use: {} ({}; {:.3} × weights+kv)",
-            m.gpu_total,
-            mib(m.gpu_total),
-            m.gpu_total as f64 / (m.weights + m.kv_cache) as f64
+            i.gpu_bytes,
+            mib(i.gpu_bytes),
+            i.gpu_bytes as f64 / (i.weight_bytes + i.kv_cache_bytes) as f64
         );
+        // The terminal also gets the adapter's backend, driver, features and limits.
         println!("adapter: {}", e.gpu.adapter);
         Ok(())
     }
@@ -283,17 +298,7 @@ mod cli {
     fn split(a: &SplitArgs) -> Result<()> {
         use attend::gguf::{GgufFile, GgufWriter};
         let file = GgufFile::open(&a.model)?;
-        let g = file.header();
-        let mut w = GgufWriter::new();
-        w.set_alignment(g.alignment as u32)?;
-        for (k, v) in &g.metadata {
-            if !k.starts_with("split.") && k != "general.alignment" {
-                w.add_metadata(k, v.clone());
-            }
-        }
-        for t in &g.tensors {
-            w.add_tensor(&t.name, &t.dims, t.ty, file.read_tensor(t)?)?;
-        }
+        let w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t))?;
         std::fs::create_dir_all(&a.out)?;
         let stem = a
             .model

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::split::{KEY_SPLIT_COUNT, KEY_SPLIT_NO, KEY_SPLIT_TENSORS};
-use super::{TensorInfo, Value};
+use super::{Gguf, TensorInfo, Value};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -91,6 +91,26 @@ impl GgufWriter {
             metadata: Vec::new(),
             tensors: Vec::new(),
         }
+    }
+
+    /// A copy of a model (its metadata but the split keys, every tensor read through `read`),
+    /// ready to be split again: what `attend split` writes, and what the split-loading tests
+    /// push, natively and in the browser.
+    pub fn copy_of(
+        g: &Gguf,
+        mut read: impl FnMut(&TensorInfo) -> Result<Vec<u8>>,
+    ) -> Result<GgufWriter> {
+        let mut w = GgufWriter::new();
+        w.set_alignment(g.alignment as u32)?;
+        for (k, v) in &g.metadata {
+            if !k.starts_with("split.") && k != "general.alignment" {
+                w.add_metadata(k, v.clone());
+            }
+        }
+        for t in &g.tensors {
+            w.add_tensor(&t.name, &t.dims, t.ty, read(t)?)?;
+        }
+        Ok(w)
     }
 
     /// Sets the data alignment (a power of two) and records it as `general.alignment`.

@@ -12,14 +12,13 @@ mod lens;
 mod source;
 mod store;
 
-use crate::engine::{Engine, EngineBuilder, LoadOptions};
-use crate::gguf::stream::{Event, GgufStream};
+use crate::engine::{Engine, LoadOptions};
 use crate::gguf::Gguf;
 use crate::gpu::Gpu;
+use crate::push::{HeaderReader, PushLoader};
 use js_sys::{Function, Object, Reflect};
 use source::{read_all, Cancel, Flow, Source};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use store::Store;
 use wasm_bindgen::prelude::*;
@@ -222,22 +221,16 @@ impl WasmEngine {
         };
 
         // Split models: read every shard's header first, so all buffers are planned up front.
-        let header = if sources.len() == 1 {
-            None
-        } else {
-            let mut headers = Vec::new();
+        let mut headers = Vec::new();
+        if sources.len() > 1 {
             for s in &sources {
                 headers.push(read_header(s, store.as_ref(), &cancel).await?);
             }
-            Some(crate::gguf::split::merge_shards(headers).map_err(err)?)
-        };
-        let mut builder: Option<EngineBuilder> = None;
-        let mut gpu = Some(gpu);
-        let mut done_before = 0u64;
+        }
+        let mut loader = PushLoader::new(gpu, opts, headers).map_err(err)?;
         let mut grand_total = 0u64;
         for s in &sources {
-            let mut stream = GgufStream::new();
-            let mut index: Option<Vec<usize>> = None;
+            let done_before = loader.received();
             let shard_total = std::cell::Cell::new(None::<u64>);
             read_all(
                 s,
@@ -245,58 +238,26 @@ impl WasmEngine {
                 &cancel,
                 &mut |t| shard_total.set(Some(t)),
                 &mut |bytes, cached| {
-                    // The size bounds every tensor before the header plans any GPU buffer.
                     if let Some(t) = shard_total.get() {
-                        stream.set_file_size(t).map_err(err)?;
+                        loader.set_file_size(t).map_err(err)?;
                     }
-                    for ev in stream.push(bytes).map_err(err)? {
-                        match ev {
-                            Event::Header(h) => {
-                                let full = header.clone().unwrap_or_else(|| h.clone());
-                                index = Some(tensor_index(&h, &full));
-                                if builder.is_none() {
-                                    let g = gpu.take().expect("gpu until the builder exists");
-                                    builder = Some(
-                                        EngineBuilder::new(g, full, opts.clone()).map_err(err)?,
-                                    );
-                                }
-                            }
-                            Event::TensorData {
-                                tensor,
-                                offset,
-                                bytes,
-                            } => {
-                                let i = index.as_ref().expect("header first")[tensor];
-                                builder
-                                    .as_mut()
-                                    .expect("header first")
-                                    .feed(i, offset, bytes)
-                                    .map_err(err)?;
-                            }
-                            Event::Done => {}
-                        }
-                    }
+                    loader.push(bytes).map_err(err)?;
                     grand_total = grand_total.max(done_before + shard_total.get().unwrap_or(0));
-                    let loaded = done_before + stream.received();
+                    let loaded = loader.received();
                     progress.report("download", loaded, grand_total.max(loaded), cached, false);
                     Ok(Flow::More)
                 },
             )
             .await?;
-            stream.finish().map_err(err)?;
-            done_before += stream.received();
-            progress.report(
-                "download",
-                done_before,
-                grand_total.max(done_before),
-                false,
-                true,
-            );
+            loader.end_file().map_err(err)?;
+            let done = loader.received();
+            progress.report("download", done, grand_total.max(done), false, true);
         }
-        let builder = builder.ok_or_else(|| JsError::new("the model source was empty"))?;
+        let done_before = loader.received();
         progress.report("upload", done_before, done_before, false, true);
         cancel.check(&what)?;
-        let mut engine = builder.finish().map_err(err)?;
+        let mut engine = loader.finish().map_err(err)?;
+        engine.name = sources[0].name();
         let load_s = crate::engine::now_s() - t0;
         progress.report("compile", done_before, done_before, false, true);
         // Kernel shapes measured by an earlier load on this browser's adapter: only the winners
@@ -334,6 +295,8 @@ impl WasmEngine {
             return Err(e);
         }
         let compile_s = crate::engine::now_s() - t0 - load_s;
+        // `info()` reports the whole compile phase, the remembered shapes' reading included.
+        engine.compile.seconds = compile_s;
         // In a browser pipeline creation returns at once and the GPU process compiles behind it:
         // `pipeline_s` is only the JS-side cost there.
         let pipelines = (
@@ -375,31 +338,14 @@ impl WasmEngine {
             .inner
             .try_borrow()
             .map_err(|_| JsError::new("the engine is busy generating"))?;
-        let c = &e.model.cfg;
-        let m = e.memory();
-        let v = serde_json::json!({
-            "model": self.name,
-            "architecture": c.arch.name(),
-            "parameters": {
-                "layers": c.n_layers, "d_model": c.d_model, "heads": c.n_heads, "kv_heads": c.n_kv_heads,
-                "head_dim": c.head_dim, "ffn": c.ffn_dim, "vocab": c.vocab, "sliding_window": c.window,
-            },
-            "context_length": e.model.context,
-            "weight_bytes": m.weights,
-            "kv_cache_bytes": m.kv_cache,
-            "kv_precision": e.model.kv_precision().name(),
-            "gpu_bytes": m.gpu_total,
-            "adapter": e.gpu.adapter.name,
-            // The wasm linear memory: the model streams through it, so it stays small.
-            "wasm_heap_bytes": wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length(),
-            // Whether the adapter offers shader-f16; the kernels never need it (f16 weights and the
-            // KV cache are read as packed u32s), so it is reported, not requested.
-            "shader_f16_available": e.gpu.caps().shader_f16,
-            // The load's compile phase: its seconds and the pipelines made (fewer when the kernel
-            // shapes were remembered from an earlier load).
-            "compile_s": self.compile_s,
-            "pipelines": self.pipelines.0,
-        });
+        let mut v = serde_json::to_value(e.info()).map_err(|e| JsError::new(&e.to_string()))?;
+        // The wasm linear memory: the model streams through it, so it stays small.
+        let heap = wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length();
+        v["wasm_heap_bytes"] = heap.into();
         chat::to_js(&v)
     }
 
@@ -510,24 +456,9 @@ impl Drop for WasmEngine {
     }
 }
 
-/// For each tensor of one shard's header, its index in the (possibly merged) full header.
-fn tensor_index(shard: &Gguf, full: &Gguf) -> Vec<usize> {
-    let by_name: HashMap<&str, usize> = full
-        .tensors
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
-    shard
-        .tensors
-        .iter()
-        .map(|t| by_name.get(t.name.as_str()).copied().unwrap_or(usize::MAX))
-        .collect()
-}
-
 /// Read just far enough into a source to parse its header (the bytes are cached on the way).
 async fn read_header(s: &Source, store: Option<&Store>, cancel: &Cancel) -> Result<Gguf, JsValue> {
-    let mut stream = GgufStream::new();
+    let mut reader = HeaderReader::new();
     let mut header = None;
     let total = std::cell::Cell::new(None::<u64>);
     read_all(
@@ -537,15 +468,14 @@ async fn read_header(s: &Source, store: Option<&Store>, cancel: &Cancel) -> Resu
         &mut |t| total.set(Some(t)),
         &mut |bytes, _| {
             if let Some(t) = total.get() {
-                stream.set_file_size(t).map_err(err)?;
+                reader.set_file_size(t).map_err(err)?;
             }
-            for ev in stream.push(bytes).map_err(err)? {
-                if let Event::Header(h) = ev {
-                    header = Some(h);
-                    return Ok(Flow::Enough);
-                }
-            }
-            Ok(Flow::More)
+            header = reader.push(bytes).map_err(err)?;
+            Ok(if header.is_some() {
+                Flow::Enough
+            } else {
+                Flow::More
+            })
         },
     )
     .await?;

@@ -275,15 +275,51 @@ export interface BadRequestError extends Error {
   param: string;
 }
 
+/** Hyperparameters of the loaded model. */
+export interface EngineParameters {
+  layers: number;
+  d_model: number;
+  heads: number;
+  kv_heads: number;
+  head_dim: number;
+  ffn: number;
+  vocab: number;
+  /** 0: every layer attends to the whole context. */
+  sliding_window: number;
+  trained_context: number;
+  rope_base: number;
+  /** RoPE base of the sliding-window layers (Gemma 3's local layers). */
+  rope_base_local: number;
+  rope_scale: number;
+  /** "neox": half-split pairs; "normal": adjacent pairs (llama.cpp's names). */
+  rope_layout: "neox" | "normal";
+  rope_dims: number;
+  norm_eps: number;
+}
+
+/** The model file's tensors of one type. */
+export interface TensorTypeCount {
+  /** ggml's name: "F32", "Q4_K", ... */
+  type: string;
+  count: number;
+  bytes: number;
+}
+
+/** The same fields as `attend info --json`, plus `wasm_heap_bytes`. */
 export interface EngineInfo {
+  /** The name of the file, URL or Blob the model was loaded from (the first shard's). */
   model: string;
   architecture: string;
-  parameters: Record<string, number | string>;
+  parameters: EngineParameters;
+  /** KV-cache positions of this engine (the model's own is `parameters.trained_context`). */
   context_length: number;
   weight_bytes: number;
   kv_cache_bytes: number;
+  /** Activations and the other per-pass buffers. */
+  activation_bytes: number;
   /** How the KV cache stores keys and values (the `kvPrecision` load option). */
   kv_precision: "f16" | "f32";
+  /** Everything the engine holds on the GPU. */
   gpu_bytes: number;
   adapter: string;
   /**
@@ -300,6 +336,7 @@ export interface EngineInfo {
    * adapter, only the winners once their measurement is remembered in the model cache.
    */
   pipelines: number;
+  tensor_types: TensorTypeCount[];
 }
 
 export interface AttentionLens {
@@ -379,6 +416,10 @@ export interface BenchReport {
   ttft_s: number;
   load_s: number;
   compile_s: number;
+  /** Of `compile_s`: the pipelines created by then, and the seconds spent creating them (in a
+   *  browser only the JS-side cost: the GPU process compiles behind it). */
+  pipelines: number;
+  pipeline_s: number;
   bytes_per_token: number;
   decode_gb_s: number;
   copy_gb_s: number;
