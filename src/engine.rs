@@ -85,6 +85,56 @@ impl Default for LoadOptions {
     }
 }
 
+/// How [`Engine::warmup_with`] picks the kernels' shapes (workgroup size, rows per invocation,
+/// how the activations are bound) for each weight matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tune {
+    /// [`Tune::Measure`], except on a CPU adapter in a browser, where it is [`Tune::Remembered`]:
+    /// there each candidate is a pipeline that takes seconds to compile, and SwiftShader's
+    /// candidates measured within ~10% of each other, so measuring them cost a first visit far
+    /// more than it won (the README's speed notes).
+    Auto,
+    /// Time the candidate shapes of every matrix whose shape is not remembered, and remember them.
+    Measure,
+    /// Shapes remembered from an earlier measurement, the built-in default shapes for the rest.
+    Remembered,
+    /// The built-in default shapes only (what a browser's first visit gets with `Auto`).
+    Defaults,
+}
+
+impl Tune {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tune::Auto => "auto",
+            Tune::Measure => "measure",
+            Tune::Remembered => "remembered",
+            Tune::Defaults => "defaults",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Tune> {
+        [Tune::Auto, Tune::Measure, Tune::Remembered, Tune::Defaults]
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "tune must be \"auto\", \"measure\", \"remembered\" or \"defaults\", not {name:?}"
+                ))
+            })
+    }
+
+    /// `Auto` resolved for `gpu`: Measure or Remembered.
+    pub fn resolve(self, gpu: &crate::gpu::Gpu) -> Tune {
+        match self {
+            Tune::Auto if cfg!(target_arch = "wasm32") && gpu.adapter.device_type == "Cpu" => {
+                Tune::Remembered
+            }
+            Tune::Auto => Tune::Measure,
+            t => t,
+        }
+    }
+}
+
 /// Default KV-cache length in the browser, where GPU memory is shared with the page.
 pub const BROWSER_DEFAULT_CONTEXT: u32 = 4096;
 
@@ -559,11 +609,20 @@ impl Engine {
     }
 
     /// Run one decode-sized and one prefill-sized pass so every pipeline is compiled before the
-    /// first answer (pipeline creation is slow in browsers and on software adapters).
+    /// first answer (pipeline creation is slow in browsers and on software adapters), after
+    /// picking the kernel shapes as [`Tune::Auto`] does.
     pub async fn warmup(&mut self) -> Result<()> {
+        self.warmup_with(Tune::Auto).await
+    }
+
+    /// [`Engine::warmup`] with the kernel shapes picked as `tune` says.
+    pub async fn warmup_with(&mut self, tune: Tune) -> Result<()> {
         self.lost.poll(&self.gpu.device)?;
         let t0 = now_s();
-        self.model.tune(&self.gpu).await?;
+        match tune.resolve(&self.gpu) {
+            Tune::Defaults => {}
+            t => self.model.tune(&self.gpu, t == Tune::Measure).await?,
+        }
         let t_tune = now_s() - t0;
         // Plans captured before the tune would keep the untuned kernel shapes.
         self.passes.clear(&self.gpu);

@@ -538,3 +538,57 @@ fn tuned_shapes_are_remembered_between_runs() {
     let fourth = bench_tiny(&cache, &["--retune"]);
     assert!(pipelines(&fourth) > pipelines(&second));
 }
+
+#[test]
+fn tune_modes_measure_or_take_remembered_or_built_in_shapes() {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tune-modes");
+    let _ = std::fs::remove_dir_all(&cache);
+    let file = cache.join("tuned.json");
+    let pipelines = |v: &Value| v["pipelines"].as_u64().expect("pipelines");
+    let kept = || -> usize {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("tuned.json written"))
+                .expect("tuned.json is JSON");
+        v.as_object().expect("an object").len()
+    };
+
+    // Built-in shapes: nothing is measured, so nothing is remembered.
+    let defaults = bench_tiny(&cache, &["--tune", "defaults"]);
+    assert_eq!(kept(), 0);
+    // Nothing remembered yet: "remembered" takes the built-in shapes too.
+    let remembered = bench_tiny(&cache, &["--tune", "remembered"]);
+    assert_eq!(kept(), 0);
+    assert_eq!(pipelines(&remembered), pipelines(&defaults));
+    // Measuring compiles every candidate and keeps the winners...
+    let measured = bench_tiny(&cache, &["--tune", "measure"]);
+    let n = kept();
+    assert!(n > 0);
+    assert!(pipelines(&measured) > pipelines(&defaults));
+    // ...which "remembered" then takes without measuring again...
+    let remembered = bench_tiny(&cache, &["--tune", "remembered"]);
+    assert!(pipelines(&remembered) < pipelines(&measured));
+    assert_eq!(kept(), n);
+    // ...while "defaults" ignores them (and forgets nothing).
+    let defaults_again = bench_tiny(&cache, &["--tune", "defaults"]);
+    assert_eq!(pipelines(&defaults_again), pipelines(&defaults));
+    assert_eq!(kept(), n);
+
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .env("ATTEND_CACHE", &cache)
+        .args([
+            "bench",
+            "--model",
+            model.to_str().unwrap(),
+            "--tune",
+            "fast",
+        ])
+        .output()
+        .expect("run attend");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("tune must be") && err.contains("\"fast\""),
+        "{err}"
+    );
+}

@@ -600,3 +600,52 @@ async fn wasm_results_match_index_d_ts() {
     let (done, _) = call(&engine, request, true).await.unwrap();
     conforms("TextCompletion", &done);
 }
+
+/// The `tune` load option. SwiftShader is a CPU adapter, where a load by default ("auto") takes
+/// remembered or built-in kernel shapes instead of compiling and timing every candidate; asked to
+/// ("measure"), it measures and remembers them; a bad value is refused before any work.
+#[wasm_bindgen_test]
+async fn wasm_tune_option_measures_only_when_asked() {
+    async fn load_with(options: serde_json::Value) -> Result<(WasmEngine, usize), JsValue> {
+        attend::kernels::tuned::clear();
+        let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+        let e = WasmEngine::load(
+            Uint8Array::from(GGUF).into(),
+            js(options),
+            on_progress.as_ref().unchecked_ref::<Function>().clone(),
+            &CancelToken::new(),
+        )
+        .await?;
+        let measured: serde_json::Value =
+            serde_json::from_str(&attend::kernels::tuned::export()).unwrap();
+        Ok((e, measured.as_object().unwrap().len()))
+    }
+    let pipelines = |e: &WasmEngine| -> u64 {
+        let info: serde_json::Value = serde_wasm_bindgen::from_value(e.info().unwrap()).unwrap();
+        info["pipelines"].as_u64().expect("pipelines")
+    };
+    let (auto, n) = load_with(serde_json::json!({})).await.unwrap();
+    assert_eq!(
+        n, 0,
+        "auto measured {n} shapes on SwiftShader, a CPU adapter"
+    );
+    let (measured, n) = load_with(serde_json::json!({"tune": "measure"}))
+        .await
+        .unwrap();
+    assert!(n > 0, "measure remembered no shape");
+    assert!(pipelines(&measured) > pipelines(&auto));
+    // Both answer alike (shapes change the summation order only).
+    let request = serde_json::json!({"prompt": "Hello there", "max_tokens": 6, "temperature": 0});
+    let (a, _) = call(&auto, request.clone(), true).await.unwrap();
+    let (b, _) = call(&measured, request, true).await.unwrap();
+    assert_eq!(
+        a["choices"][0]["text"], b["choices"][0]["text"],
+        "{a} vs {b}"
+    );
+    drop((auto, measured));
+    for bad in [serde_json::json!("fast"), serde_json::json!(true)] {
+        let err = load_with(serde_json::json!({ "tune": bad })).await.err();
+        let msg = format!("{err:?}");
+        assert!(msg.contains("tune must be"), "tune {bad}: {msg}");
+    }
+}

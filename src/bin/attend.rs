@@ -21,7 +21,7 @@ mod generate;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
-    use attend::engine::{Engine, KvPrecision, LoadOptions};
+    use attend::engine::{Engine, KvPrecision, LoadOptions, Tune};
     use attend::{Error, Result};
     use clap::{Args, Parser, Subcommand};
     use std::path::PathBuf;
@@ -75,10 +75,18 @@ mod cli {
         /// adapter in $ATTEND_CACHE/tuned.json (default ~/.cache/attend).
         #[arg(long)]
         pub retune: bool,
+        /// How kernel shapes are chosen: auto (measure, except on a CPU adapter in a browser),
+        /// measure, remembered (measured earlier, else built-in) or defaults (built-in only).
+        #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_tune)]
+        pub tune: Tune,
         /// KV-cache precision: f16 (half the memory) or f32 (attention weights, e.g. of `attend
         /// attention`, then match fp32 transformers within 1e-3).
         #[arg(long, value_name = "f16|f32", default_value = "f16", value_parser = parse_kv)]
         pub kv: KvPrecision,
+    }
+
+    fn parse_tune(s: &str) -> std::result::Result<Tune, String> {
+        Tune::from_name(s).map_err(|e| e.to_string())
     }
 
     fn parse_kv(s: &str) -> std::result::Result<KvPrecision, String> {
@@ -125,7 +133,7 @@ mod cli {
                 }
                 _ => attend::kernels::tuned::clear(),
             }
-            pollster::block_on(e.warmup())?;
+            pollster::block_on(e.warmup_with(self.tune))?;
             if let Some(f) = file {
                 // Written beside and renamed, so concurrent runs never read half a file.
                 let tmp = f.with_extension(format!("json.{}", std::process::id()));

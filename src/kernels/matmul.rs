@@ -402,19 +402,24 @@ fn candidates(gpu: &crate::gpu::Gpu) -> Vec<MatmulShape> {
 /// Pick the fastest prefill kernel for `m`-token chunks of `w` by timing each candidate and
 /// remember it in `w`. `x` holds at least `m × cols` f32 (an activation buffer, so the uniform view
 /// can be tried) and `y` at least `m × rows`. Results never change beyond summation order.
+/// Without `measure`, only a remembered shape is taken (`None`: `w` keeps [`default_shape`]).
 pub async fn tune(
     gpu: &crate::gpu::Gpu,
     w: &QMatrix,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     m: u32,
-) -> crate::Result<MatmulShape> {
+    measure: bool,
+) -> crate::Result<Option<MatmulShape>> {
     let candidates = candidates(gpu);
     let class = super::tuned::class("matmul", w, &format!("m={m}"));
     let key = super::tuned::key(gpu, &class);
     if let Some(s) = super::tuned::get(&key, &candidates) {
         w.set_matmul_shape(s);
-        return Ok(s);
+        return Ok(Some(s));
+    }
+    if !measure {
+        return Ok(None);
     }
     let best = super::matvec::fastest(gpu, &class, candidates, y, |rec, shape| {
         matmul_with_shape(rec, w, x, y, m, None, None, shape)
@@ -422,5 +427,5 @@ pub async fn tune(
     .await?;
     super::tuned::put(key, &best);
     w.set_matmul_shape(best);
-    Ok(best)
+    Ok(Some(best))
 }

@@ -287,14 +287,17 @@ pub enum MatvecUse<'a> {
 /// Pick the fastest shape for a one-token matvec with `w` by timing each candidate (a few
 /// dispatches each, a few milliseconds in all on small models) and remember it in `w`. `x` and `y`
 /// are scratch buffers of at least `w.cols` and `w.rows` f32 (x should be an activation buffer so
-/// that the uniform view can be tried). Results never change beyond summation order.
+/// that the uniform view can be tried). Results never change beyond summation order. Without
+/// `measure`, only a shape remembered from an earlier measurement is taken (else `w` keeps
+/// [`default_shape`]); the returned shape is then `None`.
 pub async fn tune(
     gpu: &Gpu,
     w: &QMatrix,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     usage: MatvecUse<'_>,
-) -> crate::Result<MatvecShape> {
+    measure: bool,
+) -> crate::Result<Option<MatvecShape>> {
     let (glu, split, kind) = match usage {
         MatvecUse::Plain => (None, None, 0),
         MatvecUse::Glu(g) => (Some(g), None, 1 + g as u32),
@@ -308,7 +311,10 @@ pub async fn tune(
     let key = super::tuned::key(gpu, &class);
     if let Some(s) = super::tuned::get(&key, &candidates) {
         w.set_matvec_shape(s);
-        return Ok(s);
+        return Ok(Some(s));
+    }
+    if !measure {
+        return Ok(None);
     }
     let best = fastest(gpu, &class, candidates, y, |rec, shape| {
         dispatch(rec, w, x, y, 1, None, shape, glu, split)
@@ -316,7 +322,7 @@ pub async fn tune(
     .await?;
     super::tuned::put(key, &best);
     w.set_matvec_shape(best);
-    Ok(best)
+    Ok(Some(best))
 }
 
 /// The candidate whose `run` (recorded three times per submit, best of two timed rounds after a

@@ -434,8 +434,9 @@ impl Model {
     }
 
     /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and
-    /// size share one measurement) and keep it for decoding.
-    pub async fn tune(&self, gpu: &Gpu) -> Result<()> {
+    /// size share one measurement) and keep it for decoding. Without `measure`, shapes remembered
+    /// from earlier measurements are taken and the other matrices keep the default shapes.
+    pub async fn tune(&self, gpu: &Gpu, measure: bool) -> Result<()> {
         let (w, s) = (&self.weights, &self.scratch);
         let head = w.output.as_ref().unwrap_or(&w.token_embd);
         use crate::kernels::matvec::{tune, MatvecUse, Split};
@@ -466,10 +467,10 @@ impl Model {
                     .into_iter()
                     .find(|b| b.size() >= m.cols as u64 * 4 && !std::ptr::eq(b.raw(), y.raw()))
                     .unwrap_or(&s.h);
-                tune(gpu, m, x, y, usage).await?;
+                tune(gpu, m, x, y, usage, measure).await?;
             }
         }
-        tune(gpu, head, &s.h, &s.logits, MatvecUse::Plain).await?;
+        tune(gpu, head, &s.h, &s.logits, MatvecUse::Plain, measure).await?;
         // Prefill chunks (longer than matvec takes) of the block matrices.
         let tokens = s.batch.min(32);
         if tokens > crate::kernels::matmul::MATVEC_MAX_M {
@@ -482,7 +483,7 @@ impl Model {
                     .find(|b| fits(b, m.cols));
                 let y = [&s.gate, &s.logits].into_iter().find(|b| fits(b, m.rows));
                 if let (Some(x), Some(y)) = (x, y) {
-                    crate::kernels::matmul::tune(gpu, m, x, y, tokens).await?;
+                    crate::kernels::matmul::tune(gpu, m, x, y, tokens, measure).await?;
                 }
             }
         }

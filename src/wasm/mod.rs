@@ -12,7 +12,7 @@ mod lens;
 mod source;
 mod store;
 
-use crate::engine::{Engine, LoadOptions};
+use crate::engine::{Engine, LoadOptions, Tune};
 use crate::gguf::Gguf;
 use crate::gpu::Gpu;
 use crate::push::{HeaderReader, PushLoader};
@@ -148,6 +148,18 @@ fn kv_precision(options: &JsValue) -> Result<crate::engine::KvPrecision, JsValue
         })
 }
 
+/// `options.tune`: `"auto"` (default), `"measure"`, `"remembered"` or `"defaults"` (see [`Tune`]).
+fn tune_option(options: &JsValue) -> Result<Option<Tune>, JsValue> {
+    let v = Reflect::get(options, &"tune".into()).unwrap_or(JsValue::UNDEFINED);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_string() {
+        Some(s) => Tune::from_name(&s).map(Some).map_err(err),
+        None => Err(JsError::new(&format!("tune must be a string, not {v:?}")).into()),
+    }
+}
+
 /// `options.maxGpuBytes`: a whole number of bytes, or absent (`undefined`/`null`).
 fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
     let v = Reflect::get(options, &"maxGpuBytes".into()).unwrap_or(JsValue::UNDEFINED);
@@ -168,7 +180,7 @@ fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
 #[wasm_bindgen]
 impl WasmEngine {
     /// `source`: a URL, an array of URLs (split GGUF), a File/Blob (or an array of them), or an
-    /// ArrayBuffer. `options`: `{ contextLength?, cache?, maxGpuBytes?, kvPrecision?, retune? }`.
+    /// ArrayBuffer. `options`: `{ contextLength?, cache?, maxGpuBytes?, kvPrecision?, tune?, retune? }`.
     pub async fn load(
         source: JsValue,
         options: JsValue,
@@ -191,6 +203,7 @@ impl WasmEngine {
             .or(Some(crate::engine::BROWSER_DEFAULT_CONTEXT));
         let max_gpu_bytes = max_gpu_bytes(&options)?;
         let kv = kv_precision(&options)?;
+        let tune = tune_option(&options)?;
         let use_cache = Reflect::get(&options, &"cache".into())
             .ok()
             .and_then(|v| v.as_bool())
@@ -272,6 +285,12 @@ impl WasmEngine {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        // retune: measure afresh (unless `tune` says otherwise).
+        let tune = match tune {
+            Some(t) => t,
+            None if retune => Tune::Measure,
+            None => Tune::Auto,
+        };
         if retune {
             crate::kernels::tuned::clear();
         } else if let Some(s) = &shapes {
@@ -280,7 +299,7 @@ impl WasmEngine {
             }
         }
         let warm = match cancel.check(&what) {
-            Ok(()) => engine.warmup().await.map_err(err),
+            Ok(()) => engine.warmup_with(tune).await.map_err(err),
             Err(e) => Err(e),
         };
         if let (Ok(()), Some(s)) = (&warm, &shapes) {

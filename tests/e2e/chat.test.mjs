@@ -118,9 +118,11 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
     await page.click("#load");
     await page.waitForFunction(() => !document.querySelector("#send").disabled || document.querySelector("#model-info.error"), null, { timeout: 15 * 60_000 });
     assert.equal(await page.$("#model-info.error"), null, await page.textContent("#model-info"));
-    // The kernel shapes measured by the first load were kept: only the winners compiled.
+    // On SwiftShader (a CPU adapter) the page's loads measure no kernel shapes (tune "auto"):
+    // the first visit already compiles only the built-in kernels, the same ones as the reload.
+    // (Measured shapes kept in the cache are checked in loading.test.mjs.)
     const reloadPipelines = await pipelines();
-    assert.ok(firstPipelines > 0 && reloadPipelines < firstPipelines, `pipelines: ${firstPipelines} first, ${reloadPipelines} on reload`);
+    assert.ok(firstPipelines > 0 && reloadPipelines === firstPipelines, `pipelines: ${firstPipelines} first, ${reloadPipelines} on reload`);
     await ask(page, PROMPT);
     await page.waitForSelector(".msg.assistant[data-done]", { timeout: 10 * 60_000 });
     assert.equal(await page.textContent(".msg.assistant[data-done]"), expected, "offline answer differs");

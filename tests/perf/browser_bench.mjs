@@ -3,7 +3,8 @@
 // Prints one JSON line per peer on stdout (progress on stderr).
 // usage: node tests/perf/browser_bench.mjs MODEL.gguf [PROMPT_TOKENS] [GEN_TOKENS] [REPEAT]
 // env: ATTEND_CACHE (models, npm), BROWSER_PEERS (default attend,wllama), WLLAMA_THREADS (default 1; >1 serves the page cross-origin
-// isolated so wllama can use its pthread build), BROWSER_TIMEOUT_S (default 1800).
+// isolated so wllama can use its pthread build), BROWSER_TIMEOUT_S (default 1800), ATTEND_TUNE (attend's `tune` load
+// option, default auto).
 // Needs www/attend-llm/wasm (./build.sh pkg) and @wllama/wllama + playwright-core in $ATTEND_CACHE/npm.
 import http from "node:http";
 import fs from "node:fs";
@@ -92,7 +93,7 @@ try {
     console.error(`[page error] ${e.message}`);
     failed = true;
   });
-  const q = new URLSearchParams({ model: modelName, n, gen, repeat, threads, peers });
+  const q = new URLSearchParams({ model: modelName, n, gen, repeat, threads, peers, tune: process.env.ATTEND_TUNE ?? "auto" });
   await page.goto(`http://127.0.0.1:${port}/?${q}`);
   await page.waitForFunction(() => document.title === "done" || document.title === "failed", null, { timeout: timeoutMs });
   if ((await page.title()) === "failed") failed = true;

@@ -80,8 +80,18 @@ export interface LoadOptions {
    */
   cache?: boolean;
   /**
-   * Measure the kernel shapes again instead of reusing the ones an earlier load measured on this
-   * adapter (kept in the model cache, so a reload compiles only the winning pipelines).
+   * How the kernel shapes (workgroup size, rows per invocation, how activations are bound) are
+   * chosen for each weight matrix. `"measure"`: time the candidate shapes on this adapter (each
+   * is a pipeline to compile) and keep the fastest in the model cache, so a reload compiles only
+   * the winners. `"remembered"`: shapes measured by an earlier load, built-in defaults for the
+   * rest. `"defaults"`: built-in shapes only. `"auto"` (default): `"measure"`, except on a CPU
+   * adapter (SwiftShader), where it is `"remembered"`: there compiling the candidates costs a
+   * first visit seconds per shape for a few percent of speed.
+   */
+  tune?: "auto" | "measure" | "remembered" | "defaults";
+  /**
+   * Forget the shapes an earlier load measured on this adapter, and (unless `tune` says
+   * otherwise) measure them again.
    */
   retune?: boolean;
   /**
