@@ -471,8 +471,16 @@ fn max_gpu_bytes_refuses_a_model_over_the_budget() {
 
 /// `attend bench --json` on the tiny Qwen2 fixture with its own `ATTEND_CACHE`.
 fn bench_tiny(cache: &std::path::Path, extra: &[&str]) -> Value {
+    let out = run_bench_tiny(cache, extra);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    serde_json::from_slice(&out.stdout).expect("bench prints one JSON object")
+}
+
+/// [`bench_tiny`]'s run, whatever its outcome.
+fn run_bench_tiny(cache: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
-    let out = Command::new(env!("CARGO_BIN_EXE_attend"))
+    Command::new(env!("CARGO_BIN_EXE_attend"))
         .env("ATTEND_CACHE", cache)
         .args([
             "bench",
@@ -492,10 +500,7 @@ fn bench_tiny(cache: &std::path::Path, extra: &[&str]) -> Value {
         ])
         .args(extra)
         .output()
-        .expect("run attend");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    serde_json::from_slice(&out.stdout).expect("bench prints one JSON object")
+        .expect("run attend")
 }
 
 #[test]
@@ -573,18 +578,7 @@ fn tune_modes_measure_or_take_remembered_or_built_in_shapes() {
     assert_eq!(pipelines(&defaults_again), pipelines(&defaults));
     assert_eq!(kept(), n);
 
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
-    let out = Command::new(env!("CARGO_BIN_EXE_attend"))
-        .env("ATTEND_CACHE", &cache)
-        .args([
-            "bench",
-            "--model",
-            model.to_str().unwrap(),
-            "--tune",
-            "fast",
-        ])
-        .output()
-        .expect("run attend");
+    let out = run_bench_tiny(&cache, &["--tune", "fast"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -243,16 +243,22 @@ fn info_layers(info: &JsValue) -> u64 {
         .unwrap() as u64
 }
 
-async fn load_engine() -> WasmEngine {
+/// `WasmEngine::load` of `source` with `options`, progress ignored.
+async fn load_quietly(source: JsValue, options: serde_json::Value) -> Result<WasmEngine, JsValue> {
     let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
     WasmEngine::load(
-        Uint8Array::from(GGUF).into(),
-        js_sys::Object::new().into(),
+        source,
+        js(options),
         on_progress.as_ref().unchecked_ref::<Function>().clone(),
         &CancelToken::new(),
     )
     .await
-    .expect("load from an ArrayBuffer")
+}
+
+async fn load_engine() -> WasmEngine {
+    load_quietly(Uint8Array::from(GGUF).into(), serde_json::json!({}))
+        .await
+        .expect("load from an ArrayBuffer")
 }
 
 /// Run a chat (or completions) request; returns the result and the streamed chunks.
@@ -464,12 +470,9 @@ async fn wasm_named_tool_call_round_trip() {
     // The native round trip of tests/tools.rs through engine.chat(): a forced call to a named
     // function comes back in tool_calls (streamed as one delta), and the next turn with the call
     // and its result is accepted.
-    let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-    let engine = WasmEngine::load(
+    let engine = load_quietly(
         Uint8Array::from(&tool_model::tiny_qwen2_with_tools()[..]).into(),
-        js(serde_json::json!({"contextLength": 2048})),
-        on_progress.as_ref().unchecked_ref::<Function>().clone(),
-        &CancelToken::new(),
+        serde_json::json!({"contextLength": 2048}),
     )
     .await
     .expect("load the tool model");
@@ -537,15 +540,9 @@ async fn wasm_split_model_answers_like_the_file() {
         shards.push(&Uint8Array::from(&s.to_bytes().unwrap()[..]));
     }
     assert_eq!(shards.length(), 3);
-    let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-    let split = WasmEngine::load(
-        shards.into(),
-        js_sys::Object::new().into(),
-        on_progress.as_ref().unchecked_ref::<Function>().clone(),
-        &CancelToken::new(),
-    )
-    .await
-    .expect("load the shards");
+    let split = load_quietly(shards.into(), serde_json::json!({}))
+        .await
+        .expect("load the shards");
     let whole = load_engine().await;
     let request = serde_json::json!({"prompt": "Hello there", "max_tokens": 8, "temperature": 0});
     let (a, _) = call(&split, request.clone(), true).await.unwrap();
@@ -608,14 +605,7 @@ async fn wasm_results_match_index_d_ts() {
 async fn wasm_tune_option_measures_only_when_asked() {
     async fn load_with(options: serde_json::Value) -> Result<(WasmEngine, usize), JsValue> {
         attend::kernels::tuned::clear();
-        let on_progress = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-        let e = WasmEngine::load(
-            Uint8Array::from(GGUF).into(),
-            js(options),
-            on_progress.as_ref().unchecked_ref::<Function>().clone(),
-            &CancelToken::new(),
-        )
-        .await?;
+        let e = load_quietly(Uint8Array::from(GGUF).into(), options).await?;
         let measured: serde_json::Value =
             serde_json::from_str(&attend::kernels::tuned::export()).unwrap();
         Ok((e, measured.as_object().unwrap().len()))
