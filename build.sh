@@ -110,7 +110,9 @@ run_tests() {
     ls www/example-vite/dist/assets | grep -q '\.wasm$' || die "the Vite build did not bundle the engine's wasm"
     step "end-to-end chat page test (playwright-core + Chromium)"
     need_playwright
-    cargo build --bin attend
+    # The CLI that `cargo test` built for its own tests (a plain `cargo build --bin attend` would
+    # rebuild every dependency without the dev-dependencies' features: minutes on CI).
+    [ -x target/debug/attend ] || die "target/debug/attend missing: cargo test should have built it"
     ATTEND_BIN="$ROOT/target/debug/attend" node --test tests/e2e/
     step "all tests passed"
 }

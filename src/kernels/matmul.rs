@@ -415,19 +415,12 @@ pub async fn tune(
 ) -> crate::Result<Option<MatmulShape>> {
     let candidates = candidates(gpu);
     let class = super::tuned::class("matmul", w, &format!("m={m}"));
-    let key = super::tuned::key(gpu, &class);
-    if let Some(s) = super::tuned::get(&key, &candidates) {
-        w.set_matmul_shape(s);
-        return Ok(Some(s));
-    }
-    if !measure {
-        return Ok(None);
-    }
-    let best = super::matvec::fastest(gpu, &class, candidates, y, |rec, shape| {
+    let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {
         matmul_with_shape(rec, w, x, y, m, None, None, shape)
     })
     .await?;
-    super::tuned::put(key, &best);
-    w.set_matmul_shape(best);
-    Ok(Some(best))
+    if let Some(s) = best {
+        w.set_matmul_shape(s);
+    }
+    Ok(best)
 }

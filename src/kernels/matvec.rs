@@ -310,65 +310,12 @@ pub async fn tune(
         .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
         .collect();
     let class = super::tuned::class("matvec", w, &format!("use {kind}"));
-    let key = super::tuned::key(gpu, &class);
-    if let Some(s) = super::tuned::get(&key, &candidates) {
-        w.set_matvec_shape(s);
-        return Ok(Some(s));
-    }
-    if !measure {
-        return Ok(None);
-    }
-    let best = fastest(gpu, &class, candidates, y, |rec, shape| {
+    let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {
         dispatch(rec, w, x, y, 1, None, shape, glu, split)
     })
     .await?;
-    super::tuned::put(key, &best);
-    w.set_matvec_shape(best);
-    Ok(Some(best))
-}
-
-/// The candidate whose `run` (recorded three times per submit, best of two timed rounds after a
-/// warm-up round) finishes fastest; `y` is an output `run` writes (read back to wait for it).
-/// `ATTEND_TUNE_LOG=1` prints every timing.
-pub(crate) async fn fastest<S: Copy + std::fmt::Debug>(
-    gpu: &Gpu,
-    label: &str,
-    candidates: Vec<S>,
-    y: &wgpu::Buffer,
-    run: impl Fn(&mut Recorder, S),
-) -> crate::Result<S> {
-    let sink = gpu.storage("tune sink", 4)?;
-    // Every candidate is a pipeline to compile: create them together, on all cores.
-    let mut wanted = Recorder::collect(gpu, label);
-    for &shape in &candidates {
-        run(&mut wanted, shape);
+    if let Some(s) = best {
+        w.set_matvec_shape(s);
     }
-    gpu.pipelines.create_all(&gpu.device, &wanted.into_wanted());
-    let mut best: Option<(f64, S)> = None;
-    let reps = 3;
-    let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();
-    for shape in candidates {
-        let mut t = f64::MAX;
-        for round in 0..3 {
-            let t0 = crate::engine::now_s();
-            let mut rec = gpu.recorder("tune");
-            for _ in 0..reps {
-                run(&mut rec, shape);
-            }
-            rec.copy(y, 0, sink.raw(), 0, 4);
-            rec.submit();
-            gpu.read::<u32>(sink.raw(), 0, 1).await?;
-            if round > 0 {
-                t = t.min((crate::engine::now_s() - t0) / reps as f64);
-            }
-        }
-        if log {
-            crate::log_line(&format!("tune {label} {shape:?}: {:.3} ms", t * 1e3));
-        }
-        if best.is_none_or(|(bt, _)| t < bt) {
-            best = Some((t, shape));
-        }
-    }
-    best.map(|(_, s)| s)
-        .ok_or_else(|| crate::Error::Invalid(format!("no kernel candidate for {label}")))
+    Ok(best)
 }

@@ -7,6 +7,7 @@
 //! A remembered shape is used only while it is still one of the current candidates, and keys
 //! carry the crate version and a hash of the shader, so a new kernel is measured afresh.
 
+use crate::gpu::{Gpu, Recorder};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -37,7 +38,7 @@ pub(crate) fn class(kernel: &str, w: &crate::weights::QMatrix, usage: &str) -> S
 
 /// The key of one measurement: adapter (name and driver), crate version, the text of the matrix
 /// kernels' shader, and the matrix `class`.
-pub(crate) fn key(gpu: &crate::gpu::Gpu, class: &str) -> String {
+pub(crate) fn key(gpu: &Gpu, class: &str) -> String {
     let (a, shader) = (&gpu.adapter, &super::matvec::SHADER);
     format!(
         "{} | {} | {} | v{} {:016x} | {class}",
@@ -60,6 +61,78 @@ pub(crate) fn put<T: Serialize>(key: String, shape: &T) {
     if let Ok(v) = serde_json::to_value(shape) {
         TUNED.lock().unwrap().insert(key, v);
     }
+}
+
+/// The shape for matrix `class`: the remembered one if it is still among `candidates`, else (only
+/// when `measure`) the `fastest` of them, remembered from now on; `None` when neither (the caller
+/// keeps its built-in default). `run` records one dispatch of a candidate writing `y`.
+pub(crate) async fn pick<S>(
+    gpu: &Gpu,
+    class: &str,
+    candidates: Vec<S>,
+    measure: bool,
+    y: &wgpu::Buffer,
+    run: impl Fn(&mut Recorder, S),
+) -> crate::Result<Option<S>>
+where
+    S: Copy + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned,
+{
+    let key = key(gpu, class);
+    if let Some(s) = get(&key, &candidates) {
+        return Ok(Some(s));
+    }
+    if !measure {
+        return Ok(None);
+    }
+    let best = fastest(gpu, class, candidates, y, run).await?;
+    put(key, &best);
+    Ok(Some(best))
+}
+
+/// The candidate whose `run` (recorded three times per submit, best of two timed rounds after a
+/// warm-up round) finishes fastest; `y` is an output `run` writes (read back to wait for it).
+/// `ATTEND_TUNE_LOG=1` prints every timing.
+async fn fastest<S: Copy + std::fmt::Debug>(
+    gpu: &Gpu,
+    label: &str,
+    candidates: Vec<S>,
+    y: &wgpu::Buffer,
+    run: impl Fn(&mut Recorder, S),
+) -> crate::Result<S> {
+    let sink = gpu.storage("tune sink", 4)?;
+    // Every candidate is a pipeline to compile: create them together, on all cores.
+    let mut wanted = Recorder::collect(gpu, label);
+    for &shape in &candidates {
+        run(&mut wanted, shape);
+    }
+    gpu.pipelines.create_all(&gpu.device, &wanted.into_wanted());
+    let mut best: Option<(f64, S)> = None;
+    let reps = 3;
+    let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();
+    for shape in candidates {
+        let mut t = f64::MAX;
+        for round in 0..3 {
+            let t0 = crate::engine::now_s();
+            let mut rec = gpu.recorder("tune");
+            for _ in 0..reps {
+                run(&mut rec, shape);
+            }
+            rec.copy(y, 0, sink.raw(), 0, 4);
+            rec.submit();
+            gpu.read::<u32>(sink.raw(), 0, 1).await?;
+            if round > 0 {
+                t = t.min((crate::engine::now_s() - t0) / reps as f64);
+            }
+        }
+        if log {
+            crate::log_line(&format!("tune {label} {shape:?}: {:.3} ms", t * 1e3));
+        }
+        if best.is_none_or(|(bt, _)| t < bt) {
+            best = Some((t, shape));
+        }
+    }
+    best.map(|(_, s)| s)
+        .ok_or_else(|| crate::Error::Invalid(format!("no kernel candidate for {label}")))
 }
 
 /// Every remembered shape, as one JSON object (key → shape).
