@@ -73,7 +73,7 @@ pub fn find(name: &str) -> Result<&'static Model> {
 /// llama.cpp's replacement for a K-quant on a row that is not a whole number of 256-element
 /// super-blocks (`llama_tensor_get_type`): Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0.
 fn fallback(ty: GgmlType, cols: u32) -> GgmlType {
-    if ty.block_len() != QK_K || cols as usize % QK_K == 0 {
+    if ty.block_len() != QK_K || (cols as usize).is_multiple_of(QK_K) {
         return ty;
     }
     match ty {

@@ -204,6 +204,8 @@ fn every_entry_is_an_architecture_and_quant_the_engine_reads() {
         .any(|t| !t.ty.gpu_supported()));
 }
 
+/// The tensors an entry implies are the file minus its header (metadata and vocabulary: a few MB),
+/// a check on the hand-written hyperparameters and sizes both.
 #[test]
 fn header_sizes_agree_with_the_listed_file_sizes() {
     for m in catalog::models() {
@@ -211,7 +213,7 @@ fn header_sizes_agree_with_the_listed_file_sizes() {
         let bytes: u64 = g.tensors.iter().map(|t| t.byte_size()).sum();
         let ratio = bytes as f64 / m.file_bytes as f64;
         assert!(
-            (0.85..1.1).contains(&ratio),
+            (0.95..1.0).contains(&ratio),
             "{}: tensors {bytes} bytes vs file_bytes {} ({ratio:.3})",
             m.name,
             m.file_bytes
