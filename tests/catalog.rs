@@ -65,7 +65,7 @@ fn problems(m: &Model) -> Vec<String> {
         need(n > 0, "a zero hyperparameter");
     }
     need(
-        m.kv_heads > 0 && m.heads % m.kv_heads == 0,
+        m.kv_heads > 0 && m.heads.is_multiple_of(m.kv_heads),
         "heads not grouped over kv_heads",
     );
     need(!m.urls.is_empty(), "no URL");
