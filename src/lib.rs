@@ -9,6 +9,7 @@
 //! only).
 
 pub mod bench;
+pub mod catalog;
 pub mod chat;
 pub mod constrain;
 pub mod device_lost;

@@ -217,3 +217,39 @@ fn the_checker_catches_drift() {
     assert_eq!(d.check("ChatCompletionChunk", &bad).len(), 1);
     assert!(!d.check("NoSuchType", &json!({})).is_empty());
 }
+
+/// The model catalog's entries and a fit verdict (what `models()` and `checkFit` return in the
+/// browser, serialized by the same serde derives) against `CatalogModel` and `ModelFit`, for a
+/// verdict that fits (reason null) and one that does not (a reason).
+#[test]
+fn catalog_and_fit_match_index_d_ts() {
+    let d = dts();
+    for m in attend::catalog::models() {
+        conforms(&d, "CatalogModel", &serde_json::to_value(m).unwrap());
+    }
+    let caps = attend::gpu::Caps {
+        shader_f16: false,
+        subgroups: false,
+        timestamps: false,
+        subgroup_min_size: 4,
+        subgroup_max_size: 4,
+        max_binding: 1 << 30,
+        max_buffer: 1 << 30,
+        max_invocations: 256,
+        max_workgroup_storage: 32768,
+        max_workgroups_per_dim: 65535,
+        max_storage_buffers: 10,
+        uniform_align: 256,
+        storage_align: 256,
+    };
+    let m = attend::catalog::find("SmolLM2-135M-Instruct").unwrap();
+    for max_gpu_bytes in [None, Some(1 << 20)] {
+        let opts = LoadOptions {
+            max_gpu_bytes,
+            ..Default::default()
+        };
+        let f = attend::catalog::check_fit(m, &opts, &caps).unwrap();
+        assert_eq!(f.fits, max_gpu_bytes.is_none(), "{f:?}");
+        conforms(&d, "ModelFit", &serde_json::to_value(&f).unwrap());
+    }
+}

@@ -639,3 +639,64 @@ async fn wasm_tune_option_measures_only_when_asked() {
         assert!(msg.contains("tune must be"), "tune {bad}: {msg}");
     }
 }
+
+/// The model catalog through the wasm API: `models()` lists every entry as index.d.ts declares
+/// it, `checkFit` checks one against SwiftShader's adapter (1 GiB bindings: SmolLM2-135M fits at
+/// the browser's default context, and at the context asked for), a memory budget below its
+/// weights makes it not fit with the reason, and an unknown name is refused.
+#[wasm_bindgen_test]
+async fn wasm_catalog_lists_models_and_checks_the_fit() {
+    let d = dts::Dts::parse(include_str!("../www/attend-llm/index.d.ts"));
+    let models: serde_json::Value =
+        serde_wasm_bindgen::from_value(attend::wasm::models().unwrap()).unwrap();
+    let list = models.as_array().unwrap();
+    assert_eq!(list.len(), attend::catalog::models().len());
+    for m in list {
+        let errs = d.check("CatalogModel", m);
+        assert!(errs.is_empty(), "{}\n{m:#}", errs.join("\n"));
+    }
+    let fit = |name: &str, options: serde_json::Value| {
+        attend::wasm::check_fit(name.to_string(), js(options))
+    };
+    let f: serde_json::Value = serde_wasm_bindgen::from_value(
+        fit("SmolLM2-135M-Instruct", serde_json::json!({}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(d.check("ModelFit", &f).is_empty(), "{f:#}");
+    assert_eq!(
+        (f["fits"].as_bool(), f["context"].as_u64()),
+        (Some(true), Some(4096)),
+        "{f:#}"
+    );
+    let f: serde_json::Value = serde_wasm_bindgen::from_value(
+        fit(
+            "SmolLM2-135M-Instruct",
+            serde_json::json!({"contextLength": 1024, "maxGpuBytes": 50_000_000}),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(d.check("ModelFit", &f).is_empty(), "{f:#}");
+    assert_eq!(
+        (f["fits"].as_bool(), f["requested_context"].as_u64()),
+        (Some(false), Some(1024)),
+        "{f:#}"
+    );
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 50000000"),
+        "{f:#}"
+    );
+    let e = fit("no-such-model", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("not in the model catalog"),
+        "{e:?}"
+    );
+}

@@ -1,6 +1,6 @@
 // The chat page: draws state and forwards user actions to attend-llm. Model output is only ever
 // inserted as text (textContent), never as HTML.
-import { Engine, listCachedModels } from "./attend-llm/index.js";
+import { Engine, listCachedModels, models, checkFit } from "./attend-llm/index.js";
 import { setupLens, lensConversation } from "./lens.js";
 
 const LOCAL_MODEL = new URL("models/SmolLM2-135M-Instruct.Q4_1.gguf", location.href).href;
@@ -48,8 +48,61 @@ async function pickDefault() {
   $("default-note").textContent = local ? `(served with this page: ${LOCAL_MODEL})` : `(from ${PUBLIC_MODEL}, the Q8_0 GGUF of the same model)`;
 }
 
+// The model catalog (listed and checked in Rust): a picker with sizes, and a verdict from the
+// adapter's limits before anything is downloaded. `catalogFit` is the chosen entry's verdict.
+let catalog = [];
+let catalogFit = null;
+
+async function fillCatalog() {
+  try {
+    catalog = await models();
+  } catch (e) {
+    $("catalog").replaceChildren(new Option(`(no catalog: ${e.message})`, ""));
+    return;
+  }
+  $("catalog").replaceChildren(
+    new Option("Choose a model…", ""),
+    ...catalog.map((m) => new Option(`${m.name} · ${m.quant} · ${fmtMB(m.file_bytes)} · ${m.license}`, m.name)),
+  );
+}
+
+async function showFit() {
+  const name = $("catalog").value;
+  catalogFit = null;
+  $("fit").dataset.verdict = "";
+  if (!name) return setStatus($("fit"), "");
+  document.querySelector('input[name="src"][value="catalog"]').checked = true;
+  setStatus($("fit"), "checking this GPU's limits…");
+  try {
+    const fit = await checkFit(name);
+    if ($("catalog").value !== name) return; // another entry was chosen meanwhile
+    catalogFit = fit;
+    $("fit").dataset.verdict = fit.fits ? "fits" : "no";
+    const memory = `about ${fmtMB(fit.gpu_bytes)} of GPU memory`;
+    setStatus($("fit"), !fit.fits
+      ? `does not fit: ${fit.reason}`
+      : fit.context < fit.requested_context
+        ? `fits with context ${fit.context} (not ${fit.requested_context}: ${fit.reason}), ${memory}`
+        : `fits with context ${fit.context}, ${memory}`, !fit.fits);
+  } catch (e) {
+    setStatus($("fit"), `could not check: ${e.message}`, true);
+  }
+}
+
+// Load options of the chosen source: a catalog model loads with the context its verdict found.
+function loadOptions() {
+  const kind = document.querySelector('input[name="src"]:checked').value;
+  return kind === "catalog" && catalogFit?.fits ? { contextLength: catalogFit.context } : {};
+}
+
 function source() {
   const kind = document.querySelector('input[name="src"]:checked').value;
+  if (kind === "catalog") {
+    const m = catalog.find((m) => m.name === $("catalog").value);
+    if (!m) throw new Error("Choose a model from the catalog first.");
+    if (catalogFit && !catalogFit.fits) throw new Error(`${m.name} does not fit this GPU: ${catalogFit.reason}`);
+    return m.urls.length === 1 ? m.urls[0] : m.urls;
+  }
   if (kind === "url") {
     const urls = $("url").value.trim().split(/\s+/).filter(Boolean);
     if (!urls.length) throw new Error("Enter a model URL first.");
@@ -84,6 +137,7 @@ async function load() {
   const t0 = performance.now();
   try {
     engine = await Engine.load(src, {
+      ...loadOptions(),
       signal: loadAbort.signal,
       onProgress: (p) => {
         const secs = (performance.now() - t0) / 1000;
@@ -246,8 +300,11 @@ $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) send(e);
 });
 
+$("catalog").addEventListener("change", showFit);
+
 if (await checkWebGPU()) {
   await pickDefault();
+  await fillCatalog();
 } else {
   $("load").disabled = true;
 }

@@ -7,10 +7,13 @@
 //! instead of interleaving with the first.
 #![allow(clippy::await_holding_refcell_ref)]
 
+mod catalog;
 mod chat;
 mod lens;
 mod source;
 mod store;
+
+pub use catalog::{check_fit, models};
 
 use crate::engine::{Engine, LoadOptions, Tune};
 use crate::gguf::Gguf;

@@ -452,3 +452,64 @@ export interface CachedModel {
 
 export declare function listCachedModels(): Promise<CachedModel[]>;
 export declare function deleteCachedModel(url: string): Promise<boolean>;
+
+/**
+ * One model of the catalog (`models()`): small GGUF models of the supported architectures
+ * (llama, qwen2, gemma3) in quantizations attend reads. `file_bytes` is approximate and the URLs
+ * were written from the model cards (the catalog's tests cannot fetch them).
+ */
+export interface CatalogModel {
+  name: string;
+  /** GGUF `general.architecture`: "llama", "qwen2" or "gemma3". */
+  architecture: string;
+  /** llama.cpp's name of the file's quantization ("Q8_0", "Q4_K_M", ...). */
+  quant: string;
+  file_bytes: number;
+  /** Context the model was trained for. */
+  context: number;
+  license: string;
+  /** One URL, or a split GGUF's shards in order: pass it to `Engine.load` as it is. */
+  urls: string[];
+  layers: number;
+  d_model: number;
+  heads: number;
+  kv_heads: number;
+  head_dim: number;
+  ffn_dim: number;
+  vocab: number;
+  tied_embeddings: boolean;
+  sliding_window: number;
+}
+
+/** Options of `checkFit`, read as `Engine.load` reads them. */
+export interface FitOptions {
+  /** Context wanted (default: what `Engine.load` uses, 4096, capped at the trained context). */
+  contextLength?: number;
+  maxGpuBytes?: number;
+  kvPrecision?: "f16" | "f32";
+}
+
+/** Whether a catalog model fits this browser's GPU adapter, before anything is downloaded. */
+export interface ModelFit {
+  name: string;
+  fits: boolean;
+  /** The context asked for (capped at the trained context). */
+  requested_context: number;
+  /** The largest context up to `requested_context` that fits (0 when it does not fit). */
+  context: number;
+  /** Estimated GPU bytes at `context` (weights + KV cache + activations). */
+  gpu_bytes: number;
+  weights_bytes: number;
+  kv_cache_bytes: number;
+  scratch_bytes: number;
+  /** Why `requested_context` does not fit; null when it does. */
+  reason: string | null;
+}
+
+/** The model catalog. */
+export declare function models(): Promise<CatalogModel[]>;
+/**
+ * Checks catalog model `name` against this browser's adapter limits (and `maxGpuBytes`): fits,
+ * and the largest context that does. Load it with `Engine.load(model.urls, { contextLength })`.
+ */
+export declare function checkFit(name: string, options?: FitOptions): Promise<ModelFit>;

@@ -208,3 +208,27 @@ export async function deleteCachedModel(url) {
     ch.worker.terminate();
   }
 }
+
+// A short-lived worker for a call that needs no loaded model.
+async function oneOff(type, payload) {
+  const ch = new Channel(defaultWorker());
+  try {
+    return await ch.call(type, payload).done;
+  } finally {
+    ch.worker.terminate();
+  }
+}
+
+/** The model catalog: [{ name, architecture, quant, file_bytes, context, license, urls, ... }]. */
+export function models() {
+  return oneOff("catalog.models");
+}
+
+/**
+ * Whether catalog model `name` fits this browser's GPU, and with what context, before any download:
+ * `{ fits, context, requested_context, gpu_bytes, ..., reason }`. Options as `Engine.load`'s
+ * (`contextLength`, `maxGpuBytes`, `kvPrecision`).
+ */
+export function checkFit(name, options = {}) {
+  return oneOff("catalog.fit", { name, options });
+}

@@ -1,6 +1,6 @@
 // attend-llm worker: owns the WebAssembly engine and its GPU device. It only routes messages to
 // the wasm exports and posts results back; streaming chunks are built in Rust.
-import init, { WasmEngine, CancelToken, cacheList, cacheDelete, gpuMemory } from "./wasm/attend.js";
+import init, { WasmEngine, CancelToken, cacheList, cacheDelete, gpuMemory, models, checkFit } from "./wasm/attend.js";
 
 const ready = init();
 let engine = null;
@@ -71,6 +71,10 @@ self.onmessage = async (event) => {
         return reply(id, "result", { value: await cacheList() });
       case "cache.delete":
         return reply(id, "result", { value: await cacheDelete(msg.url) });
+      case "catalog.models":
+        return reply(id, "result", { value: models() });
+      case "catalog.fit":
+        return reply(id, "result", { value: await checkFit(msg.name, msg.options ?? {}) });
       case "debug.gpu": // GPU buffers alive from every load here, also cancelled or failed ones
         return reply(id, "result", { value: gpuMemory() });
       case "debug.trap": // test hook: a trap inside the engine while it is borrowed, as a bug would
