@@ -4,9 +4,11 @@
 //! decoding that submits token t+1 before reading token t must give the same tokens as the
 //! read-then-submit loop. Sampling and logprobs from the GPU's candidates must pick the tokens and
 //! give the logprobs that reading the logits row gives. Real models from the test cache
-//! (tests/fetch-models.sh).
+//! (tests/fetch-models.sh), and the tiny random llama given a longer trained context (the split-K
+//! step is the attention kernel's, whatever the model; a tiny model prefills 1016 tokens quickly).
 
 use attend::engine::{Engine, GenParams, LoadOptions};
+use attend::gguf::{GgufFile, GgufWriter, Value};
 use attend::sampler::SamplerConfig;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -27,11 +29,27 @@ fn model(file: &str) -> PathBuf {
 }
 
 fn load(file: &str, context: u32) -> Engine {
+    load_path(&model(file), context)
+}
+
+fn load_path(path: &std::path::Path, context: u32) -> Engine {
     let opts = LoadOptions {
         context: Some(context),
         ..Default::default()
     };
-    pollster::block_on(Engine::load_file(&model(file), &opts)).expect("load")
+    pollster::block_on(Engine::load_file(path, &opts)).expect("load")
+}
+
+/// tests/reference/tiny-llama-spm.gguf (2 layers, 4 heads over 2 kv heads, head_dim 16) with a
+/// trained context of 2048 instead of 512, written to a temporary file.
+fn tiny_long_context() -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-llama-spm.gguf");
+    let file = GgufFile::open(&src).unwrap();
+    let mut w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t)).unwrap();
+    w.add_metadata("llama.context_length", Value::U32(2048));
+    let path = std::env::temp_dir().join(format!("attend-plans-{}.gguf", std::process::id()));
+    std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
+    path
 }
 
 /// A prompt of `n` ordinary token ids (the model's own encoding of some text, repeated).
@@ -99,7 +117,9 @@ fn plans_match_recording(e: &mut Engine, prompt: &[u32], n: u32) {
 #[test]
 fn decode_plans_cross_the_split_k_step_exactly() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut e = load("SmolLM2-135M-Instruct.Q4_1.gguf", 1100);
+    let path = tiny_long_context();
+    let mut e = load_path(&path, 1100);
+    std::fs::remove_file(&path).unwrap();
     // Positions 1016..1032: the attention shape changes at 1024 keys (a second plan).
     let p = prompt(&e, 1016);
     plans_match_recording(&mut e, &p, 16);
