@@ -2,7 +2,7 @@
 //! `matvec.rs` (same random valid blocks, same tolerance: `REL · Σ|w·x|`).
 
 use crate::common::*;
-use crate::matvec::{ks, per_format, run_linear, X_ACTIVATION};
+use crate::matvec::{ks, per_format, run_linear, variant_runs, X_ACTIVATION};
 use attend::kernels::matmul::{linear, matmul, matmul_with_shape, MatmulShape};
 use attend::quant::GgmlType;
 
@@ -36,6 +36,9 @@ async fn matmul_format(ty: GgmlType) {
         (rt(8, 16, 64, false), true),
     ];
     for (i, (choice, activation)) in choices.into_iter().enumerate() {
+        if !variant_runs(ty, i, choices.len()) {
+            continue;
+        }
         CHOICE.with(|c| c.set(choice));
         X_ACTIVATION.with(|a| a.set(activation));
         let (shape, split, bias) = shapes[1 + i % 3];

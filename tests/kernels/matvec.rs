@@ -362,6 +362,9 @@ async fn matvec_format(ty: GgmlType) {
     // x through the uniform view (CPU adapters) with several workgroup sizes, 1..4 tokens.
     X_ACTIVATION.with(|a| a.set(true));
     for (i, wg) in [8u32, 16, 64].into_iter().enumerate() {
+        if !variant_runs(ty, i, 3) {
+            continue;
+        }
         SHAPE.with(|t| {
             t.set(MatvecShape {
                 wg,
@@ -395,6 +398,9 @@ async fn matvec_format(ty: GgmlType) {
     run_linear(&gpu, matvec_shape, ty, (1, 57, k1), true, true, 145).await;
     // The other invocations-per-row choices (GPUs pick 4..64 from k, CPU adapters 1).
     for (i, tpr) in [1u32, 4, 8, 64].into_iter().enumerate() {
+        if !variant_runs(ty, i, 4) {
+            continue;
+        }
         THREADS.with(|t| t.set(tpr));
         run_linear(
             &gpu,
@@ -445,6 +451,17 @@ fn matvec_threads(
         groups: 1,
     };
     attend::kernels::matvec::matvec_with_shape(rec, w, x, y, m, bias, shape)
+}
+
+/// Whether kernel variant `i` of `n` runs for format `ty`: every one natively; in the browser,
+/// where each variant is a pipeline SwiftShader takes seconds to compile, two per format in turn,
+/// so every variant still runs there on several formats (and on all of them natively).
+pub fn variant_runs(ty: GgmlType, i: usize, n: usize) -> bool {
+    if !cfg!(target_arch = "wasm32") {
+        return true;
+    }
+    let f = FORMATS.iter().position(|&t| t == ty).unwrap_or(0);
+    (i + n - f % n) % n < 2
 }
 
 macro_rules! per_format {
