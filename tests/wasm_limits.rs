@@ -1,7 +1,8 @@
 //! Limits and faults where `usize` is 32 bits (headless Chromium, WebGPU on SwiftShader): a
 //! truncated model loaded from an ArrayBuffer is refused from its header (the loader knows the
 //! size), a matrix whose row is 4 GiB is an error instead of a wrapped size and a trap, and a lost
-//! device is reported as such. Browser-only.
+//! device is reported as such, and the model catalog's fit check runs against the adapter's
+//! limits. Browser-only.
 #![cfg(target_arch = "wasm32")]
 
 use attend::engine::{EngineBuilder, GenParams, LoadOptions};
@@ -231,4 +232,70 @@ async fn two_hundred_generations_hold_memory_flat() {
         .into(),
     );
     assert_eq!(start, end, "GPU buffers, GPU bytes, wasm memory");
+}
+
+#[path = "support/dts.rs"]
+mod dts;
+
+/// The model catalog through the wasm API: `models()` lists every entry as index.d.ts declares
+/// it, `checkFit` checks one against SwiftShader's adapter (1 GiB bindings: SmolLM2-135M fits at
+/// the browser's default context, and at the context asked for), a memory budget below its
+/// weights makes it not fit with the reason, and an unknown name is refused.
+#[wasm_bindgen_test]
+async fn wasm_catalog_lists_models_and_checks_the_fit() {
+    let d = dts::Dts::parse(include_str!("../www/attend-llm/index.d.ts"));
+    let models: serde_json::Value =
+        serde_wasm_bindgen::from_value(attend::wasm::models().unwrap()).unwrap();
+    let list = models.as_array().unwrap();
+    assert_eq!(list.len(), attend::catalog::models().len());
+    for m in list {
+        let errs = d.check("CatalogModel", m);
+        assert!(errs.is_empty(), "{}\n{m:#}", errs.join("\n"));
+    }
+    // A plain JS object, as a page would pass it.
+    let js = |v: serde_json::Value| js_sys::JSON::parse(&v.to_string()).unwrap();
+    let fit = |name: &str, options: serde_json::Value| {
+        attend::wasm::check_fit(name.to_string(), js(options))
+    };
+    let f: serde_json::Value = serde_wasm_bindgen::from_value(
+        fit("SmolLM2-135M-Instruct", serde_json::json!({}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(d.check("ModelFit", &f).is_empty(), "{f:#}");
+    assert_eq!(
+        (f["fits"].as_bool(), f["context"].as_u64()),
+        (Some(true), Some(4096)),
+        "{f:#}"
+    );
+    let f: serde_json::Value = serde_wasm_bindgen::from_value(
+        fit(
+            "SmolLM2-135M-Instruct",
+            serde_json::json!({"contextLength": 1024, "maxGpuBytes": 50_000_000}),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(d.check("ModelFit", &f).is_empty(), "{f:#}");
+    assert_eq!(
+        (f["fits"].as_bool(), f["requested_context"].as_u64()),
+        (Some(false), Some(1024)),
+        "{f:#}"
+    );
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 50000000"),
+        "{f:#}"
+    );
+    let e = fit("no-such-model", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("not in the model catalog"),
+        "{e:?}"
+    );
 }
