@@ -15,21 +15,7 @@ use std::path::PathBuf;
 
 /// A browser adapter's limits (SwiftShader's 1 GiB bindings) without a total budget.
 fn generous() -> Caps {
-    Caps {
-        shader_f16: false,
-        subgroups: false,
-        timestamps: false,
-        subgroup_min_size: 4,
-        subgroup_max_size: 4,
-        max_binding: 1 << 30,
-        max_buffer: 1 << 30,
-        max_invocations: 256,
-        max_workgroup_storage: 32768,
-        max_workgroups_per_dim: 65535,
-        max_storage_buffers: 10,
-        uniform_align: 256,
-        storage_align: 256,
-    }
+    Caps::webgpu_defaults(1 << 30, 1 << 30)
 }
 
 fn with_binding(bytes: u64) -> Caps {

@@ -227,21 +227,7 @@ fn catalog_and_fit_match_index_d_ts() {
     for m in attend::catalog::models() {
         conforms(&d, "CatalogModel", &serde_json::to_value(m).unwrap());
     }
-    let caps = attend::gpu::Caps {
-        shader_f16: false,
-        subgroups: false,
-        timestamps: false,
-        subgroup_min_size: 4,
-        subgroup_max_size: 4,
-        max_binding: 1 << 30,
-        max_buffer: 1 << 30,
-        max_invocations: 256,
-        max_workgroup_storage: 32768,
-        max_workgroups_per_dim: 65535,
-        max_storage_buffers: 10,
-        uniform_align: 256,
-        storage_align: 256,
-    };
+    let caps = attend::gpu::Caps::webgpu_defaults(1 << 30, 1 << 30);
     let m = attend::catalog::find("SmolLM2-135M-Instruct").unwrap();
     for max_gpu_bytes in [None, Some(1 << 20)] {
         let opts = LoadOptions {

@@ -24,21 +24,7 @@ fn tiny_qwen2() -> &'static [u8] {
 
 /// Limits as an adapter could report them, 32-bit-sized ones and zero included.
 fn caps(binding: u64, buffer: u64) -> Caps {
-    Caps {
-        shader_f16: false,
-        subgroups: false,
-        timestamps: false,
-        subgroup_min_size: 4,
-        subgroup_max_size: 4,
-        max_binding: binding,
-        max_buffer: buffer,
-        max_invocations: 256,
-        max_workgroup_storage: 16384,
-        max_workgroups_per_dim: 65535,
-        max_storage_buffers: 8,
-        uniform_align: 256,
-        storage_align: 256,
-    }
+    Caps::webgpu_defaults(binding, buffer)
 }
 
 /// Numbers near the edges that sizes are made of, and anything else.

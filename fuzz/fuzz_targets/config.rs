@@ -9,21 +9,7 @@ use attend::model::{budget, Config};
 use libfuzzer_sys::fuzz_target;
 
 fn caps(limit: u64) -> Caps {
-    Caps {
-        shader_f16: false,
-        subgroups: false,
-        timestamps: false,
-        subgroup_min_size: 4,
-        subgroup_max_size: 4,
-        max_binding: limit,
-        max_buffer: limit,
-        max_invocations: 256,
-        max_workgroup_storage: 16384,
-        max_workgroups_per_dim: 65535,
-        max_storage_buffers: 8,
-        uniform_align: 256,
-        storage_align: 256,
-    }
+    Caps::webgpu_defaults(limit, limit)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -44,6 +44,29 @@ pub struct Caps {
     pub storage_align: u32,
 }
 
+impl Caps {
+    /// The limits every WebGPU adapter offers (the spec's defaults), no optional features, with
+    /// the given storage-binding and buffer limits: what sizing code can be checked against
+    /// without an adapter (tests, fuzzing).
+    pub fn webgpu_defaults(max_binding: u64, max_buffer: u64) -> Caps {
+        Caps {
+            shader_f16: false,
+            subgroups: false,
+            timestamps: false,
+            subgroup_min_size: 4,
+            subgroup_max_size: 4,
+            max_binding,
+            max_buffer,
+            max_invocations: 256,
+            max_workgroup_storage: 16384,
+            max_workgroups_per_dim: 65535,
+            max_storage_buffers: 8,
+            uniform_align: 256,
+            storage_align: 256,
+        }
+    }
+}
+
 /// A printable summary of one adapter (for `attend adapters` and `attend info`).
 #[derive(Clone, Debug)]
 pub struct AdapterFacts {
