@@ -25,6 +25,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 const TOL: f64 = 1e-3;
 /// SmolLM2 and the tiny random models against fp32 HF: their large activations make attend's f16
 /// KV cache alone move weights by ~1.4e-3 (measured); the 1e-3 bound holds against HF with f16 K/V.
@@ -46,16 +49,7 @@ fn model_path(file: &str, kind: &str) -> PathBuf {
     if kind == "tiny" {
         return repo("tests/reference").join(file);
     }
-    let cache = std::env::var_os("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = cache.join("models").join(file);
-    assert!(
-        p.exists(),
-        "{} is missing: run tests/fetch-models.sh",
-        p.display()
-    );
-    p
+    cache::cached_model(file)
 }
 
 fn golden(name: &str) -> Value {

@@ -13,6 +13,9 @@ use attend::model::{budget, Arch, Config};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 /// A browser adapter's limits (SwiftShader's 1 GiB bindings) without a total budget.
 fn generous() -> Caps {
     Caps::webgpu_defaults(1 << 30, 1 << 30)
@@ -208,16 +211,7 @@ fn header_sizes_agree_with_the_listed_file_sizes() {
 }
 
 fn cache_model(file: &str) -> PathBuf {
-    let dir = std::env::var_os("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = dir.join("models").join(file);
-    assert!(
-        p.exists(),
-        "{} is missing: run tests/fetch-models.sh",
-        p.display()
-    );
-    p
+    cache::cached_model(file)
 }
 
 /// The catalog's typing rules against two real llama.cpp files: an entry with their

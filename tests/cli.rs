@@ -5,17 +5,11 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 fn smollm2() -> PathBuf {
-    let cache = std::env::var("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run tests/fetch-models.sh",
-        p.display()
-    );
-    p
+    cache::cached_model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 fn attend(args: &[&str]) -> (bool, String, String) {

@@ -7,6 +7,9 @@ use attend::gguf::{GgufWriter, Value};
 use attend::quant::GgmlType;
 use std::path::PathBuf;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("attend-errors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -127,15 +130,7 @@ fn truncated_file_is_an_error() {
 
 #[test]
 fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
-    let home = std::env::var("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let model = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        model.exists(),
-        "{} is missing: run tests/fetch-models.sh",
-        model.display()
-    );
+    let model = cache::cached_model("SmolLM2-135M-Instruct.Q4_1.gguf");
     let opts = LoadOptions {
         context: Some(32),
         ..Default::default()

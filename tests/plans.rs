@@ -13,19 +13,13 @@ use attend::sampler::SamplerConfig;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 static GPU_LOCK: Mutex<()> = Mutex::new(());
 
 fn model(file: &str) -> PathBuf {
-    let dir = std::env::var_os("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = dir.join("models").join(file);
-    assert!(
-        p.exists(),
-        "{} missing: run tests/fetch-models.sh",
-        p.display()
-    );
-    p
+    cache::cached_model(file)
 }
 
 fn load(file: &str, context: u32) -> Engine {

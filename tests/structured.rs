@@ -15,17 +15,11 @@ use std::path::PathBuf;
 mod schema;
 use schema::valid;
 
+#[path = "support/cache.rs"]
+mod cache;
+
 fn model() -> PathBuf {
-    let dir = std::env::var_os("ATTEND_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} missing: run tests/fetch-models.sh",
-        p.display()
-    );
-    p
+    cache::cached_model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 fn schemas() -> Vec<(&'static str, &'static str, Value)> {
