@@ -2,10 +2,9 @@
 //! an entry fits this browser's adapter, and with what context, before anything is downloaded.
 //! The logic is `crate::catalog`'s; this only reads the options as `WasmEngine.load` does.
 
-use super::{chat::to_js, err, kv_precision, max_gpu_bytes};
-use crate::engine::{LoadOptions, BROWSER_DEFAULT_CONTEXT};
+use super::{chat::to_js, context_length, err, kv_precision, max_gpu_bytes};
+use crate::engine::LoadOptions;
 use crate::gpu::Gpu;
-use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 /// The catalog: `[{ name, architecture, quant, file_bytes, context, license, urls, ... }]`.
@@ -25,12 +24,8 @@ pub async fn check_fit(name: String, options: JsValue) -> Result<JsValue, JsValu
     } else {
         options
     };
-    let context = Reflect::get(&options, &"contextLength".into())
-        .ok()
-        .and_then(|v| v.as_f64())
-        .map_or(BROWSER_DEFAULT_CONTEXT, |v| v as u32);
     let opts = LoadOptions {
-        context: Some(context),
+        context: Some(context_length(&options)),
         max_gpu_bytes: max_gpu_bytes(&options)?,
         kv: kv_precision(&options)?,
         ..Default::default()

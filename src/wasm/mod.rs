@@ -163,6 +163,14 @@ fn tune_option(options: &JsValue) -> Result<Option<Tune>, JsValue> {
     }
 }
 
+/// `options.contextLength`, or the browser's default load context.
+fn context_length(options: &JsValue) -> u32 {
+    Reflect::get(options, &"contextLength".into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .map_or(crate::engine::BROWSER_DEFAULT_CONTEXT, |v| v as u32)
+}
+
 /// `options.maxGpuBytes`: a whole number of bytes, or absent (`undefined`/`null`).
 fn max_gpu_bytes(options: &JsValue) -> Result<Option<u64>, JsValue> {
     let v = Reflect::get(options, &"maxGpuBytes".into()).unwrap_or(JsValue::UNDEFINED);
@@ -199,11 +207,7 @@ impl WasmEngine {
         } else {
             vec![Source::from_js(&source)?]
         };
-        let context = Reflect::get(&options, &"contextLength".into())
-            .ok()
-            .and_then(|v| v.as_f64())
-            .map(|v| v as u32)
-            .or(Some(crate::engine::BROWSER_DEFAULT_CONTEXT));
+        let context = Some(context_length(&options));
         let max_gpu_bytes = max_gpu_bytes(&options)?;
         let kv = kv_precision(&options)?;
         let tune = tune_option(&options)?;
