@@ -240,12 +240,6 @@ pub struct Fit {
     pub reason: Option<String>,
 }
 
-/// The engine's budget check on the entry's header at `context` (the load's options otherwise).
-pub fn budget_at(m: &Model, context: u32, opts: &LoadOptions, caps: &Caps) -> Result<Budget> {
-    let g = m.header()?;
-    budget::check(&Config::from_gguf(&g)?, &g, context, opts, caps)
-}
-
 /// Checks `m` against `caps` and `opts` (`opts.context`: the context wanted, default the
 /// trained one) as loading it would, and finds the largest context up to that which fits
 /// (the budget grows with the context, so a binary search finds it).
