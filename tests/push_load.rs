@@ -215,3 +215,91 @@ fn wrong_shards_are_refused() {
     let e = err(push_load(headers(), &[all[0], all[1], cut]));
     assert!(e.contains("file ends") || e.contains("runs past"), "{e}");
 }
+
+/// Q5_0 `attn_q` / `attn_k` beside a Q8_0 `attn_v` (as in half the layers of llama.cpp's Gemma 3
+/// Q4_K_M) are stacked into one Q8_0 QKV matrix, one dispatch, the Q5_0 blocks re-encoded as
+/// they stream in. Pushed in chunks that cut blocks apart, the model gives bit for bit the logits
+/// of the same weights re-encoded before writing the file (all Q8_0 already), nearly those of
+/// the same values stored as F32, and every layer holds one QKV matrix.
+#[test]
+fn q5_0_qk_beside_q8_0_v_stack_into_one_widened_matrix() {
+    use attend::model::Qkv;
+    use attend::quant::{dequantize, quantize, widen, GgmlType};
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = GgufFile::open(fixture("tiny-llama-spm.gguf")).unwrap();
+    let g = file.header();
+    // How the Q5_0 q/k (and the Q8_0 v) are written: as they are (0), q/k re-encoded as Q8_0
+    // (1), all dequantized to F32 (2).
+    let retyped = |form: u32| {
+        let mut w = GgufWriter::new();
+        w.set_alignment(g.alignment as u32).unwrap();
+        for (k, v) in &g.metadata {
+            if k != "general.alignment" {
+                w.add_metadata(k, v.clone());
+            }
+        }
+        for t in &g.tensors {
+            let bytes = file.read_tensor(t).unwrap();
+            let n = t.elements() as usize;
+            let requant = |ty| quantize(ty, &dequantize(t.ty, &bytes, n).unwrap()).unwrap();
+            let (ty, data) =
+                if t.name.ends_with("attn_q.weight") || t.name.ends_with("attn_k.weight") {
+                    let q5 = requant(GgmlType::Q5_0);
+                    match form {
+                        0 => (GgmlType::Q5_0, q5),
+                        1 => (GgmlType::Q8_0, widen::to_q8_0(GgmlType::Q5_0, &q5).unwrap()),
+                        _ => (
+                            GgmlType::F32,
+                            f32s(&dequantize(GgmlType::Q5_0, &q5, n).unwrap()),
+                        ),
+                    }
+                } else if t.name.ends_with("attn_v.weight") {
+                    let q8 = requant(GgmlType::Q8_0);
+                    match form {
+                        0 | 1 => (GgmlType::Q8_0, q8),
+                        _ => (
+                            GgmlType::F32,
+                            f32s(&dequantize(GgmlType::Q8_0, &q8, n).unwrap()),
+                        ),
+                    }
+                } else {
+                    (t.ty, bytes)
+                };
+            w.add_tensor(&t.name, &t.dims, ty, data).unwrap();
+        }
+        w.to_bytes().unwrap()
+    };
+    let ids = [1u32, 45, 496, 173, 17, 43, 172, 97, 278, 173, 112];
+    let run = |bytes: &[u8]| {
+        let gpu = pollster::block_on(Gpu::new()).unwrap();
+        let mut loader = PushLoader::new(gpu, opts(), vec![header(bytes)]).unwrap();
+        loader.set_file_size(bytes.len() as u64).unwrap();
+        for chunk in bytes.chunks(333) {
+            loader.push(chunk).unwrap();
+        }
+        loader.end_file().unwrap();
+        let mut e = loader.finish().unwrap();
+        let blocks = &e.model.weights.blocks;
+        assert!(blocks.iter().all(|b| matches!(b.qkv, Qkv::Fused(_))));
+        pollster::block_on(e.score(&ids)).unwrap()
+    };
+    let (widened, prewidened) = (run(&retyped(0)), run(&retyped(1)));
+    assert_eq!(widened.len(), ids.len());
+    assert!(
+        widened == prewidened,
+        "logits of the re-encoded Q5_0 blocks differ"
+    );
+    // The F32 copy sums in another order: equal to within f32 rounding of the largest logit.
+    for (a, b) in widened.iter().zip(run(&retyped(2))) {
+        let top = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 1e-4 * top, "{worst} off, largest logit {top}");
+    }
+}
+
+fn f32s(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -425,3 +425,53 @@ fn bad_lengths_are_errors() {
     }
     assert!(dequantize(F16, &[0, 0, 0], 2).is_err());
 }
+
+/// Q4_0 and Q5_0 blocks re-encoded as Q8_0 (to stack them with a Q8_0 tensor into one matrix)
+/// dequantize to the very same f32 values: every code of every position, several scales, both
+/// signs, subnormal and zero scales.
+#[test]
+fn widening_to_q8_0_keeps_every_value() {
+    use attend::quant::widen::{common_type, to_q8_0};
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut byte = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 24) as u8
+    };
+    for ty in [GgmlType::Q4_0, GgmlType::Q5_0] {
+        let bb = ty.block_bytes();
+        let mut src = Vec::new();
+        for (i, d) in [0.0f32, -0.0, 1.0, -0.37, 6.1e-5, 3.0e-7, 1234.5, -65504.0]
+            .iter()
+            .enumerate()
+        {
+            for k in 0..64 {
+                let mut b: Vec<u8> = (0..bb).map(|_| byte()).collect();
+                b[..2].copy_from_slice(&half::f16::from_f32(*d).to_bits().to_le_bytes());
+                if k == 0 {
+                    // Every code at every position at least once across the blocks.
+                    b[2..].fill(if i % 2 == 0 { 0 } else { 0xff });
+                }
+                src.extend(b);
+            }
+        }
+        let n = src.len() / bb * 32;
+        let q8 = to_q8_0(ty, &src).unwrap();
+        assert_eq!(q8.len(), src.len() / bb * 34);
+        let want = dequantize(ty, &src, n).unwrap();
+        let got = dequantize(GgmlType::Q8_0, &q8, n).unwrap();
+        assert_bits(&format!("{} widened", ty.name()), &got, &want);
+        assert!(to_q8_0(ty, &src[..bb + 1]).is_err(), "a partial block");
+    }
+    assert!(
+        to_q8_0(GgmlType::Q4_1, &[0; 20]).is_err(),
+        "Q4_1 has an offset: not lossless"
+    );
+    use GgmlType::*;
+    assert_eq!(common_type(&[Q5_0, Q5_0, Q8_0]), Some(Q8_0));
+    assert_eq!(common_type(&[Q4_0, Q8_0]), Some(Q8_0));
+    assert_eq!(common_type(&[Q4K, Q4K]), Some(Q4K));
+    assert_eq!(common_type(&[Q4K, Q4K, Q6K]), None);
+    assert_eq!(common_type(&[Q4_1, Q8_0]), None);
+}

@@ -3,7 +3,7 @@
 //! per-buffer limits are the adapter's; the total is held against a budget when one is given
 //! (WebGPU and wgpu do not report the device's memory).
 
-use super::{Config, Weights};
+use super::{loader, Config, Weights};
 use crate::engine::LoadOptions;
 use crate::gguf::Gguf;
 use crate::gpu::Caps;
@@ -130,6 +130,13 @@ pub fn check(
         weights = weights
             .checked_add(n)
             .ok_or_else(|| overflow("the weights"))?;
+    }
+    // Tensors widened to their stack's type (Q5_0 → Q8_0) take more room than the file says.
+    for st in loader::stacks(g, &Weights::fusions(cfg), caps.max_binding) {
+        for t in st.members.iter().filter(|t| t.ty != st.ty) {
+            let grown = st.ty.row_bytes_u64(t.dims[0]).unwrap_or(0) * t.dims[1];
+            weights += grown.saturating_sub(t.byte_size());
+        }
     }
     let budget = Budget {
         weights,

@@ -5,7 +5,7 @@
 use super::config::Config;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{Buffer, Gpu};
-use crate::quant::{dequantize, GgmlType};
+use crate::quant::{dequantize, widen, GgmlType};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -14,8 +14,13 @@ use std::collections::HashMap;
 enum Dest {
     /// A weight matrix, uploaded in its GGUF block layout.
     Matrix(QMatrix),
-    /// Rows of a fused matrix (`Loader::fused[index]`), starting at byte `base` of its GGUF bytes.
-    Fused { index: usize, base: u64 },
+    /// Rows of a fused matrix (`Loader::fused[index]`), starting at byte `base` of its GGUF bytes;
+    /// `widen`: the tensor's own type when its blocks are re-encoded into the matrix's Q8_0.
+    Fused {
+        index: usize,
+        base: u64,
+        widen: Option<GgmlType>,
+    },
     /// A small f32 vector (norm weight, bias): gathered on the CPU, converted to f32 if needed.
     Vector {
         ty: GgmlType,
@@ -28,7 +33,8 @@ struct Slot {
     info: TensorInfo,
     dest: Dest,
     received: u64,
-    /// Bytes held back so that GPU writes start at 4-byte-aligned offsets.
+    /// Bytes held back so that GPU writes start at 4-byte-aligned offsets (whole blocks when
+    /// the tensor is widened).
     carry: Vec<u8>,
 }
 
@@ -50,8 +56,8 @@ pub enum Loaded {
 impl Loader {
     /// Plan the upload: check names, shapes and types against `cfg`, allocate every buffer.
     /// `fusions`: (name, member tensors) stacked into one matrix where the members share a type
-    /// and row length, each has whole row groups, and the result fits one storage binding
-    /// (otherwise they load as separate matrices).
+    /// (or widen losslessly to one: [`fused_type`]) and row length, each has whole row groups, and
+    /// the result fits one storage binding (otherwise they load as separate matrices).
     pub fn new(
         gpu: &Gpu,
         g: &Gguf,
@@ -62,44 +68,23 @@ impl Loader {
         let mut slots: Vec<Option<Slot>> = (0..g.tensors.len()).map(|_| None).collect();
         let mut by_name = HashMap::new();
         let mut bytes_total = 0;
-        let find = |name: &str| g.tensors.iter().find(|t| t.name == name);
         let mut fused = Vec::new();
-        let mut fused_member: HashMap<String, (usize, u64)> = HashMap::new();
-        for (fname, members) in fusions {
-            // A tensor joins at most one fusion (the first listed that can take it).
-            if members.iter().any(|m| fused_member.contains_key(m)) {
-                continue;
-            }
-            let infos: Vec<_> = members.iter().filter_map(|m| find(m)).collect();
-            if infos.len() != members.len() || infos.iter().any(|t| t.dims.len() != 2) {
-                continue;
-            }
-            let (ty, cols) = (infos[0].ty, infos[0].dims[0]);
-            let same = infos.iter().all(|t| t.ty == ty && t.dims[0] == cols);
-            let whole_groups = infos.iter().all(|t| t.dims[1] % 4 == 0);
-            let rows = infos.iter().try_fold(0u64, |a, t| a.checked_add(t.dims[1]));
-            if !same || !whole_groups || !ty.gpu_supported() {
-                continue;
-            }
-            // Checked: the dims come from the file (the shape check against the config is later).
-            let (Some(rows), Some(row_bytes)) = (rows, ty.row_bytes_u64(cols)) else {
+        let mut fused_member: HashMap<String, Dest> = HashMap::new();
+        for st in stacks(g, fusions, gpu.caps().max_binding) {
+            let Ok(m) = QMatrix::new(gpu, &st.name, st.ty, st.rows as usize, st.cols as usize)
+            else {
                 continue;
             };
-            if rows
-                .checked_mul(row_bytes)
-                .is_none_or(|b| b > gpu.caps().max_binding)
-            {
-                continue;
-            }
-            let Ok(m) = QMatrix::new(gpu, fname, ty, rows as usize, cols as usize) else {
-                continue;
-            };
+            let row_bytes = m.row_bytes() as u64;
             let mut base = 0;
-            for (name, t) in members.iter().zip(&infos) {
-                fused_member.insert(name.clone(), (fused.len(), base));
+            for t in &st.members {
+                let widen = (t.ty != st.ty).then_some(t.ty);
+                let index = fused.len();
+                fused_member.insert(t.name.clone(), Dest::Fused { index, base, widen });
                 base += t.dims[1] * row_bytes;
             }
-            fused.push((fname.clone(), members.clone(), m));
+            let names = st.members.iter().map(|t| t.name.clone()).collect();
+            fused.push((st.name, names, m));
         }
         for (name, shape) in wanted {
             let Some(idx) = g.tensors.iter().position(|t| &t.name == name) else {
@@ -119,8 +104,8 @@ impl Loader {
                     "tensor '{name}' has shape {dims:?}, expected {want:?} from the metadata"
                 )));
             }
-            let dest = if let Some(&(index, base)) = fused_member.get(name) {
-                Dest::Fused { index, base }
+            let dest = if let Some(dest) = fused_member.remove(name) {
+                dest
             } else if shape.dims.len() == 2 {
                 let (cols, rows) = (shape.dims[0] as usize, shape.dims[1] as usize);
                 let m = QMatrix::new(gpu, name, info.ty, rows, cols).map_err(|e| {
@@ -182,10 +167,26 @@ impl Loader {
         let done = slot.received == size;
         match &mut slot.dest {
             Dest::Vector { bytes: buf, .. } => buf.extend_from_slice(bytes),
+            Dest::Fused {
+                index,
+                base,
+                widen: Some(from),
+            } => {
+                // Re-encode whole blocks; keep a partial one for the next piece.
+                let bb = from.block_bytes() as u64;
+                let first = (offset - slot.carry.len() as u64) / bb;
+                let mut data = std::mem::take(&mut slot.carry);
+                data.extend_from_slice(bytes);
+                let whole = data.len() / bb as usize * bb as usize;
+                let q8 = crate::quant::widen::to_q8_0(*from, &data[..whole])?;
+                let at = *base + first * GgmlType::Q8_0.block_bytes() as u64;
+                self.fused[*index].2.write(gpu, at, &q8)?;
+                slot.carry = data[whole..].to_vec();
+            }
             Dest::Matrix(_) | Dest::Fused { .. } => {
                 let (m, base) = match &slot.dest {
                     Dest::Matrix(m) => (m, 0),
-                    Dest::Fused { index, base } => (&self.fused[*index].2, *base),
+                    Dest::Fused { index, base, .. } => (&self.fused[*index].2, *base),
                     Dest::Vector { .. } => unreachable!(),
                 };
                 // Write whole 4-byte words; keep the remainder for the next piece or the end.
@@ -282,6 +283,65 @@ impl Loader {
             Some(_) => Err(Error::Model(format!("tensor '{name}' is not a vector"))),
         }
     }
+}
+
+/// Tensors stacked by rows into one matrix of type `ty`.
+pub struct Stack {
+    pub name: String,
+    pub members: Vec<TensorInfo>,
+    pub ty: GgmlType,
+    pub rows: u64,
+    pub cols: u64,
+}
+
+/// Which of `fusions` (name, members) the file allows: members present, 2-D, of one row length
+/// and a type they share (or widen to, [`fused_type`]) that the kernels read, whole row groups,
+/// and the stack within one `max_binding`. A tensor joins at most one stack (the first listed).
+pub fn stacks(g: &Gguf, fusions: &[(String, Vec<String>)], max_binding: u64) -> Vec<Stack> {
+    let mut out: Vec<Stack> = Vec::new();
+    for (name, members) in fusions {
+        let taken = |m: &String| out.iter().any(|s| s.members.iter().any(|t| &t.name == m));
+        if members.iter().any(taken) {
+            continue;
+        }
+        let infos: Vec<_> = members.iter().filter_map(|m| g.tensor(m)).collect();
+        if infos.len() != members.len() || infos.iter().any(|t| t.dims.len() != 2) {
+            continue;
+        }
+        let Some(ty) = fused_type(&infos) else {
+            continue;
+        };
+        if infos.iter().any(|t| t.dims[1] % 4 != 0) || !ty.gpu_supported() {
+            continue;
+        }
+        // Checked: the dims come from the file (the shape check against the config is later).
+        let cols = infos[0].dims[0];
+        let rows = infos.iter().try_fold(0u64, |a, t| a.checked_add(t.dims[1]));
+        let (Some(rows), Some(row_bytes)) = (rows, ty.row_bytes_u64(cols)) else {
+            continue;
+        };
+        if rows.checked_mul(row_bytes).is_none_or(|b| b > max_binding) {
+            continue;
+        }
+        out.push(Stack {
+            name: name.clone(),
+            members: infos.into_iter().cloned().collect(),
+            ty,
+            rows,
+            cols,
+        });
+    }
+    out
+}
+
+/// The type a fusion of `members` is stored in (see [`widen::common_type`]), or None when their
+/// types or row lengths differ beyond that.
+pub fn fused_type(members: &[&TensorInfo]) -> Option<GgmlType> {
+    let cols = members.first()?.dims[0];
+    if members.iter().any(|t| t.dims[0] != cols) {
+        return None;
+    }
+    widen::common_type(&members.iter().map(|t| t.ty).collect::<Vec<_>>())
 }
 
 /// Expected GGUF dims (innermost first) of a tensor, and whether the model can do without it.

@@ -47,9 +47,10 @@ pub(super) struct Step {
 }
 
 /// The Q, K and V projections: one stacked `[wq; wk; wv]` matrix (one pass over the weights and
-/// one dispatch when decoding) where the file allows; else `[wq; wk]` stacked and V apart (files
-/// that quantize V differently, e.g. Q8_0 beside Q4_K); else three. (One per layer, built once:
-/// boxing the larger variants would buy nothing.)
+/// one dispatch when decoding) where the file allows (Q5_0 or Q4_0 q/k beside a Q8_0 v are
+/// re-encoded losslessly as Q8_0 for it: `quant::widen`); else `[wq; wk]` stacked and V apart
+/// (files that quantize V differently, e.g. Q6_K beside Q4_K); else three. (One per layer,
+/// built once: boxing the larger variants would buy nothing.)
 #[allow(clippy::large_enum_variant)]
 pub enum Qkv {
     Fused(QMatrix),

@@ -174,6 +174,7 @@ mod dequantize;
 mod kquants;
 pub mod pack;
 mod quantize;
+pub mod widen;
 
 pub use dequantize::dequantize;
 pub use quantize::quantize;
