@@ -8,15 +8,8 @@
 // then loads. SmolLM2 (98 MB, loaded once in full) and the tiny Qwen2 fixture.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { models, fixtures, serve, launch, openPage } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
 const PORT = 19000 + Math.floor(Math.random() * 1000);
 const BASE = `http://127.0.0.1:${PORT}`;
 const MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -26,19 +19,9 @@ const URL_ = `${BASE}/models/${MODEL}?stall=${STALL}`;
 let server, browser, page;
 
 before(async () => {
-  server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: path.join(cache, "models"), FIXTURES_DIR: path.join(repo, "tests/reference") },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise((r) => server.stdout.once("data", r));
-  browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), "attend-cancel-")), {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+  server = await serve(PORT, { MODELS_DIR: models, FIXTURES_DIR: fixtures });
+  browser = await launch("cancel");
+  ({ page } = await openPage(browser, { logConsole: false }));
   // A page without the chat page's CSP, so that a test worker can be built from a blob: URL.
   await page.goto(`${BASE}/manifest.json`);
   await page.evaluate(() => {

@@ -8,35 +8,15 @@
 // Run by ./build.sh test (needs the wasm build in www/attend-llm/wasm).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { models, serve, launch, openPage } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const models = path.join(cache, "models");
 const PORT = 21000 + Math.floor(Math.random() * 1000);
 
 test("the catalog picker lists models with sizes, shows the fit and loads the entry's URL", { timeout: 20 * 60_000 }, async () => {
-  const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: models },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise((r) => server.stdout.once("data", r));
-  const browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), "attend-catalog-")), {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  const server = await serve(PORT, { MODELS_DIR: models });
+  const browser = await launch("catalog");
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("console", (m) => console.log(`[page] ${m.text()}`));
-    const pageErrors = [];
-    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
+    const { page, errors: pageErrors } = await openPage(browser);
     // What the page asks the engine's worker to load, and with which options.
     await page.addInitScript(() => {
       window.__loads = [];

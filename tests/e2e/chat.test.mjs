@@ -4,34 +4,18 @@
 // Run by ./build.sh test (needs the wasm build in www/attend-llm/wasm and ATTEND_BIN).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { repo, models, SMOLLM2 as MODEL, serve, launch, openPage, attend } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const models = path.join(cache, "models");
-const MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const MAX_TOKENS = 12;
 const PROMPT = "Translate 'Hello' into French.";
 const PORT = 18000 + Math.floor(Math.random() * 1000);
 const artifacts = path.join(repo, "target/e2e");
 
-function serve() {
-  const p = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: models },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve) => p.stdout.once("data", () => resolve(p)));
-}
-
 function nativeAnswer() {
-  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
-  const out = execFileSync(bin, ["generate", "--model", path.join(models, MODEL), "--chat", "--prompt", PROMPT,
-    "--temperature", "0", "--max-tokens", String(MAX_TOKENS), "--output", "jsonl"], { encoding: "utf8" });
+  const out = attend(["generate", "--model", path.join(models, MODEL), "--chat", "--prompt", PROMPT,
+    "--temperature", "0", "--max-tokens", String(MAX_TOKENS), "--output", "jsonl"]);
   return out.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => !l.done).map((l) => l.text).join("");
 }
 
@@ -44,20 +28,11 @@ test("chat page streams, stops and works offline", { timeout: 25 * 60_000 }, asy
   fs.mkdirSync(artifacts, { recursive: true });
   const expected = nativeAnswer();
   assert.ok(expected.length > 0, "the native CLI produced no text");
-  let server = await serve();
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-e2e-"));
-  const browser = await chromium.launchPersistentContext(userDir, {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  let server = await serve(PORT, { MODELS_DIR: models });
+  const browser = await launch("e2e");
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("console", (m) => console.log(`[page] ${m.text()}`));
     // An uncaught error in the page fails the test (it is also logged).
-    const pageErrors = [];
-    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
+    const { page, errors: pageErrors } = await openPage(browser);
     await page.goto(`http://127.0.0.1:${PORT}/?max_tokens=${MAX_TOKENS}`);
     await page.waitForFunction(() => document.querySelector("#default-note").textContent.includes("served with this page"));
 

@@ -4,28 +4,16 @@
 // reported. (The full chat flow under the policy is tests/e2e/chat.test.mjs.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFile } from "node:child_process";
+import { execFile } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-
-const repo = path.resolve(import.meta.dirname, "../..");
-const CHROMIUM = "/usr/lib/chromium/chromium";
-
-async function freePort() {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { repo, CHROMIUM, freePort, serve } from "./harness.mjs";
 
 /** Serves `root`, loads it in headless Chromium; returns the final DOM and the console log. */
 async function load(root) {
   const port = await freePort();
-  const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), root, String(port)], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((r) => server.stdout.once("data", r));
+  const server = await serve(port, {}, root);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "attend-csp-"));
   try {
     return await new Promise((resolve, reject) =>

@@ -4,39 +4,17 @@
 // "already answering", and a new Engine.load (a new worker) works. Uses the tiny Qwen2 fixture.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { fixtures, serve, launch, openPage } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const fixtures = path.join(repo, "tests/reference");
 const PORT = 18000 + Math.floor(Math.random() * 1000);
 const BASE = `http://127.0.0.1:${PORT}`;
 const OTHER = `http://127.0.0.1:${PORT + 1}`; // another origin, without CORS headers
 
-function serve(port) {
-  const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(port)], {
-    env: { ...process.env, FIXTURES_DIR: fixtures },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((r) => server.stdout.once("data", () => r(server)));
-}
-
 test("download errors are told apart; a trapped engine is replaced", { timeout: 10 * 60_000 }, async () => {
-  const servers = [await serve(PORT), await serve(PORT + 1)];
-  const browser = await chromium.launch({
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  const servers = [await serve(PORT, { FIXTURES_DIR: fixtures }), await serve(PORT + 1, { FIXTURES_DIR: fixtures })];
+  const browser = await launch("faults");
   try {
-    const page = await browser.newPage();
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+    const { page } = await openPage(browser, { logConsole: false });
     // A same-origin document without the chat page's CSP (which would block the cross-origin
     // request before CORS is even asked), so the worker meets CORS as an app on another site would.
     await page.goto(`${BASE}/manifest.json`);

@@ -5,53 +5,27 @@
 // Run by ./build.sh test (needs the wasm build in www/attend-llm/wasm and ATTEND_BIN).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { models, SMOLLM2 as MODEL, serve, launch, openPage, attend } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const models = path.join(cache, "models");
-const MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const PROMPT = "The animal didn't cross the road because it was too tired.";
 const PORT = 19000 + Math.floor(Math.random() * 1000);
 
-function serve() {
-  const p = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: models },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve) => p.stdout.once("data", () => resolve(p)));
-}
-
 function native(token, layer, head) {
-  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
   const args = ["attention", "--model", path.join(models, MODEL), "--prompt", PROMPT, "--token", String(token),
     "--layer", String(layer), "--json"];
   if (head !== "mean") args.push("--head", head);
-  const a = JSON.parse(execFileSync(bin, args, { encoding: "utf8" }));
+  const a = JSON.parse(attend(args));
   const rows = a.weights[0];
   return rows[0].map((_, j) => rows.reduce((s, r) => s + r[j], 0) / rows.length);
 }
 
 test("clicking 'it' shows the weights native attend computes", { timeout: 25 * 60_000 }, async () => {
-  const server = await serve();
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-lens-"));
-  const browser = await chromium.launchPersistentContext(userDir, {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  const server = await serve(PORT, { MODELS_DIR: models });
+  const browser = await launch("lens");
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("console", (m) => console.log(`[page] ${m.text()}`));
     // An uncaught error in the page fails the test (it is also logged).
-    const pageErrors = [];
-    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
+    const { page, errors: pageErrors } = await openPage(browser);
     await page.goto(`http://127.0.0.1:${PORT}/`);
     await page.waitForFunction(() => document.querySelector("#default-note").textContent.includes("served with this page"));
     await page.click("#load");

@@ -4,42 +4,25 @@
 // SmolLM2 for cancellation) through the package API, as an app would.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { models, fixtures, serve, launch, openPage, attend } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const fixtures = path.join(repo, "tests/reference");
 const PORT = 17000 + Math.floor(Math.random() * 1000);
 const BASE = `http://127.0.0.1:${PORT}`;
 
 test("resume, cache list/delete, File source, split model, cancellation", { timeout: 15 * 60_000 }, async () => {
   // A split GGUF (three shards), written by `attend split`.
   const splitDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-split-"));
-  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
-  const shards = execFileSync(bin, ["split", "--model", path.join(fixtures, "tiny-qwen2.gguf"), "--max-tensors", "10", "--out", splitDir],
-    { encoding: "utf8" }).trim().split("\n").map((p) => `${BASE}/split/${path.basename(p)}`);
+  const shards = attend(["split", "--model", path.join(fixtures, "tiny-qwen2.gguf"), "--max-tensors", "10", "--out", splitDir])
+    .trim().split("\n").map((p) => `${BASE}/split/${path.basename(p)}`);
   assert.equal(shards.length, 3);
-  const server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: path.join(cache, "models"), FIXTURES_DIR: fixtures, SPLIT_DIR: splitDir },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise((r) => server.stdout.once("data", r));
-  const browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), "attend-load-")), {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  const server = await serve(PORT, { MODELS_DIR: models, FIXTURES_DIR: fixtures, SPLIT_DIR: splitDir });
+  const browser = await launch("load");
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
     // An uncaught error in the page fails the test (it is also logged).
-    const pageErrors = [];
-    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
+    const { page, errors: pageErrors } = await openPage(browser, { logConsole: false });
     await page.goto(`${BASE}/`);
     const size = fs.statSync(path.join(fixtures, "tiny-qwen2.gguf")).size;
     const url = `${BASE}/fixtures/tiny-qwen2.gguf?cut=300000`;

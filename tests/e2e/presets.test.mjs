@@ -7,51 +7,25 @@
 // Run by ./build.sh test (needs the wasm build in www/attend-llm/wasm and ATTEND_BIN).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { models, SMOLLM2 as MODEL, serve, launch, openPage, attend } from "./harness.mjs";
 
-const cache = process.env.ATTEND_CACHE ?? path.join(os.homedir(), ".cache/attend");
-const { chromium } = createRequire(path.join(cache, "npm/"))("playwright-core");
-const repo = path.resolve(import.meta.dirname, "../..");
-const models = path.join(cache, "models");
-const MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const PORT = 20000 + Math.floor(Math.random() * 1000);
 const TEMPLATE = /<\|im_start\|>|<\|im_end\|>/;
 
-function serve() {
-  const p = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), path.join(repo, "www"), String(PORT)], {
-    env: { ...process.env, MODELS_DIR: models },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve) => p.stdout.once("data", () => resolve(p)));
-}
-
 // Native greedy continuation of the raw prompt (no --chat), stopped like the page's request.
 function native(prompt, maxTokens, stop) {
-  const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
-  const out = execFileSync(bin, ["generate", "--model", path.join(models, MODEL), "--prompt", prompt, "--temperature", "0",
-    "--max-tokens", String(maxTokens), ...stop.flatMap((s) => ["--stop", s]), "--output", "jsonl"], { encoding: "utf8" });
+  const out = attend(["generate", "--model", path.join(models, MODEL), "--prompt", prompt, "--temperature", "0",
+    "--max-tokens", String(maxTokens), ...stop.flatMap((s) => ["--stop", s]), "--output", "jsonl"]);
   return out.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => !l.done).map((l) => l.text).join("");
 }
 
 test("the few-shot preset streams a plain completion; reading vs writing shows both speeds", { timeout: 20 * 60_000 }, async () => {
-  const server = await serve();
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "attend-presets-"));
-  const browser = await chromium.launchPersistentContext(userDir, {
-    executablePath: "/usr/lib/chromium/chromium",
-    headless: true,
-    args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  const server = await serve(PORT, { MODELS_DIR: models });
+  const browser = await launch("presets");
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("console", (m) => console.log(`[page] ${m.text()}`));
     // An uncaught error in the page fails the test (it is also logged).
-    const pageErrors = [];
-    page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`[page error] ${e.message}`); });
+    const { page, errors: pageErrors } = await openPage(browser);
     // Record what the page sends to the engine's worker and every chunk that streams back.
     await page.addInitScript(() => {
       window.__sent = [];

@@ -3,13 +3,12 @@
 // code, and the server must still answer afterwards. Needs only node (no browser, no GPU).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { freePort, serve } from "./harness.mjs";
 
-const repo = path.resolve(import.meta.dirname, "../..");
 let dir, server, port;
 
 before(async () => {
@@ -25,18 +24,8 @@ before(async () => {
   fs.symlinkSync(path.join(dir, "www-secret", "key.txt"), path.join(www, "link-out.txt"));
   fs.symlinkSync(path.join(dir, "www-secret"), path.join(www, "dir-out"));
   fs.symlinkSync(path.join(www, "a.txt"), path.join(www, "link-in.txt"));
-  // A free loopback port: bind port 0, note the port, release it for the server.
-  const probe = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => probe.once("listening", r));
-  port = probe.address().port;
-  await new Promise((r) => probe.close(r));
-  server = spawn(process.execPath, [path.join(repo, "tests/e2e/serve.mjs"), www, String(port)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise((resolve, reject) => {
-    server.stdout.once("data", resolve);
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  port = await freePort();
+  server = await serve(port, {}, www);
 });
 
 after(() => {
