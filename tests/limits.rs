@@ -204,3 +204,11 @@ fn an_f32_kv_cache_is_budgeted_at_twice_the_bytes() {
         "{e}"
     );
 }
+
+/// The catalog's fit check reads the adapter's limits without opening a device: they must be the
+/// limits a load's device gets.
+#[test]
+fn default_caps_are_the_limits_a_device_gets() {
+    let caps = pollster::block_on(attend::gpu::default_caps()).unwrap();
+    assert_eq!(&caps, gpu().caps());
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the adapter can do, as far as attend cares.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caps {
     /// The adapter offers `shader-f16`. Reported only: the kernels never enable it (they read f16
     /// weights and the f16 KV cache as packed u32s), so the device does not request it.
@@ -166,6 +166,22 @@ pub async fn list_adapters() -> Vec<AdapterFacts> {
         .collect()
 }
 
+async fn default_adapter() -> Result<wgpu::Adapter> {
+    instance()
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::NoAdapter(e.to_string()))
+}
+
+/// The limits [`Gpu::new`] would get (it asks for all of the default adapter's), without opening
+/// a device: what a fit check before a download needs.
+pub async fn default_caps() -> Result<Caps> {
+    Ok(caps_of(&default_adapter().await?))
+}
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -187,15 +203,7 @@ impl Gpu {
     /// Open the default adapter with all of its limits (and, natively, timestamp queries where it
     /// has them).
     pub async fn new() -> Result<Gpu> {
-        let inst = instance();
-        let adapter = inst
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::NoAdapter(e.to_string()))?;
-        Self::from_adapter(adapter).await
+        Self::from_adapter(default_adapter().await?).await
     }
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {

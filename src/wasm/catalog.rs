@@ -4,7 +4,6 @@
 
 use super::{chat::to_js, context_length, err, kv_precision, max_gpu_bytes};
 use crate::engine::LoadOptions;
-use crate::gpu::Gpu;
 use wasm_bindgen::prelude::*;
 
 /// The catalog: `[{ name, architecture, quant, file_bytes, context, license, urls, ... }]`.
@@ -30,8 +29,8 @@ pub async fn check_fit(name: String, options: JsValue) -> Result<JsValue, JsValu
         kv: kv_precision(&options)?,
         ..Default::default()
     };
-    // The limits a load would get: the same device request.
-    let gpu = Gpu::new().await.map_err(err)?;
-    let fit = crate::catalog::check_fit(model, &opts, gpu.caps()).map_err(err)?;
+    // The limits a load would get (it requests all of the adapter's), without opening a device.
+    let caps = crate::gpu::default_caps().await.map_err(err)?;
+    let fit = crate::catalog::check_fit(model, &opts, &caps).map_err(err)?;
     to_js(&fit)
 }
