@@ -14,8 +14,9 @@
 // Masking (llama.cpp LLAMA_SWA_TYPE_STANDARD / HF sliding_window_overlay): query at position qp
 // sees key j iff j <= qp and, with window W > 0, qp - j < W (i.e. j > qp - W).
 //
-// Entry points: kv_store, attend_prefill (m > 1), attend_decode + attend_reduce (m = 1, split-K),
-// attend_probs (the "attention lens": softmax weights of one query, for display).
+// The cache is written by shaders/rope.wgsl (rope_kv, rmsnorm_rope_kv). Entry points here:
+// attend_prefill (m > 1), attend_decode + attend_reduce (m = 1, split-K), attend_probs (the
+// "attention lens": softmax weights of one query, for display).
 
 override D: u32 = 64u;   // head_dim, even, <= 256
 override BR: u32 = 32u;  // prefill: query rows per workgroup (rows = (query, head-in-group) pairs)
@@ -61,40 +62,6 @@ fn group_size() -> u32 {
 // Cache words per dim pair: 1 (two f16) or 2 (two f32).
 fn kv_words() -> u32 {
     return select(1u, 2u, KV32);
-}
-
-// ---------------------------------------------------------------------------------------------
-// kv_store: f32 K/V rows [m][n_kv_heads][D] -> cache positions pos0 .. pos0 + m (both K and V).
-
-@group(0) @binding(1) var<storage, read_write> kc_w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> vc_w: array<u32>;
-@group(0) @binding(3) var<storage, read> k_new: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> v_new: array<vec2<f32>>;
-
-@compute @workgroup_size(256)
-fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) li: u32) {
-    let idx = (wid.x + wid.y * nwg.x) * 256u + li;
-    let dp = D / 2u;
-    if (idx >= P.m * P.n_kv_heads * dp) {
-        return;
-    }
-    let p = idx % dp;
-    let row = idx / dp;                 // token * n_kv_heads + kv head
-    let kvh = row % P.n_kv_heads;
-    let i = row / P.n_kv_heads;
-    let pos = P.pos0 + i;
-    if (KV32) {
-        let kd = (kvh * D + 2u * p) * P.capacity + pos;
-        kc_w[kd] = bitcast<u32>(k_new[idx].x);
-        kc_w[kd + P.capacity] = bitcast<u32>(k_new[idx].y);
-        let vd = (kvh * P.capacity + pos) * D + 2u * p;
-        vc_w[vd] = bitcast<u32>(v_new[idx].x);
-        vc_w[vd + 1u] = bitcast<u32>(v_new[idx].y);
-        return;
-    }
-    kc_w[(kvh * dp + p) * P.capacity + pos] = pack2x16float(k_new[idx]);
-    vc_w[(kvh * P.capacity + pos) * dp + p] = pack2x16float(v_new[idx]);
 }
 
 // ---------------------------------------------------------------------------------------------

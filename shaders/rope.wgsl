@@ -1,5 +1,6 @@
-// Rotary position embedding, in place on x [rows (tokens), heads, head_dim]; token i sits at position
-// pos0 + i. One invocation rotates one pair of dims: (2j, 2j+1) in llama.cpp's "normal" mode, or
+// Rotary position embedding of q [rows (tokens), heads, head_dim] in place and of k, fused with the
+// KV cache write (rope_kv; rmsnorm_rope_kv normalizes each q/k head first). Token i sits at position
+// pos0 + i. Pairs of dims are rotated: (2j, 2j+1) in llama.cpp's "normal" mode, or
 // (j, j + rot_dims/2) in NeoX mode; dims ≥ rot_dims are untouched.
 //
 // Angles stay accurate for large positions: the host passes each pair's frequency in *turns* per
@@ -10,15 +11,15 @@
 // positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position 131072.
 
 struct Params {
-    total: u32,      // pairs in x: rows * heads * rot_dims / 2
+    total: u32,      // rope_kv: pairs in q (rows * heads * rot_dims / 2); rmsnorm_rope_kv: q head rows
     heads: u32,
     head_dim: u32,
     rot_dims: u32,
     pos0: u32,
     neox: u32,
-    total2: u32,     // rope_qk: pairs in the second tensor (rows * heads2 * rot_dims / 2)
-    heads2: u32,     // rope_qk: heads of the second tensor
-    eps: f32,        // rmsnorm_rope_qk
+    total2: u32,     // rope_kv: dim pairs of K (and of V), rows * heads2 * head_dim / 2; rmsnorm_rope_kv: k head rows
+    heads2: u32,     // kv heads
+    eps: f32,        // rmsnorm_rope_kv
     capacity: u32,   // rope_kv: positions per kv head in the cache
     _pad1: u32,
     _pad2: u32,
@@ -33,9 +34,9 @@ const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-// rope_qk: the second tensor (k), rotated in the same dispatch.
+// rmsnorm_rope_kv: k, normalized and rotated in place in the same dispatch.
 @group(0) @binding(2) var<storage, read_write> x2: array<f32>;
-// rmsnorm_rope_qk: the per-head norm weights of q and k (head_dim entries each).
+// rmsnorm_rope_kv: the per-head norm weights of q and k (head_dim entries each).
 @group(0) @binding(3) var<storage, read> wq: array<f32>;
 @group(0) @binding(4) var<storage, read> wk: array<f32>;
 
@@ -100,37 +101,6 @@ fn rotate(a: f32, b: f32, sc: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(a * sc.y - b * sc.x, a * sc.x + b * sc.y);
 }
 
-@compute @workgroup_size(WG)
-fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
-    if (i >= p.total) {
-        return;
-    }
-    let q = pair(i, p.heads);
-    let r = rotate(x[q.i0], x[q.i1], q.sc);
-    x[q.i0] = r.x;
-    x[q.i1] = r.y;
-}
-
-// q and k in one dispatch: the first `total` invocations rotate x, the next `total2` rotate x2.
-@compute @workgroup_size(WG)
-fn rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
-    if (i < p.total) {
-        let q = pair(i, p.heads);
-        let r = rotate(x[q.i0], x[q.i1], q.sc);
-        x[q.i0] = r.x;
-        x[q.i1] = r.y;
-    } else if (i < p.total + p.total2) {
-        let k = pair(i - p.total, p.heads2);
-        let r = rotate(x2[k.i0], x2[k.i1], k.sc);
-        x2[k.i0] = r.x;
-        x2[k.i1] = r.y;
-    }
-}
-
 fn workgroup_sum(v: f32, t: u32) -> f32 {
     red[t] = v;
     workgroupBarrier();
@@ -143,19 +113,6 @@ fn workgroup_sum(v: f32, t: u32) -> f32 {
     let total = red[0];
     workgroupBarrier();
     return total;
-}
-
-// Per-head RMSNorm of q and k (Gemma 3, Qwen 3) followed by RoPE, in place, in one dispatch: one
-// workgroup per (token, head) row, the q rows first (rows * heads of them), then the k rows. The row's
-// sum of squares is reduced before any invocation writes, so normalizing in place is safe.
-@compute @workgroup_size(WG)
-fn rmsnorm_rope_qk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_id) lid: vec3<u32>) {
-    let hr = wid.x + wid.y * nwg.x;
-    if (hr >= p.total + p.total2) {
-        return;
-    }
-    norm_rope_row(hr, lid.x);
 }
 
 // Head row hr (q rows first, then k rows; total and total2 count head rows here, not pairs):
@@ -200,9 +157,11 @@ fn norm_rope_row(hr: u32, t: u32) {
     }
 }
 
-// rmsnorm_rope_kv: rmsnorm_rope_qk, then each k row (normalized and rotated in place, so its
-// workgroup waits for every write) and its v row go into the layer's KV cache (layout as in
-// rope_kv): one dispatch instead of rmsnorm_rope_qk + kv_store.
+// rmsnorm_rope_kv: per-head RMSNorm of q and k (Gemma 3, Qwen 3) followed by RoPE, in place, then
+// each k row (its workgroup waits for every write) and its v row go into the layer's KV cache
+// (layout as in rope_kv). One workgroup per (token, head) row, the q rows first (rows * heads of
+// them), then the k rows. A row's sum of squares is reduced before any invocation writes, so
+// normalizing in place is safe.
 @group(0) @binding(5) var<storage, read> v_rows: array<f32>;
 @group(0) @binding(6) var<storage, read_write> kc_rows: array<u32>;
 @group(0) @binding(7) var<storage, read_write> vc_rows: array<u32>;
@@ -245,7 +204,7 @@ fn rmsnorm_rope_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 // ---------------------------------------------------------------------------------------------
 // rope_kv: RoPE of q in place plus K and V written straight into the layer's f16 KV cache (the
 // layout of shaders/attention.wgsl: K [kv heads][head_dim / 2][capacity], V [kv heads][capacity]
-// [head_dim / 2], two dims per word), one dispatch instead of rope_qk + kv_store. Invocations:
+// [head_dim / 2], two dims per word; with KV32 a word per dim), in one dispatch. Invocations:
 // `total` q pairs, then `total2` K words, then `total2` V words. A K word holds dims 2w and 2w+1,
 // which in NeoX mode belong to two different pairs, so each dim is rotated on its own from the
 // unrotated k (read-only here).

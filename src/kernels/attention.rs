@@ -2,8 +2,10 @@
 //! (tiles + online softmax; memory never grows with N²), grouped-query heads, optional sliding
 //! window, plus the "attention lens" read-out of one query's softmax weights.
 //!
-//! KV cache: per layer one K and one V buffer of u32 words, each holding two consecutive dims as
-//! f16 (`pack2x16float`, low half = even dim): half the memory of f32, no `shader-f16` needed.
+//! KV cache (written by [`rope_kv`](super::rope::rope_kv) and
+//! [`rmsnorm_rope_kv`](super::rope::rmsnorm_rope_kv)): per layer one K and one V buffer of u32
+//! words, each holding two consecutive dims as f16 (`pack2x16float`, low half = even dim): half
+//! the memory of f32, no `shader-f16` needed.
 //! [`KvPrecision::F32`] keeps one f32 word per dim instead (the shaders' `KV32` override): twice the
 //! memory, attention weights at fp32 precision (what the attention lens compares with transformers).
 //! K is dims-major `[n_kv_heads][head_dim / 2][capacity]` (invocations that each score one key
@@ -238,45 +240,6 @@ fn key_lo(qpos: u32, window: u32) -> u32 {
     }
 }
 
-/// Write `m` new tokens' K and V (f32 `[m, n_kv_heads, head_dim]`) into the cache at positions
-/// `pos0 .. pos0 + m`, rounded to f16 (kept exact in an f32 cache). One dispatch for both.
-pub fn kv_store(
-    rec: &mut Recorder,
-    kv: &LayerKv,
-    k: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    pos0: u32,
-    m: u32,
-) -> Result<()> {
-    check_positions(kv, pos0, m)?;
-    let elems = m as u64 * kv.n_kv_heads as u64 * kv.head_dim as u64;
-    check_size("kv_store K input", k, elems * 4)?;
-    check_size("kv_store V input", v, elems * 4)?;
-    let params = Params {
-        m,
-        pos0,
-        n_kv_heads: kv.n_kv_heads,
-        capacity: kv.capacity,
-        ..Params::zeroed()
-    };
-    let n_wg = (elems / 2).div_ceil(256) as u32;
-    rec.dispatch(
-        &SHADER,
-        "kv_store",
-        &kv.constants(&[("D", kv.head_dim as f64)]),
-        &params,
-        &[
-            Arg::from(&kv.k),
-            Arg::from(&kv.v),
-            Arg::from(k),
-            Arg::from(v),
-        ],
-        workgroups(rec, n_wg),
-    );
-    rec.mark_position(std::mem::offset_of!(Params, pos0));
-    Ok(())
-}
-
 /// Prefill tile shape for a head size: (query rows per workgroup, keys per tile). Rows are a
 /// multiple of 8 (each P·V invocation owns 8 rows of one dim pair) with the Q tile at ≤ 2048 f32,
 /// which also makes (rows / 8) * (head_dim / 2) ≤ 128 invocations; the K/V tile stays ≤ 1024 u32
@@ -398,23 +361,8 @@ fn decode(
 }
 
 /// The attention lens: softmax weights (f32 `[n_heads, pos + 1]`) of the query at position `pos`
-/// over keys `0 ..= pos`, masked keys 0. `q` holds that query as f32 `[n_heads, head_dim]` (row 0;
-/// see [`attention_probs_row`] for a row of a prefill batch). For display: simple, not fast.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_probs(
-    rec: &mut Recorder,
-    q: &wgpu::Buffer,
-    kv: &LayerKv,
-    out: &wgpu::Buffer,
-    pos: u32,
-    n_heads: u32,
-    scale: f32,
-    window: u32,
-) -> Result<()> {
-    attention_probs_row(rec, q, 0, kv, out, pos, n_heads, scale, window)
-}
-
-/// [`attention_probs`] for the query in row `q_row` of a `[m, n_heads, head_dim]` batch.
+/// over keys `0 ..= pos`, masked keys 0. `q` holds that query as f32 `[n_heads, head_dim]` in row
+/// `q_row` of a `[m, n_heads, head_dim]` batch. For display: simple, not fast.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_probs_row(
     rec: &mut Recorder,

@@ -1,5 +1,7 @@
-//! Rotary position embedding, in place (`shaders/rope.wgsl`), in llama.cpp's "normal" (adjacent
-//! pairs) and NeoX (half split) layouts, with linear position scaling and partial rotation.
+//! Rotary position embedding (`shaders/rope.wgsl`), in llama.cpp's "normal" (adjacent pairs) and
+//! NeoX (half split) layouts, with linear position scaling and partial rotation, fused with the KV
+//! cache write: q is rotated in place, the rotated k and the v go straight into the layer's cache
+//! (`rope_kv`; `rmsnorm_rope_kv` normalizes each q/k head first).
 //! Frequencies are computed here in f64 and handed to the shader split into exact high and low
 //! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
 
@@ -88,113 +90,14 @@ fn params(
     })
 }
 
-/// Rotate `x` [rows, heads, head_dim] in place; token `i` is at position `pos0 + i`.
+/// RoPE of `q` [rows, q_heads, head_dim] in place, and `k` (rotated) and `v` [rows, kv heads,
+/// head_dim] stored (as f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in
+/// one dispatch; `k` and `v` are left unchanged (the rotated k never makes a round trip).
 ///
 /// Pair `j < rot_dims / 2` turns by `theta = pos / scale * base^(-2j / rot_dims)` (`scale` is
 /// llama.cpp's `rope.scaling.factor` for linear scaling; 1 for none). `neox = false` rotates dims
 /// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rot_dims/2)
 /// (e.g. qwen2, gemma3). Dims from `rot_dims` to `head_dim` are left as they are.
-#[allow(clippy::too_many_arguments)]
-pub fn rope(
-    rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    rows: u32,
-    heads: u32,
-    head_dim: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-) -> Result<()> {
-    let p = params(
-        "rope", rows, heads, head_dim, rot_dims, pos0, base, scale, neox,
-    )?;
-    if p.total == 0 {
-        return Ok(());
-    }
-    let bufs = [words(
-        rec,
-        x,
-        rows as u64 * heads as u64 * head_dim as u64,
-        "rope",
-    )?];
-    let wgs = grid(
-        p.total.div_ceil(WG),
-        rec.gpu().caps().max_workgroups_per_dim,
-    );
-    rec.dispatch(&SHADER, "rope", &[], &p, &bufs, wgs);
-    rec.mark_position(std::mem::offset_of!(Params, pos0));
-    Ok(())
-}
-
-/// [`rope`] on `q` [rows, q_heads, head_dim] and `k` [rows, k_heads, head_dim] in one dispatch
-/// (same positions and settings for both): one dispatch per layer instead of two.
-#[allow(clippy::too_many_arguments)]
-pub fn rope_qk(
-    rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    rows: u32,
-    q_heads: u32,
-    k_heads: u32,
-    head_dim: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-) -> Result<()> {
-    distinct("rope_qk", k, &[q])?;
-    let mut p = params(
-        "rope_qk", rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
-    )?;
-    let total2 = count("rope_qk", &[rows, k_heads, rot_dims / 2])?;
-    let all = p.total as u64 + total2;
-    if all > u32::MAX as u64 {
-        return Err(Error::Invalid(format!(
-            "rope_qk: {all} pairs exceed u32 indexing"
-        )));
-    }
-    if p.total == 0 || total2 == 0 {
-        // Nothing to pair up: fall back to the single-tensor kernel for whichever is non-empty.
-        rope(
-            rec, q, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
-        )?;
-        return rope(
-            rec, k, rows, k_heads, head_dim, rot_dims, pos0, base, scale, neox,
-        );
-    }
-    count("rope_qk", &[rows, k_heads, head_dim])?;
-    p.total2 = total2 as u32;
-    p.heads2 = k_heads;
-    let bufs = [
-        words(
-            rec,
-            q,
-            rows as u64 * q_heads as u64 * head_dim as u64,
-            "rope_qk q",
-        )?,
-        words(
-            rec,
-            k,
-            rows as u64 * k_heads as u64 * head_dim as u64,
-            "rope_qk k",
-        )?,
-    ];
-    let wgs = grid(
-        (all as u32).div_ceil(WG),
-        rec.gpu().caps().max_workgroups_per_dim,
-    );
-    rec.dispatch(&SHADER, "rope_qk", &[], &p, &bufs, wgs);
-    rec.mark_position(std::mem::offset_of!(Params, pos0));
-    Ok(())
-}
-
-/// RoPE of `q` [rows, q_heads, head_dim] in place, and `k` (rotated) and `v` [rows, kv heads,
-/// head_dim] stored (as f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in one dispatch: what
-/// [`rope_qk`] then [`kv_store`](super::attention::kv_store) do, minus a dispatch and the
-/// rotated k's round trip (`k` and `v` are left unchanged).
 #[allow(clippy::too_many_arguments)]
 pub fn rope_kv(
     rec: &mut Recorder<'_>,
@@ -255,37 +158,11 @@ pub fn rope_kv(
     Ok(())
 }
 
-/// Per-head RMSNorm then RoPE of `q` [rows, q_heads, head_dim] and `k` [rows, k_heads, head_dim], in
-/// place, in one dispatch (Gemma 3 / Qwen 3 q/k norms): each head row becomes
+/// Per-head RMSNorm then RoPE (as in [`rope_kv`]) of `q` [rows, q_heads, head_dim] and `k` [rows,
+/// kv heads, head_dim], in place (Gemma 3 / Qwen 3 q/k norms): each head row becomes
 /// `rope(row / sqrt(mean(row²) + eps) * weight)`, with `q_weight` / `k_weight` of `head_dim`
-/// entries. Replaces two [`rmsnorm`](super::norm::rmsnorm) calls and [`rope_qk`].
-#[allow(clippy::too_many_arguments)]
-pub fn rmsnorm_rope_qk(
-    rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    q_weight: &wgpu::Buffer,
-    k_weight: &wgpu::Buffer,
-    rows: u32,
-    q_heads: u32,
-    k_heads: u32,
-    head_dim: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-    eps: f32,
-) -> Result<()> {
-    norm_rope(
-        rec, q, k, q_weight, k_weight, rows, q_heads, k_heads, head_dim, rot_dims, pos0, base,
-        scale, neox, eps, None,
-    )
-}
-
-/// [`rmsnorm_rope_qk`], then the normalized, rotated `k` and `v` [rows, kv heads, head_dim]
-/// stored (f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in the same dispatch (what
-/// [`kv_store`](super::attention::kv_store) would do next).
+/// entries; then the normalized, rotated `k` and `v` stored (f16, or f32 in an f32 cache) in `kv`
+/// at positions `pos0..pos0 + rows`. One dispatch for two norms, RoPE and the cache write.
 #[allow(clippy::too_many_arguments)]
 pub fn rmsnorm_rope_kv(
     rec: &mut Recorder<'_>,
@@ -304,59 +181,16 @@ pub fn rmsnorm_rope_kv(
     neox: bool,
     eps: f32,
 ) -> Result<()> {
+    let what = "rmsnorm_rope_kv";
     if pos0 as u64 + rows as u64 > kv.capacity as u64 {
         return Err(Error::Invalid(format!(
-            "rmsnorm_rope_kv: positions {pos0}..{} exceed the cache's {}",
+            "{what}: positions {pos0}..{} exceed the cache's {}",
             pos0 as u64 + rows as u64,
             kv.capacity
         )));
     }
-    distinct("rmsnorm_rope_kv", v, &[q, k])?;
     let (k_heads, head_dim) = (kv.n_kv_heads, kv.head_dim);
-    norm_rope(
-        rec,
-        q,
-        k,
-        q_weight,
-        k_weight,
-        rows,
-        q_heads,
-        k_heads,
-        head_dim,
-        rot_dims,
-        pos0,
-        base,
-        scale,
-        neox,
-        eps,
-        Some((v, kv)),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn norm_rope(
-    rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    q_weight: &wgpu::Buffer,
-    k_weight: &wgpu::Buffer,
-    rows: u32,
-    q_heads: u32,
-    k_heads: u32,
-    head_dim: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-    eps: f32,
-    cache: Option<(&wgpu::Buffer, &super::attention::LayerKv)>,
-) -> Result<()> {
-    let what = if cache.is_some() {
-        "rmsnorm_rope_kv"
-    } else {
-        "rmsnorm_rope_qk"
-    };
+    distinct(what, v, &[q, k])?;
     distinct(what, k, &[q, q_weight, k_weight])?;
     distinct(what, q, &[q_weight, k_weight])?;
     let mut p = params(
@@ -371,7 +205,7 @@ fn norm_rope(
             "{what}: {all} head rows exceed u32 indexing"
         )));
     }
-    if all == 0 || head_dim == 0 {
+    if all == 0 {
         return Ok(());
     }
     // The shader counts head rows here, not pairs.
@@ -379,26 +213,18 @@ fn norm_rope(
     p.total2 = k_rows as u32;
     p.heads2 = k_heads;
     p.eps = eps;
+    p.capacity = kv.capacity;
     let wg = super::norm::workgroup_for(head_dim / 2);
-    let mut bufs = vec![
-        words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_qk q")?,
-        words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_qk k")?,
-        words(rec, q_weight, head_dim as u64, "rmsnorm_rope_qk q_weight")?,
-        words(rec, k_weight, head_dim as u64, "rmsnorm_rope_qk k_weight")?,
+    let bufs = [
+        words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_kv q")?,
+        words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_kv k")?,
+        words(rec, q_weight, head_dim as u64, "rmsnorm_rope_kv q_weight")?,
+        words(rec, k_weight, head_dim as u64, "rmsnorm_rope_kv k_weight")?,
+        words(rec, v, k_rows * head_dim as u64, "rmsnorm_rope_kv v")?,
+        crate::gpu::Arg::from(&kv.k),
+        crate::gpu::Arg::from(&kv.v),
     ];
-    let mut consts = vec![("WG", wg as f64)];
-    if let Some((v, kv)) = cache {
-        consts = kv.constants(&consts);
-        p.capacity = kv.capacity;
-        bufs.push(words(
-            rec,
-            v,
-            k_rows * head_dim as u64,
-            "rmsnorm_rope_kv v",
-        )?);
-        bufs.push(crate::gpu::Arg::from(&kv.k));
-        bufs.push(crate::gpu::Arg::from(&kv.v));
-    }
+    let consts = kv.constants(&[("WG", wg as f64)]);
     let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
     rec.dispatch(&SHADER, what, &consts, &p, &bufs, wgs);
     rec.mark_position(std::mem::offset_of!(Params, pos0));

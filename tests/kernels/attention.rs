@@ -2,11 +2,13 @@
 //! the same f16-rounded K/V (or the exact ones, for an f32 cache), so the only differences are
 //! summation order and `exp`.
 //! Outputs are convex combinations of V (|v| ≲ 3): tolerance atol 1e-4 + rtol 1e-4 (observed
-//! errors are ~1e-6); lens probabilities atol 1e-5; kv_store bit-exact.
+//! errors are ~1e-6); lens probabilities atol 1e-5. The cache is filled from the CPU in the
+//! layout the shaders read (tests/kernels/kv_layout.rs); what rope_kv writes is checked in rope.rs.
 
 use crate::common::*;
+use crate::kv_layout;
 use attend::kernels::attention::{
-    attention, attention_probs, attention_probs_row, kv_store, AttnParams, KvPrecision, LayerKv,
+    attention, attention_probs_row, AttnParams, KvPrecision, LayerKv,
 };
 use half::f16;
 
@@ -87,8 +89,8 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> 
     out
 }
 
-/// Random K/V for positions 0..pos0+m stored in two kv_store calls (0..pos0, then the m new
-/// tokens), then attention over the m queries, all in one submit. Returns (gpu out, reference).
+/// Random K/V for positions 0..pos0+m written into the cache, then attention over the m queries.
+/// Returns (gpu out, reference).
 async fn run_case(
     gpu: &Gpu,
     c: Case,
@@ -102,21 +104,10 @@ async fn run_case(
     let v = rng.normal(total * row, 1.0);
     let q = rng.normal(c.m as usize * c.n_heads as usize * d, 1.5);
     let scale = 1.0 / (d as f32).sqrt();
-    let split = c.pos0 as usize * row;
-    let (k_old, k_new) = k.split_at(split);
-    let (v_old, v_new) = v.split_at(split);
-    let bufs = |x: &[f32]| {
-        gpu.upload("kv in", if x.is_empty() { &[0f32][..] } else { x })
-            .unwrap()
-    };
-    let (k_old, k_new, v_old, v_new) = (bufs(k_old), bufs(k_new), bufs(v_old), bufs(v_new));
+    kv_layout::fill(gpu, &kv, &k, &v);
     let q_buf = gpu.upload("q", &q).unwrap();
     let out = gpu.storage("out", q.len() as u64 * 4).unwrap();
     let mut rec = gpu.recorder("attention test");
-    if c.pos0 > 0 {
-        kv_store(&mut rec, &kv, &k_old, &v_old, 0, c.pos0).unwrap();
-    }
-    kv_store(&mut rec, &kv, &k_new, &v_new, c.pos0, c.m).unwrap();
     let p = AttnParams {
         m: c.m,
         pos0: c.pos0,
@@ -247,94 +238,6 @@ gpu_test! {
 }
 
 gpu_test! {
-    async fn kv_store_is_bit_exact() {
-        let gpu = gpu().await;
-        for precision in [KvPrecision::F16, KvPrecision::F32] {
-            kv_store_bit_exact(&gpu, precision).await;
-        }
-    }
-}
-
-async fn kv_store_bit_exact(gpu: &Gpu, precision: KvPrecision) {
-    let (cap, n_kv, d) = (50u32, 3u32, 80u32);
-    let row = (n_kv * d) as usize;
-    let kv = LayerKv::with_precision(gpu, cap, n_kv, d, precision).unwrap();
-    assert_eq!(kv.bytes(), 2 * cap as u64 * row as u64 * precision.bytes());
-    let mut rng = Rng::new(4);
-    let (pos_a, m_a, m_b) = (0u32, 7u32, 20u32);
-    let mut k = rng.normal((m_a + m_b) as usize * row, 1.0);
-    let v = rng.normal((m_a + m_b) as usize * row, 4.0);
-    // Exactly representable values, halfway cases, and large values.
-    k[..8].copy_from_slice(&[
-        0.0,
-        -0.0,
-        1.0,
-        -2.5,
-        65504.0,
-        1.0 + 1.0 / 4096.0,
-        0.1,
-        3.0e4,
-    ]);
-    // f16 subnormals (the smallest is 2^-24).
-    k[8..12].copy_from_slice(&[3.0e-6, -4.0e-5, 6.0e-8, 1.0e-9]);
-    let pos_b = 30;
-    let (ka, kb) = k.split_at(m_a as usize * row);
-    let (va, vb) = v.split_at(m_a as usize * row);
-    let up = |x: &[f32]| gpu.upload("in", x).unwrap();
-    // Buffer destroys itself on drop, so the inputs must outlive the submit.
-    let (ka, va, kb, vb) = (up(ka), up(va), up(kb), up(vb));
-    let mut rec = gpu.recorder("store");
-    kv_store(&mut rec, &kv, &ka, &va, pos_a, m_a).unwrap();
-    kv_store(&mut rec, &kv, &kb, &vb, pos_b, m_b).unwrap();
-    rec.submit();
-    let words = (cap as usize) * row * precision.bytes() as usize / 4;
-    let got_k: Vec<u32> = gpu.read(&kv.k, 0, words).await.unwrap();
-    let got_v: Vec<u32> = gpu.read(&kv.v, 0, words).await.unwrap();
-    let f32_cache = precision == KvPrecision::F32;
-    for (name, src, got) in [("K", &k, &got_k), ("V", &v, &got_v)] {
-        for kvh in 0..n_kv as usize {
-            for pos in 0..cap as usize {
-                let tok = match pos {
-                    p if p < m_a as usize => Some(p),
-                    p if p >= pos_b as usize && p < (pos_b + m_b) as usize => {
-                        Some(p - pos_b as usize + m_a as usize)
-                    }
-                    _ => None,
-                };
-                // f16: a word per dim pair; f32: a word per dim (`unit`).
-                let (units, per) = if f32_cache {
-                    (d as usize, 1)
-                } else {
-                    (d as usize / 2, 2)
-                };
-                for unit in 0..units {
-                    let want = tok.map_or(0, |t| {
-                        let x = &src[t * row + kvh * d as usize + per * unit..];
-                        if f32_cache {
-                            x[0].to_bits()
-                        } else {
-                            f16::from_f32(x[0]).to_bits() as u32
-                                | (f16::from_f32(x[1]).to_bits() as u32) << 16
-                        }
-                    });
-                    // K is [kv head][unit][position], V is [kv head][position][unit].
-                    let at = if name == "K" {
-                        (kvh * units + unit) * cap as usize + pos
-                    } else {
-                        (kvh * cap as usize + pos) * units + unit
-                    };
-                    let w = got[at];
-                    assert_eq!(
-                        w, want,
-                        "{precision:?} {name} kv head {kvh} pos {pos} unit {unit}"
-                    );
-                }
-            }
-        }
-    }
-}
-
-gpu_test! {
     async fn lens_probabilities_sum_to_one_and_match() {
         let gpu = gpu().await;
         for precision in [KvPrecision::F16, KvPrecision::F32] {
@@ -376,17 +279,12 @@ async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
             .storage("probs", (n_heads as usize * n_keys * 4) as u64)
             .unwrap();
         let q_buf = gpu.upload("q", &q).unwrap();
-        let (k_buf, v_buf) = (gpu.upload("k", &k).unwrap(), gpu.upload("v", &v).unwrap());
+        kv_layout::fill(gpu, &kv, &k, &v);
         let mut rec = gpu.recorder("lens");
-        kv_store(&mut rec, &kv, &k_buf, &v_buf, 0, pos + 1).unwrap();
-        if q_row == 0 {
-            attention_probs(&mut rec, &q_buf, &kv, &probs, pos, n_heads, scale, window).unwrap();
-        } else {
-            attention_probs_row(
-                &mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale, window,
-            )
-            .unwrap();
-        }
+        attention_probs_row(
+            &mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale, window,
+        )
+        .unwrap();
         rec.submit();
         let got: Vec<f32> = gpu
             .read(&probs, 0, n_heads as usize * n_keys)
@@ -430,15 +328,16 @@ gpu_test! {
         let small = gpu.storage("small", 64).unwrap();
         let big = gpu.storage("big", 1 << 20).unwrap();
         let mut rec = gpu.recorder("bad");
-        assert!(kv_store(&mut rec, &kv, &big, &big, 10, 7).is_err(), "past capacity");
-        assert!(kv_store(&mut rec, &kv, &small, &big, 0, 2).is_err(), "short K input");
         let p = AttnParams { m: 2, pos0: 0, n_heads: 3, scale: 1.0, window: 0 };
         assert!(attention(&mut rec, &big, &kv, &big, &p).is_err(), "3 heads over 2 kv heads");
         let p = AttnParams { n_heads: 4, ..p };
         assert!(attention(&mut rec, &small, &kv, &big, &p).is_err(), "short q");
         assert!(attention(&mut rec, &big, &kv, &big, &AttnParams { m: 0, ..p }).is_err());
-        assert!(attention_probs(&mut rec, &big, &kv, &big, 16, 4, 1.0, 0).is_err(), "pos");
-        assert!(attention_probs(&mut rec, &big, &kv, &small, 15, 4, 1.0, 0).is_err(), "out");
+        assert!(attention_probs_row(&mut rec, &big, 0, &kv, &big, 16, 4, 1.0, 0).is_err(), "pos");
+        assert!(attention_probs_row(&mut rec, &big, 0, &kv, &small, 15, 4, 1.0, 0).is_err(), "out");
+        // q too short for row 1 of 4 heads of 64.
+        let q_one = gpu.storage("q_one", 4 * 64 * 4).unwrap();
+        assert!(attention_probs_row(&mut rec, &q_one, 1, &kv, &big, 3, 4, 1.0, 0).is_err(), "row");
         assert_eq!(rec.dispatches, 0);
     }
 }
@@ -481,12 +380,8 @@ fn attention_timing() {
         for (label, d, n_heads, n_kv, window) in models {
             let cap = 2048u32;
             let kv = LayerKv::new(&gpu, cap, n_kv, d).unwrap();
-            let kin = gpu
-                .upload("k", &rng.normal((cap * n_kv * d) as usize, 1.0))
-                .unwrap();
-            let mut rec = gpu.recorder("fill");
-            kv_store(&mut rec, &kv, &kin, &kin, 0, cap).unwrap();
-            rec.submit();
+            let kin = rng.normal((cap * n_kv * d) as usize, 1.0);
+            kv_layout::fill(&gpu, &kv, &kin, &kin);
             gpu.wait();
             let q = gpu
                 .upload("q", &rng.normal((512 * n_heads * d) as usize, 1.0))

@@ -13,6 +13,7 @@ mod attention;
 mod elementwise;
 mod embedding;
 mod gpu_layer;
+mod kv_layout;
 mod matmul;
 mod matvec;
 mod norm;

@@ -1,12 +1,20 @@
-//! RoPE against an f64 CPU reference: both pair layouts, partial rotation, a position offset, linear
-//! scaling, and positions past 32768 (up to 131072) where a naive f32 angle is off by ~1e-2 rad.
+//! RoPE fused with the KV cache write (`rope_kv`, `rmsnorm_rope_kv`) against an f64 CPU reference:
+//! both pair layouts, partial rotation, a position offset, linear scaling, grouped kv heads, and
+//! positions past 32768 (up to 131072) where a naive f32 angle is off by ~1e-2 rad. q is checked
+//! in place; the cache's K is the reference's rotated k as the cache stores it (f16 or f32), V is
+//! v stored bit for bit, and the positions on either side stay empty.
 
 use crate::common::*;
+use crate::kv_layout::{stored_bits, Span};
+use attend::kernels::attention::{KvPrecision, LayerKv};
 use attend::kernels::rope;
+use half::f16;
 
+#[derive(Clone, Copy, Debug)]
 struct Case {
     rows: usize,
     heads: usize,
+    kv_heads: usize,
     head_dim: usize,
     rot_dims: usize,
     pos0: u32,
@@ -14,13 +22,14 @@ struct Case {
     scale: f32,
 }
 
-fn reference(x: &[f32], c: &Case, neox: bool) -> Vec<f32> {
+/// `x` [rows, heads, head_dim] rotated in f64.
+fn reference(x: &[f32], c: &Case, heads: usize, neox: bool) -> Vec<f32> {
     let mut out = x.to_vec();
     let half = c.rot_dims / 2;
     for t in 0..c.rows {
         let pos = (c.pos0 as usize + t) as f64;
-        for h in 0..c.heads {
-            let base = (t * c.heads + h) * c.head_dim;
+        for h in 0..heads {
+            let base = (t * heads + h) * c.head_dim;
             for j in 0..half {
                 let theta = pos / c.scale as f64
                     * (c.base as f64).powf(-2.0 * j as f64 / c.rot_dims as f64);
@@ -38,154 +47,210 @@ fn reference(x: &[f32], c: &Case, neox: bool) -> Vec<f32> {
     out
 }
 
-async fn check(gpu: &Gpu, rng: &mut Rng, c: Case, atol: f32) {
-    let n = c.rows * c.heads * c.head_dim;
-    let x = rng.normal(n, 1.0);
-    for neox in [false, true] {
-        let g = gpu.upload("x", &x).unwrap();
-        let mut rec = gpu.recorder("rope");
-        rope::rope(
-            &mut rec,
-            &g,
-            c.rows as u32,
-            c.heads as u32,
-            c.head_dim as u32,
-            c.rot_dims as u32,
-            c.pos0,
-            c.base,
-            c.scale,
-            neox,
-        )
-        .unwrap();
-        rec.submit();
-        let got: Vec<f32> = gpu.read(&g, 0, n).await.unwrap();
-        let want = reference(&x, &c, neox);
-        let what = format!(
-            "rope neox={neox} {}x{}x{} rot {} pos0 {} base {} scale {}",
-            c.rows, c.heads, c.head_dim, c.rot_dims, c.pos0, c.base, c.scale
-        );
-        assert_close(&what, &got, &want, atol, 0.0);
-        // Dims past rot_dims are copied bit for bit.
-        for (i, (g, w)) in got.iter().zip(&x).enumerate() {
-            if i % c.head_dim >= c.rot_dims {
+/// Each head row of `x` RMS-normalized with weight `w`, in f64.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    x.chunks(w.len())
+        .flat_map(|row| {
+            let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / w.len() as f64;
+            let r = 1.0 / (ms + eps as f64).sqrt();
+            row.iter()
+                .zip(w)
+                .map(move |(&v, &w)| (v as f64 * r * w as f64) as f32)
+        })
+        .collect()
+}
+
+/// Whether a stored K value is what the cache makes of some value within `tol` of `want`: within
+/// `tol` for an f32 cache; for f16, between the roundings of `want ∓ tol` (rounding is monotone).
+fn k_ok(precision: KvPrecision, got: f32, want: f32, tol: f64) -> bool {
+    let w = want as f64;
+    match precision {
+        KvPrecision::F32 => (got as f64 - w).abs() <= tol,
+        KvPrecision::F16 => {
+            let (lo, hi) = (f16::from_f64(w - tol), f16::from_f64(w + tol));
+            lo.to_f32() <= got && got <= hi.to_f32()
+        }
+    }
+}
+
+/// `rope_kv` (or, with `eps`, `rmsnorm_rope_kv` with random norm weights) on random q, k, v in one
+/// dispatch: q in place and the cache's K within `atol + rtol·|ref|` of the f64 reference, V
+/// stored exactly, the positions just before and after untouched.
+async fn check(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    c: Case,
+    neox: bool,
+    precision: KvPrecision,
+    eps: Option<f32>,
+    (atol, rtol): (f32, f32),
+) {
+    let hd = c.head_dim;
+    let std = if eps.is_some() { 2.0 } else { 1.0 };
+    let q = rng.normal(c.rows * c.heads * hd, std);
+    let k = rng.normal(c.rows * c.kv_heads * hd, std);
+    let v = rng.normal(c.rows * c.kv_heads * hd, 1.0);
+    let (lo, hi) = (
+        c.pos0.saturating_sub(1) as usize,
+        c.pos0 as usize + c.rows + 1,
+    );
+    let kv = LayerKv::with_precision(gpu, hi as u32, c.kv_heads as u32, hd as u32, precision);
+    let kv = kv.unwrap();
+    let up = |x: &[f32]| gpu.upload("t", x).unwrap();
+    let (gq, gk, gv) = (up(&q), up(&k), up(&v));
+    let (rows, heads, rot) = (c.rows as u32, c.heads as u32, c.rot_dims as u32);
+    let mut rec = gpu.recorder("rope_kv");
+    let (q_in, k_in, _w) = match eps {
+        None => {
+            rope::rope_kv(
+                &mut rec, &gq, &gk, &gv, &kv, rows, heads, rot, c.pos0, c.base, c.scale, neox,
+            )
+            .unwrap();
+            (q.clone(), k.clone(), None)
+        }
+        Some(eps) => {
+            let (wq, wk) = (rng.normal(hd, 1.0), rng.normal(hd, 1.0));
+            let w = (up(&wq), up(&wk));
+            rope::rmsnorm_rope_kv(
+                &mut rec, &gq, &gk, &gv, &kv, &w.0, &w.1, rows, heads, rot, c.pos0, c.base,
+                c.scale, neox, eps,
+            )
+            .unwrap();
+            (rms_norm(&q, &wq, eps), rms_norm(&k, &wk, eps), Some(w))
+        }
+    };
+    assert_eq!(rec.dispatches, 1);
+    rec.submit();
+    let what = format!("{c:?} neox={neox} {precision:?} norm={eps:?}");
+    let got_q: Vec<f32> = gpu.read(&gq, 0, q.len()).await.unwrap();
+    let got_k: Vec<f32> = gpu.read(&gk, 0, k.len()).await.unwrap();
+    let want_k = reference(&k_in, &c, c.kv_heads, neox);
+    assert_close(
+        &format!("{what}: q"),
+        &got_q,
+        &reference(&q_in, &c, c.heads, neox),
+        atol,
+        rtol,
+    );
+    if eps.is_some() {
+        // k is normalized and rotated in place too.
+        assert_close(&format!("{what}: k"), &got_k, &want_k, atol, rtol);
+    } else {
+        // Dims past rot_dims are copied bit for bit; k is left as it was.
+        for (i, (g, w)) in got_q.iter().zip(&q).enumerate() {
+            if i % hd >= c.rot_dims {
                 assert_eq!(
                     g.to_bits(),
                     w.to_bits(),
-                    "{what}: untouched dim {i} changed"
+                    "{what}: untouched q dim {i} changed"
+                );
+            }
+        }
+        assert_eq!(got_k, k, "{what}: k input changed");
+    }
+    let span = Span::read(gpu, &kv, lo, hi - lo).await;
+    for pos in lo..hi {
+        let t = pos.checked_sub(c.pos0 as usize).filter(|&t| t < c.rows);
+        for kvh in 0..c.kv_heads {
+            for dim in 0..hd {
+                let at = format!("{what}: pos {pos} kv head {kvh} dim {dim}");
+                let (kb, vb) = (
+                    span.bits(true, pos, kvh, dim),
+                    span.bits(false, pos, kvh, dim),
+                );
+                let Some(t) = t else {
+                    assert_eq!((kb, vb), (0, 0), "{at}: outside the rows, written");
+                    continue;
+                };
+                let i = (t * c.kv_heads + kvh) * hd + dim;
+                assert_eq!(vb, stored_bits(precision, v[i]), "{at}: V");
+                let exact = match eps {
+                    // The cache holds the k the dispatch left in place, as stored.
+                    Some(_) => Some(got_k[i]),
+                    None => (dim >= c.rot_dims).then_some(k[i]),
+                };
+                if let Some(x) = exact {
+                    assert_eq!(kb, stored_bits(precision, x), "{at}: K is not k stored");
+                }
+                let (got, want) = (span.value(true, pos, kvh, dim), want_k[i]);
+                let tol = atol as f64 + rtol as f64 * want.abs() as f64;
+                assert!(
+                    k_ok(precision, got, want, tol),
+                    "{at}: K {got}, reference {want}"
                 );
             }
         }
     }
 }
 
+const BOTH: [KvPrecision; 2] = [KvPrecision::F16, KvPrecision::F32];
+
 gpu_test! {
-    async fn rope_small_positions_both_modes() {
+    async fn rope_kv_small_positions_both_modes() {
         let gpu = gpu().await;
         let mut rng = Rng::new(31);
         // |x| ≲ 3.5 and angle error ~1e-6 rad: 1e-5 absolute covers sin/cos and f32 rounding
-        // (measured ≤ 1e-6 on lavapipe).
+        // (measured ≤ 1e-6 on lavapipe). Grouped kv heads, a decode token, partial rotation.
         let cases = [
-            Case { rows: 1, heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0 },
-            Case { rows: 3, heads: 2, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0 },
-            Case { rows: 7, heads: 9, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0 },
-            Case { rows: 5, heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0 },
-            Case { rows: 4, heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0 },
-            Case { rows: 3, heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5 },
+            Case { rows: 1, heads: 1, kv_heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0 },
+            Case { rows: 3, heads: 2, kv_heads: 1, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0 },
+            Case { rows: 7, heads: 9, kv_heads: 3, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0 },
+            Case { rows: 5, heads: 3, kv_heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0 },
+            Case { rows: 4, heads: 1, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0 },
+            Case { rows: 3, heads: 5, kv_heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5 },
+            Case { rows: 1, heads: 6, kv_heads: 2, head_dim: 32, rot_dims: 16, pos0: 41, base: 10000.0, scale: 1.0 },
         ];
         for c in cases {
-            check(&gpu, &mut rng, c, 1e-5).await;
-        }
-    }
-}
-
-gpu_test! {
-    async fn rope_large_positions_match_f64() {
-        let gpu = gpu().await;
-        let mut rng = Rng::new(32);
-        // Positions 32768..131072: a naive f32 angle would be off by up to ~1e-2 rad (errors of
-        // ~3e-2 here); the split-frequency scheme keeps it within 2e-5
-        // absolute (measured ≤ 3e-6 on lavapipe).
-        let cases = [
-            Case { rows: 3, heads: 3, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0 },
-            Case { rows: 2, heads: 4, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0 },
-            Case { rows: 5, heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0 },
-            Case { rows: 2, heads: 2, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0 },
-        ];
-        for c in cases {
-            check(&gpu, &mut rng, c, 2e-5).await;
-        }
-    }
-}
-
-gpu_test! {
-    async fn rope_qk_rotates_both_tensors_in_one_dispatch() {
-        let gpu = gpu().await;
-        let mut rng = Rng::new(33);
-        // Grouped-query shapes (9 q heads, 3 k heads) and Gemma-like (4 q, 1 k, head 256, partial).
-        for &(rows, qh, kh, hd, rot, pos0, base, neox) in &[
-            (5usize, 9usize, 3usize, 64usize, 64usize, 3u32, 100000.0f32, false),
-            (3, 4, 1, 256, 192, 70_000, 1e6, true),
-        ] {
-            let q = rng.normal(rows * qh * hd, 1.0);
-            let k = rng.normal(rows * kh * hd, 1.0);
-            let (gq, gk) = (gpu.upload("q", &q).unwrap(), gpu.upload("k", &k).unwrap());
-            let mut rec = gpu.recorder("rope_qk");
-            rope::rope_qk(
-                &mut rec, &gq, &gk, rows as u32, qh as u32, kh as u32, hd as u32, rot as u32, pos0,
-                base, 1.0, neox,
-            )
-            .unwrap();
-            assert_eq!(rec.dispatches, 1);
-            rec.submit();
-            for (name, g, x, heads) in [("q", &gq, &q, qh), ("k", &gk, &k, kh)] {
-                let c = Case { rows, heads, head_dim: hd, rot_dims: rot, pos0, base, scale: 1.0 };
-                let got: Vec<f32> = gpu.read(g, 0, x.len()).await.unwrap();
-                // Same bound as rope_large_positions_match_f64.
-                assert_close(&format!("rope_qk {name} {rows}x{heads}x{hd}"), &got, &reference(x, &c, neox), 2e-5, 0.0);
+            for (neox, precision) in [false, true].into_iter().flat_map(|n| BOTH.map(|p| (n, p))) {
+                check(&gpu, &mut rng, c, neox, precision, None, (1e-5, 0.0)).await;
             }
         }
     }
 }
 
 gpu_test! {
-    async fn rmsnorm_rope_qk_matches_norm_then_rope() {
+    async fn rope_kv_large_positions_match_f64() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(32);
+        // Positions 32768..131072: a naive f32 angle would be off by up to ~1e-2 rad (errors of
+        // ~3e-2 here); the split-frequency scheme keeps it within 2e-5
+        // absolute (measured ≤ 3e-6 on lavapipe).
+        let cases = [
+            Case { rows: 3, heads: 3, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0 },
+            Case { rows: 2, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0 },
+            Case { rows: 5, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0 },
+            Case { rows: 2, heads: 2, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0 },
+            Case { rows: 3, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 192, pos0: 70_000, base: 1e6, scale: 1.0 },
+        ];
+        for c in cases {
+            // A cache this long holds 2^17 positions per dim: f32 only where it stays ≤ 64 MiB.
+            let f32_bytes = (c.pos0 as usize + c.rows + 1) * c.kv_heads * c.head_dim * 4;
+            let precisions = if f32_bytes <= 64 << 20 { &BOTH[..] } else { &BOTH[..1] };
+            for (neox, &precision) in [false, true].into_iter().flat_map(|n| precisions.iter().map(move |p| (n, p))) {
+                check(&gpu, &mut rng, c, neox, precision, None, (2e-5, 0.0)).await;
+            }
+        }
+    }
+}
+
+gpu_test! {
+    async fn rmsnorm_rope_kv_matches_norm_then_rope() {
         let gpu = gpu().await;
         let mut rng = Rng::new(34);
-        let eps = 1e-6;
-        // Gemma 3 (4 q heads, 1 k head, head 256, NeoX), a partial rotation, an odd head size.
-        for &(rows, qh, kh, hd, rot, pos0, neox) in &[
+        // Gemma 3 (4 q heads, 1 kv head, head 256, NeoX, whole or partial rotation), grouped
+        // heads, a decode token, an odd head size.
+        let shapes = [
             (3usize, 4usize, 1usize, 256usize, 256usize, 40_000u32, true),
-            (2, 3, 2, 64, 48, 7, false),
+            (3, 4, 1, 256, 192, 5, true),
+            (2, 3, 3, 64, 48, 7, false),
+            (1, 6, 2, 64, 64, 50, true),
             (5, 1, 1, 6, 4, 0, true),
-        ] {
-            let q = rng.normal(rows * qh * hd, 2.0);
-            let k = rng.normal(rows * kh * hd, 2.0);
-            let wq = rng.normal(hd, 1.0);
-            let wk = rng.normal(hd, 1.0);
-            let (gq, gk) = (gpu.upload("q", &q).unwrap(), gpu.upload("k", &k).unwrap());
-            let (gwq, gwk) = (gpu.upload("wq", &wq).unwrap(), gpu.upload("wk", &wk).unwrap());
-            let mut rec = gpu.recorder("rmsnorm_rope_qk");
-            rope::rmsnorm_rope_qk(
-                &mut rec, &gq, &gk, &gwq, &gwk, rows as u32, qh as u32, kh as u32, hd as u32,
-                rot as u32, pos0, 1e6, 1.0, neox, eps,
-            )
-            .unwrap();
-            rec.submit();
-            for (name, g, x, w, heads) in [("q", &gq, &q, &wq, qh), ("k", &gk, &k, &wk, kh)] {
-                let normed: Vec<f32> = x
-                    .chunks(hd)
-                    .flat_map(|row| {
-                        let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / hd as f64;
-                        let r = 1.0 / (ms + eps as f64).sqrt();
-                        row.iter().zip(w).map(move |(&v, &w)| (v as f64 * r * w as f64) as f32)
-                    })
-                    .collect();
-                let c = Case { rows, heads, head_dim: hd, rot_dims: rot, pos0, base: 1e6, scale: 1.0 };
-                let want = reference(&normed, &c, neox);
-                let got: Vec<f32> = gpu.read(g, 0, x.len()).await.unwrap();
+        ];
+        for (rows, heads, kv_heads, head_dim, rot_dims, pos0, neox) in shapes {
+            let c = Case { rows, heads, kv_heads, head_dim, rot_dims, pos0, base: 1e6, scale: 1.0 };
+            for precision in BOTH {
                 // Normalized values reach ~|w| * 4: rmsnorm's 1e-4 relative plus rope's 2e-5.
-                let what = format!("rmsnorm_rope_qk {name} {rows}x{heads}x{hd} rot {rot}");
-                assert_close(&what, &got, &want, 3e-5, 1e-4);
+                check(&gpu, &mut rng, c, neox, precision, Some(1e-6), (3e-5, 1e-4)).await;
             }
         }
     }
@@ -195,132 +260,110 @@ gpu_test! {
     async fn rope_rejects_bad_arguments() {
         let gpu = gpu().await;
         let x = gpu.upload("x", &[0f32; 64]).unwrap();
+        let (k, v) = (gpu.upload("k", &[0f32; 64]).unwrap(), gpu.upload("v", &[0f32; 64]).unwrap());
+        let kv = LayerKv::new(&gpu, 4, 1, 64).unwrap();
+        let kv32 = LayerKv::new(&gpu, 4, 1, 32).unwrap();
         let mut rec = gpu.recorder("bad");
-        assert!(rope::rope(&mut rec, &x, 1, 1, 64, 63, 0, 1e4, 1.0, false).is_err());
-        assert!(rope::rope(&mut rec, &x, 1, 1, 32, 64, 0, 1e4, 1.0, false).is_err());
-        assert!(rope::rope(&mut rec, &x, 2, 1, 64, 64, 0, 1e4, 1.0, true).is_err());
-        assert!(rope::rope(&mut rec, &x, 1, 1, 64, 64, 0, -1.0, 1.0, true).is_err());
+        // Odd rot_dims, rot_dims past head_dim, rows past the buffers, a negative base.
+        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 1, 1, 63, 0, 1e4, 1.0, false).is_err());
+        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv32, 1, 1, 64, 0, 1e4, 1.0, false).is_err());
+        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 2, 1, 64, 0, 1e4, 1.0, true).is_err());
+        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 1, 1, 64, 0, -1.0, 1.0, true).is_err());
+        // Positions past the cache.
+        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv32, 2, 1, 32, 3, 1e4, 1.0, false).is_err());
+        let w = gpu.upload("w", &[1f32; 64]).unwrap();
+        let w2 = gpu.upload("w2", &[1f32; 64]).unwrap();
+        assert!(rope::rmsnorm_rope_kv(
+            &mut rec, &x, &k, &v, &kv32, &w, &w2, 2, 1, 32, 3, 1e4, 1.0, true, 1e-6,
+        )
+        .is_err());
+        assert_eq!(rec.dispatches, 0);
         rec.submit();
     }
 }
 
 gpu_test! {
-    async fn rope_kv_equals_rope_qk_then_kv_store() {
-        use attend::kernels::attention::{kv_store, KvPrecision, LayerKv};
+    async fn rope_kv_cache_write_is_bit_exact() {
         let gpu = gpu().await;
-        let mut rng = Rng::new(34);
-        // Both pair layouts, partial rotation, several kv heads, a prefill batch and a decode
-        // token at a later position: q, and the cache words, bit for bit.
-        // Both cache precisions (f16 pairs, f32 words).
-        let shapes = [
-            (5usize, 9usize, 3usize, 64usize, 64usize, 3u32, false),
-            (3, 4, 1, 256, 192, 70, true),
-            (1, 6, 2, 32, 16, 41, true),
-            (1, 6, 2, 32, 32, 40, false),
-        ];
-        for (&(rows, qh, kh, hd, rot, pos0, neox), precision) in shapes
-            .iter()
-            .flat_map(|s| [(s, KvPrecision::F16), (s, KvPrecision::F32)])
-        {
-            let cap = 80u32;
-            let q = rng.normal(rows * qh * hd, 1.0);
-            let k = rng.normal(rows * kh * hd, 1.0);
-            let v = rng.normal(rows * kh * hd, 1.0);
-            let up = |x: &[f32]| gpu.upload("t", x).unwrap();
-            let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
-            let (kva, kvb) = (
-                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
-                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
-            );
-            let mut rec = gpu.recorder("separate");
-            rope::rope_qk(
-                &mut rec, &qa, &ka, rows as u32, qh as u32, kh as u32, hd as u32, rot as u32, pos0,
-                10000.0, 1.0, neox,
-            )
-            .unwrap();
-            kv_store(&mut rec, &kva, &ka, &va, pos0, rows as u32).unwrap();
-            rec.submit();
-            let mut rec = gpu.recorder("fused");
-            rope::rope_kv(
-                &mut rec, &qb, &kb, &vb, &kvb, rows as u32, qh as u32, rot as u32, pos0, 10000.0,
-                1.0, neox,
-            )
-            .unwrap();
-            assert_eq!(rec.dispatches, 1);
-            rec.submit();
-            let what = format!("rope_kv {rows}x{qh}/{kh}x{hd} rot {rot} neox {neox} {precision:?}");
-            let qa: Vec<u32> = gpu.read(&qa, 0, q.len()).await.unwrap();
-            let qb: Vec<u32> = gpu.read(&qb, 0, q.len()).await.unwrap();
-            assert_eq!(qa, qb, "{what}: q");
-            let words = (kva.k.size() / 4) as usize;
-            for (name, a, b) in [("K", &kva.k, &kvb.k), ("V", &kva.v, &kvb.v)] {
-                let a: Vec<u32> = gpu.read(a, 0, words).await.unwrap();
-                let b: Vec<u32> = gpu.read(b, 0, words).await.unwrap();
-                assert_eq!(a, b, "{what}: {name} cache");
-                assert!(a.iter().any(|&w| w != 0), "{what}: {name} cache was written");
-            }
+        for precision in BOTH {
+            cache_write_bit_exact(&gpu, precision).await;
         }
-        // Positions past the cache are refused.
-        let kv = LayerKv::new(&gpu, 4, 1, 32).unwrap();
-        let t = gpu.upload("t", &vec![0f32; 64]).unwrap();
-        let q = gpu.upload("q", &vec![0f32; 64]).unwrap();
-        let mut rec = gpu.recorder("bad");
-        assert!(rope::rope_kv(&mut rec, &q, &t, &t, &kv, 2, 1, 32, 3, 1e4, 1.0, false).is_err());
     }
 }
 
-gpu_test! {
-    async fn rmsnorm_rope_kv_equals_rmsnorm_rope_qk_then_kv_store() {
-        use attend::kernels::attention::{kv_store, KvPrecision, LayerKv};
-        let gpu = gpu().await;
-        let mut rng = Rng::new(35);
-        // Gemma-like (4 q heads, 1 kv head, head 256, NeoX, partial rotation) and a grouped
-        // decode token: q, k and the cache words bit for bit.
-        let shapes = [(3usize, 4usize, 1usize, 256usize, 192usize, 5u32), (1, 6, 2, 64, 64, 50)];
-        for (&(rows, qh, kh, hd, rot, pos0), precision) in shapes
-            .iter()
-            .flat_map(|s| [(s, KvPrecision::F16), (s, KvPrecision::F32)])
-        {
-            let cap = 64u32;
-            let q = rng.normal(rows * qh * hd, 1.0);
-            let k = rng.normal(rows * kh * hd, 1.0);
-            let v = rng.normal(rows * kh * hd, 1.0);
-            let (wq, wk) = (rng.normal(hd, 1.0), rng.normal(hd, 1.0));
-            let up = |x: &[f32]| gpu.upload("t", x).unwrap();
-            let (qa, ka, va, qb, kb, vb) = (up(&q), up(&k), up(&v), up(&q), up(&k), up(&v));
-            let (gwq, gwk) = (up(&wq), up(&wk));
-            let (kva, kvb) = (
-                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
-                LayerKv::with_precision(&gpu, cap, kh as u32, hd as u32, precision).unwrap(),
-            );
-            let mut rec = gpu.recorder("separate");
-            rope::rmsnorm_rope_qk(
-                &mut rec, &qa, &ka, &gwq, &gwk, rows as u32, qh as u32, kh as u32, hd as u32,
-                rot as u32, pos0, 1e6, 1.0, true, 1e-6,
-            )
-            .unwrap();
-            kv_store(&mut rec, &kva, &ka, &va, pos0, rows as u32).unwrap();
-            rec.submit();
-            let mut rec = gpu.recorder("fused");
-            rope::rmsnorm_rope_kv(
-                &mut rec, &qb, &kb, &vb, &kvb, &gwq, &gwk, rows as u32, qh as u32, rot as u32,
-                pos0, 1e6, 1.0, true, 1e-6,
-            )
-            .unwrap();
-            assert_eq!(rec.dispatches, 1);
-            rec.submit();
-            let what = format!("rmsnorm_rope_kv {rows}x{qh}/{kh}x{hd} {precision:?}");
-            for (name, a, b, n) in [("q", &qa, &qb, q.len()), ("k", &ka, &kb, k.len())] {
-                let a: Vec<u32> = gpu.read(a, 0, n).await.unwrap();
-                let b: Vec<u32> = gpu.read(b, 0, n).await.unwrap();
-                assert_eq!(a, b, "{what}: {name}");
-            }
-            let words = (kva.k.size() / 4) as usize;
-            for (name, a, b) in [("K", &kva.k, &kvb.k), ("V", &kva.v, &kvb.v)] {
-                let a: Vec<u32> = gpu.read(a, 0, words).await.unwrap();
-                let b: Vec<u32> = gpu.read(b, 0, words).await.unwrap();
-                assert_eq!(a, b, "{what}: {name} cache");
-                assert!(a.iter().any(|&w| w != 0), "{what}: {name} cache was written");
+/// With rot_dims 0 rope_kv only stores: two writes (positions 0..7 and 30..50) into a cache of 50,
+/// every word read back against the layout, exact values, f16 halfway cases and subnormals.
+async fn cache_write_bit_exact(gpu: &Gpu, precision: KvPrecision) {
+    let (cap, n_kv, d) = (50usize, 3usize, 80usize);
+    let row = n_kv * d;
+    let kv = LayerKv::with_precision(gpu, cap as u32, n_kv as u32, d as u32, precision).unwrap();
+    assert_eq!(kv.bytes(), 2 * (cap * row) as u64 * precision.bytes());
+    let mut rng = Rng::new(4);
+    let (m_a, pos_b, m_b) = (7usize, 30usize, 20usize);
+    let mut k = rng.normal((m_a + m_b) * row, 1.0);
+    let v = rng.normal((m_a + m_b) * row, 4.0);
+    // Exactly representable values, halfway cases, large values, f16 subnormals (2^-24 and up).
+    let special = [
+        0.0,
+        -0.0,
+        1.0,
+        -2.5,
+        65504.0,
+        1.0 + 1.0 / 4096.0,
+        0.1,
+        3.0e4,
+    ];
+    k[..8].copy_from_slice(&special);
+    k[8..12].copy_from_slice(&[3.0e-6, -4.0e-5, 6.0e-8, 1.0e-9]);
+    let q = rng.normal((m_a + m_b) * row, 1.0);
+    let up = |x: &[f32]| gpu.upload("t", x).unwrap();
+    let (ka, kb) = k.split_at(m_a * row);
+    let (va, vb) = v.split_at(m_a * row);
+    let (qa, qb) = q.split_at(m_a * row);
+    let (ka, va, kb, vb, gqa, gqb) = (up(ka), up(va), up(kb), up(vb), up(qa), up(qb));
+    let mut rec = gpu.recorder("store");
+    let heads = n_kv as u32;
+    rope::rope_kv(
+        &mut rec, &gqa, &ka, &va, &kv, m_a as u32, heads, 0, 0, 1e4, 1.0, false,
+    )
+    .unwrap();
+    rope::rope_kv(
+        &mut rec,
+        &gqb,
+        &kb,
+        &vb,
+        &kv,
+        m_b as u32,
+        heads,
+        0,
+        pos_b as u32,
+        1e4,
+        1.0,
+        true,
+    )
+    .unwrap();
+    rec.submit();
+    let got_q: Vec<f32> = gpu.read(&gqa, 0, qa.len()).await.unwrap();
+    assert_eq!(got_q, qa, "q with nothing to rotate changed");
+    let span = Span::read(gpu, &kv, 0, cap).await;
+    for pos in 0..cap {
+        let tok = match pos {
+            p if p < m_a => Some(p),
+            p if (pos_b..pos_b + m_b).contains(&p) => Some(p - pos_b + m_a),
+            _ => None,
+        };
+        for kvh in 0..n_kv {
+            for dim in 0..d {
+                for (is_k, src) in [(true, &k), (false, &v)] {
+                    let want =
+                        tok.map_or(0, |t| stored_bits(precision, src[t * row + kvh * d + dim]));
+                    let got = span.bits(is_k, pos, kvh, dim);
+                    let name = if is_k { "K" } else { "V" };
+                    assert_eq!(
+                        got, want,
+                        "{precision:?} {name} kv head {kvh} pos {pos} dim {dim}"
+                    );
+                }
             }
         }
     }
