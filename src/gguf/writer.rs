@@ -179,6 +179,38 @@ impl GgufWriter {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let a = self.alignment as usize;
         let pad = |out: &mut Vec<u8>| out.resize(out.len().div_ceil(a) * a, 0);
+        let mut out = self.header()?;
+        for t in &self.tensors {
+            out.extend_from_slice(&t.bytes);
+            pad(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Writes the file at `path` as [`to_bytes`](Self::to_bytes) would make it, but tensors of
+    /// zeros are left as holes (never written, so a file system with sparse files stores no
+    /// blocks for them): the multi-GiB test files cost no disk, and no copy of the data is made.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_file(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+        let mut f = std::fs::File::create(path).map_err(io)?;
+        let header = self.header()?;
+        f.write_all(&header).map_err(io)?;
+        let mut at = header.len() as u64;
+        for t in &self.tensors {
+            if t.bytes.iter().any(|&b| b != 0) {
+                f.seek(SeekFrom::Start(at)).map_err(io)?;
+                f.write_all(&t.bytes).map_err(io)?;
+            }
+            at = (at + t.bytes.len() as u64).div_ceil(self.alignment) * self.alignment;
+        }
+        f.set_len(at).map_err(io)
+    }
+
+    /// The header: magic, counts, metadata and tensor infos, padded to the alignment.
+    fn header(&self) -> Result<Vec<u8>> {
+        let a = self.alignment as usize;
         let mut out = Vec::new();
         out.extend_from_slice(b"GGUF");
         out.extend_from_slice(&3u32.to_le_bytes());
@@ -200,11 +232,7 @@ impl GgufWriter {
             out.extend_from_slice(&offset.to_le_bytes());
             offset = (offset + t.bytes.len() as u64).div_ceil(self.alignment) * self.alignment;
         }
-        pad(&mut out);
-        for t in &self.tensors {
-            out.extend_from_slice(&t.bytes);
-            pad(&mut out);
-        }
+        out.resize(out.len().div_ceil(a) * a, 0);
         Ok(out)
     }
 
@@ -261,8 +289,7 @@ impl GgufWriter {
         let mut paths = Vec::new();
         for (i, w) in shards.iter().enumerate() {
             let p = dir.join(super::split::split_name(prefix, i as u32 + 1, n));
-            std::fs::write(&p, w.to_bytes()?)
-                .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+            w.write_file(&p)?;
             paths.push(p);
         }
         Ok(paths)

@@ -3,12 +3,17 @@
 
 use std::path::PathBuf;
 
-/// `file` in the model cache; panics saying what to run when it is missing.
-pub fn cached_model(file: &str) -> PathBuf {
-    let dir = std::env::var_os("ATTEND_CACHE")
+/// The cache's root: `$ATTEND_CACHE`, default `~/.cache/attend`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ATTEND_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"));
-    let p = dir.join("models").join(file);
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/attend"))
+}
+
+/// `file` in the model cache; panics saying what to run when it is missing.
+#[allow(dead_code)] // not every test binary that includes this module uses both
+pub fn cached_model(file: &str) -> PathBuf {
+    let p = cache_dir().join("models").join(file);
     assert!(
         p.exists(),
         "{} is missing: run tests/fetch-models.sh",
