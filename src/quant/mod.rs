@@ -129,7 +129,19 @@ impl GgmlType {
         use GgmlType::*;
         matches!(
             self,
-            F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q4K | Q5K | Q6K
+            F32 | F16
+                | BF16
+                | Q8_0
+                | Q4_0
+                | Q4_1
+                | Q5_0
+                | Q2K
+                | Q3K
+                | Q4K
+                | Q5K
+                | Q6K
+                | IQ4NL
+                | IQ4XS
         )
     }
 
