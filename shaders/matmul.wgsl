@@ -13,9 +13,9 @@
 // bound at binding 1 as raw u32 words in GGUF layout (and at binding 2 as vec4<u32>); rows are
 // `row_bytes` apart. `decode(rb, u)` turns the 32-element unit `u` of the row starting at byte `rb`
 // into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0/IQ4_NL, one 32-element sub-block of a
-// 256-element K-quant or IQ4_XS block, or 32 plain floats. Blocks of Q8_0/Q4_0/Q5_0/Q3_K/Q6_K/IQ4_NL
-// have even but not 4-multiple sizes, so their fields are read with `ld`/`h16`/`win4`/`win8`, which
-// tolerate a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only
+// 256-element K-quant or IQ4_XS block, or 32 plain floats. Blocks of Q8_0, Q4_0, Q5_0, Q3_K, Q6_K
+// and IQ4_NL have even but not 4-multiple sizes, so their fields are read with `ld`/`h16`/`win4`/
+// `win8`, which tolerate a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only
 // its own decoder.
 // With PACKED, Q4_0/Q4_1/Q5_0/Q8_0 are read from the packed layout of `src/quant/pack.rs` instead:
 // quants as vec4<u32>, the auxiliary word and the f16 scale from their own aligned regions.
@@ -232,7 +232,7 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
             let v = fma(crumb4(h[i], hsh), vec4<f32>(16.0), nib4(l[i], nsh)) - 32.0;
             w[i] = select(sc.y, sc.x, i < 4u) * v;
         }
-    } else if (TYPE == 10u) { // Q2_K: scales[16] (scale | min << 4), qs[64], d, dmin; 84-byte blocks
+    } else if (TYPE == 10u) { // Q2_K: scales[16] (scale | min << 4), qs[64], d, dmin; 84 bytes
         let o = (rb + (u >> 3u) * 84u) >> 2u;
         let s = u & 7u;
         let dm = unpack2x16float(wq[o + 20u]);
@@ -241,8 +241,8 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
         let ml = dm.y * vec2<f32>(f32((sc >> 4u) & 15u), f32((sc >> 12u) & 15u));
         let q0 = o + 4u + 8u * (s >> 2u);
         for (var i = 0u; i < 8u; i++) {
-            // A min per 16 elements does not fit one offset b: the weights themselves (a = 1), dl * q
-            // exact so one rounding as in ggml.
+            // A min per 16 elements does not fit one offset b: the weights themselves (a = 1),
+            // dl * q exact so one rounding as in ggml.
             let j = select(1u, 0u, i < 4u);
             w[i] = dl[j] * crumb4(wq[q0 + i], 2u * (s & 3u)) - ml[j];
         }
@@ -278,7 +278,8 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
         let w0 = wq[o];
         a = unpack2x16float(w0).x;
         // 6-bit scale: 4 bits from scales_l, 2 from scales_h; levels times (scale - 32) are exact.
-        let sc = f32(((wq[o + 1u] >> (4u * s)) & 15u) | (((w0 >> (16u + 2u * s)) & 3u) << 4u)) - 32.0;
+        let ls = ((wq[o + 1u] >> (4u * s)) & 15u) | (((w0 >> (16u + 2u * s)) & 3u) << 4u);
+        let sc = f32(ls) - 32.0;
         for (var i = 0u; i < 4u; i++) {
             let q = wq[o + 2u + 4u * s + i];
             w[i] = sc * kv4(q, 0u);

@@ -4,7 +4,7 @@
 //! `quantize` is bit-exact with ggml's C `quantize_row_*_ref` (built without FMA contraction) for
 //! Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, and with gguf-py for F16
 //! and BF16; `dequantize` is bit-exact with gguf-py for every type (tests/quant.rs). IQ4_NL and
-//! IQ4_XS are read only: `quantize` rejects them (gguf-py has no quantizer for them to test against).
+//! IQ4_XS are read only: `quantize` rejects them (ggml's IQ4 quantizers are not ported).
 
 use crate::{Error, Result};
 
