@@ -286,17 +286,21 @@ macro_rules! per_format {
 }
 pub(crate) use per_format;
 
-/// The packable formats also in GGUF layout (the path a repack-free build would take), through
-/// matvec, matmul and embedding.
-async fn gguf_layout(ty: GgmlType) {
+/// Two matvecs, a matmul and an embedding gather (split weights and bias included) of format `ty`.
+async fn few_shapes(ty: GgmlType) {
     use attend::kernels::matmul::matmul;
     let gpu = gpu().await;
     let [_, k1, k2] = ks(ty);
-    LAYOUT.with(|l| l.set(Some(Layout::Gguf)));
     run_linear(&gpu, matvec, ty, (3, 45, k2), false, true, 170).await;
     run_linear(&gpu, matvec, ty, (1, 100, k1), true, false, 171).await;
     run_linear(&gpu, matmul, ty, (40, 45, k1), true, true, 172).await;
     crate::embedding::embedding_case(&gpu, ty, 45, k1, true, 173).await;
+}
+
+/// The packable formats also in GGUF layout (the path a repack-free build would take).
+async fn gguf_layout(ty: GgmlType) {
+    LAYOUT.with(|l| l.set(Some(Layout::Gguf)));
+    few_shapes(ty).await;
     LAYOUT.with(|l| l.set(None));
 }
 
@@ -305,11 +309,22 @@ per_format!(gguf_layout:
     gguf_layout_q5_0 = Q5_0,
 );
 
+// The formats added last get their full matvec, matmul, embedding, GLU and split tests natively
+// only: in the browser, where SwiftShader compiles each pipeline in seconds and the whole suite
+// has one time limit, `few_shapes` checks their decoders through every kernel.
+per_format!(few_shapes:
+    few_shapes_q2_k = Q2K, few_shapes_q3_k = Q3K, few_shapes_iq4_nl = IQ4NL,
+    few_shapes_iq4_xs = IQ4XS,
+);
+
 per_format!(matvec_format:
     matvec_f32 = F32, matvec_f16 = F16, matvec_bf16 = BF16, matvec_q8_0 = Q8_0,
     matvec_q4_0 = Q4_0, matvec_q4_1 = Q4_1, matvec_q5_0 = Q5_0, matvec_q4_k = Q4K,
-    matvec_q5_k = Q5K, matvec_q6_k = Q6K, matvec_q2_k = Q2K, matvec_q3_k = Q3K,
-    matvec_iq4_nl = IQ4NL, matvec_iq4_xs = IQ4XS,
+    matvec_q5_k = Q5K, matvec_q6_k = Q6K,
+);
+
+per_format!(#[cfg(not(target_arch = "wasm32"))] matvec_format:
+    matvec_q2_k = Q2K, matvec_q3_k = Q3K, matvec_iq4_nl = IQ4NL, matvec_iq4_xs = IQ4XS,
 );
 
 gpu_test! {
@@ -509,8 +524,7 @@ per_format!(glu_format:
     glu_f16 = F16, glu_q8_0 = Q8_0, glu_q4_1 = Q4_1, glu_q5_0 = Q5_0, glu_q4_k = Q4K, glu_q6_k = Q6K,
 );
 
-// The formats added last run GLU and split natively only: their decoders are the ones matvec,
-// matmul and embedding check in the browser, where every extra pipeline costs seconds to compile.
+// Native only, as `few_shapes` says.
 per_format!(#[cfg(not(target_arch = "wasm32"))] glu_format:
     glu_q2_k = Q2K, glu_q3_k = Q3K, glu_iq4_nl = IQ4NL, glu_iq4_xs = IQ4XS,
 );
