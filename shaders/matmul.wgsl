@@ -12,9 +12,11 @@
 // GGUF block decoders shared by every entry point of this file. One part of a quantized matrix is
 // bound at binding 1 as raw u32 words in GGUF layout (and at binding 2 as vec4<u32>); rows are
 // `row_bytes` apart. `decode(rb, u)` turns the 32-element unit `u` of the row starting at byte `rb`
-// into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0, one 32-element sub-block of a 256-element
-// K-quant block, or 32 plain floats. Blocks of Q8_0/Q4_0/Q5_0/Q6_K have even but not 4-multiple
-// sizes, so their fields are read with `ld`, which tolerates a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only its own decoder.
+// into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0/IQ4_NL, one 32-element sub-block of a
+// 256-element K-quant or IQ4_XS block, or 32 plain floats. Blocks of Q8_0, Q4_0, Q5_0, Q3_K, Q6_K
+// and IQ4_NL have even but not 4-multiple sizes, so their fields are read with `ld`/`h16`/`win4`/
+// `win8`, which tolerate a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only
+// its own decoder.
 // With PACKED, Q4_0/Q4_1/Q5_0/Q8_0 are read from the packed layout of `src/quant/pack.rs` instead:
 // quants as vec4<u32>, the auxiliary word and the f16 scale from their own aligned regions.
 
@@ -84,6 +86,16 @@ fn bit4(v: u32, sh: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(sh, sh + 1u, sh + 2u, sh + 3u)) & vec4<u32>(1u));
 }
 
+// ggml's kvalues_iq4nl: the level each IQ4_NL/IQ4_XS 4-bit code stands for.
+const KV_IQ4 = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+                              1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+
+// The levels of the four 4-bit codes of the four bytes of `v` at bit `sh` of each byte.
+fn kv4(v: u32, sh: u32) -> vec4<f32> {
+    let c = (vec4<u32>(v) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(15u);
+    return vec4<f32>(KV_IQ4[c.x], KV_IQ4[c.y], KV_IQ4[c.z], KV_IQ4[c.w]);
+}
+
 // The four bytes of `v` as signed int8.
 fn i8x4(v: u32) -> vec4<f32> {
     let s = bitcast<vec4<i32>>(vec4<u32>(v << 24u, v << 16u, v << 8u, v)) >> vec4<u32>(24u);
@@ -105,8 +117,9 @@ fn scale_min(o: u32, j: u32) -> vec2<f32> {
                      f32((a >> 4u) | ((kbyte(o, j) >> 6u) << 4u)));
 }
 
-// One decoded unit: weights = a * q + b, with q small integers (or the plain floats, a = 1, b = 0)
-// so that a dot product can apply the block's scale and offset once per unit instead of per element.
+// One decoded unit: weights = a * q + b, with q small integers (or, for plain floats and Q2_K, the
+// weights themselves, a = 1, b = 0) so that a dot product can apply the block's scale and offset
+// once per unit instead of per element.
 struct Unit {
     q: array<vec4<f32>, 8>,
     a: f32,
@@ -219,6 +232,59 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
             let v = fma(crumb4(h[i], hsh), vec4<f32>(16.0), nib4(l[i], nsh)) - 32.0;
             w[i] = select(sc.y, sc.x, i < 4u) * v;
         }
+    } else if (TYPE == 10u) { // Q2_K: scales[16] (scale | min << 4), qs[64], d, dmin; 84 bytes
+        let o = (rb + (u >> 3u) * 84u) >> 2u;
+        let s = u & 7u;
+        let dm = unpack2x16float(wq[o + 20u]);
+        let sc = wq[o + (s >> 1u)] >> (16u * (s & 1u)); // scale bytes 2s, 2s + 1
+        let dl = dm.x * vec2<f32>(f32(sc & 15u), f32((sc >> 8u) & 15u));
+        let ml = dm.y * vec2<f32>(f32((sc >> 4u) & 15u), f32((sc >> 12u) & 15u));
+        let q0 = o + 4u + 8u * (s >> 2u);
+        for (var i = 0u; i < 8u; i++) {
+            // A min per 16 elements does not fit one offset b: the weights themselves (a = 1),
+            // dl * q exact so one rounding as in ggml.
+            let j = select(1u, 0u, i < 4u);
+            w[i] = dl[j] * crumb4(wq[q0 + i], 2u * (s & 3u)) - ml[j];
+        }
+    } else if (TYPE == 11u) { // Q3_K: hmask[32], qs[64], scales[12] (16 × 6 bits), d; 110 bytes
+        let o = rb + (u >> 3u) * 110u;
+        let s = u & 7u;
+        // Scales 2s, 2s + 1: low nibbles from bytes 2(s & 3), +1 (high nibbles when s >= 4), top
+        // two bits from bytes 8 + 2(s & 1), +1 at bit 2(s >> 1).
+        let lo = ld(o + 96u + 2u * (s & 3u)) >> (4u * (s >> 2u));
+        let hi = ld(o + 104u + 2u * (s & 1u)) >> (2u * (s >> 1u));
+        let sc = vec2<f32>(f32((lo & 15u) | ((hi & 3u) << 4u)),
+                           f32(((lo >> 8u) & 15u) | (((hi >> 8u) & 3u) << 4u))) - 32.0;
+        a = h16(o + 108u);
+        let h = win8(o);
+        let l = win8(o + 32u + 32u * (s >> 2u));
+        for (var i = 0u; i < 8u; i++) {
+            // q - 4 unless hmask bit s is set, times its scale: integer-valued and exact.
+            let hb = (vec4<u32>(h[i]) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(1u);
+            let v = crumb4(l[i], 2u * (s & 3u)) + 4.0 * vec4<f32>(hb) - 4.0;
+            w[i] = select(sc.y, sc.x, i < 4u) * v;
+        }
+    } else if (TYPE == 20u) { // IQ4_NL: d, qs[16] as Q4_0, codes pick non-uniform levels
+        let o = rb + u * 18u;
+        a = h16(o);
+        let qs = win4(o + 2u);
+        for (var i = 0u; i < 4u; i++) {
+            w[i] = kv4(qs[i], 0u);
+            w[i + 4u] = kv4(qs[i], 4u);
+        }
+    } else if (TYPE == 23u) { // IQ4_XS: d, scales_h, scales_l[4], qs[128]; 136-byte blocks
+        let o = (rb + (u >> 3u) * 136u) >> 2u;
+        let s = u & 7u;
+        let w0 = wq[o];
+        a = unpack2x16float(w0).x;
+        // 6-bit scale: 4 bits from scales_l, 2 from scales_h; levels times (scale - 32) are exact.
+        let ls = ((wq[o + 1u] >> (4u * s)) & 15u) | (((w0 >> (16u + 2u * s)) & 3u) << 4u);
+        let sc = f32(ls) - 32.0;
+        for (var i = 0u; i < 4u; i++) {
+            let q = wq[o + 2u + 4u * s + i];
+            w[i] = sc * kv4(q, 0u);
+            w[i + 4u] = sc * kv4(q, 4u);
+        }
     }
     return Unit(w, a, b);
 }
@@ -279,7 +345,8 @@ fn decode_row(row: u32, u: u32, rows: u32, ku: u32, row_bytes: u32) -> Unit {
     return decode_unit(row * row_bytes, u);
 }
 
-// The 32 dequantized weights of a unit (as ggml computes them: one rounding of a * q + b).
+// The 32 dequantized weights of a unit (as ggml computes them: one rounding of a * q + b; Q2_K
+// rounds once in its decoder, and a * q + b with a = 1, b = 0 leaves that exact).
 fn decode(row: u32, u: u32, rows: u32, ku: u32, row_bytes: u32) -> array<vec4<f32>, 8> {
     let r = decode_row(row, u, rows, ku, row_bytes);
     var w: array<vec4<f32>, 8>;

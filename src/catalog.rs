@@ -71,7 +71,8 @@ pub fn find(name: &str) -> Result<&'static Model> {
 }
 
 /// llama.cpp's replacement for a K-quant on a row that is not a whole number of 256-element
-/// super-blocks (`llama_tensor_get_type`): Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0.
+/// super-blocks (`llama_tensor_get_type`): Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and
+/// Q2_K/Q3_K/IQ4_XS → IQ4_NL.
 fn fallback(ty: GgmlType, cols: u32) -> GgmlType {
     if ty.block_len() != QK_K || (cols as usize).is_multiple_of(QK_K) {
         return ty;
@@ -80,8 +81,7 @@ fn fallback(ty: GgmlType, cols: u32) -> GgmlType {
         GgmlType::Q4K => GgmlType::Q5_0,
         GgmlType::Q5K => GgmlType::Q5_1,
         GgmlType::Q6K => GgmlType::Q8_0,
-        // Q2_K/Q3_K fall back to IQ4_NL, which attend does not read: keep the K-quant, whose
-        // support check fails the same way.
+        GgmlType::Q2K | GgmlType::Q3K | GgmlType::IQ4XS => GgmlType::IQ4NL,
         other => other,
     }
 }
@@ -93,7 +93,9 @@ fn more_bits(layer: u32, layers: u32) -> bool {
 }
 
 impl Model {
-    /// The bulk tensor type of the file's quantization; an error for one attend does not know.
+    /// The bulk tensor type of the file's quantization; an error for one whose tensor mix this
+    /// catalog does not model (Q2_K, Q3_K_*, IQ4_*: attend reads those types, but llama.cpp mixes
+    /// in others per tensor that are not written down here).
     pub fn bulk_type(&self) -> Result<GgmlType> {
         Ok(match self.quant.as_str() {
             "F16" => GgmlType::F16,
@@ -105,8 +107,8 @@ impl Model {
             "Q6_K" => GgmlType::Q6K,
             other => {
                 return Err(Error::Unsupported(format!(
-                    "{}: quantization '{other}' is not one attend reads (its tensor types are \
-                     not supported on the GPU)",
+                    "{}: quantization '{other}' is not one the catalog models (which tensor \
+                     types llama.cpp gives such a file, and whether attend reads them all)",
                     self.name
                 )))
             }

@@ -5,11 +5,11 @@
 //! A matrix larger than one storage binding may cover (`caps().max_binding`, 128 MiB on many
 //! adapters) is split on row boundaries into several buffers ("parts"); each kernel dispatches
 //! once per part. Part boundaries are chosen so that every part starts at a 4-byte-aligned offset
-//! of the tensor's bytes (rows of Q4_0/Q5_0/Q8_0/Q6_K are only 2-byte multiples).
+//! of the tensor's bytes (rows of Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/IQ4_NL are only 2-byte multiples).
 //!
-//! The 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) are repacked as they arrive into an
+//! The 32-element block formats Q4_0, Q4_1, Q5_0 and Q8_0 are repacked as they arrive into an
 //! aligned layout of the same size ([`Layout::Packed`], see [`crate::quant::pack`]): the
-//! shaders then read every weight word once, quants as `vec4<u32>`. K-quants and plain floats
+//! shaders then read every weight word once, quants as `vec4<u32>`. K-quants, IQ4 and plain floats
 //! keep their GGUF layout.
 
 use crate::gpu::{Buffer, Gpu};

@@ -176,7 +176,7 @@ fn every_entry_is_an_architecture_and_quant_the_engine_reads() {
             m.name
         );
     }
-    // The quant check refuses what attend cannot read.
+    // The quant check refuses quantizations whose tensor mix the catalog does not model.
     let mut m = catalog::models()[0].clone();
     for q in ["Q2_K", "Q3_K_M", "IQ4_NL", "IQ4_XS"] {
         m.quant = q.into();

@@ -73,7 +73,8 @@ fn cases() -> Vec<Case> {
 fn ggml_type(name: &str) -> GgmlType {
     use GgmlType::*;
     [
-        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K, IQ4NL,
+        IQ4XS,
     ]
     .into_iter()
     .find(|t| t.name() == name)
@@ -390,7 +391,8 @@ fn non_finite_input_does_not_panic() {
     // arbitrary bytes decode without panicking too
     let bytes: Vec<u8> = (0..4 * QK_K).map(|i| (i * 37 + 11) as u8).collect();
     for ty in [
-        F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K,
+        F32, F16, BF16, Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2K, Q3K, Q4K, Q5K, Q6K, Q8K, IQ4NL,
+        IQ4XS,
     ] {
         let n = QK_K;
         let _ = dequantize(ty, &bytes[..ty.row_bytes(n)], n).unwrap();
@@ -424,6 +426,13 @@ fn bad_lengths_are_errors() {
         );
     }
     assert!(dequantize(F16, &[0, 0, 0], 2).is_err());
+    // read-only types: no quantizer, but their lengths are checked like the others'
+    for ty in [IQ4NL, IQ4XS] {
+        assert!(quantize(ty, &[0.5; QK_K]).is_err(), "{}", ty.name());
+        let zeros = vec![0u8; ty.row_bytes(QK_K)];
+        assert_eq!(dequantize(ty, &zeros, QK_K).unwrap(), vec![0.0; QK_K]);
+        assert!(dequantize(ty, &zeros[1..], QK_K).is_err(), "{}", ty.name());
+    }
 }
 
 /// Q4_0 and Q5_0 blocks re-encoded as Q8_0 (to stack them with a Q8_0 tensor into one matrix)

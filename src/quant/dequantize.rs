@@ -1,7 +1,7 @@
 //! Dequantizers for every ggml block type the runtime reads, matching ggml's `dequantize_row_*`
 //! (and gguf-py's numpy versions) operation for operation, so results are bit-exact f32.
 
-use super::{bf16_to_f32, f16_to_f32, get_scale_min_k4, GgmlType};
+use super::{bf16_to_f32, f16_to_f32, get_scale_min_k4, GgmlType, KVALUES_IQ4NL};
 use crate::{Error, Result};
 
 /// Dequantize `n` values of type `ty` from `bytes` (exactly `ty.row_bytes(n)` bytes).
@@ -47,6 +47,8 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
         Q5K => each(&mut out, q5_k),
         Q6K => each(&mut out, q6_k),
         Q8K => each(&mut out, q8_k),
+        IQ4NL => each(&mut out, iq4_nl),
+        IQ4XS => each(&mut out, iq4_xs),
     }
     debug_assert_eq!(out.len(), n);
     Ok(out)
@@ -227,4 +229,29 @@ fn q6_k(b: &[u8], y: &mut Vec<f32>) {
 fn q8_k(b: &[u8], y: &mut Vec<f32>) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     y.extend(b[4..260].iter().map(|&q| d * q as i8 as f32));
+}
+
+/// 32 IQ4_NL levels from 16 bytes (element j in the low nibble of byte j, j+16 in the high one),
+/// each times `d`.
+fn iq4_values(qs: &[u8], d: f32, y: &mut Vec<f32>) {
+    let level = |c: u8| KVALUES_IQ4NL[c as usize] as f32;
+    y.extend(qs.iter().map(|&q| d * level(q & 0x0f)));
+    y.extend(qs.iter().map(|&q| d * level(q >> 4)));
+}
+
+/// IQ4_NL (18 bytes): d (f16), qs[16] as Q4_0 but each code picks a non-uniform level.
+fn iq4_nl(b: &[u8], y: &mut Vec<f32>) {
+    iq4_values(&b[2..18], f16_at(b, 0), y);
+}
+
+/// IQ4_XS (136 bytes): d (f16), scales_h (u16: 2 high bits per sub-block), scales_l[4] (4 low
+/// bits per sub-block), qs[128]: 8 sub-blocks of 32 as IQ4_NL, scaled by d * (6-bit scale - 32).
+fn iq4_xs(b: &[u8], y: &mut Vec<f32>) {
+    let (d, scales_h) = (f16_at(b, 0), u16le(b, 2));
+    for ib in 0..8 {
+        let low = (b[4 + ib / 2] >> (4 * (ib % 2))) & 0x0f;
+        let high = ((scales_h >> (2 * ib)) & 3) as u8;
+        let dl = d * ((low | high << 4) as i32 - 32) as f32;
+        iq4_values(&b[8 + 16 * ib..24 + 16 * ib], dl, y);
+    }
 }

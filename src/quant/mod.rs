@@ -3,7 +3,8 @@
 //!
 //! `quantize` is bit-exact with ggml's C `quantize_row_*_ref` (built without FMA contraction) for
 //! Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, and with gguf-py for F16
-//! and BF16; `dequantize` is bit-exact with gguf-py for every type (tests/quant.rs).
+//! and BF16; `dequantize` is bit-exact with gguf-py for every type (tests/quant.rs). IQ4_NL and
+//! IQ4_XS are read only: `quantize` rejects them (ggml's IQ4 quantizers are not ported).
 
 use crate::{Error, Result};
 
@@ -25,6 +26,8 @@ pub enum GgmlType {
     Q5K = 13,
     Q6K = 14,
     Q8K = 15,
+    IQ4NL = 20,
+    IQ4XS = 23,
     BF16 = 30,
 }
 
@@ -46,6 +49,8 @@ impl GgmlType {
             13 => Q5K,
             14 => Q6K,
             15 => Q8K,
+            20 => IQ4NL,
+            23 => IQ4XS,
             30 => BF16,
             _ => return Err(Error::Gguf(format!("unknown tensor type id {v}"))),
         })
@@ -68,6 +73,8 @@ impl GgmlType {
             Q5K => "Q5_K",
             Q6K => "Q6_K",
             Q8K => "Q8_K",
+            IQ4NL => "IQ4_NL",
+            IQ4XS => "IQ4_XS",
             BF16 => "BF16",
         }
     }
@@ -77,8 +84,8 @@ impl GgmlType {
         use GgmlType::*;
         match self {
             F32 | F16 | BF16 => 1,
-            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 => 32,
-            Q2K | Q3K | Q4K | Q5K | Q6K | Q8K => 256,
+            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | IQ4NL => 32,
+            Q2K | Q3K | Q4K | Q5K | Q6K | Q8K | IQ4XS => 256,
         }
     }
 
@@ -100,6 +107,8 @@ impl GgmlType {
             Q5K => 176,
             Q6K => 210,
             Q8K => 292,
+            IQ4NL => 18,
+            IQ4XS => 136,
         }
     }
 
@@ -120,7 +129,19 @@ impl GgmlType {
         use GgmlType::*;
         matches!(
             self,
-            F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q4K | Q5K | Q6K
+            F32 | F16
+                | BF16
+                | Q8_0
+                | Q4_0
+                | Q4_1
+                | Q5_0
+                | Q2K
+                | Q3K
+                | Q4K
+                | Q5K
+                | Q6K
+                | IQ4NL
+                | IQ4XS
         )
     }
 
@@ -129,6 +150,11 @@ impl GgmlType {
         self as u32
     }
 }
+
+/// The 16 non-uniform levels an IQ4_NL/IQ4_XS 4-bit code stands for (ggml's `kvalues_iq4nl`).
+pub const KVALUES_IQ4NL: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
 
 /// Elements per K-quant super-block.
 pub const QK_K: usize = 256;

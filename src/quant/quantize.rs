@@ -39,6 +39,12 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>> {
         Q5K => blocks(values, &mut out, kquants::quantize_q5_k),
         Q6K => blocks(values, &mut out, kquants::quantize_q6_k),
         Q8K => blocks(values, &mut out, kquants::quantize_q8_k),
+        IQ4NL | IQ4XS => {
+            return Err(Error::Unsupported(format!(
+                "quantize {}: attend only reads this type",
+                ty.name()
+            )))
+        }
     }
     debug_assert_eq!(out.len(), ty.row_bytes(values.len()));
     Ok(out)

@@ -1,10 +1,11 @@
 //! Embedding gather from quantized tables (every GPU format, whole and split tables) against the
-//! CPU dequantization of `matvec.rs`, times a scale. Dequantization is exact up to one rounding
+//! CPU dequantization of `blocks.rs`, times a scale. Dequantization is exact up to one rounding
 //! of `d·q − m` (the GPU may fuse it), so the tolerance is 1e-6 relative plus 1e-6 of the row's
 //! largest value. Out-of-range ids give zero rows.
 
+use crate::blocks::{dequant, ks, random_weights};
 use crate::common::*;
-use crate::matvec::{dequant, ks, per_format, random_weights, upload_weights};
+use crate::matvec::{per_format, upload_weights};
 use attend::kernels::embedding::embedding;
 use attend::quant::GgmlType;
 
@@ -65,4 +66,10 @@ per_format!(embedding_format:
     embedding_f32 = F32, embedding_f16 = F16, embedding_bf16 = BF16, embedding_q8_0 = Q8_0,
     embedding_q4_0 = Q4_0, embedding_q4_1 = Q4_1, embedding_q5_0 = Q5_0, embedding_q4_k = Q4K,
     embedding_q5_k = Q5K, embedding_q6_k = Q6K,
+);
+
+// Native only; the browser checks these formats in `few_shapes` (matvec.rs).
+per_format!(#[cfg(not(target_arch = "wasm32"))] embedding_format:
+    embedding_q2_k = Q2K, embedding_q3_k = Q3K, embedding_iq4_nl = IQ4NL,
+    embedding_iq4_xs = IQ4XS,
 );

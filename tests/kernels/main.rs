@@ -10,6 +10,7 @@ mod common;
 
 mod argmax;
 mod attention;
+mod blocks;
 mod elementwise;
 mod embedding;
 mod gpu_layer;

@@ -1,8 +1,9 @@
 //! matmul (prefill) and `linear` for every GPU format against the f64 CPU reference of
 //! `matvec.rs` (same random valid blocks, same tolerance: `REL · Σ|w·x|`).
 
+use crate::blocks::ks;
 use crate::common::*;
-use crate::matvec::{ks, per_format, run_linear, variant_runs, X_ACTIVATION};
+use crate::matvec::{per_format, run_linear, variant_runs, X_ACTIVATION};
 use attend::kernels::matmul::{linear, matmul, matmul_with_shape, MatmulShape};
 use attend::quant::GgmlType;
 
@@ -68,6 +69,11 @@ per_format!(matmul_format:
     matmul_f32 = F32, matmul_f16 = F16, matmul_bf16 = BF16, matmul_q8_0 = Q8_0,
     matmul_q4_0 = Q4_0, matmul_q4_1 = Q4_1, matmul_q5_0 = Q5_0, matmul_q4_k = Q4K,
     matmul_q5_k = Q5K, matmul_q6_k = Q6K,
+);
+
+// Native only; the browser checks these formats in `few_shapes` (matvec.rs).
+per_format!(#[cfg(not(target_arch = "wasm32"))] matmul_format:
+    matmul_q2_k = Q2K, matmul_q3_k = Q3K, matmul_iq4_nl = IQ4NL, matmul_iq4_xs = IQ4XS,
 );
 
 gpu_test! {

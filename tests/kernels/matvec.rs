@@ -1,212 +1,19 @@
 //! matvec (decode) for every GPU format against `y = dequant(W) · x` computed in f64 on the CPU,
-//! plus the shared quantized-weight helpers the matmul and embedding tests use.
+//! plus the shared linear-layer helpers the matmul and embedding tests use.
 //!
-//! Weights are random *valid blocks* (random codes, random f16 scales, random packed 6-bit K-quant
-//! scales and mins, random high bits) decoded on the CPU by `dequant` below, written from ggml's
-//! block layouts independently of the shader. The GPU dequantizes these bits exactly (or to 1 ulp
-//! where a scale and a min combine), so the only error is f32 summation order: every output must
-//! be within `REL · Σ_j |W[r,j] x[t,j]|` of the reference.
+//! Weights are random *valid blocks* (`blocks.rs`) decoded on the CPU by `dequant`, written from
+//! ggml's block layouts independently of the shader. The GPU dequantizes these bits exactly (or to
+//! 1 ulp where a scale and a min combine), so the only error is f32 summation order: every output
+//! must be within `REL · Σ_j |W[r,j] x[t,j]|` of the reference.
 
+use crate::blocks::{dequant, ks, random_weights, FORMATS};
 use crate::common::*;
 use attend::kernels::matvec::{matvec, MatvecShape};
 use attend::quant::GgmlType;
 use attend::weights::{Layout, QMatrix};
-use half::{bf16, f16};
 
 /// Summation-order tolerance relative to Σ|w·x| (same for every format: decoding is exact).
 pub const REL: f64 = 2e-5;
-
-pub const FORMATS: [GgmlType; 10] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-];
-
-/// Three row lengths for `ty`: one block (or 32 floats), then two longer ones.
-pub fn ks(ty: GgmlType) -> [usize; 3] {
-    if ty.block_len() == 256 {
-        [256, 512, 768]
-    } else {
-        [32, 256, 768]
-    }
-}
-
-fn f16_bytes(v: f32) -> [u8; 2] {
-    f16::from_f32(v).to_le_bytes()
-}
-
-/// A random f16 scale of magnitude in [lo, 2·lo).
-fn scale(rng: &mut Rng, lo: f32) -> [u8; 2] {
-    f16_bytes(lo * (1.0 + rng.f32()))
-}
-
-fn rand_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
-    (0..n).map(|_| rng.next_u64() as u8).collect()
-}
-
-/// `rows × cols` random weights of type `ty` in GGUF layout.
-pub fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
-    use GgmlType::*;
-    let n = rows * cols;
-    let mut out = Vec::with_capacity(ty.row_bytes(cols) * rows);
-    match ty {
-        F32 => rng
-            .normal(n, 1.0)
-            .iter()
-            .for_each(|v| out.extend(v.to_le_bytes())),
-        F16 => rng
-            .normal(n, 1.0)
-            .iter()
-            .for_each(|v| out.extend(f16_bytes(*v))),
-        BF16 => rng
-            .normal(n, 1.0)
-            .iter()
-            .for_each(|v| out.extend(bf16::from_f32(*v).to_le_bytes())),
-        _ => {
-            for _ in 0..n / ty.block_len() {
-                match ty {
-                    Q8_0 => {
-                        out.extend(scale(rng, 0.01));
-                        out.extend(rand_bytes(rng, 32));
-                    }
-                    Q4_0 => {
-                        out.extend(scale(rng, 0.1));
-                        out.extend(rand_bytes(rng, 16));
-                    }
-                    Q4_1 => {
-                        out.extend(scale(rng, 0.1));
-                        out.extend(f16_bytes(rng.f32() * 2.0 - 1.0));
-                        out.extend(rand_bytes(rng, 16));
-                    }
-                    Q5_0 => {
-                        out.extend(scale(rng, 0.05));
-                        out.extend(rand_bytes(rng, 20));
-                    }
-                    Q4K => {
-                        out.extend(scale(rng, 0.002));
-                        out.extend(scale(rng, 0.002));
-                        out.extend(rand_bytes(rng, 12 + 128));
-                    }
-                    Q5K => {
-                        out.extend(scale(rng, 0.001));
-                        out.extend(scale(rng, 0.002));
-                        out.extend(rand_bytes(rng, 12 + 32 + 128));
-                    }
-                    Q6K => {
-                        out.extend(rand_bytes(rng, 128 + 64 + 16));
-                        out.extend(scale(rng, 0.0005));
-                    }
-                    _ => unreachable!("{ty:?}"),
-                }
-            }
-        }
-    }
-    assert_eq!(out.len(), ty.row_bytes(cols) * rows);
-    out
-}
-
-fn h(b: &[u8], o: usize) -> f32 {
-    f16::from_le_bytes([b[o], b[o + 1]]).to_f32()
-}
-
-/// ggml's get_scale_min_k4.
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
-    if j < 4 {
-        ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
-    } else {
-        let d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        let m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        (d as f32, m as f32)
-    }
-}
-
-/// CPU dequantization of `n` elements, following ggml's `dequantize_row_*` layouts.
-pub fn dequant(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
-    use GgmlType::*;
-    let mut y = Vec::with_capacity(n);
-    let bb = ty.block_bytes();
-    for blk in 0..n / ty.block_len() {
-        let x = &b[blk * bb..(blk + 1) * bb];
-        match ty {
-            F32 => y.push(f32::from_le_bytes([x[0], x[1], x[2], x[3]])),
-            F16 => y.push(h(x, 0)),
-            BF16 => y.push(bf16::from_le_bytes([x[0], x[1]]).to_f32()),
-            Q8_0 => {
-                let d = h(x, 0);
-                y.extend(x[2..34].iter().map(|&q| d * (q as i8) as f32));
-            }
-            Q4_0 | Q4_1 | Q5_0 => {
-                let d = h(x, 0);
-                let (m, qh, qs) = match ty {
-                    Q4_0 => (0.0, 0, &x[2..18]),
-                    Q4_1 => (h(x, 2), 0, &x[4..20]),
-                    _ => (0.0, u32::from_le_bytes([x[2], x[3], x[4], x[5]]), &x[6..22]),
-                };
-                for half in 0..2 {
-                    for (j, q) in qs.iter().enumerate() {
-                        let nib = (q >> (4 * half)) as u32 & 15;
-                        let e = j + 16 * half;
-                        y.push(match ty {
-                            Q4_0 => (nib as f32 - 8.0) * d,
-                            Q4_1 => nib as f32 * d + m,
-                            _ => ((nib | (((qh >> e) & 1) << 4)) as f32 - 16.0) * d,
-                        });
-                    }
-                }
-            }
-            Q4K | Q5K => {
-                let (d, dmin) = (h(x, 0), h(x, 2));
-                let sc = &x[4..16];
-                let (qh, qs) = if ty == Q4K {
-                    (&x[0..0], &x[16..144])
-                } else {
-                    (&x[16..48], &x[48..176])
-                };
-                for s in 0..8 {
-                    let (a, m) = scale_min_k4(s, sc);
-                    let (d1, m1) = (d * a, dmin * m);
-                    for l in 0..32 {
-                        let mut q = (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 15;
-                        if ty == Q5K {
-                            q += ((qh[l] >> s) & 1) << 4;
-                        }
-                        y.push(d1 * q as f32 - m1);
-                    }
-                }
-            }
-            Q6K => {
-                let d = h(x, 208);
-                let mut out = [0f32; 256];
-                for half in 0..2 {
-                    let ql = &x[64 * half..];
-                    let qh = &x[128 + 32 * half..];
-                    let sc = &x[192 + 8 * half..];
-                    for l in 0..32 {
-                        let is = l / 16;
-                        let q = |lo: u8, sh: usize| {
-                            ((lo | (((qh[l] >> sh) & 3) << 4)) as i32 - 32) as f32
-                        };
-                        let o = &mut out[128 * half..];
-                        o[l] = d * (sc[is] as i8) as f32 * q(ql[l] & 15, 0);
-                        o[l + 32] = d * (sc[is + 2] as i8) as f32 * q(ql[l + 32] & 15, 2);
-                        o[l + 64] = d * (sc[is + 4] as i8) as f32 * q(ql[l] >> 4, 4);
-                        o[l + 96] = d * (sc[is + 6] as i8) as f32 * q(ql[l + 32] >> 4, 6);
-                    }
-                }
-                y.extend(out);
-            }
-            _ => unreachable!("{ty:?}"),
-        }
-    }
-    y
-}
 
 /// Reference `y[t, r] = Σ_j w[r, j] x[t, j]` (+ bias) in f64, with Σ|w·x| for the tolerance.
 pub fn reference(
@@ -466,7 +273,11 @@ pub fn variant_runs(ty: GgmlType, i: usize, n: usize) -> bool {
 
 macro_rules! per_format {
     ($run:ident: $($name:ident = $ty:ident),* $(,)?) => {
+        per_format!(#[cfg(all())] $run: $($name = $ty),*);
+    };
+    (#[$m:meta] $run:ident: $($name:ident = $ty:ident),* $(,)?) => {
         $(gpu_test! {
+            #[$m]
             async fn $name() {
                 $run(GgmlType::$ty).await
             }
@@ -475,17 +286,21 @@ macro_rules! per_format {
 }
 pub(crate) use per_format;
 
-/// The packable formats also in GGUF layout (the path a repack-free build would take), through
-/// matvec, matmul and embedding.
-async fn gguf_layout(ty: GgmlType) {
+/// Two matvecs, a matmul and an embedding gather (split weights and bias included) of format `ty`.
+async fn few_shapes(ty: GgmlType) {
     use attend::kernels::matmul::matmul;
     let gpu = gpu().await;
     let [_, k1, k2] = ks(ty);
-    LAYOUT.with(|l| l.set(Some(Layout::Gguf)));
     run_linear(&gpu, matvec, ty, (3, 45, k2), false, true, 170).await;
     run_linear(&gpu, matvec, ty, (1, 100, k1), true, false, 171).await;
     run_linear(&gpu, matmul, ty, (40, 45, k1), true, true, 172).await;
     crate::embedding::embedding_case(&gpu, ty, 45, k1, true, 173).await;
+}
+
+/// The packable formats also in GGUF layout (the path a repack-free build would take).
+async fn gguf_layout(ty: GgmlType) {
+    LAYOUT.with(|l| l.set(Some(Layout::Gguf)));
+    few_shapes(ty).await;
     LAYOUT.with(|l| l.set(None));
 }
 
@@ -494,10 +309,22 @@ per_format!(gguf_layout:
     gguf_layout_q5_0 = Q5_0,
 );
 
+// The formats added last get their full matvec, matmul, embedding, GLU and split tests natively
+// only: in the browser, where SwiftShader compiles each pipeline in seconds and the whole suite
+// has one time limit, `few_shapes` checks their decoders through every kernel.
+per_format!(few_shapes:
+    few_shapes_q2_k = Q2K, few_shapes_q3_k = Q3K, few_shapes_iq4_nl = IQ4NL,
+    few_shapes_iq4_xs = IQ4XS,
+);
+
 per_format!(matvec_format:
     matvec_f32 = F32, matvec_f16 = F16, matvec_bf16 = BF16, matvec_q8_0 = Q8_0,
     matvec_q4_0 = Q4_0, matvec_q4_1 = Q4_1, matvec_q5_0 = Q5_0, matvec_q4_k = Q4K,
     matvec_q5_k = Q5K, matvec_q6_k = Q6K,
+);
+
+per_format!(#[cfg(not(target_arch = "wasm32"))] matvec_format:
+    matvec_q2_k = Q2K, matvec_q3_k = Q3K, matvec_iq4_nl = IQ4NL, matvec_iq4_xs = IQ4XS,
 );
 
 gpu_test! {
@@ -505,7 +332,7 @@ gpu_test! {
         let gpu = gpu().await;
         assert!(QMatrix::new(&gpu, "a", GgmlType::Q4K, 4, 128).is_err()); // not a block multiple
         assert!(QMatrix::new(&gpu, "b", GgmlType::F32, 4, 40).is_err()); // kernels use 32-units
-        assert!(QMatrix::new(&gpu, "c", GgmlType::Q2K, 4, 256).is_err()); // no GPU kernel
+        assert!(QMatrix::new(&gpu, "c", GgmlType::Q8K, 4, 256).is_err()); // no GPU kernel
         assert!(QMatrix::with_part_limit(&gpu, "d", GgmlType::Q8_0, 4, 64, 60).is_err());
         let w = QMatrix::new(&gpu, "e", GgmlType::Q8_0, 4, 64).unwrap();
         assert_eq!(w.bytes(), 4 * 68);
@@ -538,7 +365,8 @@ gpu_test! {
         use attend::kernels::matmul::matmul;
         let gpu = gpu().await;
         let mut rng = Rng::new(6);
-        for ty in FORMATS {
+        // attend does not quantize to IQ4_NL/IQ4_XS (random blocks test them everywhere else)
+        for ty in FORMATS.into_iter().filter(|t| !matches!(t, GgmlType::IQ4NL | GgmlType::IQ4XS)) {
             let (n, k) = (45, ks(ty)[1]);
             let values = rng.normal(n * k, 0.05);
             let bytes = attend::quant::quantize(ty, &values).unwrap();
@@ -696,6 +524,11 @@ per_format!(glu_format:
     glu_f16 = F16, glu_q8_0 = Q8_0, glu_q4_1 = Q4_1, glu_q5_0 = Q5_0, glu_q4_k = Q4K, glu_q6_k = Q6K,
 );
 
+// Native only, as `few_shapes` says.
+per_format!(#[cfg(not(target_arch = "wasm32"))] glu_format:
+    glu_q2_k = Q2K, glu_q3_k = Q3K, glu_iq4_nl = IQ4NL, glu_iq4_xs = IQ4XS,
+);
+
 /// A stacked `[a; b; c]` weight written to three outputs (Q, K and V from one pass), by matvec
 /// (1..8 tokens) and matmul (prefill), with stacked biases, against three separate references.
 async fn split_format(ty: GgmlType) {
@@ -772,4 +605,8 @@ async fn split_format(ty: GgmlType) {
 
 per_format!(split_format:
     split_f32 = F32, split_q8_0 = Q8_0, split_q4_1 = Q4_1, split_q5_0 = Q5_0, split_q4_k = Q4K,
+);
+
+per_format!(#[cfg(not(target_arch = "wasm32"))] split_format:
+    split_q2_k = Q2K, split_q3_k = Q3K, split_iq4_nl = IQ4NL, split_iq4_xs = IQ4XS,
 );

@@ -7,7 +7,8 @@ Three kinds of case, all floats stored as little-endian f32 bit patterns in hex 
   quantize   - deterministic inputs quantized with gguf-py's numpy quantizers (the types it has:
                F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), with gguf-py's dequantization of the result.
   dequantize - random block bytes (f16 scales kept finite) dequantized by gguf-py, for every type it
-               reads, K-quants included: exercises every bit of the layouts.
+               reads, K-quants and IQ4_NL/IQ4_XS included: exercises every bit of the layouts.
+               (IQ4_NL/IQ4_XS appear only here: attend reads them but does not quantize to them.)
   model      - slices of real rows from the SmolLM2 and Gemma 3 GGUFs in ~/.cache/attend/models/
                (raw bytes as stored, gguf-py's dequantization).
   ggml       - inputs quantized by ggml's own C reference (`quantize_row_*_ref` in ggml-quants.c,
@@ -109,6 +110,7 @@ def random_blocks(ty, nblocks, rng):
     f16_fields = {
         T.Q8_0: [0], T.Q4_0: [0], T.Q5_0: [0], T.Q4_1: [0, 2], T.Q5_1: [0, 2],
         T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
+        T.IQ4_NL: [0], T.IQ4_XS: [0],
     }[ty]
     for off in f16_fields:
         v = (rng.standard_normal(nblocks) * 0.05).astype(np.float16)
@@ -119,7 +121,9 @@ def random_blocks(ty, nblocks, rng):
 def dequantize_cases():
     cases = []
     rng = np.random.default_rng(99)
-    for ty in [T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]:
+    # new types go last: the shared rng keeps the earlier types' cases unchanged
+    for ty in [T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K,
+               T.IQ4_NL, T.IQ4_XS]:
         bs, ts = GGML_QUANT_SIZES[ty]
         nblocks = 4 if bs == 32 else 2
         raw = random_blocks(ty, nblocks, rng)
