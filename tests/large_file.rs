@@ -27,13 +27,7 @@ fn write_large() -> (PathBuf, Vec<PathBuf>) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = GgufFile::open(tiny()).unwrap();
     let g = file.header();
-    let mut w = GgufWriter::new();
-    w.set_alignment(g.alignment as u32).unwrap();
-    for (k, v) in &g.metadata {
-        if k != "general.alignment" {
-            w.add_metadata(k, v.clone());
-        }
-    }
+    let mut w = GgufWriter::with_metadata_of(g).unwrap();
     // vec! of zeros is a lazily mapped allocation: no 2.25 GiB is touched or copied.
     w.add_tensor(
         "padding",

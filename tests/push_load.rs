@@ -231,13 +231,7 @@ fn q5_0_qk_beside_q8_0_v_stack_into_one_widened_matrix() {
     // How the Q5_0 q/k (and the Q8_0 v) are written: as they are (0), q/k re-encoded as Q8_0
     // (1), all dequantized to F32 (2).
     let retyped = |form: u32| {
-        let mut w = GgufWriter::new();
-        w.set_alignment(g.alignment as u32).unwrap();
-        for (k, v) in &g.metadata {
-            if k != "general.alignment" {
-                w.add_metadata(k, v.clone());
-            }
-        }
+        let mut w = GgufWriter::with_metadata_of(g).unwrap();
         for t in &g.tensors {
             let bytes = file.read_tensor(t).unwrap();
             let n = t.elements() as usize;

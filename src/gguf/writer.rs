@@ -100,15 +100,22 @@ impl GgufWriter {
         g: &Gguf,
         mut read: impl FnMut(&TensorInfo) -> Result<Vec<u8>>,
     ) -> Result<GgufWriter> {
+        let mut w = GgufWriter::with_metadata_of(g)?;
+        for t in &g.tensors {
+            w.add_tensor(&t.name, &t.dims, t.ty, read(t)?)?;
+        }
+        Ok(w)
+    }
+
+    /// A writer with `g`'s alignment and metadata (but the split keys) and no tensors yet: for
+    /// copies whose tensors are changed, added or reordered.
+    pub fn with_metadata_of(g: &Gguf) -> Result<GgufWriter> {
         let mut w = GgufWriter::new();
         w.set_alignment(g.alignment as u32)?;
         for (k, v) in &g.metadata {
             if !k.starts_with("split.") && k != "general.alignment" {
                 w.add_metadata(k, v.clone());
             }
-        }
-        for t in &g.tensors {
-            w.add_tensor(&t.name, &t.dims, t.ty, read(t)?)?;
         }
         Ok(w)
     }

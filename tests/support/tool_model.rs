@@ -11,13 +11,7 @@ pub const QWEN25_TEMPLATE: &str = include_str!("../reference/templates/qwen2.5-i
 pub fn tiny_qwen2_with_tools() -> Vec<u8> {
     let bytes: &[u8] = include_bytes!("../reference/tiny-qwen2.gguf");
     let g = Gguf::parse(bytes).unwrap();
-    let mut w = GgufWriter::new();
-    w.set_alignment(g.alignment as u32).unwrap();
-    for (k, v) in &g.metadata {
-        if k != "general.alignment" {
-            w.add_metadata(k, v.clone());
-        }
-    }
+    let mut w = GgufWriter::with_metadata_of(&g).unwrap();
     w.add_metadata(
         "tokenizer.chat_template",
         Value::String(QWEN25_TEMPLATE.into()),
