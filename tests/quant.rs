@@ -238,11 +238,17 @@ fn real_model_rows_cover_the_model_types() {
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> f32 {
+    fn step(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+        self.0
+    }
+    fn next(&mut self) -> f32 {
+        (self.step() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn byte(&mut self) -> u8 {
+        (self.step() >> 24) as u8
     }
     fn normal(&mut self, n: usize) -> Vec<f32> {
         (0..n)
@@ -441,13 +447,7 @@ fn bad_lengths_are_errors() {
 #[test]
 fn widening_to_q8_0_keeps_every_value() {
     use attend::quant::widen::{common_type, to_q8_0};
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut byte = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 24) as u8
-    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for ty in [GgmlType::Q4_0, GgmlType::Q5_0] {
         let bb = ty.block_bytes();
         let mut src = Vec::new();
@@ -456,7 +456,7 @@ fn widening_to_q8_0_keeps_every_value() {
             .enumerate()
         {
             for k in 0..64 {
-                let mut b: Vec<u8> = (0..bb).map(|_| byte()).collect();
+                let mut b: Vec<u8> = (0..bb).map(|_| rng.byte()).collect();
                 b[..2].copy_from_slice(&half::f16::from_f32(*d).to_bits().to_le_bytes());
                 if k == 0 {
                     // Every code at every position at least once across the blocks.
