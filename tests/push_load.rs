@@ -274,7 +274,7 @@ fn q5_0_qk_beside_q8_0_v_stack_into_one_widened_matrix() {
         loader.end_file().unwrap();
         let mut e = loader.finish().unwrap();
         let blocks = &e.model.weights.blocks;
-        assert!(blocks.iter().all(|b| matches!(b.qkv, Qkv::Fused(_))));
+        assert!(blocks.iter().all(|b| matches!(b.qkv(), Qkv::Fused(_))));
         pollster::block_on(e.score(&ids)).unwrap()
     };
     let (widened, prewidened) = (run(&retyped(0)), run(&retyped(1)));

@@ -1,35 +1,67 @@
 //! Hyperparameters read from GGUF metadata (`<arch>.*` keys), with llama.cpp's defaults.
 
+use super::{Architecture, ARCHS};
 use crate::gguf::Gguf;
 use crate::{Error, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama 2/3.x, SmolLM2, TinyLlama, Mistral.
-    Llama,
-    /// Qwen2 / Qwen2.5: llama plus Q/K/V biases and NeoX RoPE.
-    Qwen2,
-    /// Gemma 3: scaled embeddings, q/k norms, pre+post norms, GeGLU, local/global layers.
-    Gemma3,
-}
+/// An architecture of the registry (`model::ARCHS`), found by its GGUF name.
+#[derive(Clone, Copy)]
+pub struct Arch(pub &'static dyn Architecture);
 
 impl Arch {
     pub fn from_name(name: &str) -> Result<Arch> {
-        match name {
-            "llama" | "mistral" => Ok(Arch::Llama),
-            "qwen2" => Ok(Arch::Qwen2),
-            "gemma3" => Ok(Arch::Gemma3),
-            other => Err(Error::Model(format!(
-                "architecture '{other}' is not supported (supported: llama, mistral, qwen2, gemma3)"
-            ))),
+        match ARCHS.iter().find(|a| a.names().contains(&name)) {
+            Some(a) => Ok(Arch(*a)),
+            None => {
+                let all: Vec<_> = ARCHS.iter().flat_map(|a| a.names()).copied().collect();
+                Err(Error::Model(format!(
+                    "architecture '{name}' is not supported (supported: {})",
+                    all.join(", ")
+                )))
+            }
         }
     }
+    /// The name its metadata keys use (`<name>.block_count`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Gemma3 => "gemma3",
+        self.0.names()[0]
+    }
+}
+
+impl PartialEq for Arch {
+    fn eq(&self, other: &Arch) -> bool {
+        self.name() == other.name()
+    }
+}
+impl Eq for Arch {}
+
+impl std::fmt::Debug for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The `<arch>.*` metadata keys of a file, read with range checks.
+pub struct Keys<'a> {
+    pub g: &'a Gguf,
+    pub arch: &'static str,
+}
+
+impl Keys<'_> {
+    pub fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.arch)
+    }
+    pub fn u32(&self, k: &str) -> Result<u32> {
+        let v = self.g.u64(&self.key(k))?;
+        u32::try_from(v).map_err(|_| Error::Gguf(format!("{}.{k} = {v} is too large", self.arch)))
+    }
+    pub fn opt_u32(&self, k: &str) -> Result<Option<u32>> {
+        match self.g.get(&self.key(k)) {
+            None => Ok(None),
+            Some(_) => self.u32(k).map(Some),
         }
+    }
+    pub fn opt_f32(&self, k: &str) -> Result<Option<f32>> {
+        self.g.opt_f32(&self.key(k))
     }
 }
 
@@ -69,17 +101,10 @@ impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
         let arch = Arch::from_name(g.architecture()?)?;
         let a = arch.name();
-        let key = |k: &str| format!("{a}.{k}");
-        let u = |k: &str| -> Result<u32> {
-            let v = g.u64(&key(k))?;
-            u32::try_from(v).map_err(|_| Error::Gguf(format!("{a}.{k} = {v} is too large")))
-        };
-        let opt_u = |k: &str| -> Result<Option<u32>> {
-            match g.get(&key(k)) {
-                None => Ok(None),
-                Some(_) => u(k).map(Some),
-            }
-        };
+        let keys = Keys { g, arch: a };
+        let key = |k: &str| keys.key(k);
+        let u = |k: &str| keys.u32(k);
+        let opt_u = |k: &str| keys.opt_u32(k);
         let d_model = u("embedding_length")?;
         let n_heads = u("attention.head_count")?;
         let n_kv_heads = opt_u("attention.head_count_kv")?.unwrap_or(n_heads);
@@ -108,31 +133,13 @@ impl Config {
                 )))
             }
         };
-        let (norm_eps, window, swa_period, rope_base_local, embed_scale, attn_scale, rope_neox);
-        match arch {
-            Arch::Llama | Arch::Qwen2 => {
-                norm_eps = g.f32(&key("attention.layer_norm_rms_epsilon"))?;
-                window = 0;
-                swa_period = 1;
-                rope_base_local = rope_base;
-                embed_scale = 1.0;
-                attn_scale = 1.0 / (head_dim as f32).sqrt();
-                rope_neox = arch == Arch::Qwen2;
-            }
-            Arch::Gemma3 => {
-                norm_eps = g
-                    .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
-                    .unwrap_or(1e-6);
-                window = opt_u("attention.sliding_window")?.unwrap_or(0);
-                // llama.cpp: five local layers, then one global (pattern 6).
-                swa_period = 6;
-                rope_base_local = 10000.0;
-                embed_scale = (d_model as f32).sqrt();
-                attn_scale = 1.0 / (head_dim as f32).sqrt();
-                rope_neox = true;
-            }
-        }
-        let cfg = Config {
+        let norm_eps = match arch.0.default_norm_eps() {
+            Some(eps) => keys
+                .opt_f32("attention.layer_norm_rms_epsilon")?
+                .unwrap_or(eps),
+            None => g.f32(&key("attention.layer_norm_rms_epsilon"))?,
+        };
+        let mut cfg = Config {
             arch,
             n_layers: u("block_count")?,
             d_model,
@@ -145,14 +152,15 @@ impl Config {
             norm_eps,
             rope_dims: opt_u("rope.dimension_count")?.unwrap_or(head_dim),
             rope_base,
-            rope_base_local,
+            rope_base_local: rope_base,
             rope_scale,
-            rope_neox,
-            window,
-            swa_period,
-            attn_scale,
-            embed_scale,
+            rope_neox: false,
+            window: 0,
+            swa_period: 1,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            embed_scale: 1.0,
         };
+        arch.0.config(&keys, &mut cfg)?;
         cfg.validate(g, &vocab_key)?;
         Ok(cfg)
     }

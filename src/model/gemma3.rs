@@ -4,88 +4,183 @@
 //!   h = x + postnorm(Wo · attn(rope(qnorm(Wq·norm(x))), rope(knorm(Wk·norm(x))), Wv·norm(x)))
 //!   x = h + postnorm(Wdown · (gelu(Wgate·norm(h)) ⊙ Wup·norm(h)))
 //!
+//! Embeddings are scaled by √d_model. The norm weights are used as the GGUF stores them
+//! (llama.cpp's converter already folds Gemma's `1 + w` into them).
+//!
 //! On entry `s.h` already holds norm(x); on exit it holds `next_norm`(x). With `lens`, the last
 //! token's attention weights are kept for the attention lens.
 
-use super::{Block, Model, Step};
-use crate::gpu::Recorder;
+use super::config::{Config, Keys};
+use super::parts::{
+    Architecture, Dim, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
+    FFN_NORM, GATE_UP, QKV,
+};
+use super::{Model, Step};
+use crate::gpu::{Buffer, Recorder};
 use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::elementwise::Glu;
 use crate::kernels::{matmul::linear, norm, rope};
-use crate::{Error, Result};
+use crate::weights::QMatrix;
+use crate::Result;
 
-pub(super) fn block(
-    model: &Model,
-    rec: &mut Recorder,
-    l: usize,
-    b: &Block,
-    step: Step,
-    next_norm: &wgpu::Buffer,
-) -> Result<()> {
-    let Step { m, pos0, lens } = step;
-    let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
-    let missing = |what: &str| Error::Model(format!("gemma3 block {l} has no {what}"));
-    let q_norm = b.q_norm.as_ref().ok_or_else(|| missing("attn_q_norm"))?;
-    let k_norm = b.k_norm.as_ref().ok_or_else(|| missing("attn_k_norm"))?;
-    let post_attn = b
-        .post_attn_norm
-        .as_ref()
-        .ok_or_else(|| missing("post_attention_norm"))?;
-    let post_ffn = b
-        .post_ffn_norm
-        .as_ref()
-        .ok_or_else(|| missing("post_ffw_norm"))?;
-    let local = c.is_local(l as u32);
-    let (base, scale) = if local {
-        (c.rope_base_local, 1.0)
-    } else {
-        (c.rope_base, c.rope_scale)
-    };
-    let eps = c.norm_eps;
+pub struct Gemma3;
 
-    // Attention.
-    model.qkv(rec, &b.qkv, [None; 3], m)?;
-    #[rustfmt::skip]
-    rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, q_norm, k_norm, m, c.n_heads, c.rope_dims, pos0, base, scale, true, eps)?;
-    let window = if local { c.window } else { 0 };
-    let p = AttnParams {
-        m,
-        pos0,
-        n_heads: c.n_heads,
-        scale: c.attn_scale,
-        window,
-    };
-    attention::attention(rec, &s.q, kv, &s.attn, &p)?;
-    if lens {
-        attention::attention_probs_row(
-            rec,
-            &s.q,
-            m - 1,
-            kv,
-            &s.lens,
-            pos0 + m - 1,
-            c.n_heads,
-            c.attn_scale,
-            window,
-        )?;
+const Q_NORM: Tensor = Tensor::Vector {
+    name: "attn_q_norm.weight",
+    len: Dim::Head,
+};
+const K_NORM: Tensor = Tensor::Vector {
+    name: "attn_k_norm.weight",
+    len: Dim::Head,
+};
+const POST_ATTN_NORM: Tensor = Tensor::Vector {
+    name: "post_attention_norm.weight",
+    len: Dim::Model,
+};
+const POST_FFN_NORM: Tensor = Tensor::Vector {
+    name: "post_ffw_norm.weight",
+    len: Dim::Model,
+};
+
+impl Architecture for Gemma3 {
+    fn names(&self) -> &'static [&'static str] {
+        &["gemma3"]
     }
-    linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
-    norm::rmsnorm_add_rmsnorm(
-        rec,
-        &s.o,
-        post_attn,
-        &s.x,
-        &b.ffn_norm,
-        &s.h,
-        m,
-        c.d_model,
-        eps,
-    )?;
+    fn default_norm_eps(&self) -> Option<f32> {
+        Some(1e-6)
+    }
+    fn config(&self, keys: &Keys, c: &mut Config) -> Result<()> {
+        c.window = keys.opt_u32("attention.sliding_window")?.unwrap_or(0);
+        // llama.cpp: five local layers, then one global (pattern 6).
+        c.swa_period = 6;
+        c.rope_base_local = 10000.0;
+        c.embed_scale = (c.d_model as f32).sqrt();
+        c.rope_neox = true;
+        Ok(())
+    }
+    fn tensors(&self) -> &'static [Tensor] {
+        &[
+            ATTN_NORM,
+            QKV,
+            ATTN_OUTPUT,
+            FFN_NORM,
+            GATE_UP,
+            FFN_DOWN,
+            Q_NORM,
+            K_NORM,
+            POST_ATTN_NORM,
+            POST_FFN_NORM,
+        ]
+    }
+    fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Block {
+            attn_norm: t.vector(ATTN_NORM)?,
+            qkv: t.qkv(QKV)?,
+            wo: t.matrix(ATTN_OUTPUT)?,
+            q_norm: t.vector(Q_NORM)?,
+            k_norm: t.vector(K_NORM)?,
+            post_attn_norm: t.vector(POST_ATTN_NORM)?,
+            ffn_norm: t.vector(FFN_NORM)?,
+            gate_up: t.gate_up(GATE_UP)?,
+            w_down: t.matrix(FFN_DOWN)?,
+            post_ffn_norm: t.vector(POST_FFN_NORM)?,
+        }))
+    }
+}
 
-    // Feed-forward (GeGLU).
-    model.glu(rec, &b.gate_up, Glu::Gelu, m)?;
-    linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
-    norm::rmsnorm_add_rmsnorm(
-        rec, &s.o, post_ffn, &s.x, next_norm, &s.h, m, c.d_model, eps,
-    )
+struct Block {
+    attn_norm: Buffer,
+    qkv: Qkv,
+    wo: QMatrix,
+    q_norm: Buffer,
+    k_norm: Buffer,
+    post_attn_norm: Buffer,
+    ffn_norm: Buffer,
+    gate_up: GateUp,
+    w_down: QMatrix,
+    post_ffn_norm: Buffer,
+}
+
+impl Layer for Block {
+    fn block(
+        &self,
+        model: &Model,
+        rec: &mut Recorder,
+        l: usize,
+        step: Step,
+        next_norm: &wgpu::Buffer,
+    ) -> Result<()> {
+        let Step { m, pos0, lens } = step;
+        let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+        let local = c.is_local(l as u32);
+        let (base, scale) = if local {
+            (c.rope_base_local, 1.0)
+        } else {
+            (c.rope_base, c.rope_scale)
+        };
+        let eps = c.norm_eps;
+
+        // Attention.
+        model.qkv(rec, &self.qkv, [None; 3], m)?;
+        let (qn, kn) = (&self.q_norm, &self.k_norm);
+        #[rustfmt::skip]
+        rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, qn, kn, m, c.n_heads, c.rope_dims, pos0, base, scale, true, eps)?;
+        let window = if local { c.window } else { 0 };
+        let p = AttnParams {
+            m,
+            pos0,
+            n_heads: c.n_heads,
+            scale: c.attn_scale,
+            window,
+        };
+        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+        if lens {
+            attention::attention_probs_row(
+                rec,
+                &s.q,
+                m - 1,
+                kv,
+                &s.lens,
+                pos0 + m - 1,
+                c.n_heads,
+                c.attn_scale,
+                window,
+            )?;
+        }
+        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        let (post, d) = (&self.post_attn_norm, c.d_model);
+        norm::rmsnorm_add_rmsnorm(rec, &s.o, post, &s.x, &self.ffn_norm, &s.h, m, d, eps)?;
+
+        // Feed-forward (GeGLU).
+        model.glu(rec, &self.gate_up, Glu::Gelu, m)?;
+        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        let post = &self.post_ffn_norm;
+        norm::rmsnorm_add_rmsnorm(rec, &s.o, post, &s.x, next_norm, &s.h, m, d, eps)
+    }
+
+    fn attn_norm(&self) -> &Buffer {
+        &self.attn_norm
+    }
+    fn qkv(&self) -> &Qkv {
+        &self.qkv
+    }
+    fn ffn(&self) -> (&GateUp, Glu) {
+        (&self.gate_up, Glu::Gelu)
+    }
+    fn matrices(&self) -> Vec<&QMatrix> {
+        let mut v = self.qkv.matrices();
+        v.extend([&self.wo, &self.w_down]);
+        v.extend(self.gate_up.matrices());
+        v
+    }
+    fn vectors(&self) -> Vec<&Buffer> {
+        vec![
+            &self.attn_norm,
+            &self.ffn_norm,
+            &self.q_norm,
+            &self.k_norm,
+            &self.post_attn_norm,
+            &self.post_ffn_norm,
+        ]
+    }
 }

@@ -1,78 +1,194 @@
-//! The llama block (Llama 2/3, SmolLM2, Mistral, and Qwen2 with its Q/K/V biases):
+//! The llama block (Llama 2/3, SmolLM2, TinyLlama, Mistral, and Qwen2 with its Q/K/V biases):
 //!
 //!   h = x + Wo · attn(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
 //!   x = h + Wdown · (silu(Wgate·norm(h)) ⊙ Wup·norm(h))
+//!
+//! Qwen2 lives here because its block *is* this one: the biases (zero in llama, absent from its
+//! files) and NeoX RoPE (a config flag of the same kernel) are its only differences, so the two
+//! share one block and one weight struct, generic over whether the biases exist ([`Bias`]).
 //!
 //! On entry `s.h` already holds norm(x) (the previous block fused it into its last residual add);
 //! on exit `s.h` holds `next_norm`(x) for the next block or the output head. With `lens`, the last
 //! token's attention weights are kept for the attention lens.
 
-use super::{Block, Model, Step};
-use crate::gpu::Recorder;
+use super::config::{Config, Keys};
+use super::parts::{
+    Architecture, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
+    FFN_NORM, GATE_UP, QKV,
+};
+use super::{Model, Step};
+use crate::gpu::{Buffer, Recorder};
 use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::elementwise::Glu;
 use crate::kernels::{matmul::linear, norm, rope};
+use crate::weights::QMatrix;
 use crate::Result;
 
-pub(super) fn block(
-    model: &Model,
-    rec: &mut Recorder,
-    l: usize,
-    b: &Block,
-    step: Step,
-    next_norm: &wgpu::Buffer,
-) -> Result<()> {
-    let Step { m, pos0, lens } = step;
-    let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+pub struct Llama;
+pub struct Qwen2;
 
-    // Attention.
-    model.qkv(
-        rec,
-        &b.qkv,
-        [b.bq.as_deref(), b.bk.as_deref(), b.bv.as_deref()],
-        m,
-    )?;
-    // RoPE on q in place; k (rotated) and v straight into the cache.
-    rope::rope_kv(
-        rec,
-        &s.q,
-        &s.k,
-        &s.v,
-        kv,
-        m,
-        c.n_heads,
-        c.rope_dims,
-        pos0,
-        c.rope_base,
-        c.rope_scale,
-        c.rope_neox,
-    )?;
-    let p = AttnParams {
-        m,
-        pos0,
-        n_heads: c.n_heads,
-        scale: c.attn_scale,
-        window: 0,
-    };
-    attention::attention(rec, &s.q, kv, &s.attn, &p)?;
-    if lens {
-        attention::attention_probs_row(
+const QKV_BIAS: Tensor = Tensor::Qkv { bias: true };
+
+impl Architecture for Llama {
+    fn names(&self) -> &'static [&'static str] {
+        &["llama", "mistral"]
+    }
+    fn tensors(&self) -> &'static [Tensor] {
+        &[ATTN_NORM, QKV, ATTN_OUTPUT, FFN_NORM, GATE_UP, FFN_DOWN]
+    }
+    fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Block::load(t, QKV, |_| Ok(NoBias))?))
+    }
+}
+
+impl Architecture for Qwen2 {
+    fn names(&self) -> &'static [&'static str] {
+        &["qwen2"]
+    }
+    fn config(&self, _keys: &Keys, cfg: &mut Config) -> Result<()> {
+        cfg.rope_neox = true;
+        Ok(())
+    }
+    fn tensors(&self) -> &'static [Tensor] {
+        &[ATTN_NORM, QKV_BIAS, ATTN_OUTPUT, FFN_NORM, GATE_UP, FFN_DOWN]
+    }
+    fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Block::load(t, QKV_BIAS, |t| t.qkv_bias(QKV_BIAS))?))
+    }
+}
+
+/// The q, k, v biases of a block: none in llama, three vectors in Qwen2.
+pub trait Bias: wgpu::WasmNotSendSync {
+    fn get(&self) -> [Option<&wgpu::Buffer>; 3];
+    fn vectors(&self) -> Vec<&Buffer>;
+}
+
+pub struct NoBias;
+
+impl Bias for NoBias {
+    fn get(&self) -> [Option<&wgpu::Buffer>; 3] {
+        [None; 3]
+    }
+    fn vectors(&self) -> Vec<&Buffer> {
+        Vec::new()
+    }
+}
+
+impl Bias for [Buffer; 3] {
+    fn get(&self) -> [Option<&wgpu::Buffer>; 3] {
+        self.each_ref().map(|b| Some(&**b))
+    }
+    fn vectors(&self) -> Vec<&Buffer> {
+        self.iter().collect()
+    }
+}
+
+pub struct Block<B> {
+    attn_norm: Buffer,
+    qkv: Qkv,
+    bias: B,
+    wo: QMatrix,
+    ffn_norm: Buffer,
+    gate_up: GateUp,
+    w_down: QMatrix,
+}
+
+impl<B: Bias> Block<B> {
+    fn load(
+        t: &mut LayerTensors,
+        qkv: Tensor,
+        bias: impl FnOnce(&mut LayerTensors) -> Result<B>,
+    ) -> Result<Block<B>> {
+        Ok(Block {
+            attn_norm: t.vector(ATTN_NORM)?,
+            qkv: t.qkv(qkv)?,
+            bias: bias(t)?,
+            wo: t.matrix(ATTN_OUTPUT)?,
+            ffn_norm: t.vector(FFN_NORM)?,
+            gate_up: t.gate_up(GATE_UP)?,
+            w_down: t.matrix(FFN_DOWN)?,
+        })
+    }
+}
+
+impl<B: Bias> Layer for Block<B> {
+    fn block(
+        &self,
+        model: &Model,
+        rec: &mut Recorder,
+        l: usize,
+        step: Step,
+        next_norm: &wgpu::Buffer,
+    ) -> Result<()> {
+        let Step { m, pos0, lens } = step;
+        let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+
+        // Attention.
+        model.qkv(rec, &self.qkv, self.bias.get(), m)?;
+        // RoPE on q in place; k (rotated) and v straight into the cache.
+        rope::rope_kv(
             rec,
             &s.q,
-            m - 1,
+            &s.k,
+            &s.v,
             kv,
-            &s.lens,
-            pos0 + m - 1,
+            m,
             c.n_heads,
-            c.attn_scale,
-            0,
+            c.rope_dims,
+            pos0,
+            c.rope_base,
+            c.rope_scale,
+            c.rope_neox,
         )?;
-    }
-    linear(rec, &b.wo, &s.attn, &s.o, m, None)?;
-    norm::add_rmsnorm(rec, &s.x, &s.o, &b.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
+        let p = AttnParams {
+            m,
+            pos0,
+            n_heads: c.n_heads,
+            scale: c.attn_scale,
+            window: 0,
+        };
+        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+        if lens {
+            attention::attention_probs_row(
+                rec,
+                &s.q,
+                m - 1,
+                kv,
+                &s.lens,
+                pos0 + m - 1,
+                c.n_heads,
+                c.attn_scale,
+                0,
+            )?;
+        }
+        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        #[rustfmt::skip]
+        norm::add_rmsnorm(rec, &s.x, &s.o, &self.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
 
-    // Feed-forward (SwiGLU).
-    model.glu(rec, &b.gate_up, Glu::Silu, m)?;
-    linear(rec, &b.w_down, &s.act, &s.o, m, None)?;
-    norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, c.d_model, c.norm_eps)
+        // Feed-forward (SwiGLU).
+        model.glu(rec, &self.gate_up, Glu::Silu, m)?;
+        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, c.d_model, c.norm_eps)
+    }
+
+    fn attn_norm(&self) -> &Buffer {
+        &self.attn_norm
+    }
+    fn qkv(&self) -> &Qkv {
+        &self.qkv
+    }
+    fn ffn(&self) -> (&GateUp, Glu) {
+        (&self.gate_up, Glu::Silu)
+    }
+    fn matrices(&self) -> Vec<&QMatrix> {
+        let mut v = self.qkv.matrices();
+        v.extend([&self.wo, &self.w_down]);
+        v.extend(self.gate_up.matrices());
+        v
+    }
+    fn vectors(&self) -> Vec<&Buffer> {
+        let mut v = vec![&self.attn_norm, &self.ffn_norm];
+        v.extend(self.bias.vectors());
+        v
+    }
 }

@@ -1,15 +1,31 @@
-//! Transformer models over the kernel library. `config.rs` reads the hyperparameters, `loader.rs`
-//! streams the weights to the GPU, and each architecture's forward pass lives in its own file
-//! (`llama.rs` for llama/qwen2, `gemma3.rs`) so that it reads like the block it implements.
+//! Transformer models over the kernel library. `config.rs` reads the shared hyperparameters,
+//! `loader.rs` streams the weights to the GPU, `parts.rs` holds what architectures are made of,
+//! and each architecture lives in its own file (declared tensors, weights, own hyperparameters,
+//! and a block that reads like the equations it implements), registered below by one line.
 
 pub mod budget;
 pub mod config;
-mod gemma3;
-mod llama;
 pub mod loader;
+pub mod parts;
 
 pub use config::{Arch, Config};
 pub use loader::{Loader, Shape};
+pub use parts::{Architecture, GateUp, Layer, Qkv};
+
+/// The registry: one line per architecture file, `module::{Architecture, ...}` (the module is
+/// declared here too), looked up by GGUF `general.architecture` name ([`Arch::from_name`]).
+macro_rules! registry {
+    ($($m:ident::{$($a:ident),+ $(,)?}),* $(,)?) => {
+        $(mod $m;)*
+        /// Every architecture attend runs.
+        pub const ARCHS: &[&dyn Architecture] = &[$($(&$m::$a),+),*];
+    };
+}
+
+registry! {
+    llama::{Llama, Qwen2},
+    gemma3::{Gemma3},
+}
 
 mod scratch;
 use crate::gguf::Gguf;
@@ -20,84 +36,18 @@ use crate::weights::QMatrix;
 use crate::{Error, Result};
 pub use scratch::Scratch;
 
-/// The weights of one transformer block. Optional parts exist only in some architectures.
-pub struct Block {
-    pub attn_norm: Buffer,
-    pub qkv: Qkv,
-    pub wo: QMatrix,
-    pub bq: Option<Buffer>,
-    pub bk: Option<Buffer>,
-    pub bv: Option<Buffer>,
-    pub q_norm: Option<Buffer>,
-    pub k_norm: Option<Buffer>,
-    pub post_attn_norm: Option<Buffer>,
-    pub ffn_norm: Buffer,
-    pub gate_up: GateUp,
-    pub w_down: QMatrix,
-    pub post_ffn_norm: Option<Buffer>,
-}
-
 /// What one block call of a pass works on: `m` tokens from position `pos0`, and whether the
 /// attention lens keeps this layer's weights.
 #[derive(Clone, Copy)]
-pub(super) struct Step {
+pub struct Step {
     pub m: u32,
     pub pos0: u32,
     pub lens: bool,
 }
 
-/// The Q, K and V projections: one stacked `[wq; wk; wv]` matrix (one pass over the weights and
-/// one dispatch when decoding) where the file allows (Q5_0 or Q4_0 q/k beside a Q8_0 v are
-/// re-encoded losslessly as Q8_0 for it: `quant::widen`); else `[wq; wk]` stacked and V apart
-/// (files that quantize V differently, e.g. Q6_K beside Q4_K); else three. (One per layer,
-/// built once: boxing the larger variants would buy nothing.)
-#[allow(clippy::large_enum_variant)]
-pub enum Qkv {
-    Fused(QMatrix),
-    QkFused { qk: QMatrix, v: QMatrix },
-    Split { q: QMatrix, k: QMatrix, v: QMatrix },
-}
-
-impl Qkv {
-    fn matrices(&self) -> Vec<&QMatrix> {
-        match self {
-            Qkv::Fused(m) => vec![m],
-            Qkv::QkFused { qk, v } => vec![qk, v],
-            Qkv::Split { q, k, v } => vec![q, k, v],
-        }
-    }
-}
-
-/// The gate and up projections of a GLU feed-forward: one stacked `[gate; up]` matrix (decoded
-/// in one dispatch with the activation) where the file allows, else two.
-#[allow(clippy::large_enum_variant)]
-pub enum GateUp {
-    Fused(QMatrix),
-    Split { gate: QMatrix, up: QMatrix },
-}
-
-impl GateUp {
-    fn matrices(&self) -> Vec<&QMatrix> {
-        match self {
-            GateUp::Fused(m) => vec![m],
-            GateUp::Split { gate, up } => vec![gate, up],
-        }
-    }
-}
-
-impl Block {
-    /// Every weight matrix of the block.
-    pub fn matrices(&self) -> Vec<&QMatrix> {
-        let mut v = self.qkv.matrices();
-        v.extend([&self.wo, &self.w_down]);
-        v.extend(self.gate_up.matrices());
-        v
-    }
-}
-
 pub struct Weights {
     pub token_embd: QMatrix,
-    pub blocks: Vec<Block>,
+    pub blocks: Vec<Box<dyn Layer>>,
     pub output_norm: Buffer,
     /// `None` when the output projection is tied to the token embedding.
     pub output: Option<QMatrix>,
@@ -106,35 +56,15 @@ pub struct Weights {
 impl Weights {
     /// Every tensor the architecture reads, with the shape its metadata implies.
     pub fn plan(cfg: &Config) -> Vec<(String, Shape)> {
-        let (d, q, kv, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.ffn_dim);
-        let gemma = cfg.arch == Arch::Gemma3;
-        let qwen = cfg.arch == Arch::Qwen2;
+        let (d, v) = (cfg.d_model, cfg.vocab);
         let mut t: Vec<(String, Shape)> = vec![
-            ("token_embd.weight".into(), Shape::mat(d, cfg.vocab)),
+            ("token_embd.weight".into(), Shape::mat(d, v)),
             ("output_norm.weight".into(), Shape::vec(d)),
-            ("output.weight".into(), Shape::mat(d, cfg.vocab).optional()),
+            ("output.weight".into(), Shape::mat(d, v).optional()),
         ];
         for l in 0..cfg.n_layers {
-            let mut add = |name: &str, s: Shape| t.push((format!("blk.{l}.{name}.weight"), s));
-            add("attn_norm", Shape::vec(d));
-            add("attn_q", Shape::mat(d, q));
-            add("attn_k", Shape::mat(d, kv));
-            add("attn_v", Shape::mat(d, kv));
-            add("attn_output", Shape::mat(q, d));
-            add("ffn_norm", Shape::vec(d));
-            add("ffn_gate", Shape::mat(d, f));
-            add("ffn_up", Shape::mat(d, f));
-            add("ffn_down", Shape::mat(f, d));
-            if gemma {
-                add("attn_q_norm", Shape::vec(cfg.head_dim));
-                add("attn_k_norm", Shape::vec(cfg.head_dim));
-                add("post_attention_norm", Shape::vec(d));
-                add("post_ffw_norm", Shape::vec(d));
-            }
-            if qwen {
-                for (name, n) in [("attn_q", q), ("attn_k", kv), ("attn_v", kv)] {
-                    t.push((format!("blk.{l}.{name}.bias"), Shape::vec(n)));
-                }
+            for tensor in cfg.arch.0.tensors() {
+                t.extend(tensor.plan(cfg, l));
             }
         }
         t
@@ -142,62 +72,17 @@ impl Weights {
 
     /// Tensors stacked into one matrix when their types and shapes allow (see `Loader::new`).
     pub fn fusions(cfg: &Config) -> Vec<(String, Vec<String>)> {
-        let mut f = Vec::new();
-        for l in 0..cfg.n_layers {
-            let n = |s: &str| format!("blk.{l}.{s}.weight");
-            // Qwen2's q/k/v biases would need stacking too: its projections stay separate.
-            if cfg.arch != Arch::Qwen2 {
-                f.push((n("attn_qkv"), vec![n("attn_q"), n("attn_k"), n("attn_v")]));
-                f.push((n("attn_qk"), vec![n("attn_q"), n("attn_k")]));
-            }
-            f.push((n("ffn_gate_up"), vec![n("ffn_gate"), n("ffn_up")]));
-        }
-        f
+        let tensors = cfg.arch.0.tensors();
+        (0..cfg.n_layers)
+            .flat_map(|l| tensors.iter().flat_map(move |t| t.fusions(l)))
+            .collect()
     }
 
     /// Collect the uploaded tensors once the loader has received every byte.
     pub fn assemble(gpu: &Gpu, cfg: &Config, ld: &mut Loader) -> Result<Weights> {
         let mut blocks = Vec::with_capacity(cfg.n_layers as usize);
         for l in 0..cfg.n_layers {
-            let n = |s: &str| format!("blk.{l}.{s}");
-            blocks.push(Block {
-                attn_norm: ld.vector(gpu, &n("attn_norm.weight"))?,
-                qkv: match (
-                    ld.fused(&n("attn_qkv.weight"))?,
-                    ld.fused(&n("attn_qk.weight"))?,
-                ) {
-                    (Some(m), _) => Qkv::Fused(m),
-                    (None, Some(qk)) => Qkv::QkFused {
-                        qk,
-                        v: ld.matrix(gpu, &n("attn_v.weight"))?,
-                    },
-                    (None, None) => Qkv::Split {
-                        q: ld.matrix(gpu, &n("attn_q.weight"))?,
-                        k: ld.matrix(gpu, &n("attn_k.weight"))?,
-                        v: ld.matrix(gpu, &n("attn_v.weight"))?,
-                    },
-                },
-                wo: ld.matrix(gpu, &n("attn_output.weight"))?,
-                bq: ld.opt_vector(gpu, &n("attn_q.bias"))?,
-                bk: ld.opt_vector(gpu, &n("attn_k.bias"))?,
-                bv: ld.opt_vector(gpu, &n("attn_v.bias"))?,
-                q_norm: ld.opt_vector(gpu, &n("attn_q_norm.weight"))?,
-                k_norm: ld.opt_vector(gpu, &n("attn_k_norm.weight"))?,
-                post_attn_norm: ld.opt_vector(gpu, &n("post_attention_norm.weight"))?,
-                ffn_norm: ld.vector(gpu, &n("ffn_norm.weight"))?,
-                gate_up: match ld.fused(&n("ffn_gate_up.weight"))? {
-                    Some(m) if crate::kernels::matvec::glu_fits(&m) => GateUp::Fused(m),
-                    Some(m) => {
-                        return Err(Error::Model(format!("fused matrix of {} rows", m.rows)))
-                    }
-                    None => GateUp::Split {
-                        gate: ld.matrix(gpu, &n("ffn_gate.weight"))?,
-                        up: ld.matrix(gpu, &n("ffn_up.weight"))?,
-                    },
-                },
-                w_down: ld.matrix(gpu, &n("ffn_down.weight"))?,
-                post_ffn_norm: ld.opt_vector(gpu, &n("post_ffw_norm.weight"))?,
-            });
+            blocks.push(cfg.arch.0.layer(&mut parts::LayerTensors { gpu, ld, l })?);
         }
         Ok(Weights {
             token_embd: ld.matrix(gpu, "token_embd.weight")?,
@@ -208,27 +93,10 @@ impl Weights {
     }
 
     pub fn bytes(&self) -> u64 {
-        let mats = |b: &Block| b.matrices().iter().map(|m| m.bytes()).sum::<u64>();
-        let vecs = |b: &Block| {
-            [
-                &b.bq,
-                &b.bk,
-                &b.bv,
-                &b.q_norm,
-                &b.k_norm,
-                &b.post_attn_norm,
-                &b.post_ffn_norm,
-            ]
-            .iter()
-            .filter_map(|v| v.as_ref().map(|v| v.size()))
-            .sum::<u64>()
-                + b.attn_norm.size()
-                + b.ffn_norm.size()
-        };
         self.token_embd.bytes()
             + self.output.as_ref().map_or(0, |m| m.bytes())
             + self.output_norm.size()
-            + self.blocks.iter().map(|b| mats(b) + vecs(b)).sum::<u64>()
+            + self.blocks.iter().map(|b| b.bytes()).sum::<u64>()
     }
 }
 
@@ -375,18 +243,18 @@ impl Model {
         }
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
-        let first_norm = w.blocks.first().map_or(&w.output_norm, |b| &b.attn_norm);
+        let first_norm = w.blocks.first().map_or(&w.output_norm, |b| b.attn_norm());
         norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
         for (l, block) in w.blocks.iter().enumerate() {
-            let next_norm = w.blocks.get(l + 1).map_or(&w.output_norm, |b| &b.attn_norm);
+            let next_norm = w
+                .blocks
+                .get(l + 1)
+                .map_or(&w.output_norm, |b| b.attn_norm());
             let on = lens
                 .as_ref()
                 .is_some_and(|r| r.layers.contains(&(l as u32)));
             let step = Step { m, pos0, lens: on };
-            match cfg.arch {
-                Arch::Llama | Arch::Qwen2 => llama::block(self, rec, l, block, step, next_norm)?,
-                Arch::Gemma3 => gemma3::block(self, rec, l, block, step, next_norm)?,
-            }
+            block.block(self, rec, l, step, next_norm)?;
             if let Some(LensRequest {
                 layers,
                 out: Some(out),
@@ -445,7 +313,7 @@ impl Model {
         for b in &w.blocks {
             for m in b.matrices() {
                 // Fused matrices are timed with the epilogue they decode with.
-                let (y, usage) = match (&b.qkv, &b.gate_up) {
+                let (y, usage) = match (b.qkv(), b.ffn()) {
                     (Qkv::Fused(f) | Qkv::QkFused { qk: f, .. }, _) if std::ptr::eq(f, m) => {
                         let split = Split {
                             y2: &s.k,
@@ -455,11 +323,7 @@ impl Model {
                         };
                         (&s.q, MatvecUse::Split(split))
                     }
-                    (_, GateUp::Fused(f)) if std::ptr::eq(f, m) => {
-                        let glu = match c.arch {
-                            Arch::Gemma3 => elementwise::Glu::Gelu,
-                            _ => elementwise::Glu::Silu,
-                        };
+                    (_, (GateUp::Fused(f), glu)) if std::ptr::eq(f, m) => {
                         (&s.act, MatvecUse::Glu(glu))
                     }
                     _ => (&s.logits, MatvecUse::Plain),
@@ -475,7 +339,7 @@ impl Model {
         // Prefill chunks (longer than matvec takes) of the block matrices.
         let tokens = s.batch.min(32);
         if tokens > crate::kernels::matmul::MATVEC_MAX_M {
-            for m in w.blocks.iter().flat_map(Block::matrices) {
+            for m in w.blocks.iter().flat_map(|b| b.matrices()) {
                 let fits = |b: &&crate::gpu::Buffer, n: usize| {
                     b.size() >= (tokens as usize * n * 4) as u64
                 };
