@@ -254,6 +254,18 @@ fn tiny_qwen2_matches_transformers() {
     );
 }
 
+/// Qwen3 (per-head RMSNorm of q and k before NeoX RoPE, no biases, tied embeddings): tiny and
+/// random too; its golden has a 7th, long plain prompt.
+#[test]
+fn tiny_qwen3_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load(&fixture("tiny-qwen3.gguf"));
+    let g = golden("tiny-qwen3.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny Qwen3: {r}");
+}
+
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.
 #[test]
 fn tiny_llama_spm_matches_transformers() {

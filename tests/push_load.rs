@@ -165,6 +165,12 @@ fn split_qwen2_pushed_in_chunks_equals_the_file() {
 }
 
 #[test]
+fn split_qwen3_pushed_in_chunks_equals_the_file() {
+    // Qwen3: stacked Q/K/V beside the per-head q/k norms; 25 tensors in 7 shards.
+    check_split("tiny-qwen3", 4, false);
+}
+
+#[test]
 fn split_llama_pushed_out_of_order_equals_the_file() {
     // Llama: Q/K/V and gate/up are stacked into one matrix whose members now lie in different
     // shards, pushed last shard first: the remapping by name still finds every tensor's place.

@@ -1,8 +1,8 @@
 //! The engine and its wasm-bindgen API in a real browser (headless Chromium, WebGPU on
-//! SwiftShader): a tiny Qwen2 GGUF (tests/reference/tiny-qwen2.gguf) is streamed in chunks to the
-//! GPU, its greedy continuation must equal HF transformers' (tests/reference/tiny-qwen2.json), and
-//! `WasmEngine` answers an OpenAI-shaped request with streamed chunks. Browser-only: natively this
-//! file is empty (the native engine is covered by tests/models.rs).
+//! SwiftShader): tiny Qwen2 and Qwen3 GGUFs (tests/reference/tiny-qwen{2,3}.gguf) are streamed in
+//! chunks to the GPU, their greedy continuations must equal HF transformers' (the .json goldens
+//! beside them), and `WasmEngine` answers an OpenAI-shaped request with streamed chunks.
+//! Browser-only: natively this file is empty (the native engine is covered by tests/models.rs).
 #![cfg(target_arch = "wasm32")]
 
 use attend::engine::{EngineBuilder, GenParams, LoadOptions};
@@ -32,12 +32,26 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 
 #[wasm_bindgen_test]
 async fn streamed_tiny_qwen2_matches_transformers() {
+    streamed_matches_transformers(GGUF, GOLDEN, 3).await;
+}
+
+/// Qwen3 (per-head q/k RMSNorm), every prompt of its golden (the 7th is long).
+#[wasm_bindgen_test]
+async fn streamed_tiny_qwen3_matches_transformers() {
+    let gguf = include_bytes!("reference/tiny-qwen3.gguf");
+    let golden = include_str!("reference/tiny-qwen3.json");
+    streamed_matches_transformers(gguf, golden, 7).await;
+}
+
+/// Streams `gguf` in odd chunks to the GPU; the greedy continuations of the first `prompts`
+/// prompts of `golden` must be HF's.
+async fn streamed_matches_transformers(gguf: &[u8], golden: &str, prompts: usize) {
     let gpu = Gpu::new().await.expect("the browser offers WebGPU");
     let mut stream = GgufStream::new();
     let mut builder: Option<EngineBuilder> = None;
     let mut gpu = Some(gpu);
     // Odd chunk sizes, as a network delivers them.
-    for chunk in GGUF.chunks(7919) {
+    for chunk in gguf.chunks(7919) {
         for ev in stream.push(chunk).unwrap() {
             match ev {
                 Event::Header(h) => {
@@ -60,7 +74,8 @@ async fn streamed_tiny_qwen2_matches_transformers() {
     }
     stream.finish().unwrap();
     let mut engine = builder.unwrap().finish().unwrap();
-    let golden: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(golden).unwrap();
+    assert!(golden["prompts"].as_array().unwrap().len() >= prompts);
     let p = GenParams {
         max_tokens: 16,
         sampler: SamplerConfig {
@@ -70,7 +85,7 @@ async fn streamed_tiny_qwen2_matches_transformers() {
         ignore_eog: true,
         ..Default::default()
     };
-    for prompt in golden["prompts"].as_array().unwrap().iter().take(3) {
+    for prompt in golden["prompts"].as_array().unwrap().iter().take(prompts) {
         let mut out = Vec::new();
         engine.reset();
         engine

@@ -25,6 +25,7 @@ macro_rules! registry {
 registry! {
     llama::{Llama, Qwen2},
     gemma3::{Gemma3},
+    qwen3::{Qwen3},
 }
 
 mod scratch;

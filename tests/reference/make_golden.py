@@ -37,6 +37,15 @@ PROMPTS = [
                   {"role": "user", "content": "Count from 1 to 10, then say done."}], "chat": True},
 ]
 
+# A 7th prompt for the tiny models of the architectures added later (tiny-qwen3): well over 40
+# tokens with their tiny vocabularies, so the prefill reaches positions far from the short prompts'.
+LONG_PROMPT = {
+    "text": "Rivers shape the land they cross. Over thousands of years, water carries sand and stone "
+            "from the mountains to the sea, carving valleys, building deltas and feeding the wetlands "
+            "where birds stop on their long journeys between the seasons.",
+    "chat": False,
+}
+
 TEACHER_TEXT = (
     "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg "
     "developed a system of movable metal type in Mainz. His invention made books far cheaper to "
@@ -171,7 +180,7 @@ def versions():
 
 
 def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int, note: str,
-        fallback_template: str | None = None):
+        fallback_template: str | None = None, prompt_set=None):
     print(f"== {name}: {gguf_path}", flush=True)
     hf = HF(hf_dir, hf_gguf, fallback_template)
     try:
@@ -181,7 +190,7 @@ def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int,
         lc = None
     stats = {"greedy_leading_agreement": [], "teacher_forced_top1_agreement": None}
     prompts = []
-    for p in PROMPTS:
+    for p in prompt_set or PROMPTS:
         text, ids, add_special = hf.encode(p)
         g, gt = hf.greedy(ids, n_greedy)
         entry = {"chat": p["chat"]}
@@ -244,6 +253,12 @@ def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int,
     print(f"  wrote {out} ({out.stat().st_size} bytes)", flush=True)
 
 
+# The tiny models of the architectures added later (issue 9): name -> (GGUF outtype, what it tests).
+NEW_TINY = {
+    "tiny-qwen3": ("F32", "qwen3 (per-head q/k RMSNorm, no QKV bias, tied embeddings)"),
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=Path, default=Path.home() / ".cache/attend/models")
@@ -274,6 +289,16 @@ def main():
             "random-weight test model (make_tiny_models.py); HF = the HF directory it was converted from "
             "(weights fp16-representable, GGUF F16: identical weights)"),
     }
+    for name, (outtype, what) in NEW_TINY.items():
+        # (The note's "past sliding windows / through scaled RoPE" is kept as tiny-qwen3.json was
+        # written with it; it is about the other tiny models of issue 9.)
+        jobs[name] = (lambda name=name, outtype=outtype, what=what: run(
+            name, HERE / f"{name}.gguf", args.tiny_hf / name, None, N_GREEDY_TINY,
+            f"random-weight test model of {what} (make_tiny_models.py); HF = the HF directory it was "
+            f"converted from (weights fp16-representable, GGUF {outtype}: identical weights); prompt 7 is "
+            "a long plain prompt (past sliding windows / through scaled RoPE); llamacpp_* from "
+            "llama-cpp-python 0.3.36 (CPU build), loose reference",
+            prompt_set=PROMPTS + [LONG_PROMPT]))
     for name in args.only or list(jobs):
         jobs[name]()
 

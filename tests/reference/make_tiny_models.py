@@ -103,11 +103,11 @@ def widen_and_round(model, seed):
 
 
 @torch.no_grad()
-def min_greedy_margin(model, tokz, n_steps=24):
+def min_greedy_margin(model, tokz, n_steps=24, prompts=None):
     """Smallest top-1 minus top-2 logit gap over greedy decoding of make_golden.py's prompts."""
     from make_golden import PROMPTS
     worst = float("inf")
-    for p in PROMPTS:
+    for p in prompts or PROMPTS:
         if p["chat"]:
             text = tokz.apply_chat_template(p["messages"], add_generation_prompt=True, tokenize=False)
             ids = tokz(text, add_special_tokens=False)["input_ids"]
@@ -121,14 +121,14 @@ def min_greedy_margin(model, tokz, n_steps=24):
     return worst
 
 
-def pick_seed(make_model, tokz, base_seed, label):
+def pick_seed(make_model, tokz, base_seed, label, prompts=None):
     """Random weights give occasional near-ties; keep the seed whose greedy runs have none."""
     best = None
     for seed in range(base_seed, base_seed + SEED_CANDIDATES):
         torch.manual_seed(seed)
         model = make_model().eval()
         widen_and_round(model, seed)
-        m = min_greedy_margin(model, tokz)
+        m = min_greedy_margin(model, tokz, prompts=prompts)
         print(f"{label}: seed {seed} min greedy top1-top2 logit margin {m:.4f}", flush=True)
         if best is None or m > best[0]:
             best = (m, seed, model)
@@ -223,15 +223,56 @@ def build_llama_spm(work: Path) -> Path:
     return d
 
 
+# ---------------------------------------------------------------------------------------------
+# Tiny models of the architectures added later (issue 9). Same recipe as above; each also gets
+# the long prompt (LONG_PROMPT in make_golden.py), in the seed pick and in its golden.
+
+def new_prompts():
+    from make_golden import LONG_PROMPT, PROMPTS
+    return PROMPTS + [LONG_PROMPT]
+
+
+def build_qwen3(work: Path) -> Path:
+    """qwen3: per-head RMSNorm on q and k (before RoPE), no q/k/v biases, head_dim given
+    explicitly, tied embeddings (as Qwen3-0.6B/1.7B/4B)."""
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    d = work / "tiny-qwen3"
+    d.mkdir(parents=True, exist_ok=True)
+    n_vocab = train_qwen2_tokenizer(d)
+    tokz = AutoTokenizer.from_pretrained(d)
+    cfg = Qwen3Config(
+        vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act="silu",
+        attention_bias=False, use_sliding_window=False,
+        bos_token_id=tokz.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokz.convert_tokens_to_ids("<|im_end|>"), torch_dtype="float32")
+    model = pick_seed(lambda: Qwen3ForCausalLM(cfg), tokz, SEED + 2000, "tiny-qwen3", new_prompts())
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+# name: (builder, outtype, pre-tokenizer override)
+MODELS = {
+    "tiny-qwen2": (build_qwen2, "f32", "qwen2"),
+    "tiny-llama-spm": (build_llama_spm, "f16", None),
+    "tiny-qwen3": (build_qwen3, "f32", "qwen2"),
+}
+
+
 def convert(llama_cpp: Path, hf_dir: Path, out: Path, outtype: str, pre_override: str | None):
     """Runs llama.cpp's convert_hf_to_gguf.py in-process (so the pre-tokenizer can be overridden)."""
-    sys.path.insert(0, str(llama_cpp / "gguf-py"))
-    sys.path.insert(0, str(llama_cpp))
+    if str(llama_cpp) not in sys.path:
+        sys.path.insert(0, str(llama_cpp / "gguf-py"))
+        sys.path.insert(0, str(llama_cpp))
     import importlib
     base = importlib.import_module("conversion.base")
+    saved = []
     if pre_override is not None:
         for obj in vars(base).values():
             if isinstance(obj, type) and "get_vocab_base_pre" in obj.__dict__:
+                saved.append((obj, obj.__dict__["get_vocab_base_pre"]))
                 obj.get_vocab_base_pre = lambda self, tokenizer: pre_override
     conv = importlib.import_module("convert_hf_to_gguf")
     argv = sys.argv
@@ -240,6 +281,8 @@ def convert(llama_cpp: Path, hf_dir: Path, out: Path, outtype: str, pre_override
         conv.main()
     finally:
         sys.argv = argv
+        for obj, fn in saved:
+            obj.get_vocab_base_pre = fn
 
 
 def main():
@@ -247,16 +290,19 @@ def main():
     ap.add_argument("--llama-cpp", required=True, type=Path)
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache/attend/tiny-hf")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    ap.add_argument("--only", nargs="*", choices=list(MODELS))
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True)
-    np.random.seed(SEED)
+    torch.set_num_threads(2)
     args.work.mkdir(parents=True, exist_ok=True)
-    qwen = build_qwen2(args.work)
-    llama = build_llama_spm(args.work)
-    convert(args.llama_cpp, qwen, args.out / "tiny-qwen2.gguf", "f32", "qwen2")
-    convert(args.llama_cpp, llama, args.out / "tiny-llama-spm.gguf", "f16", None)
-    for f in ("tiny-qwen2.gguf", "tiny-llama-spm.gguf"):
-        print(f, os.path.getsize(args.out / f), "bytes")
+    names = args.only or list(MODELS)
+    for name in names:
+        np.random.seed(SEED)
+        build, outtype, pre = MODELS[name]
+        hf_dir = build(args.work)
+        convert(args.llama_cpp, hf_dir, args.out / f"{name}.gguf", outtype, pre)
+    for name in names:
+        print(f"{name}.gguf", os.path.getsize(args.out / f"{name}.gguf"), "bytes")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+//! The Qwen3 block: llama's, without Q/K/V biases, with a per-head RMSNorm of q and k before
+//! (NeoX) RoPE:
+//!
+//!   h = x + Wo · attn(rope(qnorm(Wq·norm(x))), rope(knorm(Wk·norm(x))), Wv·norm(x))
+//!   x = h + Wdown · (silu(Wgate·norm(h)) ⊙ Wup·norm(h))
+//!
+//! The q/k norm weights (head_dim each, shared by the heads) multiply as stored (no `1 + w`).
+//!
+//! On entry `s.h` already holds norm(x); on exit it holds `next_norm`(x). With `lens`, the last
+//! token's attention weights are kept for the attention lens.
+
+use super::config::{Config, Keys};
+use super::parts::{
+    Architecture, Dim, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
+    FFN_NORM, GATE_UP, QKV,
+};
+use super::{Model, Step};
+use crate::gpu::{Buffer, Recorder};
+use crate::kernels::attention::{self, AttnParams};
+use crate::kernels::elementwise::Glu;
+use crate::kernels::{matmul::linear, norm, rope};
+use crate::weights::QMatrix;
+use crate::Result;
+
+pub struct Qwen3;
+
+const Q_NORM: Tensor = Tensor::Vector {
+    name: "attn_q_norm.weight",
+    len: Dim::Head,
+};
+const K_NORM: Tensor = Tensor::Vector {
+    name: "attn_k_norm.weight",
+    len: Dim::Head,
+};
+
+impl Architecture for Qwen3 {
+    fn names(&self) -> &'static [&'static str] {
+        &["qwen3"]
+    }
+    fn config(&self, _keys: &Keys, cfg: &mut Config) -> Result<()> {
+        cfg.rope_neox = true;
+        Ok(())
+    }
+    fn tensors(&self) -> &'static [Tensor] {
+        &[
+            ATTN_NORM,
+            QKV,
+            Q_NORM,
+            K_NORM,
+            ATTN_OUTPUT,
+            FFN_NORM,
+            GATE_UP,
+            FFN_DOWN,
+        ]
+    }
+    fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Block {
+            attn_norm: t.vector(ATTN_NORM)?,
+            qkv: t.qkv(QKV)?,
+            q_norm: t.vector(Q_NORM)?,
+            k_norm: t.vector(K_NORM)?,
+            wo: t.matrix(ATTN_OUTPUT)?,
+            ffn_norm: t.vector(FFN_NORM)?,
+            gate_up: t.gate_up(GATE_UP)?,
+            w_down: t.matrix(FFN_DOWN)?,
+        }))
+    }
+}
+
+struct Block {
+    attn_norm: Buffer,
+    qkv: Qkv,
+    q_norm: Buffer,
+    k_norm: Buffer,
+    wo: QMatrix,
+    ffn_norm: Buffer,
+    gate_up: GateUp,
+    w_down: QMatrix,
+}
+
+impl Layer for Block {
+    fn block(
+        &self,
+        model: &Model,
+        rec: &mut Recorder,
+        l: usize,
+        step: Step,
+        next_norm: &wgpu::Buffer,
+    ) -> Result<()> {
+        let Step { m, pos0, lens } = step;
+        let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+        let (d, eps) = (c.d_model, c.norm_eps);
+
+        // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached.
+        model.qkv(rec, &self.qkv, [None; 3], m)?;
+        let (qn, kn) = (&self.q_norm, &self.k_norm);
+        let (base, scale) = (c.rope_base, c.rope_scale);
+        #[rustfmt::skip]
+        rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, qn, kn, m, c.n_heads, c.rope_dims, pos0, base, scale, c.rope_neox, eps)?;
+        let p = AttnParams {
+            m,
+            pos0,
+            n_heads: c.n_heads,
+            scale: c.attn_scale,
+            window: 0,
+        };
+        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
+        if lens {
+            #[rustfmt::skip]
+            attention::attention_probs_row(rec, &s.q, m - 1, kv, &s.lens, pos0 + m - 1, c.n_heads, c.attn_scale, 0)?;
+        }
+        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        norm::add_rmsnorm(rec, &s.x, &s.o, &self.ffn_norm, &s.h, m, d, eps)?;
+
+        // Feed-forward (SwiGLU).
+        model.glu(rec, &self.gate_up, Glu::Silu, m)?;
+        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, d, eps)
+    }
+
+    fn attn_norm(&self) -> &Buffer {
+        &self.attn_norm
+    }
+    fn qkv(&self) -> &Qkv {
+        &self.qkv
+    }
+    fn ffn(&self) -> (&GateUp, Glu) {
+        (&self.gate_up, Glu::Silu)
+    }
+    fn matrices(&self) -> Vec<&QMatrix> {
+        let mut v = self.qkv.matrices();
+        v.extend([&self.wo, &self.w_down]);
+        v.extend(self.gate_up.matrices());
+        v
+    }
+    fn vectors(&self) -> Vec<&Buffer> {
+        let norms = [&self.attn_norm, &self.ffn_norm, &self.q_norm, &self.k_norm];
+        norms.to_vec()
+    }
+}
