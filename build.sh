@@ -97,13 +97,22 @@ run_tests() {
     step "test models and tokenizer vectors (cached in $ATTEND_CACHE)"
     bash tests/fetch-models.sh
     [ -f tests/fetch-vocab.sh ] && bash tests/fetch-vocab.sh
-    step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan))"
-    cargo test --no-fail-fast
+    # The native suite runs one test binary at a time, mostly one model at a time (about one core),
+    # and so do the fuzzer, the browser suite and the end-to-end tests (Chromium compiling and
+    # running shaders on SwiftShader): on CI's two cores the native tests run beside all the rest.
+    # Their output is kept in a log and shown once they end.
+    local native_log="$ROOT/target/native-tests.log" native_rc=0 native_pid
+    mkdir -p target
+    step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan)), in the background → $native_log"
+    cargo test --no-fail-fast >"$native_log" 2>&1 &
+    native_pid=$!
+    # A failing step below ends the script: stop the native tests with it and say where they wrote.
+    trap 'pkill -P $native_pid 2>/dev/null; kill $native_pid 2>/dev/null && echo "build.sh: native tests stopped; their output so far: $native_log" >&2' EXIT
     step "fuzzing: 5 targets × 6 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
     FUZZ_BUILD=--dev bash fuzz/run.sh 6
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
-    # The timeout is per test binary: the kernel suite alone takes 8-10 min on SwiftShader here.
-    CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=1200 \
+    # The timeout is per test binary: the kernel suite alone takes 8-12 min on SwiftShader here.
+    CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=1800 \
         cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention
     build_pkg
     step "Vite example imports attend-llm by name"
@@ -112,9 +121,16 @@ run_tests() {
     step "end-to-end chat page test (playwright-core + Chromium)"
     need_playwright
     # The CLI that `cargo test` built for its own tests (a plain `cargo build --bin attend` would
-    # rebuild every dependency without the dev-dependencies' features: minutes on CI).
+    # rebuild every dependency without the dev-dependencies' features: minutes on CI); the native
+    # tests built it before the browser tests could take the build directory's lock.
     [ -x target/debug/attend ] || die "target/debug/attend missing: cargo test should have built it"
     ATTEND_BIN="$ROOT/target/debug/attend" node --test tests/e2e/
+    step "waiting for the native tests"
+    wait "$native_pid" || native_rc=$?
+    trap - EXIT
+    step "native tests: output"
+    cat "$native_log"
+    [ "$native_rc" = 0 ] || die "native tests failed (exit $native_rc)"
     step "all tests passed"
 }
 
