@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, weight_args, Split, SHADER, X_UNIFORM_BYTES};
+use super::matvec::{matvec, weight_args, Io, Split, SHADER, X_UNIFORM_BYTES};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -53,7 +53,14 @@ pub fn matmul_split(
     split: Option<Split<'_>>,
 ) {
     let shape = w.matmul_shape().unwrap_or_else(|| default_shape(rec.gpu()));
-    matmul_with_shape(rec, w, x, y, m, bias, split, shape)
+    let io = Io {
+        x,
+        y,
+        m,
+        bias,
+        split,
+    };
+    matmul_io(rec, w, io, shape)
 }
 
 /// Which prefill kernel runs a matrix: the workgroup-tiled one (GPUs: shared tiles, coalesced
@@ -86,8 +93,7 @@ pub fn default_shape(gpu: &crate::gpu::Gpu) -> MatmulShape {
     }
 }
 
-/// [`matmul_split`] with an explicit kernel choice (tests cover every choice on any adapter).
-#[allow(clippy::too_many_arguments)]
+/// [`matmul`] with an explicit kernel choice (tests cover every choice on any adapter).
 pub fn matmul_with_shape(
     rec: &mut Recorder,
     w: &QMatrix,
@@ -95,9 +101,24 @@ pub fn matmul_with_shape(
     y: &wgpu::Buffer,
     m: u32,
     bias: Option<&wgpu::Buffer>,
-    split: Option<Split<'_>>,
     shape: MatmulShape,
 ) {
+    let split = None;
+    let io = Io {
+        x,
+        y,
+        m,
+        bias,
+        split,
+    };
+    matmul_io(rec, w, io, shape)
+}
+
+/// [`matmul_split`] with an explicit kernel choice.
+fn matmul_io(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatmulShape) {
+    let Io {
+        x, m, bias, split, ..
+    } = io;
     if m == 0 {
         return;
     }
@@ -114,10 +135,9 @@ pub fn matmul_with_shape(
             wg,
             x_uniform,
         };
-        return matmul_rt(rec, w, x, y, m, bias, split, rt);
+        return matmul_rt(rec, w, io, rt);
     }
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
-    let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     for part in w.parts() {
         let tiles_n = (part.rows as u32).div_ceil(TILE);
         let tiles = tiles_n * m.div_ceil(TILE);
@@ -143,7 +163,7 @@ pub fn matmul_with_shape(
                 ("HAS_BIAS", bias.is_some() as u32 as f64),
             ],
             &params,
-            &weight_args(rec.gpu(), part.buf.raw(), Arg::from(x), y, bias_buf, split),
+            &weight_args(rec.gpu(), part.buf.raw(), Arg::from(x), &io),
             grid(tiles, max_dim),
         );
     }
@@ -178,17 +198,10 @@ struct RtShape {
 /// or 8) tokens per invocation, no workgroup memory). With `x_uniform`, activations come through
 /// the uniform view in chunks of tokens that fit in it when `x` allows; else from storage in one
 /// dispatch.
-#[allow(clippy::too_many_arguments)]
-fn matmul_rt(
-    rec: &mut Recorder,
-    w: &QMatrix,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    m: u32,
-    bias: Option<&wgpu::Buffer>,
-    split: Option<Split<'_>>,
-    shape: RtShape,
-) {
+fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
+    let Io {
+        x, m, bias, split, ..
+    } = io;
     let k = w.cols as u64;
     let rt = if shape.tokens == 8 { 8 } else { 4 };
     let rows_per = match shape.rows {
@@ -209,7 +222,6 @@ fn matmul_rt(
         });
     let chunk = if uniform { per_view } else { m };
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
-    let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     for part in w.parts() {
         let groups = (part.rows as u32).div_ceil(4);
         let mut tok0 = 0;
@@ -248,7 +260,7 @@ fn matmul_rt(
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                 ],
                 &params,
-                &weight_args(rec.gpu(), part.buf.raw(), x_arg, y, bias_buf, split),
+                &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
                 grid(invocations.div_ceil(wg), max_dim),
             );
             tok0 += tm;
@@ -416,7 +428,7 @@ pub async fn tune(
     let candidates = candidates(gpu);
     let class = super::tuned::class("matmul", w, &format!("m={m}"));
     let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {
-        matmul_with_shape(rec, w, x, y, m, None, None, shape)
+        matmul_with_shape(rec, w, x, y, m, None, shape)
     })
     .await?;
     if let Some(s) = best {

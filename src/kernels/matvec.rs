@@ -39,6 +39,17 @@ pub struct Split<'a> {
     pub n2: u32,
 }
 
+/// The buffers of one quantized-matrix product: `x` f32 `[m, cols]` in, `y` f32 `[m, rows]` out
+/// (the first `split.n1` rows with a split), an optional bias f32 `[rows]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Io<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub y: &'a wgpu::Buffer,
+    pub m: u32,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub split: Option<Split<'a>>,
+}
+
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
 /// of 4 rows, and whether the activations may be read from a uniform buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,7 +126,14 @@ pub fn matvec_with_shape(
     bias: Option<&wgpu::Buffer>,
     shape: MatvecShape,
 ) {
-    dispatch(rec, w, x, y, m, bias, shape, None, None)
+    let io = Io {
+        x,
+        y,
+        m,
+        bias,
+        split: None,
+    };
+    dispatch(rec, w, io, shape, None)
 }
 
 /// [`matvec`] of a stacked weight whose rows go to three outputs (`y` gets the first `split.n1`).
@@ -129,7 +147,15 @@ pub fn matvec_split(
     split: Split<'_>,
 ) {
     let shape = shape_for(rec.gpu(), w);
-    dispatch(rec, w, x, y, m, bias, shape, None, Some(split))
+    let split = Some(split);
+    let io = Io {
+        x,
+        y,
+        m,
+        bias,
+        split,
+    };
+    dispatch(rec, w, io, shape, None)
 }
 
 /// A GLU feed-forward in one dispatch per 4 tokens: `w` is a fused `[gate; up]` matrix of `2f`
@@ -144,7 +170,14 @@ pub fn matvec_glu(
     glu: Glu,
 ) {
     let shape = shape_for(rec.gpu(), w);
-    dispatch(rec, w, x, out, m, None, shape, Some(glu), None)
+    let io = Io {
+        x,
+        y: out,
+        m,
+        bias: None,
+        split: None,
+    };
+    dispatch(rec, w, io, shape, Some(glu))
 }
 
 /// Whether `w` can serve as a fused `[gate; up]` matrix for [`matvec_glu`]: one part, halves of
@@ -155,39 +188,29 @@ pub fn glu_fits(w: &QMatrix) -> bool {
 
 /// The bindings every quantized-matrix kernel takes, in order: the weight part as u32 and as
 /// vec4<u32>, x (whole or a uniform view), y, the bias (`x` when there is none: never read), and
-/// the split outputs (spare buffers when unused).
-#[allow(clippy::too_many_arguments)]
+/// the split outputs (spare buffers when unused). `x` is `io.x` bound whole or as a view.
 pub(crate) fn weight_args<'a>(
     gpu: &'a Gpu,
     part: &'a wgpu::Buffer,
     x: Arg<'a>,
-    y: &'a wgpu::Buffer,
-    bias: &'a wgpu::Buffer,
-    split: Option<Split<'a>>,
+    io: &Io<'a>,
 ) -> [Arg<'a>; 7] {
+    let bias = io.bias.unwrap_or(io.x); // never read when HAS_BIAS is false
     [
         Arg::from(part),
         Arg::from(part),
         x,
-        Arg::from(y),
+        Arg::from(io.y),
         Arg::from(bias),
-        Arg::from(split.map_or(&gpu.spare[0], |s| s.y2)),
-        Arg::from(split.map_or(&gpu.spare[1], |s| s.y3)),
+        Arg::from(io.split.map_or(&gpu.spare[0], |s| s.y2)),
+        Arg::from(io.split.map_or(&gpu.spare[1], |s| s.y3)),
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dispatch(
-    rec: &mut Recorder,
-    w: &QMatrix,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    m: u32,
-    bias: Option<&wgpu::Buffer>,
-    shape: MatvecShape,
-    glu: Option<Glu>,
-    split: Option<Split<'_>>,
-) {
+fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu: Option<Glu>) {
+    let Io {
+        x, m, bias, split, ..
+    } = io;
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
     let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
     let uniform = shape.x_uniform && x_uniform_fits(x, m, w.cols);
@@ -198,7 +221,6 @@ fn dispatch(
         Some(Glu::Gelu) => 2,
     };
     let max_dim = rec.gpu().caps().max_workgroups_per_dim;
-    let bias_buf = bias.unwrap_or(x); // never read when HAS_BIAS is false
     let x_arg = if uniform {
         Arg::Range(x, 0, X_UNIFORM_BYTES)
     } else {
@@ -241,7 +263,7 @@ fn dispatch(
                     ("MV_G", mv_g as f64),
                 ],
                 &params,
-                &weight_args(rec.gpu(), part.buf.raw(), x_arg, y, bias_buf, split),
+                &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
                 grid(groups, max_dim),
             );
             tok0 += tok;
@@ -311,7 +333,14 @@ pub async fn tune(
         .collect();
     let class = super::tuned::class("matvec", w, &format!("use {kind}"));
     let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {
-        dispatch(rec, w, x, y, 1, None, shape, glu, split)
+        let io = Io {
+            x,
+            y,
+            m: 1,
+            bias: None,
+            split,
+        };
+        dispatch(rec, w, io, shape, glu)
     })
     .await?;
     if let Some(s) = best {

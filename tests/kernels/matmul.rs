@@ -62,7 +62,7 @@ fn matmul_choice(
     bias: Option<&wgpu::Buffer>,
 ) {
     let shape = CHOICE.with(|c| c.get());
-    matmul_with_shape(rec, w, x, y, m, bias, None, shape)
+    matmul_with_shape(rec, w, x, y, m, bias, shape)
 }
 
 per_format!(matmul_format:
