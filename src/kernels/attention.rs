@@ -160,6 +160,33 @@ pub struct AttnParams {
     pub window: u32,
 }
 
+impl AttnParams {
+    /// Check the heads and the positions `pos0 .. pos0 + m` (m > 0) against the cache.
+    fn check(&self, kv: &LayerKv) -> Result<()> {
+        check_heads(self.n_heads, kv)?;
+        check_positions(kv, self.pos0, self.m)
+    }
+
+    /// Bytes of an f32 `[m, n_heads, head_dim]` batch.
+    fn batch_bytes(&self, kv: &LayerKv) -> u64 {
+        self.m as u64 * self.n_heads as u64 * kv.head_dim as u64 * 4
+    }
+
+    /// The shader's parameters (decode and lens fields zero).
+    fn shader(&self, kv: &LayerKv) -> Params {
+        Params {
+            m: self.m,
+            pos0: self.pos0,
+            n_heads: self.n_heads,
+            n_kv_heads: kv.n_kv_heads,
+            capacity: kv.capacity,
+            window: self.window,
+            scale: self.scale,
+            ..Params::zeroed()
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -268,22 +295,12 @@ pub fn attention(
     out: &wgpu::Buffer,
     p: &AttnParams,
 ) -> Result<()> {
-    check_heads(p.n_heads, kv)?;
-    check_positions(kv, p.pos0, p.m)?;
+    p.check(kv)?;
     let d = kv.head_dim;
-    let act = p.m as u64 * p.n_heads as u64 * d as u64 * 4;
+    let act = p.batch_bytes(kv);
     check_size("attention q", q, act)?;
     check_size("attention out", out, act)?;
-    let params = Params {
-        m: p.m,
-        pos0: p.pos0,
-        n_heads: p.n_heads,
-        n_kv_heads: kv.n_kv_heads,
-        capacity: kv.capacity,
-        window: p.window,
-        scale: p.scale,
-        ..Params::zeroed()
-    };
+    let params = p.shader(kv);
     if p.m == 1 {
         decode(rec, q, kv, out, params)
     } else {
@@ -360,36 +377,26 @@ fn decode(
     Ok(())
 }
 
-/// The attention lens: softmax weights (f32 `[n_heads, pos + 1]`) of the query at position `pos`
-/// over keys `0 ..= pos`, masked keys 0. `q` holds that query as f32 `[n_heads, head_dim]` in row
-/// `q_row` of a `[m, n_heads, head_dim]` batch. For display: simple, not fast.
-#[allow(clippy::too_many_arguments)]
+/// The attention lens: softmax weights (f32 `[n_heads, pos + 1]`) of the last query of the call
+/// `p` describes (row `m - 1` of `q`, f32 `[m, n_heads, head_dim]`, at position
+/// `pos = pos0 + m - 1`) over keys `0 ..= pos`, masked keys 0. For display: simple, not fast.
 pub fn attention_probs_row(
     rec: &mut Recorder,
     q: &wgpu::Buffer,
-    q_row: u32,
     kv: &LayerKv,
     out: &wgpu::Buffer,
-    pos: u32,
-    n_heads: u32,
-    scale: f32,
-    window: u32,
+    p: &AttnParams,
 ) -> Result<()> {
-    check_heads(n_heads, kv)?;
-    check_positions(kv, pos, 1)?;
+    p.check(kv)?;
+    let (q_row, pos) = (p.m - 1, p.pos0 + p.m - 1);
     let d = kv.head_dim as u64;
-    check_size("lens q", q, (q_row as u64 + 1) * n_heads as u64 * d * 4)?;
-    check_size("lens out", out, n_heads as u64 * (pos as u64 + 1) * 4)?;
+    check_size("lens q", q, p.batch_bytes(kv))?;
+    check_size("lens out", out, p.n_heads as u64 * (pos as u64 + 1) * 4)?;
     let params = Params {
         m: 1,
         pos0: pos,
-        n_heads,
-        n_kv_heads: kv.n_kv_heads,
-        capacity: kv.capacity,
-        window,
-        scale,
         q_row,
-        ..Params::zeroed()
+        ..p.shader(kv)
     };
     rec.dispatch(
         &SHADER,
@@ -397,7 +404,7 @@ pub fn attention_probs_row(
         &kv.constants(&[("D", d as f64)]),
         &params,
         &[Arg::from(q), Arg::from(&kv.k), Arg::from(out)],
-        workgroups(rec, n_heads),
+        workgroups(rec, p.n_heads),
     );
     rec.mark_position(std::mem::offset_of!(Params, pos0));
     Ok(())

@@ -20,6 +20,37 @@ pub mod tuned;
 
 // Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
 
+/// An f32 activation: `buf` read as `rows × cols`, row-major and contiguous. Kernels check its
+/// shape in one place ([`Act::elems`], and [`Act::bind`] that the buffer holds it).
+#[derive(Clone, Copy, Debug)]
+pub struct Act<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub rows: u32,
+    pub cols: u32,
+}
+
+impl<'a> Act<'a> {
+    pub fn new(buf: &'a wgpu::Buffer, rows: u32, cols: u32) -> Act<'a> {
+        Act { buf, rows, cols }
+    }
+
+    /// Another buffer of the same shape (an output shaped like its input).
+    pub fn like<'b>(&self, buf: &'b wgpu::Buffer) -> Act<'b> {
+        Act::new(buf, self.rows, self.cols)
+    }
+
+    /// `rows × cols`, rejecting shapes that do not fit the shaders' u32 indices.
+    pub(crate) fn elems(&self, what: &str) -> Result<u64> {
+        count(what, &[self.rows, self.cols])
+    }
+
+    /// Bind the activation's `rows × cols` f32s, after checking the shape and that the buffer
+    /// holds them (see [`words`]).
+    pub(crate) fn bind(&self, rec: &Recorder<'_>, what: &str) -> Result<Arg<'a>> {
+        words(rec, self.buf, self.elems(what)?, what)
+    }
+}
+
 use crate::gpu::{Arg, Recorder};
 use crate::{Error, Result};
 

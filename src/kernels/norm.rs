@@ -3,9 +3,9 @@
 //! the row length (32..256 invocations), so per-head q/k norms (rows = tokens × heads, dim = head
 //! size) do not leave most invocations idle.
 
-use super::{count, distinct, words};
-use crate::gpu::{grid, Recorder, Shader};
-use crate::Result;
+use super::{distinct, words, Act};
+use crate::gpu::{grid, Arg, Recorder, Shader};
+use crate::{Error, Result};
 
 static RMSNORM: Shader = crate::include_shader!("rmsnorm");
 
@@ -23,114 +23,121 @@ pub(crate) fn workgroup_for(dim: u32) -> u32 {
     dim.min(256).next_power_of_two().clamp(32, 256)
 }
 
-fn dispatch(
-    rec: &mut Recorder<'_>,
-    entry: &str,
-    rows: u32,
-    dim: u32,
-    eps: f32,
-    bufs: &[crate::gpu::Arg<'_>],
-) {
+/// One RMSNorm: its weight (f32 `[dim]`, shared by every row) and epsilon.
+#[derive(Clone, Copy, Debug)]
+pub struct Norm<'a> {
+    pub weight: &'a wgpu::Buffer,
+    pub eps: f32,
+}
+
+impl<'a> Norm<'a> {
+    pub fn new(weight: &'a wgpu::Buffer, eps: f32) -> Norm<'a> {
+        Norm { weight, eps }
+    }
+
+    /// Bind the weight after checking it holds `dim` f32s.
+    pub(crate) fn bind(&self, rec: &Recorder<'_>, dim: u32, what: &str) -> Result<Arg<'a>> {
+        words(rec, self.weight, dim as u64, what)
+    }
+}
+
+/// Error unless two norms fused in one dispatch share their epsilon (the shader takes one).
+pub(crate) fn same_eps(what: &str, a: Norm<'_>, b: Norm<'_>) -> Result<()> {
+    if a.eps.to_bits() != b.eps.to_bits() {
+        return Err(Error::Invalid(format!(
+            "{what}: the fused norms must share eps (got {} and {})",
+            a.eps, b.eps
+        )));
+    }
+    Ok(())
+}
+
+/// One workgroup per row of `x`; `eps` of the first norm (fused kernels share it).
+fn dispatch(rec: &mut Recorder<'_>, entry: &str, x: Act<'_>, eps: f32, bufs: &[Arg<'_>]) {
     let params = Params {
-        rows,
-        dim,
+        rows: x.rows,
+        dim: x.cols,
         eps,
         _pad: 0,
     };
-    let wg = workgroup_for(dim);
-    let wgs = grid(rows, rec.gpu().caps().max_workgroups_per_dim);
+    let wg = workgroup_for(x.cols);
+    let wgs = grid(x.rows, rec.gpu().caps().max_workgroups_per_dim);
     rec.dispatch(&RMSNORM, entry, &[("WG", wg as f64)], &params, bufs, wgs);
 }
 
-/// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for each of `rows` rows of `dim`.
+/// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for each row of `x` (`out` is shaped like
+/// `x`).
 pub fn rmsnorm(
     rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
+    x: Act<'_>,
+    norm: Norm<'_>,
     out: &wgpu::Buffer,
-    rows: u32,
-    dim: u32,
-    eps: f32,
 ) -> Result<()> {
-    distinct("rmsnorm", out, &[x, weight])?;
-    let n = count("rmsnorm", &[rows, dim])?;
-    if n == 0 {
+    let what = "rmsnorm";
+    distinct(what, out, &[x.buf, norm.weight])?;
+    if x.elems(what)? == 0 {
         return Ok(());
     }
     let bufs = [
-        words(rec, x, n, "rmsnorm x")?,
-        words(rec, weight, dim as u64, "rmsnorm weight")?,
-        words(rec, out, n, "rmsnorm out")?,
+        x.bind(rec, "rmsnorm x")?,
+        norm.bind(rec, x.cols, "rmsnorm weight")?,
+        x.like(out).bind(rec, "rmsnorm out")?,
     ];
-    dispatch(rec, "rmsnorm", rows, dim, eps, &bufs);
+    dispatch(rec, what, x, norm.eps, &bufs);
     Ok(())
 }
 
 /// `residual[r] += delta[r]`, then `out[r] = rmsnorm(residual[r]) * weight`: a residual add fused
-/// with the next pre-norm (one dispatch instead of two).
-#[allow(clippy::too_many_arguments)]
+/// with the next pre-norm (one dispatch instead of two). `delta` and `out` are shaped like
+/// `residual`.
 pub fn add_rmsnorm(
     rec: &mut Recorder<'_>,
-    residual: &wgpu::Buffer,
+    residual: Act<'_>,
     delta: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
+    norm: Norm<'_>,
     out: &wgpu::Buffer,
-    rows: u32,
-    dim: u32,
-    eps: f32,
 ) -> Result<()> {
-    distinct("add_rmsnorm", residual, &[delta, weight, out])?;
-    distinct("add_rmsnorm", out, &[delta, weight])?;
-    let n = count("add_rmsnorm", &[rows, dim])?;
-    if n == 0 {
+    let what = "add_rmsnorm";
+    distinct(what, residual.buf, &[delta, norm.weight, out])?;
+    distinct(what, out, &[delta, norm.weight])?;
+    if residual.elems(what)? == 0 {
         return Ok(());
     }
     let bufs = [
-        words(rec, residual, n, "add_rmsnorm residual")?,
-        words(rec, delta, n, "add_rmsnorm delta")?,
-        words(rec, weight, dim as u64, "add_rmsnorm weight")?,
-        words(rec, out, n, "add_rmsnorm out")?,
+        residual.bind(rec, "add_rmsnorm residual")?,
+        residual.like(delta).bind(rec, "add_rmsnorm delta")?,
+        norm.bind(rec, residual.cols, "add_rmsnorm weight")?,
+        residual.like(out).bind(rec, "add_rmsnorm out")?,
     ];
-    dispatch(rec, "add_rmsnorm", rows, dim, eps, &bufs);
+    dispatch(rec, what, residual, norm.eps, &bufs);
     Ok(())
 }
 
-/// `residual[r] += rmsnorm(x[r]) * weight`, then `out[r] = rmsnorm(residual[r]) * next_weight`:
-/// Gemma's post-norm and residual add fused with the following pre-norm (one dispatch).
-#[allow(clippy::too_many_arguments)]
+/// `residual[r] += rmsnorm(x[r]) * post.weight`, then `out[r] = rmsnorm(residual[r]) *
+/// next.weight`: Gemma's post-norm and residual add fused with the following pre-norm (one
+/// dispatch). `residual` and `out` are shaped like `x`; the two norms share one eps.
 pub fn rmsnorm_add_rmsnorm(
     rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
+    x: Act<'_>,
+    post: Norm<'_>,
     residual: &wgpu::Buffer,
-    next_weight: &wgpu::Buffer,
+    next: Norm<'_>,
     out: &wgpu::Buffer,
-    rows: u32,
-    dim: u32,
-    eps: f32,
 ) -> Result<()> {
-    distinct(
-        "rmsnorm_add_rmsnorm",
-        residual,
-        &[x, weight, next_weight, out],
-    )?;
-    distinct("rmsnorm_add_rmsnorm", out, &[x, weight, next_weight])?;
-    let n = count("rmsnorm_add_rmsnorm", &[rows, dim])?;
-    if n == 0 {
+    let what = "rmsnorm_add_rmsnorm";
+    distinct(what, residual, &[x.buf, post.weight, next.weight, out])?;
+    distinct(what, out, &[x.buf, post.weight, next.weight])?;
+    same_eps(what, post, next)?;
+    if x.elems(what)? == 0 {
         return Ok(());
     }
     let bufs = [
-        words(rec, x, n, "rmsnorm_add_rmsnorm x")?,
-        words(rec, weight, dim as u64, "rmsnorm_add_rmsnorm weight")?,
-        words(rec, residual, n, "rmsnorm_add_rmsnorm residual")?,
-        words(
-            rec,
-            next_weight,
-            dim as u64,
-            "rmsnorm_add_rmsnorm next_weight",
-        )?,
-        words(rec, out, n, "rmsnorm_add_rmsnorm out")?,
+        x.bind(rec, "rmsnorm_add_rmsnorm x")?,
+        post.bind(rec, x.cols, "rmsnorm_add_rmsnorm weight")?,
+        x.like(residual).bind(rec, "rmsnorm_add_rmsnorm residual")?,
+        next.bind(rec, x.cols, "rmsnorm_add_rmsnorm next_weight")?,
+        x.like(out).bind(rec, "rmsnorm_add_rmsnorm out")?,
     ];
-    dispatch(rec, "rmsnorm_add_rmsnorm", rows, dim, eps, &bufs);
+    dispatch(rec, what, x, post.eps, &bufs);
     Ok(())
 }

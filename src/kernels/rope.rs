@@ -5,7 +5,9 @@
 //! Frequencies are computed here in f64 and handed to the shader split into exact high and low
 //! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
 
-use super::{count, distinct, words};
+use super::attention::LayerKv;
+use super::norm::{same_eps, Norm};
+use super::{count, distinct, Act};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::{Error, Result};
 
@@ -31,101 +33,114 @@ struct Params {
     freq: [[f32; 4]; MAX_PAIRS / 2],
 }
 
-/// Check the shape and build the parameters (with the frequency table) for `heads` heads.
-#[allow(clippy::too_many_arguments)]
-fn params(
-    what: &str,
-    rows: u32,
-    heads: u32,
-    head_dim: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-) -> Result<Params> {
-    if !rot_dims.is_multiple_of(2) || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
-        return Err(Error::Invalid(format!(
-            "{what}: rot_dims {rot_dims} must be even, ≤ head_dim {head_dim} and ≤ {}",
-            2 * MAX_PAIRS
-        )));
-    }
-    if !(base > 0.0 && base.is_finite() && scale > 0.0 && scale.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{what}: base {base} and scale {scale} must be positive and finite"
-        )));
-    }
-    let last = pos0 as u64 + rows.saturating_sub(1) as u64;
-    if last >= 1 << 24 {
-        return Err(Error::Unsupported(format!(
-            "{what}: position {last} is beyond the 2^24 positions kept exact"
-        )));
-    }
-    count(what, &[rows, heads, head_dim])?;
-    let total = count(what, &[rows, heads, rot_dims / 2])? as u32;
-
-    let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
-    for j in 0..(rot_dims / 2) as usize {
-        let exponent = -2.0 * j as f64 / rot_dims as f64;
-        let turns = (base as f64).powf(exponent) / scale as f64 / std::f64::consts::TAU;
-        // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
-        let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
-        let lo = (turns - hi as f64) as f32;
-        freq[j / 2][2 * (j % 2)] = hi;
-        freq[j / 2][2 * (j % 2) + 1] = lo;
-    }
-    Ok(Params {
-        total,
-        heads,
-        head_dim,
-        rot_dims,
-        pos0,
-        neox: neox as u32,
-        total2: 0,
-        heads2: 0,
-        eps: 0.0,
-        capacity: 0,
-        _pad: [0; 2],
-        freq,
-    })
+/// The q, k and v activations of `rows` tokens that RoPE and the cache write read: `q` f32
+/// `[rows, q_heads, head_dim]`, `k` and `v` f32 `[rows, kv heads, head_dim]`.
+#[derive(Clone, Copy, Debug)]
+pub struct QkvActs<'a> {
+    pub q: &'a wgpu::Buffer,
+    pub k: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub rows: u32,
 }
 
-/// RoPE of `q` [rows, q_heads, head_dim] in place, and `k` (rotated) and `v` [rows, kv heads,
-/// head_dim] stored (as f16, or f32 in an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in
-/// one dispatch; `k` and `v` are left unchanged (the rotated k never makes a round trip).
+/// The rotation of one RoPE call: `n_heads` query heads (the cache gives kv heads and head size),
+/// the first `rope_dims` dims of each head rotated, token `i` at position `pos0 + i`.
 ///
-/// Pair `j < rot_dims / 2` turns by `theta = pos / scale * base^(-2j / rot_dims)` (`scale` is
+/// Pair `j < rope_dims / 2` turns by `theta = pos / scale * base^(-2j / rope_dims)` (`scale` is
 /// llama.cpp's `rope.scaling.factor` for linear scaling; 1 for none). `neox = false` rotates dims
-/// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rot_dims/2)
-/// (e.g. qwen2, gemma3). Dims from `rot_dims` to `head_dim` are left as they are.
-#[allow(clippy::too_many_arguments)]
+/// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rope_dims/2)
+/// (e.g. qwen2, gemma3). Dims from `rope_dims` to `head_dim` are left as they are.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeParams {
+    pub n_heads: u32,
+    pub rope_dims: u32,
+    pub pos0: u32,
+    pub base: f32,
+    pub scale: f32,
+    pub neox: bool,
+}
+
+impl RopeParams {
+    /// Check the parameters against `rows` tokens and the cache `kv`, and build the shader's
+    /// parameters (with the frequency table).
+    fn check(&self, what: &str, rows: u32, kv: &LayerKv) -> Result<Params> {
+        let RopeParams {
+            n_heads: heads,
+            rope_dims: rot_dims,
+            pos0,
+            base,
+            scale,
+            neox,
+        } = *self;
+        let head_dim = kv.head_dim;
+        if pos0 as u64 + rows as u64 > kv.capacity as u64 {
+            return Err(Error::Invalid(format!(
+                "{what}: positions {pos0}..{} exceed the cache's {}",
+                pos0 as u64 + rows as u64,
+                kv.capacity
+            )));
+        }
+        if !rot_dims.is_multiple_of(2) || rot_dims > head_dim || rot_dims as usize > 2 * MAX_PAIRS {
+            return Err(Error::Invalid(format!(
+                "{what}: rot_dims {rot_dims} must be even, ≤ head_dim {head_dim} and ≤ {}",
+                2 * MAX_PAIRS
+            )));
+        }
+        if !(base > 0.0 && base.is_finite() && scale > 0.0 && scale.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "{what}: base {base} and scale {scale} must be positive and finite"
+            )));
+        }
+        let last = pos0 as u64 + rows.saturating_sub(1) as u64;
+        if last >= 1 << 24 {
+            return Err(Error::Unsupported(format!(
+                "{what}: position {last} is beyond the 2^24 positions kept exact"
+            )));
+        }
+        count(what, &[rows, heads, head_dim])?;
+        let total = count(what, &[rows, heads, rot_dims / 2])? as u32;
+
+        let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
+        for j in 0..(rot_dims / 2) as usize {
+            let exponent = -2.0 * j as f64 / rot_dims as f64;
+            let turns = (base as f64).powf(exponent) / scale as f64 / std::f64::consts::TAU;
+            // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
+            let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
+            let lo = (turns - hi as f64) as f32;
+            freq[j / 2][2 * (j % 2)] = hi;
+            freq[j / 2][2 * (j % 2) + 1] = lo;
+        }
+        Ok(Params {
+            total,
+            heads,
+            head_dim,
+            rot_dims,
+            pos0,
+            neox: neox as u32,
+            total2: 0,
+            heads2: 0,
+            eps: 0.0,
+            capacity: 0,
+            _pad: [0; 2],
+            freq,
+        })
+    }
+}
+
+/// RoPE (see [`RopeParams`]) of `q` in place, and `k` (rotated) and `v` stored (as f16, or f32 in
+/// an f32 cache) in `kv` at positions `pos0..pos0 + rows`, in one dispatch; `k` and `v` are left
+/// unchanged (the rotated k never makes a round trip).
 pub fn rope_kv(
     rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    kv: &super::attention::LayerKv,
-    rows: u32,
-    q_heads: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
+    acts: QkvActs<'_>,
+    kv: &LayerKv,
+    rope: &RopeParams,
 ) -> Result<()> {
     let what = "rope_kv";
+    let QkvActs { q, k, v, rows } = acts;
     let (head_dim, k_heads) = (kv.head_dim, kv.n_kv_heads);
     distinct(what, q, &[k, v])?;
-    if pos0 as u64 + rows as u64 > kv.capacity as u64 {
-        return Err(Error::Invalid(format!(
-            "{what}: positions {pos0}..{} exceed the cache's {}",
-            pos0 as u64 + rows as u64,
-            kv.capacity
-        )));
-    }
-    let mut p = params(
-        what, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
-    )?;
+    let mut p = rope.check(what, rows, kv)?;
     let words_kv = count(what, &[rows, k_heads, head_dim / 2])?;
     let all = p.total as u64 + 2 * words_kv;
     if all > u32::MAX as u64 || rows == 0 {
@@ -136,16 +151,12 @@ pub fn rope_kv(
     p.total2 = words_kv as u32;
     p.heads2 = k_heads;
     p.capacity = kv.capacity;
-    let n = rows as u64 * k_heads as u64 * head_dim as u64;
+    // Head rows: counts checked by `check` (q) and above (k, v).
+    let (q_rows, k_rows) = (rows * rope.n_heads, rows * k_heads);
     let bufs = [
-        words(
-            rec,
-            q,
-            rows as u64 * q_heads as u64 * head_dim as u64,
-            "rope_kv q",
-        )?,
-        words(rec, k, n, "rope_kv k")?,
-        words(rec, v, n, "rope_kv v")?,
+        Act::new(q, q_rows, head_dim).bind(rec, "rope_kv q")?,
+        Act::new(k, k_rows, head_dim).bind(rec, "rope_kv k")?,
+        Act::new(v, k_rows, head_dim).bind(rec, "rope_kv v")?,
         crate::gpu::Arg::from(&kv.k),
         crate::gpu::Arg::from(&kv.v),
     ];
@@ -158,45 +169,29 @@ pub fn rope_kv(
     Ok(())
 }
 
-/// Per-head RMSNorm then RoPE (as in [`rope_kv`]) of `q` [rows, q_heads, head_dim] and `k` [rows,
-/// kv heads, head_dim], in place (Gemma 3 / Qwen 3 q/k norms): each head row becomes
-/// `rope(row / sqrt(mean(row²) + eps) * weight)`, with `q_weight` / `k_weight` of `head_dim`
-/// entries; then the normalized, rotated `k` and `v` stored (f16, or f32 in an f32 cache) in `kv`
-/// at positions `pos0..pos0 + rows`. One dispatch for two norms, RoPE and the cache write.
-#[allow(clippy::too_many_arguments)]
+/// Per-head RMSNorm then RoPE (as in [`rope_kv`]) of `q` and `k`, in place (Gemma 3 / Qwen 3 q/k
+/// norms): each head row becomes `rope(row / sqrt(mean(row²) + eps) * weight)`, with the weights
+/// of `q_norm` / `k_norm` of `head_dim` entries (the two norms share one eps); then the
+/// normalized, rotated `k` and `v` stored (f16, or f32 in an f32 cache) in `kv` at positions
+/// `pos0..pos0 + rows`. One dispatch for two norms, RoPE and the cache write.
 pub fn rmsnorm_rope_kv(
     rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    kv: &super::attention::LayerKv,
-    q_weight: &wgpu::Buffer,
-    k_weight: &wgpu::Buffer,
-    rows: u32,
-    q_heads: u32,
-    rot_dims: u32,
-    pos0: u32,
-    base: f32,
-    scale: f32,
-    neox: bool,
-    eps: f32,
+    acts: QkvActs<'_>,
+    kv: &LayerKv,
+    q_norm: Norm<'_>,
+    k_norm: Norm<'_>,
+    rope: &RopeParams,
 ) -> Result<()> {
     let what = "rmsnorm_rope_kv";
-    if pos0 as u64 + rows as u64 > kv.capacity as u64 {
-        return Err(Error::Invalid(format!(
-            "{what}: positions {pos0}..{} exceed the cache's {}",
-            pos0 as u64 + rows as u64,
-            kv.capacity
-        )));
-    }
+    let QkvActs { q, k, v, rows } = acts;
+    let (q_weight, k_weight) = (q_norm.weight, k_norm.weight);
+    let mut p = rope.check(what, rows, kv)?;
     let (k_heads, head_dim) = (kv.n_kv_heads, kv.head_dim);
     distinct(what, v, &[q, k])?;
     distinct(what, k, &[q, q_weight, k_weight])?;
     distinct(what, q, &[q_weight, k_weight])?;
-    let mut p = params(
-        what, rows, q_heads, head_dim, rot_dims, pos0, base, scale, neox,
-    )?;
-    let q_rows = count(what, &[rows, q_heads])?;
+    same_eps(what, q_norm, k_norm)?;
+    let q_rows = count(what, &[rows, rope.n_heads])?;
     let k_rows = count(what, &[rows, k_heads])?;
     count(what, &[rows, k_heads, head_dim])?;
     let all = q_rows + k_rows;
@@ -208,19 +203,20 @@ pub fn rmsnorm_rope_kv(
     if all == 0 {
         return Ok(());
     }
+    let (q_rows, k_rows) = (q_rows as u32, k_rows as u32);
     // The shader counts head rows here, not pairs.
-    p.total = q_rows as u32;
-    p.total2 = k_rows as u32;
+    p.total = q_rows;
+    p.total2 = k_rows;
     p.heads2 = k_heads;
-    p.eps = eps;
+    p.eps = q_norm.eps;
     p.capacity = kv.capacity;
     let wg = super::norm::workgroup_for(head_dim / 2);
     let bufs = [
-        words(rec, q, q_rows * head_dim as u64, "rmsnorm_rope_kv q")?,
-        words(rec, k, k_rows * head_dim as u64, "rmsnorm_rope_kv k")?,
-        words(rec, q_weight, head_dim as u64, "rmsnorm_rope_kv q_weight")?,
-        words(rec, k_weight, head_dim as u64, "rmsnorm_rope_kv k_weight")?,
-        words(rec, v, k_rows * head_dim as u64, "rmsnorm_rope_kv v")?,
+        Act::new(q, q_rows, head_dim).bind(rec, "rmsnorm_rope_kv q")?,
+        Act::new(k, k_rows, head_dim).bind(rec, "rmsnorm_rope_kv k")?,
+        q_norm.bind(rec, head_dim, "rmsnorm_rope_kv q_weight")?,
+        k_norm.bind(rec, head_dim, "rmsnorm_rope_kv k_weight")?,
+        Act::new(v, k_rows, head_dim).bind(rec, "rmsnorm_rope_kv v")?,
         crate::gpu::Arg::from(&kv.k),
         crate::gpu::Arg::from(&kv.v),
     ];

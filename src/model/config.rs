@@ -2,6 +2,9 @@
 
 use super::{Architecture, ARCHS};
 use crate::gguf::Gguf;
+use crate::kernels::attention::AttnParams;
+use crate::kernels::norm::Norm;
+use crate::kernels::rope::RopeParams;
 use crate::{Error, Result};
 
 /// An architecture of the registry (`model::ARCHS`), found by its GGUF name.
@@ -223,6 +226,41 @@ impl Config {
     /// Whether layer `l` attends through a sliding window (a "local" layer).
     pub fn is_local(&self, l: u32) -> bool {
         self.window > 0 && !(l + 1).is_multiple_of(self.swa_period)
+    }
+
+    /// The RoPE of layer `l` for tokens from position `pos0`: local layers turn at their own
+    /// base, unscaled.
+    pub fn rope(&self, l: u32, pos0: u32) -> RopeParams {
+        let (base, scale) = if self.is_local(l) {
+            (self.rope_base_local, 1.0)
+        } else {
+            (self.rope_base, self.rope_scale)
+        };
+        RopeParams {
+            n_heads: self.n_heads,
+            rope_dims: self.rope_dims,
+            pos0,
+            base,
+            scale,
+            neox: self.rope_neox,
+        }
+    }
+
+    /// The attention of layer `l` for `m` queries from position `pos0`: local layers see the
+    /// sliding window.
+    pub fn attn(&self, l: u32, m: u32, pos0: u32) -> AttnParams {
+        AttnParams {
+            m,
+            pos0,
+            n_heads: self.n_heads,
+            scale: self.attn_scale,
+            window: if self.is_local(l) { self.window } else { 0 },
+        }
+    }
+
+    /// The RMSNorm with weight `weight` (and the model's eps).
+    pub fn norm<'a>(&self, weight: &'a wgpu::Buffer) -> Norm<'a> {
+        Norm::new(weight, self.norm_eps)
     }
 
     pub fn q_dim(&self) -> u32 {

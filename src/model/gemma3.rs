@@ -17,9 +17,9 @@ use super::parts::{
 };
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention::{self, AttnParams};
+use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope};
+use crate::kernels::{matmul::linear, norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -112,50 +112,28 @@ impl Layer for Block {
     ) -> Result<()> {
         let Step { m, pos0, lens } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
-        let local = c.is_local(l as u32);
-        let (base, scale) = if local {
-            (c.rope_base_local, 1.0)
-        } else {
-            (c.rope_base, c.rope_scale)
-        };
-        let eps = c.norm_eps;
+        // Local layers: their own RoPE base, unscaled, and the sliding window (`Config::rope`,
+        // `Config::attn`).
+        let (rope, p) = (c.rope(l as u32, pos0), c.attn(l as u32, m, pos0));
+        let o = Act::new(&s.o, m, c.d_model);
 
         // Attention.
         model.qkv(rec, &self.qkv, [None; 3], m)?;
-        let (qn, kn) = (&self.q_norm, &self.k_norm);
-        #[rustfmt::skip]
-        rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, qn, kn, m, c.n_heads, c.rope_dims, pos0, base, scale, true, eps)?;
-        let window = if local { c.window } else { 0 };
-        let p = AttnParams {
-            m,
-            pos0,
-            n_heads: c.n_heads,
-            scale: c.attn_scale,
-            window,
-        };
+        let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
+        rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &rope)?;
         attention::attention(rec, &s.q, kv, &s.attn, &p)?;
         if lens {
-            attention::attention_probs_row(
-                rec,
-                &s.q,
-                m - 1,
-                kv,
-                &s.lens,
-                pos0 + m - 1,
-                c.n_heads,
-                c.attn_scale,
-                window,
-            )?;
+            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
         }
         linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
-        let (post, d) = (&self.post_attn_norm, c.d_model);
-        norm::rmsnorm_add_rmsnorm(rec, &s.o, post, &s.x, &self.ffn_norm, &s.h, m, d, eps)?;
+        let (post, next) = (c.norm(&self.post_attn_norm), c.norm(&self.ffn_norm));
+        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)?;
 
         // Feed-forward (GeGLU).
         model.glu(rec, &self.gate_up, Glu::Gelu, m)?;
         linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
-        let post = &self.post_ffn_norm;
-        norm::rmsnorm_add_rmsnorm(rec, &s.o, post, &s.x, next_norm, &s.h, m, d, eps)
+        let (post, next) = (c.norm(&self.post_ffn_norm), c.norm(next_norm));
+        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)
     }
 
     fn attn_norm(&self) -> &Buffer {

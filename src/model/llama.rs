@@ -18,9 +18,9 @@ use super::parts::{
 };
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention::{self, AttnParams};
+use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope};
+use crate::kernels::{matmul::linear, norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -122,53 +122,24 @@ impl<B: Bias> Layer for Block<B> {
     ) -> Result<()> {
         let Step { m, pos0, lens } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+        let x = Act::new(&s.x, m, c.d_model);
 
         // Attention.
         model.qkv(rec, &self.qkv, self.bias.get(), m)?;
         // RoPE on q in place; k (rotated) and v straight into the cache.
-        rope::rope_kv(
-            rec,
-            &s.q,
-            &s.k,
-            &s.v,
-            kv,
-            m,
-            c.n_heads,
-            c.rope_dims,
-            pos0,
-            c.rope_base,
-            c.rope_scale,
-            c.rope_neox,
-        )?;
-        let p = AttnParams {
-            m,
-            pos0,
-            n_heads: c.n_heads,
-            scale: c.attn_scale,
-            window: 0,
-        };
+        rope::rope_kv(rec, s.qkv(m), kv, &c.rope(l as u32, pos0))?;
+        let p = c.attn(l as u32, m, pos0);
         attention::attention(rec, &s.q, kv, &s.attn, &p)?;
         if lens {
-            attention::attention_probs_row(
-                rec,
-                &s.q,
-                m - 1,
-                kv,
-                &s.lens,
-                pos0 + m - 1,
-                c.n_heads,
-                c.attn_scale,
-                0,
-            )?;
+            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
         }
         linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
-        #[rustfmt::skip]
-        norm::add_rmsnorm(rec, &s.x, &s.o, &self.ffn_norm, &s.h, m, c.d_model, c.norm_eps)?;
+        norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;
 
         // Feed-forward (SwiGLU).
         model.glu(rec, &self.gate_up, Glu::Silu, m)?;
         linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
-        norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, c.d_model, c.norm_eps)
+        norm::add_rmsnorm(rec, x, &s.o, c.norm(next_norm), &s.h)
     }
 
     fn attn_norm(&self) -> &Buffer {

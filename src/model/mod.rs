@@ -32,7 +32,7 @@ mod scratch;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
 use crate::kernels::attention::{KvPrecision, LayerKv};
-use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk};
+use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 pub use scratch::Scratch;
@@ -245,7 +245,7 @@ impl Model {
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
         let first_norm = w.blocks.first().map_or(&w.output_norm, |b| b.attn_norm());
-        norm::rmsnorm(rec, &s.x, first_norm, &s.h, m, d, cfg.norm_eps)?;
+        norm::rmsnorm(rec, Act::new(&s.x, m, d), cfg.norm(first_norm), &s.h)?;
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w
                 .blocks

@@ -16,9 +16,9 @@ use super::parts::{
 };
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention::{self, AttnParams};
+use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope};
+use crate::kernels::{matmul::linear, norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -89,33 +89,24 @@ impl Layer for Block {
     ) -> Result<()> {
         let Step { m, pos0, lens } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
-        let (d, eps) = (c.d_model, c.norm_eps);
+        let x = Act::new(&s.x, m, c.d_model);
 
         // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached.
         model.qkv(rec, &self.qkv, [None; 3], m)?;
-        let (qn, kn) = (&self.q_norm, &self.k_norm);
-        let (base, scale) = (c.rope_base, c.rope_scale);
-        #[rustfmt::skip]
-        rope::rmsnorm_rope_kv(rec, &s.q, &s.k, &s.v, kv, qn, kn, m, c.n_heads, c.rope_dims, pos0, base, scale, c.rope_neox, eps)?;
-        let p = AttnParams {
-            m,
-            pos0,
-            n_heads: c.n_heads,
-            scale: c.attn_scale,
-            window: 0,
-        };
+        let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
+        rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &c.rope(l as u32, pos0))?;
+        let p = c.attn(l as u32, m, pos0);
         attention::attention(rec, &s.q, kv, &s.attn, &p)?;
         if lens {
-            #[rustfmt::skip]
-            attention::attention_probs_row(rec, &s.q, m - 1, kv, &s.lens, pos0 + m - 1, c.n_heads, c.attn_scale, 0)?;
+            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
         }
         linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
-        norm::add_rmsnorm(rec, &s.x, &s.o, &self.ffn_norm, &s.h, m, d, eps)?;
+        norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;
 
         // Feed-forward (SwiGLU).
         model.glu(rec, &self.gate_up, Glu::Silu, m)?;
         linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
-        norm::add_rmsnorm(rec, &s.x, &s.o, next_norm, &s.h, m, d, eps)
+        norm::add_rmsnorm(rec, x, &s.o, c.norm(next_norm), &s.h)
     }
 
     fn attn_norm(&self) -> &Buffer {

@@ -2,6 +2,7 @@
 
 use super::Config;
 use crate::gpu::{Buffer, Gpu};
+use crate::kernels::rope::QkvActs;
 use crate::kernels::topk;
 use crate::Result;
 
@@ -65,6 +66,16 @@ impl Scratch {
             cands_part: gpu.storage("candidate chunks", topk::partial_bytes(cfg.vocab))?,
             sampling: gpu.storage("sampling", topk::Sampling::BYTES)?,
         })
+    }
+
+    /// The q, k and v of `m` tokens.
+    pub fn qkv(&self, m: u32) -> QkvActs<'_> {
+        QkvActs {
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            rows: m,
+        }
     }
 
     /// GPU bytes of every buffer [`Scratch::new`] allocated, as allocated (the `activation`

@@ -281,10 +281,15 @@ async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
         let q_buf = gpu.upload("q", &q).unwrap();
         kv_layout::fill(gpu, &kv, &k, &v);
         let mut rec = gpu.recorder("lens");
-        attention_probs_row(
-            &mut rec, &q_buf, q_row, &kv, &probs, pos, n_heads, scale, window,
-        )
-        .unwrap();
+        // The lens reads the last query of the call: row q_row of q_row + 1, at position `pos`.
+        let p = AttnParams {
+            m: q_row + 1,
+            pos0: pos - q_row,
+            n_heads,
+            scale,
+            window,
+        };
+        attention_probs_row(&mut rec, &q_buf, &kv, &probs, &p).unwrap();
         rec.submit();
         let got: Vec<f32> = gpu
             .read(&probs, 0, n_heads as usize * n_keys)
@@ -333,11 +338,13 @@ gpu_test! {
         let p = AttnParams { n_heads: 4, ..p };
         assert!(attention(&mut rec, &small, &kv, &big, &p).is_err(), "short q");
         assert!(attention(&mut rec, &big, &kv, &big, &AttnParams { m: 0, ..p }).is_err());
-        assert!(attention_probs_row(&mut rec, &big, 0, &kv, &big, 16, 4, 1.0, 0).is_err(), "pos");
-        assert!(attention_probs_row(&mut rec, &big, 0, &kv, &small, 15, 4, 1.0, 0).is_err(), "out");
+        let lens = |m, pos0| AttnParams { m, pos0, ..p };
+        assert!(attention_probs_row(&mut rec, &big, &kv, &big, &lens(1, 16)).is_err(), "pos");
+        assert!(attention_probs_row(&mut rec, &big, &kv, &small, &lens(1, 15)).is_err(), "out");
+        assert!(attention_probs_row(&mut rec, &big, &kv, &big, &lens(0, 3)).is_err(), "m = 0");
         // q too short for row 1 of 4 heads of 64.
         let q_one = gpu.storage("q_one", 4 * 64 * 4).unwrap();
-        assert!(attention_probs_row(&mut rec, &q_one, 1, &kv, &big, 3, 4, 1.0, 0).is_err(), "row");
+        assert!(attention_probs_row(&mut rec, &q_one, &kv, &big, &lens(2, 2)).is_err(), "row");
         assert_eq!(rec.dispatches, 0);
     }
 }

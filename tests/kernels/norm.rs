@@ -2,7 +2,8 @@
 //! and are not powers of two, one row and many.
 
 use crate::common::*;
-use attend::kernels::norm;
+use attend::kernels::norm::{self, Norm};
+use attend::kernels::Act;
 
 fn rms_ref(x: &[f32], w: &[f32], dim: usize, eps: f32) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
@@ -41,7 +42,8 @@ gpu_test! {
             let (gx, gw) = (gpu.upload("x", &x).unwrap(), gpu.upload("w", &w).unwrap());
             let gout = gpu.storage("out", 4 * n as u64).unwrap();
             let mut rec = gpu.recorder("rms");
-            norm::rmsnorm(&mut rec, &gx, &gw, &gout, rows as u32, dim as u32, eps).unwrap();
+            let x_act = Act::new(&gx, rows as u32, dim as u32);
+            norm::rmsnorm(&mut rec, x_act, Norm::new(&gw, eps), &gout).unwrap();
             rec.submit();
             let want = rms_ref(&x, &w, dim, eps);
             let got: Vec<f32> = gpu.read(&gout, 0, n).await.unwrap();
@@ -69,9 +71,10 @@ gpu_test! {
             let out_a = gpu.storage("out a", 4 * n as u64).unwrap();
             let out_b = gpu.storage("out b", 4 * n as u64).unwrap();
             let (r, d) = (rows as u32, dim as u32);
+            let (n1, n2) = (Norm::new(&gw, eps), Norm::new(&gw2, eps));
             let mut rec = gpu.recorder("fused");
-            norm::add_rmsnorm(&mut rec, &res_a, &gx, &gw, &out_a, r, d, eps).unwrap();
-            norm::rmsnorm_add_rmsnorm(&mut rec, &gx, &gw, &res_b, &gw2, &out_b, r, d, eps).unwrap();
+            norm::add_rmsnorm(&mut rec, Act::new(&res_a, r, d), &gx, n1, &out_a).unwrap();
+            norm::rmsnorm_add_rmsnorm(&mut rec, Act::new(&gx, r, d), n1, &res_b, n2, &out_b).unwrap();
             rec.submit();
             // Same tolerances as plain rmsnorm.
             let sum: Vec<f32> = res.iter().zip(&x).map(|(a, b)| a + b).collect();
@@ -96,11 +99,17 @@ gpu_test! {
         let x = gpu.upload("x", &[1f32; 64]).unwrap();
         let w = gpu.upload("w", &[1f32; 16]).unwrap();
         let mut rec = gpu.recorder("bad");
+        let nw = Norm::new(&w, 1e-6);
         // Output aliases the input; buffers too short for rows × dim; weight too short.
-        assert!(norm::rmsnorm(&mut rec, &x, &w, &x, 4, 16, 1e-6).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 4, 16), nw, &x).is_err());
         let out = gpu.storage("out", 64 * 4).unwrap();
-        assert!(norm::rmsnorm(&mut rec, &x, &w, &out, 5, 16, 1e-6).is_err());
-        assert!(norm::rmsnorm(&mut rec, &x, &w, &out, 2, 32, 1e-6).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 5, 16), nw, &out).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 2, 32), nw, &out).is_err());
+        // Fused norms with different eps (the shader takes one).
+        let other = Norm::new(&w, 1e-5);
+        let (x4, res) = (Act::new(&x, 4, 16), gpu.storage("res", 64 * 4).unwrap());
+        assert!(norm::rmsnorm_add_rmsnorm(&mut rec, x4, nw, &res, other, &out).is_err());
+        assert_eq!(rec.dispatches, 0);
         rec.submit();
     }
 }

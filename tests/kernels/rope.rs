@@ -7,7 +7,8 @@
 use crate::common::*;
 use crate::kv_layout::{stored_bits, Span};
 use attend::kernels::attention::{KvPrecision, LayerKv};
-use attend::kernels::rope;
+use attend::kernels::norm::Norm;
+use attend::kernels::rope::{self, QkvActs, RopeParams};
 use half::f16;
 
 #[derive(Clone, Copy, Debug)]
@@ -99,23 +100,31 @@ async fn check(
     let up = |x: &[f32]| gpu.upload("t", x).unwrap();
     let (gq, gk, gv) = (up(&q), up(&k), up(&v));
     let (rows, heads, rot) = (c.rows as u32, c.heads as u32, c.rot_dims as u32);
+    let acts = QkvActs {
+        q: &gq,
+        k: &gk,
+        v: &gv,
+        rows,
+    };
+    let p = RopeParams {
+        n_heads: heads,
+        rope_dims: rot,
+        pos0: c.pos0,
+        base: c.base,
+        scale: c.scale,
+        neox,
+    };
     let mut rec = gpu.recorder("rope_kv");
     let (q_in, k_in, _w) = match eps {
         None => {
-            rope::rope_kv(
-                &mut rec, &gq, &gk, &gv, &kv, rows, heads, rot, c.pos0, c.base, c.scale, neox,
-            )
-            .unwrap();
+            rope::rope_kv(&mut rec, acts, &kv, &p).unwrap();
             (q.clone(), k.clone(), None)
         }
         Some(eps) => {
             let (wq, wk) = (rng.normal(hd, 1.0), rng.normal(hd, 1.0));
             let w = (up(&wq), up(&wk));
-            rope::rmsnorm_rope_kv(
-                &mut rec, &gq, &gk, &gv, &kv, &w.0, &w.1, rows, heads, rot, c.pos0, c.base,
-                c.scale, neox, eps,
-            )
-            .unwrap();
+            let (qn, kn) = (Norm::new(&w.0, eps), Norm::new(&w.1, eps));
+            rope::rmsnorm_rope_kv(&mut rec, acts, &kv, qn, kn, &p).unwrap();
             (rms_norm(&q, &wq, eps), rms_norm(&k, &wk, eps), Some(w))
         }
     };
@@ -264,19 +273,22 @@ gpu_test! {
         let kv = LayerKv::new(&gpu, 4, 1, 64).unwrap();
         let kv32 = LayerKv::new(&gpu, 4, 1, 32).unwrap();
         let mut rec = gpu.recorder("bad");
+        let acts = |rows| QkvActs { q: &x, k: &k, v: &v, rows };
+        let p = |rope_dims, pos0, base, neox| RopeParams { n_heads: 1, rope_dims, pos0, base, scale: 1.0, neox };
         // Odd rot_dims, rot_dims past head_dim, rows past the buffers, a negative base.
-        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 1, 1, 63, 0, 1e4, 1.0, false).is_err());
-        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv32, 1, 1, 64, 0, 1e4, 1.0, false).is_err());
-        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 2, 1, 64, 0, 1e4, 1.0, true).is_err());
-        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv, 1, 1, 64, 0, -1.0, 1.0, true).is_err());
+        assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(63, 0, 1e4, false)).is_err());
+        assert!(rope::rope_kv(&mut rec, acts(1), &kv32, &p(64, 0, 1e4, false)).is_err());
+        assert!(rope::rope_kv(&mut rec, acts(2), &kv, &p(64, 0, 1e4, true)).is_err());
+        assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(64, 0, -1.0, true)).is_err());
         // Positions past the cache.
-        assert!(rope::rope_kv(&mut rec, &x, &k, &v, &kv32, 2, 1, 32, 3, 1e4, 1.0, false).is_err());
+        assert!(rope::rope_kv(&mut rec, acts(2), &kv32, &p(32, 3, 1e4, false)).is_err());
         let w = gpu.upload("w", &[1f32; 64]).unwrap();
         let w2 = gpu.upload("w2", &[1f32; 64]).unwrap();
-        assert!(rope::rmsnorm_rope_kv(
-            &mut rec, &x, &k, &v, &kv32, &w, &w2, 2, 1, 32, 3, 1e4, 1.0, true, 1e-6,
-        )
-        .is_err());
+        let (qn, kn) = (Norm::new(&w, 1e-6), Norm::new(&w2, 1e-6));
+        assert!(rope::rmsnorm_rope_kv(&mut rec, acts(2), &kv32, qn, kn, &p(32, 3, 1e4, true)).is_err());
+        // q and k norms with different eps (the shader takes one).
+        let kn5 = Norm::new(&w2, 1e-5);
+        assert!(rope::rmsnorm_rope_kv(&mut rec, acts(1), &kv32, qn, kn5, &p(32, 0, 1e4, true)).is_err());
         assert_eq!(rec.dispatches, 0);
         rec.submit();
     }
@@ -322,26 +334,22 @@ async fn cache_write_bit_exact(gpu: &Gpu, precision: KvPrecision) {
     let (qa, qb) = q.split_at(m_a * row);
     let (ka, va, kb, vb, gqa, gqb) = (up(ka), up(va), up(kb), up(vb), up(qa), up(qb));
     let mut rec = gpu.recorder("store");
-    let heads = n_kv as u32;
-    rope::rope_kv(
-        &mut rec, &gqa, &ka, &va, &kv, m_a as u32, heads, 0, 0, 1e4, 1.0, false,
-    )
-    .unwrap();
-    rope::rope_kv(
-        &mut rec,
-        &gqb,
-        &kb,
-        &vb,
-        &kv,
-        m_b as u32,
-        heads,
-        0,
-        pos_b as u32,
-        1e4,
-        1.0,
-        true,
-    )
-    .unwrap();
+    let p = RopeParams {
+        n_heads: n_kv as u32,
+        rope_dims: 0,
+        pos0: 0,
+        base: 1e4,
+        scale: 1.0,
+        neox: false,
+    };
+    let acts = |q, k, v, rows| QkvActs { q, k, v, rows };
+    rope::rope_kv(&mut rec, acts(&gqa, &ka, &va, m_a as u32), &kv, &p).unwrap();
+    let p = RopeParams {
+        pos0: pos_b as u32,
+        neox: true,
+        ..p
+    };
+    rope::rope_kv(&mut rec, acts(&gqb, &kb, &vb, m_b as u32), &kv, &p).unwrap();
     rec.submit();
     let got_q: Vec<f32> = gpu.read(&gqa, 0, qa.len()).await.unwrap();
     assert_eq!(got_q, qa, "q with nothing to rotate changed");
