@@ -2,8 +2,9 @@
 //! `tests/reference/attention_golden.py` (fp32, eager attention, `output_attentions=True`).
 //!
 //! Bounds (asserted below):
-//! - every layer, head and key of every golden query, with the KV cache in f32
-//!   (`LoadOptions::kv`): |attend − HF fp32| ≤ `TOL` = 1e-3 (golden values rounded to 1e-5);
+//! - every layer, head and key of every golden query of the short prompts (up to
+//!   `F32_CACHE_MAX_PROMPT` tokens), with the KV cache in f32 (`LoadOptions::kv`):
+//!   |attend − HF fp32| ≤ `TOL` = 1e-3 (golden values rounded to 1e-5);
 //! - the same with the default f16 KV cache: Gemma 3 within 1e-3 of fp32 HF; SmolLM2 and the tiny
 //!   random models, whose activations are large, within 1e-3 (SmolLM2: 1.5e-3) of HF with K/V
 //!   rounded to f16 where they enter attention (the cache's precision), and within
@@ -35,6 +36,11 @@ const TOL_FP32_F16_KV: f64 = 4e-3;
 /// SmolLM2 against HF with f16 K/V: at 1e-3 one weight failed at 1.007e-3 (bank query 9, layer
 /// 16, a sink weight of 0.296; the queries before it stayed ≤ 6.5e-4); it passes at 1.5e-3.
 const TOL_SMOLLM2: f64 = 1.5e-3;
+/// The f32-cache pass skips prompts longer than this: Gemma 3's 640-token prompt (past the
+/// window) runs with the default f16 cache only, since its prefill in a debug build is most of
+/// this test's time; tests/kernels/attention.rs checks the f32 cache's window masking against
+/// the CPU reference.
+const F32_CACHE_MAX_PROMPT: usize = 64;
 const NEAR_TIE: f64 = 0.05;
 const MAX_LP_ERR: f64 = 0.05;
 
@@ -240,6 +246,7 @@ fn run_model(name: &str, greedy: bool, tol_f16: f64) {
     let mut e = load_with(&g, KvPrecision::F32);
     let worst = prompts
         .iter()
+        .filter(|p| p["ids"].as_array().unwrap().len() <= F32_CACHE_MAX_PROMPT)
         .map(|p| check_weights(&mut e, &g, p, name, KvPrecision::F32, TOL))
         .fold(0f64, f64::max);
     eprintln!("{name}, f32 KV cache: worst |attend - HF fp32| = {worst:.2e} (bound {TOL})");
