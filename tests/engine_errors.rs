@@ -100,6 +100,33 @@ fn unsupported_tensor_type_is_named() {
     );
 }
 
+/// A Llama 3.1+ file (frequency factors for RoPE in `rope_freqs.weight`) is refused by name: without
+/// the factors its logits would be plausible and wrong. The tiny llama fixture loads without the
+/// tensor and is refused with it.
+#[test]
+fn rope_frequency_factors_are_refused_not_ignored() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-llama-spm.gguf");
+    pollster::block_on(Engine::load_file(&src, &LoadOptions::default()))
+        .unwrap_or_else(|e| panic!("the fixture itself: {e}"));
+    let file = attend::gguf::GgufFile::open(&src).unwrap();
+    let mut w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t)).unwrap();
+    let half = 8u64; // head_dim 16: one factor per rotated pair
+    w.add_tensor(
+        "rope_freqs.weight",
+        &[half],
+        GgmlType::F32,
+        1f32.to_le_bytes().repeat(half as usize),
+    )
+    .unwrap();
+    let p = tmp("llama3.gguf");
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    let e = load_err(&p);
+    assert!(
+        e.contains("rope_freqs.weight") && e.contains("not supported"),
+        "{e}"
+    );
+}
+
 #[test]
 fn wrong_shape_is_named() {
     let p = tmp("shape.gguf");

@@ -136,6 +136,15 @@ impl Config {
                 )))
             }
         };
+        // Llama 3.1+/3.2 files carry frequency factors for RoPE ("llama3" scaling) as a tensor;
+        // running without them would give plausible but wrong logits, so refuse until it is done.
+        if g.tensor("rope_freqs.weight").is_some() {
+            return Err(Error::Unsupported(
+                "RoPE frequency factors (rope_freqs.weight: Llama 3.1+ \"llama3\" or LongRoPE \
+                 scaling) are not supported yet"
+                    .into(),
+            ));
+        }
         let norm_eps = match arch.0.default_norm_eps() {
             Some(eps) => keys
                 .opt_f32("attention.layer_norm_rms_epsilon")?
