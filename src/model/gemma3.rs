@@ -13,26 +13,18 @@
 use super::config::{Config, Keys};
 use super::parts::{
     Architecture, Dim, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
-    FFN_NORM, GATE_UP, QKV,
+    FFN_NORM, GATE_UP, K_NORM, QKV, Q_NORM,
 };
+use super::parts::block_matrices;
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope, Act};
+use crate::kernels::{norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
 pub struct Gemma3;
 
-const Q_NORM: Tensor = Tensor::Vector {
-    name: "attn_q_norm.weight",
-    len: Dim::Head,
-};
-const K_NORM: Tensor = Tensor::Vector {
-    name: "attn_k_norm.weight",
-    len: Dim::Head,
-};
 const POST_ATTN_NORM: Tensor = Tensor::Vector {
     name: "post_attention_norm.weight",
     len: Dim::Model,
@@ -121,17 +113,12 @@ impl Layer for Block {
         model.qkv(rec, &self.qkv, [None; 3], m)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &rope)?;
-        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
-        if lens {
-            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
-        }
-        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        model.attention_out(rec, l, &p, lens, &self.wo)?;
         let (post, next) = (c.norm(&self.post_attn_norm), c.norm(&self.ffn_norm));
         norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)?;
 
         // Feed-forward (GeGLU).
-        model.glu(rec, &self.gate_up, Glu::Gelu, m)?;
-        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        model.ffn_out(rec, &self.gate_up, Glu::Gelu, &self.w_down, m)?;
         let (post, next) = (c.norm(&self.post_ffn_norm), c.norm(next_norm));
         norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)
     }
@@ -146,10 +133,7 @@ impl Layer for Block {
         (&self.gate_up, Glu::Gelu)
     }
     fn matrices(&self) -> Vec<&QMatrix> {
-        let mut v = self.qkv.matrices();
-        v.extend([&self.wo, &self.w_down]);
-        v.extend(self.gate_up.matrices());
-        v
+        block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }
     fn vectors(&self) -> Vec<&Buffer> {
         vec![

@@ -16,11 +16,11 @@ use super::parts::{
     Architecture, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
     FFN_NORM, GATE_UP, QKV,
 };
+use super::parts::block_matrices;
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope, Act};
+use crate::kernels::{norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -129,16 +129,11 @@ impl<B: Bias> Layer for Block<B> {
         // RoPE on q in place; k (rotated) and v straight into the cache.
         rope::rope_kv(rec, s.qkv(m), kv, &c.rope(l as u32, pos0))?;
         let p = c.attn(l as u32, m, pos0);
-        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
-        if lens {
-            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
-        }
-        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        model.attention_out(rec, l, &p, lens, &self.wo)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;
 
         // Feed-forward (SwiGLU).
-        model.glu(rec, &self.gate_up, Glu::Silu, m)?;
-        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        model.ffn_out(rec, &self.gate_up, Glu::Silu, &self.w_down, m)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(next_norm), &s.h)
     }
 
@@ -152,10 +147,7 @@ impl<B: Bias> Layer for Block<B> {
         (&self.gate_up, Glu::Silu)
     }
     fn matrices(&self) -> Vec<&QMatrix> {
-        let mut v = self.qkv.matrices();
-        v.extend([&self.wo, &self.w_down]);
-        v.extend(self.gate_up.matrices());
-        v
+        block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }
     fn vectors(&self) -> Vec<&Buffer> {
         let mut v = vec![&self.attn_norm, &self.ffn_norm];

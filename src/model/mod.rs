@@ -31,7 +31,7 @@ registry! {
 mod scratch;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
-use crate::kernels::attention::{KvPrecision, LayerKv};
+use crate::kernels::attention::{self, AttnParams, KvPrecision, LayerKv};
 use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
@@ -382,6 +382,38 @@ impl Model {
                 matmul::linear(rec, v, &s.h, &s.v, m, bias[2])
             }
         }
+    }
+
+    /// `s.o = Wo · attn(q, cache)` for the `p.m` tokens of layer `l` (q in `s.q`, its keys and
+    /// values already in the cache); with `lens`, the last token's weights go to `s.lens`.
+    pub(crate) fn attention_out(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        p: &AttnParams,
+        lens: bool,
+        wo: &QMatrix,
+    ) -> Result<()> {
+        let (s, kv) = (&self.scratch, &self.kv[l]);
+        attention::attention(rec, &s.q, kv, &s.attn, p)?;
+        if lens {
+            attention::attention_probs_row(rec, &s.q, kv, &s.lens, p)?;
+        }
+        matmul::linear(rec, wo, &s.attn, &s.o, p.m, None)
+    }
+
+    /// `s.o = Wdown · (act(gate · s.h) ⊙ (up · s.h))` for `m` tokens: a GLU feed-forward.
+    pub(crate) fn ffn_out(
+        &self,
+        rec: &mut Recorder,
+        gate_up: &GateUp,
+        glu: elementwise::Glu,
+        w_down: &QMatrix,
+        m: u32,
+    ) -> Result<()> {
+        self.glu(rec, gate_up, glu, m)?;
+        let s = &self.scratch;
+        matmul::linear(rec, w_down, &s.act, &s.o, m, None)
     }
 
     /// `s.act = act(gate · s.h) ⊙ (up · s.h)` for `m` tokens (the GLU half of a feed-forward).

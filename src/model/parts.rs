@@ -15,6 +15,20 @@ use crate::kernels::elementwise::Glu;
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 
+/// The matrices of a block made of the shared projections (for [`Layer::matrices`]), stacked
+/// ones once.
+pub fn block_matrices<'a>(
+    qkv: &'a Qkv,
+    wo: &'a QMatrix,
+    gate_up: &'a GateUp,
+    w_down: &'a QMatrix,
+) -> Vec<&'a QMatrix> {
+    let mut v = qkv.matrices();
+    v.extend([wo, w_down]);
+    v.extend(gate_up.matrices());
+    v
+}
+
 /// One architecture: registered in `model/mod.rs` under the `general.architecture` names it reads.
 pub trait Architecture: Sync {
     /// The GGUF `general.architecture` names it runs; the first is the one its `<arch>.*`
@@ -123,6 +137,15 @@ pub const FFN_NORM: Tensor = Tensor::Vector {
     len: Dim::Model,
 };
 pub const GATE_UP: Tensor = Tensor::GateUp;
+/// Per-head RMSNorm of q and k (gemma3, qwen3): `head_dim` weights shared by the heads.
+pub const Q_NORM: Tensor = Tensor::Vector {
+    name: "attn_q_norm.weight",
+    len: Dim::Head,
+};
+pub const K_NORM: Tensor = Tensor::Vector {
+    name: "attn_k_norm.weight",
+    len: Dim::Head,
+};
 pub const FFN_DOWN: Tensor = Tensor::Matrix {
     name: "ffn_down.weight",
     cols: Dim::Ffn,

@@ -11,27 +11,19 @@
 
 use super::config::{Config, Keys};
 use super::parts::{
-    Architecture, Dim, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
-    FFN_NORM, GATE_UP, QKV,
+    Architecture, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
+    FFN_NORM, GATE_UP, K_NORM, QKV, Q_NORM,
 };
+use super::parts::block_matrices;
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
-use crate::kernels::attention;
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{matmul::linear, norm, rope, Act};
+use crate::kernels::{norm, rope, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
 pub struct Qwen3;
 
-const Q_NORM: Tensor = Tensor::Vector {
-    name: "attn_q_norm.weight",
-    len: Dim::Head,
-};
-const K_NORM: Tensor = Tensor::Vector {
-    name: "attn_k_norm.weight",
-    len: Dim::Head,
-};
 
 impl Architecture for Qwen3 {
     fn names(&self) -> &'static [&'static str] {
@@ -96,16 +88,11 @@ impl Layer for Block {
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &c.rope(l as u32, pos0))?;
         let p = c.attn(l as u32, m, pos0);
-        attention::attention(rec, &s.q, kv, &s.attn, &p)?;
-        if lens {
-            attention::attention_probs_row(rec, &s.q, kv, &s.lens, &p)?;
-        }
-        linear(rec, &self.wo, &s.attn, &s.o, m, None)?;
+        model.attention_out(rec, l, &p, lens, &self.wo)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;
 
         // Feed-forward (SwiGLU).
-        model.glu(rec, &self.gate_up, Glu::Silu, m)?;
-        linear(rec, &self.w_down, &s.act, &s.o, m, None)?;
+        model.ffn_out(rec, &self.gate_up, Glu::Silu, &self.w_down, m)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(next_norm), &s.h)
     }
 
@@ -119,10 +106,7 @@ impl Layer for Block {
         (&self.gate_up, Glu::Silu)
     }
     fn matrices(&self) -> Vec<&QMatrix> {
-        let mut v = self.qkv.matrices();
-        v.extend([&self.wo, &self.w_down]);
-        v.extend(self.gate_up.matrices());
-        v
+        block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }
     fn vectors(&self) -> Vec<&Buffer> {
         let norms = [&self.attn_norm, &self.ffn_norm, &self.q_norm, &self.k_norm];
