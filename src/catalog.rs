@@ -175,7 +175,9 @@ impl Model {
         })?;
         let mut tensors = Vec::new();
         for (name, shape) in Weights::plan(&plan_cfg) {
-            if name == "output.weight" && self.tied_embeddings {
+            // Tied heads have no `output.weight`; Llama 3.x's `rope_freqs.weight` (half a head
+            // of f32) is left out, as no size or type here depends on it.
+            if (name == "output.weight" && self.tied_embeddings) || name == "rope_freqs.weight" {
                 continue;
             }
             let dims: Vec<u64> = shape.dims.iter().map(|&d| d as u64).collect();

@@ -100,31 +100,46 @@ fn unsupported_tensor_type_is_named() {
     );
 }
 
-/// A Llama 3.1+ file (frequency factors for RoPE in `rope_freqs.weight`) is refused by name: without
-/// the factors its logits would be plausible and wrong. The tiny llama fixture loads without the
-/// tensor and is refused with it.
+/// RoPE frequency factors (`rope_freqs.weight`, Llama 3.1+) are read and checked: one per
+/// rotated pair and each positive and finite, or the load fails naming the tensor. (That they are
+/// applied is tests/models.rs's tiny-llama3 check.) The tiny llama fixture loads with 8 valid
+/// factors, not with 7, nor with a zero or a NaN among them.
 #[test]
-fn rope_frequency_factors_are_refused_not_ignored() {
+fn rope_frequency_factors_are_checked() {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-llama-spm.gguf");
-    pollster::block_on(Engine::load_file(&src, &LoadOptions::default()))
-        .unwrap_or_else(|e| panic!("the fixture itself: {e}"));
     let file = attend::gguf::GgufFile::open(&src).unwrap();
-    let mut w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t)).unwrap();
-    let half = 8u64; // head_dim 16: one factor per rotated pair
-    w.add_tensor(
-        "rope_freqs.weight",
-        &[half],
-        GgmlType::F32,
-        1f32.to_le_bytes().repeat(half as usize),
-    )
-    .unwrap();
-    let p = tmp("llama3.gguf");
-    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
-    let e = load_err(&p);
+    let with = |name: &str, factors: &[f32]| {
+        let mut w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t)).unwrap();
+        let bytes = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+        w.add_tensor(
+            "rope_freqs.weight",
+            &[factors.len() as u64],
+            GgmlType::F32,
+            bytes,
+        )
+        .unwrap();
+        let p = tmp(name);
+        std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+        p
+    };
+    // head_dim 16: 8 rotated pairs.
+    let good = with(
+        "llama3-good.gguf",
+        &[1.0, 1.5, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0],
+    );
+    pollster::block_on(Engine::load_file(&good, &LoadOptions::default()))
+        .unwrap_or_else(|e| panic!("8 valid factors: {e}"));
+    let e = load_err(&with("llama3-short.gguf", &[1.0; 7]));
     assert!(
-        e.contains("rope_freqs.weight") && e.contains("not supported"),
+        e.contains("rope_freqs.weight") && e.contains("shape"),
         "{e}"
     );
+    for (name, bad) in [("zero", 0.0), ("nan", f32::NAN), ("negative", -2.0)] {
+        let mut f = [1.0f32; 8];
+        f[3] = bad;
+        let e = load_err(&with(&format!("llama3-{name}.gguf"), &f));
+        assert!(e.contains("rope_freqs.weight"), "{name}: {e}");
+    }
 }
 
 #[test]

@@ -266,6 +266,50 @@ fn tiny_qwen3_matches_transformers() {
     eprintln!("tiny Qwen3: {r}");
 }
 
+/// Llama 3.x: "llama3" RoPE frequency scaling (the converter's `rope_freqs.weight` divisors:
+/// original context 64, so one pair is smoothed and six are divided by 32), byte-level BPE with
+/// Llama 3's pre-tokenizer, tied embeddings; its 7th prompt (133 tokens) runs past 64 positions.
+#[test]
+fn tiny_llama3_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load(&fixture("tiny-llama3.gguf"));
+    let g = golden("tiny-llama3.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny Llama 3: {r}");
+}
+
+/// The frequency factors are what makes tiny-llama3 match: the same file with every factor 1
+/// (plain RoPE) no longer gives HF's greedy continuation of the long prompt.
+#[test]
+fn tiny_llama3_without_its_rope_factors_diverges() {
+    use attend::gguf::{GgufFile, GgufWriter};
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = GgufFile::open(fixture("tiny-llama3.gguf")).unwrap();
+    let w = GgufWriter::copy_of(file.header(), |t| {
+        let bytes = file.read_tensor(t)?;
+        Ok(if t.name == "rope_freqs.weight" {
+            assert!(
+                bytes.chunks(4).any(|b| b != 1f32.to_le_bytes()),
+                "factors all 1 already"
+            );
+            1f32.to_le_bytes().repeat(bytes.len() / 4)
+        } else {
+            bytes
+        })
+    })
+    .unwrap();
+    let p = std::env::temp_dir().join(format!("attend-llama3-ones-{}.gguf", std::process::id()));
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    let mut e = load(&p);
+    let _ = std::fs::remove_file(&p);
+    let g = golden("tiny-llama3.json");
+    let long = &g["prompts"][6];
+    let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
+    let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
+    assert_ne!(got, want, "plain RoPE gave HF's llama3-scaled continuation");
+}
+
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.
 #[test]
 fn tiny_llama_spm_matches_transformers() {

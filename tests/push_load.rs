@@ -171,6 +171,12 @@ fn split_qwen3_pushed_in_chunks_equals_the_file() {
 }
 
 #[test]
+fn split_llama3_pushed_in_chunks_equals_the_file() {
+    // Llama 3.x: the RoPE frequency factors are a host-side vector read from a shard too.
+    check_split("tiny-llama3", 4, false);
+}
+
+#[test]
 fn split_llama_pushed_out_of_order_equals_the_file() {
     // Llama: Q/K/V and gate/up are stacked into one matrix whose members now lie in different
     // shards, pushed last shard first: the remapping by name still finds every tensor's place.

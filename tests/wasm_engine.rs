@@ -43,6 +43,14 @@ async fn streamed_tiny_qwen3_matches_transformers() {
     streamed_matches_transformers(gguf, golden, 7).await;
 }
 
+/// Llama 3.x ("llama3" RoPE frequency factors), every prompt of its golden (the 7th is long).
+#[wasm_bindgen_test]
+async fn streamed_tiny_llama3_matches_transformers() {
+    let gguf = include_bytes!("reference/tiny-llama3.gguf");
+    let golden = include_str!("reference/tiny-llama3.json");
+    streamed_matches_transformers(gguf, golden, 7).await;
+}
+
 /// Streams `gguf` in odd chunks to the GPU; the greedy continuations of the first `prompts`
 /// prompts of `golden` must be HF's.
 async fn streamed_matches_transformers(gguf: &[u8], golden: &str, prompts: usize) {

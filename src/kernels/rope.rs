@@ -50,17 +50,22 @@ pub struct QkvActs<'a> {
 /// llama.cpp's `rope.scaling.factor` for linear scaling; 1 for none). `neox = false` rotates dims
 /// (2j, 2j+1) (llama.cpp's normal mode, e.g. llama); `neox = true` rotates (j, j + rope_dims/2)
 /// (e.g. qwen2, gemma3). Dims from `rope_dims` to `head_dim` are left as they are.
+///
+/// `factors` (empty for none, else one per pair) divide each pair's frequency further: the
+/// `rope_freqs.weight` tensor of Llama 3.1+ files ("llama3" scaling, computed by the converter),
+/// as llama.cpp's `freq_factors`: `theta_j = pos / scale * base^(-2j / rope_dims) / factors[j]`.
 #[derive(Clone, Copy, Debug)]
-pub struct RopeParams {
+pub struct RopeParams<'a> {
     pub n_heads: u32,
     pub rope_dims: u32,
     pub pos0: u32,
     pub base: f32,
     pub scale: f32,
     pub neox: bool,
+    pub factors: &'a [f32],
 }
 
-impl RopeParams {
+impl RopeParams<'_> {
     /// Check the parameters against `rows` tokens and the cache `kv`, and build the shader's
     /// parameters (with the frequency table).
     fn check(&self, what: &str, rows: u32, kv: &LayerKv) -> Result<Params> {
@@ -71,6 +76,7 @@ impl RopeParams {
             base,
             scale,
             neox,
+            factors,
         } = *self;
         let head_dim = kv.head_dim;
         if pos0 as u64 + rows as u64 > kv.capacity as u64 {
@@ -91,6 +97,17 @@ impl RopeParams {
                 "{what}: base {base} and scale {scale} must be positive and finite"
             )));
         }
+        if !factors.is_empty()
+            && (factors.len() != (rot_dims / 2) as usize
+                || !factors.iter().all(|f| *f > 0.0 && f.is_finite()))
+        {
+            return Err(Error::Invalid(format!(
+                "{what}: {} frequency factors for {} rotated pairs (they must match, each \
+                 positive and finite)",
+                factors.len(),
+                rot_dims / 2
+            )));
+        }
         let last = pos0 as u64 + rows.saturating_sub(1) as u64;
         if last >= 1 << 24 {
             return Err(Error::Unsupported(format!(
@@ -103,7 +120,9 @@ impl RopeParams {
         let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
         for j in 0..(rot_dims / 2) as usize {
             let exponent = -2.0 * j as f64 / rot_dims as f64;
-            let turns = (base as f64).powf(exponent) / scale as f64 / std::f64::consts::TAU;
+            let factor = factors.get(j).map_or(1.0, |&f| f as f64);
+            let turns =
+                (base as f64).powf(exponent) / scale as f64 / factor / std::f64::consts::TAU;
             // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
             let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
             let lo = (turns - hi as f64) as f32;

@@ -136,15 +136,6 @@ impl Config {
                 )))
             }
         };
-        // Llama 3.1+/3.2 files carry frequency factors for RoPE ("llama3" scaling) as a tensor;
-        // running without them would give plausible but wrong logits, so refuse until it is done.
-        if g.tensor("rope_freqs.weight").is_some() {
-            return Err(Error::Unsupported(
-                "RoPE frequency factors (rope_freqs.weight: Llama 3.1+ \"llama3\" or LongRoPE \
-                 scaling) are not supported yet"
-                    .into(),
-            ));
-        }
         let norm_eps = match arch.0.default_norm_eps() {
             Some(eps) => keys
                 .opt_f32("attention.layer_norm_rms_epsilon")?
@@ -238,8 +229,9 @@ impl Config {
     }
 
     /// The RoPE of layer `l` for tokens from position `pos0`: local layers turn at their own
-    /// base, unscaled.
-    pub fn rope(&self, l: u32, pos0: u32) -> RopeParams {
+    /// base, unscaled. No frequency factors: they are weights ([`Model::rope`](super::Model::rope)
+    /// adds them).
+    pub fn rope(&self, l: u32, pos0: u32) -> RopeParams<'static> {
         let (base, scale) = if self.is_local(l) {
             (self.rope_base_local, 1.0)
         } else {
@@ -252,6 +244,7 @@ impl Config {
             base,
             scale,
             neox: self.rope_neox,
+            factors: &[],
         }
     }
 

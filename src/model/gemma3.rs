@@ -106,7 +106,7 @@ impl Layer for Block {
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
         // Local layers: their own RoPE base, unscaled, and the sliding window (`Config::rope`,
         // `Config::attn`).
-        let (rope, p) = (c.rope(l as u32, pos0), c.attn(l as u32, m, pos0));
+        let (rope, p) = (model.rope(l as u32, pos0), c.attn(l as u32, m, pos0));
         let o = Act::new(&s.o, m, c.d_model);
 
         // Attention.

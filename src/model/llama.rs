@@ -127,7 +127,7 @@ impl<B: Bias> Layer for Block<B> {
         // Attention.
         model.qkv(rec, &self.qkv, self.bias.get(), m)?;
         // RoPE on q in place; k (rotated) and v straight into the cache.
-        rope::rope_kv(rec, s.qkv(m), kv, &c.rope(l as u32, pos0))?;
+        rope::rope_kv(rec, s.qkv(m), kv, &model.rope(l as u32, pos0))?;
         let p = c.attn(l as u32, m, pos0);
         model.attention_out(rec, l, &p, lens, &self.wo)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;

@@ -203,8 +203,8 @@ impl Loader {
         Ok(())
     }
 
-    /// Take the finished tensor `name` (None when it was optional and absent).
-    pub fn take(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Loaded>> {
+    /// The finished slot of tensor `name` (None when it was optional and absent).
+    fn finished(&mut self, name: &str) -> Result<Option<Slot>> {
         let Some(&idx) = self.by_name.get(name) else {
             return Ok(None);
         };
@@ -218,6 +218,14 @@ impl Loader {
                 slot.info.byte_size()
             )));
         }
+        Ok(Some(slot))
+    }
+
+    /// Take the finished tensor `name` (None when it was optional and absent).
+    pub fn take(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Loaded>> {
+        let Some(slot) = self.finished(name)? else {
+            return Ok(None);
+        };
         Ok(Some(match slot.dest {
             Dest::Matrix(m) => Loaded::Matrix(m),
             Dest::Fused { .. } => {
@@ -274,6 +282,16 @@ impl Loader {
     pub fn vector(&mut self, gpu: &Gpu, name: &str) -> Result<Buffer> {
         self.opt_vector(gpu, name)?
             .ok_or_else(|| Error::Model(format!("tensor '{name}' is missing")))
+    }
+
+    /// The values of vector `name` as f32 on the CPU, not uploaded (parameters the host reads,
+    /// such as RoPE frequency factors); None when it was optional and absent.
+    pub fn opt_values(&mut self, name: &str) -> Result<Option<Vec<f32>>> {
+        match self.finished(name)?.map(|s| s.dest) {
+            None => Ok(None),
+            Some(Dest::Vector { ty, len, bytes }) => Ok(Some(dequantize(ty, &bytes, len)?)),
+            Some(_) => Err(Error::Model(format!("tensor '{name}' is not a vector"))),
+        }
     }
 
     pub fn opt_vector(&mut self, gpu: &Gpu, name: &str) -> Result<Option<Buffer>> {

@@ -32,6 +32,7 @@ mod scratch;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
 use crate::kernels::attention::{self, AttnParams, KvPrecision, LayerKv};
+use crate::kernels::rope::RopeParams;
 use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
@@ -46,12 +47,18 @@ pub struct Step {
     pub lens: bool,
 }
 
+/// Llama 3.1+ "llama3" RoPE scaling, precomputed by the converter as per-pair divisors.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
 pub struct Weights {
     pub token_embd: QMatrix,
     pub blocks: Vec<Box<dyn Layer>>,
     pub output_norm: Buffer,
     /// `None` when the output projection is tied to the token embedding.
     pub output: Option<QMatrix>,
+    /// RoPE frequency factors of the global layers (`rope_freqs.weight`, Llama 3.1+), one per
+    /// rotated pair; empty when the file has none.
+    pub rope_freqs: Vec<f32>,
 }
 
 impl Weights {
@@ -62,6 +69,7 @@ impl Weights {
             ("token_embd.weight".into(), Shape::mat(d, v)),
             ("output_norm.weight".into(), Shape::vec(d)),
             ("output.weight".into(), Shape::mat(d, v).optional()),
+            (ROPE_FREQS.into(), Shape::vec(cfg.rope_dims / 2).optional()),
         ];
         for l in 0..cfg.n_layers {
             for tensor in cfg.arch.0.tensors() {
@@ -89,6 +97,7 @@ impl Weights {
             token_embd: ld.matrix(gpu, "token_embd.weight")?,
             output_norm: ld.vector(gpu, "output_norm.weight")?,
             output: ld.opt_matrix(gpu, "output.weight")?,
+            rope_freqs: rope_factors(ld.opt_values(ROPE_FREQS)?.unwrap_or_default())?,
             blocks,
         })
     }
@@ -98,6 +107,16 @@ impl Weights {
             + self.output.as_ref().map_or(0, |m| m.bytes())
             + self.output_norm.size()
             + self.blocks.iter().map(|b| b.bytes()).sum::<u64>()
+    }
+}
+
+/// RoPE frequency divisors as read: each must be positive and finite (the shape is the plan's).
+fn rope_factors(f: Vec<f32>) -> Result<Vec<f32>> {
+    match f.iter().find(|f| !(**f > 0.0 && f.is_finite())) {
+        Some(bad) => Err(Error::Model(format!(
+            "tensor '{ROPE_FREQS}' holds {bad}; RoPE frequency factors must be positive and finite"
+        ))),
+        None => Ok(f),
     }
 }
 
@@ -188,6 +207,16 @@ impl Model {
     /// `cfg` comes from [`Config::from_gguf`], whose checks bound the per-layer plan.
     pub fn plan(gpu: &Gpu, g: &Gguf, cfg: &Config) -> Result<Loader> {
         Loader::new(gpu, g, cfg, &Weights::plan(cfg), &Weights::fusions(cfg))
+    }
+
+    /// The RoPE of layer `l` for tokens from position `pos0` ([`Config::rope`]), with the file's
+    /// frequency factors on global layers (local layers turn at their own base, unscaled).
+    pub fn rope(&self, l: u32, pos0: u32) -> RopeParams<'_> {
+        let mut r = self.cfg.rope(l, pos0);
+        if !self.cfg.is_local(l) {
+            r.factors = &self.weights.rope_freqs;
+        }
+        r
     }
 
     /// How the KV cache stores keys and values.

@@ -86,7 +86,7 @@ impl Layer for Block {
         // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached.
         model.qkv(rec, &self.qkv, [None; 3], m)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
-        rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &c.rope(l as u32, pos0))?;
+        rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &model.rope(l as u32, pos0))?;
         let p = c.attn(l as u32, m, pos0);
         model.attention_out(rec, l, &p, lens, &self.wo)?;
         norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;

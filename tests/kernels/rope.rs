@@ -21,6 +21,8 @@ struct Case {
     pos0: u32,
     base: f32,
     scale: f32,
+    /// Per-pair frequency divisors (empty: none).
+    factors: &'static [f32],
 }
 
 /// `x` [rows, heads, head_dim] rotated in f64.
@@ -32,8 +34,10 @@ fn reference(x: &[f32], c: &Case, heads: usize, neox: bool) -> Vec<f32> {
         for h in 0..heads {
             let base = (t * heads + h) * c.head_dim;
             for j in 0..half {
+                let factor = c.factors.get(j).map_or(1.0, |&f| f as f64);
                 let theta = pos / c.scale as f64
-                    * (c.base as f64).powf(-2.0 * j as f64 / c.rot_dims as f64);
+                    * (c.base as f64).powf(-2.0 * j as f64 / c.rot_dims as f64)
+                    / factor;
                 let (i0, i1) = if neox {
                     (base + j, base + j + half)
                 } else {
@@ -113,6 +117,7 @@ async fn check(
         base: c.base,
         scale: c.scale,
         neox,
+        factors: c.factors,
     };
     let mut rec = gpu.recorder("rope_kv");
     let (q_in, k_in, _w) = match eps {
@@ -201,13 +206,13 @@ gpu_test! {
         // |x| ≲ 3.5 and angle error ~1e-6 rad: 1e-5 absolute covers sin/cos and f32 rounding
         // (measured ≤ 1e-6 on lavapipe). Grouped kv heads, a decode token, partial rotation.
         let cases = [
-            Case { rows: 1, heads: 1, kv_heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0 },
-            Case { rows: 3, heads: 2, kv_heads: 1, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0 },
-            Case { rows: 7, heads: 9, kv_heads: 3, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0 },
-            Case { rows: 5, heads: 3, kv_heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0 },
-            Case { rows: 4, heads: 1, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0 },
-            Case { rows: 3, heads: 5, kv_heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5 },
-            Case { rows: 1, heads: 6, kv_heads: 2, head_dim: 32, rot_dims: 16, pos0: 41, base: 10000.0, scale: 1.0 },
+            Case { rows: 1, heads: 1, kv_heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0, factors: &[] },
+            Case { rows: 3, heads: 2, kv_heads: 1, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0, factors: &[] },
+            Case { rows: 7, heads: 9, kv_heads: 3, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0, factors: &[] },
+            Case { rows: 5, heads: 3, kv_heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0, factors: &[] },
+            Case { rows: 4, heads: 1, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0, factors: &[] },
+            Case { rows: 3, heads: 5, kv_heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5, factors: &[] },
+            Case { rows: 1, heads: 6, kv_heads: 2, head_dim: 32, rot_dims: 16, pos0: 41, base: 10000.0, scale: 1.0, factors: &[] },
         ];
         for c in cases {
             for (neox, precision) in [false, true].into_iter().flat_map(|n| BOTH.map(|p| (n, p))) {
@@ -225,11 +230,11 @@ gpu_test! {
         // ~3e-2 here); the split-frequency scheme keeps it within 2e-5
         // absolute (measured ≤ 3e-6 on lavapipe).
         let cases = [
-            Case { rows: 3, heads: 3, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0 },
-            Case { rows: 2, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0 },
-            Case { rows: 5, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0 },
-            Case { rows: 2, heads: 2, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0 },
-            Case { rows: 3, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 192, pos0: 70_000, base: 1e6, scale: 1.0 },
+            Case { rows: 3, heads: 3, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0, factors: &[] },
+            Case { rows: 2, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0, factors: &[] },
+            Case { rows: 5, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0, factors: &[] },
+            Case { rows: 2, heads: 2, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0, factors: &[] },
+            Case { rows: 3, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 192, pos0: 70_000, base: 1e6, scale: 1.0, factors: &[] },
         ];
         for c in cases {
             // A cache this long holds 2^17 positions per dim: f32 only where it stays ≤ 64 MiB.
@@ -238,6 +243,39 @@ gpu_test! {
             for (neox, &precision) in [false, true].into_iter().flat_map(|n| precisions.iter().map(move |p| (n, p))) {
                 check(&gpu, &mut rng, c, neox, precision, None, (2e-5, 0.0)).await;
             }
+        }
+    }
+}
+
+/// Frequency divisors shaped like Llama 3.x's `rope_freqs.weight` for 32 pairs: 1 for the high
+/// frequencies, the scaling factor (8) for the low ones, a smooth ramp between.
+const LLAMA3_FACTORS: [f32; 32] = {
+    let ramp = [1.0, 1.0, 1.0, 1.3, 2.1, 3.4, 5.2, 8.0];
+    let mut f = [8.0f32; 32];
+    let mut j = 0;
+    while j < ramp.len() {
+        f[j] = ramp[j];
+        j += 1;
+    }
+    f
+};
+
+gpu_test! {
+    async fn rope_kv_frequency_factors_match_f64() {
+        let gpu = gpu().await;
+        let mut rng = Rng::new(35);
+        // Llama 3.x files divide each pair's frequency by its factor; positions below and past
+        // the original context, a decode token, partial rotation (factors per rotated pair).
+        let cases = [
+            Case { rows: 3, heads: 4, kv_heads: 2, head_dim: 64, rot_dims: 64, pos0: 5, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS },
+            Case { rows: 1, heads: 4, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 9000, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS },
+            Case { rows: 2, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 40_000, base: 500000.0, scale: 2.0, factors: &LLAMA3_FACTORS },
+        ];
+        for c in cases {
+            for (neox, precision) in [false, true].into_iter().flat_map(|n| BOTH.map(|p| (n, p))) {
+                check(&gpu, &mut rng, c, neox, precision, None, (2e-5, 0.0)).await;
+            }
+            check(&gpu, &mut rng, c, true, KvPrecision::F16, Some(1e-6), (3e-5, 1e-4)).await;
         }
     }
 }
@@ -256,7 +294,7 @@ gpu_test! {
             (5, 1, 1, 6, 4, 0, true),
         ];
         for (rows, heads, kv_heads, head_dim, rot_dims, pos0, neox) in shapes {
-            let c = Case { rows, heads, kv_heads, head_dim, rot_dims, pos0, base: 1e6, scale: 1.0 };
+            let c = Case { rows, heads, kv_heads, head_dim, rot_dims, pos0, base: 1e6, scale: 1.0, factors: &[] };
             for precision in BOTH {
                 // Normalized values reach ~|w| * 4: rmsnorm's 1e-4 relative plus rope's 2e-5.
                 check(&gpu, &mut rng, c, neox, precision, Some(1e-6), (3e-5, 1e-4)).await;
@@ -274,12 +312,20 @@ gpu_test! {
         let kv32 = LayerKv::new(&gpu, 4, 1, 32).unwrap();
         let mut rec = gpu.recorder("bad");
         let acts = |rows| QkvActs { q: &x, k: &k, v: &v, rows };
-        let p = |rope_dims, pos0, base, neox| RopeParams { n_heads: 1, rope_dims, pos0, base, scale: 1.0, neox };
+        let p = |rope_dims, pos0, base, neox| RopeParams { n_heads: 1, rope_dims, pos0, base, scale: 1.0, neox, factors: &[] };
         // Odd rot_dims, rot_dims past head_dim, rows past the buffers, a negative base.
         assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(63, 0, 1e4, false)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(1), &kv32, &p(64, 0, 1e4, false)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(2), &kv, &p(64, 0, 1e4, true)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(64, 0, -1.0, true)).is_err());
+        // Frequency factors: one per rotated pair, each positive and finite.
+        let short = [1.0f32; 31];
+        let zero = { let mut f = [1.0f32; 32]; f[5] = 0.0; f };
+        let nan = { let mut f = [1.0f32; 32]; f[31] = f32::NAN; f };
+        for factors in [&short[..], &zero[..], &nan[..]] {
+            let bad = RopeParams { factors, ..p(64, 0, 1e4, false) };
+            assert!(rope::rope_kv(&mut rec, acts(1), &kv, &bad).is_err());
+        }
         // Positions past the cache.
         assert!(rope::rope_kv(&mut rec, acts(2), &kv32, &p(32, 3, 1e4, false)).is_err());
         let w = gpu.upload("w", &[1f32; 64]).unwrap();
@@ -341,6 +387,7 @@ async fn cache_write_bit_exact(gpu: &Gpu, precision: KvPrecision) {
         base: 1e4,
         scale: 1.0,
         neox: false,
+        factors: &[],
     };
     let acts = |q, k, v, rows| QkvActs { q, k, v, rows };
     rope::rope_kv(&mut rec, acts(&gqa, &ka, &va, m_a as u32), &kv, &p).unwrap();

@@ -256,6 +256,8 @@ def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int,
 # The tiny models of the architectures added later (issue 9): name -> (GGUF outtype, what it tests).
 NEW_TINY = {
     "tiny-qwen3": ("F32", "qwen3 (per-head q/k RMSNorm, no QKV bias, tied embeddings)"),
+    "tiny-llama3": ("F32", 'Llama 3.x ("llama3" RoPE frequency scaling as rope_freqs.weight, '
+                    "byte-level BPE llama-bpe, tied embeddings)"),
 }
 
 
@@ -296,8 +298,8 @@ def main():
             name, HERE / f"{name}.gguf", args.tiny_hf / name, None, N_GREEDY_TINY,
             f"random-weight test model of {what} (make_tiny_models.py); HF = the HF directory it was "
             f"converted from (weights fp16-representable, GGUF {outtype}: identical weights); prompt 7 is "
-            "a long plain prompt (past sliding windows / through scaled RoPE); llamacpp_* from "
-            "llama-cpp-python 0.3.36 (CPU build), loose reference",
+            "a long plain prompt (past sliding windows / through scaled RoPE); llamacpp_* (when "
+            "versions.llama_cpp_python is set) from llama-cpp-python (CPU build), loose reference",
             prompt_set=PROMPTS + [LONG_PROMPT]))
     for name in args.only or list(jobs):
         jobs[name]()

@@ -253,11 +253,87 @@ def build_qwen3(work: Path) -> Path:
     return d
 
 
+LLAMA3_PRETOKENIZE_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+    "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+
+def train_llama3_tokenizer(out_dir: Path, template: str, add_bos: bool):
+    """Byte-level BPE with Llama 3's split regex (llama.cpp pre-tokenizer `llama-bpe`); Llama 3's
+    specials, plus ChatML's, appended after the BPE vocabulary."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                "<|eot_id|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False),
+    ])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=505, min_frequency=2, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    tok.train_from_iterator([CORPUS], trainer=trainer)
+    tok.add_special_tokens(specials)
+    bos = "<|begin_of_text|>"
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
+    eos = "<|eot_id|>" if add_bos else "<|im_end|>"
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token="<|end_of_text|>",
+        unk_token=None, clean_up_tokenization_spaces=False, model_max_length=512)
+    fast.chat_template = template
+    fast.save_pretrained(out_dir)
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg["add_bos_token"] = add_bos
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+    return len(tok.get_vocab())
+
+
+def build_llama3(work: Path) -> Path:
+    """Llama 3.x: byte-level BPE (`llama-bpe`), BOS added, tied embeddings (as Llama 3.2 1B/3B),
+    RoPE base 500000 with the "llama3" frequency scaling. original_max_position_embeddings is 64
+    so the three bands show at head_dim 16: wavelengths 6.3 (< 64/4: kept), 32.4 (between:
+    smoothed), >= 167 (> 64/1: divided by factor 32). The converter writes the per-frequency
+    divisors as `rope_freqs.weight`."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    d = work / "tiny-llama3"
+    d.mkdir(parents=True, exist_ok=True)
+    n_vocab = train_llama3_tokenizer(d, LLAMA3_TEMPLATE, add_bos=True)
+    tokz = AutoTokenizer.from_pretrained(d)
+    cfg = LlamaConfig(
+        vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
+                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64},
+        rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu",
+        bos_token_id=tokz.convert_tokens_to_ids("<|begin_of_text|>"),
+        eos_token_id=tokz.convert_tokens_to_ids("<|eot_id|>"), torch_dtype="float32")
+    model = pick_seed(lambda: LlamaForCausalLM(cfg), tokz, SEED + 3000, "tiny-llama3", new_prompts())
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
 # name: (builder, outtype, pre-tokenizer override)
 MODELS = {
     "tiny-qwen2": (build_qwen2, "f32", "qwen2"),
     "tiny-llama-spm": (build_llama_spm, "f16", None),
     "tiny-qwen3": (build_qwen3, "f32", "qwen2"),
+    "tiny-llama3": (build_llama3, "f32", "llama-bpe"),
 }
 
 
