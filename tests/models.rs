@@ -11,7 +11,7 @@
 //!   logits, so the same relative rounding shows more there — measured ≈0.03 on tiny Qwen2,
 //!   ≈0.003 on Gemma 3).
 
-use attend::engine::{Engine, GenParams, LoadOptions};
+use attend::engine::{Engine, GenParams, KvPrecision, LoadOptions};
 use attend::sampler::SamplerConfig;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -53,7 +53,12 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 fn load(path: &std::path::Path) -> Engine {
+    load_kv(path, KvPrecision::F16)
+}
+
+fn load_kv(path: &std::path::Path, kv: KvPrecision) -> Engine {
     let opts = LoadOptions {
+        kv,
         context: Some(512),
         batch: 64,
         logit_rows: 8,
@@ -308,6 +313,68 @@ fn tiny_llama3_without_its_rope_factors_diverges() {
     let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
     let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
     assert_ne!(got, want, "plain RoPE gave HF's llama3-scaled continuation");
+}
+
+/// SmolLM3: the llama block with no RoPE in every 4th layer (layer 3 of 4 here), byte-level BPE
+/// with ChatML and no BOS, tied embeddings; its 7th prompt is long. With the f32 KV cache: four
+/// random layers with large logits amplify the f16 cache's rounding to 0.09 nats on teacher-forced
+/// logprobs (f32: 0.0001, the architecture is right); greedy decoding with the default f16 cache
+/// matches HF on every prompt (here, and in Chromium: tests/wasm_engine.rs).
+#[test]
+fn tiny_smollm3_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load_kv(&fixture("tiny-smollm3.gguf"), KvPrecision::F32);
+    let g = golden("tiny-smollm3.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny SmolLM3: {r}");
+    let mut e = load(&fixture("tiny-smollm3.gguf"));
+    for p in g["prompts"].as_array().unwrap() {
+        let got = greedy(&mut e, &ids(&p["ids"]), GREEDY_STEPS as u32);
+        assert_eq!(
+            got,
+            ids(&p["hf_greedy"])[..GREEDY_STEPS],
+            "f16 cache: {}",
+            p["text"]
+        );
+    }
+}
+
+/// The skipped RoPE is what makes tiny-smollm3 match: the same weights labelled `llama` (RoPE in
+/// every layer) no longer give HF's greedy continuation of the long prompt.
+#[test]
+fn tiny_smollm3_with_rope_everywhere_diverges() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let p = relabel(&fixture("tiny-smollm3.gguf"), "smollm3", "llama");
+    let mut e = load(&p);
+    let _ = std::fs::remove_file(&p);
+    let g = golden("tiny-smollm3.json");
+    let long = &g["prompts"][6];
+    let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
+    let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
+    assert_ne!(
+        got, want,
+        "RoPE in every layer gave HF's SmolLM3 continuation"
+    );
+}
+
+/// A copy of `src` in the temp dir with `general.architecture` and its `<arch>.*` keys renamed.
+fn relabel(src: &std::path::Path, from: &str, to: &str) -> PathBuf {
+    use attend::gguf::{GgufFile, GgufWriter, Value};
+    let file = GgufFile::open(src).unwrap();
+    let mut h = file.header().clone();
+    for (k, v) in h.metadata.iter_mut() {
+        if let Some(rest) = k.strip_prefix(&format!("{from}.")) {
+            *k = format!("{to}.{rest}");
+        }
+        if k == "general.architecture" {
+            *v = Value::String(to.into());
+        }
+    }
+    let w = GgufWriter::copy_of(&h, |t| file.read_tensor(t)).unwrap();
+    let p = std::env::temp_dir().join(format!("attend-{to}-{}.gguf", std::process::id()));
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    p
 }
 
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.

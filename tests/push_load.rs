@@ -177,6 +177,12 @@ fn split_llama3_pushed_in_chunks_equals_the_file() {
 }
 
 #[test]
+fn split_smollm3_pushed_in_chunks_equals_the_file() {
+    // SmolLM3: four layers, the last without RoPE.
+    check_split("tiny-smollm3", 5, true);
+}
+
+#[test]
 fn split_llama_pushed_out_of_order_equals_the_file() {
     // Llama: Q/K/V and gate/up are stacked into one matrix whose members now lie in different
     // shards, pushed last shard first: the remapping by name still finds every tensor's place.

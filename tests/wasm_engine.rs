@@ -51,6 +51,14 @@ async fn streamed_tiny_llama3_matches_transformers() {
     streamed_matches_transformers(gguf, golden, 7).await;
 }
 
+/// SmolLM3 (no RoPE in every 4th layer), every prompt of its golden (the 7th is long).
+#[wasm_bindgen_test]
+async fn streamed_tiny_smollm3_matches_transformers() {
+    let gguf = include_bytes!("reference/tiny-smollm3.gguf");
+    let golden = include_str!("reference/tiny-smollm3.json");
+    streamed_matches_transformers(gguf, golden, 7).await;
+}
+
 /// Streams `gguf` in odd chunks to the GPU; the greedy continuations of the first `prompts`
 /// prompts of `golden` must be HF's.
 async fn streamed_matches_transformers(gguf: &[u8], golden: &str, prompts: usize) {

@@ -92,6 +92,8 @@ pub struct Config {
     pub rope_scale: f32,
     /// NeoX (half-split) RoPE instead of llama.cpp's adjacent pairs.
     pub rope_neox: bool,
+    /// Every `no_rope_period`-th layer (the last of each group) has no RoPE (SmolLM3; 0: none).
+    pub no_rope_period: u32,
     /// Sliding window of local layers (0 = every layer is global).
     pub window: u32,
     /// Every `swa_period`-th layer (the last of each group) is global; the others are local.
@@ -158,6 +160,7 @@ impl Config {
             rope_base_local: rope_base,
             rope_scale,
             rope_neox: false,
+            no_rope_period: 0,
             window: 0,
             swa_period: 1,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
@@ -229,7 +232,7 @@ impl Config {
     }
 
     /// The RoPE of layer `l` for tokens from position `pos0`: local layers turn at their own
-    /// base, unscaled. No frequency factors: they are weights ([`Model::rope`](super::Model::rope)
+    /// base, unscaled; no-RoPE layers rotate nothing. No frequency factors: they are weights ([`Model::rope`](super::Model::rope)
     /// adds them).
     pub fn rope(&self, l: u32, pos0: u32) -> RopeParams<'static> {
         let (base, scale) = if self.is_local(l) {
@@ -237,9 +240,11 @@ impl Config {
         } else {
             (self.rope_base, self.rope_scale)
         };
+        let no_rope = self.no_rope_period > 0 && (l + 1).is_multiple_of(self.no_rope_period);
         RopeParams {
             n_heads: self.n_heads,
-            rope_dims: self.rope_dims,
+            // Nothing rotated: the kernel only writes k and v into the cache.
+            rope_dims: if no_rope { 0 } else { self.rope_dims },
             pos0,
             base,
             scale,

@@ -1,4 +1,5 @@
-//! The llama block (Llama 2/3, SmolLM2, TinyLlama, Mistral, and Qwen2 with its Q/K/V biases):
+//! The llama block (Llama 2/3, SmolLM2, TinyLlama, Mistral, SmolLM3 with RoPE skipped in every
+//! 4th layer, and Qwen2 with its Q/K/V biases):
 //!
 //!   h = x + Wo · attn(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
 //!   x = h + Wdown · (silu(Wgate·norm(h)) ⊙ Wup·norm(h))
@@ -26,6 +27,9 @@ use crate::Result;
 
 pub struct Llama;
 pub struct Qwen2;
+/// SmolLM3: the llama block, with RoPE skipped in every 4th layer ("NoPE" layers; llama.cpp
+/// hard-codes the interval, the GGUF has no key for it).
+pub struct SmolLm3;
 
 const QKV_BIAS: Tensor = Tensor::Qkv { bias: true };
 
@@ -54,6 +58,22 @@ impl Architecture for Qwen2 {
     }
     fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
         Ok(Box::new(Block::load(t, QKV_BIAS, |t| t.qkv_bias(QKV_BIAS))?))
+    }
+}
+
+impl Architecture for SmolLm3 {
+    fn names(&self) -> &'static [&'static str] {
+        &["smollm3"]
+    }
+    fn config(&self, _keys: &Keys, cfg: &mut Config) -> Result<()> {
+        cfg.no_rope_period = 4;
+        Ok(())
+    }
+    fn tensors(&self) -> &'static [Tensor] {
+        Llama.tensors()
+    }
+    fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>> {
+        Llama.layer(t)
     }
 }
 

@@ -23,7 +23,7 @@ macro_rules! registry {
 }
 
 registry! {
-    llama::{Llama, Qwen2},
+    llama::{Llama, Qwen2, SmolLm3},
     gemma3::{Gemma3},
     qwen3::{Qwen3},
 }
@@ -213,7 +213,7 @@ impl Model {
     /// frequency factors on global layers (local layers turn at their own base, unscaled).
     pub fn rope(&self, l: u32, pos0: u32) -> RopeParams<'_> {
         let mut r = self.cfg.rope(l, pos0);
-        if !self.cfg.is_local(l) {
+        if !self.cfg.is_local(l) && r.rope_dims > 0 {
             r.factors = &self.weights.rope_freqs;
         }
         r

@@ -258,6 +258,8 @@ NEW_TINY = {
     "tiny-qwen3": ("F32", "qwen3 (per-head q/k RMSNorm, no QKV bias, tied embeddings)"),
     "tiny-llama3": ("F32", 'Llama 3.x ("llama3" RoPE frequency scaling as rope_freqs.weight, '
                     "byte-level BPE llama-bpe, tied embeddings)"),
+    "tiny-smollm3": ("F16", "smollm3 (no RoPE in every 4th layer, byte-level BPE llama-bpe with ChatML, "
+                     "no BOS, tied embeddings)"),
 }
 
 

@@ -328,12 +328,37 @@ def build_llama3(work: Path) -> Path:
     return d
 
 
+def build_smollm3(work: Path) -> Path:
+    """smollm3: Llama with RoPE skipped in every 4th layer (no_rope_layers = [1, 1, 1, 0]; llama.cpp
+    hard-codes that interval: no GGUF key), byte-level BPE (`llama-bpe`) with ChatML, no BOS,
+    tied embeddings, RoPE base 5e6 (as SmolLM3-3B)."""
+    from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM
+
+    d = work / "tiny-smollm3"
+    d.mkdir(parents=True, exist_ok=True)
+    n_vocab = train_llama3_tokenizer(d, CHATML_TEMPLATE, add_bos=False)
+    tokz = AutoTokenizer.from_pretrained(d)
+    cfg = SmolLM3Config(
+        vocab_size=n_vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        rope_theta=5000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act="silu",
+        no_rope_layer_interval=4, use_sliding_window=False, attention_bias=False,
+        pad_token_id=tokz.convert_tokens_to_ids("<|end_of_text|>"),
+        bos_token_id=tokz.convert_tokens_to_ids("<|begin_of_text|>"),
+        eos_token_id=tokz.convert_tokens_to_ids("<|im_end|>"), torch_dtype="float32")
+    assert cfg.no_rope_layers == [1, 1, 1, 0], cfg.no_rope_layers
+    model = pick_seed(lambda: SmolLM3ForCausalLM(cfg), tokz, SEED + 7000, "tiny-smollm3", new_prompts())
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
 # name: (builder, outtype, pre-tokenizer override)
 MODELS = {
     "tiny-qwen2": (build_qwen2, "f32", "qwen2"),
     "tiny-llama-spm": (build_llama_spm, "f16", None),
     "tiny-qwen3": (build_qwen3, "f32", "qwen2"),
     "tiny-llama3": (build_llama3, "f32", "llama-bpe"),
+    "tiny-smollm3": (build_smollm3, "f16", "llama-bpe"),
 }
 
 
