@@ -21,8 +21,9 @@ struct Params {
     heads2: u32,     // kv heads
     eps: f32,        // rmsnorm_rope_kv
     capacity: u32,   // rope_kv: positions per kv head in the cache
-    _pad1: u32,
-    _pad2: u32,
+    // Multiplies cos and sin (so the rotated dims): LongRoPE's attention factor, else 1.
+    mscale: f32,
+    _pad: u32,
     // Pair j's (hi, lo) turns per position at freq[j / 2].xy (j even) or .zw (j odd).
     freq: array<vec4<f32>, 128>,
 }
@@ -81,7 +82,7 @@ fn pair(i: u32, heads: u32) -> Pair {
     return Pair(i0, i1, angle(j, pos));
 }
 
-// (sin, cos) of pair j's angle at position pos.
+// (sin, cos) of pair j's angle at position pos, times mscale.
 fn angle(j: u32, pos: u32) -> vec2<f32> {
     let f = p.freq[j / 2u];
     var hi = f.x;
@@ -93,7 +94,7 @@ fn angle(j: u32, pos: u32) -> vec2<f32> {
     let ph = f32(pos & 0xFFFFF000u);
     let pl = f32(pos & 0xFFFu);
     let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
-    return sin_cos_turns(turns - round(turns));
+    return sin_cos_turns(turns - round(turns)) * p.mscale;
 }
 
 // (a, b) rotated by the angle whose (sin, cos) is sc.

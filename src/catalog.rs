@@ -175,9 +175,11 @@ impl Model {
         })?;
         let mut tensors = Vec::new();
         for (name, shape) in Weights::plan(&plan_cfg) {
-            // Tied heads have no `output.weight`; Llama 3.x's `rope_freqs.weight` (half a head
-            // of f32) is left out, as no size or type here depends on it.
-            if (name == "output.weight" && self.tied_embeddings) || name == "rope_freqs.weight" {
+            // Tied heads have no `output.weight`; RoPE frequency factors (Llama 3.x's
+            // `rope_freqs`, LongRoPE's: half a head of f32) are left out, as no size or type here
+            // depends on them.
+            let rope_factors = name.starts_with("rope_f");
+            if (name == "output.weight" && self.tied_embeddings) || rope_factors {
                 continue;
             }
             let dims: Vec<u64> = shape.dims.iter().map(|&d| d as u64).collect();

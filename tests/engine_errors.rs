@@ -140,6 +140,13 @@ fn rope_frequency_factors_are_checked() {
         let e = load_err(&with(&format!("llama3-{name}.gguf"), &f));
         assert!(e.contains("rope_freqs.weight"), "{name}: {e}");
     }
+    // LongRoPE's attention factor (multiplies cos and sin) must be positive and finite too.
+    let mut w = GgufWriter::copy_of(file.header(), |t| file.read_tensor(t)).unwrap();
+    w.add_metadata("llama.rope.scaling.attn_factor", Value::F32(0.0));
+    let p = tmp("attn-factor.gguf");
+    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+    let e = load_err(&p);
+    assert!(e.contains("rope.scaling.attn_factor"), "{e}");
 }
 
 #[test]

@@ -94,6 +94,37 @@ fn greedy(engine: &mut Engine, prompt: &[u32], n: u32) -> Vec<u32> {
     out
 }
 
+/// Greedy decoding of prompt `p` (a golden entry) matches HF's for `GREEDY_STEPS` tokens, or
+/// diverges only where HF itself is nearly indifferent; returns the steps that agree.
+fn greedy_like_hf(engine: &mut Engine, p: &Value) -> usize {
+    let hf = ids(&p["hf_greedy"]);
+    let ours = greedy(engine, &ids(&p["ids"]), GREEDY_STEPS as u32);
+    let same = ours.iter().zip(&hf).take_while(|(a, b)| a == b).count();
+    if same < GREEDY_STEPS {
+        // Divergence: HF must itself be nearly indifferent between the two tokens.
+        let top5 = p["hf_greedy_top5"][same].as_array().unwrap();
+        let lp = |id: u32| {
+            top5.iter()
+                .find(|e| e[0].as_u64() == Some(id as u64))
+                .map(|e| e[1].as_f64().unwrap())
+        };
+        let (a, b) = (lp(hf[same]), lp(ours[same]));
+        let gap = match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs(),
+            _ => f64::INFINITY,
+        };
+        assert!(
+            gap <= NEAR_TIE,
+            "greedy diverges from HF at step {same} for {:?}: ours {} vs HF {} (HF logprob gap {gap:.4}); \
+             ours {ours:?}, HF {hf:?}",
+            p["text"],
+            ours[same],
+            hf[same]
+        );
+    }
+    same
+}
+
 /// Checks one model against its golden file; returns a report line.
 fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
     let mut report = Vec::new();
@@ -120,31 +151,7 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
             );
         }
         assert_eq!(got, reference, "tokenization of {:?}", p["text"]);
-        let hf = ids(&p["hf_greedy"]);
-        let ours = greedy(engine, &want, GREEDY_STEPS as u32);
-        let same = ours.iter().zip(&hf).take_while(|(a, b)| a == b).count();
-        if same < GREEDY_STEPS {
-            // Divergence: HF must itself be nearly indifferent between the two tokens.
-            let top5 = p["hf_greedy_top5"][same].as_array().unwrap();
-            let lp = |id: u32| {
-                top5.iter()
-                    .find(|e| e[0].as_u64() == Some(id as u64))
-                    .map(|e| e[1].as_f64().unwrap())
-            };
-            let (a, b) = (lp(hf[same]), lp(ours[same]));
-            let gap = match (a, b) {
-                (Some(a), Some(b)) => (a - b).abs(),
-                _ => f64::INFINITY,
-            };
-            assert!(
-                gap <= NEAR_TIE,
-                "greedy diverges from HF at step {same} for {:?}: ours {} vs HF {} (HF logprob gap {gap:.4}); \
-                 ours {ours:?}, HF {hf:?}",
-                p["text"],
-                ours[same],
-                hf[same]
-            );
-        }
+        let same = greedy_like_hf(engine, p);
         report.push(format!("{same}/{GREEDY_STEPS}"));
     }
     // Teacher forcing.
@@ -328,16 +335,7 @@ fn tiny_smollm3_matches_transformers() {
     assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
     let r = check_model(&mut e, &g, 0.05);
     eprintln!("tiny SmolLM3: {r}");
-    let mut e = load(&fixture("tiny-smollm3.gguf"));
-    for p in g["prompts"].as_array().unwrap() {
-        let got = greedy(&mut e, &ids(&p["ids"]), GREEDY_STEPS as u32);
-        assert_eq!(
-            got,
-            ids(&p["hf_greedy"])[..GREEDY_STEPS],
-            "f16 cache: {}",
-            p["text"]
-        );
-    }
+    greedy_matches_with_f16_cache(&fixture("tiny-smollm3.gguf"), &g);
 }
 
 /// The skipped RoPE is what makes tiny-smollm3 match: the same weights labelled `llama` (RoPE in
@@ -375,6 +373,92 @@ fn relabel(src: &std::path::Path, from: &str, to: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("attend-{to}-{}.gguf", std::process::id()));
     std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
     p
+}
+
+/// Phi-3: Q/K/V and gate/up stacked in the file (`attn_qkv`, `ffn_up`), NeoX RoPE, SentencePiece;
+/// its 7th prompt is long.
+#[test]
+fn tiny_phi3_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load(&fixture("tiny-phi3.gguf"));
+    let g = golden("tiny-phi3.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny Phi-3: {r}");
+}
+
+/// Phi-3 with LongRoPE (Phi-3.5 / Phi-4-mini): long and short frequency factors, attention factor
+/// 2 on cos and sin, partial rotation (12 of 16 dims), tied embeddings. Its original context is 4
+/// positions, so at any context attend loads (and in HF at every sequence the golden feeds) the
+/// long factors apply. Logprobs with the f32 KV cache: the factor 2 on q and k quadruples the
+/// scores and with them the f16 cache's rounding (0.12 nats; f32: 0.0002); greedy decoding with
+/// the default f16 cache matches HF on every prompt (here and in Chromium).
+#[test]
+fn tiny_phi3_longrope_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load_kv(&fixture("tiny-phi3-longrope.gguf"), KvPrecision::F32);
+    let g = golden("tiny-phi3-longrope.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny Phi-3 LongRoPE: {r}");
+    greedy_matches_with_f16_cache(&fixture("tiny-phi3-longrope.gguf"), &g);
+}
+
+/// Greedy ids of every prompt of `g` like HF's (`greedy_like_hf`) with the default f16 KV cache.
+fn greedy_matches_with_f16_cache(path: &std::path::Path, g: &Value) {
+    let mut e = load(path);
+    for p in g["prompts"].as_array().unwrap() {
+        greedy_like_hf(&mut e, p);
+    }
+}
+
+/// LongRoPE's pieces each matter: without the attention factor (a copy whose
+/// `rope.scaling.attn_factor` is 1), or with the short factors in place of the long ones, the
+/// long prompt's greedy continuation is no longer HF's.
+#[test]
+fn tiny_phi3_longrope_without_its_scaling_diverges() {
+    use attend::gguf::{GgufFile, GgufWriter, Value};
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = fixture("tiny-phi3-longrope.gguf");
+    let file = GgufFile::open(&src).unwrap();
+    let g = golden("tiny-phi3-longrope.json");
+    let long = &g["prompts"][6];
+    let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
+    for what in ["attn_factor", "short factors"] {
+        let mut h = file.header().clone();
+        if what == "attn_factor" {
+            for (k, v) in h.metadata.iter_mut() {
+                if k == "phi3.rope.scaling.attn_factor" {
+                    *v = Value::F32(1.0);
+                }
+            }
+        }
+        let short = file
+            .read_tensor(
+                h.tensors
+                    .iter()
+                    .find(|t| t.name == "rope_factors_short.weight")
+                    .unwrap(),
+            )
+            .unwrap();
+        let w = GgufWriter::copy_of(&h, |t| {
+            if what == "short factors" && t.name == "rope_factors_long.weight" {
+                Ok(short.clone())
+            } else {
+                file.read_tensor(t)
+            }
+        })
+        .unwrap();
+        let p = std::env::temp_dir().join(format!("attend-phi3-{}.gguf", std::process::id()));
+        std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
+        let mut e = load(&p);
+        let _ = std::fs::remove_file(&p);
+        let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
+        assert_ne!(
+            got, want,
+            "without LongRoPE's {what}: still HF's continuation"
+        );
+    }
 }
 
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.

@@ -183,6 +183,12 @@ fn split_smollm3_pushed_in_chunks_equals_the_file() {
 }
 
 #[test]
+fn split_phi3_longrope_pushed_in_chunks_equals_the_file() {
+    // Phi-3 LongRoPE: stacked matrices from the file, the long/short factors from a shard.
+    check_split("tiny-phi3-longrope", 4, true);
+}
+
+#[test]
 fn split_llama_pushed_out_of_order_equals_the_file() {
     // Llama: Q/K/V and gate/up are stacked into one matrix whose members now lie in different
     // shards, pushed last shard first: the remapping by name still finds every tensor's place.

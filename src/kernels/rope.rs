@@ -29,7 +29,8 @@ struct Params {
     heads2: u32,
     eps: f32,
     capacity: u32,
-    _pad: [u32; 2],
+    mscale: f32,
+    _pad: u32,
     freq: [[f32; 4]; MAX_PAIRS / 2],
 }
 
@@ -63,6 +64,9 @@ pub struct RopeParams<'a> {
     pub scale: f32,
     pub neox: bool,
     pub factors: &'a [f32],
+    /// Multiplies the rotated dims (cos and sin): LongRoPE's attention factor
+    /// (`rope.scaling.attn_factor`); 1 for none.
+    pub mscale: f32,
 }
 
 impl RopeParams<'_> {
@@ -77,6 +81,7 @@ impl RopeParams<'_> {
             scale,
             neox,
             factors,
+            mscale,
         } = *self;
         let head_dim = kv.head_dim;
         if pos0 as u64 + rows as u64 > kv.capacity as u64 {
@@ -92,9 +97,12 @@ impl RopeParams<'_> {
                 2 * MAX_PAIRS
             )));
         }
-        if !(base > 0.0 && base.is_finite() && scale > 0.0 && scale.is_finite()) {
+        if ![base, scale, mscale]
+            .iter()
+            .all(|v| *v > 0.0 && v.is_finite())
+        {
             return Err(Error::Invalid(format!(
-                "{what}: base {base} and scale {scale} must be positive and finite"
+                "{what}: base {base}, scale {scale} and mscale {mscale} must be positive and finite"
             )));
         }
         if !factors.is_empty()
@@ -140,7 +148,8 @@ impl RopeParams<'_> {
             heads2: 0,
             eps: 0.0,
             capacity: 0,
-            _pad: [0; 2],
+            mscale,
+            _pad: 0,
             freq,
         })
     }

@@ -92,6 +92,11 @@ pub struct Config {
     pub rope_scale: f32,
     /// NeoX (half-split) RoPE instead of llama.cpp's adjacent pairs.
     pub rope_neox: bool,
+    /// Multiplies RoPE's cos and sin (`rope.scaling.attn_factor`: LongRoPE's attention factor).
+    pub rope_mscale: f32,
+    /// The context RoPE was trained for before scaling (`rope.scaling.original_context_length`):
+    /// LongRoPE uses its long factors for contexts past it.
+    pub rope_orig_ctx: u32,
     /// Every `no_rope_period`-th layer (the last of each group) has no RoPE (SmolLM3; 0: none).
     pub no_rope_period: u32,
     /// Sliding window of local layers (0 = every layer is global).
@@ -138,6 +143,13 @@ impl Config {
                 )))
             }
         };
+        let train_ctx = opt_u("context_length")?.unwrap_or(2048);
+        let rope_mscale = g.opt_f32(&key("rope.scaling.attn_factor"))?.unwrap_or(1.0);
+        if !(rope_mscale > 0.0 && rope_mscale.is_finite()) {
+            return Err(Error::Model(format!(
+                "{a}.rope.scaling.attn_factor = {rope_mscale}: must be positive and finite"
+            )));
+        }
         let norm_eps = match arch.0.default_norm_eps() {
             Some(eps) => keys
                 .opt_f32("attention.layer_norm_rms_epsilon")?
@@ -153,13 +165,15 @@ impl Config {
             head_dim,
             ffn_dim: u("feed_forward_length")?,
             vocab,
-            train_ctx: opt_u("context_length")?.unwrap_or(2048),
+            train_ctx,
             norm_eps,
             rope_dims: opt_u("rope.dimension_count")?.unwrap_or(head_dim),
             rope_base,
             rope_base_local: rope_base,
             rope_scale,
             rope_neox: false,
+            rope_mscale,
+            rope_orig_ctx: opt_u("rope.scaling.original_context_length")?.unwrap_or(train_ctx),
             no_rope_period: 0,
             window: 0,
             swa_period: 1,
@@ -250,6 +264,7 @@ impl Config {
             scale,
             neox: self.rope_neox,
             factors: &[],
+            mscale: self.rope_mscale,
         }
     }
 

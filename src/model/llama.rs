@@ -113,6 +113,21 @@ pub struct Block<B> {
     w_down: QMatrix,
 }
 
+impl Block<NoBias> {
+    /// The llama block from Q/K/V and gate/up matrices the file already stacks (phi3).
+    pub(super) fn stacked(t: &mut LayerTensors, qkv: Tensor, gate_up: Tensor) -> Result<Self> {
+        Ok(Block {
+            attn_norm: t.vector(ATTN_NORM)?,
+            qkv: t.fused_qkv(qkv)?,
+            bias: NoBias,
+            wo: t.matrix(ATTN_OUTPUT)?,
+            ffn_norm: t.vector(FFN_NORM)?,
+            gate_up: t.fused_gate_up(gate_up)?,
+            w_down: t.matrix(FFN_DOWN)?,
+        })
+    }
+}
+
 impl<B: Bias> Block<B> {
     fn load(
         t: &mut LayerTensors,

@@ -26,6 +26,7 @@ registry! {
     llama::{Llama, Qwen2, SmolLm3},
     gemma3::{Gemma3},
     qwen3::{Qwen3},
+    phi3::{Phi3},
 }
 
 mod scratch;
@@ -47,18 +48,63 @@ pub struct Step {
     pub lens: bool,
 }
 
-/// Llama 3.1+ "llama3" RoPE scaling, precomputed by the converter as per-pair divisors.
-const ROPE_FREQS: &str = "rope_freqs.weight";
-
 pub struct Weights {
     pub token_embd: QMatrix,
     pub blocks: Vec<Box<dyn Layer>>,
     pub output_norm: Buffer,
     /// `None` when the output projection is tied to the token embedding.
     pub output: Option<QMatrix>,
-    /// RoPE frequency factors of the global layers (`rope_freqs.weight`, Llama 3.1+), one per
-    /// rotated pair; empty when the file has none.
-    pub rope_freqs: Vec<f32>,
+    /// RoPE frequency factors of the global layers, one per rotated pair (empty: none).
+    pub rope: RopeFactors,
+}
+
+/// RoPE frequency divisors a file may carry (host-side: they go into the frequency table).
+#[derive(Default)]
+pub struct RopeFactors {
+    /// `rope_freqs.weight`: Llama 3.1+ "llama3" scaling, for every context.
+    pub freqs: Vec<f32>,
+    /// `rope_factors_long.weight` / `_short`: LongRoPE (Phi-3.5, Phi-4-mini), long past the
+    /// original context.
+    pub long: Vec<f32>,
+    pub short: Vec<f32>,
+}
+
+impl RopeFactors {
+    const NAMES: [&str; 3] = [
+        "rope_freqs.weight",
+        "rope_factors_long.weight",
+        "rope_factors_short.weight",
+    ];
+
+    fn take(ld: &mut Loader) -> Result<RopeFactors> {
+        let [freqs, long, short] = Self::NAMES.map(|name| -> Result<Vec<f32>> {
+            let f = ld.opt_values(name)?.unwrap_or_default();
+            match f.iter().find(|f| !(**f > 0.0 && f.is_finite())) {
+                Some(bad) => Err(Error::Model(format!(
+                    "tensor '{name}' holds {bad}; RoPE frequency factors must be positive and \
+                     finite"
+                ))),
+                None => Ok(f),
+            }
+        });
+        Ok(RopeFactors {
+            freqs: freqs?,
+            long: long?,
+            short: short?,
+        })
+    }
+
+    /// The factors for a context of `context` positions (llama.cpp's choice: `rope_freqs` when
+    /// present, else LongRoPE's long factors past `orig_ctx` and its short ones up to it).
+    pub fn for_context(&self, context: u32, orig_ctx: u32) -> &[f32] {
+        if !self.freqs.is_empty() {
+            &self.freqs
+        } else if context > orig_ctx {
+            &self.long
+        } else {
+            &self.short
+        }
+    }
 }
 
 impl Weights {
@@ -69,8 +115,10 @@ impl Weights {
             ("token_embd.weight".into(), Shape::mat(d, v)),
             ("output_norm.weight".into(), Shape::vec(d)),
             ("output.weight".into(), Shape::mat(d, v).optional()),
-            (ROPE_FREQS.into(), Shape::vec(cfg.rope_dims / 2).optional()),
         ];
+        t.extend(
+            RopeFactors::NAMES.map(|n| (n.to_string(), Shape::vec(cfg.rope_dims / 2).optional())),
+        );
         for l in 0..cfg.n_layers {
             for tensor in cfg.arch.0.tensors() {
                 t.extend(tensor.plan(cfg, l));
@@ -97,7 +145,7 @@ impl Weights {
             token_embd: ld.matrix(gpu, "token_embd.weight")?,
             output_norm: ld.vector(gpu, "output_norm.weight")?,
             output: ld.opt_matrix(gpu, "output.weight")?,
-            rope_freqs: rope_factors(ld.opt_values(ROPE_FREQS)?.unwrap_or_default())?,
+            rope: RopeFactors::take(ld)?,
             blocks,
         })
     }
@@ -107,16 +155,6 @@ impl Weights {
             + self.output.as_ref().map_or(0, |m| m.bytes())
             + self.output_norm.size()
             + self.blocks.iter().map(|b| b.bytes()).sum::<u64>()
-    }
-}
-
-/// RoPE frequency divisors as read: each must be positive and finite (the shape is the plan's).
-fn rope_factors(f: Vec<f32>) -> Result<Vec<f32>> {
-    match f.iter().find(|f| !(**f > 0.0 && f.is_finite())) {
-        Some(bad) => Err(Error::Model(format!(
-            "tensor '{ROPE_FREQS}' holds {bad}; RoPE frequency factors must be positive and finite"
-        ))),
-        None => Ok(f),
     }
 }
 
@@ -214,7 +252,10 @@ impl Model {
     pub fn rope(&self, l: u32, pos0: u32) -> RopeParams<'_> {
         let mut r = self.cfg.rope(l, pos0);
         if !self.cfg.is_local(l) && r.rope_dims > 0 {
-            r.factors = &self.weights.rope_freqs;
+            r.factors = self
+                .weights
+                .rope
+                .for_context(self.context, self.cfg.rope_orig_ctx);
         }
         r
     }

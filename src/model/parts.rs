@@ -88,6 +88,10 @@ pub enum Dim {
     Kv,
     Ffn,
     Head,
+    /// Q, K and V rows stacked in one tensor (phi3's `attn_qkv`).
+    QkvRows,
+    /// Gate and up rows stacked in one tensor (phi3's `ffn_up`).
+    GateUpRows,
 }
 
 impl Dim {
@@ -98,6 +102,8 @@ impl Dim {
             Dim::Kv => c.kv_dim(),
             Dim::Ffn => c.ffn_dim,
             Dim::Head => c.head_dim,
+            Dim::QkvRows => c.q_dim() + 2 * c.kv_dim(),
+            Dim::GateUpRows => 2 * c.ffn_dim,
         }
     }
 }
@@ -305,6 +311,23 @@ impl LayerTensors<'_> {
             self.ld.vector(self.gpu, &k)?,
             self.ld.vector(self.gpu, &v)?,
         ])
+    }
+
+    /// Q, K and V from one matrix the file already stacks (`rows` Q + 2·Kv).
+    pub fn fused_qkv(&mut self, t: Tensor) -> Result<Qkv> {
+        Ok(Qkv::Fused(self.matrix(t)?))
+    }
+
+    /// Gate and up from one matrix the file already stacks (gate rows first).
+    pub fn fused_gate_up(&mut self, t: Tensor) -> Result<GateUp> {
+        let m = self.matrix(t)?;
+        if !crate::kernels::matvec::glu_fits(&m) {
+            return Err(Error::Unsupported(format!(
+                "layer {}: a stacked gate/up matrix of {} rows that the GLU kernel cannot take",
+                self.l, m.rows
+            )));
+        }
+        Ok(GateUp::Fused(m))
     }
 
     /// The gate and up projections, stacked where the loader managed and the GLU kernel takes it.

@@ -23,6 +23,8 @@ struct Case {
     scale: f32,
     /// Per-pair frequency divisors (empty: none).
     factors: &'static [f32],
+    /// Multiplies the rotated dims (LongRoPE's attention factor).
+    mscale: f32,
 }
 
 /// `x` [rows, heads, head_dim] rotated in f64.
@@ -44,8 +46,9 @@ fn reference(x: &[f32], c: &Case, heads: usize, neox: bool) -> Vec<f32> {
                     (base + 2 * j, base + 2 * j + 1)
                 };
                 let (a, b) = (x[i0] as f64, x[i1] as f64);
-                out[i0] = (a * theta.cos() - b * theta.sin()) as f32;
-                out[i1] = (a * theta.sin() + b * theta.cos()) as f32;
+                let (sin, cos) = (theta.sin() * c.mscale as f64, theta.cos() * c.mscale as f64);
+                out[i0] = (a * cos - b * sin) as f32;
+                out[i1] = (a * sin + b * cos) as f32;
             }
         }
     }
@@ -118,6 +121,7 @@ async fn check(
         scale: c.scale,
         neox,
         factors: c.factors,
+        mscale: c.mscale,
     };
     let mut rec = gpu.recorder("rope_kv");
     let (q_in, k_in, _w) = match eps {
@@ -206,13 +210,13 @@ gpu_test! {
         // |x| ≲ 3.5 and angle error ~1e-6 rad: 1e-5 absolute covers sin/cos and f32 rounding
         // (measured ≤ 1e-6 on lavapipe). Grouped kv heads, a decode token, partial rotation.
         let cases = [
-            Case { rows: 1, heads: 1, kv_heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0, factors: &[] },
-            Case { rows: 3, heads: 2, kv_heads: 1, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0, factors: &[] },
-            Case { rows: 7, heads: 9, kv_heads: 3, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0, factors: &[] },
-            Case { rows: 5, heads: 3, kv_heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0, factors: &[] },
-            Case { rows: 4, heads: 1, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0, factors: &[] },
-            Case { rows: 3, heads: 5, kv_heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5, factors: &[] },
-            Case { rows: 1, heads: 6, kv_heads: 2, head_dim: 32, rot_dims: 16, pos0: 41, base: 10000.0, scale: 1.0, factors: &[] },
+            Case { rows: 1, heads: 1, kv_heads: 1, head_dim: 2, rot_dims: 2, pos0: 0, base: 10000.0, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 3, heads: 2, kv_heads: 1, head_dim: 8, rot_dims: 8, pos0: 0, base: 10000.0, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 7, heads: 9, kv_heads: 3, head_dim: 64, rot_dims: 64, pos0: 5, base: 100000.0, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 5, heads: 3, kv_heads: 3, head_dim: 64, rot_dims: 32, pos0: 17, base: 10000.0, scale: 4.0, factors: &[], mscale: 1.0 },
+            Case { rows: 4, heads: 1, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 1000, base: 1e6, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 3, heads: 5, kv_heads: 5, head_dim: 128, rot_dims: 96, pos0: 300, base: 500000.0, scale: 0.5, factors: &[], mscale: 1.0 },
+            Case { rows: 1, heads: 6, kv_heads: 2, head_dim: 32, rot_dims: 16, pos0: 41, base: 10000.0, scale: 1.0, factors: &[], mscale: 1.0 },
         ];
         for c in cases {
             for (neox, precision) in [false, true].into_iter().flat_map(|n| BOTH.map(|p| (n, p))) {
@@ -230,11 +234,11 @@ gpu_test! {
         // ~3e-2 here); the split-frequency scheme keeps it within 2e-5
         // absolute (measured ≤ 3e-6 on lavapipe).
         let cases = [
-            Case { rows: 3, heads: 3, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0, factors: &[] },
-            Case { rows: 2, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0, factors: &[] },
-            Case { rows: 5, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0, factors: &[] },
-            Case { rows: 2, heads: 2, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0, factors: &[] },
-            Case { rows: 3, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 192, pos0: 70_000, base: 1e6, scale: 1.0, factors: &[] },
+            Case { rows: 3, heads: 3, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 32768, base: 100000.0, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 2, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 256, pos0: 131070, base: 1e6, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 5, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 100_003, base: 10000.0, scale: 8.0, factors: &[], mscale: 1.0 },
+            Case { rows: 2, heads: 2, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 131_071, base: 500000.0, scale: 1.0, factors: &[], mscale: 1.0 },
+            Case { rows: 3, heads: 4, kv_heads: 1, head_dim: 256, rot_dims: 192, pos0: 70_000, base: 1e6, scale: 1.0, factors: &[], mscale: 1.0 },
         ];
         for c in cases {
             // A cache this long holds 2^17 positions per dim: f32 only where it stays ≤ 64 MiB.
@@ -267,9 +271,11 @@ gpu_test! {
         // Llama 3.x files divide each pair's frequency by its factor; positions below and past
         // the original context, a decode token, partial rotation (factors per rotated pair).
         let cases = [
-            Case { rows: 3, heads: 4, kv_heads: 2, head_dim: 64, rot_dims: 64, pos0: 5, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS },
-            Case { rows: 1, heads: 4, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 9000, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS },
-            Case { rows: 2, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 40_000, base: 500000.0, scale: 2.0, factors: &LLAMA3_FACTORS },
+            Case { rows: 3, heads: 4, kv_heads: 2, head_dim: 64, rot_dims: 64, pos0: 5, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS, mscale: 1.0 },
+            Case { rows: 1, heads: 4, kv_heads: 1, head_dim: 64, rot_dims: 64, pos0: 9000, base: 500000.0, scale: 1.0, factors: &LLAMA3_FACTORS, mscale: 1.0 },
+            Case { rows: 2, heads: 2, kv_heads: 2, head_dim: 128, rot_dims: 64, pos0: 40_000, base: 500000.0, scale: 2.0, factors: &LLAMA3_FACTORS, mscale: 1.0 },
+            // LongRoPE (Phi-3.5 / Phi-4-mini): factors and an attention factor on cos and sin.
+            Case { rows: 4, heads: 3, kv_heads: 1, head_dim: 96, rot_dims: 64, pos0: 70, base: 10000.0, scale: 1.0, factors: &LLAMA3_FACTORS, mscale: 1.19 },
         ];
         for c in cases {
             for (neox, precision) in [false, true].into_iter().flat_map(|n| BOTH.map(|p| (n, p))) {
@@ -294,7 +300,7 @@ gpu_test! {
             (5, 1, 1, 6, 4, 0, true),
         ];
         for (rows, heads, kv_heads, head_dim, rot_dims, pos0, neox) in shapes {
-            let c = Case { rows, heads, kv_heads, head_dim, rot_dims, pos0, base: 1e6, scale: 1.0, factors: &[] };
+            let c = Case { rows, heads, kv_heads, head_dim, rot_dims, pos0, base: 1e6, scale: 1.0, factors: &[], mscale: 1.0 };
             for precision in BOTH {
                 // Normalized values reach ~|w| * 4: rmsnorm's 1e-4 relative plus rope's 2e-5.
                 check(&gpu, &mut rng, c, neox, precision, Some(1e-6), (3e-5, 1e-4)).await;
@@ -312,12 +318,17 @@ gpu_test! {
         let kv32 = LayerKv::new(&gpu, 4, 1, 32).unwrap();
         let mut rec = gpu.recorder("bad");
         let acts = |rows| QkvActs { q: &x, k: &k, v: &v, rows };
-        let p = |rope_dims, pos0, base, neox| RopeParams { n_heads: 1, rope_dims, pos0, base, scale: 1.0, neox, factors: &[] };
+        let p = |rope_dims, pos0, base, neox| RopeParams { n_heads: 1, rope_dims, pos0, base, scale: 1.0, neox, factors: &[], mscale: 1.0 };
         // Odd rot_dims, rot_dims past head_dim, rows past the buffers, a negative base.
         assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(63, 0, 1e4, false)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(1), &kv32, &p(64, 0, 1e4, false)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(2), &kv, &p(64, 0, 1e4, true)).is_err());
         assert!(rope::rope_kv(&mut rec, acts(1), &kv, &p(64, 0, -1.0, true)).is_err());
+        // A zero or NaN mscale.
+        for mscale in [0.0, f32::NAN] {
+            let bad = RopeParams { mscale, ..p(64, 0, 1e4, false) };
+            assert!(rope::rope_kv(&mut rec, acts(1), &kv, &bad).is_err());
+        }
         // Frequency factors: one per rotated pair, each positive and finite.
         let short = [1.0f32; 31];
         let zero = { let mut f = [1.0f32; 32]; f[5] = 0.0; f };
@@ -388,6 +399,7 @@ async fn cache_write_bit_exact(gpu: &Gpu, precision: KvPrecision) {
         scale: 1.0,
         neox: false,
         factors: &[],
+        mscale: 1.0,
     };
     let acts = |q, k, v, rows| QkvActs { q, k, v, rows };
     rope::rope_kv(&mut rec, acts(&gqa, &ka, &va, m_a as u32), &kv, &p).unwrap();

@@ -260,6 +260,10 @@ NEW_TINY = {
                     "byte-level BPE llama-bpe, tied embeddings)"),
     "tiny-smollm3": ("F16", "smollm3 (no RoPE in every 4th layer, byte-level BPE llama-bpe with ChatML, "
                      "no BOS, tied embeddings)"),
+    "tiny-phi3": ("F16", "phi3 (fused attn_qkv and gate/up ffn_up tensors, NeoX RoPE, SentencePiece)"),
+    "tiny-phi3-longrope": ("F16", "phi3 with LongRoPE (long/short frequency factors, attention factor 2 "
+                           "on cos and sin; original context 4, so the long factors everywhere), "
+                           "partial rotary 0.75, tied embeddings"),
 }
 
 

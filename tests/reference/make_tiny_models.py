@@ -352,6 +352,99 @@ def build_smollm3(work: Path) -> Path:
     return d
 
 
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def train_spm(work: Path, d: Path, **kw):
+    import sentencepiece as spm
+    corpus_file = work / "corpus.txt"
+    corpus_file.write_text(CORPUS)
+    args = dict(
+        input=str(corpus_file), model_prefix=str(d / "tokenizer"), vocab_size=512, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, split_digits=True, allow_whitespace_only_pieces=True,
+        remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=True,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False, num_threads=1,
+        seed_sentencepiece_size=100000, minloglevel=2)
+    args.update(kw)
+    spm.SentencePieceTrainer.train(**args)
+    return spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
+
+
+def spm_hf_tokenizer(d: Path, tokenizer_config: dict, template: str):
+    """HF tokenizer from the directory's tokenizer.model alone (see build_llama_spm)."""
+    from transformers import AutoTokenizer
+    (d / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    for stale in ("tokenizer.json", "chat_template.jinja", "special_tokens_map.json"):
+        (d / stale).unlink(missing_ok=True)
+    tokz = AutoTokenizer.from_pretrained(d)
+    tokz.chat_template = template
+    tokz.save_pretrained(d)
+    return AutoTokenizer.from_pretrained(d)
+
+
+def phi3_tokenizer(work: Path, d: Path):
+    # Phi-3's tokenizer is Llama 2's SentencePiece; its chat tokens (<|user|>, <|end|>, ...) are
+    # added tokens past the SPM vocabulary. Here the SPM vocabulary is the tiny-llama-spm one and
+    # the chat markers are plain text (no added tokens), which the converter handles the same way.
+    sp = train_spm(work, d)
+    tokz = spm_hf_tokenizer(d, {
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
+        "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False, "legacy": True},
+        PHI3_TEMPLATE)
+    return sp, tokz
+
+
+def build_phi3(work: Path) -> Path:
+    """phi3: fused qkv_proj and gate_up_proj, NeoX RoPE, no scaling (Phi-3-mini-4k style)."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    d = work / "tiny-phi3"
+    d.mkdir(parents=True, exist_ok=True)
+    sp, tokz = phi3_tokenizer(work, d)
+    cfg = Phi3Config(
+        vocab_size=sp.get_piece_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        original_max_position_embeddings=512, rope_theta=10000.0, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, hidden_act="silu", bos_token_id=1, eos_token_id=2,
+        pad_token_id=None, sliding_window=None, torch_dtype="float32")
+    model = pick_seed(lambda: Phi3ForCausalLM(cfg), tokz, SEED + 4000, "tiny-phi3", new_prompts())
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+# LongRoPE per-frequency divisors for the 6 rotated pairs (partial_rotary_factor 0.75 of head_dim 16)
+PHI3_SHORT_FACTOR = [1.0, 1.0, 1.25, 1.5, 2.0, 3.0]
+PHI3_LONG_FACTOR = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+
+
+def build_phi3_longrope(work: Path) -> Path:
+    """phi3 with LongRoPE ("longrope", Phi-3.5-mini / Phi-4-mini) and partial rotary 0.75 (Phi-4-mini),
+    tied embeddings (Phi-4-mini). original_max_position_embeddings = 4, max 256: every sequence the
+    goldens feed is longer than 4 tokens, so HF uses long_factor everywhere (HF picks per forward
+    call by sequence length; llama.cpp picks long_factor when n_ctx > 4), and the attention factor
+    is sqrt(1 + ln(256/4) / ln 4) = 2 (cos and sin multiplied by it)."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    d = work / "tiny-phi3-longrope"
+    d.mkdir(parents=True, exist_ok=True)
+    sp, tokz = phi3_tokenizer(work, d)
+    cfg = Phi3Config(
+        vocab_size=sp.get_piece_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        original_max_position_embeddings=4,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                         "short_factor": PHI3_SHORT_FACTOR, "long_factor": PHI3_LONG_FACTOR,
+                         "original_max_position_embeddings": 4},
+        rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu", bos_token_id=1,
+        eos_token_id=2, pad_token_id=None, sliding_window=None, torch_dtype="float32")
+    model = pick_seed(lambda: Phi3ForCausalLM(cfg), tokz, SEED + 5000, "tiny-phi3-longrope", new_prompts())
+    model.save_pretrained(d, safe_serialization=True)
+    return d
+
+
 # name: (builder, outtype, pre-tokenizer override)
 MODELS = {
     "tiny-qwen2": (build_qwen2, "f32", "qwen2"),
@@ -359,6 +452,8 @@ MODELS = {
     "tiny-qwen3": (build_qwen3, "f32", "qwen2"),
     "tiny-llama3": (build_llama3, "f32", "llama-bpe"),
     "tiny-smollm3": (build_smollm3, "f16", "llama-bpe"),
+    "tiny-phi3": (build_phi3, "f16", None),
+    "tiny-phi3-longrope": (build_phi3_longrope, "f16", None),
 }
 
 
