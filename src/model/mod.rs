@@ -24,6 +24,7 @@ macro_rules! registry {
 
 registry! {
     llama::{Llama, Qwen2},
+    gemma2::{Gemma2},
     gemma3::{Gemma3},
     qwen3::{Qwen3},
 }
