@@ -11,6 +11,10 @@
 // [capacity], V [n_kv_heads][capacity][head_dim]. Twice the memory; for reading attention weights
 // at fp32 precision (the lens), not for speed.
 //
+// Soft-capping (Gemma 2): with P.softcap = c > 0 every scaled score s becomes c * tanh(s / c)
+// before the mask and softmax (llama.cpp attn_soft_cap, HF attn_logit_softcapping); c = 0 leaves
+// scores untouched.
+//
 // Masking (llama.cpp LLAMA_SWA_TYPE_STANDARD / HF sliding_window_overlay): query at position qp
 // sees key j iff j <= qp and, with window W > 0, qp - j < W (i.e. j > qp - W).
 //
@@ -41,7 +45,7 @@ struct Params {
     n_split: u32,    // decode: key chunks per head
     q_row: u32,      // decode, lens: which row of q holds the query
     direct: u32,     // decode with n_split == 1: loop over every chunk, write normalised output
-    _pad1: u32,
+    softcap: f32,    // attention logit soft-cap, 0 = none
     _pad2: u32,
 }
 
@@ -53,6 +57,28 @@ fn key_lo(qp: u32) -> u32 {
         return 0u;
     }
     return qp + 1u - P.window;
+}
+
+// tanh to ~1e-7 relative (builtin tanh precision varies between drivers): an odd Taylor series
+// near 0, where 1 - e^(-2|x|) would cancel, else from exp; e^(-2|x|) underflows to 0 for large |x|,
+// giving exactly +-1 (no inf / inf).
+fn tanh_acc(x: vec4<f32>) -> vec4<f32> {
+    let a = abs(x);
+    let x2 = x * x;
+    // x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - 1382x^11/155925 (next term < 6e-11 at 0.25)
+    let series = x * (1.0 + x2 * (-0.33333333333 + x2 * (0.13333333333 + x2 * (-0.053968253968
+        + x2 * (0.021869488536 + x2 * -0.0088632355299)))));
+    let e = exp(-2.0 * a);
+    let big = sign(x) * (1.0 - e) / (1.0 + e);
+    return select(big, series, a < vec4<f32>(0.25));
+}
+
+// Soft-capped scores (see the header); the cap is uniform, so the branch is too.
+fn soft_cap(s: vec4<f32>) -> vec4<f32> {
+    if (P.softcap == 0.0) {
+        return s;
+    }
+    return P.softcap * tanh_acc(s / P.softcap);
 }
 
 fn group_size() -> u32 {
@@ -129,7 +155,7 @@ fn masked_scores(dot: vec4<f32>, item: u32, r0: u32, rows: u32, g_size: u32, k0:
                        row_pos(r0, r + 2u, rows, g_size), row_pos(r0, r + 3u, rows, g_size));
     let first = vec4<u32>(key_lo(qp.x), key_lo(qp.y), key_lo(qp.z), key_lo(qp.w));
     let seen = (j <= qp) & (j >= first) & (qp != vec4<u32>(0xffffffffu)) & vec4<bool>(c < nk);
-    return select(vec4<f32>(NEG), dot, seen);
+    return select(vec4<f32>(NEG), soft_cap(dot), seen);
 }
 
 @compute @workgroup_size(128)
@@ -447,6 +473,10 @@ fn attend_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                     }
                 }
             }
+            if (c < nk) {
+                lo4 = soft_cap(lo4);
+                hi4 = soft_cap(hi4);
+            }
             s_chunk[2u * c] = lo4;
             s_chunk[2u * c + 1u] = hi4;
         }
@@ -592,7 +622,7 @@ fn attend_probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 let kk = k_pair(kvh * dp * kv_words() * P.capacity + j, p);
                 dot += q_one[2u * p] * kk.x + q_one[2u * p + 1u] * kk.y;
             }
-            s = dot;
+            s = soft_cap(vec4<f32>(dot)).x;
         }
         probs[h * n + j] = s;
         mx = max(mx, s);

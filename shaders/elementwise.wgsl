@@ -1,16 +1,17 @@
-// The gated activations of GLU feed-forwards on f32 vectors (SwiGLU, GeGLU): one invocation per
+// The gated activations of GLU feed-forwards on f32 vectors (SwiGLU, GeGLU), and soft-capping in
+// place (Gemma 2's final logits): one invocation per
 // vec4 (entry points ending in `4`, used when n is a multiple of 4) or per scalar (any n). 256 invocations per workgroup; the workgroup grid may be
 // folded into (x, y), so the linear index is wid.x + wid.y * nwg.x and overshoot is skipped.
 //
 // Different entry points bind different variables at the same binding slot (WGSL allows that as long
 // as no single entry point uses two of them): slot 1 is the first input (gate, or the [gate | up]
 // rows), slot 2 the second input (up) or the output of the `_rows` entries, slot 3 the output of the
-// others.
+// others; `softcap` reads and writes slot 1.
 
 struct Params {
     n: u32,     // elements (scalar entries) or vec4s (vec4 entries)
     cols: u32,  // *_rows4: f, the output row length in vec4s
-    _pad0: u32,
+    cap: f32,   // softcap: the cap c > 0
     _pad1: u32,
 }
 
@@ -18,6 +19,8 @@ struct Params {
 
 @group(0) @binding(1) var<storage, read> a1: array<f32>;
 @group(0) @binding(1) var<storage, read> a1v: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> x1: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x1v: array<vec4<f32>>;
 
 @group(0) @binding(2) var<storage, read> b2: array<f32>;
 @group(0) @binding(2) var<storage, read> b2v: array<vec4<f32>>;
@@ -86,4 +89,30 @@ fn geglu_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let i = lin_index(wid, nwg, lid);
     let g = (i / p.cols) * 2u * p.cols + i % p.cols;
     if (i < p.n) { o2v[i] = gelu_v(a1v[g]) * a1v[g + p.cols]; }
+}
+
+// ---- x = c * tanh(x / c), in place (final logit soft-capping, Gemma 2) ----
+// tanh to ~1e-7 relative (builtin tanh precision varies between drivers): an odd Taylor series near
+// 0, where 1 - e^(-2|x|) would cancel, else from exp; e^(-2|x|) underflows to 0 for large |x|, giving
+// exactly +-1. (The same function as attention.wgsl's tanh_acc.)
+fn tanh_acc(x: vec4<f32>) -> vec4<f32> {
+    let a = abs(x);
+    let x2 = x * x;
+    // x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - 1382x^11/155925 (next term < 6e-11 at 0.25)
+    let series = x * (1.0 + x2 * (-0.33333333333 + x2 * (0.13333333333 + x2 * (-0.053968253968
+        + x2 * (0.021869488536 + x2 * -0.0088632355299)))));
+    let e = exp(-2.0 * a);
+    let big = sign(x) * (1.0 - e) / (1.0 + e);
+    return select(big, series, a < vec4<f32>(0.25));
+}
+
+@compute @workgroup_size(WG)
+fn softcap4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { x1v[i] = p.cap * tanh_acc(x1v[i] / p.cap); }
+}
+@compute @workgroup_size(WG)
+fn softcap(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = lin_index(wid, nwg, lid);
+    if (i < p.n) { x1[i] = p.cap * tanh_acc(vec4<f32>(x1[i] / p.cap)).x; }
 }

@@ -9,6 +9,8 @@
 //!   random models, whose activations are large, within 1e-3 (SmolLM2: 1.5e-3) of HF with K/V
 //!   rounded to f16 where they enter attention (the cache's precision), and within
 //!   `TOL_FP32_F16_KV` = 4e-3 of plain fp32 HF;
+//! - tiny Gemma 2's attention scores are soft-capped (HF: `attn_logit_softcapping` 10) and its even
+//!   layers see 8 keys: both prompts pass the window;
 //! - the Gemma 3 prompt has 640 tokens, past the 512-token sliding window: its local layers give
 //!   keys outside the window weight 0, checked like every other key, and its greedy continuation
 //!   and logprobs are checked like `tests/models.rs` (logprobs within 0.05 nats of HF's top 5,
@@ -279,6 +281,13 @@ fn tiny_qwen2_attention_matches_transformers() {
 #[test]
 fn tiny_llama_spm_attention_matches_transformers() {
     run_model("tiny-llama-spm", true, TOL);
+}
+
+/// Gemma 2: soft-capped scores (cap 10) in the weights the lens shows, and the 8-key window of
+/// its even layers (both prompts are longer than the window).
+#[test]
+fn tiny_gemma2_attention_matches_transformers() {
+    run_model("tiny-gemma2", true, TOL);
 }
 
 #[test]

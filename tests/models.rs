@@ -154,7 +154,25 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
         let same = greedy_like_hf(engine, p);
         report.push(format!("{same}/{GREEDY_STEPS}"));
     }
-    // Teacher forcing.
+    let (agree, n, worst) = teacher_forced(engine, g);
+    let rate = agree as f64 / n as f64;
+    assert!(
+        rate >= 0.99,
+        "teacher-forced top-1 agreement {agree}/{n} is below 99%"
+    );
+    assert!(
+        worst <= max_lp_err,
+        "max |logprob − HF| = {worst:.4} exceeds {max_lp_err}"
+    );
+    format!(
+        "greedy agreement {:?}, top-1 {agree}/{n}, max logprob err {worst:.4}",
+        report
+    )
+}
+
+/// Teacher forcing over the golden's text: (top-1 agreements with HF, positions, largest
+/// |logprob − HF| over HF's top-5 tokens).
+fn teacher_forced(engine: &mut Engine, g: &Value) -> (usize, usize, f64) {
     let tf = &g["teacher_forced"];
     let seq = ids(&tf["ids"]);
     let logits = pollster::block_on(engine.score(&seq)).unwrap();
@@ -177,20 +195,7 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
             worst = worst.max((lp[id] - want).abs());
         }
     }
-    let n = hf_top5.len().min(logits.len());
-    let rate = agree as f64 / n as f64;
-    assert!(
-        rate >= 0.99,
-        "teacher-forced top-1 agreement {agree}/{n} is below 99%"
-    );
-    assert!(
-        worst <= max_lp_err,
-        "max |logprob − HF| = {worst:.4} exceeds {max_lp_err}"
-    );
-    format!(
-        "greedy agreement {:?}, top-1 {agree}/{n}, max logprob err {worst:.4}",
-        report
-    )
+    (agree, hf_top5.len().min(logits.len()), worst)
 }
 
 fn memory_bound(engine: &Engine) {
@@ -459,6 +464,99 @@ fn tiny_phi3_longrope_without_its_scaling_diverges() {
             "without LongRoPE's {what}: still HF's continuation"
         );
     }
+}
+
+/// Gemma 2 (attention scores and final logits soft-capped at 10 and 15, sliding window 8 on the
+/// even layers, post-attention/FFN norms, GeGLU, Gemma's SentencePiece vocabulary): tiny and
+/// random; its golden's 7th prompt is long, so greedy runs and teacher forcing pass the window.
+/// The generation path's logprobs (the GPU's sampling candidates) are HF's too: they read the
+/// capped logits.
+#[test]
+fn tiny_gemma2_matches_transformers() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = load(&fixture("tiny-gemma2.gguf"));
+    let g = golden("tiny-gemma2.json");
+    assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    assert!(
+        g["prompts"][6]["ids"].as_array().unwrap().len() > 4 * 8,
+        "the long prompt passes the window of 8 several times"
+    );
+    let r = check_model(&mut e, &g, 0.05);
+    eprintln!("tiny Gemma 2: {r}");
+    let worst = generation_logprobs(&mut e, &g);
+    assert!(
+        worst <= 0.05,
+        "generation logprobs differ from HF's by up to {worst:.4}"
+    );
+    eprintln!("tiny Gemma 2: generation top-5 logprobs within {worst:.4} of HF");
+}
+
+/// Without either soft-cap the tiny Gemma 2 is far from its golden (so the comparison above
+/// would catch a cap that is skipped): the same file with one cap raised to 1e6 (tanh then
+/// changes nothing), teacher-forced against HF.
+#[test]
+fn tiny_gemma2_without_soft_caps_is_far_from_transformers() {
+    use attend::gguf::{GgufFile, GgufWriter, Value as Meta};
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let g = golden("tiny-gemma2.json");
+    let src = GgufFile::open(fixture("tiny-gemma2.gguf")).unwrap();
+    for key in [
+        "gemma2.attn_logit_softcapping",
+        "gemma2.final_logit_softcapping",
+    ] {
+        let mut w = GgufWriter::copy_of(src.header(), |t| src.read_tensor(t)).unwrap();
+        w.add_metadata(key, Meta::F32(1e6));
+        let path =
+            std::env::temp_dir().join(format!("attend-uncapped-{}-{key}.gguf", std::process::id()));
+        std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
+        let mut e = load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let (agree, n, worst) = teacher_forced(&mut e, &g);
+        eprintln!("tiny Gemma 2 without {key}: top-1 {agree}/{n}, max logprob err {worst:.4}");
+        assert!(
+            worst > 0.5,
+            "without {key} the logprobs are still within {worst:.4} of HF"
+        );
+    }
+}
+
+/// Greedy generation with top-5 logprobs (from the GPU's sampling candidates) against HF's
+/// `hf_greedy_top5`, over the steps where the ids still agree: the largest |logprob − HF|.
+fn generation_logprobs(engine: &mut Engine, g: &Value) -> f64 {
+    let p = GenParams {
+        max_tokens: GREEDY_STEPS as u32,
+        sampler: SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        top_logprobs: 5,
+        ignore_eog: true,
+        ..Default::default()
+    };
+    let mut worst = 0f64;
+    for prompt in g["prompts"].as_array().unwrap() {
+        let mut steps = Vec::new();
+        engine.reset();
+        pollster::block_on(engine.generate(&ids(&prompt["ids"]), &p, |t| {
+            steps.push((t.id, t.top_logprobs.clone()));
+            true
+        }))
+        .unwrap();
+        let hf = ids(&prompt["hf_greedy"]);
+        for (i, (id, top)) in steps.iter().enumerate() {
+            if *id != hf[i] {
+                break;
+            }
+            let want = prompt["hf_greedy_top5"][i].as_array().unwrap();
+            assert_eq!(top.len(), 5);
+            for (id, lp) in top {
+                if let Some(e) = want.iter().find(|e| e[0].as_u64() == Some(*id as u64)) {
+                    worst = worst.max((*lp as f64 - e[1].as_f64().unwrap()).abs());
+                }
+            }
+        }
+    }
+    worst
 }
 
 /// Llama with a SentencePiece tokenizer (byte fallback), also tiny and random.

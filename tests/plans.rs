@@ -157,6 +157,27 @@ fn decode_plans_slide_past_the_gemma3_window_exactly() {
     plans_match_recording(&mut e, &p, 12);
 }
 
+/// Gemma 2's soft-caps on the plan and candidates paths (tests/reference/tiny-gemma2.gguf: scores
+/// capped at 10, logits at 15, window 8 on even layers): decode plans replayed past the window
+/// give what recorded passes give, and sampling and logprobs from the GPU's candidates (which
+/// read the capped logits) match the logits row.
+#[test]
+fn gemma2_soft_caps_on_plans_and_gpu_sampling() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-gemma2.gguf");
+    let mut e = load_path(&path, 128);
+    // Positions 20..36: the local layers' 8-key window slides at every step.
+    let p = prompt(&e, 20);
+    plans_match_recording(&mut e, &p, 16);
+    let configs = [
+        sampling(0.0, 0, 1.0, 0.0),
+        sampling(0.8, 40, 1.0, 0.0),
+        sampling(0.8, 0, 0.9, 0.0),
+        sampling(0.9, 0, 1.0, 0.1),
+    ];
+    candidates_match_the_row(&mut e, &p, 12, &configs);
+}
+
 /// Ids, logprobs and top-3 logprobs of a seeded generation under `sampler`.
 type Steps = Vec<(u32, Option<f32>, Vec<(u32, f32)>)>;
 

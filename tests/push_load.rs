@@ -189,6 +189,12 @@ fn split_phi3_longrope_pushed_in_chunks_equals_the_file() {
 }
 
 #[test]
+fn split_gemma2_pushed_in_chunks_equals_the_file() {
+    // Gemma 2: post-norms, tied embeddings, soft-capped logits (the info carries the caps).
+    check_split("tiny-gemma2", 4, false);
+}
+
+#[test]
 fn split_llama_pushed_out_of_order_equals_the_file() {
     // Llama: Q/K/V and gate/up are stacked into one matrix whose members now lie in different
     // shards, pushed last shard first: the remapping by name still finds every tensor's place.

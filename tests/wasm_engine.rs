@@ -76,6 +76,15 @@ async fn streamed_tiny_phi3_matches_transformers() {
     streamed_matches_with(gguf, golden, 7, kv32).await;
 }
 
+/// Gemma 2 (soft-capped attention scores and logits, sliding window 8), every prompt of its
+/// golden (the 7th is long, past the window).
+#[wasm_bindgen_test]
+async fn streamed_tiny_gemma2_matches_transformers() {
+    let gguf = include_bytes!("reference/tiny-gemma2.gguf");
+    let golden = include_str!("reference/tiny-gemma2.json");
+    streamed_matches_transformers(gguf, golden, 7).await;
+}
+
 /// Streams `gguf` in odd chunks to the GPU; the greedy continuations of the first `prompts`
 /// prompts of `golden` must be HF's.
 async fn streamed_matches_transformers(gguf: &[u8], golden: &str, prompts: usize) {

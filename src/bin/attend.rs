@@ -263,6 +263,12 @@ mod cli {
             p.norm_eps,
             p.sliding_window
         );
+        if p.attn_softcap > 0.0 || p.final_softcap > 0.0 {
+            println!(
+                "soft-caps: attention {} · final logits {}",
+                p.attn_softcap, p.final_softcap
+            );
+        }
         let types: Vec<String> = i
             .tensor_types
             .iter()

@@ -64,6 +64,10 @@ pub struct Parameters {
     pub rope_layout: &'static str,
     pub rope_dims: u32,
     pub norm_eps: f32,
+    /// Attention logit soft-cap (Gemma 2); 0: none.
+    pub attn_softcap: f32,
+    /// Final logit soft-cap (Gemma 2); 0: none.
+    pub final_softcap: f32,
 }
 
 /// How many tensors of one type the file holds, and their bytes.
@@ -113,6 +117,8 @@ impl Engine {
                 rope_layout: if c.rope_neox { "neox" } else { "normal" },
                 rope_dims: c.rope_dims,
                 norm_eps: c.norm_eps,
+                attn_softcap: c.attn_softcap,
+                final_softcap: c.final_softcap,
             },
             context_length: self.model.context,
             weight_bytes: m.weights,

@@ -12,6 +12,10 @@
 //! read consecutive words), V is position-major `[n_kv_heads][capacity][head_dim / 2]`
 //! (invocations that each own a dim pair read consecutive words).
 //!
+//! With a soft-cap `c > 0` (Gemma 2) every scaled score `s` becomes `c · tanh(s / c)` before the
+//! mask and softmax, in all three paths and the lens (llama.cpp `attn_soft_cap`, HF
+//! `attn_logit_softcapping`).
+//!
 //! Masking follows llama.cpp (`LLAMA_SWA_TYPE_STANDARD`) and HF (`sliding_window_overlay`): the
 //! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.
 //!
@@ -158,6 +162,9 @@ pub struct AttnParams {
     pub scale: f32,
     /// Sliding window (0 = none): keys j with `qpos - j < window` are visible.
     pub window: u32,
+    /// Attention logit soft-cap (Gemma 2; 0 = none): a scaled score `s` becomes
+    /// `softcap · tanh(s / softcap)` before the mask and softmax.
+    pub softcap: f32,
 }
 
 impl AttnParams {
@@ -182,6 +189,7 @@ impl AttnParams {
             capacity: kv.capacity,
             window: self.window,
             scale: self.scale,
+            softcap: self.softcap,
             ..Params::zeroed()
         }
     }
@@ -200,7 +208,8 @@ struct Params {
     n_split: u32,
     q_row: u32,
     direct: u32,
-    _pad: [u32; 2],
+    softcap: f32,
+    _pad: u32,
 }
 
 fn check_head_dim(head_dim: u32) -> Result<()> {

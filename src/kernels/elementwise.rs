@@ -1,6 +1,6 @@
 //! The gated activations of GLU feed-forwards on f32 vectors (`shaders/elementwise.wgsl`): SwiGLU
 //! and GeGLU (GELU's tanh approximation), on separate gate and up buffers or on the `[gate | up]`
-//! rows a fused matmul writes. They use vec4 loads when the element count is a multiple of 4 and a
+//! rows a fused matmul writes; and soft-capping in place (Gemma 2's final logits). They use vec4 loads when the element count is a multiple of 4 and a
 //! scalar variant otherwise; any `n` works and large grids fold into two dimensions.
 //!
 //! Outputs must be distinct buffers from inputs (WebGPU forbids aliasing a writable binding).
@@ -17,11 +17,24 @@ const WG: u32 = 256;
 struct Params {
     n: u32,
     cols: u32,
-    _pad: [u32; 2],
+    cap: f32,
+    _pad: u32,
 }
 
 /// Record `entry` over `n` elements: the vec4 variant (`entry4`) when `vec4` allows it.
 fn run(rec: &mut Recorder<'_>, entry: &str, vec4: bool, n: u64, cols: u64, bufs: &[Arg<'_>]) {
+    run_capped(rec, entry, vec4, n, cols, 0.0, bufs)
+}
+
+fn run_capped(
+    rec: &mut Recorder<'_>,
+    entry: &str,
+    vec4: bool,
+    n: u64,
+    cols: u64,
+    cap: f32,
+    bufs: &[Arg<'_>],
+) {
     let (name, unit) = if vec4 {
         (format!("{entry}4"), 4)
     } else {
@@ -31,7 +44,8 @@ fn run(rec: &mut Recorder<'_>, entry: &str, vec4: bool, n: u64, cols: u64, bufs:
     let params = Params {
         n: items,
         cols: (cols / unit) as u32,
-        _pad: [0; 2],
+        cap,
+        _pad: 0,
     };
     let wgs = grid(items.div_ceil(WG), rec.gpu().caps().max_workgroups_per_dim);
     rec.dispatch(&SHADER, &name, &[], &params, bufs, wgs);
@@ -80,6 +94,23 @@ pub fn geglu(
     n: u32,
 ) -> Result<()> {
     binary(rec, "geglu", gate, up, out, n)
+}
+
+/// `x[i] = cap · tanh(x[i] / cap)` over the first `n` values, in place (final logit soft-capping,
+/// Gemma 2); `cap > 0`.
+pub fn softcap(rec: &mut Recorder<'_>, x: &wgpu::Buffer, n: u32, cap: f32) -> Result<()> {
+    if cap.is_nan() || cap <= 0.0 {
+        return Err(crate::Error::Invalid(format!(
+            "softcap: the cap must be positive, got {cap}"
+        )));
+    }
+    let n = n as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    let bufs = [words(rec, x, n, "softcap")?];
+    run_capped(rec, "softcap", n.is_multiple_of(4), n, 0, cap, &bufs);
+    Ok(())
 }
 
 /// The gate activation of a GLU feed-forward.

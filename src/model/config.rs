@@ -105,6 +105,10 @@ pub struct Config {
     pub swa_period: u32,
     pub attn_scale: f32,
     pub embed_scale: f32,
+    /// Attention logit soft-cap (Gemma 2: scores become `c · tanh(s / c)`; 0 = none).
+    pub attn_softcap: f32,
+    /// Final logit soft-cap (Gemma 2: logits become `c · tanh(z / c)`; 0 = none).
+    pub final_softcap: f32,
 }
 
 impl Config {
@@ -179,6 +183,8 @@ impl Config {
             swa_period: 1,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             embed_scale: 1.0,
+            attn_softcap: 0.0,
+            final_softcap: 0.0,
         };
         arch.0.config(&keys, &mut cfg)?;
         cfg.validate(g, &vocab_key)?;
@@ -277,6 +283,7 @@ impl Config {
             n_heads: self.n_heads,
             scale: self.attn_scale,
             window: if self.is_local(l) { self.window } else { 0 },
+            softcap: self.attn_softcap,
         }
     }
 

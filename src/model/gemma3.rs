@@ -12,8 +12,8 @@
 
 use super::config::{Config, Keys};
 use super::parts::{
-    Architecture, Dim, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
-    FFN_NORM, GATE_UP, K_NORM, QKV, Q_NORM,
+    Architecture, GateUp, Layer, LayerTensors, Qkv, Tensor, ATTN_NORM, ATTN_OUTPUT, FFN_DOWN,
+    FFN_NORM, GATE_UP, K_NORM, POST_ATTN_NORM, POST_FFN_NORM, QKV, Q_NORM,
 };
 use super::parts::block_matrices;
 use super::{Model, Step};
@@ -24,15 +24,6 @@ use crate::weights::QMatrix;
 use crate::Result;
 
 pub struct Gemma3;
-
-const POST_ATTN_NORM: Tensor = Tensor::Vector {
-    name: "post_attention_norm.weight",
-    len: Dim::Model,
-};
-const POST_FFN_NORM: Tensor = Tensor::Vector {
-    name: "post_ffw_norm.weight",
-    len: Dim::Model,
-};
 
 impl Architecture for Gemma3 {
     fn names(&self) -> &'static [&'static str] {

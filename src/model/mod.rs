@@ -24,6 +24,7 @@ macro_rules! registry {
 
 registry! {
     llama::{Llama, Qwen2, SmolLm3},
+    gemma2::{Gemma2},
     gemma3::{Gemma3},
     qwen3::{Qwen3},
     phi3::{Phi3},
@@ -339,15 +340,28 @@ impl Model {
             }
         }
         // `s.h` now holds output_norm(x) for every token.
-        let output = w.output.as_ref().unwrap_or(&w.token_embd);
         match logits {
             Logits::None => Ok(()),
-            Logits::All => matmul::linear(rec, output, &s.h, &s.logits, m, None),
+            Logits::All => self.head(rec, &s.h, m),
             Logits::Last => {
                 rec.copy(&s.h, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
-                matmul::linear(rec, output, &s.last, &s.logits, 1, None)
+                self.head(rec, &s.last, 1)
             }
         }
+    }
+
+    /// The output head: `scratch.logits` = the logits of the `rows` final norms in `x`, soft-capped
+    /// where the model says so (Gemma 2), so that greedy, sampling candidates and logprobs all read
+    /// the capped values.
+    fn head(&self, rec: &mut Recorder, x: &wgpu::Buffer, rows: u32) -> Result<()> {
+        let (w, s) = (&self.weights, &self.scratch);
+        let output = w.output.as_ref().unwrap_or(&w.token_embd);
+        matmul::linear(rec, output, x, &s.logits, rows, None)?;
+        let cap = self.cfg.final_softcap;
+        if cap > 0.0 {
+            elementwise::softcap(rec, &s.logits, rows * self.cfg.vocab, cap)?;
+        }
+        Ok(())
     }
 
     /// Logits of tokens `first..first + rows` of the last forward pass (whose `s.h` still holds
@@ -365,12 +379,7 @@ impl Model {
         }
         let d = self.cfg.d_model as u64 * 4;
         rec.copy(&s.h, first as u64 * d, &s.x, 0, rows as u64 * d);
-        let output = self
-            .weights
-            .output
-            .as_ref()
-            .unwrap_or(&self.weights.token_embd);
-        matmul::linear(rec, output, &s.x, &s.logits, rows, None)
+        self.head(rec, &s.x, rows)
     }
 
     /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and

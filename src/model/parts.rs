@@ -152,6 +152,15 @@ pub const K_NORM: Tensor = Tensor::Vector {
     name: "attn_k_norm.weight",
     len: Dim::Head,
 };
+/// RMSNorm of the attention and FFN outputs before their residual adds (gemma2, gemma3).
+pub const POST_ATTN_NORM: Tensor = Tensor::Vector {
+    name: "post_attention_norm.weight",
+    len: Dim::Model,
+};
+pub const POST_FFN_NORM: Tensor = Tensor::Vector {
+    name: "post_ffw_norm.weight",
+    len: Dim::Model,
+};
 pub const FFN_DOWN: Tensor = Tensor::Matrix {
     name: "ffn_down.weight",
     cols: Dim::Ffn,

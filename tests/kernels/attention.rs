@@ -20,6 +20,8 @@ struct Case {
     n_heads: u32,
     n_kv: u32,
     window: u32,
+    /// Attention logit soft-cap (0 = none).
+    softcap: f32,
 }
 
 fn f16_round(x: &[f32]) -> Vec<f32> {
@@ -48,15 +50,25 @@ fn ref_probs(q: &[f32], k: &[f32], c: &Case, qpos: usize, scale: f32) -> Vec<f64
         let kvh = h / group;
         let scores: Vec<Option<f64>> = (0..n)
             .map(|j| {
-                visible(qpos, j, c.window).then(|| {
-                    let kr = &k[(j * kv_n + kvh) * d..][..d];
-                    let qr = &q[h * d..][..d];
-                    qr.iter()
-                        .zip(kr)
-                        .map(|(a, b)| *a as f64 * *b as f64)
-                        .sum::<f64>()
-                        * scale as f64
-                })
+                visible(qpos, j, c.window)
+                    .then(|| {
+                        let kr = &k[(j * kv_n + kvh) * d..][..d];
+                        let qr = &q[h * d..][..d];
+                        qr.iter()
+                            .zip(kr)
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum::<f64>()
+                            * scale as f64
+                    })
+                    .map(|s| {
+                        // Soft-capping (Gemma 2): c · tanh(s / c) before the softmax.
+                        let cap = c.softcap as f64;
+                        if cap > 0.0 {
+                            cap * (s / cap).tanh()
+                        } else {
+                            s
+                        }
+                    })
             })
             .collect();
         let mx = scores.iter().flatten().cloned().fold(f64::MIN, f64::max);
@@ -114,6 +126,7 @@ async fn run_case(
         n_heads: c.n_heads,
         scale,
         window: c.window,
+        softcap: c.softcap,
     };
     attention(&mut rec, &q_buf, &kv, &out, &p).unwrap();
     rec.submit();
@@ -160,7 +173,7 @@ gpu_test! {
                 for window in [0, 16] {
                     let (n_heads, n_kv) = HEADS[n % 4];
                     let d = DIMS[(n / 2 + n) % 3];
-                    cases.push(Case { m, pos0, d, n_heads, n_kv, window });
+                    cases.push(Case { m, pos0, d, n_heads, n_kv, window, softcap: 0.0 });
                     n += 1;
                 }
             }
@@ -176,15 +189,15 @@ gpu_test! {
         for (n, d) in DIMS.into_iter().enumerate() {
             for (k, (n_heads, n_kv)) in HEADS.into_iter().enumerate() {
                 let window = if (n + k) % 2 == 0 { 16 } else { 0 };
-                cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window });
+                cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window, softcap: 0.0 });
             }
         }
         // Odd head sizes (not a multiple of 4 or of the tile), windows of 1 (only the diagonal).
-        cases.push(Case { m: 19, pos0: 3, d: 34, n_heads: 6, n_kv: 2, window: 0 });
-        cases.push(Case { m: 12, pos0: 5, d: 2, n_heads: 2, n_kv: 1, window: 1 });
-        cases.push(Case { m: 40, pos0: 0, d: 128, n_heads: 4, n_kv: 4, window: 1 });
+        cases.push(Case { m: 19, pos0: 3, d: 34, n_heads: 6, n_kv: 2, window: 0, softcap: 0.0 });
+        cases.push(Case { m: 12, pos0: 5, d: 2, n_heads: 2, n_kv: 1, window: 1, softcap: 0.0 });
+        cases.push(Case { m: 40, pos0: 0, d: 128, n_heads: 4, n_kv: 4, window: 1, softcap: 0.0 });
         // 18 heads per kv head: a tile's rows span several queries and partial head groups.
-        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5 });
+        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5, softcap: 0.0 });
         check_cases(&gpu, &cases, 2).await;
     }
 }
@@ -202,7 +215,7 @@ gpu_test! {
         for pos0 in [0, 1, 63, 64, 65, 130, 300, 1100] {
             for window in [0, 16, 100] {
                 let (d, n_heads, n_kv) = shapes[n % shapes.len()];
-                cases.push(Case { m: 1, pos0, d, n_heads, n_kv, window });
+                cases.push(Case { m: 1, pos0, d, n_heads, n_kv, window, softcap: 0.0 });
                 n += 1;
             }
         }
@@ -220,15 +233,15 @@ gpu_test! {
         for (n, d) in DIMS.into_iter().chain([34, 128]).enumerate() {
             let (n_heads, n_kv) = HEADS[n % 4];
             let window = if n % 2 == 0 { 16 } else { 0 };
-            cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window });
-            cases.push(Case { m: 1, pos0: 70 + n as u32, d, n_heads, n_kv, window });
+            cases.push(Case { m: 33, pos0: 7, d, n_heads, n_kv, window, softcap: 0.0 });
+            cases.push(Case { m: 1, pos0: 70 + n as u32, d, n_heads, n_kv, window, softcap: 0.0 });
         }
-        cases.push(Case { m: 1, pos0: 1100, d: 64, n_heads: 9, n_kv: 3, window: 0 });
-        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5 });
+        cases.push(Case { m: 1, pos0: 1100, d: 64, n_heads: 9, n_kv: 3, window: 0, softcap: 0.0 });
+        cases.push(Case { m: 7, pos0: 3, d: 64, n_heads: 36, n_kv: 2, window: 5, softcap: 0.0 });
         check_cases_at(&gpu, &cases, 6, KvPrecision::F32).await;
         // The same exact-K/V reference is out of reach of the f16 cache: the check can tell.
         let mut rng = Rng::new(6);
-        let c = Case { m: 33, pos0: 7, d: 64, n_heads: 4, n_kv: 2, window: 0 };
+        let c = Case { m: 33, pos0: 7, d: 64, n_heads: 4, n_kv: 2, window: 0, softcap: 0.0 };
         let (got_f16, _) = run_case(&gpu, c, &mut rng, KvPrecision::F16).await;
         let mut rng = Rng::new(6);
         let (_, want_exact) = run_case(&gpu, c, &mut rng, KvPrecision::F32).await;
@@ -238,15 +251,48 @@ gpu_test! {
 }
 
 gpu_test! {
-    async fn lens_probabilities_sum_to_one_and_match() {
+    async fn soft_capped_scores_on_every_path() {
+        // Gemma 2's attention logit soft-cap (scores -> c · tanh(s / c) before the mask): prefill
+        // tiles, decode walked and split-K, windows, both caches, and the lens. A cap of 1.5 bites
+        // hard at these scores (std ≈ 1.5, tails past 5), so an uncapped kernel is far off: the
+        // reference without the cap must not match.
         let gpu = gpu().await;
+        let cap = 1.5;
+        let cases = [
+            Case { m: 33, pos0: 7, d: 64, n_heads: 4, n_kv: 2, window: 0, softcap: cap },
+            Case { m: 40, pos0: 0, d: 256, n_heads: 8, n_kv: 1, window: 8, softcap: cap },
+            Case { m: 19, pos0: 3, d: 34, n_heads: 6, n_kv: 2, window: 5, softcap: cap },
+            Case { m: 1, pos0: 70, d: 64, n_heads: 9, n_kv: 3, window: 0, softcap: cap },
+            Case { m: 1, pos0: 300, d: 256, n_heads: 8, n_kv: 1, window: 16, softcap: cap },
+            Case { m: 1, pos0: 1100, d: 80, n_heads: 4, n_kv: 2, window: 0, softcap: cap },
+        ];
+        check_cases(&gpu, &cases, 7).await;
+        check_cases_at(&gpu, &cases, 8, KvPrecision::F32).await;
         for precision in [KvPrecision::F16, KvPrecision::F32] {
-            lens_case(&gpu, precision).await;
+            lens_case(&gpu, precision, cap).await;
+        }
+        for c in [cases[0], cases[3], cases[5]] {
+            let mut rng = Rng::new(9);
+            let (got, _) = run_case(&gpu, c, &mut rng, KvPrecision::F32).await;
+            let mut rng = Rng::new(9);
+            let plain = Case { softcap: 0.0, ..c };
+            let (_, uncapped) = run_case(&gpu, plain, &mut rng, KvPrecision::F32).await;
+            let err = max_abs_diff(&got, &uncapped);
+            assert!(err > 0.1, "{c:?}: capped and uncapped attention differ by only {err:e}");
         }
     }
 }
 
-async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
+gpu_test! {
+    async fn lens_probabilities_sum_to_one_and_match() {
+        let gpu = gpu().await;
+        for precision in [KvPrecision::F16, KvPrecision::F32] {
+            lens_case(&gpu, precision, 0.0).await;
+        }
+    }
+}
+
+async fn lens_case(gpu: &Gpu, precision: KvPrecision, softcap: f32) {
     let mut rng = Rng::new(5);
     for (n, (d, n_heads, n_kv, window, pos)) in [
         (64u32, 9u32, 3u32, 0u32, 0u32),
@@ -265,6 +311,7 @@ async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
             n_heads,
             n_kv,
             window,
+            softcap,
         };
         let row = (n_kv * d) as usize;
         let kv = LayerKv::with_precision(gpu, pos + 1, n_kv, d, precision).unwrap();
@@ -288,6 +335,7 @@ async fn lens_case(gpu: &Gpu, precision: KvPrecision) {
             n_heads,
             scale,
             window,
+            softcap,
         };
         attention_probs_row(&mut rec, &q_buf, &kv, &probs, &p).unwrap();
         rec.submit();
@@ -333,7 +381,7 @@ gpu_test! {
         let small = gpu.storage("small", 64).unwrap();
         let big = gpu.storage("big", 1 << 20).unwrap();
         let mut rec = gpu.recorder("bad");
-        let p = AttnParams { m: 2, pos0: 0, n_heads: 3, scale: 1.0, window: 0 };
+        let p = AttnParams { m: 2, pos0: 0, n_heads: 3, scale: 1.0, window: 0, softcap: 0.0 };
         assert!(attention(&mut rec, &big, &kv, &big, &p).is_err(), "3 heads over 2 kv heads");
         let p = AttnParams { n_heads: 4, ..p };
         assert!(attention(&mut rec, &small, &kv, &big, &p).is_err(), "short q");
@@ -412,6 +460,7 @@ fn attention_timing() {
                     n_heads,
                     scale,
                     window,
+                    softcap: 0.0,
                 };
                 let run = |reps: u32| {
                     let mut rec = gpu.recorder("time");

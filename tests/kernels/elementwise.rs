@@ -69,3 +69,36 @@ gpu_test! {
         assert_eq!(bad, None, "element not computed (want {want})");
     }
 }
+
+gpu_test! {
+    async fn softcap_matches_tanh_closely() {
+        // Final logit soft-capping (Gemma 2), in place: x -> c · tanh(x / c), against f64 tanh to
+        // ~1e-6 relative over the whole range: tiny |x| (where tanh's series takes over), both
+        // sides of the series/exp switch at |x / c| = 0.25, large |x| (tanh → ±1 exactly, no
+        // NaN), on the vec4 and the scalar path.
+        let gpu = gpu().await;
+        let mut rng = Rng::new(4);
+        let cap = 15.0f32;
+        for n in [4usize, 1000, 7, 257] {
+            let mut x = rng.normal(n, 20.0);
+            let special = [0.0, 1e-30, -1e-7, 3.7499, -3.7501, 3.75, 1e4, -1e4, 3e38, -3e38];
+            for (i, v) in special.into_iter().enumerate().take(n) {
+                x[i] = v;
+            }
+            let buf = gpu.upload("x", &x).unwrap();
+            let mut rec = gpu.recorder("softcap");
+            ew::softcap(&mut rec, &buf, n as u32, cap).unwrap();
+            rec.submit();
+            let got: Vec<f32> = gpu.read(&buf, 0, n).await.unwrap();
+            let want: Vec<f32> = x
+                .iter()
+                .map(|&v| (cap as f64 * (v as f64 / cap as f64).tanh()) as f32)
+                .collect();
+            assert_close(&format!("softcap n={n}"), &got, &want, 1e-30, 2e-6);
+        }
+        let buf = gpu.storage("x", 16).unwrap();
+        let mut rec = gpu.recorder("softcap");
+        assert!(ew::softcap(&mut rec, &buf, 4, 0.0).is_err(), "cap 0");
+        assert!(ew::softcap(&mut rec, &buf, 5, 1.0).is_err(), "short buffer");
+    }
+}

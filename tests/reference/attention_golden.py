@@ -36,7 +36,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 HERE = Path(__file__).resolve().parent
 MODELS = Path(os.environ.get("ATTEND_CACHE", Path.home() / ".cache/attend")) / "models"
 SCALE = 100_000
-KV_F16_TOO = {"smollm2-135m", "tiny-qwen2", "tiny-llama-spm"}
+KV_F16_TOO = {"smollm2-135m", "tiny-qwen2", "tiny-llama-spm", "tiny-gemma2"}
 N_GREEDY = 8
 
 PRONOUN = "The animal didn't cross the road because it was too tired."
@@ -64,7 +64,23 @@ MODELS_SPEC = {
     "gemma3-270m": (MODELS / "gemma-3-270m-q4_k_m.gguf", "real"),
     "tiny-qwen2": (HERE / "tiny-qwen2.gguf", "tiny"),
     "tiny-llama-spm": (HERE / "tiny-llama-spm.gguf", "tiny"),
+    "tiny-gemma2": (HERE / "tiny-gemma2.gguf", "tiny"),
 }
+
+
+def config_overrides(path):
+    """Config values transformers' GGUF loader does not read (it would take Gemma2Config's defaults):
+    gemma2's soft-caps from the file, and query_pre_attn_scalar as llama.cpp derives it (head_dim,
+    but d_model / n_heads for the 46-layer 27B)."""
+    import gguf
+    fields = gguf.GGUFReader(str(path)).fields
+    if fields["general.architecture"].contents() != "gemma2":
+        return {}
+    f = lambda k: fields[f"gemma2.{k}"].contents()
+    qpas = (f("embedding_length") // f("attention.head_count") if f("block_count") == 46
+            else f("attention.key_length"))
+    return {"attn_logit_softcapping": f("attn_logit_softcapping"),
+            "final_logit_softcapping": f("final_logit_softcapping"), "query_pre_attn_scalar": qpas}
 
 
 def long_text(tok, min_tokens):
@@ -117,7 +133,8 @@ def attentions_kv_f16(model, ids):
 def run(name, path, kind, long_tokens):
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
+        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager",
+        **config_overrides(path)).eval()
     cfg = model.config
     prompts = []
     texts = [("pronoun", PRONOUN), ("bank", BANK)]

@@ -37,8 +37,9 @@ PROMPTS = [
                   {"role": "user", "content": "Count from 1 to 10, then say done."}], "chat": True},
 ]
 
-# A 7th prompt for the tiny models of the architectures added later (tiny-qwen3): well over 40
-# tokens with their tiny vocabularies, so the prefill reaches positions far from the short prompts'.
+# A 7th prompt for the tiny models of the architectures added later (tiny-qwen3, tiny-gemma2): well
+# over 40 tokens with their tiny vocabularies, so the prefill reaches positions far from the short
+# prompts' and passes sliding windows (tiny-gemma2: 8) several times.
 LONG_PROMPT = {
     "text": "Rivers shape the land they cross. Over thousands of years, water carries sand and stone "
             "from the mountains to the sea, carving valleys, building deltas and feeding the wetlands "
@@ -180,7 +181,7 @@ def versions():
 
 
 def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int, note: str,
-        fallback_template: str | None = None, prompt_set=None):
+        fallback_template: str | None = None, prompt_set=None, llamacpp_note=False):
     print(f"== {name}: {gguf_path}", flush=True)
     hf = HF(hf_dir, hf_gguf, fallback_template)
     try:
@@ -188,6 +189,11 @@ def run(name, gguf_path: Path, hf_dir: Path, hf_gguf: str | None, n_greedy: int,
     except Exception as e:  # reported in the JSON, not hidden
         print(f"llama.cpp failed to load {gguf_path}: {e}", flush=True)
         lc = None
+    if llamacpp_note:
+        # Say which reference the llamacpp_* fields come from, or that there are none.
+        v = versions()["llama_cpp_python"]
+        note += (f"; llamacpp_* from llama-cpp-python {v} (CPU build), loose reference" if lc is not None
+                 else "; no llamacpp_* (llama-cpp-python was not available when this was written)")
     stats = {"greedy_leading_agreement": [], "teacher_forced_top1_agreement": None}
     prompts = []
     for p in prompt_set or PROMPTS:
@@ -264,6 +270,7 @@ NEW_TINY = {
     "tiny-phi3-longrope": ("F16", "phi3 with LongRoPE (long/short frequency factors, attention factor 2 "
                            "on cos and sin; original context 4, so the long factors everywhere), "
                            "partial rotary 0.75, tied embeddings"),
+    "tiny-gemma2": ("F16", "gemma2 (soft-capping 10 / 15, sliding window 8 on even layers, post-norms)"),
 }
 
 
@@ -298,15 +305,12 @@ def main():
             "(weights fp16-representable, GGUF F16: identical weights)"),
     }
     for name, (outtype, what) in NEW_TINY.items():
-        # (The note's "past sliding windows / through scaled RoPE" is kept as tiny-qwen3.json was
-        # written with it; it is about the other tiny models of issue 9.)
         jobs[name] = (lambda name=name, outtype=outtype, what=what: run(
             name, HERE / f"{name}.gguf", args.tiny_hf / name, None, N_GREEDY_TINY,
             f"random-weight test model of {what} (make_tiny_models.py); HF = the HF directory it was "
             f"converted from (weights fp16-representable, GGUF {outtype}: identical weights); prompt 7 is "
-            "a long plain prompt (past sliding windows / through scaled RoPE); llamacpp_* (when "
-            "versions.llama_cpp_python is set) from llama-cpp-python (CPU build), loose reference",
-            prompt_set=PROMPTS + [LONG_PROMPT]))
+            "a long plain prompt (past sliding windows / through scaled RoPE)",
+            prompt_set=PROMPTS + [LONG_PROMPT], llamacpp_note=True))
     for name in args.only or list(jobs):
         jobs[name]()
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the tiny random-weight test models tests/reference/tiny-qwen2.gguf and tiny-llama-spm.gguf.
+"""Builds the tiny random-weight test models tests/reference/tiny-*.gguf (see MODELS below).
 
 They are random test data (no pretrained weights): architectures with no small real model on PyPI
 still get an end-to-end check against HF transformers. Each model:
@@ -16,6 +16,7 @@ tiny-qwen2: byte-level BPE with Qwen2's pre-tokenizer regex, saved as Qwen2Token
 pre-tokenizer hash is unknown to convert_hf_to_gguf.py, so the conversion runs in-process with
 get_vocab_base_pre overridden to "qwen2" (what the real Qwen2 tokenizer maps to).
 tiny-llama-spm: SentencePiece BPE with byte_fallback (tokenizer.ggml.model = llama), LlamaTokenizer.
+The tiny models of the architectures added later (issue 9: tiny-qwen3, tiny-gemma2) follow below.
 
 Usage: python make_tiny_models.py --llama-cpp DIR [--work DIR] [--out DIR]
   DIR = the llama.cpp tree inside the llama-cpp-python 0.3.36 sdist (vendor/llama.cpp).
@@ -87,11 +88,13 @@ LLAMA2_TEMPLATE = (
 def widen_and_round(model, seed):
     """Re-draws every parameter with a wide spread, then rounds it to fp16-representable values."""
     g = torch.Generator().manual_seed(seed)
+    # Gemma's RMSNorm multiplies by (1 + w): its stored gains are drawn around 0, not 1.
+    norm_center = 0.0 if model.config.model_type.startswith("gemma") else 1.0
     with torch.no_grad():
         for name, p in sorted(model.named_parameters()):
             if name.endswith("norm.weight") or "layernorm" in name:
                 # Norm gains near 1 but not exactly, so a missing norm multiply is caught.
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+                p.copy_(norm_center + 0.2 * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
             elif name == "lm_head.weight" or (name.endswith("embed_tokens.weight")
@@ -188,31 +191,60 @@ def build_qwen2(work: Path) -> Path:
     return d
 
 
-def build_llama_spm(work: Path) -> Path:
+def train_spm(work: Path, d: Path, **overrides):
+    """SentencePiece BPE with byte fallback trained on CORPUS into d/tokenizer.model (Llama's ids:
+    <unk>=0 <s>=1 </s>=2, dummy prefix; `overrides` changes them, e.g. for Gemma)."""
     import sentencepiece as spm
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    d = work / "tiny-llama-spm"
-    d.mkdir(parents=True, exist_ok=True)
     corpus_file = work / "corpus.txt"
     corpus_file.write_text(CORPUS)
-    spm.SentencePieceTrainer.train(
+    args = dict(
         input=str(corpus_file), model_prefix=str(d / "tokenizer"), vocab_size=512, model_type="bpe",
         byte_fallback=True, character_coverage=1.0, split_digits=True, allow_whitespace_only_pieces=True,
         remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=True,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False, num_threads=1,
         seed_sentencepiece_size=100000, minloglevel=2)
-    # transformers 5 builds the fast tokenizer from tokenizer.model when loading a directory that
-    # holds only it (constructing LlamaTokenizer(vocab_file=...) directly yields an empty vocab).
-    (d / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
-        "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False, "legacy": True}))
+    args.update(overrides)
+    spm.SentencePieceTrainer.train(**args)
+    return spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
+
+
+def spm_hf_tokenizer(d: Path, tokenizer_config: dict, template: str):
+    """The HF tokenizer of d/tokenizer.model, saved into d with `template` as its chat template.
+    transformers 5 builds the fast tokenizer from tokenizer.model when loading a directory that
+    holds only it (constructing LlamaTokenizer(vocab_file=...) directly yields an empty vocab)."""
+    from transformers import AutoTokenizer
+    (d / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     for stale in ("tokenizer.json", "chat_template.jinja", "special_tokens_map.json"):
         (d / stale).unlink(missing_ok=True)
     tokz = AutoTokenizer.from_pretrained(d)
-    tokz.chat_template = LLAMA2_TEMPLATE
+    tokz.chat_template = template
     tokz.save_pretrained(d)
-    sp = spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
+    return tokz
+
+
+def mark_special(d: Path, tokz, tokens):
+    """Lists `tokens` as special in d/tokenizer_config.json's added_tokens_decoder (as real Gemma
+    repos do; transformers 5 does not write it), so the converter types them CONTROL, as in real
+    Gemma GGUFs, and llama.cpp matches them whole; HF already does."""
+    cfg_path = d / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["added_tokens_decoder"] = {
+        str(tokz.convert_tokens_to_ids(t)): {"content": t, "special": True, "lstrip": False,
+                                             "rstrip": False, "normalized": False, "single_word": False}
+        for t in tokens}
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+
+
+def build_llama_spm(work: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    d = work / "tiny-llama-spm"
+    d.mkdir(parents=True, exist_ok=True)
+    sp = train_spm(work, d)
+    tokz = spm_hf_tokenizer(d, {
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
+        "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": False, "legacy": True},
+        LLAMA2_TEMPLATE)
     cfg = LlamaConfig(
         vocab_size=sp.get_piece_size(), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
@@ -358,33 +390,6 @@ PHI3_TEMPLATE = (
 )
 
 
-def train_spm(work: Path, d: Path, **kw):
-    import sentencepiece as spm
-    corpus_file = work / "corpus.txt"
-    corpus_file.write_text(CORPUS)
-    args = dict(
-        input=str(corpus_file), model_prefix=str(d / "tokenizer"), vocab_size=512, model_type="bpe",
-        byte_fallback=True, character_coverage=1.0, split_digits=True, allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=True,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False, num_threads=1,
-        seed_sentencepiece_size=100000, minloglevel=2)
-    args.update(kw)
-    spm.SentencePieceTrainer.train(**args)
-    return spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
-
-
-def spm_hf_tokenizer(d: Path, tokenizer_config: dict, template: str):
-    """HF tokenizer from the directory's tokenizer.model alone (see build_llama_spm)."""
-    from transformers import AutoTokenizer
-    (d / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
-    for stale in ("tokenizer.json", "chat_template.jinja", "special_tokens_map.json"):
-        (d / stale).unlink(missing_ok=True)
-    tokz = AutoTokenizer.from_pretrained(d)
-    tokz.chat_template = template
-    tokz.save_pretrained(d)
-    return AutoTokenizer.from_pretrained(d)
-
-
 def phi3_tokenizer(work: Path, d: Path):
     # Phi-3's tokenizer is Llama 2's SentencePiece; its chat tokens (<|user|>, <|end|>, ...) are
     # added tokens past the SPM vocabulary. Here the SPM vocabulary is the tiny-llama-spm one and
@@ -441,6 +446,45 @@ def build_phi3_longrope(work: Path) -> Path:
         rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu", bos_token_id=1,
         eos_token_id=2, pad_token_id=None, sliding_window=None, torch_dtype="float32")
     model = pick_seed(lambda: Phi3ForCausalLM(cfg), tokz, SEED + 5000, "tiny-phi3-longrope", new_prompts())
+
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
+    "{% set msgs = messages[1:] %}{% else %}{% set first = '' %}{% set msgs = messages %}{% endif %}"
+    "{% for m in msgs %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (first if loop.first else '') + m['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+def build_gemma2(work: Path) -> Path:
+    """gemma2: embeddings scaled by sqrt(hidden), RMSNorm as (1 + w), post-attention and post-FFN
+    norms, GELU(tanh) GLU, attention logit soft-capping (10) and final logit soft-capping (15)
+    small enough to bite, layers alternating sliding (window 8: layers 0, 2) and global (1, 3),
+    query_pre_attn_scalar = head_dim (what llama.cpp assumes for every size but 27B), tied
+    embeddings. SentencePiece tokenizer as Gemma's: no dummy prefix, <pad>=0 <eos>=1 <bos>=2
+    <unk>=3, <start_of_turn>/<end_of_turn> user-defined pieces."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    d = work / "tiny-gemma2"
+    d.mkdir(parents=True, exist_ok=True)
+    sp = train_spm(work, d, add_dummy_prefix=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+                   pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+                   user_defined_symbols=["<start_of_turn>", "<end_of_turn>"])
+    tokz = spm_hf_tokenizer(d, {
+        "tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>",
+        "unk_token": "<unk>", "pad_token": "<pad>", "add_bos_token": True, "add_eos_token": False},
+        GEMMA_TEMPLATE)
+    mark_special(d, tokz, ["<start_of_turn>", "<end_of_turn>"])
+    cfg = Gemma2Config(
+        vocab_size=sp.get_piece_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+        max_position_embeddings=512, rope_theta=10000.0, rms_norm_eps=1e-6,
+        hidden_activation="gelu_pytorch_tanh", attn_logit_softcapping=10.0,
+        final_logit_softcapping=15.0, sliding_window=8, tie_word_embeddings=True,
+        pad_token_id=0, eos_token_id=1, bos_token_id=2, torch_dtype="float32")
+    assert cfg.layer_types == ["sliding_attention", "full_attention"] * 2, cfg.layer_types
+    model = pick_seed(lambda: Gemma2ForCausalLM(cfg), tokz, SEED + 6000, "tiny-gemma2", new_prompts())
     model.save_pretrained(d, safe_serialization=True)
     return d
 
@@ -454,6 +498,7 @@ MODELS = {
     "tiny-smollm3": (build_smollm3, "f16", "llama-bpe"),
     "tiny-phi3": (build_phi3, "f16", None),
     "tiny-phi3-longrope": (build_phi3_longrope, "f16", None),
+    "tiny-gemma2": (build_gemma2, "f16", None),
 }
 
 

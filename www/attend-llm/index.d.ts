@@ -305,6 +305,10 @@ export interface EngineParameters {
   rope_layout: "neox" | "normal";
   rope_dims: number;
   norm_eps: number;
+  /** Attention logit soft-cap (Gemma 2); 0: none. */
+  attn_softcap: number;
+  /** Final logit soft-cap (Gemma 2); 0: none. */
+  final_softcap: number;
 }
 
 /** The model file's tensors of one type. */
