@@ -292,6 +292,7 @@ fn tiny_llama3_matches_transformers() {
     let mut e = load(&fixture("tiny-llama3.gguf"));
     let g = golden("tiny-llama3.json");
     assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    assert_eq!(e.info().parameters.rope_factors, "llama3");
     let r = check_model(&mut e, &g, 0.05);
     eprintln!("tiny Llama 3: {r}");
 }
@@ -338,6 +339,8 @@ fn tiny_smollm3_matches_transformers() {
     let mut e = load_kv(&fixture("tiny-smollm3.gguf"), KvPrecision::F32);
     let g = golden("tiny-smollm3.json");
     assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let p = e.info().parameters;
+    assert_eq!((p.no_rope_every, p.rope_factors), (4, "none"));
     let r = check_model(&mut e, &g, 0.05);
     eprintln!("tiny SmolLM3: {r}");
     greedy_matches_with_f16_cache(&fixture("tiny-smollm3.gguf"), &g);
@@ -404,6 +407,8 @@ fn tiny_phi3_longrope_matches_transformers() {
     let mut e = load_kv(&fixture("tiny-phi3-longrope.gguf"), KvPrecision::F32);
     let g = golden("tiny-phi3-longrope.json");
     assert_eq!(g["prompts"].as_array().unwrap().len(), 7);
+    let p = e.info().parameters;
+    assert_eq!((p.rope_factors, p.rope_attn_factor), ("longrope-long", 2.0));
     let r = check_model(&mut e, &g, 0.05);
     eprintln!("tiny Phi-3 LongRoPE: {r}");
     greedy_matches_with_f16_cache(&fixture("tiny-phi3-longrope.gguf"), &g);

@@ -263,6 +263,19 @@ mod cli {
             p.norm_eps,
             p.sliding_window
         );
+        let mut scaling = Vec::new();
+        if p.rope_factors != "none" {
+            scaling.push(format!("frequency factors {}", p.rope_factors));
+        }
+        if p.rope_attn_factor != 1.0 {
+            scaling.push(format!("attention factor {}", p.rope_attn_factor));
+        }
+        if p.no_rope_every > 0 {
+            scaling.push(format!("no RoPE in every {}th layer", p.no_rope_every));
+        }
+        if !scaling.is_empty() {
+            println!("rope scaling: {}", scaling.join(" · "));
+        }
         if p.attn_softcap > 0.0 || p.final_softcap > 0.0 {
             println!(
                 "soft-caps: attention {} · final logits {}",

@@ -68,6 +68,13 @@ pub struct Parameters {
     pub attn_softcap: f32,
     /// Final logit soft-cap (Gemma 2); 0: none.
     pub final_softcap: f32,
+    /// The RoPE frequency factors applied: `"none"`, `"llama3"` (`rope_freqs`, Llama 3.1+),
+    /// `"longrope-long"` or `"longrope-short"` (Phi-3.5 / Phi-4-mini, chosen by the context).
+    pub rope_factors: &'static str,
+    /// Multiplies RoPE's cos and sin (LongRoPE's attention factor); 1: none.
+    pub rope_attn_factor: f32,
+    /// Every n-th layer has no RoPE (SmolLM3: 4); 0: every layer has it.
+    pub no_rope_every: u32,
 }
 
 /// How many tensors of one type the file holds, and their bytes.
@@ -119,6 +126,20 @@ impl Engine {
                 norm_eps: c.norm_eps,
                 attn_softcap: c.attn_softcap,
                 final_softcap: c.final_softcap,
+                rope_factors: {
+                    let f = &self.model.weights.rope;
+                    if !f.freqs.is_empty() {
+                        "llama3"
+                    } else if f.long.is_empty() && f.short.is_empty() {
+                        "none"
+                    } else if self.model.context > c.rope_orig_ctx {
+                        "longrope-long"
+                    } else {
+                        "longrope-short"
+                    }
+                },
+                rope_attn_factor: c.rope_mscale,
+                no_rope_every: c.no_rope_period,
             },
             context_length: self.model.context,
             weight_bytes: m.weights,

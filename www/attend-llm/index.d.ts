@@ -309,6 +309,12 @@ export interface EngineParameters {
   attn_softcap: number;
   /** Final logit soft-cap (Gemma 2); 0: none. */
   final_softcap: number;
+  /** The RoPE frequency factors applied: Llama 3.1+'s, or LongRoPE's long/short ones (by context). */
+  rope_factors: "none" | "llama3" | "longrope-long" | "longrope-short";
+  /** Multiplies RoPE's cos and sin (LongRoPE's attention factor); 1: none. */
+  rope_attn_factor: number;
+  /** Every n-th layer has no RoPE (SmolLM3: 4); 0: every layer has it. */
+  no_rope_every: number;
 }
 
 /** The model file's tensors of one type. */
