@@ -91,7 +91,7 @@ run_tests() {
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
-    cargo clippy --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention -- -D warnings
+    cargo clippy --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_models --test wasm_limits --test wasm_attention -- -D warnings
     need_wasm_bindgen
     need_binaryen
     step "test models and tokenizer vectors (cached in $ATTEND_CACHE)"
@@ -113,7 +113,7 @@ run_tests() {
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     # The timeout is per test binary: the kernel suite alone takes 8-12 min on SwiftShader here.
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=1800 \
-        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_limits --test wasm_attention
+        cargo test --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_models --test wasm_limits --test wasm_attention
     build_pkg
     step "Vite example imports attend-llm by name"
     (cd www/example-vite && npm install --silent --no-audit --no-fund >/dev/null && npx vite build --logLevel warn)

@@ -332,7 +332,7 @@ fn tiny_llama3_without_its_rope_factors_diverges() {
 /// with ChatML and no BOS, tied embeddings; its 7th prompt is long. With the f32 KV cache: four
 /// random layers with large logits amplify the f16 cache's rounding to 0.09 nats on teacher-forced
 /// logprobs (f32: 0.0001, the architecture is right); greedy decoding with the default f16 cache
-/// matches HF on every prompt (here, and in Chromium: tests/wasm_engine.rs).
+/// matches HF on every prompt (here, and in Chromium: tests/wasm_models.rs).
 #[test]
 fn tiny_smollm3_matches_transformers() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());

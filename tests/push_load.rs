@@ -3,7 +3,7 @@
 //! through the same shard merging and tensor remapping the browser uses, and must give exactly
 //! the logits and greedy tokens of the model loaded from its file (and HF's greedy tokens). Also:
 //! shards pushed in another order, one shard alone, a shard of another model. Native only; the
-//! browser runs the same code in tests/wasm_engine.rs.
+//! browser runs the same code in tests/wasm_engine.rs (split sources) and tests/wasm_models.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
 use attend::engine::{Engine, GenParams, LoadOptions};
