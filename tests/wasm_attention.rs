@@ -4,7 +4,8 @@
 //! transformers: loaded with `kvPrecision: "f32"` against plain fp32 HF (`weights_e5`), and with
 //! the default f16 cache against HF with f16 K/V (`weights_kvf16_e5`) — the same bounds and golden
 //! data as the native tests/attention.rs. Also: the request defaults (the cached conversation,
-//! the last token), narrowing, and errors for bad requests and a bad `kvPrecision`.
+//! the last token), narrowing, and errors for bad requests and a bad `kvPrecision`; and tiny
+//! Gemma 2's soft-capped, windowed attention against its golden.
 //! Browser-only.
 #![cfg(target_arch = "wasm32")]
 
@@ -31,9 +32,13 @@ async fn attention(e: &WasmEngine, req: serde_json::Value) -> Result<serde_json:
 }
 
 async fn load(options: serde_json::Value) -> Result<WasmEngine, JsValue> {
+    load_gguf(GGUF, options).await
+}
+
+async fn load_gguf(gguf: &[u8], options: serde_json::Value) -> Result<WasmEngine, JsValue> {
     let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
     WasmEngine::load(
-        Uint8Array::from(GGUF).into(),
+        Uint8Array::from(gguf).into(),
         js(options),
         noop.as_ref().unchecked_ref::<Function>().clone(),
         &CancelToken::new(),
@@ -99,6 +104,21 @@ async fn browser_attention_with_an_f32_cache_matches_fp32_transformers() {
         let err = load(serde_json::json!({"kvPrecision": bad})).await.err();
         let msg = format!("{err:?}");
         assert!(msg.contains("kvPrecision"), "kvPrecision {bad}: {msg}");
+    }
+}
+
+/// Gemma 2's soft-capped scores (cap 10) and sliding window (8) in the lens, both caches, against
+/// HF (tests/reference/attention-tiny-gemma2.json, queries past the window).
+#[wasm_bindgen_test]
+async fn browser_attention_of_gemma2_matches_transformers() {
+    let gguf = include_bytes!("reference/tiny-gemma2.gguf");
+    let g: serde_json::Value =
+        serde_json::from_str(include_str!("reference/attention-tiny-gemma2.json")).unwrap();
+    for (kv, key) in [("f32", "weights_e5"), ("f16", "weights_kvf16_e5")] {
+        let engine = load_gguf(gguf, serde_json::json!({"kvPrecision": kv}))
+            .await
+            .expect("load");
+        check_golden(&engine, &g, key).await;
     }
 }
 
