@@ -126,18 +126,12 @@ impl Engine {
                 norm_eps: c.norm_eps,
                 attn_softcap: c.attn_softcap,
                 final_softcap: c.final_softcap,
-                rope_factors: {
-                    let f = &self.model.weights.rope;
-                    if !f.freqs.is_empty() {
-                        "llama3"
-                    } else if f.long.is_empty() && f.short.is_empty() {
-                        "none"
-                    } else if self.model.context > c.rope_orig_ctx {
-                        "longrope-long"
-                    } else {
-                        "longrope-short"
-                    }
-                },
+                rope_factors: self
+                    .model
+                    .weights
+                    .rope
+                    .for_context(self.model.context, c.rope_orig_ctx)
+                    .0,
                 rope_attn_factor: c.rope_mscale,
                 no_rope_every: c.no_rope_period,
             },

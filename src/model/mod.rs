@@ -95,15 +95,18 @@ impl RopeFactors {
         })
     }
 
-    /// The factors for a context of `context` positions (llama.cpp's choice: `rope_freqs` when
-    /// present, else LongRoPE's long factors past `orig_ctx` and its short ones up to it).
-    pub fn for_context(&self, context: u32, orig_ctx: u32) -> &[f32] {
+    /// The factors for a context of `context` positions, and their name for `Engine::info`
+    /// (llama.cpp's choice: `rope_freqs` when present, else LongRoPE's long factors past
+    /// `orig_ctx` and its short ones up to it).
+    pub fn for_context(&self, context: u32, orig_ctx: u32) -> (&'static str, &[f32]) {
         if !self.freqs.is_empty() {
-            &self.freqs
+            ("llama3", &self.freqs)
+        } else if self.long.is_empty() && self.short.is_empty() {
+            ("none", &[])
         } else if context > orig_ctx {
-            &self.long
+            ("longrope-long", &self.long)
         } else {
-            &self.short
+            ("longrope-short", &self.short)
         }
     }
 }
@@ -256,7 +259,8 @@ impl Model {
             r.factors = self
                 .weights
                 .rope
-                .for_context(self.context, self.cfg.rope_orig_ctx);
+                .for_context(self.context, self.cfg.rope_orig_ctx)
+                .1;
         }
         r
     }
