@@ -20,9 +20,12 @@ pub fn xq_bytes(k: usize) -> u64 {
 }
 
 /// Whether [`matvec_q8`] can read `w` on `gpu`: a packed 32-element block format, rows whose
-/// quantized x fits the 64 KiB scratch, and an adapter with `dot4I8Packed`.
+/// quantized x fits the 64 KiB scratch, a model that allows it
+/// ([`Architecture::int8_activations`](crate::model::parts::Architecture::int8_activations)),
+/// and an adapter with `dot4I8Packed`.
 pub fn usable(gpu: &Gpu, w: &QMatrix) -> bool {
     gpu.packed_dot
+        && w.int8_activations()
         && w.layout == Layout::Packed
         && matches!(
             w.ty,

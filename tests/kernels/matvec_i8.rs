@@ -220,7 +220,7 @@ gpu_test! {
             let w = upload_weights(&gpu, ty, 9, k, &bytes, false);
             assert!(!attend::kernels::matvec_i8::usable(&gpu, &w));
             let xb = activation(&gpu, &x);
-            let yb = gpu.upload("y", &vec![f32::NAN; 9]).unwrap();
+            let yb = gpu.upload("y", &[f32::NAN; 9]).unwrap();
             let mut rec = gpu.recorder("q8 other");
             matvec_with_shape(&mut rec, &w, &xb, &yb, 1, None, shape(32, 1, true, 1));
             rec.submit();
