@@ -66,6 +66,8 @@ pub struct QMatrix {
     matvec_shape: Mutex<Option<crate::kernels::matvec::MatvecShape>>,
     /// The prefill kernel measured fastest for this matrix at load (None: the adapter default).
     matmul_shape: Mutex<Option<crate::kernels::matmul::MatmulShape>>,
+    /// Whether decoding may round this matrix's activations to int8 (`kernels::matvec_i8`).
+    int8_x: std::sync::atomic::AtomicBool,
     /// Packed layout: row groups received in part (group -> GGUF bytes, bytes received).
     pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
@@ -182,6 +184,7 @@ impl QMatrix {
             part_rows,
             matvec_shape: Mutex::new(None),
             matmul_shape: Mutex::new(None),
+            int8_x: std::sync::atomic::AtomicBool::new(true),
             pending: Mutex::new(HashMap::new()),
             edges: Mutex::new(HashMap::new()),
         })
@@ -224,6 +227,15 @@ impl QMatrix {
 
     pub fn set_matvec_shape(&self, s: crate::kernels::matvec::MatvecShape) {
         *self.matvec_shape.lock().unwrap() = Some(s);
+    }
+
+    /// Whether decoding may read this matrix's activations as int8 (`kernels::matvec_i8`).
+    pub fn int8_activations(&self) -> bool {
+        self.int8_x.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_int8_activations(&self, on: bool) {
+        self.int8_x.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn matmul_shape(&self) -> Option<crate::kernels::matmul::MatmulShape> {

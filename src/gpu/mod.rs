@@ -197,6 +197,11 @@ pub struct Gpu {
     /// Per-kernel timestamps, while [`Gpu::set_profiling`] has them on.
     pub(crate) profiler: std::sync::OnceLock<profile::Profiler>,
     pub(crate) profiling: std::sync::atomic::AtomicBool,
+    /// Whether shaders may use `dot4I8Packed` (WGSL's packed_4x8_integer_dot_product: always
+    /// natively, where naga lowers it; in a browser, as it says).
+    pub packed_dot: bool,
+    /// The int8 activations of the matvec in flight (`kernels::matvec_i8`), made at first use.
+    xq: std::sync::OnceLock<wgpu::Buffer>,
 }
 
 impl Gpu {
@@ -244,6 +249,24 @@ impl Gpu {
             live_bytes,
             profiler: std::sync::OnceLock::new(),
             profiling: std::sync::atomic::AtomicBool::new(false),
+            packed_dot: cfg!(not(target_arch = "wasm32"))
+                || instance()
+                    .wgsl_language_features()
+                    .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct),
+            xq: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// A 64 KiB storage + uniform buffer for quantized activations: a dispatch writes it and the
+    /// next reads it, so every matvec of a pass can share it (passes run one after another).
+    pub(crate) fn xq_scratch(&self) -> &wgpu::Buffer {
+        self.xq.get_or_init(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("int8 activations"),
+                size: crate::kernels::matvec::X_UNIFORM_BYTES,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: false,
+            })
         })
     }
 

@@ -42,7 +42,7 @@ pub struct Split<'a> {
 /// The buffers of one quantized-matrix product: `x` f32 `[m, cols]` in, `y` f32 `[m, rows]` out
 /// (the first `split.n1` rows with a split), an optional bias f32 `[rows]`.
 #[derive(Clone, Copy)]
-pub(crate) struct Io<'a> {
+pub struct Io<'a> {
     pub x: &'a wgpu::Buffer,
     pub y: &'a wgpu::Buffer,
     pub m: u32,
@@ -59,6 +59,10 @@ pub struct MatvecShape {
     pub x_uniform: bool,
     /// Row groups of 4 per invocation group for one token (1 or 2: 8 rows share each x load).
     pub groups: u32,
+    /// One token reads x quantized to int8 and dots it by `dot4I8Packed` (`super::matvec_i8`),
+    /// where [`usable`](super::matvec_i8::usable); else this shape's f32 matvec.
+    #[serde(default)]
+    pub q8: bool,
 }
 
 /// Bytes of the uniform view of x (`xu` in the shader).
@@ -93,11 +97,15 @@ fn shape_for(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
 /// tune picked most (32 invocations: best or within 3% on every SmolLM2 matrix).
 pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
     if gpu.adapter.device_type == "Cpu" {
+        let wasm = cfg!(target_arch = "wasm32");
         return MatvecShape {
-            wg: if cfg!(target_arch = "wasm32") { 32 } else { 16 },
+            wg: if wasm { 32 } else { 16 },
             tpr: 1,
             x_uniform: true,
             groups: 1,
+            // SwiftShader: int8 activations took 0.4–0.7× the time of f32 on every SmolLM2
+            // matrix (tests/kernels/matvec_i8.rs, q8_timing); lavapipe measures.
+            q8: wasm && super::matvec_i8::usable(gpu, w),
         };
     }
     let units = (w.cols / UNIT) as u32;
@@ -106,6 +114,7 @@ pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
         tpr: units.div_ceil(4).next_power_of_two().clamp(1, WG),
         x_uniform: false,
         groups: 1,
+        q8: false,
     }
 }
 
@@ -211,6 +220,9 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
     let Io {
         x, m, bias, split, ..
     } = io;
+    if m == 1 && super::matvec_i8::chosen(rec.gpu(), w, shape) {
+        return super::matvec_i8::dispatch(rec, w, io, shape, glu);
+    }
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
     let tpr = shape.tpr.clamp(1, wg).next_power_of_two();
     let uniform = shape.x_uniform && x_uniform_fits(x, m, w.cols);
@@ -279,13 +291,20 @@ fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
         tpr,
         x_uniform,
         groups,
+        q8: false,
     };
+    let q8 = |s: MatvecShape| MatvecShape { q8: true, ..s };
     if gpu.adapter.device_type == "Cpu" {
         // Each candidate is a pipeline to compile (slow on these adapters, and the bulk of a
         // first load in a browser): few, well spread. (32, 1, true, 2) was dropped: in the tune
         // logs of SmolLM2 and Gemma 3 on lavapipe and SwiftShader it never beat the best of these
         // three by more than 5%. Storage x, or more invocations per row group, lost on both.
-        vec![s(8, 1, true, 1), s(32, 1, true, 1), s(16, 1, true, 2)]
+        vec![
+            s(8, 1, true, 1),
+            s(32, 1, true, 1),
+            s(16, 1, true, 2),
+            q8(s(32, 1, true, 1)),
+        ]
     } else {
         vec![
             s(64, 4, false, 1),
@@ -295,6 +314,7 @@ fn candidates(gpu: &Gpu) -> Vec<MatvecShape> {
             s(64, 64, false, 1),
             s(32, 8, true, 1),
             s(64, 8, false, 2),
+            q8(s(64, 8, false, 1)),
         ]
     }
 }
@@ -330,6 +350,7 @@ pub async fn tune(
     let candidates: Vec<MatvecShape> = candidates(gpu)
         .into_iter()
         .filter(|s| !s.x_uniform || x_uniform_fits(x, 1, w.cols))
+        .filter(|s| !s.q8 || super::matvec_i8::usable(gpu, w))
         .collect();
     let class = super::tuned::class("matvec", w, &format!("use {kind}"));
     let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {

@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
 pub mod matvec;
+pub mod matvec_i8;
 pub mod norm;
 pub mod rope;
 pub mod topk;

@@ -37,16 +37,17 @@ pub(crate) fn class(kernel: &str, w: &crate::weights::QMatrix, usage: &str) -> S
 }
 
 /// The key of one measurement: adapter (name and driver), crate version, the text of the matrix
-/// kernels' shader, and the matrix `class`.
+/// kernels' shaders, and the matrix `class`.
 pub(crate) fn key(gpu: &Gpu, class: &str) -> String {
-    let (a, shader) = (&gpu.adapter, &super::matvec::SHADER);
+    let a = &gpu.adapter;
+    let text = [&super::matvec::SHADER, &super::matvec_i8::SHADER].map(|s| s.source);
     format!(
         "{} | {} | {} | v{} {:016x} | {class}",
         a.name,
         a.backend,
         a.driver,
         env!("CARGO_PKG_VERSION"),
-        text_hash(shader.source)
+        text_hash(&text.concat())
     )
 }
 

@@ -145,13 +145,20 @@ impl Weights {
         for l in 0..cfg.n_layers {
             blocks.push(cfg.arch.0.layer(&mut parts::LayerTensors { gpu, ld, l })?);
         }
-        Ok(Weights {
+        let w = Weights {
             token_embd: ld.matrix(gpu, "token_embd.weight")?,
             output_norm: ld.vector(gpu, "output_norm.weight")?,
             output: ld.opt_matrix(gpu, "output.weight")?,
             rope: RopeFactors::take(ld)?,
             blocks,
-        })
+        };
+        if !cfg.arch.0.int8_activations() {
+            let blocks = w.blocks.iter().flat_map(|b| b.matrices());
+            for m in blocks.chain([&w.token_embd]).chain(w.output.as_ref()) {
+                m.set_int8_activations(false);
+            }
+        }
+        Ok(w)
     }
 
     pub fn bytes(&self) -> u64 {

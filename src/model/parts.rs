@@ -47,6 +47,11 @@ pub trait Architecture: Sync {
     fn tensors(&self) -> &'static [Tensor];
     /// Build one block's weights from its uploaded tensors.
     fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>>;
+    /// Whether decoding may round activations to int8 per 32 (`kernels::matvec_i8`): only where
+    /// tests/models.rs passes with it forced (`ATTEND_MATVEC_Q8=1`).
+    fn int8_activations(&self) -> bool {
+        true
+    }
 }
 
 /// The weights of one transformer block, and the block they compute.

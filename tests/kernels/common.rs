@@ -23,6 +23,10 @@ macro_rules! gpu_test {
 
 /// A fresh device on the default adapter; a test fails (never skips) when there is none.
 pub async fn gpu() -> Gpu {
+    // The f32-activation matvec is what the kernel tests check unless a test asks for int8 (a
+    // browser's CPU adapter would take int8 by default; browser tests run one at a time).
+    #[cfg(target_arch = "wasm32")]
+    attend::kernels::matvec_i8::force(Some(false));
     match Gpu::new().await {
         Ok(g) => g,
         Err(e) => panic!("no GPU adapter for the kernel tests: {e}"),

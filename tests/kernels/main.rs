@@ -17,6 +17,7 @@ mod gpu_layer;
 mod kv_layout;
 mod matmul;
 mod matvec;
+mod matvec_i8;
 mod norm;
 mod rope;
 mod topk;

@@ -178,6 +178,7 @@ async fn matvec_format(ty: GgmlType) {
                 tpr: 1,
                 x_uniform: true,
                 groups: [2, 1, 2][i], // 8 rows per invocation for the one-token dispatches
+                q8: false,
             })
         });
         let m = [1, 4, 5][i];
@@ -200,6 +201,7 @@ async fn matvec_format(ty: GgmlType) {
             tpr: 1,
             x_uniform: false,
             groups: 2,
+            q8: false,
         })
     });
     run_linear(&gpu, matvec_shape, ty, (1, 57, k1), true, true, 145).await;
@@ -224,7 +226,7 @@ async fn matvec_format(ty: GgmlType) {
 
 thread_local!(static THREADS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
 thread_local!(static SHAPE: std::cell::Cell<MatvecShape> = const {
-    std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false, groups: 1 })
+    std::cell::Cell::new(MatvecShape { wg: 64, tpr: 1, x_uniform: false, groups: 1, q8: false })
 });
 thread_local!(pub static X_ACTIVATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 // The layout `upload_weights` uses (None: attend's preferred one).
@@ -256,6 +258,7 @@ fn matvec_threads(
         tpr: THREADS.with(|t| t.get()),
         x_uniform: false,
         groups: 1,
+        q8: false,
     };
     attend::kernels::matvec::matvec_with_shape(rec, w, x, y, m, bias, shape)
 }
@@ -483,6 +486,7 @@ async fn glu_format(ty: GgmlType) {
                 tpr: 1,
                 x_uniform: true,
                 groups: 2,
+                q8: false,
             });
         }
         if i == 5 {
