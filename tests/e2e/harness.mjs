@@ -66,8 +66,13 @@ export async function openPage(browser, { logConsole = true } = {}) {
   return { page, errors };
 }
 
-/** Runs the native CLI (ATTEND_BIN, else the debug build) and returns its stdout. */
+/**
+ * Runs the native CLI (ATTEND_BIN, else the debug build) and returns its stdout. The page decodes
+ * with 8-bit activations (a browser's CPU adapter defaults to them where the model allows), so the
+ * native reference is asked to compute the same way (`ATTEND_MATVEC_Q8=1`) rather than with the
+ * f32 activations that lavapipe's defaults would pick.
+ */
 export function attend(args) {
   const bin = process.env.ATTEND_BIN ?? path.join(repo, "target/debug/attend");
-  return execFileSync(bin, args, { encoding: "utf8" });
+  return execFileSync(bin, args, { encoding: "utf8", env: { ...process.env, ATTEND_MATVEC_Q8: "1" } });
 }

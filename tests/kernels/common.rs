@@ -7,6 +7,20 @@ pub use attend::gpu::Gpu;
 
 /// Declares an async GPU test that runs natively (blocking on it) and, on wasm32, in the browser.
 macro_rules! gpu_test {
+    // `ignore` spelled out: wasm-bindgen-test finds it only as plain tokens after its own
+    // attribute, and a captured `meta` reaches it wrapped in an invisible group.
+    (#[ignore = $why:tt] async fn $name:ident() $body:block) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        #[ignore = $why]
+        fn $name() {
+            pollster::block_on(async $body)
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        #[ignore = $why]
+        async fn $name() $body
+    };
     ($(#[$m:meta])* async fn $name:ident() $body:block) => {
         $(#[$m])*
         #[cfg(not(target_arch = "wasm32"))]
