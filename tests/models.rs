@@ -317,15 +317,25 @@ fn tiny_llama3_without_its_rope_factors_diverges() {
         })
     })
     .unwrap();
-    let p = std::env::temp_dir().join(format!("attend-llama3-ones-{}.gguf", std::process::id()));
+    let mut e = load_copy(&w, "llama3-ones");
+    long_prompt_diverges(&mut e, &golden("tiny-llama3.json"), "with plain RoPE");
+}
+
+/// Loads a changed copy of a fixture: `w` written to a temp file, loaded, the file removed.
+fn load_copy(w: &attend::gguf::GgufWriter, tag: &str) -> Engine {
+    let p = std::env::temp_dir().join(format!("attend-{tag}-{}.gguf", std::process::id()));
     std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
-    let mut e = load(&p);
-    let _ = std::fs::remove_file(&p);
-    let g = golden("tiny-llama3.json");
+    let e = load(&p);
+    std::fs::remove_file(&p).unwrap();
+    e
+}
+
+/// Asserts that greedy decoding of the golden's long (7th) prompt leaves HF's continuation.
+fn long_prompt_diverges(e: &mut Engine, g: &Value, what: &str) {
     let long = &g["prompts"][6];
-    let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
+    let got = greedy(e, &ids(&long["ids"]), GREEDY_STEPS as u32);
     let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
-    assert_ne!(got, want, "plain RoPE gave HF's llama3-scaled continuation");
+    assert_ne!(got, want, "{what}: still HF's greedy continuation");
 }
 
 /// SmolLM3: the llama block with no RoPE in every 4th layer (layer 3 of 4 here), byte-level BPE
@@ -351,21 +361,17 @@ fn tiny_smollm3_matches_transformers() {
 #[test]
 fn tiny_smollm3_with_rope_everywhere_diverges() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let p = relabel(&fixture("tiny-smollm3.gguf"), "smollm3", "llama");
-    let mut e = load(&p);
-    let _ = std::fs::remove_file(&p);
-    let g = golden("tiny-smollm3.json");
-    let long = &g["prompts"][6];
-    let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
-    let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
-    assert_ne!(
-        got, want,
-        "RoPE in every layer gave HF's SmolLM3 continuation"
+    let w = relabel(&fixture("tiny-smollm3.gguf"), "smollm3", "llama");
+    let mut e = load_copy(&w, "smollm3-as-llama");
+    long_prompt_diverges(
+        &mut e,
+        &golden("tiny-smollm3.json"),
+        "with RoPE in every layer",
     );
 }
 
-/// A copy of `src` in the temp dir with `general.architecture` and its `<arch>.*` keys renamed.
-fn relabel(src: &std::path::Path, from: &str, to: &str) -> PathBuf {
+/// A copy of `src` with `general.architecture` and its `<arch>.*` keys renamed.
+fn relabel(src: &std::path::Path, from: &str, to: &str) -> attend::gguf::GgufWriter {
     use attend::gguf::{GgufFile, GgufWriter, Value};
     let file = GgufFile::open(src).unwrap();
     let mut h = file.header().clone();
@@ -377,10 +383,7 @@ fn relabel(src: &std::path::Path, from: &str, to: &str) -> PathBuf {
             *v = Value::String(to.into());
         }
     }
-    let w = GgufWriter::copy_of(&h, |t| file.read_tensor(t)).unwrap();
-    let p = std::env::temp_dir().join(format!("attend-{to}-{}.gguf", std::process::id()));
-    std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
-    p
+    GgufWriter::copy_of(&h, |t| file.read_tensor(t)).unwrap()
 }
 
 /// Phi-3: Q/K/V and gate/up stacked in the file (`attn_qkv`, `ffn_up`), NeoX RoPE, SentencePiece;
@@ -432,8 +435,6 @@ fn tiny_phi3_longrope_without_its_scaling_diverges() {
     let src = fixture("tiny-phi3-longrope.gguf");
     let file = GgufFile::open(&src).unwrap();
     let g = golden("tiny-phi3-longrope.json");
-    let long = &g["prompts"][6];
-    let want = &ids(&long["hf_greedy"])[..GREEDY_STEPS];
     for what in ["attn_factor", "short factors"] {
         let mut h = file.header().clone();
         if what == "attn_factor" {
@@ -459,15 +460,8 @@ fn tiny_phi3_longrope_without_its_scaling_diverges() {
             }
         })
         .unwrap();
-        let p = std::env::temp_dir().join(format!("attend-phi3-{}.gguf", std::process::id()));
-        std::fs::write(&p, w.to_bytes().unwrap()).unwrap();
-        let mut e = load(&p);
-        let _ = std::fs::remove_file(&p);
-        let got = greedy(&mut e, &ids(&long["ids"]), GREEDY_STEPS as u32);
-        assert_ne!(
-            got, want,
-            "without LongRoPE's {what}: still HF's continuation"
-        );
+        let mut e = load_copy(&w, "phi3-longrope");
+        long_prompt_diverges(&mut e, &g, &format!("without LongRoPE's {what}"));
     }
 }
 
@@ -511,11 +505,7 @@ fn tiny_gemma2_without_soft_caps_is_far_from_transformers() {
     ] {
         let mut w = GgufWriter::copy_of(src.header(), |t| src.read_tensor(t)).unwrap();
         w.add_metadata(key, Meta::F32(1e6));
-        let path =
-            std::env::temp_dir().join(format!("attend-uncapped-{}-{key}.gguf", std::process::id()));
-        std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
-        let mut e = load(&path);
-        std::fs::remove_file(&path).unwrap();
+        let mut e = load_copy(&w, &format!("uncapped-{key}"));
         let (agree, n, worst) = teacher_forced(&mut e, &g);
         eprintln!("tiny Gemma 2 without {key}: top-1 {agree}/{n}, max logprob err {worst:.4}");
         assert!(
