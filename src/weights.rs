@@ -375,7 +375,8 @@ impl QMatrix {
 
     /// Pack complete row groups starting at group `g0` (GGUF bytes) and write their regions.
     fn put_groups(&self, gpu: &Gpu, g0: usize, src: &[u8]) {
-        let units = self.cols / UNIT;
+        // Blocks per row: the packed layout's units (256 elements for the K-quants).
+        let units = self.cols / self.ty.block_len();
         let part_groups = self.part_rows / GROUP;
         let row_bytes = self.row_bytes();
         let mut g = g0;
