@@ -17,8 +17,9 @@
 // and IQ4_NL have even but not 4-multiple sizes, so their fields are read with `ld`/`h16`/`win4`/
 // `win8`, which tolerate a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only
 // its own decoder.
-// With PACKED, Q4_0/Q4_1/Q5_0/Q8_0 are read from the packed layout of `src/quant/pack.rs` instead:
-// quants as vec4<u32>, the auxiliary word and the f16 scale from their own aligned regions.
+// With PACKED, Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K are read from the packed layout of
+// `src/quant/pack.rs` instead: quants as vec4<u32>, the auxiliary words and the f16 scale from their
+// own aligned regions.
 
 override TYPE: u32 = 0u;
 override PACKED: bool = false;
@@ -115,6 +116,15 @@ fn scale_min(o: u32, j: u32) -> vec2<f32> {
     let a = kbyte(o, j + 4u);
     return vec2<f32>(f32((a & 15u) | ((kbyte(o, j - 4u) >> 6u) << 4u)),
                      f32((a >> 4u) | ((kbyte(o, j) >> 6u) << 4u)));
+}
+
+// `scale_min` of the 12 scale bytes held in words y, z, w of `v` (a packed Q4_K auxiliary entry),
+// without indexing the vector dynamically: sub-block j uses byte j & 3 of each of the three words.
+fn scale_min_v(v: vec4<u32>, j: u32) -> vec2<f32> {
+    let b = (v.yzw >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(255u);
+    let lo = vec2<u32>(b.x & 63u, b.y & 63u);
+    let hi = vec2<u32>((b.z & 15u) | ((b.x >> 6u) << 4u), (b.z >> 4u) | ((b.y >> 6u) << 4u));
+    return vec2<f32>(select(hi, lo, j < 4u));
 }
 
 // One decoded unit: weights = a * q + b, with q small integers (or, for plain floats and Q2_K, the
@@ -292,8 +302,12 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
 // Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
 // (row, unit) pair i = ((row / 4) * ku + u) * 4 + row % 4 of n = rows_padded * ku pairs; the quant
 // region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1, Q5_0), then n f16
-// scales (Q4_0, Q5_0, Q8_0).
+// scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row, 256-element block) and unit u
+// is sub-block u % 8 of block u / 8 (see `decode_packed_k`).
 fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
+    if (TYPE == 12u || TYPE == 14u) {
+        return decode_packed_k(row, u, rows, ku);
+    }
     let i = ((row >> 2u) * ku + u) * 4u + (row & 3u);
     let n = ((rows + 3u) & ~3u) * ku;
     var w: array<vec4<f32>, 8>;
@@ -331,6 +345,56 @@ fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
                     w[j + 4u] = fma(bit4(qh, 16u + 4u * j), vec4<f32>(16.0), w[j + 4u]);
                 }
             }
+        }
+    }
+    return Unit(w, a, b);
+}
+
+// Packed Q4_K / Q6_K: pair i = ((row / 4) * kb + u / 8) * 4 + row % 4 of n = rows_padded * kb
+// (kb blocks per row). Q4_K: n runs of 8 vec4 (qs), then n vec4 (d | dmin << 16, 12 scale bytes).
+// Q6_K: n runs of 12 vec4 (ql[128], qh[64]), then n runs of 16 int8 scales, then n f16 d. The
+// same values and arithmetic as `decode_unit`'s GGUF decoders, from 3 (Q4_K) or 6 (Q6_K) loads.
+fn decode_packed_k(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
+    let kb = ku >> 3u;
+    let i = ((row >> 2u) * kb + (u >> 3u)) * 4u + (row & 3u);
+    let n = ((rows + 3u) & ~3u) * kb;
+    let s = u & 7u;
+    var w: array<vec4<f32>, 8>;
+    var a = 1.0;
+    var b = 0.0;
+    if (TYPE == 12u) { // Q4_K
+        let aux = wq4[8u * n + i];
+        let dm = unpack2x16float(aux.x);
+        let sm = scale_min_v(aux, s);
+        a = dm.x * sm.x;
+        b = -(dm.y * sm.y);
+        let q0 = wq4[8u * i + 2u * (s >> 1u)];
+        let q1 = wq4[8u * i + 2u * (s >> 1u) + 1u];
+        let sh = 4u * (s & 1u);
+        for (var j = 0u; j < 4u; j++) {
+            w[j] = nib4(q0[j], sh);
+            w[j + 4u] = nib4(q1[j], sh);
+        }
+    } else { // Q6_K
+        let half = s >> 2u;
+        let q = s & 3u;
+        let l = 12u * i + 4u * half + 2u * (q & 1u);
+        let h = 12u * i + 8u + 2u * half;
+        let l0 = wq4[l];
+        let l1 = wq4[l + 1u];
+        let h0 = wq4[h];
+        let h1 = wq4[h + 1u];
+        let nsh = 4u * (q >> 1u);
+        let hsh = 2u * q;
+        let sc = i8x4(wq[48u * n + 4u * i + (s >> 1u)] >> (16u * (s & 1u)));
+        let d = unpack2x16float(wq[52u * n + (i >> 1u)]);
+        a = select(d.x, d.y, (i & 1u) != 0u);
+        for (var j = 0u; j < 4u; j++) {
+            // As in `decode_unit`: (q - 32) times the int8 sub-block scale, exact.
+            let v0 = fma(crumb4(h0[j], hsh), vec4<f32>(16.0), nib4(l0[j], nsh)) - 32.0;
+            let v1 = fma(crumb4(h1[j], hsh), vec4<f32>(16.0), nib4(l1[j], nsh)) - 32.0;
+            w[j] = sc.x * v0;
+            w[j + 4u] = sc.y * v1;
         }
     }
     return Unit(w, a, b);

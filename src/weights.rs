@@ -7,10 +7,10 @@
 //! once per part. Part boundaries are chosen so that every part starts at a 4-byte-aligned offset
 //! of the tensor's bytes (rows of Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/IQ4_NL are only 2-byte multiples).
 //!
-//! The 32-element block formats Q4_0, Q4_1, Q5_0 and Q8_0 are repacked as they arrive into an
-//! aligned layout of the same size ([`Layout::Packed`], see [`crate::quant::pack`]): the
-//! shaders then read every weight word once, quants as `vec4<u32>`. K-quants, IQ4 and plain floats
-//! keep their GGUF layout.
+//! The 32-element block formats Q4_0, Q4_1, Q5_0 and Q8_0 and the K-quants Q4_K and Q6_K are
+//! repacked as they arrive into an aligned layout of the same size ([`Layout::Packed`], see
+//! [`crate::quant::pack`]): the shaders then read every weight word once, quants as `vec4<u32>`.
+//! The other K-quants, IQ4 and plain floats keep their GGUF layout.
 
 use crate::gpu::{Buffer, Gpu};
 use crate::quant::pack::{self, GROUP};
@@ -375,7 +375,8 @@ impl QMatrix {
 
     /// Pack complete row groups starting at group `g0` (GGUF bytes) and write their regions.
     fn put_groups(&self, gpu: &Gpu, g0: usize, src: &[u8]) {
-        let units = self.cols / UNIT;
+        // Blocks per row: the packed layout's units (256 elements for the K-quants).
+        let units = self.cols / self.ty.block_len();
         let part_groups = self.part_rows / GROUP;
         let row_bytes = self.row_bytes();
         let mut g = g0;

@@ -1,12 +1,17 @@
-//! The packed GPU layout of the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0), made at load.
+//! The packed GPU layout of the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) and of the
+//! K-quants Q4_K and Q6_K, made at load.
 //!
 //! GGUF stores a row as blocks of `[d f16][min or high bits][quants]`: 18, 20, 22 or 34 bytes,
-//! so most blocks are only 2-byte aligned and a shader needs extra loads and selects per word.
-//! The packed layout takes the same bytes apart into three regions, each 4-byte aligned:
+//! so most blocks are only 2-byte aligned and a shader needs extra loads and selects per word
+//! (Q6_K's 210-byte blocks too; Q4_K's 144-byte blocks are aligned but their fields are read a
+//! word at a time). The packed layout takes the same bytes of each block (a "unit" here: 32
+//! elements, or 256 for the K-quants) apart into three regions, each 4-byte aligned:
 //!
-//! - Q: the quant bytes (16, or 32 for Q8_0) of every (row, unit), read as `vec4<u32>`;
-//! - A: one auxiliary word per (row, unit): Q4_1's `d | m << 16`, Q5_0's high bits (`qh`);
-//! - S: one f16 scale `d` per (row, unit) (Q4_0, Q5_0, Q8_0), two to a word.
+//! - Q: the quant bytes of every (row, unit), read as `vec4<u32>`: 16, or 32 for Q8_0; 128 for
+//!   Q4_K (`qs`); 192 for Q6_K (`ql` then `qh`);
+//! - A: auxiliary bytes per (row, unit): Q4_1's `d | m << 16`, Q5_0's high bits (`qh`), Q4_K's
+//!   first 16 bytes (`d`, `dmin`, the 12 scale bytes: one `vec4<u32>`), Q6_K's 16 int8 scales;
+//! - S: one f16 scale `d` per (row, unit) (Q4_0, Q5_0, Q8_0, Q6_K), two to a word.
 //!
 //! Within each region the (row, unit) pairs are ordered by groups of [`GROUP`] rows: index
 //! `(g * units + u) * GROUP + r` for row `GROUP * g + r`. One invocation that owns a row group
@@ -26,8 +31,22 @@ pub fn regions(ty: GgmlType) -> Option<[usize; 3]> {
         GgmlType::Q4_1 => [16, 4, 0],
         GgmlType::Q5_0 => [16, 4, 2],
         GgmlType::Q8_0 => [32, 0, 2],
+        GgmlType::Q4K => [128, 16, 0],
+        GgmlType::Q6K => [192, 16, 2],
         _ => return None,
     })
+}
+
+/// Where the Q, A and S bytes of a region entry start in a GGUF block of `ty`.
+fn sources(ty: GgmlType) -> [usize; 3] {
+    match ty {
+        GgmlType::Q4_1 => [4, 0, 0],
+        GgmlType::Q5_0 => [6, 2, 0],
+        GgmlType::Q4K => [16, 0, 0],
+        GgmlType::Q6K => [0, 192, 208],
+        // Q4_0, Q8_0: d, then the quants.
+        _ => [2, 0, 0],
+    }
 }
 
 /// Byte offsets of the three regions in a buffer of `rows` (a multiple of [`GROUP`]) rows of
@@ -39,34 +58,28 @@ pub fn region_offsets(ty: GgmlType, rows: usize, units: usize) -> [usize; 3] {
 }
 
 /// Pack whole row groups given in GGUF layout (`src` holds `groups * GROUP` rows of
-/// `row_bytes`, the last group possibly short: missing rows count as zeros) into the three
-/// region slices of those groups, which are contiguous in each region.
+/// `row_bytes` = `units` blocks, the last group possibly short: missing rows count as zeros)
+/// into the three region slices of those groups, which are contiguous in each region.
 pub fn pack_groups(ty: GgmlType, src: &[u8], row_bytes: usize, units: usize) -> [Vec<u8>; 3] {
-    let [qb, ab, sb] = regions(ty).expect("packable type");
+    let sizes = regions(ty).expect("packable type");
+    let from = sources(ty);
+    let [qb, ab, sb] = sizes;
     let block = ty.block_bytes();
     let rows = src.len().div_ceil(row_bytes);
     let groups = rows.div_ceil(GROUP);
     let n = groups * GROUP * units;
-    let (mut q, mut a, mut s) = (vec![0u8; n * qb], vec![0u8; n * ab], vec![0u8; n * sb]);
+    let mut out = [vec![0u8; n * qb], vec![0u8; n * ab], vec![0u8; n * sb]];
     for row in 0..rows {
         let (g, r) = (row / GROUP, row % GROUP);
         let src_row = &src[row * row_bytes..((row + 1) * row_bytes).min(src.len())];
         for (u, b) in src_row.chunks_exact(block).enumerate() {
             let i = (g * units + u) * GROUP + r;
-            let quants = &b[block - qb..];
-            q[i * qb..(i + 1) * qb].copy_from_slice(quants);
-            match ty {
-                // d and m are the block's first 4 bytes: already `d | m << 16`.
-                GgmlType::Q4_1 => a[i * 4..i * 4 + 4].copy_from_slice(&b[..4]),
-                GgmlType::Q5_0 => a[i * 4..i * 4 + 4].copy_from_slice(&b[2..6]),
-                _ => {}
-            }
-            if sb > 0 {
-                s[i * 2..i * 2 + 2].copy_from_slice(&b[..2]);
+            for ((dst, &len), &at) in out.iter_mut().zip(&sizes).zip(&from) {
+                dst[i * len..(i + 1) * len].copy_from_slice(&b[at..at + len]);
             }
         }
     }
-    [q, a, s]
+    out
 }
 
 #[cfg(test)]
@@ -80,6 +93,8 @@ mod tests {
             GgmlType::Q4_1,
             GgmlType::Q5_0,
             GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
         ] {
             let [q, a, s] = regions(ty).unwrap();
             assert_eq!(q + a + s, ty.block_bytes(), "{ty:?}");

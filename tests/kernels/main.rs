@@ -19,5 +19,6 @@ mod matmul;
 mod matvec;
 mod matvec_i8;
 mod norm;
+mod packed_k;
 mod rope;
 mod topk;

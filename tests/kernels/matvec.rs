@@ -312,7 +312,7 @@ async fn gguf_layout(ty: GgmlType) {
 
 per_format!(gguf_layout:
     gguf_layout_q8_0 = Q8_0, gguf_layout_q4_0 = Q4_0, gguf_layout_q4_1 = Q4_1,
-    gguf_layout_q5_0 = Q5_0,
+    gguf_layout_q5_0 = Q5_0, gguf_layout_q4_k = Q4K, gguf_layout_q6_k = Q6K,
 );
 
 // The formats added last get their full matvec, matmul, embedding, GLU and split tests natively
