@@ -112,3 +112,30 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Seconds per repetition of what `record` puts in one pass, run `reps` times and waited for by
+/// reading `n` floats of `y` (returned too): the timing tests' measurement.
+pub async fn timed(
+    gpu: &Gpu,
+    reps: usize,
+    y: &wgpu::Buffer,
+    n: usize,
+    mut record: impl FnMut(&mut attend::gpu::Recorder),
+) -> (f64, Vec<f32>) {
+    let t = attend::engine::now_s();
+    let mut rec = gpu.recorder("timed");
+    for _ in 0..reps {
+        record(&mut rec);
+    }
+    rec.submit();
+    let out = gpu.read(y, 0, n).await.unwrap();
+    ((attend::engine::now_s() - t) / reps as f64, out)
+}
+
+/// One line of a timing test's report: the browser's console, or stderr natively.
+pub fn report(line: &str) {
+    #[cfg(target_arch = "wasm32")]
+    web_sys::console::log_1(&line.into());
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{line}");
+}

@@ -98,17 +98,20 @@ pub fn upload_weights(
     w
 }
 
+/// A weight-times-activations kernel, matvec or matmul: (recorder, W, x, y, tokens, bias).
+pub type Kernel = fn(
+    &mut attend::gpu::Recorder,
+    &QMatrix,
+    &wgpu::Buffer,
+    &wgpu::Buffer,
+    u32,
+    Option<&wgpu::Buffer>,
+);
+
 /// Run matvec or matmul (`kernel`) on random data of one shape and check it.
 pub async fn run_linear(
     gpu: &Gpu,
-    kernel: fn(
-        &mut attend::gpu::Recorder,
-        &QMatrix,
-        &wgpu::Buffer,
-        &wgpu::Buffer,
-        u32,
-        Option<&wgpu::Buffer>,
-    ),
+    kernel: Kernel,
     ty: GgmlType,
     (m, n, k): (usize, usize, usize),
     split: bool,

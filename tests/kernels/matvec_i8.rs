@@ -267,23 +267,20 @@ gpu_test! {
                             quantize(&mut rec, &xb, k, &xq);
                             rec.submit();
                         }
-                        let t = attend::engine::now_s();
-                        let mut rec = gpu.recorder("t");
-                        for _ in 0..reps {
+                        let (t, y) = timed(&gpu, reps, &yb, n, |rec| {
                             if v == 0 {
-                                matvec_with_shape(&mut rec, &w, &xb, &yb, 1, None, shape);
+                                matvec_with_shape(rec, &w, &xb, &yb, 1, None, shape);
                             } else {
                                 if v == 1 {
-                                    quantize(&mut rec, &xb, k, &xq);
+                                    quantize(rec, &xb, k, &xq);
                                 }
                                 let io = Io { x: &xb, y: &yb, m: 1, bias: None, split: None };
-                                matvec_q8(&mut rec, &w, &xq, io, shape, None);
+                                matvec_q8(rec, &w, &xq, io, shape, None);
                             }
-                        }
-                        rec.submit();
-                        let y: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
+                        })
+                        .await;
                         if round > 0 {
-                            best[si][v] = best[si][v].min((attend::engine::now_s() - t) / reps as f64);
+                            best[si][v] = best[si][v].min(t);
                         }
                         if si == 0 && v < 2 {
                             out[v] = y;
@@ -299,10 +296,7 @@ gpu_test! {
                     "{} {n}x{k} wg {} groups {}: f32 {:.3} ms, quantize+int8 {:.3} ms, int8 {:.3} ms ({:.2}x); max|Δy| {diff:.2e} of {scale:.2e}",
                     ty.name(), s.wg, s.groups, b[0] * 1e3, b[1] * 1e3, b[2] * 1e3, b[0] / b[1]
                 );
-                #[cfg(target_arch = "wasm32")]
-                web_sys::console::log_1(&line.into());
-                #[cfg(not(target_arch = "wasm32"))]
-                eprintln!("{line}");
+                report(&line);
             }
         }
     }

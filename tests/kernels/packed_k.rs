@@ -6,20 +6,12 @@
 
 use crate::blocks::random_weights;
 use crate::common::*;
+use crate::matvec::Kernel;
 use attend::gpu::Gpu;
 use attend::kernels::matmul::matmul;
 use attend::kernels::matvec::matvec;
 use attend::quant::GgmlType;
 use attend::weights::{Layout, QMatrix};
-
-type Kernel = fn(
-    &mut attend::gpu::Recorder,
-    &QMatrix,
-    &wgpu::Buffer,
-    &wgpu::Buffer,
-    u32,
-    Option<&wgpu::Buffer>,
-);
 
 /// `ty` weights of `n` x `k` in `layout`, split into parts of at most `part_rows` rows, written in
 /// uneven chunks (streamed loading: row groups arrive in pieces).
@@ -120,15 +112,12 @@ gpu_test! {
             let mut best = [f64::MAX; 2];
             for round in 0..6 {
                 for (i, w) in ws.iter().enumerate() {
-                    let t = attend::engine::now_s();
-                    let mut rec = gpu.recorder("t");
-                    for _ in 0..reps {
-                        matvec(&mut rec, w, &xb, &yb, 1, None);
-                    }
-                    rec.submit();
-                    let _: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
+                    let (t, _) = timed(&gpu, reps, &yb, n, |rec| {
+                        matvec(rec, w, &xb, &yb, 1, None)
+                    })
+                    .await;
                     if round > 0 {
-                        best[i] = best[i].min((attend::engine::now_s() - t) / reps as f64);
+                        best[i] = best[i].min(t);
                     }
                 }
             }
@@ -136,10 +125,7 @@ gpu_test! {
                 "{} {n}x{k}: gguf {:.3} ms, packed {:.3} ms ({:.2}x)",
                 ty.name(), best[0] * 1e3, best[1] * 1e3, best[0] / best[1]
             );
-            #[cfg(target_arch = "wasm32")]
-            web_sys::console::log_1(&line.into());
-            #[cfg(not(target_arch = "wasm32"))]
-            eprintln!("{line}");
+            report(&line);
         }
     }
 }
