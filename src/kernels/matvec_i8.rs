@@ -1,8 +1,8 @@
 //! Decode matvec with 8-bit activations (`shaders/matvec_q8.wgsl`): x is quantized to blocks of
 //! 32 int8 with an f32 scale ([`quantize`], a small dispatch), then a packed Q4_0/Q4_1/Q5_0/Q8_0
 //! matrix dots its units with it by WGSL's `dot4I8Packed`. One token only. Chosen per matrix by
-//! [`MatvecShape::q8`] (measured at load with the other shapes; the default on a browser's CPU
-//! adapter, where it measured 1.4–2.4× faster than the f32-activation matvec); never where the
+//! [`MatvecShape::q8`]: the default on a browser's CPU adapter, where it measured 1.4–2.4× faster
+//! than the f32-activation matvec; never a tune candidate (it changes results); never where the
 //! adapter lacks `packed_4x8_integer_dot_product` ([`usable`]). Results differ from the f32 path
 //! by the activations' rounding (≈ 1e-3 of Σ|w·x|), as llama.cpp's CPU kernels do.
 
