@@ -85,6 +85,9 @@ need_playwright() { # playwright-core drives Debian's chromium; it never downloa
 }
 
 run_tests() {
+    # No incremental caches: a clean CI run never reuses them and they were a good part of the
+    # disk the run fills (CI ran out of disk once).
+    export CARGO_INCREMENTAL=0
     need_system
     need_rust
     step "cargo fmt --check; clippy -D warnings (native, all targets; wasm32: library and browser tests)"
@@ -107,7 +110,8 @@ run_tests() {
     cargo test --no-fail-fast >"$native_log" 2>&1 &
     native_pid=$!
     # A failing step below ends the script: stop the native tests with it and say where they wrote.
-    trap 'pkill -P $native_pid 2>/dev/null; kill $native_pid 2>/dev/null && echo "build.sh: native tests stopped; their output so far: $native_log" >&2' EXIT
+    # (double quotes: the pid and log are written into the trap now; at exit run_tests's locals are gone)
+    trap "pkill -P $native_pid 2>/dev/null; kill $native_pid 2>/dev/null && echo 'build.sh: native tests stopped; their output so far: $native_log' >&2" EXIT
     step "fuzzing: 5 targets × 6 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
     FUZZ_BUILD=--dev bash fuzz/run.sh 6
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
