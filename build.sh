@@ -114,6 +114,9 @@ run_tests() {
     trap "pkill -P $native_pid 2>/dev/null; kill $native_pid 2>/dev/null && echo 'build.sh: native tests stopped; their output so far: $native_log' >&2" EXIT
     step "fuzzing: 5 targets × 6 s over fuzz/corpus (cargo-fuzz, stable Rust, no sanitizer)"
     FUZZ_BUILD=--dev bash fuzz/run.sh 6
+    # CI's disk is small (it once filled up here): .ci/run asks for the fuzz build (~0.6 GB) to go
+    # once it has run; a developer's rerun keeps it.
+    [ -z "${ATTEND_FREE_DISK:-}" ] || rm -rf fuzz/target
     step "browser tests (headless Chromium, WebGPU on SwiftShader)"
     # The timeout is per test binary: the kernel suite alone takes 8-12 min on SwiftShader here.
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=1800 \
