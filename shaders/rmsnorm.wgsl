@@ -1,7 +1,8 @@
 // RMSNorm: one workgroup per row, out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w (the entries below
 // also fuse it with residual adds). `w` has `dim` entries shared by all rows, so the same kernel
 // normalizes per-head q/k with rows = tokens * heads.
-// WG (a power of two ≤ 256) is picked per row length so short rows do not idle 256 invocations.
+// VW (a power of two ≤ 256) is picked per row length so short rows do not idle 256 invocations;
+// WG (see below) per adapter.
 
 struct Params {
     rows: u32,
@@ -11,6 +12,12 @@ struct Params {
 }
 
 override WG: u32 = 256u;
+// The width the sums are taken at: the results are those of a VW-invocation workgroup, whichever
+// WG (≤ VW, VW / WG ≤ 32) runs them. Each invocation plays VW / WG virtual invocations and
+// performs the levels of VW's reduction tree that fall within its own set in registers, so a CPU
+// adapter (where every barrier switches between all the workgroup's SIMD fibres) can run a small
+// workgroup and still produce the same bits as a GPU's 256-wide one.
+override VW: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -30,8 +37,20 @@ override WG: u32 = 256u;
 
 var<workgroup> red: array<f32, 256>;
 
-fn workgroup_sum(v: f32, t: u32) -> f32 {
-    red[t] = v;
+// Partial sums of virtual invocations t + k * WG (k < VW / WG), each over its elements i ≡ vt
+// (mod VW) in increasing order, as a VW-wide workgroup's invocation vt would sum them.
+alias Parts = array<f32, 32>;
+
+// Sum of the VW partials: the tree levels s ≥ WG in registers, the rest in workgroup memory,
+// pairing the same values in the same order as one VW-wide tree.
+fn workgroup_sum(parts: Parts, t: u32) -> f32 {
+    var v = parts;
+    for (var s = VW / 2u; s >= WG; s = s >> 1u) {
+        for (var k = 0u; k < s / WG; k++) {
+            v[k] = v[k] + v[k + s / WG];
+        }
+    }
+    red[t] = v[0];
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
         if (t < s) {
@@ -46,12 +65,16 @@ fn workgroup_sum(v: f32, t: u32) -> f32 {
 
 // 1 / rms of row `base..base+dim` (every invocation gets the same value).
 fn inv_rms(base: u32, t: u32) -> f32 {
-    var ss = 0.0;
-    for (var i = t; i < p.dim; i = i + WG) {
-        let v = x[base + i];
-        ss = ss + v * v;
+    var parts: Parts;
+    for (var k = 0u; k < VW / WG; k++) {
+        var ss = 0.0;
+        for (var i = t + k * WG; i < p.dim; i = i + VW) {
+            let v = x[base + i];
+            ss = ss + v * v;
+        }
+        parts[k] = ss;
     }
-    return inverseSqrt(workgroup_sum(ss, t) / f32(p.dim) + p.eps);
+    return inverseSqrt(workgroup_sum(parts, t) / f32(p.dim) + p.eps);
 }
 
 @compute @workgroup_size(WG)
@@ -78,13 +101,17 @@ fn add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let base = row * p.dim;
-    var ss = 0.0;
-    for (var i = lid.x; i < p.dim; i = i + WG) {
-        let v = res1[base + i] + delta2[base + i];
-        res1[base + i] = v;
-        ss = ss + v * v;
+    var parts: Parts;
+    for (var k = 0u; k < VW / WG; k++) {
+        var ss = 0.0;
+        for (var i = lid.x + k * WG; i < p.dim; i = i + VW) {
+            let v = res1[base + i] + delta2[base + i];
+            res1[base + i] = v;
+            ss = ss + v * v;
+        }
+        parts[k] = ss;
     }
-    let r = inverseSqrt(workgroup_sum(ss, lid.x) / f32(p.dim) + p.eps);
+    let r = inverseSqrt(workgroup_sum(parts, lid.x) / f32(p.dim) + p.eps);
     for (var i = lid.x; i < p.dim; i = i + WG) {
         out4[base + i] = res1[base + i] * r * w3[i];
     }
@@ -101,13 +128,17 @@ fn rmsnorm_add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     }
     let base = row * p.dim;
     let r = inv_rms(base, lid.x);
-    var ss = 0.0;
-    for (var i = lid.x; i < p.dim; i = i + WG) {
-        let v = y[base + i] + x[base + i] * r * w[i];
-        y[base + i] = v;
-        ss = ss + v * v;
+    var parts: Parts;
+    for (var k = 0u; k < VW / WG; k++) {
+        var ss = 0.0;
+        for (var i = lid.x + k * WG; i < p.dim; i = i + VW) {
+            let v = y[base + i] + x[base + i] * r * w[i];
+            y[base + i] = v;
+            ss = ss + v * v;
+        }
+        parts[k] = ss;
     }
-    let r2 = inverseSqrt(workgroup_sum(ss, lid.x) / f32(p.dim) + p.eps);
+    let r2 = inverseSqrt(workgroup_sum(parts, lid.x) / f32(p.dim) + p.eps);
     for (var i = lid.x; i < p.dim; i = i + WG) {
         out5[base + i] = y[base + i] * r2 * w4[i];
     }

@@ -113,3 +113,62 @@ gpu_test! {
         rec.submit();
     }
 }
+
+gpu_test! {
+    async fn norm_bits_do_not_depend_on_workgroup_size() {
+        // Each row's sums are taken as a workgroup as wide as the row's reduction (up to 256)
+        // would take them, however many invocations run it: CPU adapters run 16, GPUs all, and
+        // both must give the same bits. Every allowed size against the widest, for all three
+        // entry points, rows that are and are not multiples of the width.
+        let gpu = gpu().await;
+        let mut rng = Rng::new(17);
+        for &(rows, dim) in &[(1usize, 7usize), (3, 64), (2, 257), (1, 576), (4, 1000)] {
+            let n = rows * dim;
+            let (r, d) = (rows as u32, dim as u32);
+            let vw = (dim as u32).min(256).next_power_of_two().clamp(32, 256);
+            let x = gpu.upload("x", &rng.normal(n, 2.0)).unwrap();
+            let res = rng.normal(n, 1.0);
+            let w = gpu.upload("w", &rng.normal(dim, 1.0)).unwrap();
+            let w2 = gpu.upload("w2", &rng.normal(dim, 1.0)).unwrap();
+            let (n1, n2) = (Norm::new(&w, 1e-6), Norm::new(&w2, 1e-6));
+            let mut want: Option<Vec<Vec<f32>>> = None;
+            let mut wg = vw;
+            while wg >= vw / 32 {
+                let outs: Vec<_> = (0..5).map(|_| gpu.storage("out", 4 * n as u64).unwrap()).collect();
+                let res_a = gpu.upload("res a", &res).unwrap();
+                let res_b = gpu.upload("res b", &res).unwrap();
+                let mut rec = gpu.recorder("norm wg");
+                let xa = Act::new(&x, r, d);
+                norm::rmsnorm_with(&mut rec, xa, n1, &outs[0], Some(wg)).unwrap();
+                norm::add_rmsnorm_with(&mut rec, Act::new(&res_a, r, d), &x, n1, &outs[1], Some(wg))
+                    .unwrap();
+                norm::rmsnorm_add_rmsnorm_with(&mut rec, xa, n1, &res_b, n2, &outs[2], Some(wg))
+                    .unwrap();
+                rec.submit();
+                let mut got = Vec::new();
+                for b in [&outs[0], &res_a, &outs[1], &res_b, &outs[2]] {
+                    got.push(gpu.read(b, 0, n).await.unwrap());
+                }
+                match &want {
+                    None => want = Some(got),
+                    Some(want) => {
+                        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                            let same = g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{rows}x{dim}, output {i}: {wg} invocations differ from {vw}");
+                        }
+                    }
+                }
+                wg /= 2;
+            }
+            // Outside vw / 32 ..= vw, or not a power of two: an error, nothing recorded.
+            let mut rec = gpu.recorder("bad wg");
+            for bad in [vw * 2, vw / 64, 24] {
+                let xa = Act::new(&x, r, d);
+                let out = gpu.storage("out", 4 * n as u64).unwrap();
+                assert!(norm::rmsnorm_with(&mut rec, xa, n1, &out, Some(bad)).is_err(), "wg {bad}");
+            }
+            assert_eq!(rec.dispatches, 0);
+            rec.submit();
+        }
+    }
+}
