@@ -29,6 +29,9 @@ struct Params {
 }
 
 override WG: u32 = 256u;
+// rmsnorm_rope_kv: the width its sums are taken at, whatever WG (≤ VW, VW / WG ≤ 32) runs them
+// (as in shaders/rmsnorm.wgsl: CPU adapters run small workgroups with a GPU's bits).
+override VW: u32 = 256u;
 // The KV cache holds f32 words, one per dim, instead of f16 pairs (layout: shaders/attention.wgsl).
 override KV32: bool = false;
 const TAU: f32 = 6.283185307179586;
@@ -102,8 +105,19 @@ fn rotate(a: f32, b: f32, sc: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(a * sc.y - b * sc.x, a * sc.x + b * sc.y);
 }
 
-fn workgroup_sum(v: f32, t: u32) -> f32 {
-    red[t] = v;
+// Partial sums of virtual invocations t + k * WG (k < VW / WG), each over its elements i ≡ vt
+// (mod VW) in order; summed with the levels s ≥ WG of VW's tree in registers, the rest in
+// workgroup memory: the same pairs in the same order as one VW-wide tree.
+alias Parts = array<f32, 32>;
+
+fn workgroup_sum(parts: Parts, t: u32) -> f32 {
+    var v = parts;
+    for (var s = VW / 2u; s >= WG; s = s >> 1u) {
+        for (var k = 0u; k < s / WG; k++) {
+            v[k] = v[k] + v[k + s / WG];
+        }
+    }
+    red[t] = v[0];
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
         if (t < s) {
@@ -125,13 +139,17 @@ fn norm_rope_row(hr: u32, t: u32) {
     let heads = select(p.heads2, p.heads, is_q);
     let base = head_row * p.head_dim;
 
-    var ss = 0.0;
-    for (var i = t; i < p.head_dim; i = i + WG) {
-        var v: f32;
-        if (is_q) { v = x[base + i]; } else { v = x2[base + i]; }
-        ss = ss + v * v;
+    var parts: Parts;
+    for (var k = 0u; k < VW / WG; k++) {
+        var ss = 0.0;
+        for (var i = t + k * WG; i < p.head_dim; i = i + VW) {
+            var v: f32;
+            if (is_q) { v = x[base + i]; } else { v = x2[base + i]; }
+            ss = ss + v * v;
+        }
+        parts[k] = ss;
     }
-    let r = inverseSqrt(workgroup_sum(ss, t) / f32(p.head_dim) + p.eps);
+    let r = inverseSqrt(workgroup_sum(parts, t) / f32(p.head_dim) + p.eps);
 
     let half = p.rot_dims / 2u;
     for (var j = t; j < half; j = j + WG) {

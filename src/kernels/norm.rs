@@ -67,7 +67,12 @@ fn workgroup(rec: &Recorder<'_>, vw: u32) -> u32 {
 /// The workgroups to run rows of `dim` with: (invocations, reduction width), or an error unless
 /// `wg` is a power of two within `vw / 32 ..= vw`.
 fn shape(rec: &Recorder<'_>, dim: u32, wg: Option<u32>) -> Result<(u32, u32)> {
-    let vw = workgroup_for(dim);
+    shape_at(rec, workgroup_for(dim), wg)
+}
+
+/// [`shape`] for sums `vw` wide (shaders/rope.wgsl's per-head norms take them `head_dim / 2`
+/// wide).
+pub(crate) fn shape_at(rec: &Recorder<'_>, vw: u32, wg: Option<u32>) -> Result<(u32, u32)> {
     let wg = wg.unwrap_or_else(|| workgroup(rec, vw));
     if !wg.is_power_of_two() || wg > vw || wg < vw / 32 {
         return Err(Error::Invalid(format!(

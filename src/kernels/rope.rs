@@ -210,6 +210,20 @@ pub fn rmsnorm_rope_kv(
     k_norm: Norm<'_>,
     rope: &RopeParams,
 ) -> Result<()> {
+    rmsnorm_rope_kv_with(rec, acts, kv, (q_norm, k_norm), rope, None)
+}
+
+/// [`rmsnorm_rope_kv`] run by workgroups of `wg` invocations (None: the adapter's choice, as for
+/// the row norms); the bits do not depend on it (tests check that).
+#[doc(hidden)]
+pub fn rmsnorm_rope_kv_with(
+    rec: &mut Recorder<'_>,
+    acts: QkvActs<'_>,
+    kv: &LayerKv,
+    (q_norm, k_norm): (Norm<'_>, Norm<'_>),
+    rope: &RopeParams,
+    wg: Option<u32>,
+) -> Result<()> {
     let what = "rmsnorm_rope_kv";
     let QkvActs { q, k, v, rows } = acts;
     let (q_weight, k_weight) = (q_norm.weight, k_norm.weight);
@@ -238,7 +252,7 @@ pub fn rmsnorm_rope_kv(
     p.heads2 = k_heads;
     p.eps = q_norm.eps;
     p.capacity = kv.capacity;
-    let wg = super::norm::workgroup_for(head_dim / 2);
+    let (wg, vw) = super::norm::shape_at(rec, super::norm::workgroup_for(head_dim / 2), wg)?;
     let bufs = [
         Act::new(q, q_rows, head_dim).bind(rec, "rmsnorm_rope_kv q")?,
         Act::new(k, k_rows, head_dim).bind(rec, "rmsnorm_rope_kv k")?,
@@ -248,7 +262,7 @@ pub fn rmsnorm_rope_kv(
         crate::gpu::Arg::from(&kv.k),
         crate::gpu::Arg::from(&kv.v),
     ];
-    let consts = kv.constants(&[("WG", wg as f64)]);
+    let consts = kv.constants(&[("WG", wg as f64), ("VW", vw as f64)]);
     let wgs = grid(all as u32, rec.gpu().caps().max_workgroups_per_dim);
     rec.dispatch(&SHADER, what, &consts, &p, &bufs, wgs);
     rec.mark_position(std::mem::offset_of!(Params, pos0));

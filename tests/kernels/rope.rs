@@ -435,3 +435,47 @@ async fn cache_write_bit_exact(gpu: &Gpu, precision: KvPrecision) {
         }
     }
 }
+
+gpu_test! {
+    async fn rmsnorm_rope_kv_bits_do_not_depend_on_workgroup_size() {
+        // As for the row norms: the per-head sums are taken head_dim/2 wide (32..128 here),
+        // whichever workgroup runs them (16 invocations on CPU adapters), so q, k and the cache
+        // hold the same bits for every allowed size.
+        let gpu = gpu().await;
+        let mut rng = Rng::new(36);
+        for (rows, heads, kv_heads, hd, rot) in [(3usize, 4usize, 1usize, 256usize, 256u32), (2, 3, 3, 64, 48), (5, 1, 1, 6, 4)] {
+            let vw = ((hd / 2) as u32).min(256).next_power_of_two().clamp(32, 256);
+            let q = rng.normal(rows * heads * hd, 2.0);
+            let k = rng.normal(rows * kv_heads * hd, 2.0);
+            let v = rng.normal(rows * kv_heads * hd, 1.0);
+            let up = |x: &[f32]| gpu.upload("t", x).unwrap();
+            let (wq, wk) = (up(&rng.normal(hd, 1.0)), up(&rng.normal(hd, 1.0)));
+            let norms = (Norm::new(&wq, 1e-6), Norm::new(&wk, 1e-6));
+            let p = RopeParams { n_heads: heads as u32, rope_dims: rot, pos0: 7, base: 1e6, scale: 1.0, neox: true, factors: &[], mscale: 1.0 };
+            let mut want: Option<Vec<Vec<u32>>> = None;
+            let mut wg = vw;
+            while wg >= (vw / 32).max(1) {
+                let (gq, gk, gv) = (up(&q), up(&k), up(&v));
+                let kv = LayerKv::new(&gpu, 7 + rows as u32, kv_heads as u32, hd as u32).unwrap();
+                let acts = QkvActs { q: &gq, k: &gk, v: &gv, rows: rows as u32 };
+                let mut rec = gpu.recorder("rmsnorm_rope_kv wg");
+                rope::rmsnorm_rope_kv_with(&mut rec, acts, &kv, norms, &p, Some(wg)).unwrap();
+                rec.submit();
+                let words = |b: &wgpu::Buffer| (b.size() / 4) as usize;
+                let mut got = Vec::new();
+                for b in [&gq, &gk, &kv.k, &kv.v] {
+                    got.push(gpu.read::<u32>(b, 0, words(b)).await.unwrap());
+                }
+                match &want {
+                    None => want = Some(got),
+                    Some(want) => {
+                        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                            assert!(g == w, "{rows}x{heads}x{hd}, buffer {i}: {wg} invocations differ from {vw}");
+                        }
+                    }
+                }
+                wg /= 2;
+            }
+        }
+    }
+}
