@@ -64,34 +64,32 @@ fn workgroup(rec: &Recorder<'_>, vw: u32) -> u32 {
     }
 }
 
-/// The workgroups to run rows of `dim` with: (invocations, reduction width), or an error unless
-/// `wg` is a power of two within `vw / 32 ..= vw`.
-fn shape(rec: &Recorder<'_>, dim: u32, wg: Option<u32>) -> Result<(u32, u32)> {
-    shape_at(rec, workgroup_for(dim), wg)
-}
-
-/// [`shape`] for sums `vw` wide (shaders/rope.wgsl's per-head norms take them `head_dim / 2`
-/// wide).
-pub(crate) fn shape_at(rec: &Recorder<'_>, vw: u32, wg: Option<u32>) -> Result<(u32, u32)> {
+/// Invocations for rows whose sums are taken `vw` wide (shaders/rope.wgsl's per-head norms take
+/// them `head_dim / 2` wide): `wg`, or the adapter's choice; an error unless it is a power of two
+/// within `vw / 32 ..= vw`.
+pub(crate) fn invocations(rec: &Recorder<'_>, what: &str, vw: u32, wg: Option<u32>) -> Result<u32> {
     let wg = wg.unwrap_or_else(|| workgroup(rec, vw));
     if !wg.is_power_of_two() || wg > vw || wg < vw / 32 {
         return Err(Error::Invalid(format!(
-            "rmsnorm: {wg} invocations cannot take sums {vw} wide (a power of two in {}..={vw})",
+            "{what}: {wg} invocations cannot take sums {vw} wide (a power of two in {}..={vw})",
             vw / 32
         )));
     }
-    Ok((wg, vw))
+    Ok(wg)
 }
 
-/// One workgroup per row of `x`; `eps` of the first norm (fused kernels share it).
+/// One workgroup per row of `x`, of `wg` invocations (None: the adapter's choice); `eps` of the
+/// first norm (fused kernels share it).
 fn dispatch(
     rec: &mut Recorder<'_>,
     entry: &str,
     x: Act<'_>,
     eps: f32,
     bufs: &[Arg<'_>],
-    (wg, vw): (u32, u32),
-) {
+    wg: Option<u32>,
+) -> Result<()> {
+    let vw = workgroup_for(x.cols);
+    let wg = invocations(rec, entry, vw, wg)?;
     let params = Params {
         rows: x.rows,
         dim: x.cols,
@@ -101,6 +99,7 @@ fn dispatch(
     let wgs = grid(x.rows, rec.gpu().caps().max_workgroups_per_dim);
     let consts = [("WG", wg as f64), ("VW", vw as f64)];
     rec.dispatch(&RMSNORM, entry, &consts, &params, bufs, wgs);
+    Ok(())
 }
 
 /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for each row of `x` (`out` is shaped like
@@ -134,9 +133,7 @@ pub fn rmsnorm_with(
         norm.bind(rec, x.cols, "rmsnorm weight")?,
         x.like(out).bind(rec, "rmsnorm out")?,
     ];
-    let shape = shape(rec, x.cols, wg)?;
-    dispatch(rec, what, x, norm.eps, &bufs, shape);
-    Ok(())
+    dispatch(rec, what, x, norm.eps, &bufs, wg)
 }
 
 /// `residual[r] += delta[r]`, then `out[r] = rmsnorm(residual[r]) * weight`: a residual add fused
@@ -174,9 +171,7 @@ pub fn add_rmsnorm_with(
         norm.bind(rec, residual.cols, "add_rmsnorm weight")?,
         residual.like(out).bind(rec, "add_rmsnorm out")?,
     ];
-    let shape = shape(rec, residual.cols, wg)?;
-    dispatch(rec, what, residual, norm.eps, &bufs, shape);
-    Ok(())
+    dispatch(rec, what, residual, norm.eps, &bufs, wg)
 }
 
 /// `residual[r] += rmsnorm(x[r]) * post.weight`, then `out[r] = rmsnorm(residual[r]) *
@@ -218,7 +213,5 @@ pub fn rmsnorm_add_rmsnorm_with(
         next.bind(rec, x.cols, "rmsnorm_add_rmsnorm next_weight")?,
         x.like(out).bind(rec, "rmsnorm_add_rmsnorm out")?,
     ];
-    let shape = shape(rec, x.cols, wg)?;
-    dispatch(rec, what, x, post.eps, &bufs, shape);
-    Ok(())
+    dispatch(rec, what, x, post.eps, &bufs, wg)
 }

@@ -252,7 +252,8 @@ pub fn rmsnorm_rope_kv_with(
     p.heads2 = k_heads;
     p.eps = q_norm.eps;
     p.capacity = kv.capacity;
-    let (wg, vw) = super::norm::shape_at(rec, super::norm::workgroup_for(head_dim / 2), wg)?;
+    let vw = super::norm::workgroup_for(head_dim / 2);
+    let wg = super::norm::invocations(rec, what, vw, wg)?;
     let bufs = [
         Act::new(q, q_rows, head_dim).bind(rec, "rmsnorm_rope_kv q")?,
         Act::new(k, k_rows, head_dim).bind(rec, "rmsnorm_rope_kv k")?,
