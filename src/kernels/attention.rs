@@ -29,7 +29,12 @@
 //! - `m > 1`, prefill: one workgroup per (kv head, tile of 8–32 query rows), where a row is a
 //!   (query, head of the kv head's group) pair, so grouped heads share every K/V tile load. K/V
 //!   tiles of 8–16 keys stream through workgroup memory (≤ 14.4 KiB in all), online softmax per
-//!   row, tiles entirely outside the causal/window range are never visited.
+//!   row, tiles entirely outside the causal/window range are never visited. On CPU adapters
+//!   (lavapipe, SwiftShader) `attend_prefill_rt` instead: no workgroup memory and no barriers;
+//!   an invocation owns two rows in private arrays and every K/V word it reads as a `vec4<u32>`
+//!   serves both (see the shader). It needs a capacity that is a multiple of 4 and whole vec4s of
+//!   V words per key (head size a multiple of 8, or 4 for an f32 cache); other caches take the
+//!   tiled kernel.
 //!
 //! `q` and `out` must be different buffers (a buffer cannot be bound read-only and writable in the
 //! same dispatch).
@@ -47,6 +52,9 @@ const DIRECT_MAX_CHUNKS: u32 = 16;
 /// Query heads per decode workgroup at most (`HG` in the shader; private arrays are sized 8).
 const DECODE_MAX_HEADS: u32 = 8;
 const PREFILL_WG: u32 = 128;
+/// Invocations per workgroup of the register prefill kernel (a SIMD fibre of lavapipe's 8
+/// lanes), each owning two query rows.
+const PREFILL_RT_ROWS: u32 = 8;
 
 /// How the KV cache stores keys and values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -294,6 +302,12 @@ fn prefill_tiles(head_dim: u32, precision: KvPrecision) -> (u32, u32) {
     (rows, keys)
 }
 
+/// Whether the register prefill kernel can read this cache: K rows of whole vec4s of keys (a
+/// capacity that is a multiple of 4) and V rows of whole vec4s of words (8 f16 or 4 f32 dims).
+fn registers_fit(kv: &LayerKv) -> bool {
+    kv.capacity.is_multiple_of(4) && kv.head_dim.is_multiple_of(16 / kv.precision.bytes() as u32)
+}
+
 /// Causal (optionally sliding-window) attention of `m` queries (f32 `[m, n_heads, head_dim]`,
 /// positions `pos0 ..`) over the cache, which must already hold keys `0 .. pos0 + m`. Writes f32
 /// `[m, n_heads, head_dim]` to `out`. Head h uses kv head `h / (n_heads / n_kv_heads)`.
@@ -304,14 +318,57 @@ pub fn attention(
     out: &wgpu::Buffer,
     p: &AttnParams,
 ) -> Result<()> {
+    attention_with(rec, q, kv, out, p, None)
+}
+
+/// [`attention`] with the prefill kernel chosen by the caller (tests run both on every adapter):
+/// `Some(true)` the register kernel, `Some(false)` the workgroup-tiled one, `None` the adapter's
+/// choice (registers on CPU adapters).
+#[doc(hidden)]
+pub fn attention_with(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    p: &AttnParams,
+    registers: Option<bool>,
+) -> Result<()> {
     p.check(kv)?;
     let d = kv.head_dim;
     let act = p.batch_bytes(kv);
     check_size("attention q", q, act)?;
     check_size("attention out", out, act)?;
     let params = p.shader(kv);
+    let args = [
+        Arg::from(q),
+        Arg::from(&kv.k),
+        Arg::from(&kv.v),
+        Arg::from(out),
+    ];
+    let fits = registers_fit(kv);
+    let registers = match registers {
+        Some(true) if !fits => {
+            return Err(Error::Invalid(format!(
+                "the register prefill kernel needs a capacity that is a multiple of 4 and a head \
+                 size that is a multiple of {} (got {} and {})",
+                16 / kv.precision.bytes(),
+                kv.capacity,
+                d
+            )))
+        }
+        Some(r) => r,
+        None => fits && rec.gpu().adapter.device_type == "Cpu",
+    };
     if p.m == 1 {
         decode(rec, q, kv, out, params)
+    } else if registers {
+        let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
+        let n_wg = n_rows.div_ceil(2 * PREFILL_RT_ROWS) * kv.n_kv_heads;
+        let consts = kv.constants(&[("D", d as f64), ("RT_WG", PREFILL_RT_ROWS as f64)]);
+        let grid = workgroups(rec, n_wg);
+        rec.dispatch(&SHADER, "attend_prefill_rt", &consts, &params, &args, grid);
+        rec.mark_position(std::mem::offset_of!(Params, pos0));
+        Ok(())
     } else {
         let (rows, keys) = prefill_tiles(d, kv.precision);
         let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
@@ -322,12 +379,7 @@ pub fn attention(
             "attend_prefill",
             &consts,
             &params,
-            &[
-                Arg::from(q),
-                Arg::from(&kv.k),
-                Arg::from(&kv.v),
-                Arg::from(out),
-            ],
+            &args,
             workgroups(rec, n_wg),
         );
         rec.mark_position(std::mem::offset_of!(Params, pos0));

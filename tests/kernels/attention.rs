@@ -8,7 +8,7 @@
 use crate::common::*;
 use crate::kv_layout;
 use attend::kernels::attention::{
-    attention, attention_probs_row, AttnParams, KvPrecision, LayerKv,
+    attention, attention_probs_row, attention_with, AttnParams, KvPrecision, LayerKv,
 };
 use half::f16;
 
@@ -103,15 +103,22 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> 
 
 /// Random K/V for positions 0..pos0+m written into the cache, then attention over the m queries.
 /// Returns (gpu out, reference).
-async fn run_case(
+/// `registers`: which prefill kernel (`attention_with`); the register one gets a capacity that is
+/// a multiple of 4, which it needs.
+async fn run_case_with(
     gpu: &Gpu,
     c: Case,
     rng: &mut Rng,
     precision: KvPrecision,
+    registers: Option<bool>,
 ) -> (Vec<f32>, Vec<f32>) {
     let (d, total) = (c.d as usize, (c.pos0 + c.m) as usize);
     let row = c.n_kv as usize * d;
-    let kv = LayerKv::with_precision(gpu, total as u32 + 3, c.n_kv, c.d, precision).unwrap();
+    let mut cap = total as u32 + 3;
+    if registers == Some(true) {
+        cap = cap.next_multiple_of(4);
+    }
+    let kv = LayerKv::with_precision(gpu, cap, c.n_kv, c.d, precision).unwrap();
     let k = rng.normal(total * row, 1.0);
     let v = rng.normal(total * row, 1.0);
     let q = rng.normal(c.m as usize * c.n_heads as usize * d, 1.5);
@@ -128,7 +135,7 @@ async fn run_case(
         window: c.window,
         softcap: c.softcap,
     };
-    attention(&mut rec, &q_buf, &kv, &out, &p).unwrap();
+    attention_with(&mut rec, &q_buf, &kv, &out, &p, registers).unwrap();
     rec.submit();
     let got = gpu.read::<f32>(&out, 0, q.len()).await.unwrap();
     let want = reference(
@@ -141,6 +148,24 @@ async fn run_case(
     (got, want)
 }
 
+async fn run_case(
+    gpu: &Gpu,
+    c: Case,
+    rng: &mut Rng,
+    precision: KvPrecision,
+) -> (Vec<f32>, Vec<f32>) {
+    run_case_with(gpu, c, rng, precision, None).await
+}
+
+/// Whether the register prefill kernel takes this case (it needs whole vec4s of V words).
+fn registers_fit(c: &Case, precision: KvPrecision) -> bool {
+    let per_word = match precision {
+        KvPrecision::F16 => 8,
+        KvPrecision::F32 => 4,
+    };
+    c.m > 1 && c.d.is_multiple_of(per_word)
+}
+
 async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
     check_cases_at(gpu, cases, seed, KvPrecision::F16).await;
 }
@@ -148,13 +173,25 @@ async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
 async fn check_cases_at(gpu: &Gpu, cases: &[Case], seed: u64, precision: KvPrecision) {
     let mut rng = Rng::new(seed);
     let mut worst = 0f32;
+    let mut runs = 0;
     for c in cases {
-        let (got, want) = run_case(gpu, *c, &mut rng, precision).await;
-        worst = worst.max(max_abs_diff(&got, &want));
-        assert_close(&format!("{c:?} {precision:?}"), &got, &want, 1e-4, 1e-4);
+        // Prefill runs both kernels on every adapter: the workgroup-tiled one and, where the
+        // shape allows, the register one (the default on CPU adapters).
+        let kernels: &[Option<bool>] = match (c.m > 1, registers_fit(c, precision)) {
+            (false, _) => &[None],
+            (true, false) => &[Some(false)],
+            (true, true) => &[Some(false), Some(true)],
+        };
+        for &registers in kernels {
+            let (got, want) = run_case_with(gpu, *c, &mut rng, precision, registers).await;
+            worst = worst.max(max_abs_diff(&got, &want));
+            let what = format!("{c:?} {precision:?} registers {registers:?}");
+            assert_close(&what, &got, &want, 1e-4, 1e-4);
+            runs += 1;
+        }
     }
     eprintln!(
-        "attention ({precision:?} cache): {} cases, max |gpu - ref| = {worst:e}",
+        "attention ({precision:?} cache): {} cases in {runs} runs, max |gpu - ref| = {worst:e}",
         cases.len()
     );
 }
@@ -393,6 +430,11 @@ gpu_test! {
         // q too short for row 1 of 4 heads of 64.
         let q_one = gpu.storage("q_one", 4 * 64 * 4).unwrap();
         assert!(attention_probs_row(&mut rec, &q_one, &kv, &big, &lens(2, 2)).is_err(), "row");
+        // The register prefill kernel on a cache it cannot read as vec4s: an error, not a guess.
+        let odd = LayerKv::new(&gpu, 18, 2, 64).unwrap();
+        assert!(attention_with(&mut rec, &big, &odd, &big, &p, Some(true)).is_err(), "cap 18");
+        let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
+        assert!(attention_with(&mut rec, &big, &narrow, &big, &p, Some(true)).is_err(), "d 36");
         assert_eq!(rec.dispatches, 0);
     }
 }

@@ -45,20 +45,29 @@ pub fn stored_bits(precision: KvPrecision, x: f32) -> u32 {
     }
 }
 
-/// Overwrite the whole cache with `k` and `v` ([positions][kv heads][head_dim], from position 0;
-/// later positions zero), rounded as the cache stores them.
+/// Overwrite the whole cache with `k` and `v` ([positions][kv heads][head_dim], from position 0),
+/// rounded as the cache stores them. Later positions hold NaN: a kernel that lets an unwritten
+/// word into a sum (even times a zero weight) gives NaN and fails its test.
 pub fn fill(gpu: &Gpu, kv: &LayerKv, k: &[f32], v: &[f32]) {
     let (cap, n_kv, d) = (
         kv.capacity as usize,
         kv.n_kv_heads as usize,
         kv.head_dim as usize,
     );
+    let nan = match kv.precision {
+        KvPrecision::F16 => 0x7E00_7E00,
+        KvPrecision::F32 => 0x7FC0_0000,
+    };
     for (is_k, x, buf) in [(true, k, &kv.k), (false, v, &kv.v)] {
-        let mut words = vec![0u32; (buf.size() / 4) as usize];
+        let mut words = vec![nan; (buf.size() / 4) as usize];
+        let mut written = vec![false; words.len()];
         for (r, row) in x.chunks(d).enumerate() {
             for (dim, &val) in row.iter().enumerate() {
                 let at = (r / n_kv, r % n_kv, dim);
                 let (w, shift) = slot(kv.precision, d, cap, is_k, at);
+                if !written[w] {
+                    (words[w], written[w]) = (0, true);
+                }
                 words[w] |= stored_bits(kv.precision, val) << shift;
             }
         }
