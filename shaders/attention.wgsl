@@ -477,6 +477,48 @@ fn rt_store(row: RtRow, acc: ptr<function, Dims>) {
     }
 }
 
+// Row rr's softmax state, with its scaled q loaded into qv and its output acc zeroed.
+fn rt_init(rr: u32, g_size: u32, kvh: u32, qv: ptr<function, Dims>, acc: ptr<function, Dims>)
+        -> RtRow {
+    let row = rt_row(rr, g_size, kvh);
+    for (var c = 0u; c < D / 4u; c++) {
+        let i = row.at + 4u * c;
+        (*qv)[c] = vec4<f32>(q[i], q[i + 1u], q[i + 2u], q[i + 3u]) * P.scale;
+        (*acc)[c] = vec4<f32>(0.0);
+    }
+    return row;
+}
+
+// Keys k0 .. k0 + 7 (k0 % 4 == 0, k0 <= hi, the last key any row of the call sees) for the two
+// rows a and b of kv head `kvh` an invocation owns.
+fn rt_keys(ra: ptr<function, RtRow>, rb: ptr<function, RtRow>, qa: ptr<function, Dims>,
+           qb: ptr<function, Dims>, acc_a: ptr<function, Dims>, acc_b: ptr<function, Dims>,
+           kvh: u32, k0: u32, hi: u32) {
+    let kw = kv_words();
+    let base = kvh * (D / 2u) * kw * P.capacity;
+    let ka = vec4<u32>(k0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let s0 = rt_scores(qa, qb, base, k0);
+    // The second quad starts past the capacity only when all of it is masked.
+    let s1 = rt_scores(qa, qb, base, min(k0 + 4u, P.capacity - 4u));
+    let pa = rt_softmax(ra, s0[0], s1[0], ka);
+    let pb = rt_softmax(rb, s0[1], s1[1], ka);
+    for (var c = 0u; c < D / 4u; c++) {
+        (*acc_a)[c] *= pa[2];
+        (*acc_b)[c] *= pb[2];
+    }
+    let v_row = vec4<u32>(kvh * P.capacity);
+    let ja = (v_row + min(ka, vec4<u32>(hi))) * D * kw / 2u;
+    let jb = (v_row + min(ka + vec4<u32>(4u), vec4<u32>(hi))) * D * kw / 2u;
+    rt_pv(acc_a, acc_b, ja.x, pa[0].x, pb[0].x);
+    rt_pv(acc_a, acc_b, ja.y, pa[0].y, pb[0].y);
+    rt_pv(acc_a, acc_b, ja.z, pa[0].z, pb[0].z);
+    rt_pv(acc_a, acc_b, ja.w, pa[0].w, pb[0].w);
+    rt_pv(acc_a, acc_b, jb.x, pa[1].x, pb[1].x);
+    rt_pv(acc_a, acc_b, jb.y, pa[1].y, pb[1].y);
+    rt_pv(acc_a, acc_b, jb.z, pa[1].z, pb[1].z);
+    rt_pv(acc_a, acc_b, jb.w, pa[1].w, pb[1].w);
+}
+
 // A workgroup owns 2 RT_WG consecutive rows of one kv head: invocation li rows r0 + li and
 // r0 + RT_WG + li, so every K/V load serves two rows.
 @compute @workgroup_size(RT_WG)
@@ -490,52 +532,21 @@ fn attend_prefill_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (lin >= n_tiles * P.n_kv_heads) {
         return;
     }
-    let kw = kv_words();
     let kvh = lin % P.n_kv_heads;
     // Last tiles (most keys) first, so the longest workgroups start early.
     let r0 = (n_tiles - 1u - lin / P.n_kv_heads) * tile_rows;
     let r_end = min(r0 + tile_rows, rows);
     let lo = key_lo(P.pos0 + r0 / g_size) & ~3u;
     let hi = P.pos0 + (r_end - 1u) / g_size;
-
-    // Rows past the end compute row rows - 1 again and store nothing.
-    var ra = rt_row(min(r0 + li, rows - 1u), g_size, kvh);
-    var rb = rt_row(min(r0 + RT_WG + li, rows - 1u), g_size, kvh);
     var qa: Dims;
     var qb: Dims;
     var acc_a: Dims;
     var acc_b: Dims;
-    for (var c = 0u; c < D / 4u; c++) {
-        let i = ra.at + 4u * c;
-        let j = rb.at + 4u * c;
-        qa[c] = vec4<f32>(q[i], q[i + 1u], q[i + 2u], q[i + 3u]) * P.scale;
-        qb[c] = vec4<f32>(q[j], q[j + 1u], q[j + 2u], q[j + 3u]) * P.scale;
-        acc_a[c] = vec4<f32>(0.0);
-        acc_b[c] = vec4<f32>(0.0);
-    }
-    let base = kvh * (D / 2u) * kw * P.capacity;
-    let v_row = kvh * P.capacity;
+    // Rows past the end compute row rows - 1 again and store nothing.
+    var ra = rt_init(min(r0 + li, rows - 1u), g_size, kvh, &qa, &acc_a);
+    var rb = rt_init(min(r0 + RT_WG + li, rows - 1u), g_size, kvh, &qb, &acc_b);
     for (var k0 = lo; k0 <= hi; k0 += 8u) {
-        let ka = vec4<u32>(k0) + vec4<u32>(0u, 1u, 2u, 3u);
-        let s0 = rt_scores(&qa, &qb, base, k0);
-        // The second quad starts past the capacity only when all of it is masked.
-        let s1 = rt_scores(&qa, &qb, base, min(k0 + 4u, P.capacity - 4u));
-        let pa = rt_softmax(&ra, s0[0], s1[0], ka);
-        let pb = rt_softmax(&rb, s0[1], s1[1], ka);
-        for (var c = 0u; c < D / 4u; c++) {
-            acc_a[c] *= pa[2];
-            acc_b[c] *= pb[2];
-        }
-        let ja = (vec4<u32>(v_row) + min(ka, vec4<u32>(hi))) * D * kw / 2u;
-        let jb = (vec4<u32>(v_row) + min(ka + vec4<u32>(4u), vec4<u32>(hi))) * D * kw / 2u;
-        rt_pv(&acc_a, &acc_b, ja.x, pa[0].x, pb[0].x);
-        rt_pv(&acc_a, &acc_b, ja.y, pa[0].y, pb[0].y);
-        rt_pv(&acc_a, &acc_b, ja.z, pa[0].z, pb[0].z);
-        rt_pv(&acc_a, &acc_b, ja.w, pa[0].w, pb[0].w);
-        rt_pv(&acc_a, &acc_b, jb.x, pa[1].x, pb[1].x);
-        rt_pv(&acc_a, &acc_b, jb.y, pa[1].y, pb[1].y);
-        rt_pv(&acc_a, &acc_b, jb.z, pa[1].z, pb[1].z);
-        rt_pv(&acc_a, &acc_b, jb.w, pa[1].w, pb[1].w);
+        rt_keys(&ra, &rb, &qa, &qb, &acc_a, &acc_b, kvh, k0, hi);
     }
     if (r0 + li < rows) {
         rt_store(ra, &acc_a);
@@ -543,6 +554,71 @@ fn attend_prefill_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (r0 + RT_WG + li < rows) {
         rt_store(rb, &acc_b);
     }
+}
+
+// attend_decode_rt: one query (m = 1) on CPU adapters. A workgroup owns two heads of one kv
+// head's group and its RT_WG invocations split the visible keys (invocation li takes the blocks
+// of 8 keys li, li + RT_WG, ...), each keeping both heads' softmax state and output; the partial
+// results are merged once, through workgroup memory, at the end.
+var<workgroup> rt_part: array<vec4<f32>, 512>;  // one head's outputs [invocation][D / 4]
+var<workgroup> rt_stat: array<vec2<f32>, 8>;    // its (max, sum) per invocation
+
+// Merge the invocations' partial results for one head and store it (when `store`, uniform).
+fn rt_merge(li: u32, row: RtRow, acc: ptr<function, Dims>, store: bool) {
+    workgroupBarrier(); // the previous merge's reads are done
+    for (var c = 0u; c < D / 4u; c++) {
+        rt_part[li * (D / 4u) + c] = (*acc)[c];
+    }
+    rt_stat[li] = vec2<f32>(row.mx, row.sum);
+    workgroupBarrier();
+    var m = NEG;
+    for (var l = 0u; l < RT_WG; l++) {
+        m = max(m, rt_stat[l].x);
+    }
+    var total = 0.0;
+    for (var l = 0u; l < RT_WG; l++) {
+        total += exp(rt_stat[l].x - m) * rt_stat[l].y;
+    }
+    if (!store) {
+        return;
+    }
+    for (var c = li; c < D / 4u; c += RT_WG) {
+        var o = vec4<f32>(0.0);
+        for (var l = 0u; l < RT_WG; l++) {
+            o = fma(vec4<f32>(exp(rt_stat[l].x - m)), rt_part[l * (D / 4u) + c], o);
+        }
+        o /= total;
+        out[row.at + 4u * c] = o.x;
+        out[row.at + 4u * c + 1u] = o.y;
+        out[row.at + 4u * c + 2u] = o.z;
+        out[row.at + 4u * c + 3u] = o.w;
+    }
+}
+
+@compute @workgroup_size(RT_WG)
+fn attend_decode_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) li: u32) {
+    let g_size = group_size();
+    let pairs = (g_size + 1u) / 2u;
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= pairs * P.n_kv_heads) {
+        return;
+    }
+    let kvh = lin % P.n_kv_heads;
+    let h = 2u * (lin / P.n_kv_heads);
+    let lo = key_lo(P.pos0) & ~3u;
+    let hi = P.pos0;
+    var qa: Dims;
+    var qb: Dims;
+    var acc_a: Dims;
+    var acc_b: Dims;
+    var ra = rt_init(h, g_size, kvh, &qa, &acc_a);
+    var rb = rt_init(min(h + 1u, g_size - 1u), g_size, kvh, &qb, &acc_b);
+    for (var k0 = lo + 8u * li; k0 <= hi; k0 += 8u * RT_WG) {
+        rt_keys(&ra, &rb, &qa, &qb, &acc_a, &acc_b, kvh, k0, hi);
+    }
+    rt_merge(li, ra, &acc_a, true);
+    rt_merge(li, rb, &acc_b, h + 1u < g_size);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! Decode plans (a pass built once, replayed with new position words) must give exactly what a
-//! freshly recorded pass gives, at every position: across the 1024-key step where attention
-//! switches to split-K (a new plan shape), and past Gemma 3's 512-token sliding window. Greedy
+//! freshly recorded pass gives, at every position: across the 1024-key step where the split-K
+//! attention kernel splits (a new plan shape; the register kernel keeps one), and past Gemma 3's 512-token sliding window. Greedy
 //! decoding that submits token t+1 before reading token t must give the same tokens as the
 //! read-then-submit loop. Sampling and logprobs from the GPU's candidates must pick the tokens and
 //! give the logprobs that reading the logits row gives. Real models from the test cache
@@ -114,8 +114,18 @@ fn decode_plans_cross_the_split_k_step_exactly() {
     let path = tiny_long_context();
     let mut e = load_path(&path, 1100);
     std::fs::remove_file(&path).unwrap();
-    // Positions 1016..1032: the attention shape changes at 1024 keys (a second plan).
+    // The register decode kernel (CPU adapters' default, here forced on any adapter) is one
+    // dispatch at any length: one plan shape across 1024 keys.
+    e.model.attention_registers = true;
+    e.set_plans(true);
     let p = prompt(&e, 1016);
+    plans_match_recording(&mut e, &p, 16);
+    let _ = sampled(&mut e, &p, 16);
+    assert_eq!(e.plans(), 1, "the register kernels need one plan shape");
+    // The split-K kernel (GPUs' default, here forced on any adapter). Positions 1016..1032: the
+    // attention shape changes at 1024 keys (a second plan).
+    e.model.attention_registers = false;
+    e.set_plans(true); // drops the register kernel's plan
     plans_match_recording(&mut e, &p, 16);
     e.set_plans(true);
     let _ = sampled(&mut e, &p, 16);

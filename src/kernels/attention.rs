@@ -20,7 +20,11 @@
 //! query at position `qp` sees key `j` iff `j <= qp` and, with a window `W > 0`, `qp - j < W`.
 //!
 //! Paths (chosen by `m`):
-//! - `m == 1`, decode: the visible keys are cut into chunks of 64; a workgroup per (kv head, up to
+//! - `m == 1`, decode on CPU adapters: `attend_decode_rt`, a workgroup per (kv head, 2 of its
+//!   query heads) whose 8 invocations split the visible keys in blocks of 8 (K/V read as
+//!   `vec4<u32>`, no barrier until one merge of the 8 partial softmaxes at the end), one dispatch
+//!   at any length.
+//! - `m == 1`, decode elsewhere: the visible keys are cut into chunks of 64; a workgroup per (kv head, up to
 //!   8 of its query heads) scores a chunk's keys for all those heads at once (one invocation per
 //!   key, heads packed in vec4s). Up to 1024 keys it walks every chunk with an online softmax and
 //!   writes the output (one dispatch per layer); past that, split-K "flash decoding": one
@@ -52,9 +56,9 @@ const DIRECT_MAX_CHUNKS: u32 = 16;
 /// Query heads per decode workgroup at most (`HG` in the shader; private arrays are sized 8).
 const DECODE_MAX_HEADS: u32 = 8;
 const PREFILL_WG: u32 = 128;
-/// Invocations per workgroup of the register prefill kernel (a SIMD fibre of lavapipe's 8
-/// lanes), each owning two query rows.
-const PREFILL_RT_ROWS: u32 = 8;
+/// Invocations per workgroup of the register kernels (a SIMD fibre of lavapipe's 8 lanes; the
+/// decode kernel's merge holds 8).
+const RT_ROWS: u32 = 8;
 
 /// How the KV cache stores keys and values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -264,8 +268,9 @@ fn workgroups(rec: &Recorder, n: u32) -> [u32; 3] {
     crate::gpu::grid(n, rec.gpu().caps().max_workgroups_per_dim)
 }
 
-/// Workgroups a decode query at `qpos` splits its keys over (1: one dispatch, no reduce). A
-/// decode plan's shape depends on the position only through this.
+/// Workgroups the split-K decode kernel splits the keys of a query at `qpos` over (1: one
+/// dispatch, no reduce). A decode plan's shape depends on the position only through this (the
+/// register decode kernel is one dispatch at any position).
 pub fn decode_splits(qpos: u32, window: u32) -> u32 {
     let chunks = (qpos + 1 - key_lo(qpos, window)).div_ceil(DECODE_CHUNK);
     if chunks <= DIRECT_MAX_CHUNKS {
@@ -302,10 +307,16 @@ fn prefill_tiles(head_dim: u32, precision: KvPrecision) -> (u32, u32) {
     (rows, keys)
 }
 
-/// Whether the register prefill kernel can read this cache: K rows of whole vec4s of keys (a
+/// Whether the register kernels can read this cache: K rows of whole vec4s of keys (a
 /// capacity that is a multiple of 4) and V rows of whole vec4s of words (8 f16 or 4 f32 dims).
 fn registers_fit(kv: &LayerKv) -> bool {
     kv.capacity.is_multiple_of(4) && kv.head_dim.is_multiple_of(16 / kv.precision.bytes() as u32)
+}
+
+/// Whether [`attention`] takes the register kernels for this cache on `gpu`'s adapter: on CPU
+/// adapters (lavapipe, SwiftShader), where the cache allows.
+pub fn registers_by_default(gpu: &Gpu, kv: &LayerKv) -> bool {
+    registers_fit(kv) && gpu.adapter.device_type == "Cpu"
 }
 
 /// Causal (optionally sliding-window) attention of `m` queries (f32 `[m, n_heads, head_dim]`,
@@ -321,9 +332,10 @@ pub fn attention(
     attention_with(rec, q, kv, out, p, None)
 }
 
-/// [`attention`] with the prefill kernel chosen by the caller (tests run both on every adapter):
-/// `Some(true)` the register kernel, `Some(false)` the workgroup-tiled one, `None` the adapter's
-/// choice (registers on CPU adapters).
+/// [`attention`] with the kernels chosen by the caller (tests run both on every adapter):
+/// `Some(true)` the register kernels (`attend_prefill_rt`, `attend_decode_rt`), `Some(false)` the
+/// workgroup ones (tiled prefill, split-K decode), `None` the adapter's choice (registers on CPU
+/// adapters, where the cache allows).
 #[doc(hidden)]
 pub fn attention_with(
     rec: &mut Recorder,
@@ -349,7 +361,7 @@ pub fn attention_with(
     let registers = match registers {
         Some(true) if !fits => {
             return Err(Error::Invalid(format!(
-                "the register prefill kernel needs a capacity that is a multiple of 4 and a head \
+                "the register attention kernels need a capacity that is a multiple of 4 and a head \
                  size that is a multiple of {} (got {} and {})",
                 16 / kv.precision.bytes(),
                 kv.capacity,
@@ -357,18 +369,23 @@ pub fn attention_with(
             )))
         }
         Some(r) => r,
-        None => fits && rec.gpu().adapter.device_type == "Cpu",
+        None => registers_by_default(rec.gpu(), kv),
     };
-    if p.m == 1 {
-        decode(rec, q, kv, out, params)
-    } else if registers {
-        let n_rows = p.m * (p.n_heads / kv.n_kv_heads);
-        let n_wg = n_rows.div_ceil(2 * PREFILL_RT_ROWS) * kv.n_kv_heads;
-        let consts = kv.constants(&[("D", d as f64), ("RT_WG", PREFILL_RT_ROWS as f64)]);
-        let grid = workgroups(rec, n_wg);
-        rec.dispatch(&SHADER, "attend_prefill_rt", &consts, &params, &args, grid);
+    if registers {
+        let group = p.n_heads / kv.n_kv_heads;
+        // Prefill: 2 rows per invocation, 2 RT_ROWS per workgroup. Decode: 2 heads per
+        // workgroup, whose invocations split the keys.
+        let (entry, n_wg) = match p.m {
+            1 => ("attend_decode_rt", group.div_ceil(2)),
+            m => ("attend_prefill_rt", (m * group).div_ceil(2 * RT_ROWS)),
+        };
+        let consts = kv.constants(&[("D", d as f64), ("RT_WG", RT_ROWS as f64)]);
+        let grid = workgroups(rec, n_wg * kv.n_kv_heads);
+        rec.dispatch(&SHADER, entry, &consts, &params, &args, grid);
         rec.mark_position(std::mem::offset_of!(Params, pos0));
         Ok(())
+    } else if p.m == 1 {
+        decode(rec, q, kv, out, params)
     } else {
         let (rows, keys) = prefill_tiles(d, kv.precision);
         let n_rows = p.m * (p.n_heads / kv.n_kv_heads);

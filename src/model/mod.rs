@@ -219,6 +219,10 @@ pub struct Model {
     pub scratch: Scratch,
     /// Positions the KV cache holds.
     pub context: u32,
+    /// Whether attention runs the register kernels (the default on CPU adapters, where the cache
+    /// allows; tests switch it to run both), whose decode pass has the same shape at every
+    /// position. Clear the engine's plans after changing it.
+    pub attention_registers: bool,
 }
 
 impl Model {
@@ -243,12 +247,16 @@ impl Model {
             })
             .collect::<Result<Vec<_>>>()?;
         let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1), context)?;
+        let attention_registers = kv
+            .first()
+            .is_some_and(|kv| crate::kernels::attention::registers_by_default(gpu, kv));
         Ok(Model {
             cfg,
             weights,
             kv,
             scratch,
             context,
+            attention_registers,
         })
     }
 
@@ -485,7 +493,8 @@ impl Model {
         wo: &QMatrix,
     ) -> Result<()> {
         let (s, kv) = (&self.scratch, &self.kv[l]);
-        attention::attention(rec, &s.q, kv, &s.attn, p)?;
+        let registers = Some(self.attention_registers);
+        attention::attention_with(rec, &s.q, kv, &s.attn, p, registers)?;
         if lens {
             attention::attention_probs_row(rec, &s.q, kv, &s.lens, p)?;
         }
@@ -566,6 +575,9 @@ impl Model {
     /// [`decode_plan`](Self::decode_plan).
     pub fn decode_shape(&self, pos: u32) -> [u32; 2] {
         use crate::kernels::attention::decode_splits;
+        if self.attention_registers {
+            return [1, 1];
+        }
         [decode_splits(pos, 0), decode_splits(pos, self.cfg.window)]
     }
 

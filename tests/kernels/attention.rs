@@ -157,13 +157,13 @@ async fn run_case(
     run_case_with(gpu, c, rng, precision, None).await
 }
 
-/// Whether the register prefill kernel takes this case (it needs whole vec4s of V words).
+/// Whether the register kernels take this case (they need whole vec4s of V words).
 fn registers_fit(c: &Case, precision: KvPrecision) -> bool {
     let per_word = match precision {
         KvPrecision::F16 => 8,
         KvPrecision::F32 => 4,
     };
-    c.m > 1 && c.d.is_multiple_of(per_word)
+    c.d.is_multiple_of(per_word)
 }
 
 async fn check_cases(gpu: &Gpu, cases: &[Case], seed: u64) {
@@ -175,12 +175,12 @@ async fn check_cases_at(gpu: &Gpu, cases: &[Case], seed: u64, precision: KvPreci
     let mut worst = 0f32;
     let mut runs = 0;
     for c in cases {
-        // Prefill runs both kernels on every adapter: the workgroup-tiled one and, where the
-        // shape allows, the register one (the default on CPU adapters).
-        let kernels: &[Option<bool>] = match (c.m > 1, registers_fit(c, precision)) {
-            (false, _) => &[None],
-            (true, false) => &[Some(false)],
-            (true, true) => &[Some(false), Some(true)],
+        // Every case runs both kernels of its path on every adapter: the workgroup one (tiled
+        // prefill, split-K decode) and, where the shape allows, the register one (the default
+        // on CPU adapters).
+        let kernels: &[Option<bool>] = match registers_fit(c, precision) {
+            false => &[Some(false)],
+            true => &[Some(false), Some(true)],
         };
         for &registers in kernels {
             let (got, want) = run_case_with(gpu, *c, &mut rng, precision, registers).await;
