@@ -328,16 +328,17 @@ fn attend_prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 }
 
 // ---------------------------------------------------------------------------------------------
-// attend_prefill_rt: the same attention for CPU adapters, with no workgroup memory and no
-// barriers (on lavapipe every barrier switches between all of a workgroup's SIMD fibres, and
-// workgroup memory is read lane by lane like storage). An invocation owns one row (query i, head g
-// of its kv head's group; rows ordered as in attend_prefill) and keeps its scaled q and its output
-// in private arrays; the RT_WG rows of a workgroup share a kv head and walk the keys any of them
-// may see 8 at a time. Loads are what costs on CPU adapters, so K and V are read as vec4<u32>:
-// 4 keys of a dim row of K, 8 (f16) or 4 (f32) dims of a V row. That needs D % 8 == 0 (f16) or
-// D % 4 == 0 (f32) and a capacity that is a multiple of 4 (src/kernels/attention.rs checks).
-// Keys a row may not see get probability 0; V is read at keys clamped to the visible range, so no
-// unwritten cache word reaches a sum.
+// attend_prefill_rt, attend_decode_rt: the same attention for CPU adapters, with no workgroup
+// memory in the key loop and no barriers (on lavapipe every barrier switches between all of a
+// workgroup's SIMD fibres, and workgroup memory is read lane by lane like storage). An invocation
+// owns two rows (a row is (query i, head g of its kv head's group), ordered as in attend_prefill)
+// and keeps their scaled q and outputs in private arrays; every K/V word it loads serves both.
+// Prefill: the 2 RT_WG rows of a workgroup walk the keys any of them may see 8 at a time. Decode:
+// the invocations split the keys and merge once at the end. Loads are what costs on CPU adapters,
+// so K and V are read as vec4<u32>: 4 keys of a dim row of K, 8 (f16) or 4 (f32) dims of a V row.
+// That needs D % 8 == 0 (f16) or D % 4 == 0 (f32) and a capacity that is a multiple of 4
+// (src/kernels/attention.rs checks). Keys a row may not see get probability 0; V is read at keys
+// clamped to the visible range, so no unwritten cache word reaches a sum.
 
 override RT_WG: u32 = 8u;
 
@@ -346,7 +347,7 @@ override RT_WG: u32 = 8u;
 @group(0) @binding(3) var<storage, read> vc4: array<vec4<u32>>;
 
 // Keys k4 .. k4 + 3 (k4 % 4 == 0) of K dim row `row` (dims 2 row, 2 row + 1 for f16; dim `row`
-// for f32, whose second return is unused): x holds the even dim of each key, y the odd one.
+// for f32, whose second vec4 is unused): [0] holds the even dim of each key, [1] the odd one.
 fn k_quad(base: u32, row: u32, k4: u32) -> array<vec4<f32>, 2> {
     let w = kc4[(base + row * P.capacity + k4) / 4u];
     if (KV32) {
