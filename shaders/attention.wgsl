@@ -447,8 +447,8 @@ fn rt_row(rr: u32, g_size: u32, kvh: u32) -> RtRow {
 }
 
 // Masked, soft-capped scores of keys k0 .. k0 + 7 (two quads) -> their e^(s - max), with the
-// row's running max and sum moved on; returns the rescale factor of earlier sums in .w of a
-// third vec4.
+// row's running max and sum moved on; the third vec4 is the factor earlier outputs are rescaled
+// by, in every component.
 fn rt_softmax(row: ptr<function, RtRow>, s0: vec4<f32>, s1: vec4<f32>, ka: vec4<u32>)
         -> array<vec4<f32>, 3> {
     let kb = ka + vec4<u32>(4u);
@@ -467,14 +467,18 @@ fn rt_softmax(row: ptr<function, RtRow>, s0: vec4<f32>, s1: vec4<f32>, ka: vec4<
     return array<vec4<f32>, 3>(ea, eb, vec4<f32>(alpha));
 }
 
+// Output dims 4c .. 4c + 3 of the row whose first element is `at`.
+fn rt_write(at: u32, c: u32, o: vec4<f32>) {
+    out[at + 4u * c] = o.x;
+    out[at + 4u * c + 1u] = o.y;
+    out[at + 4u * c + 2u] = o.z;
+    out[at + 4u * c + 3u] = o.w;
+}
+
 fn rt_store(row: RtRow, acc: ptr<function, Dims>) {
     let inv = 1.0 / row.sum;
     for (var c = 0u; c < D / 4u; c++) {
-        let o = (*acc)[c] * inv;
-        out[row.at + 4u * c] = o.x;
-        out[row.at + 4u * c + 1u] = o.y;
-        out[row.at + 4u * c + 2u] = o.z;
-        out[row.at + 4u * c + 3u] = o.w;
+        rt_write(row.at, c, (*acc)[c] * inv);
     }
 }
 
@@ -588,11 +592,7 @@ fn rt_merge(li: u32, row: RtRow, acc: ptr<function, Dims>, store: bool) {
         for (var l = 0u; l < RT_WG; l++) {
             o = fma(vec4<f32>(exp(rt_stat[l].x - m)), rt_part[l * (D / 4u) + c], o);
         }
-        o /= total;
-        out[row.at + 4u * c] = o.x;
-        out[row.at + 4u * c + 1u] = o.y;
-        out[row.at + 4u * c + 2u] = o.z;
-        out[row.at + 4u * c + 3u] = o.w;
+        rt_write(row.at, c, o / total);
     }
 }
 

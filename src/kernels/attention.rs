@@ -357,9 +357,8 @@ pub fn attention_with(
         Arg::from(&kv.v),
         Arg::from(out),
     ];
-    let fits = registers_fit(kv);
     let registers = match registers {
-        Some(true) if !fits => {
+        Some(true) if !registers_fit(kv) => {
             return Err(Error::Invalid(format!(
                 "the register attention kernels need a capacity that is a multiple of 4 and a head \
                  size that is a multiple of {} (got {} and {})",

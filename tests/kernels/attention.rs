@@ -103,8 +103,8 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> 
 
 /// Random K/V for positions 0..pos0+m written into the cache, then attention over the m queries.
 /// Returns (gpu out, reference).
-/// `registers`: which prefill kernel (`attention_with`); the register one gets a capacity that is
-/// a multiple of 4, which it needs.
+/// `registers`: which kernels (`attention_with`); the register ones get a capacity that is a
+/// multiple of 4, which they need.
 async fn run_case_with(
     gpu: &Gpu,
     c: Case,
@@ -430,7 +430,7 @@ gpu_test! {
         // q too short for row 1 of 4 heads of 64.
         let q_one = gpu.storage("q_one", 4 * 64 * 4).unwrap();
         assert!(attention_probs_row(&mut rec, &q_one, &kv, &big, &lens(2, 2)).is_err(), "row");
-        // The register prefill kernel on a cache it cannot read as vec4s: an error, not a guess.
+        // The register kernels on a cache they cannot read as vec4s: an error, not a guess.
         let odd = LayerKv::new(&gpu, 18, 2, 64).unwrap();
         assert!(attention_with(&mut rec, &big, &odd, &big, &p, Some(true)).is_err(), "cap 18");
         let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
