@@ -1,11 +1,12 @@
 //! Decode plans (a pass built once, replayed with new position words) must give exactly what a
 //! freshly recorded pass gives, at every position: across the 1024-key step where the split-K
-//! attention kernel splits (a new plan shape; the register kernel keeps one), and past Gemma 3's 512-token sliding window. Greedy
-//! decoding that submits token t+1 before reading token t must give the same tokens as the
-//! read-then-submit loop. Sampling and logprobs from the GPU's candidates must pick the tokens and
-//! give the logprobs that reading the logits row gives. Real models from the test cache
-//! (tests/fetch-models.sh), and the tiny random llama given a longer trained context (the split-K
-//! step is the attention kernel's, whatever the model; a tiny model prefills 1016 tokens quickly).
+//! attention kernel splits (a new plan shape; the register kernel keeps one), and past Gemma 3's
+//! 512-token sliding window. Greedy decoding that submits token t+1 before reading token t must
+//! give the same tokens as the read-then-submit loop. Sampling and logprobs from the GPU's
+//! candidates must pick the tokens and give the logprobs that reading the logits row gives. Real
+//! models from the test cache (tests/fetch-models.sh), and the tiny random llama given a longer
+//! trained context (the split-K step is the attention kernel's, whatever the model; a tiny model
+//! prefills 1016 tokens quickly).
 
 use attend::engine::{Engine, GenParams, LoadOptions};
 use attend::gguf::{GgufFile, GgufWriter, Value};

@@ -247,6 +247,7 @@ impl Model {
             })
             .collect::<Result<Vec<_>>>()?;
         let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1), context)?;
+        // Every layer's cache has the same shape, so the first one decides for all.
         let attention_registers = kv
             .first()
             .is_some_and(|kv| crate::kernels::attention::registers_by_default(gpu, kv));
