@@ -27,7 +27,9 @@ pub struct Caps {
     /// The adapter offers `shader-f16`. Reported only: the kernels never enable it (they read f16
     /// weights and the f16 KV cache as packed u32s), so the device does not request it.
     pub shader_f16: bool,
-    /// The adapter offers subgroups (with the sizes below). Reported only, like `shader_f16`.
+    /// The adapter offers subgroups (with the sizes below). The device requests them natively
+    /// where subgroups have 8 invocations or more, for the subgroup matvec and matmul
+    /// ([`Gpu::subgroup_loads`]).
     pub subgroups: bool,
     /// The adapter offers `timestamp-query`; the device requests it natively, for profiling.
     pub timestamps: bool,
@@ -102,6 +104,13 @@ impl std::fmt::Display for AdapterFacts {
             c.max_workgroups_per_dim
         )
     }
+}
+
+/// Subgroups the subgroup entry points can use: native (naga takes the built-ins without an
+/// `enable` directive, which browsers require), 8 invocations or more (lanes 0..7 each load a
+/// part of the unit).
+fn subgroups_usable(c: &Caps) -> bool {
+    cfg!(not(target_arch = "wasm32")) && c.subgroups && c.subgroup_min_size >= 8
 }
 
 fn caps_of(adapter: &wgpu::Adapter) -> Caps {
@@ -202,6 +211,9 @@ pub struct Gpu {
     pub packed_dot: bool,
     /// The int8 activations of the matvec in flight (`kernels::matvec_i8`), made at first use.
     xq: std::sync::OnceLock<wgpu::Buffer>,
+    /// Whether the matvec and the register-tiled matmul share activation loads through
+    /// subgroups (see [`Gpu::subgroup_loads`]).
+    subgroup_loads: std::sync::atomic::AtomicBool,
 }
 
 impl Gpu {
@@ -214,9 +226,13 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let facts = facts_of(&adapter);
         // Only what a code path uses: timestamp queries for `--profile` (native only, see
-        // `set_profiling`). No shader enables `f16` or subgroups.
+        // `set_profiling`) and subgroups for the subgroup loads (native only, see
+        // `subgroup_loads`). No shader enables `f16`.
+        let sg = subgroups_usable(&facts.caps);
         let wanted = if cfg!(target_arch = "wasm32") {
             wgpu::Features::empty()
+        } else if sg {
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP
         } else {
             wgpu::Features::TIMESTAMP_QUERY
         };
@@ -254,6 +270,9 @@ impl Gpu {
                     .wgsl_language_features()
                     .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct),
             xq: std::sync::OnceLock::new(),
+            subgroup_loads: std::sync::atomic::AtomicBool::new(
+                sg && std::env::var("ATTEND_SUBGROUPS").as_deref() != Ok("0"),
+            ),
         })
     }
 
@@ -272,6 +291,22 @@ impl Gpu {
 
     pub fn caps(&self) -> &Caps {
         &self.adapter.caps
+    }
+
+    /// Whether kernels with uniform-view activations use their subgroup entry points
+    /// (`shaders/matmul_sg.wgsl`): natively, on adapters whose subgroups have 8 or more
+    /// invocations, unless `ATTEND_SUBGROUPS=0`. They give the same bits as the others and, on CPU
+    /// adapters, load each activation word once per SIMD fibre instead of once per lane.
+    pub fn subgroup_loads(&self) -> bool {
+        self.subgroup_loads.load(Ordering::Relaxed)
+    }
+
+    /// Turn the subgroup entry points on (where the device has them) or off; returns whether they
+    /// are on now. For tests and comparisons: plans already built keep the kernels they have.
+    pub fn set_subgroup_loads(&self, on: bool) -> bool {
+        let on = on && subgroups_usable(self.caps());
+        self.subgroup_loads.store(on, Ordering::Relaxed);
+        on
     }
 
     /// Time every dispatch with timestamp queries from now on (native adapters with

@@ -4,25 +4,30 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// One `.wgsl` file from `shaders/`, embedded at compile time.
+/// One `.wgsl` file from `shaders/` (or several, one after another), embedded at compile time.
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
 }
 
-/// `include_shader!("argmax")` embeds `shaders/argmax.wgsl` as a [`Shader`].
+/// `include_shader!("argmax")` embeds `shaders/argmax.wgsl` as a [`Shader`];
+/// `include_shader!("matmul_sg": "matmul", "matmul_sg")` makes the module `matmul_sg` from those
+/// files in that order (WGSL has no includes: a file that extends another is appended to it).
 #[macro_export]
 macro_rules! include_shader {
     ($name:literal) => {
+        $crate::include_shader!($name: $name)
+    };
+    ($name:literal: $($file:literal),+) => {
         $crate::gpu::Shader {
             name: $name,
-            source: include_str!(concat!(
+            source: concat!($(include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/shaders/",
-                $name,
+                $file,
                 ".wgsl"
-            )),
+            ))),+),
         }
     };
 }

@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, weight_args, Io, Split, SHADER, X_UNIFORM_BYTES};
+use super::matvec::{matvec, weight_args, Io, Split, SHADER, SHADER_SG, X_UNIFORM_BYTES};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -247,10 +247,19 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
                 x0,
                 _pad: 0,
             };
-            let invocations = groups.div_ceil(rows_per / 4) * tm.div_ceil(rt);
+            let blocks = groups.div_ceil(rows_per / 4);
+            // With subgroup loads a workgroup's invocations share their tokens (grid y).
+            let sg_dims = [blocks.div_ceil(wg), tm.div_ceil(rt), 1];
+            let sg = uniform && rec.gpu().subgroup_loads() && sg_dims[0] <= max_dim;
+            let flat = grid((blocks * tm.div_ceil(rt)).div_ceil(wg), max_dim);
+            let (shader, entry, dims) = match (sg, uniform) {
+                (true, _) => (&SHADER_SG, "matmul_rt_sg", sg_dims),
+                (false, true) => (&SHADER, "matmul_rt_xu", flat),
+                (false, false) => (&SHADER, "matmul_rt", flat),
+            };
             rec.dispatch(
-                &SHADER,
-                if uniform { "matmul_rt_xu" } else { "matmul_rt" },
+                shader,
+                entry,
                 &[
                     ("TYPE", w.ty.id() as f64),
                     ("PACKED", (w.layout == Layout::Packed) as u32 as f64),
@@ -261,7 +270,7 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
                 ],
                 &params,
                 &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
-                grid(invocations.div_ceil(wg), max_dim),
+                dims,
             );
             tok0 += tm;
         }

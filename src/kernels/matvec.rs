@@ -10,6 +10,9 @@ use crate::weights::{Layout, QMatrix, UNIT};
 /// The quantized-matrix family (`shaders/matmul.wgsl`): matvec, matmul and embedding entry points
 /// sharing one set of block decoders.
 pub(crate) static SHADER: Shader = crate::include_shader!("matmul");
+/// The same with the subgroup entry points of `shaders/matmul_sg.wgsl` (`matvec_sg`,
+/// `matmul_rt_sg`), for devices where [`Gpu::subgroup_loads`] holds.
+pub(crate) static SHADER_SG: Shader = crate::include_shader!("matmul_sg": "matmul", "matmul_sg");
 
 /// Tokens one dispatch handles (the shader keeps one accumulator per token).
 pub const MAX_TOKENS: u32 = 4;
@@ -238,7 +241,13 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
     } else {
         Arg::from(x)
     };
-    let entry = if uniform { "matvec_xu" } else { "matvec" };
+    // One token with one invocation per row group: the subgroup can share the loads of x.
+    let sg = uniform && m == 1 && tpr == 1 && rec.gpu().subgroup_loads();
+    let (shader, entry) = match (sg, uniform) {
+        (true, _) => (&SHADER_SG, "matvec_sg"),
+        (false, true) => (&SHADER, "matvec_xu"),
+        (false, false) => (&SHADER, "matvec"),
+    };
     for part in w.parts() {
         let out_rows = if glu.is_some() {
             part.rows / 2
@@ -262,7 +271,7 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                 n2: split.map_or(0, |s| s.n2),
             };
             rec.dispatch(
-                &SHADER,
+                shader,
                 entry,
                 &[
                     ("TYPE", w.ty.id() as f64),

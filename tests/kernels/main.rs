@@ -21,4 +21,5 @@ mod matvec_i8;
 mod norm;
 mod packed_k;
 mod rope;
+mod subgroups;
 mod topk;
