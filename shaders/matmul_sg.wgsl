@@ -1,8 +1,8 @@
 // Subgroup entry points of the quantized-matrix family: `matvec_sg` (decode) and `matmul_rt_sg`
 // (prefill, register tiles). This file is not a module by itself: `src/kernels/matvec.rs` builds
-// the module from `matmul.wgsl` followed by this file (WGSL has no includes), and only on devices
-// that have subgroups of 8 invocations or more, natively (naga takes subgroup built-ins without an
-// `enable` directive; browsers are not given this module).
+// the module from `quant.wgsl`, `matvec.wgsl` and `matmul.wgsl` followed by this file (WGSL has no
+// includes), and only on devices that have subgroups of 8 invocations or more, natively (naga
+// takes subgroup built-ins without an `enable` directive; browsers are not given this module).
 //
 // Why: on CPU adapters every lane of a SIMD fibre loads the same activation words, and llvmpipe
 // turns each such load into one load per lane (a gather). Here lane l of the subgroup loads vec4 l

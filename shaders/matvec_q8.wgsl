@@ -7,7 +7,7 @@
 // per unit, and no weight goes through int -> float. On SwiftShader that halves the matvec time
 // (its cost there was the unpacking arithmetic, not the loads). The file stands alone because
 // `dot4I8Packed` needs the WGSL language feature packed_4x8_integer_dot_product: a browser
-// without it must still compile shaders/matmul.wgsl. Row groups, shapes (WG, TPR, MV_G) and
+// without it must still compile the quantized-matrix module. Row groups, shapes (WG, TPR, MV_G) and
 // epilogues (GLU, split, bias) are those of `matvec` there, and their code below is a copy of it
 // for one token (WGSL has no includes).
 
@@ -151,7 +151,7 @@ fn q8_unit(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, ds: vec4<u32>,
     }
 }
 
-// ----- from here on: matvec's epilogue (shaders/matmul.wgsl) for one token -----
+// ----- from here on: matvec's epilogue (shaders/matvec.wgsl) for one token -----
 
 fn store_y(row: u32, v: f32) {
     if (pv.n1 == 0u || row < pv.n1) {

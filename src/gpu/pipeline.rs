@@ -12,8 +12,9 @@ pub struct Shader {
 }
 
 /// `include_shader!("argmax")` embeds `shaders/argmax.wgsl` as a [`Shader`];
-/// `include_shader!("matmul_sg": "matmul", "matmul_sg")` makes the module `matmul_sg` from those
-/// files in that order (WGSL has no includes: a file that extends another is appended to it).
+/// `include_shader!("matmul": "quant", "matvec", "matmul")` makes the module `matmul` from those
+/// files in that order (WGSL has no includes: a family too long for one file, or a file that
+/// extends another, is its files one after the other).
 #[macro_export]
 macro_rules! include_shader {
     ($name:literal) => {

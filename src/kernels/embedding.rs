@@ -1,5 +1,6 @@
 //! Token embedding lookup from a quantized table: `out[i, :] = scale · dequant(table[ids[i], :])`
-//! (`shaders/matmul.wgsl`, entry point `embedding`). Gemma multiplies embeddings by √d, others pass 1.0.
+//! (`shaders/matmul.wgsl`, entry point `embedding`, in the quantized-matrix module of
+//! `matvec.rs`). Gemma multiplies embeddings by √d, others pass 1.0.
 
 use super::matvec::SHADER;
 use super::{count, distinct, words};

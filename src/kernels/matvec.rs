@@ -1,5 +1,5 @@
 //! Quantized matrix × few vectors (decode): `y[m, n] = x[m, k] · Wᵀ (+ bias)` with `W` a
-//! [`QMatrix`] read in its GGUF block layout and dequantized in the shader (`shaders/matmul.wgsl`,
+//! [`QMatrix`] read in its GGUF block layout and dequantized in the shader (`shaders/matvec.wgsl`,
 //! entry point `matvec`). One pipeline per (format, tokens per
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
@@ -7,12 +7,14 @@ use super::elementwise::Glu;
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{Layout, QMatrix, UNIT};
 
-/// The quantized-matrix family (`shaders/matmul.wgsl`): matvec, matmul and embedding entry points
-/// sharing one set of block decoders.
-pub(crate) static SHADER: Shader = crate::include_shader!("matmul");
+/// The quantized-matrix family: matvec, matmul and embedding entry points sharing one set of
+/// block decoders, one module from `shaders/quant.wgsl` (decoders), `matvec.wgsl` and
+/// `matmul.wgsl`.
+pub(crate) static SHADER: Shader = crate::include_shader!("matmul": "quant", "matvec", "matmul");
 /// The same with the subgroup entry points of `shaders/matmul_sg.wgsl` (`matvec_sg`,
 /// `matmul_rt_sg`), for devices where [`Gpu::subgroup_loads`] holds.
-pub(crate) static SHADER_SG: Shader = crate::include_shader!("matmul_sg": "matmul", "matmul_sg");
+pub(crate) static SHADER_SG: Shader =
+    crate::include_shader!("matmul_sg": "quant", "matvec", "matmul", "matmul_sg");
 
 /// Tokens one dispatch handles (the shader keeps one accumulator per token).
 pub const MAX_TOKENS: u32 = 4;
