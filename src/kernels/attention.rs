@@ -1,4 +1,4 @@
-//! Causal self-attention over a GPU KV cache (`shaders/attention.wgsl`): flash-attention style
+//! Causal self-attention over a GPU KV cache (`shaders/attention*.wgsl`): flash-attention style
 //! (tiles + online softmax; memory never grows with N²), grouped-query heads, optional sliding
 //! window, plus the "attention lens" read-out of one query's softmax weights.
 //!
@@ -47,7 +47,8 @@ use crate::gpu::{Arg, Buffer, Gpu, Recorder, Shader};
 use crate::{Error, Result};
 use bytemuck::Zeroable as _;
 
-static SHADER: Shader = crate::include_shader!("attention");
+static SHADER: Shader =
+    crate::include_shader!("attention": "attention", "attention_decode", "attention_rt");
 
 /// Keys per decode workgroup (`CHUNK` in the shader).
 const DECODE_CHUNK: u32 = 64;
