@@ -1,4 +1,4 @@
-//! The KV cache layout in Rust, as shaders/attention.wgsl reads it (`k_pair`, `v_pair`) and
+//! The KV cache layout in Rust, as shaders/attention*.wgsl read it (`k_pair`, `v_pair`) and
 //! shaders/rope.wgsl writes it: the attention tests fill caches from the CPU with it, the RoPE
 //! tests read back what `rope_kv` / `rmsnorm_rope_kv` stored.
 
