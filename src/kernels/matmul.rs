@@ -250,7 +250,10 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
             let blocks = groups.div_ceil(rows_per / 4);
             // With subgroup loads a workgroup's invocations share their tokens (grid y).
             let sg_dims = [blocks.div_ceil(wg), tm.div_ceil(rt), 1];
-            let sg = uniform && rec.gpu().subgroup_loads() && sg_dims[0] <= max_dim;
+            let sg = cfg!(not(target_arch = "wasm32"))
+                && uniform
+                && rec.gpu().subgroup_loads()
+                && sg_dims[0] <= max_dim;
             let flat = grid((blocks * tm.div_ceil(rt)).div_ceil(wg), max_dim);
             let (shader, entry, dims) = match (sg, uniform) {
                 (true, _) => (&SHADER_SG, "matmul_rt_sg", sg_dims),

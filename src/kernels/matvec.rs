@@ -243,8 +243,13 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
     } else {
         Arg::from(x)
     };
-    // One token with one invocation per row group: the subgroup can share the loads of x.
-    let sg = uniform && m == 1 && tpr == 1 && rec.gpu().subgroup_loads();
+    // One token with one invocation per row group: the subgroup can share the loads of x. (Never
+    // in a browser; the constant lets the wasm build drop the subgroup module's text.)
+    let sg = cfg!(not(target_arch = "wasm32"))
+        && uniform
+        && m == 1
+        && tpr == 1
+        && rec.gpu().subgroup_loads();
     let (shader, entry) = match (sg, uniform) {
         (true, _) => (&SHADER_SG, "matvec_sg"),
         (false, true) => (&SHADER, "matvec_xu"),
