@@ -203,18 +203,25 @@ fn rt_unit(g: u32, u: u32, xs: X4, ys: X4, acc: Acc) -> Acc {
     let last = pr.rows - 1u;
     let ku = pr.k / 32u;
     var o = acc;
-    let w0 = decode_row(min(4u * g, last), u, pr.rows, ku, pr.row_bytes);
-    o.r0 += x4_dots(w0, xs, sx);
-    if (RT_T == 8u) { o.s0 += x4_dots(w0, ys, sy); }
-    let w1 = decode_row(min(4u * g + 1u, last), u, pr.rows, ku, pr.row_bytes);
-    o.r1 += x4_dots(w1, xs, sx);
-    if (RT_T == 8u) { o.s1 += x4_dots(w1, ys, sy); }
-    let w2 = decode_row(min(4u * g + 2u, last), u, pr.rows, ku, pr.row_bytes);
-    o.r2 += x4_dots(w2, xs, sx);
-    if (RT_T == 8u) { o.s2 += x4_dots(w2, ys, sy); }
-    let w3 = decode_row(min(4u * g + 3u, last), u, pr.rows, ku, pr.row_bytes);
-    o.r3 += x4_dots(w3, xs, sx);
-    if (RT_T == 8u) { o.s3 += x4_dots(w3, ys, sy); }
+    var w: Units4;
+    if (PACKED) {
+        // The group's pairs are consecutive: read them together (quant_packed.wgsl). Groups past
+        // the part read its last group (rows past it are zero padding); none of them is stored.
+        w = decode_group(min(g, last / 4u), u, pr.rows, ku);
+    } else {
+        w = Units4(decode_row(min(4u * g, last), u, pr.rows, ku, pr.row_bytes),
+                   decode_row(min(4u * g + 1u, last), u, pr.rows, ku, pr.row_bytes),
+                   decode_row(min(4u * g + 2u, last), u, pr.rows, ku, pr.row_bytes),
+                   decode_row(min(4u * g + 3u, last), u, pr.rows, ku, pr.row_bytes));
+    }
+    o.r0 += x4_dots(w.w0, xs, sx);
+    if (RT_T == 8u) { o.s0 += x4_dots(w.w0, ys, sy); }
+    o.r1 += x4_dots(w.w1, xs, sx);
+    if (RT_T == 8u) { o.s1 += x4_dots(w.w1, ys, sy); }
+    o.r2 += x4_dots(w.w2, xs, sx);
+    if (RT_T == 8u) { o.s2 += x4_dots(w.w2, ys, sy); }
+    o.r3 += x4_dots(w.w3, xs, sx);
+    if (RT_T == 8u) { o.s3 += x4_dots(w.w3, ys, sy); }
     return o;
 }
 

@@ -101,21 +101,37 @@ fn mv_rows(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4
         x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>) -> vec4<f32> {
     let sv = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
     let sx = (sv.x + sv.y) + (sv.z + sv.w);
-    var d = vec4<f32>(0.0);
-    for (var r = 0u; r < 4u; r++) {
-        let row = select(4u * g, 4u * g + r, 4u * g + r < pv.rows);
-        let w = decode_row(row, u, pv.rows, pv.k / 32u, pv.row_bytes);
-        var s = w.q[0] * x0;
-        s = fma(w.q[1], x1, s);
-        s = fma(w.q[2], x2, s);
-        s = fma(w.q[3], x3, s);
-        s = fma(w.q[4], x4, s);
-        s = fma(w.q[5], x5, s);
-        s = fma(w.q[6], x6, s);
-        s = fma(w.q[7], x7, s);
-        d[r] = fma(w.a, (s.x + s.y) + (s.z + s.w), w.b * sx);
+    let ku = pv.k / 32u;
+    var w: Units4;
+    if (PACKED) {
+        // The group's pairs are consecutive: read them together (quant_packed.wgsl).
+        w = decode_group(g, u, pv.rows, ku);
+    } else {
+        // Rows past the end of the part decode row 4g again (always present), never stored.
+        let last = select(4u * g, pv.rows - 1u, 4u * g < pv.rows);
+        w = Units4(decode_row(4u * g, u, pv.rows, ku, pv.row_bytes),
+                   decode_row(min(4u * g + 1u, last), u, pv.rows, ku, pv.row_bytes),
+                   decode_row(min(4u * g + 2u, last), u, pv.rows, ku, pv.row_bytes),
+                   decode_row(min(4u * g + 3u, last), u, pv.rows, ku, pv.row_bytes));
     }
-    return d;
+    return vec4<f32>(mv_dot(w.w0, x0, x1, x2, x3, x4, x5, x6, x7, sx),
+                     mv_dot(w.w1, x0, x1, x2, x3, x4, x5, x6, x7, sx),
+                     mv_dot(w.w2, x0, x1, x2, x3, x4, x5, x6, x7, sx),
+                     mv_dot(w.w3, x0, x1, x2, x3, x4, x5, x6, x7, sx));
+}
+
+// One decoded row unit dotted with x (sx: the sum of x over the unit).
+fn mv_dot(w: Unit, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>, x4: vec4<f32>,
+        x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>, sx: f32) -> f32 {
+    var s = w.q[0] * x0;
+    s = fma(w.q[1], x1, s);
+    s = fma(w.q[2], x2, s);
+    s = fma(w.q[3], x3, s);
+    s = fma(w.q[4], x4, s);
+    s = fma(w.q[5], x5, s);
+    s = fma(w.q[6], x6, s);
+    s = fma(w.q[7], x7, s);
+    return fma(w.a, (s.x + s.y) + (s.z + s.w), w.b * sx);
 }
 
 // Sum the TPR partial sums of a row group (the result is valid in the group's first lane).

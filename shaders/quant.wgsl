@@ -1,13 +1,14 @@
 // The quantized-matrix kernel family: every kernel that reads a weight in its GGUF block layout.
-// Its module is this file followed by `matvec.wgsl` and `matmul.wgsl` (and, on devices with
-// subgroups of 8+, natively, `matmul_sg.wgsl`): `include_shader!("matmul": "quant", "matvec",
-// "matmul")` in src/kernels/matvec.rs. WGSL has no includes; the files are parts of one module,
-// split by what they hold, and none compiles alone.
+// Its module is this file followed by `quant_packed.wgsl` (the packed layouts), one of the weight
+// loaders `quant_load.wgsl` / `quant_load64.wgsl`, `matvec.wgsl` and `matmul.wgsl` (and, on
+// devices with subgroups of 8+, natively, `matmul_sg.wgsl`): see the `include_shader!` lines in
+// src/kernels/matvec.rs. WGSL has no includes; the files are parts of one module, split by what
+// they hold, and none compiles alone.
 // Entry points: `matvec` / `matvec_xu` (decode, matvec.wgsl), `matmul` (prefill, workgroup tiles)
 // and `matmul_rt` / `matmul_rt_xu` (prefill, register tiles, for CPU adapters), `embedding` (row
 // gather; all three in matmul.wgsl); the `_xu` variants read the activations from a uniform
-// buffer. They share the block decoders of this file and the weight bindings `wq` / `wq4` (the
-// same buffer seen as u32 and as vec4<u32>); each entry point uses only its own parameters and
+// buffer. They share the block decoders of this file and the weight bindings `wq` (binding 1) and
+// the loader's wide view of the same buffer (binding 2); each entry point uses only its own parameters and
 // buffers (bindings are per entry point, so `embedding`'s ids/out and the `_xu` entries' uniform x
 // may reuse binding numbers).
 //
@@ -15,7 +16,7 @@
 // Block decoders
 // ---------------------------------------------------------------------------------------------
 // GGUF block decoders shared by every entry point of the module. One part of a quantized matrix is
-// bound at binding 1 as raw u32 words in GGUF layout (and at binding 2 as vec4<u32>); rows are
+// bound at binding 1 as raw u32 words in GGUF layout (and at binding 2 in wide words); rows are
 // `row_bytes` apart. `decode(rb, u)` turns the 32-element unit `u` of the row starting at byte `rb`
 // into 8 vec4: a whole block for Q8_0/Q4_0/Q4_1/Q5_0/IQ4_NL, one 32-element sub-block of a
 // 256-element K-quant or IQ4_XS block, or 32 plain floats. Blocks of Q8_0, Q4_0, Q5_0, Q3_K, Q6_K
@@ -23,14 +24,12 @@
 // `win8`, which tolerate a 2-byte misalignment. TYPE (the GGUF type id) is an override: each pipeline keeps only
 // its own decoder.
 // With PACKED, Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K are read from the packed layout of
-// `src/quant/pack.rs` instead: quants as vec4<u32>, the auxiliary words and the f16 scale from their
-// own aligned regions.
+// `src/quant/pack.rs` instead (`quant_packed.wgsl`).
 
 override TYPE: u32 = 0u;
 override PACKED: bool = false;
 
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
-@group(0) @binding(2) var<storage, read> wq4: array<vec4<u32>>;
 
 // The 4 bytes at the even byte offset `o`, little-endian. Branch-free: both neighbouring words are
 // read (loops over consecutive offsets share them once unrolled) and the halves selected.
@@ -299,107 +298,6 @@ fn decode_unit(rb: u32, u: u32) -> Unit {
             let q = wq[o + 2u + 4u * s + i];
             w[i] = sc * kv4(q, 0u);
             w[i + 4u] = sc * kv4(q, 4u);
-        }
-    }
-    return Unit(w, a, b);
-}
-
-// Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
-// (row, unit) pair i = ((row / 4) * ku + u) * 4 + row % 4 of n = rows_padded * ku pairs; the quant
-// region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1, Q5_0), then n f16
-// scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row, 256-element block) and unit u
-// is sub-block u % 8 of block u / 8 (see `decode_packed_k`).
-fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
-    if (TYPE == 12u || TYPE == 14u) {
-        return decode_packed_k(row, u, rows, ku);
-    }
-    let i = ((row >> 2u) * ku + u) * 4u + (row & 3u);
-    let n = ((rows + 3u) & ~3u) * ku;
-    var w: array<vec4<f32>, 8>;
-    var a = 1.0;
-    var b = 0.0;
-    if (TYPE == 8u) { // Q8_0
-        let s = unpack2x16float(wq[8u * n + (i >> 1u)]);
-        a = select(s.x, s.y, (i & 1u) != 0u);
-        let q0 = wq4[2u * i];
-        let q1 = wq4[2u * i + 1u];
-        for (var j = 0u; j < 4u; j++) {
-            w[j] = i8x4(q0[j]);
-            w[j + 4u] = i8x4(q1[j]);
-        }
-    } else {
-        let q = wq4[i];
-        for (var j = 0u; j < 4u; j++) {
-            w[j] = nib4(q[j], 0u);
-            w[j + 4u] = nib4(q[j], 4u);
-        }
-        if (TYPE == 3u) { // Q4_1: aux = d | m << 16
-            let dm = unpack2x16float(wq[4u * n + i]);
-            a = dm.x;
-            b = dm.y;
-        } else { // Q4_0, Q5_0: d from the scale region
-            let so = select(4u * n, 5u * n, TYPE == 6u);
-            let s = unpack2x16float(wq[so + (i >> 1u)]);
-            a = select(s.x, s.y, (i & 1u) != 0u);
-            b = -8.0 * a;
-            if (TYPE == 6u) { // Q5_0: aux = the 5th bits
-                let qh = wq[4u * n + i];
-                b = -16.0 * a;
-                for (var j = 0u; j < 4u; j++) {
-                    w[j] = fma(bit4(qh, 4u * j), vec4<f32>(16.0), w[j]);
-                    w[j + 4u] = fma(bit4(qh, 16u + 4u * j), vec4<f32>(16.0), w[j + 4u]);
-                }
-            }
-        }
-    }
-    return Unit(w, a, b);
-}
-
-// Packed Q4_K / Q6_K: pair i = ((row / 4) * kb + u / 8) * 4 + row % 4 of n = rows_padded * kb
-// (kb blocks per row). Q4_K: n runs of 8 vec4 (qs), then n vec4 (d | dmin << 16, 12 scale bytes).
-// Q6_K: n runs of 12 vec4 (ql[128], qh[64]), then n runs of 16 int8 scales, then n f16 d. The
-// same values and arithmetic as `decode_unit`'s GGUF decoders, from 3 (Q4_K) or 6 (Q6_K) loads.
-fn decode_packed_k(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
-    let kb = ku >> 3u;
-    let i = ((row >> 2u) * kb + (u >> 3u)) * 4u + (row & 3u);
-    let n = ((rows + 3u) & ~3u) * kb;
-    let s = u & 7u;
-    var w: array<vec4<f32>, 8>;
-    var a = 1.0;
-    var b = 0.0;
-    if (TYPE == 12u) { // Q4_K
-        let aux = wq4[8u * n + i];
-        let dm = unpack2x16float(aux.x);
-        let sm = scale_min_v(aux, s);
-        a = dm.x * sm.x;
-        b = -(dm.y * sm.y);
-        let q0 = wq4[8u * i + 2u * (s >> 1u)];
-        let q1 = wq4[8u * i + 2u * (s >> 1u) + 1u];
-        let sh = 4u * (s & 1u);
-        for (var j = 0u; j < 4u; j++) {
-            w[j] = nib4(q0[j], sh);
-            w[j + 4u] = nib4(q1[j], sh);
-        }
-    } else { // Q6_K
-        let half = s >> 2u;
-        let q = s & 3u;
-        let l = 12u * i + 4u * half + 2u * (q & 1u);
-        let h = 12u * i + 8u + 2u * half;
-        let l0 = wq4[l];
-        let l1 = wq4[l + 1u];
-        let h0 = wq4[h];
-        let h1 = wq4[h + 1u];
-        let nsh = 4u * (q >> 1u);
-        let hsh = 2u * q;
-        let sc = i8x4(wq[48u * n + 4u * i + (s >> 1u)] >> (16u * (s & 1u)));
-        let d = unpack2x16float(wq[52u * n + (i >> 1u)]);
-        a = select(d.x, d.y, (i & 1u) != 0u);
-        for (var j = 0u; j < 4u; j++) {
-            // As in `decode_unit`: (q - 32) times the int8 sub-block scale, exact.
-            let v0 = fma(crumb4(h0[j], hsh), vec4<f32>(16.0), nib4(l0[j], nsh)) - 32.0;
-            let v1 = fma(crumb4(h1[j], hsh), vec4<f32>(16.0), nib4(l1[j], nsh)) - 32.0;
-            w[j] = sc.x * v0;
-            w[j + 4u] = sc.y * v1;
         }
     }
     return Unit(w, a, b);

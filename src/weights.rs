@@ -171,7 +171,13 @@ impl QMatrix {
                 Layout::Gguf => n,
                 Layout::Packed => n.div_ceil(GROUP) * GROUP,
             };
-            let buf = gpu.storage(&name, stored as u64 * row_bytes)?;
+            // Packed parts in whole 32-byte runs: the wide loads read the last one whole
+            // (shaders/quant_load64.wgsl). At most 31 bytes more, within the binding limit.
+            let mut bytes = stored as u64 * row_bytes;
+            if layout == Layout::Packed && bytes.next_multiple_of(32) <= limit {
+                bytes = bytes.next_multiple_of(32);
+            }
+            let buf = gpu.storage(&name, bytes)?;
             parts.push(QPart { buf, row0, rows: n });
             row0 += n;
         }

@@ -214,6 +214,10 @@ pub struct Gpu {
     /// Whether the matvec and the register-tiled matmul share activation loads through
     /// subgroups (see [`Gpu::subgroup_loads`]).
     subgroup_loads: std::sync::atomic::AtomicBool,
+    /// Whether the device has `shader-int64` (requested with the subgroups, natively).
+    int64: bool,
+    /// Whether the subgroup kernels read the weights as vec4<u64> (see [`Gpu::wide_loads`]).
+    wide_loads: std::sync::atomic::AtomicBool,
 }
 
 impl Gpu {
@@ -226,13 +230,16 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let facts = facts_of(&adapter);
         // Only what a code path uses: timestamp queries for `--profile` (native only, see
-        // `set_profiling`) and subgroups for the subgroup loads (native only, see
-        // `subgroup_loads`). No shader enables `f16`.
+        // `set_profiling`), subgroups for the subgroup loads and 64-bit integers for the wide
+        // weight loads of the subgroup kernels (native only, see `subgroup_loads` and
+        // `wide_loads`). No shader enables `f16`.
         let sg = subgroups_usable(&facts.caps);
         let wanted = if cfg!(target_arch = "wasm32") {
             wgpu::Features::empty()
         } else if sg {
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP
+            wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::SUBGROUP
+                | wgpu::Features::SHADER_INT64
         } else {
             wgpu::Features::TIMESTAMP_QUERY
         };
@@ -273,6 +280,11 @@ impl Gpu {
             subgroup_loads: std::sync::atomic::AtomicBool::new(
                 sg && std::env::var("ATTEND_SUBGROUPS").as_deref() != Ok("0"),
             ),
+            int64: features.contains(wgpu::Features::SHADER_INT64),
+            wide_loads: std::sync::atomic::AtomicBool::new(
+                features.contains(wgpu::Features::SHADER_INT64)
+                    && std::env::var("ATTEND_WIDE_LOADS").as_deref() != Ok("0"),
+            ),
         })
     }
 
@@ -297,8 +309,26 @@ impl Gpu {
     /// (`shaders/matmul_sg.wgsl`): natively, on adapters whose subgroups have 8 or more
     /// invocations, unless `ATTEND_SUBGROUPS=0`. They give the same bits as the others and, on CPU
     /// adapters, load each activation word once per SIMD fibre instead of once per lane.
+    /// Never in a browser: the constant lets the wasm build drop the subgroup module's text.
+    #[inline]
     pub fn subgroup_loads(&self) -> bool {
-        self.subgroup_loads.load(Ordering::Relaxed)
+        cfg!(not(target_arch = "wasm32")) && self.subgroup_loads.load(Ordering::Relaxed)
+    }
+
+    /// Whether the subgroup kernels read the weights as vec4<u64> (`shaders/quant_load64.wgsl`):
+    /// natively, where the device has `shader-int64` (requested with the subgroups), unless
+    /// `ATTEND_WIDE_LOADS=0`. The same words as vec4<u32> loads, so the same bits; on CPU adapters
+    /// one such load costs about what a vec4<u32> does and reads twice the bytes.
+    #[inline]
+    pub fn wide_loads(&self) -> bool {
+        self.subgroup_loads() && self.wide_loads.load(Ordering::Relaxed)
+    }
+
+    /// Turn the wide loads on (where the device has 64-bit integers) or off; returns whether the
+    /// subgroup kernels use them now. For tests and comparisons, like `set_subgroup_loads`.
+    pub fn set_wide_loads(&self, on: bool) -> bool {
+        self.wide_loads.store(on && self.int64, Ordering::Relaxed);
+        self.wide_loads()
     }
 
     /// Turn the subgroup entry points on (where the device has them) or off; returns whether they

@@ -8,6 +8,8 @@ use crate::gpu::{grid, Arg, Gpu, Shader};
 use crate::Result;
 
 static SHADER: Shader = crate::include_shader!("bandwidth");
+/// With the 32-byte read (`shaders/bandwidth64.wgsl`), where [`Gpu::wide_loads`] holds.
+static SHADER64: Shader = crate::include_shader!("bandwidth64": "bandwidth", "bandwidth64");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,7 +27,7 @@ const VARIANTS: [(u32, u32); 5] = [(256, 1), (256, 4), (64, 4), (64, 16), (256, 
 pub struct Bandwidth {
     /// The fastest read kernel: bytes read per second.
     pub read_gb_s: f64,
-    /// Which read kernel that was: "wg=W,per=P".
+    /// Which read kernel that was: "wg=W,per=P,load=B" (B: bytes per load, 16 or 32).
     pub read_kernel: String,
     /// `copy_buffer_to_buffer`: bytes read plus bytes written per second.
     pub buffer_copy_gb_s: f64,
@@ -50,39 +52,51 @@ async fn time(gpu: &Gpu, sink: &wgpu::Buffer, reps: usize, record: impl Fn()) ->
 
 /// Measure on a buffer of up to `bytes` (capped by the adapter's binding limit).
 pub async fn measure(gpu: &Gpu, bytes: u64) -> Result<Bandwidth> {
-    let bytes = bytes.min(gpu.caps().max_binding).min(gpu.caps().max_buffer) / 16 * 16;
+    let bytes = bytes.min(gpu.caps().max_binding).min(gpu.caps().max_buffer) / 32 * 32;
     let src = gpu.storage("bandwidth src", bytes)?;
     let dst = gpu.storage("bandwidth dst", bytes)?;
     let n = (bytes / 16) as u32;
     let sink = gpu.storage("bandwidth sink", n as u64 * 4)?;
     let max_dim = gpu.caps().max_workgroups_per_dim;
     let mut best = (0.0, String::new());
-    for (wg, per) in VARIANTS {
-        if wg > gpu.caps().max_invocations {
-            continue;
-        }
-        let stride = n.div_ceil(per);
-        let params = Params {
-            n,
-            stride,
-            _pad: [0; 2],
-        };
-        let s = time(gpu, sink.raw(), 3, || {
-            let mut rec = gpu.recorder("bandwidth");
-            rec.dispatch(
-                &SHADER,
-                "read_stream",
-                &[("WG", wg as f64), ("PER", per as f64)],
-                &params,
-                &[Arg::from(&src), Arg::from(&sink)],
-                grid(stride.div_ceil(wg), max_dim),
-            );
-            rec.submit();
-        })
-        .await?;
-        let gb_s = bytes as f64 / s / 1e9;
-        if gb_s > best.0 {
-            best = (gb_s, format!("wg={wg},per={per}"));
+    // 16-byte reads everywhere; 32-byte ones too where the matvecs use them.
+    let widths: &[(u64, &Shader, &str)] = if gpu.wide_loads() {
+        &[
+            (16, &SHADER, "read_stream"),
+            (32, &SHADER64, "read_stream64"),
+        ]
+    } else {
+        &[(16, &SHADER, "read_stream")]
+    };
+    for &(width, shader, entry) in widths {
+        let n = (bytes / width) as u32;
+        for (wg, per) in VARIANTS {
+            if wg > gpu.caps().max_invocations {
+                continue;
+            }
+            let stride = n.div_ceil(per);
+            let params = Params {
+                n,
+                stride,
+                _pad: [0; 2],
+            };
+            let s = time(gpu, sink.raw(), 3, || {
+                let mut rec = gpu.recorder("bandwidth");
+                rec.dispatch(
+                    shader,
+                    entry,
+                    &[("WG", wg as f64), ("PER", per as f64)],
+                    &params,
+                    &[Arg::from(&src), Arg::from(&sink)],
+                    grid(stride.div_ceil(wg), max_dim),
+                );
+                rec.submit();
+            })
+            .await?;
+            let gb_s = bytes as f64 / s / 1e9;
+            if gb_s > best.0 {
+                best = (gb_s, format!("wg={wg},per={per},load={width}B"));
+            }
         }
     }
     let s = time(gpu, sink.raw(), 3, || {

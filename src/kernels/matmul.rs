@@ -2,7 +2,7 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, weight_args, Io, Split, SHADER, SHADER_SG, X_UNIFORM_BYTES};
+use super::matvec::{matvec, sg_shader, weight_args, Io, Split, SHADER, X_UNIFORM_BYTES};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -250,13 +250,10 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
             let blocks = groups.div_ceil(rows_per / 4);
             // With subgroup loads a workgroup's invocations share their tokens (grid y).
             let sg_dims = [blocks.div_ceil(wg), tm.div_ceil(rt), 1];
-            let sg = cfg!(not(target_arch = "wasm32"))
-                && uniform
-                && rec.gpu().subgroup_loads()
-                && sg_dims[0] <= max_dim;
+            let sg = uniform && rec.gpu().subgroup_loads() && sg_dims[0] <= max_dim;
             let flat = grid((blocks * tm.div_ceil(rt)).div_ceil(wg), max_dim);
             let (shader, entry, dims) = match (sg, uniform) {
-                (true, _) => (&SHADER_SG, "matmul_rt_sg", sg_dims),
+                (true, _) => (sg_shader(rec.gpu()), "matmul_rt_sg", sg_dims),
                 (false, true) => (&SHADER, "matmul_rt_xu", flat),
                 (false, false) => (&SHADER, "matmul_rt", flat),
             };

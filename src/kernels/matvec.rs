@@ -8,13 +8,29 @@ use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{Layout, QMatrix, UNIT};
 
 /// The quantized-matrix family: matvec, matmul and embedding entry points sharing one set of
-/// block decoders, one module from `shaders/quant.wgsl` (decoders), `matvec.wgsl` and
-/// `matmul.wgsl`.
-pub(crate) static SHADER: Shader = crate::include_shader!("matmul": "quant", "matvec", "matmul");
+/// block decoders, one module from `shaders/quant.wgsl` (decoders), `quant_packed.wgsl` (packed
+/// layouts), `quant_load.wgsl` (the weights as vec4<u32>), `matvec.wgsl` and `matmul.wgsl`.
+pub(crate) static SHADER: Shader =
+    crate::include_shader!("matmul": "quant", "quant_packed", "quant_load", "matvec", "matmul");
 /// The same with the subgroup entry points of `shaders/matmul_sg.wgsl` (`matvec_sg`,
 /// `matmul_rt_sg`), for devices where [`Gpu::subgroup_loads`] holds.
-pub(crate) static SHADER_SG: Shader =
-    crate::include_shader!("matmul_sg": "quant", "matvec", "matmul", "matmul_sg");
+static SHADER_SG: Shader = crate::include_shader!(
+    "matmul_sg": "quant", "quant_packed", "quant_load", "matvec", "matmul", "matmul_sg"
+);
+/// The subgroup module with the weights read as vec4<u64> (`quant_load64.wgsl`), where
+/// [`Gpu::wide_loads`] holds.
+static SHADER_SG64: Shader = crate::include_shader!(
+    "matmul_sg64": "quant", "quant_packed", "quant_load64", "matvec", "matmul", "matmul_sg"
+);
+
+/// The module of the subgroup entry points on this device.
+pub(crate) fn sg_shader(gpu: &Gpu) -> &'static Shader {
+    if gpu.wide_loads() {
+        &SHADER_SG64
+    } else {
+        &SHADER_SG
+    }
+}
 
 /// Tokens one dispatch handles (the shader keeps one accumulator per token).
 pub const MAX_TOKENS: u32 = 4;
@@ -243,15 +259,10 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
     } else {
         Arg::from(x)
     };
-    // One token with one invocation per row group: the subgroup can share the loads of x. (Never
-    // in a browser; the constant lets the wasm build drop the subgroup module's text.)
-    let sg = cfg!(not(target_arch = "wasm32"))
-        && uniform
-        && m == 1
-        && tpr == 1
-        && rec.gpu().subgroup_loads();
+    // One token with one invocation per row group: the subgroup can share the loads of x.
+    let sg = uniform && m == 1 && tpr == 1 && rec.gpu().subgroup_loads();
     let (shader, entry) = match (sg, uniform) {
-        (true, _) => (&SHADER_SG, "matvec_sg"),
+        (true, _) => (sg_shader(rec.gpu()), "matvec_sg"),
         (false, true) => (&SHADER, "matvec_xu"),
         (false, false) => (&SHADER, "matvec"),
     };

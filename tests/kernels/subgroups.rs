@@ -1,11 +1,13 @@
 //! The subgroup entry points (`shaders/matmul_sg.wgsl`: `matvec_sg`, `matmul_rt_sg`) against the
 //! uniform-view kernels they stand in for. Natively, where subgroups have 8 or more invocations
 //! (lavapipe's have 8), the other kernel tests already run them against the CPU reference (they
-//! are the default there); this one checks them bit for bit against `matvec_xu` / `matmul_rt_xu`
-//! on the same data, and those against the reference too, so both stay covered natively. Two
-//! formats (a 32- and a 256-element block, both repacked): the entry points differ from the
-//! others only in how x is loaded, and each variant is a pipeline lavapipe takes ~2 s to build.
-//! Browsers never get them.
+//! are the default there, with the wide weight loads where the device has 64-bit integers); this
+//! one checks them bit for bit against `matvec_xu` / `matmul_rt_xu` on the same data, with the
+//! wide loads (`quant_load64.wgsl`) and without, and all of them against the reference too. Four
+//! repacked formats: a 32-element block with an auxiliary region (Q4_1) and one with two quant
+//! runs per row (Q8_0), and the two 256-element ones (Q4_K, Q6_K), whose row groups are read in
+//! different runs (each variant is a pipeline lavapipe takes ~2 s to build). Browsers never get
+//! them.
 
 use crate::blocks::{dequant, random_weights};
 use crate::common::*;
@@ -14,11 +16,16 @@ use attend::kernels::elementwise::Glu;
 use attend::kernels::matmul::{linear_glu, matmul_with_shape, MatmulShape};
 use attend::kernels::matvec::{matvec_with_shape, MatvecShape};
 
-/// One kernel run with subgroup loads on or off: `kind` 0 is matvec (one token, two row groups
+/// One kernel run with subgroup loads on or off (`sg`: 0 off, 1 on, 2 on with wide loads): `kind` 0 is matvec (one token, two row groups
 /// per invocation), 1 the GLU matvec, 2 and 3 the register-tiled matmul (8 tokens x 16 rows, 4 x
 /// 8 with a bias), over a matrix split in parts.
-async fn run(gpu: &Gpu, ty: attend::quant::GgmlType, kind: usize, sg: bool) -> Vec<f32> {
-    assert_eq!(gpu.set_subgroup_loads(sg), sg);
+async fn run(gpu: &Gpu, ty: attend::quant::GgmlType, kind: usize, sg: usize) -> Vec<f32> {
+    assert!(gpu.set_subgroup_loads(sg > 0) == (sg > 0));
+    assert_eq!(
+        gpu.set_wide_loads(sg == 2),
+        sg == 2,
+        "64-bit loads need shader-int64"
+    );
     // k of 768 with 37 tokens: the uniform view holds 16 of them, so the matmul runs in chunks.
     let (m, n, k) = [(1, 136, 256), (1, 136, 512), (37, 70, 768), (20, 57, 512)][kind];
     let mut rng = Rng::new(900 + kind as u64);
@@ -86,13 +93,25 @@ gpu_test! {
         if !gpu.subgroup_loads() {
             return; // a native adapter without subgroups of 8+: nothing to compare
         }
-        for ty in [attend::quant::GgmlType::Q4_1, attend::quant::GgmlType::Q4K] {
-            for kind in 0..4 {
-                let on = run(&gpu, ty, kind, true).await;
-                let off = run(&gpu, ty, kind, false).await;
+        // lavapipe has shaderInt64: the wide loads must be on there too.
+        if gpu.adapter.name.contains("llvmpipe") {
+            assert!(gpu.wide_loads(), "lavapipe has 64-bit integers: wide loads should be on");
+        }
+        let wide = gpu.wide_loads();
+        use attend::quant::GgmlType::{Q4K, Q4_1, Q6K, Q8_0};
+        for (ty, kinds) in [(Q4_1, 0..4), (Q4K, 0..4), (Q8_0, 0..3), (Q6K, 0..3)] {
+            for kind in kinds {
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&on), bits(&off), "{} kind {kind}: subgroup loads changed bits", ty.name());
+                let off = bits(&run(&gpu, ty, kind, 0).await);
+                let on = bits(&run(&gpu, ty, kind, 1).await);
+                assert_eq!(on, off, "{} kind {kind}: subgroup loads changed bits", ty.name());
+                if wide {
+                    let on64 = bits(&run(&gpu, ty, kind, 2).await);
+                    assert_eq!(on64, off, "{} kind {kind}: wide loads changed bits", ty.name());
+                }
             }
         }
+        gpu.set_subgroup_loads(true);
+        gpu.set_wide_loads(wide);
     }
 }
