@@ -200,20 +200,8 @@ fn x4_dots(w: Unit, xs: X4, sx: vec4<f32>) -> vec4<f32> {
 fn rt_unit(g: u32, u: u32, xs: X4, ys: X4, acc: Acc) -> Acc {
     let sx = x4_sums(xs);
     let sy = x4_sums(ys);
-    let last = pr.rows - 1u;
-    let ku = pr.k / 32u;
     var o = acc;
-    var w: Units4;
-    if (PACKED) {
-        // The group's pairs are consecutive: read them together (quant_packed.wgsl). Groups past
-        // the part read its last group (rows past it are zero padding); none of them is stored.
-        w = decode_group(min(g, last / 4u), u, pr.rows, ku);
-    } else {
-        w = Units4(decode_row(min(4u * g, last), u, pr.rows, ku, pr.row_bytes),
-                   decode_row(min(4u * g + 1u, last), u, pr.rows, ku, pr.row_bytes),
-                   decode_row(min(4u * g + 2u, last), u, pr.rows, ku, pr.row_bytes),
-                   decode_row(min(4u * g + 3u, last), u, pr.rows, ku, pr.row_bytes));
-    }
+    let w = decode_rows4(g, u, pr.rows, pr.k / 32u, pr.row_bytes);
     o.r0 += x4_dots(w.w0, xs, sx);
     if (RT_T == 8u) { o.s0 += x4_dots(w.w0, ys, sy); }
     o.r1 += x4_dots(w.w1, xs, sx);

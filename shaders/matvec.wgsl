@@ -101,19 +101,7 @@ fn mv_rows(g: u32, u: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4
         x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>) -> vec4<f32> {
     let sv = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
     let sx = (sv.x + sv.y) + (sv.z + sv.w);
-    let ku = pv.k / 32u;
-    var w: Units4;
-    if (PACKED) {
-        // The group's pairs are consecutive: read them together (quant_packed.wgsl).
-        w = decode_group(g, u, pv.rows, ku);
-    } else {
-        // Rows past the end of the part decode row 4g again (always present), never stored.
-        let last = select(4u * g, pv.rows - 1u, 4u * g < pv.rows);
-        w = Units4(decode_row(4u * g, u, pv.rows, ku, pv.row_bytes),
-                   decode_row(min(4u * g + 1u, last), u, pv.rows, ku, pv.row_bytes),
-                   decode_row(min(4u * g + 2u, last), u, pv.rows, ku, pv.row_bytes),
-                   decode_row(min(4u * g + 3u, last), u, pv.rows, ku, pv.row_bytes));
-    }
+    let w = decode_rows4(g, u, pv.rows, pv.k / 32u, pv.row_bytes);
     return vec4<f32>(mv_dot(w.w0, x0, x1, x2, x3, x4, x5, x6, x7, sx),
                      mv_dot(w.w1, x0, x1, x2, x3, x4, x5, x6, x7, sx),
                      mv_dot(w.w2, x0, x1, x2, x3, x4, x5, x6, x7, sx),

@@ -190,3 +190,19 @@ fn decode_group(g: u32, u: u32, rows: u32, ku: u32) -> Units4 {
     return Units4(unit_packed(q01.a, z, aux.x, s01, false), unit_packed(q01.b, z, aux.y, s01, true),
                   unit_packed(q23.a, z, aux.z, s23, false), unit_packed(q23.b, z, aux.w, s23, true));
 }
+
+// Unit `u` of rows 4g..4g+3 in whichever layout the pipeline reads: a packed row group at once
+// (`decode_group`), GGUF rows one by one. Rows and groups past the part decode its last row or
+// group again (in the packed layout, rows past it are its zero padding); callers never store them.
+// The matvec and the register matmul both take their rows from here, so the two layouts reach the
+// dot products through the same code (llvmpipe's compiler rounded them differently otherwise).
+fn decode_rows4(g: u32, u: u32, rows: u32, ku: u32, row_bytes: u32) -> Units4 {
+    let last = rows - 1u;
+    if (PACKED) {
+        return decode_group(min(g, last / 4u), u, rows, ku);
+    }
+    return Units4(decode_row(min(4u * g, last), u, rows, ku, row_bytes),
+                  decode_row(min(4u * g + 1u, last), u, rows, ku, row_bytes),
+                  decode_row(min(4u * g + 2u, last), u, rows, ku, row_bytes),
+                  decode_row(min(4u * g + 3u, last), u, rows, ku, row_bytes));
+}

@@ -214,8 +214,6 @@ pub struct Gpu {
     /// Whether the matvec and the register-tiled matmul share activation loads through
     /// subgroups (see [`Gpu::subgroup_loads`]).
     subgroup_loads: std::sync::atomic::AtomicBool,
-    /// Whether the device has `shader-int64` (requested with the subgroups, natively).
-    int64: bool,
     /// Whether the subgroup kernels read the weights as vec4<u64> (see [`Gpu::wide_loads`]).
     wide_loads: std::sync::atomic::AtomicBool,
 }
@@ -280,7 +278,6 @@ impl Gpu {
             subgroup_loads: std::sync::atomic::AtomicBool::new(
                 sg && std::env::var("ATTEND_SUBGROUPS").as_deref() != Ok("0"),
             ),
-            int64: features.contains(wgpu::Features::SHADER_INT64),
             wide_loads: std::sync::atomic::AtomicBool::new(
                 features.contains(wgpu::Features::SHADER_INT64)
                     && std::env::var("ATTEND_WIDE_LOADS").as_deref() != Ok("0"),
@@ -327,7 +324,11 @@ impl Gpu {
     /// Turn the wide loads on (where the device has 64-bit integers) or off; returns whether the
     /// subgroup kernels use them now. For tests and comparisons, like `set_subgroup_loads`.
     pub fn set_wide_loads(&self, on: bool) -> bool {
-        self.wide_loads.store(on && self.int64, Ordering::Relaxed);
+        let int64 = self
+            .device
+            .features()
+            .contains(wgpu::Features::SHADER_INT64);
+        self.wide_loads.store(on && int64, Ordering::Relaxed);
         self.wide_loads()
     }
 

@@ -55,8 +55,8 @@ pub async fn measure(gpu: &Gpu, bytes: u64) -> Result<Bandwidth> {
     let bytes = bytes.min(gpu.caps().max_binding).min(gpu.caps().max_buffer) / 32 * 32;
     let src = gpu.storage("bandwidth src", bytes)?;
     let dst = gpu.storage("bandwidth dst", bytes)?;
-    let n = (bytes / 16) as u32;
-    let sink = gpu.storage("bandwidth sink", n as u64 * 4)?;
+    // One word per invocation: at most one per 16-byte vec4 (the narrow kernels with PER 1).
+    let sink = gpu.storage("bandwidth sink", bytes / 16 * 4)?;
     let max_dim = gpu.caps().max_workgroups_per_dim;
     let mut best = (0.0, String::new());
     // 16-byte reads everywhere; 32-byte ones too where the matvecs use them.

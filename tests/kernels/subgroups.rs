@@ -16,11 +16,11 @@ use attend::kernels::elementwise::Glu;
 use attend::kernels::matmul::{linear_glu, matmul_with_shape, MatmulShape};
 use attend::kernels::matvec::{matvec_with_shape, MatvecShape};
 
-/// One kernel run with subgroup loads on or off (`sg`: 0 off, 1 on, 2 on with wide loads): `kind` 0 is matvec (one token, two row groups
-/// per invocation), 1 the GLU matvec, 2 and 3 the register-tiled matmul (8 tokens x 16 rows, 4 x
-/// 8 with a bias), over a matrix split in parts.
+/// One kernel run with subgroup loads off (`sg` 0), on (1) or on with the wide weight loads (2):
+/// `kind` 0 is matvec (one token, two row groups per invocation), 1 the GLU matvec, 2 and 3 the
+/// register-tiled matmul (8 tokens x 16 rows, 4 x 8 with a bias), over a matrix split in parts.
 async fn run(gpu: &Gpu, ty: attend::quant::GgmlType, kind: usize, sg: usize) -> Vec<f32> {
-    assert!(gpu.set_subgroup_loads(sg > 0) == (sg > 0));
+    assert_eq!(gpu.set_subgroup_loads(sg > 0), sg > 0);
     assert_eq!(
         gpu.set_wide_loads(sg == 2),
         sg == 2,
