@@ -27,6 +27,14 @@ fn x8_bcast(v: vec4<f32>) -> X8 {
 fn matvec_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32) {
     let g0 = mv_group(wid, nwg, li) * MV_G;
+    if (NORM_IN) {
+        // Lane l sums stripe l; the broadcasts give every lane all eight, in the same order.
+        let a = ssq_stripe_u(lane & 7u);
+        norm_r = rms_scale(subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u),
+                           subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),
+                           subgroupBroadcast(a, 4u), subgroupBroadcast(a, 5u),
+                           subgroupBroadcast(a, 6u), subgroupBroadcast(a, 7u));
+    }
     let live = mv_live(g0);
     let g = select(0u, g0, live);
     var acc: array<vec4<f32>, 4>;

@@ -26,6 +26,10 @@ struct MatvecParams {
     tok0: u32,      // first token of this dispatch
     n1: u32,        // with a split output (n1 > 0): rows of y, then n2 rows of y2 (see store_y)
     n2: u32,
+    eps: f32,       // NORM_IN: the RMSNorm's epsilon
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 override TOK: u32 = 1u;
@@ -39,6 +43,19 @@ override HAS_BIAS: bool = false;
 // group g also compute up group g + f/4 and store act(gate) * up as f outputs. 0: plain matvec,
 // 1: SiLU (SwiGLU), 2: GELU-tanh (GeGLU).
 override GLU: u32 = 0u;
+// The RMSNorm between two decode matvecs, folded into them (one token; src/kernels/matvec.rs
+// `Fold`), so that it costs no dispatch of its own. A producer (NORM_OUT: the attention output
+// and down projections) adds its rows to the residual stream v (bound as y2), stores g ⊙ v in y
+// (g, the next norm's weight, bound as bias) and, at float NORM_SSQ of y, one partial sum of
+// squares of v per 4 rows. A consumer (NORM_IN: the next Q/K/V, gate/up or output head matvec)
+// reads that x = g ⊙ v and scales its dot products by 1 / rms(v), summing the partials in one
+// fixed order on every path (see rms_scale), so W · norm(v) costs one pass over the partials
+// instead of a dispatch. HAS_BIAS is false with NORM_OUT.
+override NORM_IN: bool = false;
+override NORM_OUT: bool = false;
+// Float offset of the partial sums in the producer's output (64 KiB activation buffers: rows
+// ≤ NORM_SSQ, and the partials, one per 4 rows, end within the uniform view).
+const NORM_SSQ: u32 = 12288u;
 
 @group(0) @binding(0) var<uniform> pv: MatvecParams;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
@@ -64,6 +81,49 @@ fn store_y(t: u32, row: u32, n: u32, n1: u32, n2: u32, v: f32) {
 }
 
 var<workgroup> red: array<vec4<f32>, 256>; // [token][invocation], TOK * WG <= 256
+
+// NORM_IN: 1 / rms(v), set by the entry point before the first store.
+var<private> norm_r: f32 = 1.0;
+
+// Stripe s of the partial sums (vec4s s, s + 8, ... of them, in that order), from the uniform
+// view or from storage.
+fn ssq_stripe_u(s: u32) -> vec4<f32> {
+    var a = vec4<f32>(0.0);
+    for (var i = s; i < pv.k / 16u; i += 8u) {
+        a += xu[NORM_SSQ / 4u + i];
+    }
+    return a;
+}
+
+fn ssq_stripe(s: u32) -> vec4<f32> {
+    var a = vec4<f32>(0.0);
+    for (var i = s; i < pv.k / 16u; i += 8u) {
+        a += x[NORM_SSQ / 4u + i];
+    }
+    return a;
+}
+
+// 1 / rms(v) from the eight stripe sums (the same bits whichever path summed the stripes).
+fn rms_scale(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>,
+        a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>) -> f32 {
+    let t = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+    return inverseSqrt(((t.x + t.y) + (t.z + t.w)) / f32(pv.k) + pv.eps);
+}
+
+// NORM_OUT: rows 4g .. 4g + 3 of the producer (all present: its rows are a multiple of 4) are o;
+// v += o, y = g ⊙ v, and their partial sum of squares.
+fn norm_out_store(g: u32, o: vec4<f32>) {
+    let i = pv.y_row0 + 4u * g;
+    let v = vec4<f32>(y2[i], y2[i + 1u], y2[i + 2u], y2[i + 3u]) + o;
+    let gw = vec4<f32>(bias[i], bias[i + 1u], bias[i + 2u], bias[i + 3u]);
+    let z = v * gw;
+    for (var r = 0u; r < 4u; r++) {
+        y2[i + r] = v[r];
+        y[i + r] = z[r];
+    }
+    let sq = v * v;
+    y[NORM_SSQ + i / 4u] = (sq.x + sq.y) + (sq.z + sq.w);
+}
 
 // One unit of activations for every token.
 alias XUnit = array<array<vec4<f32>, 8>, 4>;
@@ -172,8 +232,16 @@ fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 4>) 
     let n = select(pv.n, pv.n / 2u, GLU != 0u);
     for (var t = 0u; t < TOK; t++) {
         var o = v[t];
+        if (NORM_IN) {
+            o *= norm_r;
+            w[t] *= norm_r;
+        }
         if (GLU != 0u) {
             o = glu_gate(o) * w[t];
+        }
+        if (NORM_OUT) {
+            norm_out_store(g, o);
+            continue;
         }
         for (var r = 0u; r < 4u; r++) {
             let row = 4u * g + r;
@@ -243,6 +311,10 @@ fn mv_store_all(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let g = mv_group(wid, nwg, li) * select(1u, MV_G, TOK == 1u);
+    if (NORM_IN) {
+        norm_r = rms_scale(ssq_stripe(0u), ssq_stripe(1u), ssq_stripe(2u), ssq_stripe(3u),
+                           ssq_stripe(4u), ssq_stripe(5u), ssq_stripe(6u), ssq_stripe(7u));
+    }
     var acc: array<vec4<f32>, 4>;
     var up: array<vec4<f32>, 4>;
     if (mv_live(g)) {
@@ -281,6 +353,11 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn matvec_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let g = mv_group(wid, nwg, li) * select(1u, MV_G, TOK == 1u);
+    if (NORM_IN) {
+        norm_r = rms_scale(ssq_stripe_u(0u), ssq_stripe_u(1u), ssq_stripe_u(2u),
+                           ssq_stripe_u(3u), ssq_stripe_u(4u), ssq_stripe_u(5u),
+                           ssq_stripe_u(6u), ssq_stripe_u(7u));
+    }
     var acc: array<vec4<f32>, 4>;
     var up: array<vec4<f32>, 4>;
     if (mv_live(g)) {

@@ -143,3 +143,23 @@ fn rmsnorm_add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         out5[base + i] = y[base + i] * r2 * w4[i];
     }
 }
+
+// rmsnorm_fold: the start of a norm folded into the next matvec (shaders/matvec.wgsl, NORM_IN):
+// y = w ⊙ x and, from float NORM_SSQ of y, x's sum of squares per 4 values, for one row. An
+// invocation per 4 values (WG of them a workgroup, any number of workgroups).
+override NORM_SSQ: u32 = 12288u;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_fold(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = 4u * gid.x;
+    if (i >= p.dim) {
+        return;
+    }
+    let v = vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+    let z = v * vec4<f32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+    for (var r = 0u; r < 4u; r++) {
+        y[i + r] = z[r];
+    }
+    let sq = v * v;
+    y[NORM_SSQ + gid.x] = (sq.x + sq.y) + (sq.z + sq.w);
+}

@@ -282,3 +282,103 @@ fn gpu_sampling_picks_what_the_logits_row_picks() {
     // (Gemma 3's 262,144-token row, the most chunks the kernel merges, is in tests/kernels/topk.rs.)
     candidates_match_the_row(&mut e, &p, 12, &configs);
 }
+
+/// Ids and per-step logprob (of the chosen token) of a greedy generation, and the dispatches of
+/// its last pass.
+fn greedy_logprobs(e: &mut Engine, prompt: &[u32], n: u32) -> (Vec<(u32, f32)>, u32) {
+    let p = GenParams {
+        max_tokens: n,
+        sampler: SamplerConfig::greedy(),
+        logprobs: true,
+        ignore_eog: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    pollster::block_on(e.generate(prompt, &p, |t| {
+        out.push((t.id, t.logprob.unwrap()));
+        true
+    }))
+    .unwrap();
+    (out, e.pass_stats.get().dispatches)
+}
+
+/// Decode with the norms folded into the matvecs (`kernels::matvec::Fold`, the default where the
+/// block allows) gives the tokens of the pass that runs the norm kernels, logprobs within
+/// rounding, and two dispatches fewer per layer: SmolLM2 (llama) and the tiny Qwen2 (biases),
+/// Qwen3 (per-head q/k norms) and Phi-3 (stacked Q/K/V and gate/up) fixtures. Gemma's post-norms
+/// keep their kernels (the same dispatches either way).
+#[test]
+fn folded_norms_decode_like_the_norm_kernels() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let fixture = |f: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/reference")
+            .join(f)
+    };
+    let models = [
+        (model("SmolLM2-135M-Instruct.Q4_1.gguf"), true),
+        (fixture("tiny-qwen2.gguf"), true),
+        (fixture("tiny-qwen3.gguf"), true),
+        (fixture("tiny-phi3.gguf"), true),
+        (model("gemma-3-270m-q4_k_m.gguf"), false),
+    ];
+    for (path, folds) in models {
+        let mut e = load_path(&path, 256);
+        let what = path.file_name().unwrap().to_string_lossy().to_string();
+        let layers = e.model.cfg.n_layers;
+        let p = prompt(&e, 24);
+        assert!(e.model.fold_norms, "{what}: folding is the default");
+        e.set_plans(true);
+        let (folded, fd) = greedy_logprobs(&mut e, &p, 12);
+        e.model.fold_norms = false;
+        e.set_plans(true); // drops the folded plans
+        let (plain, pd) = greedy_logprobs(&mut e, &p, 12);
+        let ids = |v: &[(u32, f32)]| v.iter().map(|s| s.0).collect::<Vec<_>>();
+        assert_eq!(ids(&folded), ids(&plain), "{what}: greedy tokens");
+        for (i, (a, b)) in folded.iter().zip(&plain).enumerate() {
+            assert!(
+                (a.1 - b.1).abs() <= 2e-3,
+                "{what}: step {i} logprob {} vs {}",
+                a.1,
+                b.1
+            );
+        }
+        let saved = if folds { 2 * layers } else { 0 };
+        assert_eq!(
+            pd - fd,
+            saved,
+            "{what}: dispatches {fd} folded, {pd} with the norm kernels"
+        );
+    }
+}
+
+/// Scoring whose last chunk is one token (a pass without logits, whose final norms the head then
+/// reads) gives the rows that scoring in longer chunks gives: such a pass runs the norm kernels.
+#[test]
+fn scoring_a_one_token_chunk_reads_normed_rows() {
+    let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-llama-spm.gguf");
+    let e = load_path(&path, 64);
+    let p = prompt(&e, 9);
+    drop(e);
+    let scored = |batch: u32| {
+        let opts = LoadOptions {
+            context: Some(64),
+            batch,
+            ..Default::default()
+        };
+        let mut e = pollster::block_on(Engine::load_file(&path, &opts)).expect("load");
+        pollster::block_on(e.score(&p)).unwrap()
+    };
+    let (one_left, whole) = (scored(8), scored(16));
+    assert_eq!(one_left.len(), whole.len());
+    for (i, (a, b)) in one_left.iter().zip(&whole).enumerate() {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-3, "position {i}: logits differ by {worst}");
+    }
+}

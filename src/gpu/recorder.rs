@@ -441,15 +441,26 @@ impl<'g> Recorder<'g> {
     }
 }
 
-/// A profile row's kernel name: the entry point and the weight format it reads, if any.
+/// A profile row's kernel name: the entry point, the weight format it reads, if any, and the
+/// epilogues it runs (a GLU, a folded norm read or written).
 fn kernel_label(entry: &str, constants: &[(&str, f64)]) -> String {
-    match constants.iter().find(|(k, _)| *k == "TYPE") {
-        Some(&(_, t)) => match crate::quant::GgmlType::from_u32(t as u32) {
-            Ok(t) => format!("{entry} {}", t.name()),
-            Err(_) => entry.to_string(),
-        },
-        None => entry.to_string(),
+    let mut label = entry.to_string();
+    let on = |name: &str| constants.iter().any(|&(k, v)| k == name && v != 0.0);
+    if let Some(&(_, t)) = constants.iter().find(|(k, _)| *k == "TYPE") {
+        if let Ok(t) = crate::quant::GgmlType::from_u32(t as u32) {
+            label = format!("{label} {}", t.name());
+        }
     }
+    for (name, tag) in [
+        ("GLU", "glu"),
+        ("NORM_IN", "norm-in"),
+        ("NORM_OUT", "norm-out"),
+    ] {
+        if on(name) {
+            label = format!("{label} {tag}");
+        }
+    }
+    label
 }
 
 impl Drop for Recorder<'_> {

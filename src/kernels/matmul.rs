@@ -2,7 +2,9 @@
 //! 32 rows through workgroup memory, each weight unit dequantized once per tile
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
-use super::matvec::{matvec, sg_shader, weight_args, Io, Split, SHADER, X_UNIFORM_BYTES};
+use super::matvec::{
+    fold_fits, matvec, sg_shader, weight_args, Fold, Io, Split, NORM_SSQ, SHADER, X_UNIFORM_BYTES,
+};
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
@@ -59,6 +61,7 @@ pub fn matmul_split(
         m,
         bias,
         split,
+        fold: Fold::None,
     };
     matmul_io(rec, w, io, shape)
 }
@@ -110,6 +113,7 @@ pub fn matmul_with_shape(
         m,
         bias,
         split,
+        fold: Fold::None,
     };
     matmul_io(rec, w, io, shape)
 }
@@ -288,6 +292,61 @@ pub fn linear(
     m: u32,
     bias: Option<&wgpu::Buffer>,
 ) -> Result<()> {
+    linear_fold(rec, w, x, y, m, bias, Fold::None)
+}
+
+/// Check that a folded norm ([`Fold`]) can run: one token, vectors that can carry it, `x` (a
+/// `NormIn`) or `y` (a `ResidualNorm`, with its residual and weight) large enough for its partial
+/// sums, and no bias or split on a producer.
+fn check_fold(
+    rec: &Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    fold: Fold,
+    plain: bool,
+) -> Result<()> {
+    let what = "folded norm";
+    let ssq_end = |d: usize| NORM_SSQ as u64 + d as u64 / 4;
+    match fold {
+        Fold::None => return Ok(()),
+        _ if m != 1 => {
+            return Err(crate::Error::Invalid(format!("{what}: one token, got {m}")));
+        }
+        Fold::NormIn { .. } => {
+            if !fold_fits(w.cols as u32) {
+                return Err(crate::Error::Invalid(format!("{what}: {} columns", w.cols)));
+            }
+            words(rec, x, ssq_end(w.cols), "folded norm x")?;
+        }
+        Fold::ResidualNorm { resid, gain } => {
+            if !fold_fits(w.rows as u32) || !plain {
+                return Err(crate::Error::Invalid(format!(
+                    "{what}: a plain product of {} rows",
+                    w.rows
+                )));
+            }
+            words(rec, y, ssq_end(w.rows), "folded norm y")?;
+            words(rec, resid, w.rows as u64, "folded norm residual")?;
+            words(rec, gain, w.rows as u64, "folded norm weight")?;
+            distinct(what, y, &[resid, gain, x])?;
+            distinct(what, resid, &[gain, x])?;
+        }
+    }
+    Ok(())
+}
+
+/// [`linear`] with a norm folded in (one token; see [`Fold`]).
+pub fn linear_fold(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    fold: Fold,
+) -> Result<()> {
     if m == 0 {
         return Ok(());
     }
@@ -299,7 +358,22 @@ pub fn linear(
         distinct("linear", y, &[x, b])?;
     }
     distinct("linear", y, &[x])?;
-    if m <= MATVEC_MAX_M {
+    check_fold(rec, w, x, y, m, fold, bias.is_none())?;
+    if !matches!(fold, Fold::None) {
+        super::matvec::matvec_io(
+            rec,
+            w,
+            Io {
+                x,
+                y,
+                m,
+                bias,
+                split: None,
+                fold,
+            },
+            None,
+        );
+    } else if m <= MATVEC_MAX_M {
         matvec(rec, w, x, y, m, bias)
     } else {
         matmul(rec, w, x, y, m, bias)
@@ -318,6 +392,21 @@ pub fn linear_glu(
     tmp: &wgpu::Buffer,
     out: &wgpu::Buffer,
     m: u32,
+) -> Result<()> {
+    linear_glu_fold(rec, w, glu, x, tmp, out, m, Fold::None)
+}
+
+/// [`linear_glu`] reading a folded norm (`Fold::NormIn`, one token).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_glu_fold(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    glu: super::elementwise::Glu,
+    x: &wgpu::Buffer,
+    tmp: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    m: u32,
+    fold: Fold,
 ) -> Result<()> {
     if m == 0 {
         return Ok(());
@@ -338,7 +427,19 @@ pub fn linear_glu(
         "linear_glu out",
     )?;
     distinct("linear_glu", out, &[x])?;
-    if m <= MATVEC_MAX_M {
+    check_fold(rec, w, x, out, m, fold, false)?;
+    if !matches!(fold, Fold::None) {
+        let io = Io {
+            x,
+            y: out,
+            m,
+            bias: None,
+            split: None,
+            fold,
+        };
+        super::matvec::matvec_io(rec, w, io, Some(glu));
+        Ok(())
+    } else if m <= MATVEC_MAX_M {
         super::matvec::matvec_glu(rec, w, x, out, m, glu);
         Ok(())
     } else {
@@ -358,6 +459,21 @@ pub fn linear_split(
     rows: [u32; 3],
     m: u32,
     bias: Option<&wgpu::Buffer>,
+) -> Result<()> {
+    linear_split_fold(rec, w, x, outs, rows, m, bias, Fold::None)
+}
+
+/// [`linear_split`] reading a folded norm (`Fold::NormIn`, one token).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_split_fold(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    outs: [&wgpu::Buffer; 3],
+    rows: [u32; 3],
+    m: u32,
+    bias: Option<&wgpu::Buffer>,
+    fold: Fold,
 ) -> Result<()> {
     if m == 0 {
         return Ok(());
@@ -396,7 +512,18 @@ pub fn linear_split(
         n1: rows[0],
         n2: rows[1],
     };
-    if m <= MATVEC_MAX_M {
+    check_fold(rec, w, x, outs[0], m, fold, false)?;
+    if !matches!(fold, Fold::None) {
+        let io = Io {
+            x,
+            y: outs[0],
+            m,
+            bias,
+            split: Some(split),
+            fold,
+        };
+        super::matvec::matvec_io(rec, w, io, None);
+    } else if m <= MATVEC_MAX_M {
         super::matvec::matvec_split(rec, w, x, outs[0], m, bias, split);
     } else {
         matmul_split(rec, w, x, outs[0], m, bias, Some(split));

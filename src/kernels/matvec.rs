@@ -48,6 +48,8 @@ struct Params {
     tok0: u32,
     n1: u32,
     n2: u32,
+    eps: f32,
+    _pad: [u32; 3],
 }
 
 /// The outputs of a stacked `[a; b; c]` weight: rows `0..n1` go to the main output, the next `n2`
@@ -60,6 +62,33 @@ pub struct Split<'a> {
     pub n2: u32,
 }
 
+/// An RMSNorm folded into a pair of one-token matvecs (the `NORM_*` constants of
+/// `shaders/matvec.wgsl`): decode spends no dispatch on the norms between its projections.
+#[derive(Clone, Copy, Default)]
+pub enum Fold<'a> {
+    #[default]
+    None,
+    /// `x` holds `g ⊙ v` and, at float [`NORM_SSQ`], `v`'s partial sums of squares (as a
+    /// [`ResidualNorm`](Fold::ResidualNorm) producer leaves them): the products are those of
+    /// `rmsnorm(v) · g` with this epsilon.
+    NormIn { eps: f32 },
+    /// The product `o` is added to the residual stream `resid` (f32, the product's rows, updated
+    /// in place) and `y` gets `gain ⊙ resid` and its partial sums of squares for a `NormIn`.
+    ResidualNorm {
+        resid: &'a wgpu::Buffer,
+        gain: &'a wgpu::Buffer,
+    },
+}
+
+/// Float offset of a folded norm's partial sums of squares (one per 4 values) in its vector's
+/// buffer (an activation buffer, whose 64 KiB uniform view holds them).
+pub const NORM_SSQ: u32 = 12288;
+
+/// Whether vectors of `d` values can carry a folded norm ([`Fold`]).
+pub fn fold_fits(d: u32) -> bool {
+    d <= NORM_SSQ && d.is_multiple_of(32)
+}
+
 /// The buffers of one quantized-matrix product: `x` f32 `[m, cols]` in, `y` f32 `[m, rows]` out
 /// (the first `split.n1` rows with a split), an optional bias f32 `[rows]`.
 #[derive(Clone, Copy)]
@@ -69,6 +98,8 @@ pub struct Io<'a> {
     pub m: u32,
     pub bias: Option<&'a wgpu::Buffer>,
     pub split: Option<Split<'a>>,
+    /// A norm folded in (one token, no bias, no split with `ResidualNorm`).
+    pub fold: Fold<'a>,
 }
 
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
@@ -162,6 +193,7 @@ pub fn matvec_with_shape(
         m,
         bias,
         split: None,
+        fold: Fold::None,
     };
     dispatch(rec, w, io, shape, None)
 }
@@ -184,8 +216,21 @@ pub fn matvec_split(
         m,
         bias,
         split,
+        fold: Fold::None,
     };
     dispatch(rec, w, io, shape, None)
+}
+
+/// Whether a one-token matvec with `w` reads int8 activations (`super::matvec_i8`).
+pub(crate) fn takes_int8(gpu: &Gpu, w: &QMatrix) -> bool {
+    super::matvec_i8::chosen(gpu, w, shape_for(gpu, w))
+}
+
+/// Any matvec of `io` (with its fold) in the shape measured for `w`; `glu` for a fused
+/// `[gate; up]` matrix.
+pub(crate) fn matvec_io(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, glu: Option<Glu>) {
+    let shape = shape_for(rec.gpu(), w);
+    dispatch(rec, w, io, shape, glu)
 }
 
 /// A GLU feed-forward in one dispatch per 4 tokens: `w` is a fused `[gate; up]` matrix of `2f`
@@ -206,6 +251,7 @@ pub fn matvec_glu(
         m,
         bias: None,
         split: None,
+        fold: Fold::None,
     };
     dispatch(rec, w, io, shape, Some(glu))
 }
@@ -226,22 +272,36 @@ pub(crate) fn weight_args<'a>(
     io: &Io<'a>,
 ) -> [Arg<'a>; 7] {
     let bias = io.bias.unwrap_or(io.x); // never read when HAS_BIAS is false
+    let y2 = io.split.map_or(&gpu.spare[0], |s| s.y2);
+    // A residual-norm producer reads its norm weight where the bias would be and updates the
+    // residual stream where the split's second output would be.
+    let (bias, y2) = match io.fold {
+        Fold::ResidualNorm { resid, gain } => (gain, resid),
+        _ => (bias, y2),
+    };
     [
         Arg::from(part),
         Arg::from(part),
         x,
         Arg::from(io.y),
         Arg::from(bias),
-        Arg::from(io.split.map_or(&gpu.spare[0], |s| s.y2)),
+        Arg::from(y2),
         Arg::from(io.split.map_or(&gpu.spare[1], |s| s.y3)),
     ]
 }
 
 fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu: Option<Glu>) {
     let Io {
-        x, m, bias, split, ..
+        x,
+        m,
+        bias,
+        split,
+        fold,
+        ..
     } = io;
-    if m == 1 && super::matvec_i8::chosen(rec.gpu(), w, shape) {
+    // (A folded norm runs on the f32 path; the model folds only where no matrix takes int8.)
+    let folded = !matches!(fold, Fold::None);
+    if m == 1 && !folded && super::matvec_i8::chosen(rec.gpu(), w, shape) {
         return super::matvec_i8::dispatch(rec, w, io, shape, glu);
     }
     let wg = shape.wg.clamp(1, WG).next_power_of_two();
@@ -287,6 +347,11 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                 tok0,
                 n1: split.map_or(0, |s| s.n1),
                 n2: split.map_or(0, |s| s.n2),
+                eps: match fold {
+                    Fold::NormIn { eps } => eps,
+                    _ => 0.0,
+                },
+                _pad: [0; 3],
             };
             rec.dispatch(
                 shader,
@@ -300,6 +365,11 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                     ("GLU", glu_id as f64),
                     ("MV_G", mv_g as f64),
+                    ("NORM_IN", matches!(fold, Fold::NormIn { .. }) as u32 as f64),
+                    (
+                        "NORM_OUT",
+                        matches!(fold, Fold::ResidualNorm { .. }) as u32 as f64,
+                    ),
                 ],
                 &params,
                 &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
@@ -383,6 +453,7 @@ pub async fn tune(
             m: 1,
             bias: None,
             split,
+            fold: Fold::None,
         };
         dispatch(rec, w, io, shape, glu)
     })

@@ -136,6 +136,50 @@ pub fn rmsnorm_with(
     dispatch(rec, what, x, norm.eps, &bufs, wg)
 }
 
+/// The first half of a norm folded into the next matvec (`kernels::matvec::Fold::NormIn`, which
+/// applies `1 / rms` and the epsilon): `out = weight ⊙ x` for one row of `x`, and after it, at
+/// float [`NORM_SSQ`](super::matvec::NORM_SSQ) of `out`, x's partial sums of squares per 4 values.
+pub fn rmsnorm_fold(
+    rec: &mut Recorder<'_>,
+    x: &wgpu::Buffer,
+    dim: u32,
+    weight: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    use super::matvec::{fold_fits, NORM_SSQ};
+    let what = "rmsnorm_fold";
+    distinct(what, out, &[x, weight])?;
+    if !fold_fits(dim) {
+        return Err(Error::Invalid(format!(
+            "{what}: rows of {dim} cannot carry a folded norm"
+        )));
+    }
+    let bufs = [
+        words(rec, x, dim as u64, "rmsnorm_fold x")?,
+        words(rec, weight, dim as u64, "rmsnorm_fold weight")?,
+        words(
+            rec,
+            out,
+            NORM_SSQ as u64 + dim as u64 / 4,
+            "rmsnorm_fold out",
+        )?,
+    ];
+    let params = Params {
+        rows: 1,
+        dim,
+        eps: 0.0,
+        _pad: 0,
+    };
+    let wg = 64;
+    let consts = [("WG", wg as f64), ("NORM_SSQ", NORM_SSQ as f64)];
+    let groups = grid(
+        (dim / 4).div_ceil(wg),
+        rec.gpu().caps().max_workgroups_per_dim,
+    );
+    rec.dispatch(&RMSNORM, what, &consts, &params, &bufs, groups);
+    Ok(())
+}
+
 /// `residual[r] += delta[r]`, then `out[r] = rmsnorm(residual[r]) * weight`: a residual add fused
 /// with the next pre-norm (one dispatch instead of two). `delta` and `out` are shaped like
 /// `residual`.

@@ -98,7 +98,7 @@ impl Layer for Block {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens } = step;
+        let Step { m, pos0, lens, .. } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
         // Local layers: their own RoPE base, unscaled, and the sliding window (`Config::rope`,
         // `Config::attn`).
@@ -106,7 +106,7 @@ impl Layer for Block {
         let o = Act::new(&s.o, m, c.d_model);
 
         // Attention.
-        model.qkv(rec, &self.qkv, [None; 3], m)?;
+        model.qkv(rec, &self.qkv, [None; 3], step)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &rope)?;
         model.attention_out(rec, l, &p, lens, &self.wo)?;

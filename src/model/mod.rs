@@ -30,10 +30,13 @@ registry! {
     phi3::{Phi3},
 }
 
+mod fold;
 mod scratch;
+mod sublayers;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
-use crate::kernels::attention::{self, AttnParams, KvPrecision, LayerKv};
+use crate::kernels::attention::{KvPrecision, LayerKv};
+use crate::kernels::matvec::Fold;
 use crate::kernels::rope::RopeParams;
 use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
 use crate::weights::QMatrix;
@@ -47,6 +50,8 @@ pub struct Step {
     pub m: u32,
     pub pos0: u32,
     pub lens: bool,
+    /// The norms between the block's matvecs are folded into them (see `fold.rs`).
+    pub fold: bool,
 }
 
 pub struct Weights {
@@ -223,6 +228,10 @@ pub struct Model {
     /// allows; tests switch it to run both), whose decode pass has the same shape at every
     /// position. Clear the engine's plans after changing it.
     pub attention_registers: bool,
+    /// Whether one-token passes fold the norms into the matvecs where the model allows
+    /// ([`Model::folds`]); on by default (natively `ATTEND_FOLD_NORMS=0` turns it off). Clear the
+    /// engine's plans after changing it.
+    pub fold_norms: bool,
 }
 
 impl Model {
@@ -258,6 +267,7 @@ impl Model {
             scratch,
             context,
             attention_registers,
+            fold_norms: fold::by_default(),
         })
     }
 
@@ -336,7 +346,12 @@ impl Model {
         embedding::embedding(rec, &w.token_embd, &s.ids, &s.x, m, cfg.embed_scale)?;
         let d = cfg.d_model;
         let first_norm = w.blocks.first().map_or(&w.output_norm, |b| b.attn_norm());
-        norm::rmsnorm(rec, Act::new(&s.x, m, d), cfg.norm(first_norm), &s.h)?;
+        let fold = self.folds(rec.gpu(), m, logits);
+        if fold {
+            norm::rmsnorm_fold(rec, &s.x, d, first_norm, &s.h)?;
+        } else {
+            norm::rmsnorm(rec, Act::new(&s.x, m, d), cfg.norm(first_norm), &s.h)?;
+        }
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w
                 .blocks
@@ -345,7 +360,12 @@ impl Model {
             let on = lens
                 .as_ref()
                 .is_some_and(|r| r.layers.contains(&(l as u32)));
-            let step = Step { m, pos0, lens: on };
+            let step = Step {
+                m,
+                pos0,
+                lens: on,
+                fold,
+            };
             block.block(self, rec, l, step, next_norm)?;
             if let Some(LensRequest {
                 layers,
@@ -359,13 +379,16 @@ impl Model {
                 }
             }
         }
-        // `s.h` now holds output_norm(x) for every token.
+        // `s.h` now holds output_norm(x) for every token (folded: its one token's, still to be
+        // scaled by the head).
+        let fold_in = self.fold_in(fold);
         match logits {
             Logits::None => Ok(()),
-            Logits::All => self.head(rec, &s.h, m),
+            _ if fold => self.head(rec, &s.h, 1, fold_in),
+            Logits::All => self.head(rec, &s.h, m, fold_in),
             Logits::Last => {
                 rec.copy(&s.h, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
-                self.head(rec, &s.last, 1)
+                self.head(rec, &s.last, 1, fold_in)
             }
         }
     }
@@ -373,10 +396,10 @@ impl Model {
     /// The output head: `scratch.logits` = the logits of the `rows` final norms in `x`, soft-capped
     /// where the model says so (Gemma 2), so that greedy, sampling candidates and logprobs all read
     /// the capped values.
-    fn head(&self, rec: &mut Recorder, x: &wgpu::Buffer, rows: u32) -> Result<()> {
+    fn head(&self, rec: &mut Recorder, x: &wgpu::Buffer, rows: u32, fold: Fold) -> Result<()> {
         let (w, s) = (&self.weights, &self.scratch);
         let output = w.output.as_ref().unwrap_or(&w.token_embd);
-        matmul::linear(rec, output, x, &s.logits, rows, None)?;
+        matmul::linear_fold(rec, output, x, &s.logits, rows, None, fold)?;
         let cap = self.cfg.final_softcap;
         if cap > 0.0 {
             elementwise::softcap(rec, &s.logits, rows * self.cfg.vocab, cap)?;
@@ -399,7 +422,7 @@ impl Model {
         }
         let d = self.cfg.d_model as u64 * 4;
         rec.copy(&s.h, first as u64 * d, &s.x, 0, rows as u64 * d);
-        self.head(rec, &s.x, rows)
+        self.head(rec, &s.x, rows, Fold::None)
     }
 
     /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and
@@ -453,90 +476,6 @@ impl Model {
             }
         }
         Ok(())
-    }
-
-    /// `s.q`, `s.k`, `s.v` = the Q, K and V projections of `s.h` (plus biases) for `m` tokens.
-    pub(crate) fn qkv(
-        &self,
-        rec: &mut Recorder,
-        qkv: &Qkv,
-        bias: [Option<&wgpu::Buffer>; 3],
-        m: u32,
-    ) -> Result<()> {
-        let (c, s) = (&self.cfg, &self.scratch);
-        match qkv {
-            Qkv::Fused(w) => {
-                // Stacked weights come without biases (see `Weights::fusions`).
-                let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
-                matmul::linear_split(rec, w, &s.h, [&s.q, &s.k, &s.v], rows, m, None)
-            }
-            Qkv::QkFused { qk, v } => {
-                let rows = [c.q_dim(), c.kv_dim(), 0];
-                matmul::linear_split(rec, qk, &s.h, [&s.q, &s.k, &s.v], rows, m, None)?;
-                matmul::linear(rec, v, &s.h, &s.v, m, bias[2])
-            }
-            Qkv::Split { q, k, v } => {
-                matmul::linear(rec, q, &s.h, &s.q, m, bias[0])?;
-                matmul::linear(rec, k, &s.h, &s.k, m, bias[1])?;
-                matmul::linear(rec, v, &s.h, &s.v, m, bias[2])
-            }
-        }
-    }
-
-    /// `s.o = Wo · attn(q, cache)` for the `p.m` tokens of layer `l` (q in `s.q`, its keys and
-    /// values already in the cache); with `lens`, the last token's weights go to `s.lens`.
-    pub(crate) fn attention_out(
-        &self,
-        rec: &mut Recorder,
-        l: usize,
-        p: &AttnParams,
-        lens: bool,
-        wo: &QMatrix,
-    ) -> Result<()> {
-        let (s, kv) = (&self.scratch, &self.kv[l]);
-        let registers = Some(self.attention_registers);
-        attention::attention_with(rec, &s.q, kv, &s.attn, p, registers)?;
-        if lens {
-            attention::attention_probs_row(rec, &s.q, kv, &s.lens, p)?;
-        }
-        matmul::linear(rec, wo, &s.attn, &s.o, p.m, None)
-    }
-
-    /// `s.o = Wdown · (act(gate · s.h) ⊙ (up · s.h))` for `m` tokens: a GLU feed-forward.
-    pub(crate) fn ffn_out(
-        &self,
-        rec: &mut Recorder,
-        gate_up: &GateUp,
-        glu: elementwise::Glu,
-        w_down: &QMatrix,
-        m: u32,
-    ) -> Result<()> {
-        self.glu(rec, gate_up, glu, m)?;
-        let s = &self.scratch;
-        matmul::linear(rec, w_down, &s.act, &s.o, m, None)
-    }
-
-    /// `s.act = act(gate · s.h) ⊙ (up · s.h)` for `m` tokens (the GLU half of a feed-forward).
-    pub(crate) fn glu(
-        &self,
-        rec: &mut Recorder,
-        gate_up: &GateUp,
-        glu: elementwise::Glu,
-        m: u32,
-    ) -> Result<()> {
-        let s = &self.scratch;
-        match gate_up {
-            GateUp::Fused(w) => matmul::linear_glu(rec, w, glu, &s.h, &s.gate, &s.act, m),
-            GateUp::Split { gate, up } => {
-                matmul::linear(rec, gate, &s.h, &s.gate, m, None)?;
-                matmul::linear(rec, up, &s.h, &s.up, m, None)?;
-                let n = m * self.cfg.ffn_dim;
-                match glu {
-                    elementwise::Glu::Silu => elementwise::swiglu(rec, &s.gate, &s.up, &s.act, n),
-                    elementwise::Glu::Gelu => elementwise::geglu(rec, &s.gate, &s.up, &s.act, n),
-                }
-            }
-        }
     }
 
     /// Record an argmax over the first logits row into `scratch.next` (greedy decoding on the

@@ -69,6 +69,11 @@ pub trait Layer: wgpu::WasmNotSendSync {
     ) -> Result<()>;
     /// The norm before attention (applied by the previous block, or after the embedding).
     fn attn_norm(&self) -> &Buffer;
+    /// Whether `block` folds its norms into its matvecs when the step says so (`Step::fold`):
+    /// blocks whose norms sit between matvecs and go through `Model::residual_norm`.
+    fn folds_norms(&self) -> bool {
+        false
+    }
     /// The Q, K, V projections (the tuner times a stacked one with its split epilogue).
     fn qkv(&self) -> &Qkv;
     /// The gate and up projections and their activation.

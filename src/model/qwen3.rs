@@ -18,7 +18,7 @@ use super::parts::block_matrices;
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
 use crate::kernels::elementwise::Glu;
-use crate::kernels::{norm, rope, Act};
+use crate::kernels::rope;
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -79,21 +79,24 @@ impl Layer for Block {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens } = step;
+        let Step { m, pos0, lens, .. } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
-        let x = Act::new(&s.x, m, c.d_model);
 
-        // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached.
-        model.qkv(rec, &self.qkv, [None; 3], m)?;
+        // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached;
+        // x += Wo · attn, s.h = ffn_norm(x).
+        model.qkv(rec, &self.qkv, [None; 3], step)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &model.rope(l as u32, pos0))?;
-        let p = c.attn(l as u32, m, pos0);
-        model.attention_out(rec, l, &p, lens, &self.wo)?;
-        norm::add_rmsnorm(rec, x, &s.o, c.norm(&self.ffn_norm), &s.h)?;
+        model.attention(rec, l, &c.attn(l as u32, m, pos0), lens)?;
+        model.residual_norm(rec, &self.wo, &s.attn, c.norm(&self.ffn_norm), step)?;
 
-        // Feed-forward (SwiGLU).
-        model.ffn_out(rec, &self.gate_up, Glu::Silu, &self.w_down, m)?;
-        norm::add_rmsnorm(rec, x, &s.o, c.norm(next_norm), &s.h)
+        // Feed-forward (SwiGLU): x += Wdown · (silu(gate) ⊙ up), s.h = next_norm(x).
+        model.glu(rec, &self.gate_up, Glu::Silu, m, model.fold_in(step.fold))?;
+        model.residual_norm(rec, &self.w_down, &s.act, c.norm(next_norm), step)
+    }
+
+    fn folds_norms(&self) -> bool {
+        true
     }
 
     fn attn_norm(&self) -> &Buffer {

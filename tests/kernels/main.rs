@@ -13,6 +13,7 @@ mod attention;
 mod blocks;
 mod elementwise;
 mod embedding;
+mod fold;
 mod gpu_layer;
 mod kv_layout;
 mod matmul;
