@@ -27,9 +27,15 @@ struct MatvecParams {
     n1: u32,        // with a split output (n1 > 0): rows of y, then n2 rows of y2 (see store_y)
     n2: u32,
     eps: f32,       // NORM_IN: the RMSNorm's epsilon
+    // ROPE: the token's position, the cache's positions per kv head, the head size, the rotated
+    // dims of each head and the rotation's scale.
+    pos: u32,
+    capacity: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    mscale: f32,
     _p0: u32,
     _p1: u32,
-    _p2: u32,
 }
 
 override TOK: u32 = 1u;
@@ -53,6 +59,14 @@ override GLU: u32 = 0u;
 // instead of a dispatch. HAS_BIAS is false with NORM_OUT.
 override NORM_IN: bool = false;
 override NORM_OUT: bool = false;
+// RoPE and the KV-cache write in the store of a stacked [q; k; v] matvec (one token, llama's
+// adjacent-pair RoPE, so both dims of a pair are rows of one group of 4; no bias): q rows are
+// rotated and stored in y, k rows rotated and v rows stored straight into the layer's cache
+// (bound as y2 and y3, the layout of shaders/attention.wgsl; ROPE_KV32: a word per dim), each
+// pair's frequency read from the table bound as `bias` (turns per position as hi, lo). The same
+// rotation as rope.wgsl's rope_kv (rope_angle.wgsl), so the same bits.
+override ROPE: bool = false;
+override ROPE_KV32: bool = false;
 // Float offset of the partial sums in the producer's output (64 KiB activation buffers: rows
 // ≤ NORM_SSQ, and the partials, one per 4 rows, end within the uniform view).
 const NORM_SSQ: u32 = 12288u;
@@ -62,8 +76,9 @@ const NORM_SSQ: u32 = 12288u;
 @group(0) @binding(3) var<uniform> xu: array<vec4<f32>, 4096>; // 64 KiB: TOK * k <= 16384
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y2: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+// Words, not floats: with ROPE they are the KV cache (f16 pairs), so f32 values go in as bits.
+@group(0) @binding(6) var<storage, read_write> y2: array<u32>;
+@group(0) @binding(7) var<storage, read_write> y3: array<u32>;
 
 // Store output row `row` (of n) of token t. With a split (n1 > 0) a stacked [q; k; v] weight
 // writes three outputs: rows [0, n1) to y, [n1, n1 + n2) to y2 and the rest to y3, each with its
@@ -74,9 +89,9 @@ fn store_y(t: u32, row: u32, n: u32, n1: u32, n2: u32, v: f32) {
     } else if (row < n1) {
         y[t * n1 + row] = v;
     } else if (row < n1 + n2) {
-        y2[t * n2 + row - n1] = v;
+        y2[t * n2 + row - n1] = bitcast<u32>(v);
     } else {
-        y3[t * (n - n1 - n2) + row - n1 - n2] = v;
+        y3[t * (n - n1 - n2) + row - n1 - n2] = bitcast<u32>(v);
     }
 }
 
@@ -114,15 +129,68 @@ fn rms_scale(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec
 // v += o, y = g ⊙ v, and their partial sum of squares.
 fn norm_out_store(g: u32, o: vec4<f32>) {
     let i = pv.y_row0 + 4u * g;
-    let v = vec4<f32>(y2[i], y2[i + 1u], y2[i + 2u], y2[i + 3u]) + o;
+    let v = bitcast<vec4<f32>>(vec4<u32>(y2[i], y2[i + 1u], y2[i + 2u], y2[i + 3u])) + o;
     let gw = vec4<f32>(bias[i], bias[i + 1u], bias[i + 2u], bias[i + 3u]);
     let z = v * gw;
     for (var r = 0u; r < 4u; r++) {
-        y2[i + r] = v[r];
+        y2[i + r] = bitcast<u32>(v[r]);
         y[i + r] = z[r];
     }
     let sq = v * v;
     y[NORM_SSQ + i / 4u] = (sq.x + sq.y) + (sq.z + sq.w);
+}
+
+// ROPE: (a, b), the pair at dim d of a head, rotated (dims past rot_dims are not).
+fn rope_pair(a: f32, b: f32, d: u32) -> vec2<f32> {
+    if (d >= pv.rot_dims) {
+        return vec2<f32>(a, b);
+    }
+    let j = d / 2u;
+    return rotate(a, b, rope_sin_cos(bias[2u * j], bias[2u * j + 1u], pv.pos, pv.mscale));
+}
+
+// ROPE: rows 4g .. 4g + 3 of the stacked [q; k; v] part are o (n1 q rows, n2 k rows, then v).
+fn rope_store(g: u32, o: vec4<f32>) {
+    let r0 = pv.y_row0 + 4u * g;
+    let kv_end = pv.n1 + pv.n2;
+    let is_q = r0 < pv.n1;
+    let rr = select(select(r0 - kv_end, r0 - pv.n1, r0 < kv_end), r0, is_q);
+    let d = rr % pv.head_dim;         // even: a group of 4 never straddles a head
+    var v = o;
+    if (r0 < kv_end) {
+        let a = rope_pair(o.x, o.y, d);
+        let b = rope_pair(o.z, o.w, d + 2u);
+        v = vec4<f32>(a, b);
+    }
+    if (is_q) {
+        for (var r = 0u; r < 4u; r++) {
+            y[rr + r] = v[r];
+        }
+        return;
+    }
+    let kvh = rr / pv.head_dim;
+    let dp = pv.head_dim / 2u;
+    let cap = pv.capacity;
+    if (r0 < kv_end) {
+        if (ROPE_KV32) {
+            let kd = (kvh * pv.head_dim + d) * cap + pv.pos;
+            for (var r = 0u; r < 4u; r++) {
+                y2[kd + r * cap] = bitcast<u32>(v[r]);
+            }
+        } else {
+            y2[(kvh * dp + d / 2u) * cap + pv.pos] = pack2x16float(v.xy);
+            y2[(kvh * dp + d / 2u + 1u) * cap + pv.pos] = pack2x16float(v.zw);
+        }
+    } else if (ROPE_KV32) {
+        let vd = (kvh * cap + pv.pos) * pv.head_dim + d;
+        for (var r = 0u; r < 4u; r++) {
+            y3[vd + r] = bitcast<u32>(v[r]);
+        }
+    } else {
+        let vd = (kvh * cap + pv.pos) * dp + d / 2u;
+        y3[vd] = pack2x16float(v.xy);
+        y3[vd + 1u] = pack2x16float(v.zw);
+    }
 }
 
 // One unit of activations for every token.
@@ -241,6 +309,10 @@ fn mv_store(g: u32, li: u32, acc: array<vec4<f32>, 4>, up: array<vec4<f32>, 4>) 
         }
         if (NORM_OUT) {
             norm_out_store(g, o);
+            continue;
+        }
+        if (ROPE) {
+            rope_store(g, o);
             continue;
         }
         for (var r = 0u; r < 4u; r++) {

@@ -7,8 +7,9 @@
 // position (freq * freq_scale / 2π, computed in f64) split as hi + lo, hi holding 12 significant bits.
 // With the position split as ph + pl (multiples of 4096, and the rest), ph*hi and pl*hi are exact in
 // f32, so their fractional parts are exact too; the small ph*lo + pl*lo terms carry the remaining
-// bits. sin/cos are evaluated here (see sin_cos_turns), not with the builtins. Error is ~1e-6 rad for
-// positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position 131072.
+// bits. sin/cos are evaluated in rope_angle.wgsl (sin_cos_turns), not with the builtins. Error is
+// ~1e-6 rad for positions up to 2^24, versus ~1e-2 rad for a plain f32 pos*freq at position
+// 131072.
 
 struct Params {
     total: u32,      // rope_kv: pairs in q (rows * heads * rot_dims / 2); rmsnorm_rope_kv: q head rows
@@ -34,7 +35,6 @@ override WG: u32 = 256u;
 override VW: u32 = 256u;
 // The KV cache holds f32 words, one per dim, instead of f16 pairs (layout: shaders/attention.wgsl).
 override KV32: bool = false;
-const TAU: f32 = 6.283185307179586;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -45,23 +45,6 @@ const TAU: f32 = 6.283185307179586;
 @group(0) @binding(4) var<storage, read> wk: array<f32>;
 
 var<workgroup> red: array<f32, 256>;
-
-// (sin, cos) of `t` turns, |t| ≤ 0.5, to ~1e-7: reduced to an octant and evaluated with Taylor
-// polynomials, because WGSL only promises 2^-11 absolute for sin/cos (SwiftShader is off by ~2e-4).
-fn sin_cos_turns(t: f32) -> vec2<f32> {
-    let q = round(4.0 * t);
-    let a = (t - 0.25 * q) * TAU;  // |a| ≤ π/4
-    let a2 = a * a;
-    let sp = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362880.0)))));
-    let cp = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0 + a2 * (-1.0 / 3628800.0)))));
-    // Rotate by q quarter turns.
-    switch (i32(q) & 3) {
-        case 0: { return vec2<f32>(sp, cp); }
-        case 1: { return vec2<f32>(cp, -sp); }
-        case 2: { return vec2<f32>(-sp, -cp); }
-        default: { return vec2<f32>(-cp, sp); }
-    }
-}
 
 // Where pair `i` of a [rows, heads, head_dim] tensor sits, and its (sin, cos).
 struct Pair {
@@ -88,21 +71,10 @@ fn pair(i: u32, heads: u32) -> Pair {
 // (sin, cos) of pair j's angle at position pos, times mscale.
 fn angle(j: u32, pos: u32) -> vec2<f32> {
     let f = p.freq[j / 2u];
-    var hi = f.x;
-    var lo = f.y;
     if ((j & 1u) != 0u) {
-        hi = f.z;
-        lo = f.w;
+        return rope_sin_cos(f.z, f.w, pos, p.mscale);
     }
-    let ph = f32(pos & 0xFFFFF000u);
-    let pl = f32(pos & 0xFFFu);
-    let turns = fract(ph * hi) + fract(pl * hi) + (ph * lo + pl * lo);
-    return sin_cos_turns(turns - round(turns)) * p.mscale;
-}
-
-// (a, b) rotated by the angle whose (sin, cos) is sc.
-fn rotate(a: f32, b: f32, sc: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a * sc.y - b * sc.x, a * sc.x + b * sc.y);
+    return rope_sin_cos(f.x, f.y, pos, p.mscale);
 }
 
 // Partial sums of virtual invocations t + k * WG (k < VW / WG), each over its elements i ≡ vt

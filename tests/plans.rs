@@ -303,10 +303,11 @@ fn greedy_logprobs(e: &mut Engine, prompt: &[u32], n: u32) -> (Vec<(u32, f32)>, 
 }
 
 /// Decode with the norms folded into the matvecs (`kernels::matvec::Fold`, the default where the
-/// block allows) gives the tokens of the pass that runs the norm kernels, logprobs within
-/// rounding, and two dispatches fewer per layer: SmolLM2 (llama) and the tiny Qwen2 (biases),
-/// Qwen3 (per-head q/k norms) and Phi-3 (stacked Q/K/V and gate/up) fixtures. Gemma's post-norms
-/// keep their kernels (the same dispatches either way).
+/// block allows) and RoPE in the Q/K/V matvec's store gives the tokens of the pass that runs the
+/// norm and RoPE kernels, logprobs within rounding, and two or three dispatches fewer per layer:
+/// SmolLM2 (llama) and the tiny Llama 3 (frequency factors), SmolLM3 (layers without RoPE), Qwen2
+/// (biases, NeoX RoPE), Qwen3 (per-head q/k norms) and Phi-3 (stacked Q/K/V and gate/up)
+/// fixtures. Gemma's post-norms keep their kernels (the same dispatches either way).
 #[test]
 fn folded_norms_decode_like_the_norm_kernels() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -315,14 +316,18 @@ fn folded_norms_decode_like_the_norm_kernels() {
             .join("tests/reference")
             .join(f)
     };
+    // Dispatches saved per layer: the two norms, and RoPE with the cache write where the stacked
+    // Q/K/V matvec rotates in its store (llama's adjacent pairs; not NeoX's, not Qwen3's q/k norms).
     let models = [
-        (model("SmolLM2-135M-Instruct.Q4_1.gguf"), true),
-        (fixture("tiny-qwen2.gguf"), true),
-        (fixture("tiny-qwen3.gguf"), true),
-        (fixture("tiny-phi3.gguf"), true),
-        (model("gemma-3-270m-q4_k_m.gguf"), false),
+        (model("SmolLM2-135M-Instruct.Q4_1.gguf"), 3),
+        (fixture("tiny-llama3.gguf"), 3),
+        (fixture("tiny-smollm3.gguf"), 3),
+        (fixture("tiny-qwen2.gguf"), 2),
+        (fixture("tiny-qwen3.gguf"), 2),
+        (fixture("tiny-phi3.gguf"), 2),
+        (model("gemma-3-270m-q4_k_m.gguf"), 0),
     ];
-    for (path, folds) in models {
+    for (path, saved) in models {
         let mut e = load_path(&path, 256);
         let what = path.file_name().unwrap().to_string_lossy().to_string();
         let layers = e.model.cfg.n_layers;
@@ -343,7 +348,7 @@ fn folded_norms_decode_like_the_norm_kernels() {
                 b.1
             );
         }
-        let saved = if folds { 2 * layers } else { 0 };
+        let saved = saved * layers;
         assert_eq!(
             pd - fd,
             saved,

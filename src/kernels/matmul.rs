@@ -3,7 +3,8 @@
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
 use super::matvec::{
-    fold_fits, matvec, sg_shader, weight_args, Fold, Io, Split, NORM_SSQ, SHADER, X_UNIFORM_BYTES,
+    fold_fits, matvec, sg_shader, weight_args, Fold, Io, RopeStore, Split, NORM_SSQ, SHADER,
+    X_UNIFORM_BYTES,
 };
 use super::{count, distinct, words};
 use crate::gpu::{grid, Arg, Recorder};
@@ -62,6 +63,7 @@ pub fn matmul_split(
         bias,
         split,
         fold: Fold::None,
+        rope: None,
     };
     matmul_io(rec, w, io, shape)
 }
@@ -114,6 +116,7 @@ pub fn matmul_with_shape(
         bias,
         split,
         fold: Fold::None,
+        rope: None,
     };
     matmul_io(rec, w, io, shape)
 }
@@ -370,6 +373,7 @@ pub fn linear_fold(
                 bias,
                 split: None,
                 fold,
+                rope: None,
             },
             None,
         );
@@ -436,6 +440,7 @@ pub fn linear_glu_fold(
             bias: None,
             split: None,
             fold,
+            rope: None,
         };
         super::matvec::matvec_io(rec, w, io, Some(glu));
         Ok(())
@@ -521,6 +526,7 @@ pub fn linear_split_fold(
             bias,
             split: Some(split),
             fold,
+            rope: None,
         };
         super::matvec::matvec_io(rec, w, io, None);
     } else if m <= MATVEC_MAX_M {
@@ -528,6 +534,64 @@ pub fn linear_split_fold(
     } else {
         matmul_split(rec, w, x, outs[0], m, bias, Some(split));
     }
+    Ok(())
+}
+
+/// The Q, K and V projections of one token from a stacked `[q; k; v]` weight with RoPE and the
+/// KV-cache write in the matvec's store ([`RopeStore`]): `q` gets the rotated q (`rows[0]`), the
+/// cache the rotated k and the v (`rows[1]` each) at the store's position. One dispatch for what
+/// [`linear_split`] and `rope::rope_kv` do in two.
+pub fn linear_qkv_rope(
+    rec: &mut Recorder,
+    w: &QMatrix,
+    x: &wgpu::Buffer,
+    q: &wgpu::Buffer,
+    rows: [u32; 3],
+    fold: Fold,
+    rope: RopeStore,
+) -> Result<()> {
+    let what = "linear_qkv_rope";
+    let kv = rope.kv;
+    let kv_rows = kv.n_kv_heads * kv.head_dim;
+    let total = rows.iter().map(|&r| r as usize).sum::<usize>();
+    if rows[1] != kv_rows || rows[2] != kv_rows || total != w.rows || !rows[0].is_multiple_of(4) {
+        return Err(crate::Error::Invalid(format!(
+            "{what}: rows {rows:?} are not [q; k; v] of the weight's {} rows and {kv_rows} kv rows",
+            w.rows
+        )));
+    }
+    if rope.pos >= kv.capacity || !kv.head_dim.is_multiple_of(4) || rope.rot_dims > kv.head_dim {
+        return Err(crate::Error::Invalid(format!(
+            "{what}: position {} of {}, head_dim {}, rot_dims {}",
+            rope.pos, kv.capacity, kv.head_dim, rope.rot_dims
+        )));
+    }
+    words(rec, x, w.cols as u64, "linear_qkv_rope x")?;
+    words(rec, q, rows[0] as u64, "linear_qkv_rope q")?;
+    words(
+        rec,
+        rope.table,
+        rope.rot_dims as u64,
+        "linear_qkv_rope table",
+    )?;
+    distinct(what, q, &[x, rope.table])?;
+    check_fold(rec, w, x, q, 1, fold, false)?;
+    let split = Split {
+        y2: kv.k.raw(),
+        y3: kv.v.raw(),
+        n1: rows[0],
+        n2: rows[1],
+    };
+    let io = Io {
+        x,
+        y: q,
+        m: 1,
+        bias: None,
+        split: Some(split),
+        fold,
+        rope: Some(rope),
+    };
+    super::matvec::matvec_io(rec, w, io, None);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! entry point `matvec`). One pipeline per (format, tokens per
 //! dispatch, threads per row, bias) so the shader keeps only the branches it needs.
 
+use super::attention::KvPrecision;
 use super::elementwise::Glu;
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::weights::{Layout, QMatrix, UNIT};
@@ -10,17 +11,19 @@ use crate::weights::{Layout, QMatrix, UNIT};
 /// The quantized-matrix family: matvec, matmul and embedding entry points sharing one set of
 /// block decoders, one module from `shaders/quant.wgsl` (decoders), `quant_packed.wgsl` (packed
 /// layouts), `quant_load.wgsl` (the weights as vec4<u32>), `matvec.wgsl` and `matmul.wgsl`.
-pub(crate) static SHADER: Shader =
-    crate::include_shader!("matmul": "quant", "quant_packed", "quant_load", "matvec", "matmul");
+pub(crate) static SHADER: Shader = crate::include_shader!(
+    "matmul": "quant", "quant_packed", "quant_load", "matvec", "matmul", "rope_angle"
+);
 /// The same with the subgroup entry points of `shaders/matmul_sg.wgsl` (`matvec_sg`,
 /// `matmul_rt_sg`), for devices where [`Gpu::subgroup_loads`] holds.
 static SHADER_SG: Shader = crate::include_shader!(
-    "matmul_sg": "quant", "quant_packed", "quant_load", "matvec", "matmul", "matmul_sg"
+    "matmul_sg": "quant", "quant_packed", "quant_load", "matvec", "matmul", "matmul_sg", "rope_angle"
 );
 /// The subgroup module with the weights read as vec4<u64> (`quant_load64.wgsl`), where
 /// [`Gpu::wide_loads`] holds.
 static SHADER_SG64: Shader = crate::include_shader!(
-    "matmul_sg64": "quant", "quant_packed", "quant_load64", "matvec", "matmul", "matmul_sg"
+    "matmul_sg64": "quant", "quant_packed", "quant_load64", "matvec", "matmul", "matmul_sg",
+    "rope_angle"
 );
 
 /// The module of the subgroup entry points on this device.
@@ -49,7 +52,12 @@ struct Params {
     n1: u32,
     n2: u32,
     eps: f32,
-    _pad: [u32; 3],
+    pos: u32,
+    capacity: u32,
+    head_dim: u32,
+    rot_dims: u32,
+    mscale: f32,
+    _pad: [u32; 2],
 }
 
 /// The outputs of a stacked `[a; b; c]` weight: rows `0..n1` go to the main output, the next `n2`
@@ -80,6 +88,19 @@ pub enum Fold<'a> {
     },
 }
 
+/// RoPE and the KV-cache write in the store of a stacked `[q; k; v]` one-token matvec (`ROPE` in
+/// `shaders/matvec.wgsl`): q rotated into the main output, k rotated and v stored into the cache
+/// at `pos`, llama's adjacent-pair rotation (see `kernels::rope` for the parameters).
+#[derive(Clone, Copy)]
+pub struct RopeStore<'a> {
+    /// Pair j's turns per position as `[hi, lo]` at floats `2j, 2j + 1` (`rope::freq_table`).
+    pub table: &'a wgpu::Buffer,
+    pub kv: &'a super::attention::LayerKv,
+    pub pos: u32,
+    pub rot_dims: u32,
+    pub mscale: f32,
+}
+
 /// Float offset of a folded norm's partial sums of squares (one per 4 values) in its vector's
 /// buffer (an activation buffer, whose 64 KiB uniform view holds them).
 pub const NORM_SSQ: u32 = 12288;
@@ -100,6 +121,8 @@ pub struct Io<'a> {
     pub split: Option<Split<'a>>,
     /// A norm folded in (one token, no bias, no split with `ResidualNorm`).
     pub fold: Fold<'a>,
+    /// RoPE and the cache write in the store (with a three-way split, one token, no bias).
+    pub rope: Option<RopeStore<'a>>,
 }
 
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
@@ -194,6 +217,7 @@ pub fn matvec_with_shape(
         bias,
         split: None,
         fold: Fold::None,
+        rope: None,
     };
     dispatch(rec, w, io, shape, None)
 }
@@ -217,6 +241,7 @@ pub fn matvec_split(
         bias,
         split,
         fold: Fold::None,
+        rope: None,
     };
     dispatch(rec, w, io, shape, None)
 }
@@ -252,6 +277,7 @@ pub fn matvec_glu(
         bias: None,
         split: None,
         fold: Fold::None,
+        rope: None,
     };
     dispatch(rec, w, io, shape, Some(glu))
 }
@@ -275,9 +301,12 @@ pub(crate) fn weight_args<'a>(
     let y2 = io.split.map_or(&gpu.spare[0], |s| s.y2);
     // A residual-norm producer reads its norm weight where the bias would be and updates the
     // residual stream where the split's second output would be.
-    let (bias, y2) = match io.fold {
-        Fold::ResidualNorm { resid, gain } => (gain, resid),
-        _ => (bias, y2),
+    let y3 = io.split.map_or(&gpu.spare[1], |s| s.y3);
+    // ...and a RoPE store reads its frequency table there and writes the cache in their place.
+    let (bias, y2, y3) = match (io.fold, io.rope) {
+        (_, Some(r)) => (r.table, r.kv.k.raw(), r.kv.v.raw()),
+        (Fold::ResidualNorm { resid, gain }, _) => (gain, resid, y3),
+        _ => (bias, y2, y3),
     };
     [
         Arg::from(part),
@@ -286,7 +315,7 @@ pub(crate) fn weight_args<'a>(
         Arg::from(io.y),
         Arg::from(bias),
         Arg::from(y2),
-        Arg::from(io.split.map_or(&gpu.spare[1], |s| s.y3)),
+        Arg::from(y3),
     ]
 }
 
@@ -297,6 +326,7 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
         bias,
         split,
         fold,
+        rope,
         ..
     } = io;
     // (A folded norm runs on the f32 path; the model folds only where no matrix takes int8.)
@@ -351,7 +381,12 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                     Fold::NormIn { eps } => eps,
                     _ => 0.0,
                 },
-                _pad: [0; 3],
+                pos: rope.map_or(0, |r| r.pos),
+                capacity: rope.map_or(0, |r| r.kv.capacity),
+                head_dim: rope.map_or(0, |r| r.kv.head_dim),
+                rot_dims: rope.map_or(0, |r| r.rot_dims),
+                mscale: rope.map_or(1.0, |r| r.mscale),
+                _pad: [0; 2],
             };
             rec.dispatch(
                 shader,
@@ -370,11 +405,19 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                         "NORM_OUT",
                         matches!(fold, Fold::ResidualNorm { .. }) as u32 as f64,
                     ),
+                    ("ROPE", rope.is_some() as u32 as f64),
+                    (
+                        "ROPE_KV32",
+                        rope.is_some_and(|r| r.kv.precision == KvPrecision::F32) as u32 as f64,
+                    ),
                 ],
                 &params,
                 &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
                 grid(groups, max_dim),
             );
+            if rope.is_some() {
+                rec.mark_position(std::mem::offset_of!(Params, pos));
+            }
             tok0 += tok;
         }
     }
@@ -454,6 +497,7 @@ pub async fn tune(
             bias: None,
             split,
             fold: Fold::None,
+            rope: None,
         };
         dispatch(rec, w, io, shape, glu)
     })

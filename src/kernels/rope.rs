@@ -6,12 +6,13 @@
 //! parts, so angles stay accurate at positions of 100k+ (see the shader's header).
 
 use super::attention::LayerKv;
+use super::matvec::RopeStore;
 use super::norm::{same_eps, Norm};
 use super::{count, distinct, Act};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::{Error, Result};
 
-static SHADER: Shader = crate::include_shader!("rope");
+static SHADER: Shader = crate::include_shader!("rope": "rope", "rope_angle");
 const WG: u32 = 256;
 /// Pairs the uniform frequency table holds (rot_dims up to 512).
 const MAX_PAIRS: usize = 256;
@@ -70,6 +71,42 @@ pub struct RopeParams<'a> {
 }
 
 impl RopeParams<'_> {
+    /// Each rotated pair's frequency in turns per position, as `[hi, lo]` (hi with 12
+    /// significant bits, so that hi × a 12-bit position part is exact in f32), pair after pair.
+    pub fn turns(&self) -> Vec<f32> {
+        let rot_dims = self.rope_dims;
+        let mut t = Vec::with_capacity(rot_dims as usize);
+        for j in 0..(rot_dims / 2) as usize {
+            let exponent = -2.0 * j as f64 / rot_dims as f64;
+            let factor = self.factors.get(j).map_or(1.0, |&f| f as f64);
+            let turns = (self.base as f64).powf(exponent)
+                / self.scale as f64
+                / factor
+                / std::f64::consts::TAU;
+            let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
+            t.extend([hi, (turns - hi as f64) as f32]);
+        }
+        t
+    }
+
+    /// Whether a stacked Q/K/V matvec can rotate in its store ([`RopeStore`]): llama's adjacent
+    /// pairs, heads of whole groups of 4 dims, and [`check`](Self::check)'s limits for one token.
+    pub fn storable(&self, kv: &LayerKv) -> bool {
+        !self.neox && kv.head_dim.is_multiple_of(4) && self.check("rope", 1, kv).is_ok()
+    }
+
+    /// The store of a stacked Q/K/V matvec that rotates into `kv` at this position, with the
+    /// frequency table `table` ([`turns`](Self::turns)).
+    pub fn store<'a>(&self, table: &'a wgpu::Buffer, kv: &'a LayerKv) -> RopeStore<'a> {
+        RopeStore {
+            table,
+            kv,
+            pos: self.pos0,
+            rot_dims: self.rope_dims,
+            mscale: self.mscale,
+        }
+    }
+
     /// Check the parameters against `rows` tokens and the cache `kv`, and build the shader's
     /// parameters (with the frequency table).
     fn check(&self, what: &str, rows: u32, kv: &LayerKv) -> Result<Params> {
@@ -126,16 +163,9 @@ impl RopeParams<'_> {
         let total = count(what, &[rows, heads, rot_dims / 2])? as u32;
 
         let mut freq = [[0f32; 4]; MAX_PAIRS / 2];
-        for j in 0..(rot_dims / 2) as usize {
-            let exponent = -2.0 * j as f64 / rot_dims as f64;
-            let factor = factors.get(j).map_or(1.0, |&f| f as f64);
-            let turns =
-                (base as f64).powf(exponent) / scale as f64 / factor / std::f64::consts::TAU;
-            // hi keeps 12 significant bits so that hi × (12-bit position part) is exact in f32.
-            let hi = f32::from_bits((turns as f32).to_bits() & !0xFFF);
-            let lo = (turns - hi as f64) as f32;
-            freq[j / 2][2 * (j % 2)] = hi;
-            freq[j / 2][2 * (j % 2) + 1] = lo;
+        for (j, hl) in self.turns().chunks(2).enumerate() {
+            freq[j / 2][2 * (j % 2)] = hl[0];
+            freq[j / 2][2 * (j % 2) + 1] = hl[1];
         }
         Ok(Params {
             total,

@@ -5,13 +5,27 @@
 //! dispatch on its two norms (on lavapipe a dispatch costs 30–50 µs whatever it does).
 //! Where a matrix reads int8 activations (`kernels::matvec_i8`) the pass keeps its norm kernels.
 
-use super::{Logits, Model, Step};
-use crate::gpu::{Gpu, Recorder};
+use super::{Logits, Model, Qkv, Step};
+use crate::gpu::{Buffer, Gpu, Recorder};
 use crate::kernels::matvec::{fold_fits, takes_int8, Fold};
 use crate::kernels::norm::{self, Norm};
+use crate::kernels::rope;
 use crate::kernels::{matmul, Act};
 use crate::weights::QMatrix;
 use crate::Result;
+
+/// The RoPE frequency tables of a model's layers (layers with the same rotation share one).
+#[derive(Default)]
+pub(super) struct RopeTables {
+    tables: Vec<Buffer>,
+    of_layer: Vec<usize>,
+}
+
+impl RopeTables {
+    fn get(&self, l: usize) -> Option<&Buffer> {
+        self.of_layer.get(l).map(|&i| &self.tables[i])
+    }
+}
 
 /// Whether models fold their norms unless told otherwise (natively `ATTEND_FOLD_NORMS=0` says no).
 pub(super) fn by_default() -> bool {
@@ -40,6 +54,54 @@ impl Model {
                 .flat_map(|b| b.matrices())
                 .chain([head])
                 .any(|m| takes_int8(gpu, m))
+    }
+
+    /// The RoPE frequency tables of the layers (see `rope_tables` in [`Model`]): none where the
+    /// rotation is NeoX's (its pairs are not rows of one group of 4).
+    pub(super) fn rope_tables(&self, gpu: &Gpu) -> Result<RopeTables> {
+        let mut out = RopeTables::default();
+        if self.cfg.rope_neox {
+            return Ok(out);
+        }
+        let mut seen: Vec<Vec<f32>> = Vec::new();
+        for l in 0..self.cfg.n_layers {
+            let t = self.rope(l, 0).turns();
+            let i = match seen.iter().position(|u| *u == t) {
+                Some(i) => i,
+                None => {
+                    out.tables.push(gpu.upload("rope table", &t)?);
+                    seen.push(t);
+                    seen.len() - 1
+                }
+            };
+            out.of_layer.push(i);
+        }
+        Ok(out)
+    }
+
+    /// `s.q`, and k and v in layer `l`'s cache, rotated, for the step's tokens: one stacked Q/K/V
+    /// matvec rotating in its store where it can (a folded pass, llama's RoPE, one stacked
+    /// matrix), else the projections and `rope_kv`.
+    pub(crate) fn qkv_rope(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        qkv: &Qkv,
+        bias: [Option<&wgpu::Buffer>; 3],
+        step: Step,
+    ) -> Result<()> {
+        let (c, s, kv) = (&self.cfg, &self.scratch, &self.kv[l]);
+        let rope = self.rope(l as u32, step.pos0);
+        if let (true, Qkv::Fused(w), Some(table)) = (step.fold, qkv, self.rope_tables.get(l)) {
+            if rope.storable(kv) {
+                let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
+                let store = rope.store(table, kv);
+                let f = self.fold_in(true);
+                return matmul::linear_qkv_rope(rec, w, &s.h, &s.q, rows, f, store);
+            }
+        }
+        self.qkv(rec, qkv, bias, step)?;
+        rope::rope_kv(rec, s.qkv(step.m), kv, &rope)
     }
 
     /// How a matvec reads `s.h` in a pass that folds (or not).

@@ -21,7 +21,6 @@ use super::parts::block_matrices;
 use super::{Model, Step};
 use crate::gpu::{Buffer, Recorder};
 use crate::kernels::elementwise::Glu;
-use crate::kernels::rope;
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -156,12 +155,11 @@ impl<B: Bias> Layer for Block<B> {
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
         let Step { m, pos0, lens, .. } = step;
-        let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
+        let (c, s) = (&model.cfg, &model.scratch);
 
-        // Attention: RoPE on q in place, k (rotated) and v straight into the cache;
-        // x += Wo · attn, s.h = ffn_norm(x).
-        model.qkv(rec, &self.qkv, self.bias.get(), step)?;
-        rope::rope_kv(rec, s.qkv(m), kv, &model.rope(l as u32, pos0))?;
+        // Attention: q rotated, k (rotated) and v straight into the cache; x += Wo · attn,
+        // s.h = ffn_norm(x).
+        model.qkv_rope(rec, l, &self.qkv, self.bias.get(), step)?;
         model.attention(rec, l, &c.attn(l as u32, m, pos0), lens)?;
         model.residual_norm(rec, &self.wo, &s.attn, c.norm(&self.ffn_norm), step)?;
 

@@ -232,6 +232,9 @@ pub struct Model {
     /// ([`Model::folds`]); on by default (natively `ATTEND_FOLD_NORMS=0` turns it off). Clear the
     /// engine's plans after changing it.
     pub fold_norms: bool,
+    /// Per layer, the RoPE frequency table a Q/K/V matvec rotating in its store reads (built at
+    /// load for llama's adjacent-pair RoPE; layers with the same rotation share one).
+    rope_tables: fold::RopeTables,
 }
 
 impl Model {
@@ -260,7 +263,7 @@ impl Model {
         let attention_registers = kv
             .first()
             .is_some_and(|kv| crate::kernels::attention::registers_by_default(gpu, kv));
-        Ok(Model {
+        let mut model = Model {
             cfg,
             weights,
             kv,
@@ -268,7 +271,10 @@ impl Model {
             context,
             attention_registers,
             fold_norms: fold::by_default(),
-        })
+            rope_tables: Default::default(),
+        };
+        model.rope_tables = model.rope_tables(gpu)?;
+        Ok(model)
     }
 
     /// Plan the upload of every tensor the architecture needs (allocates the weight buffers).

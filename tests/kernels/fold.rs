@@ -257,3 +257,112 @@ gpu_test! {
         assert!(linear_fold(&mut rec, &w, &x, &h, 1, None, f).is_ok());
     }
 }
+
+/// The stacked Q/K/V matvec that rotates in its store and writes the cache
+/// (`linear_qkv_rope`) against the two dispatches it replaces (`linear_split` then `rope_kv`,
+/// which tests/kernels/rope.rs and matvec.rs check against references): the same q and the same
+/// cache words, with an f16 and an f32 cache, whole and partial rotation, Llama 3 frequency
+/// factors, a position past 4096 (the hi/lo split of the angle), reading a folded norm or not.
+async fn rope_store_format(ty: GgmlType) {
+    use attend::kernels::attention::{KvPrecision, LayerKv};
+    use attend::kernels::matmul::{linear_qkv_rope, linear_split_fold};
+    use attend::kernels::rope::{rope_kv, QkvActs, RopeParams};
+    let gpu = gpu().await;
+    let (heads, kv_heads, hd, cap) = (4u32, 2u32, 32u32, 4200u32);
+    let rows = [heads * hd, kv_heads * hd, kv_heads * hd];
+    let n = (rows[0] + 2 * rows[1]) as usize;
+    let cases = [
+        (KvPrecision::F16, 32, false, 5, false),
+        (KvPrecision::F16, 16, true, 4100, true),
+        (KvPrecision::F32, 32, true, 77, true),
+        (KvPrecision::F32, 24, false, 4133, false),
+    ];
+    for (i, (prec, rot, llama3, pos, folded)) in cases.into_iter().enumerate() {
+        let what = format!("{} case {i}", ty.name());
+        let mut rng = Rng::new(2000 + i as u64);
+        let (w, _) = matrix(&gpu, ty, n, D, shapes()[i % 3], &mut rng);
+        let v = rng.normal(D, 2.0);
+        let h = gpu.activation("h", (D * 4) as u64).unwrap();
+        let fold = if folded {
+            let g = gpu.upload("g", &rng.normal(D, 1.0)).unwrap();
+            let vb = gpu.upload("v", &v).unwrap();
+            let mut rec = gpu.recorder("rmsnorm_fold");
+            rmsnorm_fold(&mut rec, &vb, D as u32, &g, &h).unwrap();
+            rec.submit();
+            Fold::NormIn { eps: EPS }
+        } else {
+            gpu.write(&h, 0, bytemuck::cast_slice(&v));
+            Fold::None
+        };
+        let factors: Vec<f32> = (0..rot / 2).map(|j| 1.0 + j as f32 * 0.37).collect();
+        let rope = RopeParams {
+            n_heads: heads,
+            rope_dims: rot,
+            pos0: pos,
+            base: 10000.0,
+            scale: 1.0,
+            neox: false,
+            factors: if llama3 { &factors } else { &[] },
+            mscale: 1.0,
+        };
+        let table = gpu.upload("table", &rope.turns()).unwrap();
+        let kv_a = LayerKv::with_precision(&gpu, cap, kv_heads, hd, prec).unwrap();
+        let kv_b = LayerKv::with_precision(&gpu, cap, kv_heads, hd, prec).unwrap();
+        assert!(rope.storable(&kv_b), "{what}: not storable");
+        let out = |r: u32| gpu.upload("out", &vec![f32::NAN; r as usize]).unwrap();
+        let (qa, ka, va, qb) = (out(rows[0]), out(rows[1]), out(rows[2]), out(rows[0]));
+        let mut rec = gpu.recorder("rope two dispatches");
+        let o = [qa.raw(), ka.raw(), va.raw()];
+        linear_split_fold(&mut rec, &w, &h, o, rows, 1, None, fold).unwrap();
+        let acts = QkvActs {
+            q: &qa,
+            k: &ka,
+            v: &va,
+            rows: 1,
+        };
+        rope_kv(&mut rec, acts, &kv_a, &rope).unwrap();
+        rec.submit();
+        let mut rec = gpu.recorder("rope in the store");
+        linear_qkv_rope(&mut rec, &w, &h, &qb, rows, fold, rope.store(&table, &kv_b)).unwrap();
+        rec.submit();
+        let close = |a: f32, b: f32, rel: f32| (a - b).abs() <= rel * a.abs().max(b.abs()) + 1e-30;
+        let (q1, q2): (Vec<f32>, Vec<f32>) = (
+            gpu.read(&qa, 0, rows[0] as usize).await.unwrap(),
+            gpu.read(&qb, 0, rows[0] as usize).await.unwrap(),
+        );
+        for j in 0..q1.len() {
+            assert!(
+                close(q1[j], q2[j], 1e-6),
+                "{what}: q[{j}] {} vs {}",
+                q1[j],
+                q2[j]
+            );
+        }
+        for (name, a, b) in [("k", &kv_a.k, &kv_b.k), ("v", &kv_a.v, &kv_b.v)] {
+            let words = (a.size() / 4) as usize;
+            let (wa, wb): (Vec<u32>, Vec<u32>) = (
+                gpu.read(a, 0, words).await.unwrap(),
+                gpu.read(b, 0, words).await.unwrap(),
+            );
+            let written = wa.iter().filter(|&&x| x != 0).count();
+            assert!(
+                written >= (kv_heads * hd / 2) as usize,
+                "{what}: {name} not written"
+            );
+            for j in 0..words {
+                let ok = match prec {
+                    KvPrecision::F32 => close(f32::from_bits(wa[j]), f32::from_bits(wb[j]), 1e-6),
+                    KvPrecision::F16 => [0, 16].iter().all(|s| {
+                        let h = |x: u32| half::f16::from_bits((x >> s) as u16).to_f32();
+                        close(h(wa[j]), h(wb[j]), 1e-3)
+                    }),
+                };
+                assert!(ok, "{what}: {name} word {j}: {:#x} vs {:#x}", wa[j], wb[j]);
+            }
+        }
+    }
+}
+
+per_format!(rope_store_format:
+    rope_store_f16 = F16, rope_store_q4_1 = Q4_1, rope_store_q4_k = Q4K,
+);

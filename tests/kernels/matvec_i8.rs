@@ -274,7 +274,7 @@ gpu_test! {
                                 if v == 1 {
                                     quantize(rec, &xb, k, &xq);
                                 }
-                                let io = Io { x: &xb, y: &yb, m: 1, bias: None, split: None, fold: Default::default() };
+                                let io = Io { x: &xb, y: &yb, m: 1, bias: None, split: None, fold: Default::default(), rope: None };
                                 matvec_q8(rec, &w, &xq, io, shape, None);
                             }
                         })
