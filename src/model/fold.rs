@@ -5,8 +5,9 @@
 //! dispatch on its two norms (on lavapipe a dispatch costs 30–50 µs whatever it does).
 //! Where a matrix reads int8 activations (`kernels::matvec_i8`) the pass keeps its norm kernels.
 
-use super::{Logits, Model, Qkv, Step};
+use super::{GateUp, Logits, Model, Qkv, Step};
 use crate::gpu::{Buffer, Gpu, Recorder};
+use crate::kernels::elementwise::Glu;
 use crate::kernels::matvec::{fold_fits, takes_int8, Fold};
 use crate::kernels::norm::{self, Norm};
 use crate::kernels::rope;
@@ -102,6 +103,21 @@ impl Model {
         }
         self.qkv(rec, qkv, bias, step)?;
         rope::rope_kv(rec, s.qkv(step.m), kv, &rope)
+    }
+
+    /// `x += Wdown · (act(gate · s.h) ⊙ (up · s.h))`, then `s.h = norm(x)`: a GLU feed-forward
+    /// with its residual add and the next norm (folded when the step folds).
+    pub(crate) fn ffn_residual(
+        &self,
+        rec: &mut Recorder,
+        gate_up: &GateUp,
+        glu: Glu,
+        w_down: &QMatrix,
+        norm: Norm,
+        step: Step,
+    ) -> Result<()> {
+        self.glu(rec, gate_up, glu, step.m, self.fold_in(step.fold))?;
+        self.residual_norm(rec, w_down, &self.scratch.act, norm, step)
     }
 
     /// How a matvec reads `s.h` in a pass that folds (or not).

@@ -164,8 +164,7 @@ impl<B: Bias> Layer for Block<B> {
         model.residual_norm(rec, &self.wo, &s.attn, c.norm(&self.ffn_norm), step)?;
 
         // Feed-forward (SwiGLU): x += Wdown · (silu(gate) ⊙ up), s.h = next_norm(x).
-        model.glu(rec, &self.gate_up, Glu::Silu, m, model.fold_in(step.fold))?;
-        model.residual_norm(rec, &self.w_down, &s.act, c.norm(next_norm), step)
+        model.ffn_residual(rec, &self.gate_up, Glu::Silu, &self.w_down, c.norm(next_norm), step)
     }
 
     fn folds_norms(&self) -> bool {
