@@ -3,7 +3,7 @@
 //! (`shaders/matmul.wgsl`). [`linear`] picks matvec or matmul from the token count.
 
 use super::matvec::{
-    fold_fits, matvec, sg_shader, weight_args, Fold, Io, RopeStore, Split, NORM_SSQ, SHADER,
+    fold_fits, sg_shader, weight_args, Fold, Io, RopeStore, Split, NORM_SSQ, SHADER,
     X_UNIFORM_BYTES,
 };
 use super::{count, distinct, words};
@@ -284,7 +284,7 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
     }
 }
 
-/// A linear layer: [`matvec`] for up to [`MATVEC_MAX_M`] tokens (decode), [`matmul`] otherwise.
+/// A linear layer: [`matvec`](super::matvec::matvec) for up to [`MATVEC_MAX_M`] tokens (decode), [`matmul`] otherwise.
 /// Checks that `x` holds `m × cols`, `y` holds `m × rows` (and `bias` `rows`) f32s and that `y`
 /// is not an input.
 pub fn linear(
@@ -361,24 +361,19 @@ pub fn linear_fold(
         distinct("linear", y, &[x, b])?;
     }
     distinct("linear", y, &[x])?;
+    // (A fold is one token, so it always takes the matvec.)
     check_fold(rec, w, x, y, m, fold, bias.is_none())?;
-    if !matches!(fold, Fold::None) {
-        super::matvec::matvec_io(
-            rec,
-            w,
-            Io {
-                x,
-                y,
-                m,
-                bias,
-                split: None,
-                fold,
-                rope: None,
-            },
-            None,
-        );
-    } else if m <= MATVEC_MAX_M {
-        matvec(rec, w, x, y, m, bias)
+    if m <= MATVEC_MAX_M {
+        let io = Io {
+            x,
+            y,
+            m,
+            bias,
+            split: None,
+            fold,
+            rope: None,
+        };
+        super::matvec::matvec_io(rec, w, io, None);
     } else {
         matmul(rec, w, x, y, m, bias)
     }
@@ -432,7 +427,7 @@ pub fn linear_glu_fold(
     )?;
     distinct("linear_glu", out, &[x])?;
     check_fold(rec, w, x, out, m, fold, false)?;
-    if !matches!(fold, Fold::None) {
+    if m <= MATVEC_MAX_M {
         let io = Io {
             x,
             y: out,
@@ -443,9 +438,6 @@ pub fn linear_glu_fold(
             rope: None,
         };
         super::matvec::matvec_io(rec, w, io, Some(glu));
-        Ok(())
-    } else if m <= MATVEC_MAX_M {
-        super::matvec::matvec_glu(rec, w, x, out, m, glu);
         Ok(())
     } else {
         linear(rec, w, x, tmp, m, None)?;
@@ -518,7 +510,7 @@ pub fn linear_split_fold(
         n2: rows[1],
     };
     check_fold(rec, w, x, outs[0], m, fold, false)?;
-    if !matches!(fold, Fold::None) {
+    if m <= MATVEC_MAX_M {
         let io = Io {
             x,
             y: outs[0],
@@ -529,8 +521,6 @@ pub fn linear_split_fold(
             rope: None,
         };
         super::matvec::matvec_io(rec, w, io, None);
-    } else if m <= MATVEC_MAX_M {
-        super::matvec::matvec_split(rec, w, x, outs[0], m, bias, split);
     } else {
         matmul_split(rec, w, x, outs[0], m, bias, Some(split));
     }
