@@ -90,8 +90,8 @@ fn hi4(qh: u32, sh: u32) -> u32 {
 }
 
 // The four rows of group g dotted with unit u of the int8 activations (xa, xb: its 32 int8;
-// d: their scale; s: d * their sum). Packed layout: (row, unit) i = ((row / 4) * ku + u) * 4 +
-// row % 4 of n pairs; quants first, then Q4_1's / Q5_0's word per pair, then f16 scales.
+// d: their scale; s: d * their sum). Packed layout: (row, unit) i = pair0(row / 4, u, ...) +
+// row % 4 of n pairs (packed_index.wgsl); quants first, then Q4_1's / Q5_0's word per pair, then f16 scales.
 fn q8_rows(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, d: f32, s: f32) -> vec4<f32> {
     let ku = pv.k / 32u;
     let n = ((pv.rows + 3u) & ~3u) * ku;
@@ -99,7 +99,7 @@ fn q8_rows(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, d: f32, s: f32) -> vec4
     for (var r = 0u; r < 4u; r++) {
         // Rows past the end of the part read row 4g again (always present) and are not stored.
         let row = select(4u * g, 4u * g + r, 4u * g + r < pv.rows);
-        let i = ((row >> 2u) * ku + u) * 4u + (row & 3u);
+        let i = pair0(row >> 2u, u, (pv.rows + 3u) >> 2u, ku) + (row & 3u);
         if (TYPE == 8u) { // Q8_0
             let sc = unpack2x16float(wq[8u * n + (i >> 1u)]);
             let a = select(sc.x, sc.y, (i & 1u) != 0u);

@@ -2,9 +2,9 @@
 // `quant_load.wgsl` or `quant_load64.wgsl`, supplies `q4w` / `q8w`, the wide view of the weights).
 //
 // Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
-// (row, unit) pair i = ((row / 4) * ku + u) * 4 + row % 4 of n = rows_padded * ku pairs; the quant
-// region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1, Q5_0), then n f16
-// scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row, 256-element block) and unit u
+// (row, unit) pair i = pair0(row / 4, u, ...) + row % 4 (packed_index.wgsl) of n = rows_padded * ku
+// pairs; the quant region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1,
+// Q5_0), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row, 256-element block) and unit u
 // is sub-block u % 8 of block u / 8.
 //
 // The four rows of a row group hold consecutive pairs, so `decode_group` reads their quants as
@@ -100,7 +100,7 @@ fn q6k_runs(i: u32, s: u32) -> vec2<u32> {
 fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
     if (TYPE == 12u || TYPE == 14u) {
         let kb = ku >> 3u;
-        let i = ((row >> 2u) * kb + (u >> 3u)) * 4u + (row & 3u);
+        let i = pair0(row >> 2u, u >> 3u, (rows + 3u) >> 2u, kb) + (row & 3u);
         let n = ((rows + 3u) & ~3u) * kb;
         let s = u & 7u;
         if (TYPE == 12u) { // Q4_K
@@ -110,7 +110,7 @@ fn decode_packed(row: u32, u: u32, rows: u32, ku: u32) -> Unit {
         return unit_q6k(q8w(o.x), q8w(o.y), wq[48u * n + 4u * i + (s >> 1u)], wq[52u * n + (i >> 1u)],
                         (i & 1u) != 0u, s);
     }
-    let i = ((row >> 2u) * ku + u) * 4u + (row & 3u);
+    let i = pair0(row >> 2u, u, (rows + 3u) >> 2u, ku) + (row & 3u);
     let n = ((rows + 3u) & ~3u) * ku;
     let odd = (i & 1u) != 0u;
     if (TYPE == 8u) {
@@ -137,7 +137,7 @@ struct Units4 {
 fn decode_group(g: u32, u: u32, rows: u32, ku: u32) -> Units4 {
     if (TYPE == 12u || TYPE == 14u) {
         let kb = ku >> 3u;
-        let i = (g * kb + (u >> 3u)) * 4u;
+        let i = pair0(g, u >> 3u, (rows + 3u) >> 2u, kb);
         let n = ((rows + 3u) & ~3u) * kb;
         let s = u & 7u;
         if (TYPE == 12u) { // Q4_K: the four auxiliary vec4 as two runs
@@ -160,7 +160,7 @@ fn decode_group(g: u32, u: u32, rows: u32, ku: u32) -> Units4 {
                       unit_q6k(q8w(o2.x), q8w(o2.y), wq[sc + 8u], d23, false, s),
                       unit_q6k(q8w(o3.x), q8w(o3.y), wq[sc + 12u], d23, true, s));
     }
-    let i = (g * ku + u) * 4u;
+    let i = pair0(g, u, (rows + 3u) >> 2u, ku);
     let n = ((rows + 3u) & ~3u) * ku;
     if (TYPE == 8u) { // Q8_0: two runs per row, the scales as two f16 pairs
         let s01 = wq[8u * n + (i >> 1u)];

@@ -13,7 +13,7 @@
 //! The other K-quants, IQ4 and plain floats keep their GGUF layout.
 
 use crate::gpu::{Buffer, Gpu};
-use crate::quant::pack::{self, GROUP};
+use crate::quant::pack::{self, BLOCK_ROWS, GROUP};
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ pub struct QMatrix {
     matmul_shape: Mutex<Option<crate::kernels::matmul::MatmulShape>>,
     /// Whether decoding may round this matrix's activations to int8 (`kernels::matvec_i8`).
     int8_x: std::sync::atomic::AtomicBool,
-    /// Packed layout: row groups received in part (group -> GGUF bytes, bytes received).
+    /// Packed layout: blocks received in part (block -> GGUF bytes, bytes received).
     pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
     /// `write` accepts chunks with unaligned ends in any order.
@@ -148,7 +148,9 @@ impl QMatrix {
         let fit = limit / row_bytes;
         let mut part_rows = fit.min(rows as u64);
         if layout == Layout::Packed {
-            // Parts hold whole row groups (the last one padded with zero rows).
+            // Parts hold whole row groups (the last one padded with zero rows) and leave room to
+            // round the buffer up to whole 32-byte runs.
+            let fit = limit.saturating_sub(32) / row_bytes;
             part_rows = (fit / GROUP as u64 * GROUP as u64).min(padded_rows);
         } else if part_rows < rows as u64 {
             // Every part but the last must end on a 4-byte boundary of the tensor.
@@ -171,10 +173,11 @@ impl QMatrix {
                 Layout::Gguf => n,
                 Layout::Packed => n.div_ceil(GROUP) * GROUP,
             };
-            // Packed parts in whole 32-byte runs: the wide loads read the last one whole
-            // (shaders/quant_load64.wgsl). At most 31 bytes more, within the binding limit.
+            // Packed parts in whole 32-byte runs: the wide loads read whole runs (and 16-byte
+            // slots) around the words they need (shaders/quant_load*.wgsl). At most 31 bytes
+            // more, within the binding limit (room was left above).
             let mut bytes = stored as u64 * row_bytes;
-            if layout == Layout::Packed && bytes.next_multiple_of(32) <= limit {
+            if layout == Layout::Packed {
                 bytes = bytes.next_multiple_of(32);
             }
             let buf = gpu.storage(&name, bytes)?;
@@ -342,61 +345,88 @@ impl QMatrix {
         }
     }
 
-    /// Packed layout: collect each row group's GGUF bytes (whole groups straight from the chunk,
+    /// Packed layout: collect each block's GGUF bytes (whole blocks straight from the chunk,
     /// partly covered ones until their last byte arrives) and write the packed regions.
     fn write_packed(&self, gpu: &Gpu, offset: u64, bytes: &[u8]) {
-        let group_bytes = GROUP * self.row_bytes();
+        let rb = self.row_bytes();
         let total = self.bytes() as usize;
+        let range = |b: usize| {
+            let (s, e) = self.block_rows(b);
+            (s * rb, (e * rb).min(total))
+        };
         let (start, end) = (offset as usize, offset as usize + bytes.len());
-        let group_end = |g: usize| ((g + 1) * group_bytes).min(total);
         let mut a = start;
         while a < end {
-            let g = a / group_bytes;
-            let g_start = g * group_bytes;
-            if a == g_start && group_end(g) <= end {
-                // A run of whole groups goes out in one piece.
-                let mut b = group_end(g);
-                while b < end && group_end(b / group_bytes) <= end {
-                    b = group_end(b / group_bytes);
+            let b = self.block_of_row(a / rb);
+            let (b_start, b_end) = range(b);
+            if a == b_start && b_end <= end {
+                // A run of whole blocks goes out in one piece.
+                let mut e = b_end;
+                let mut next = b + 1;
+                while e < end && range(next).1 <= end {
+                    e = range(next).1;
+                    next += 1;
                 }
-                self.put_groups(gpu, g, &bytes[a - start..b - start]);
-                a = b;
+                self.put_blocks(gpu, b, &bytes[a - start..e - start]);
+                a = e;
                 continue;
             }
-            let b = end.min(group_end(g));
+            let stop = end.min(b_end);
             let mut pending = self.pending.lock().unwrap();
             let e = pending
-                .entry(g)
-                .or_insert_with(|| (vec![0; group_end(g) - g_start], 0));
-            e.0[a - g_start..b - g_start].copy_from_slice(&bytes[a - start..b - start]);
-            e.1 += b - a;
+                .entry(b)
+                .or_insert_with(|| (vec![0; b_end - b_start], 0));
+            e.0[a - b_start..stop - b_start].copy_from_slice(&bytes[a - start..stop - start]);
+            e.1 += stop - a;
             if e.1 >= e.0.len() {
-                let (data, _) = pending.remove(&g).unwrap();
+                let (data, _) = pending.remove(&b).unwrap();
                 drop(pending);
-                self.put_groups(gpu, g, &data);
+                self.put_blocks(gpu, b, &data);
             }
-            a = b;
+            a = stop;
         }
     }
 
-    /// Pack complete row groups starting at group `g0` (GGUF bytes) and write their regions.
-    fn put_groups(&self, gpu: &Gpu, g0: usize, src: &[u8]) {
+    /// Blocks of the packed layout per part (each part's rows in blocks of [`BLOCK_ROWS`], its
+    /// last one possibly shorter).
+    fn blocks_per_part(&self) -> usize {
+        self.part_rows.div_ceil(BLOCK_ROWS)
+    }
+
+    /// The rows `[start, end)` of packed block `b`, counted over all parts.
+    fn block_rows(&self, b: usize) -> (usize, usize) {
+        let (p, j) = (b / self.blocks_per_part(), b % self.blocks_per_part());
+        let part_start = p * self.part_rows;
+        let start = part_start + j * BLOCK_ROWS;
+        let end = (start + BLOCK_ROWS)
+            .min(part_start + self.part_rows)
+            .min(self.rows);
+        (start, end)
+    }
+
+    /// The packed block holding `row`.
+    fn block_of_row(&self, row: usize) -> usize {
+        let p = row / self.part_rows;
+        p * self.blocks_per_part() + (row - p * self.part_rows) / BLOCK_ROWS
+    }
+
+    /// Pack complete blocks starting at block `b0` (GGUF bytes) and write their regions.
+    fn put_blocks(&self, gpu: &Gpu, b0: usize, src: &[u8]) {
         // Blocks per row: the packed layout's units (256 elements for the K-quants).
         let units = self.cols / self.ty.block_len();
-        let part_groups = self.part_rows / GROUP;
         let row_bytes = self.row_bytes();
-        let mut g = g0;
+        let sizes = pack::regions(self.ty).unwrap();
+        let mut b = b0;
         let mut src = src;
         while !src.is_empty() {
             // Stay within one part.
-            let p = g / part_groups;
-            let n = (part_groups - g % part_groups) * GROUP * row_bytes;
+            let part = &self.parts[b / self.blocks_per_part()];
+            let row = self.block_rows(b).0;
+            let n = (part.row0 + part.rows - row) * row_bytes;
             let (now, rest) = src.split_at(n.min(src.len()));
-            let part = &self.parts[p];
             let stored_rows = part.rows.div_ceil(GROUP) * GROUP;
             let offsets = pack::region_offsets(self.ty, stored_rows, units);
-            let sizes = pack::regions(self.ty).unwrap();
-            let local = g % part_groups;
+            let local = (row - part.row0) / GROUP;
             for (r, data) in pack::pack_groups(self.ty, now, row_bytes, units)
                 .iter()
                 .enumerate()
@@ -406,7 +436,7 @@ impl QMatrix {
                     gpu.write(&part.buf, at as u64, data);
                 }
             }
-            g += now.len().div_ceil(GROUP * row_bytes);
+            b += now.len().div_ceil(BLOCK_ROWS * row_bytes);
             src = rest;
         }
     }

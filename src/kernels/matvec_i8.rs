@@ -12,7 +12,7 @@ use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::quant::GgmlType;
 use crate::weights::{Layout, QMatrix, UNIT};
 
-pub(crate) static SHADER: Shader = crate::include_shader!("matvec_q8");
+pub(crate) static SHADER: Shader = crate::include_shader!("matvec_q8": "packed_index", "matvec_q8");
 
 /// Bytes of the quantized form of `k` activations: per 32, 32 int8 and a 16-byte scale word.
 pub fn xq_bytes(k: usize) -> u64 {

@@ -13,16 +13,33 @@
 //!   first 16 bytes (`d`, `dmin`, the 12 scale bytes: one `vec4<u32>`), Q6_K's 16 int8 scales;
 //! - S: one f16 scale `d` per (row, unit) (Q4_0, Q5_0, Q8_0, Q6_K), two to a word.
 //!
-//! Within each region the (row, unit) pairs are ordered by groups of [`GROUP`] rows: index
-//! `(g * units + u) * GROUP + r` for row `GROUP * g + r`. One invocation that owns a row group
-//! finds the four rows of a unit side by side, and on a GPU neighbouring invocations that walk
-//! the units of a group read neighbouring 64-byte runs (coalesced). Rows are padded with zeros
-//! to a multiple of [`GROUP`]; the total size equals the GGUF size of the padded rows.
+//! Within each region the (row, unit) pairs are ordered by groups of [`GROUP`] rows, and the
+//! groups by blocks of [`BLOCK`] groups (the last block of a part may be shorter): pair
+//! [`pair`]`(g, u) + r` for row `GROUP * g + r`, so within a block, unit `u` of all its groups is
+//! one run. One invocation that owns a row group finds the four rows of a unit side by side; on
+//! CPU adapters, where the SIMD lanes of a matvec own neighbouring groups, a fibre reads one
+//! contiguous run per unit (not eight streams a row apart, which llvmpipe's loads and the
+//! prefetcher handled 1.5x slower); on a GPU neighbouring invocations that walk the units of a
+//! group read 64-byte runs, and neighbouring groups' runs touch (coalesced). Rows are padded with
+//! zeros to a multiple of [`GROUP`]; the total size equals the GGUF size of the padded rows. The
+//! shaders compute the same index (`shaders/packed_index.wgsl`).
 
 use super::GgmlType;
 
 /// Rows per group in the packed layout (the rows one matvec invocation owns).
 pub const GROUP: usize = 4;
+/// Row groups per block (`PACK_BLOCK` in `shaders/packed_index.wgsl`).
+pub const BLOCK: usize = 16;
+/// Rows per block.
+pub const BLOCK_ROWS: usize = GROUP * BLOCK;
+
+/// The first of the [`GROUP`] pairs of row group `g`, unit `u`, in a part of `groups` row groups
+/// of `units` units each.
+pub fn pair(g: usize, u: usize, groups: usize, units: usize) -> usize {
+    let b0 = g / BLOCK * BLOCK;
+    let lb = BLOCK.min(groups - b0);
+    (b0 * units + u * lb + (g - b0)) * GROUP
+}
 
 /// Bytes per (row, unit) in each region (Q, A, S) for a packable type, or `None`.
 pub fn regions(ty: GgmlType) -> Option<[usize; 3]> {
@@ -57,9 +74,10 @@ pub fn region_offsets(ty: GgmlType, rows: usize, units: usize) -> [usize; 3] {
     [0, n * q, n * (q + a)]
 }
 
-/// Pack whole row groups given in GGUF layout (`src` holds `groups * GROUP` rows of
-/// `row_bytes` = `units` blocks, the last group possibly short: missing rows count as zeros)
-/// into the three region slices of those groups, which are contiguous in each region.
+/// Pack whole blocks of row groups given in GGUF layout (`src` holds rows of `row_bytes` =
+/// `units` blocks from the start of a block of a part to the end of a block or of the part, the
+/// last group possibly short: missing rows count as zeros) into the three region slices of those
+/// groups, which are contiguous in each region.
 pub fn pack_groups(ty: GgmlType, src: &[u8], row_bytes: usize, units: usize) -> [Vec<u8>; 3] {
     let sizes = regions(ty).expect("packable type");
     let from = sources(ty);
@@ -73,7 +91,7 @@ pub fn pack_groups(ty: GgmlType, src: &[u8], row_bytes: usize, units: usize) -> 
         let (g, r) = (row / GROUP, row % GROUP);
         let src_row = &src[row * row_bytes..((row + 1) * row_bytes).min(src.len())];
         for (u, b) in src_row.chunks_exact(block).enumerate() {
-            let i = (g * units + u) * GROUP + r;
+            let i = pair(g, u, groups, units) + r;
             for ((dst, &len), &at) in out.iter_mut().zip(&sizes).zip(&from) {
                 dst[i * len..(i + 1) * len].copy_from_slice(&b[at..at + len]);
             }
@@ -112,11 +130,35 @@ mod tests {
         assert_eq!(q.len(), 8 * units * 16);
         assert_eq!(a.len(), 8 * units * 4);
         assert!(s.is_empty());
-        // Row 5 (group 1, r 1) is missing: zeros. Row 4 unit 1 is at index (1*2+1)*4+0 = 12.
+        // Row 5 (group 1, r 1) is missing: zeros. One block of 2 groups: row 4 (group 1) unit 1
+        // is at index (1*2 + 1) * 4 + 0 = 12, row 1 (group 0) unit 1 at (2 + 0) * 4 + 1 = 9.
         let i = 12;
+        assert_eq!(pair(1, 1, 2, units), 12);
+        let b1 = &src[row_bytes + 20..row_bytes + 40];
+        assert_eq!(&q[9 * 16..10 * 16], &b1[4..]);
         let b = &src[4 * row_bytes + 20..4 * row_bytes + 40];
         assert_eq!(&q[i * 16..i * 16 + 16], &b[4..]);
         assert_eq!(&a[i * 4..i * 4 + 4], &b[..4]);
         assert!(q[13 * 16..14 * 16].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn pairs_run_unit_by_unit_within_blocks() {
+        // 40 groups of 3 units: blocks of 16, 16 and a short one of 8, each unit a run of groups.
+        let (groups, units) = (40, 3);
+        let mut seen = vec![false; groups * units * GROUP];
+        for g in 0..groups {
+            for u in 0..units {
+                let i = pair(g, u, groups, units);
+                assert_eq!(i % GROUP, 0);
+                for r in 0..GROUP {
+                    assert!(!std::mem::replace(&mut seen[i + r], true), "{g} {u}");
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(pair(1, 0, groups, units), pair(0, 0, groups, units) + GROUP);
+        assert_eq!(pair(0, 1, groups, units), 16 * GROUP);
+        assert_eq!(pair(33, 2, groups, units), (32 * 3 + 2 * 8 + 1) * GROUP);
     }
 }

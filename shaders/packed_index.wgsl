@@ -1,0 +1,16 @@
+// Where a (row group, unit) sits in the packed layout of a part (src/quant/pack.rs), shared by the
+// quantized-matrix module and `matvec_q8.wgsl`. Row groups of 4 rows come in blocks of
+// PACK_BLOCK groups (the last block of a part may be shorter); within a block, unit u of all its
+// groups is one run, group after group. Why: on CPU adapters each SIMD lane of a matvec owns a
+// row group, so the lanes of one fibre now read one contiguous run per unit instead of eight
+// streams a row apart (measured on llvmpipe: the streams defeated the prefetcher); on GPUs the
+// invocations of a row group still read 64 contiguous bytes, and neighbouring groups' runs touch.
+
+const PACK_BLOCK: u32 = 16u;
+
+// The first of the 4 pairs of row group g, unit u, in a part of `gt` row groups of `ku` units.
+fn pair0(g: u32, u: u32, gt: u32, ku: u32) -> u32 {
+    let b0 = g & ~(PACK_BLOCK - 1u);
+    let lb = min(PACK_BLOCK, gt - b0);
+    return (b0 * ku + u * lb + (g - b0)) * 4u;
+}
