@@ -7,15 +7,17 @@
 // (No 64-bit mask: `u32()` truncates, and `v & 0xffffffff` made llvmpipe's matvec 50x slower.)
 
 @group(0) @binding(2) var<storage, read> wq8: array<vec4<u64>>;
+// The same weights as 16-byte words: a vec4 of words that is not part of a run (Q4_1's and
+// Q4_K's auxiliary words) costs llvmpipe two 64-bit loads here, four through `wq8`.
+@group(0) @binding(8) var<storage, read> wq2: array<vec2<u64>>;
 
 fn lo_hi(v: vec2<u64>) -> vec4<u32> {
     return vec4<u32>(u32(v.x), u32(v.x >> 32u), u32(v.y), u32(v.y >> 32u));
 }
 
-// The vec4 of words at vec4 offset i (half of a 32-byte run).
+// The vec4 of words at vec4 offset i.
 fn q4w(i: u32) -> vec4<u32> {
-    let v = wq8[i >> 1u];
-    return lo_hi(select(v.xy, v.zw, (i & 1u) != 0u));
+    return lo_hi(wq2[i]);
 }
 
 // The 32-byte run at vec4 offset j (even).

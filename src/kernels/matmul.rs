@@ -170,7 +170,7 @@ fn matmul_io(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatmulShape) {
                 ("HAS_BIAS", bias.is_some() as u32 as f64),
             ],
             &params,
-            &weight_args(rec.gpu(), part.buf.raw(), Arg::from(x), &io),
+            &weight_args(rec.gpu(), &SHADER, part.buf.raw(), Arg::from(x), &io),
             grid(tiles, max_dim),
         );
     }
@@ -276,7 +276,7 @@ fn matmul_rt(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: RtShape) {
                     ("HAS_BIAS", bias.is_some() as u32 as f64),
                 ],
                 &params,
-                &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
+                &weight_args(rec.gpu(), shader, part.buf.raw(), x_arg, &io),
                 dims,
             );
             tok0 += tm;

@@ -293,10 +293,11 @@ pub fn glu_fits(w: &QMatrix) -> bool {
 /// the split outputs (spare buffers when unused). `x` is `io.x` bound whole or as a view.
 pub(crate) fn weight_args<'a>(
     gpu: &'a Gpu,
+    shader: &Shader,
     part: &'a wgpu::Buffer,
     x: Arg<'a>,
     io: &Io<'a>,
-) -> [Arg<'a>; 7] {
+) -> Vec<Arg<'a>> {
     let bias = io.bias.unwrap_or(io.x); // never read when HAS_BIAS is false
     let y2 = io.split.map_or(&gpu.spare[0], |s| s.y2);
     // A residual-norm producer reads its norm weight where the bias would be and updates the
@@ -308,7 +309,7 @@ pub(crate) fn weight_args<'a>(
         (Fold::ResidualNorm { resid, gain }, _) => (gain, resid, y3),
         _ => (bias, y2, y3),
     };
-    [
+    let mut args = vec![
         Arg::from(part),
         Arg::from(part),
         x,
@@ -316,7 +317,12 @@ pub(crate) fn weight_args<'a>(
         Arg::from(bias),
         Arg::from(y2),
         Arg::from(y3),
-    ]
+    ];
+    // The 64-bit loader's 16-byte view of the weights (shaders/quant_load64.wgsl).
+    if std::ptr::eq(shader, &SHADER_SG64) {
+        args.push(Arg::from(part));
+    }
+    args
 }
 
 fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu: Option<Glu>) {
@@ -412,7 +418,7 @@ fn dispatch(rec: &mut Recorder, w: &QMatrix, io: Io<'_>, shape: MatvecShape, glu
                     ),
                 ],
                 &params,
-                &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
+                &weight_args(rec.gpu(), shader, part.buf.raw(), x_arg, &io),
                 grid(groups, max_dim),
             );
             if rope.is_some() {

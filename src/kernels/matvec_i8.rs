@@ -176,7 +176,7 @@ pub fn matvec_q8(
                 ("MV_G", mv_g as f64),
             ],
             &params,
-            &weight_args(rec.gpu(), part.buf.raw(), x_arg, &io),
+            &weight_args(rec.gpu(), &SHADER, part.buf.raw(), x_arg, &io),
             grid(groups, max_dim),
         );
     }
