@@ -91,7 +91,8 @@ fn hi4(qh: u32, sh: u32) -> u32 {
 
 // The four rows of group g dotted with unit u of the int8 activations (xa, xb: its 32 int8;
 // d: their scale; s: d * their sum). Packed layout: (row, unit) i = pair0(row / 4, u, ...) +
-// row % 4 of n pairs (packed_index.wgsl); quants first, then Q4_1's / Q5_0's word per pair, then f16 scales.
+// row % 4 of n pairs (packed_index.wgsl); quants first, then Q4_1's / Q5_0's word per pair, then
+// f16 scales.
 fn q8_rows(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, d: f32, s: f32) -> vec4<f32> {
     let ku = pv.k / 32u;
     let n = ((pv.rows + 3u) & ~3u) * ku;

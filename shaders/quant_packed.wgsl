@@ -4,8 +4,8 @@
 // Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
 // (row, unit) pair i = pair0(row / 4, u, ...) + row % 4 (packed_index.wgsl) of n = rows_padded * ku
 // pairs; the quant region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1,
-// Q5_0), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row, 256-element block) and unit u
-// is sub-block u % 8 of block u / 8.
+// Q5_0), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row,
+// 256-element block) and unit u is sub-block u % 8 of block u / 8.
 //
 // The four rows of a row group hold consecutive pairs, so `decode_group` reads their quants as
 // 32-byte runs and their auxiliary words as one vec4: on CPU adapters every load instruction is a

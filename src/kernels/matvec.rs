@@ -290,7 +290,8 @@ pub fn glu_fits(w: &QMatrix) -> bool {
 
 /// The bindings every quantized-matrix kernel takes, in order: the weight part as u32 and as
 /// vec4<u32>, x (whole or a uniform view), y, the bias (`x` when there is none: never read), and
-/// the split outputs (spare buffers when unused). `x` is `io.x` bound whole or as a view.
+/// the split outputs (spare buffers when unused); `shader`'s 64-bit module adds the weight part
+/// once more (its 16-byte view). `x` is `io.x` bound whole or as a view.
 pub(crate) fn weight_args<'a>(
     gpu: &'a Gpu,
     shader: &Shader,
