@@ -27,6 +27,8 @@ apt_install() { # install the Debian packages that are not installed yet
 
 need_rust() {
     command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+    # rustc links with cc, and the CLI's allocator (mimalloc) is C compiled by the cc crate.
+    apt_install gcc libc6-dev
     rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
         || { step "rustup target add wasm32-unknown-unknown"; rustup target add wasm32-unknown-unknown; }
     local c

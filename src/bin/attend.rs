@@ -4,6 +4,13 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {} // the CLI is native only; the browser uses the wasm-bindgen API
 
+// mimalloc for Rust and (feature `override`) for the driver's C allocations: per decoded token
+// wgpu and lavapipe make and free thousands of small objects, and glibc's malloc/free were half
+// of the recording thread's time (README, design notes).
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
     cli::main()
