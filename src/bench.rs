@@ -22,7 +22,8 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Size of the buffer the bandwidth probes read.
     pub probe_bytes: u64,
-    /// One more run with per-kernel GPU timestamps (native adapters with timestamp queries).
+    /// One more run with per-kernel GPU timestamps (adapters with timestamp queries; an error
+    /// where there are none).
     pub profile: bool,
 }
 
@@ -176,7 +177,7 @@ pub async fn run(engine: &mut Engine, o: &BenchOptions) -> Result<BenchReport> {
         engine.gpu.set_profiling(false)?;
         r?;
         let decode_passes = (gen - 1).max(1) as f64;
-        let mut v = engine.gpu.take_profile();
+        let mut v = engine.gpu.take_profile().await?;
         for k in &mut v {
             if k.pass == "decode" {
                 k.ms /= decode_passes;

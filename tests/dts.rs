@@ -183,10 +183,12 @@ fn completions_and_bench_match_index_d_ts() {
         gen_tokens: 2,
         repeat: 1,
         probe_bytes: 1 << 20,
-        profile: false,
+        // lavapipe has timestamp queries: the profile rows are checked against `KernelTime`.
+        profile: true,
     };
     let r = pollster::block_on(attend::bench::run(&mut e, &o)).unwrap();
     let mut v = serde_json::to_value(&r).unwrap();
+    assert!(!r.profile.is_empty(), "{v}");
     // As the browser's bench sets it (src/wasm/mod.rs) and `attend bench --json` prints it.
     v["model"] = json!("tiny-qwen2.gguf");
     conforms(&d, "BenchReport", &v);

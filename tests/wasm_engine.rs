@@ -161,6 +161,38 @@ async fn wasm_engine_answers_openai_requests_with_streamed_chunks() {
     assert!(r["weight_bytes"].as_u64().unwrap() <= r["gpu_bytes"].as_u64().unwrap());
     assert_eq!(r["prompt_tokens"], 8);
     assert_eq!(r["gen_tokens"], 4);
+    assert!(
+        r.get("profile").is_none(),
+        "a profile nobody asked for: {r}"
+    );
+
+    // With `profile`, GPU time per kernel from timestamp queries, where the adapter has them
+    // (Chromium's SwiftShader adapter does); elsewhere a clear refusal.
+    let profiled = JsFuture::from(engine.bench(js(serde_json::json!({
+        "promptTokens": 8, "genTokens": 4, "repeat": 1, "profile": true
+    }))))
+    .await;
+    match profiled {
+        Ok(v) => {
+            let r: serde_json::Value = serde_wasm_bindgen::from_value(v).unwrap();
+            let rows = r["profile"].as_array().expect("profile rows");
+            let has = |pass: &str, kernel: &str| {
+                rows.iter().any(|k| {
+                    k["pass"] == pass
+                        && k["kernel"].as_str().unwrap().contains(kernel)
+                        && k["calls"].as_u64().unwrap() >= 1
+                        && k["ms"]
+                            .as_f64()
+                            .is_some_and(|ms| ms.is_finite() && ms >= 0.0)
+                })
+            };
+            assert!(has("decode", "matvec") && has("prefill", ""), "{r}");
+        }
+        Err(e) => {
+            let msg = format!("{e:?}");
+            assert!(msg.contains("timestamp"), "{msg}");
+        }
+    }
 }
 
 fn info_layers(info: &JsValue) -> u64 {

@@ -227,13 +227,13 @@ impl Gpu {
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let facts = facts_of(&adapter);
-        // Only what a code path uses: timestamp queries for `--profile` (native only, see
-        // `set_profiling`), subgroups for the subgroup loads and 64-bit integers for the wide
-        // weight loads of the subgroup kernels (native only, see `subgroup_loads` and
-        // `wide_loads`). No shader enables `f16`.
+        // Only what a code path uses: timestamp queries for `--profile` (see `set_profiling`),
+        // subgroups for the subgroup loads and 64-bit integers for the wide weight loads of the
+        // subgroup kernels (native only, see `subgroup_loads` and `wide_loads`). No shader
+        // enables `f16`.
         let sg = subgroups_usable(&facts.caps);
         let wanted = if cfg!(target_arch = "wasm32") {
-            wgpu::Features::empty()
+            wgpu::Features::TIMESTAMP_QUERY
         } else if sg {
             wgpu::Features::TIMESTAMP_QUERY
                 | wgpu::Features::SUBGROUP
@@ -340,12 +340,12 @@ impl Gpu {
         on
     }
 
-    /// Time every dispatch with timestamp queries from now on (native adapters with
-    /// timestamp-query only: reading them back blocks after each submit). Off by default.
+    /// Time every dispatch with timestamp queries from now on (adapters with timestamp-query,
+    /// natively and in browsers). Off by default.
     pub fn set_profiling(&self, on: bool) -> Result<()> {
-        if on && (!self.caps().timestamps || cfg!(target_arch = "wasm32")) {
+        if on && !self.caps().timestamps {
             return Err(Error::Unsupported(
-                "profiling needs native timestamp queries, which this adapter lacks".into(),
+                "profiling needs timestamp queries, which this adapter lacks".into(),
             ));
         }
         if on {
@@ -356,9 +356,13 @@ impl Gpu {
         Ok(())
     }
 
-    /// GPU time per (pass, kernel) since the last call, largest first.
-    pub fn take_profile(&self) -> Vec<KernelTime> {
-        self.profiler.get().map(|p| p.take()).unwrap_or_default()
+    /// GPU time per (pass, kernel) since the last call, largest first (once the profiled
+    /// submits are done).
+    pub async fn take_profile(&self) -> Result<Vec<KernelTime>> {
+        match self.profiler.get() {
+            Some(p) => p.take(self).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Bytes of GPU memory held by live buffers (weights, KV cache, pooled scratch).

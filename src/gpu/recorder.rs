@@ -422,7 +422,7 @@ impl<'g> Recorder<'g> {
         let mut encoder = self.encoder.take().expect("recorder already submitted");
         let profiler = self.gpu.profiler.get().filter(|_| self.timed.is_some());
         if let (Some(p), Some(timed)) = (profiler, &self.timed) {
-            p.resolve(&mut encoder, timed.len() as u32);
+            p.resolve(&self.gpu.device, &mut encoder, &self.label, timed);
         }
         for (buf, staged) in &self.uniforms {
             self.gpu.queue.write_buffer(buf, 0, staged);
@@ -433,9 +433,6 @@ impl<'g> Recorder<'g> {
         }
         for buf in self.temps.drain(..) {
             self.gpu.pool.give(buf);
-        }
-        if let (Some(p), Some(timed)) = (profiler, &self.timed) {
-            p.collect(self.gpu, &self.label, timed);
         }
         index
     }

@@ -416,9 +416,10 @@ impl WasmEngine {
 
 #[wasm_bindgen]
 impl WasmEngine {
-    /// `attend bench` in the browser: `options` `{ promptTokens?, genTokens?, repeat? }`; resolves
-    /// to the same object as `attend bench --json` (speeds, bytes per token, roofline fraction,
-    /// dispatches and CPU time per token, load and compile times). Forgets the conversation.
+    /// `attend bench` in the browser: `options` `{ promptTokens?, genTokens?, repeat?, profile? }`;
+    /// resolves to the same object as `attend bench --json` (speeds, bytes per token, roofline
+    /// fraction, dispatches and CPU time per token, load and compile times; with `profile`, GPU
+    /// time per kernel from timestamp queries). Forgets the conversation.
     pub fn bench(&self, options: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         let (load_s, compile_s, name) = (self.load_s, self.compile_s, self.name.clone());
@@ -437,6 +438,10 @@ impl WasmEngine {
                 prompt_tokens: num("promptTokens").map_or(d.prompt_tokens, |v| v as usize),
                 gen_tokens: num("genTokens").map_or(d.gen_tokens, |v| v as u32),
                 repeat: num("repeat").map_or(d.repeat, |v| v as usize),
+                profile: Reflect::get(&options, &"profile".into())
+                    .ok()
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
                 ..d
             };
             let mut r = crate::bench::run(&mut e, &o).await.map_err(err)?;

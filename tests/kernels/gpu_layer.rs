@@ -54,12 +54,11 @@ fn grid_folds_into_two_dimensions() {
     assert!(g[0] <= 65535 && g[0] * g[1] >= 200_000, "{g:?}");
 }
 
-/// The device requests timestamp queries natively where the adapter has them (`--profile` times
-/// every dispatch with them); without them profiling is refused, not a validation panic.
-#[cfg(not(target_arch = "wasm32"))]
-#[test]
-fn profiling_times_dispatches_where_the_adapter_has_timestamps() {
-    pollster::block_on(async {
+// The device requests timestamp queries where the adapter has them, natively and in the browser
+// (`--profile`, `engine.bench({profile: true})` time every dispatch with them); without them
+// profiling is refused, not a validation panic.
+gpu_test! {
+    async fn profiling_times_dispatches_where_the_adapter_has_timestamps() {
         let gpu = gpu().await;
         if !gpu.caps().timestamps {
             assert!(gpu.set_profiling(true).is_err());
@@ -68,18 +67,25 @@ fn profiling_times_dispatches_where_the_adapter_has_timestamps() {
         gpu.set_profiling(true).unwrap();
         let x = gpu.upload("x", &[1f32, 5.0, 2.0, 0.0]).unwrap();
         let out = gpu.storage("out", 4).unwrap();
-        let mut rec = gpu.recorder("profiled");
-        attend::kernels::argmax::argmax(&mut rec, &x, 1, 4, &out).unwrap();
-        rec.submit();
+        // Two submits: each resolves its timestamps into its own buffer, read when taken.
+        for _ in 0..2 {
+            let mut rec = gpu.recorder("profiled");
+            attend::kernels::argmax::argmax(&mut rec, &x, 1, 4, &out).unwrap();
+            rec.submit();
+        }
         gpu.set_profiling(false).unwrap();
         let got: Vec<u32> = gpu.read(&out, 0, 1).await.unwrap();
         assert_eq!(got, [1]);
-        let times = gpu.take_profile();
+        let times = gpu.take_profile().await.unwrap();
         assert!(
-            times
-                .iter()
-                .any(|t| t.kernel.contains("argmax") && t.calls == 1),
+            times.iter().any(|t| t.pass == "profiled"
+                && t.kernel.contains("argmax")
+                && t.calls == 2
+                && t.ms.is_finite()
+                && t.ms >= 0.0),
             "{times:?}"
         );
-    });
+        // Taken means gone: the next take starts over.
+        assert!(gpu.take_profile().await.unwrap().is_empty());
+    }
 }

@@ -4,7 +4,7 @@
 // usage: node tests/perf/browser_bench.mjs MODEL.gguf [PROMPT_TOKENS] [GEN_TOKENS] [REPEAT]
 // env: ATTEND_CACHE (models, npm), BROWSER_PEERS (default attend,wllama), WLLAMA_THREADS (default 1; >1 serves the page cross-origin
 // isolated so wllama can use its pthread build), BROWSER_TIMEOUT_S (default 1800), ATTEND_TUNE (attend's `tune` load
-// option, default auto).
+// option, default auto), PROFILE=1 (attend's BENCH line also holds GPU time per kernel, `profile`).
 // Needs www/attend-llm/wasm (./build.sh pkg) and @wllama/wllama + playwright-core in $ATTEND_CACHE/npm.
 import http from "node:http";
 import fs from "node:fs";
@@ -78,7 +78,9 @@ const browser = await chromium.launchPersistentContext(userDir, {
   executablePath: "/usr/lib/chromium/chromium",
   headless: true,
   args: ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic"],
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    // Unquantized timestamp queries (Chromium rounds them to 100 µs otherwise), for PROFILE=1 only.
+    ...(process.env.PROFILE === "1" ? ["--enable-webgpu-developer-features"] : [])],
 });
 let failed = false;
 try {
@@ -93,7 +95,10 @@ try {
     console.error(`[page error] ${e.message}`);
     failed = true;
   });
-  const q = new URLSearchParams({ model: modelName, n, gen, repeat, threads, peers, tune: process.env.ATTEND_TUNE ?? "auto" });
+  const q = new URLSearchParams({
+    model: modelName, n, gen, repeat, threads, peers, tune: process.env.ATTEND_TUNE ?? "auto",
+    profile: process.env.PROFILE === "1" ? "1" : "0",
+  });
   await page.goto(`http://127.0.0.1:${port}/?${q}`);
   await page.waitForFunction(() => document.title === "done" || document.title === "failed", null, { timeout: timeoutMs });
   if ((await page.title()) === "failed") failed = true;

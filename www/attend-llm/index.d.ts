@@ -419,6 +419,18 @@ export interface BenchOptions {
   promptTokens?: number;
   genTokens?: number;
   repeat?: number;
+  /** One more run timing every kernel with timestamp queries (rejects where the adapter has
+   *  no `timestamp-query`). */
+  profile?: boolean;
+}
+
+/** GPU time of one kernel in one kind of pass: all of the prefill, or per decoded token (mean). */
+export interface KernelTime {
+  /** "prefill" or "decode". */
+  pass: string;
+  kernel: string;
+  calls: number;
+  ms: number;
 }
 
 /** The same fields as `attend bench --json`. */
@@ -452,6 +464,8 @@ export interface BenchReport {
   gpu_bytes: number;
   weight_bytes: number;
   kv_bytes: number;
+  /** With `profile`: GPU time per kernel, largest first. */
+  profile?: KernelTime[];
 }
 
 export interface CachedModel {

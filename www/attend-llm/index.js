@@ -124,10 +124,11 @@ export class Engine {
     return this.#ch.call("attention", { request }).done;
   }
   /**
-   * Benchmark the loaded model in this browser: `{ promptTokens = 128, genTokens = 64, repeat = 3 }`.
-   * Resolves to the same object as `attend bench --json`: prefill_tok_s, decode_tok_s, ttft_s,
-   * load_s, compile_s, bytes_per_token, decode_gb_s, copy_gb_s, roofline_fraction,
-   * dispatches_per_token, cpu_ms_per_token, gpu_bytes, adapter, …
+   * Benchmark the loaded model in this browser: `{ promptTokens = 128, genTokens = 64, repeat = 3,
+   * profile = false }`. Resolves to the same object as `attend bench --json`: prefill_tok_s,
+   * decode_tok_s, ttft_s, load_s, compile_s, bytes_per_token, decode_gb_s, copy_gb_s,
+   * roofline_fraction, dispatches_per_token, cpu_ms_per_token, gpu_bytes, adapter, … and, with
+   * `profile`, GPU time per kernel (`profile`: [{pass, kernel, calls, ms}]).
    */
   bench(options = {}) {
     return this.#ch.call("bench", { options }).done;

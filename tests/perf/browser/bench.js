@@ -1,6 +1,7 @@
 // Side-by-side bench in one browser page: attend (npm package attend-llm, WebGPU) and wllama
 // (@wllama/wllama, llama.cpp compiled to wasm, run on the CPU) on the same GGUF, prompt and number
 // of generated tokens. Query: ?model=NAME&n=32&gen=16&repeat=1&threads=1&peers=attend,wllama&tune=auto
+// (&profile=1: attend's report also holds GPU time per kernel, from timestamp queries)
 // Writes one JSON line per peer to the console ("BENCH {...}") and sets document.title to "done".
 import { Engine } from "/attend-llm/index.js";
 import { Wllama } from "/wllama/index.js";
@@ -13,6 +14,7 @@ const repeat = Number(q.get("repeat") ?? 1);
 const threads = Number(q.get("threads") ?? 1);
 const peers = (q.get("peers") ?? "attend,wllama").split(",");
 const tune = q.get("tune") ?? "auto";
+const profile = q.get("profile") === "1";
 const url = `/models/${model}`;
 const SENTENCE = "The quick brown fox jumps over the lazy dog while the attentive model reads every word at once. ";
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
@@ -55,7 +57,7 @@ async function benchAttend() {
   const load_s = (performance.now() - t0) / 1e3;
   const info = await engine.info();
   promptText = await textOfTokens(engine, n);
-  const r = await engine.bench({ promptTokens: n, genTokens: gen, repeat });
+  const r = await engine.bench({ promptTokens: n, genTokens: gen, repeat, profile });
   await engine.unload();
   emit({
     peer: "attend", model, adapter: info.adapter, tune, ...r, load_s, pipelines: info.pipelines,
