@@ -19,10 +19,11 @@
 //! one run. One invocation that owns a row group finds the four rows of a unit side by side; on
 //! CPU adapters, where the SIMD lanes of a matvec own neighbouring groups, a fibre reads one
 //! contiguous run per unit, not eight streams a group's run (`units * 64` bytes for Q4) apart:
-//! SmolLM2's Q4_1 matvecs took 16% less time on llvmpipe (why, the driver does not tell); on a GPU neighbouring invocations that walk the units of a
-//! group read 64-byte runs, and neighbouring groups' runs touch (coalesced). Rows are padded with
-//! zeros to a multiple of [`GROUP`]; the total size equals the GGUF size of the padded rows. The
-//! shaders compute the same index (`shaders/packed_index.wgsl`).
+//! SmolLM2's Q4_1 matvecs took 16% less time on llvmpipe (why, the driver does not tell); on a
+//! GPU neighbouring invocations that walk the units of a group read 64-byte runs, and
+//! neighbouring groups' runs touch (coalesced). Rows are padded with zeros to a multiple of
+//! [`GROUP`]; the total size equals the GGUF size of the padded rows. The shaders compute the
+//! same index (`shaders/packed_index.wgsl`).
 
 use super::GgmlType;
 
