@@ -1,15 +1,18 @@
 // Decode matvec with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0 weights (src/quant/pack.rs)
 // and one token. `quantize_x8` turns x (k f32) into blocks of 32 int8 with an f32 scale, as
-// llama.cpp's Q8_1 activations: per block three vec4<u32>, the 32 int8 packed 4 to a word in
-// element order, then (d, d * Σq, 0, 0) as f32 bits. `matvec_q8` / `matvec_q8_xu` (x from a uniform
-// view) dot each weight unit with it by `dot4I8Packed`, 4 int8 multiply-adds an instruction: a
-// mask makes the nibbles bytes, Q8_0's bytes are used as they are, the block scales apply once
-// per unit, and no weight goes through int -> float. On SwiftShader that halves the matvec time
-// (its cost there was the unpacking arithmetic, not the loads). The file stands alone because
-// `dot4I8Packed` needs the WGSL language feature packed_4x8_integer_dot_product: a browser
-// without it must still compile the quantized-matrix module. Row groups, shapes (WG, TPR, MV_G) and
-// epilogues (GLU, split, bias) are those of `matvec` there, and their code below is a copy of it
-// for one token (WGSL has no includes).
+// llama.cpp's Q8_1 activations: per block seven vec4<u32> (XQ_UNIT): the 32 int8 packed 4 to a
+// word in element order, (d, d * Σq, 0, 0) as f32 bits, and the int8 again as the crossed 16-bit
+// pairs of `swar_dot`. `matvec_q8` / `matvec_q8_xu` (x from a uniform view) dot each weight unit
+// with them in integers: Q8_0 by `dot4I8Packed` (4 int8 multiply-adds an instruction), the 4- and
+// 5-bit formats by `swar_dot` (two nibble products per 32-bit multiply, masks straight from the
+// packed words); the block scales apply once per unit, and no weight goes through int -> float.
+// On SwiftShader, whose cost is the unpacking arithmetic rather than the loads, int8 halved the
+// f32-activation matvec's time and `swar_dot` then took 28% off `dot4I8Packed`'s (SmolLM2's
+// Q4_1 matvecs, 134 -> 97 ms a token; for Q8_0 it measured slower, so Q8_0 keeps the dot). The
+// file stands alone because `dot4I8Packed` and `pack4xI8` need the WGSL language feature
+// packed_4x8_integer_dot_product: a browser without it must still compile the quantized-matrix
+// module. Row groups, shapes (WG, TPR, MV_G) and epilogues (GLU, split, bias) are those of `matvec`
+// there, and their code below is a copy of it for one token (WGSL has no includes).
 
 override TYPE: u32 = 0u;
 override TPR: u32 = 1u;
@@ -33,11 +36,14 @@ struct MatvecParams {
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 @group(0) @binding(2) var<storage, read> wq4: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> xq: array<vec4<u32>>;
-@group(0) @binding(3) var<uniform> xqu: array<vec4<u32>, 4096>; // 64 KiB: k <= 43690
+@group(0) @binding(3) var<uniform> xqu: array<vec4<u32>, 4096>; // 64 KiB: k <= 18724
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y3: array<f32>;
+
+// vec4<u32> words per 32 activations: 2 of int8, the scale word, 4 of pairs for `swar_dot`.
+const XQ_UNIT: u32 = 7u;
 
 struct QxParams {
     blocks: u32,
@@ -67,14 +73,36 @@ fn quantize_x8(@builtin(global_invocation_id) gid: vec3<u32>) {
     var w: array<u32, 8>;
     var s = vec4<i32>(0);
     for (var i = 0u; i < 8u; i++) {
-        let q = vec4<i32>(round(v[i] * id));
+        let q = q8_round(v[i], id);
         s += q;
         w[i] = pack4xI8(q);
     }
-    xq_out[3u * b] = vec4<u32>(w[0], w[1], w[2], w[3]);
-    xq_out[3u * b + 1u] = vec4<u32>(w[4], w[5], w[6], w[7]);
+    xq_out[XQ_UNIT * b] = vec4<u32>(w[0], w[1], w[2], w[3]);
+    xq_out[XQ_UNIT * b + 1u] = vec4<u32>(w[4], w[5], w[6], w[7]);
     let sum = f32((s.x + s.y) + (s.z + s.w));
-    xq_out[3u * b + 2u] = vec4<u32>(bitcast<u32>(d), bitcast<u32>(d * sum), 0u, 0u);
+    xq_out[XQ_UNIT * b + 2u] = vec4<u32>(bitcast<u32>(d), bitcast<u32>(d * sum), 0u, 0u);
+    // The pairs for `swar_dot` (see there): word j of a 4-bit unit holds elements 4j..4j+3 in its
+    // low nibbles and 16 + 4j.. in its high ones; pair (a, b) is b + a * 65536, wrapping.
+    var pa: vec4<u32>;
+    var pb: vec4<u32>;
+    var pc: vec4<u32>;
+    var pd: vec4<u32>;
+    for (var j = 0u; j < 4u; j++) {
+        let lo = bitcast<vec4<u32>>(q8_round(v[j], id));
+        let hi = bitcast<vec4<u32>>(q8_round(v[4u + j], id));
+        pa[j] = lo.z + (lo.x << 16u);
+        pb[j] = lo.w + (lo.y << 16u);
+        pc[j] = hi.z + (hi.x << 16u);
+        pd[j] = hi.w + (hi.y << 16u);
+    }
+    xq_out[XQ_UNIT * b + 3u] = pa;
+    xq_out[XQ_UNIT * b + 4u] = pb;
+    xq_out[XQ_UNIT * b + 5u] = pc;
+    xq_out[XQ_UNIT * b + 6u] = pd;
+}
+
+fn q8_round(v: vec4<f32>, id: f32) -> vec4<i32> {
+    return vec4<i32>(round(v * id));
 }
 
 // Σ over a unit of the int8 products of four weight words with four activation words.
@@ -83,46 +111,120 @@ fn dot4x4(w: vec4<u32>, x: vec4<u32>) -> i32 {
         + (dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w));
 }
 
+// Σ over a 4- or 5-bit unit of weight times int8 activation, two products per 32-bit multiply
+// (SWAR): m* hold two unsigned weights w0 + w1 * 65536, p* the two activations that meet them
+// crossed, x1 + x0 * 65536, so that the product's upper half is w0 x0 + w1 x1 (mod 2^32 the
+// signed activations need no offset; the w1 x0 * 2^32 term falls off). The lower half, w0 x1, and
+// four such products per lane stay within ±2^15 (8 products of |w| <= 31 and |x| <= 127 sum to
+// <= 31496), so rounding at bit 16 recovers the upper half exactly: the same integer as
+// `dot4I8Packed` (tests/kernels/matvec_i8.rs drives every format to those bounds).
+fn swar_dot(m0: vec4<u32>, m1: vec4<u32>, m2: vec4<u32>, m3: vec4<u32>, pa: vec4<u32>,
+        pb: vec4<u32>, pc: vec4<u32>, pd: vec4<u32>) -> i32 {
+    let t = (m0 * pa + m1 * pb) + (m2 * pc + m3 * pd);
+    let h = bitcast<vec4<i32>>(t + vec4<u32>(0x8000u)) >> vec4<u32>(16u);
+    return (h.x + h.y) + (h.z + h.w);
+}
+
 // Bit 4 of each byte set from four consecutive bits of `qh` starting at `sh` (Q5_0's 5th bits).
 fn hi4(qh: u32, sh: u32) -> u32 {
     let t = qh >> sh;
     return ((t & 1u) | ((t & 2u) << 7u) | ((t & 4u) << 14u) | ((t & 8u) << 21u)) << 4u;
 }
 
-// The four rows of group g dotted with unit u of the int8 activations (xa, xb: its 32 int8;
-// d: their scale; s: d * their sum). Packed layout: (row, unit) i = pair0(row / 4, u, ...) +
-// row % 4 of n pairs (packed_index.wgsl); quants first, then Q4_1's / Q5_0's word per pair, then
-// f16 scales.
-fn q8_rows(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, d: f32, s: f32) -> vec4<f32> {
+// One unit of the quantized activations: its 32 int8 (a, b; read for Q8_0), the scale word
+// (d, d * Σq) and the crossed pairs of `swar_dot` (read for the 4- and 5-bit formats).
+struct XUnit {
+    a: vec4<u32>,
+    b: vec4<u32>,
+    ds: vec4<u32>,
+    pa: vec4<u32>,
+    pb: vec4<u32>,
+    pc: vec4<u32>,
+    pd: vec4<u32>,
+}
+
+// The words of unit u that TYPE reads, from the storage view (the uniform one: `x_unit_u`; two
+// functions, as an entry point may use only one of the two bindings 3).
+fn x_unit(u: u32) -> XUnit {
+    var x: XUnit;
+    let o = XQ_UNIT * u;
+    x.ds = xq[o + 2u];
+    if (TYPE == 8u) {
+        x.a = xq[o];
+        x.b = xq[o + 1u];
+    } else {
+        x.pa = xq[o + 3u];
+        x.pb = xq[o + 4u];
+        x.pc = xq[o + 5u];
+        x.pd = xq[o + 6u];
+    }
+    return x;
+}
+
+fn x_unit_u(u: u32) -> XUnit {
+    var x: XUnit;
+    let o = XQ_UNIT * u;
+    x.ds = xqu[o + 2u];
+    if (TYPE == 8u) {
+        x.a = xqu[o];
+        x.b = xqu[o + 1u];
+    } else {
+        x.pa = xqu[o + 3u];
+        x.pb = xqu[o + 4u];
+        x.pc = xqu[o + 5u];
+        x.pd = xqu[o + 6u];
+    }
+    return x;
+}
+
+// The four rows of group g dotted with unit u of the int8 activations (x; d: their scale; s:
+// d * their sum). Packed layout: (row, unit) i = pair0(row / 4, u, ...) + row % 4 of n pairs
+// (packed_index.wgsl); quants first, then Q4_1's / Q5_0's word per pair, then f16 scales. A
+// group's four pairs are consecutive and parts are padded with zero rows to whole groups, so
+// the group's rows are read without bounds (padding rows are never stored) and Q4_1's four
+// words come in one vec4 load.
+fn q8_rows(g: u32, u: u32, x: XUnit, d: f32, s: f32) -> vec4<f32> {
     let ku = pv.k / 32u;
     let n = ((pv.rows + 3u) & ~3u) * ku;
+    let i0 = pair0(g, u, (pv.rows + 3u) >> 2u, ku);
+    // Q4_1: the four rows' (d, m) words; else the two words of their f16 scales.
+    var sw = vec4<u32>(0u);
+    if (TYPE == 3u) {
+        sw = wq4[n + (i0 >> 2u)];
+    } else {
+        let so = select(select(4u * n, 5u * n, TYPE == 6u), 8u * n, TYPE == 8u) + (i0 >> 1u);
+        sw = vec4<u32>(wq[so], 0u, wq[so + 1u], 0u);
+    }
     var out = vec4<f32>(0.0);
     for (var r = 0u; r < 4u; r++) {
-        // Rows past the end of the part read row 4g again (always present) and are not stored.
-        let row = select(4u * g, 4u * g + r, 4u * g + r < pv.rows);
-        let i = pair0(row >> 2u, u, (pv.rows + 3u) >> 2u, ku) + (row & 3u);
+        let i = i0 + r;
         if (TYPE == 8u) { // Q8_0
-            let sc = unpack2x16float(wq[8u * n + (i >> 1u)]);
-            let a = select(sc.x, sc.y, (i & 1u) != 0u);
-            let q = dot4x4(wq4[2u * i], xa) + dot4x4(wq4[2u * i + 1u], xb);
+            let a = unpack2x16float(sw[r & 2u])[r & 1u];
+            let q = dot4x4(wq4[2u * i], x.a) + dot4x4(wq4[2u * i + 1u], x.b);
             out[r] = a * d * f32(q);
         } else {
             let w = wq4[i];
-            var lo = w & vec4<u32>(0x0f0f0f0fu);
-            var hi = (w >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
-            if (TYPE == 6u) { // Q5_0: the 5th bits
+            var qi: i32;
+            if (TYPE == 6u) { // Q5_0: the 5th bits into bytes, then (byte 0, byte 2) pairs
                 let qh = wq[4u * n + i];
-                lo |= vec4<u32>(hi4(qh, 0u), hi4(qh, 4u), hi4(qh, 8u), hi4(qh, 12u));
-                hi |= vec4<u32>(hi4(qh, 16u), hi4(qh, 20u), hi4(qh, 24u), hi4(qh, 28u));
+                let lo = (w & vec4<u32>(0x0f0f0f0fu))
+                    | vec4<u32>(hi4(qh, 0u), hi4(qh, 4u), hi4(qh, 8u), hi4(qh, 12u));
+                let hi = ((w >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu))
+                    | vec4<u32>(hi4(qh, 16u), hi4(qh, 20u), hi4(qh, 24u), hi4(qh, 28u));
+                let m = vec4<u32>(0x00ff00ffu);
+                qi = swar_dot(lo & m, (lo >> vec4<u32>(8u)) & m, hi & m, (hi >> vec4<u32>(8u)) & m,
+                    x.pa, x.pb, x.pc, x.pd);
+            } else { // nibbles straight into (element j, element j + 2) pairs
+                let m = vec4<u32>(0x000f000fu);
+                qi = swar_dot(w & m, (w >> vec4<u32>(8u)) & m, (w >> vec4<u32>(4u)) & m,
+                    (w >> vec4<u32>(12u)) & m, x.pa, x.pb, x.pc, x.pd);
             }
-            let q = f32(dot4x4(lo, xa) + dot4x4(hi, xb));
+            let q = f32(qi);
             if (TYPE == 3u) { // Q4_1: w = dm.x q + dm.y
-                let dm = unpack2x16float(wq[4u * n + i]);
+                let dm = unpack2x16float(sw[r]);
                 out[r] = fma(dm.x * d, q, dm.y * s);
             } else { // Q4_0: w = a (q - 8); Q5_0: w = a (q - 16)
-                let so = select(4u * n, 5u * n, TYPE == 6u);
-                let sc = unpack2x16float(wq[so + (i >> 1u)]);
-                let a = select(sc.x, sc.y, (i & 1u) != 0u);
+                let a = unpack2x16float(sw[r & 2u])[r & 1u];
                 out[r] = a * fma(d, q, select(-8.0, -16.0, TYPE == 6u) * s);
             }
         }
@@ -136,18 +238,18 @@ fn mv_live(g: u32) -> bool {
 }
 
 // Unit u of x for row group g (and its up group, and with MV_G = 2 the next group) into acc / up.
-fn q8_unit(g: u32, u: u32, xa: vec4<u32>, xb: vec4<u32>, ds: vec4<u32>,
-        acc: ptr<function, array<vec4<f32>, 2>>, up: ptr<function, array<vec4<f32>, 2>>) {
-    let d = bitcast<f32>(ds.x);
-    let s = bitcast<f32>(ds.y);
-    (*acc)[0] += q8_rows(g, u, xa, xb, d, s);
+fn q8_unit(g: u32, u: u32, x: XUnit, acc: ptr<function, array<vec4<f32>, 2>>,
+        up: ptr<function, array<vec4<f32>, 2>>) {
+    let d = bitcast<f32>(x.ds.x);
+    let s = bitcast<f32>(x.ds.y);
+    (*acc)[0] += q8_rows(g, u, x, d, s);
     if (GLU != 0u) {
-        (*up)[0] += q8_rows(g + pv.rows / 8u, u, xa, xb, d, s);
+        (*up)[0] += q8_rows(g + pv.rows / 8u, u, x, d, s);
     }
     if (MV_G == 2u && mv_live(g + 1u)) {
-        (*acc)[1] += q8_rows(g + 1u, u, xa, xb, d, s);
+        (*acc)[1] += q8_rows(g + 1u, u, x, d, s);
         if (GLU != 0u) {
-            (*up)[1] += q8_rows(g + 1u + pv.rows / 8u, u, xa, xb, d, s);
+            (*up)[1] += q8_rows(g + 1u + pv.rows / 8u, u, x, d, s);
         }
     }
 }
@@ -234,7 +336,7 @@ fn matvec_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var up: array<vec4<f32>, 2>;
     if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
-            q8_unit(g, u, xq[3u * u], xq[3u * u + 1u], xq[3u * u + 2u], &acc, &up);
+            q8_unit(g, u, x_unit(u), &acc, &up);
         }
     }
     mv_store_all(g, li, acc, up);
@@ -249,7 +351,7 @@ fn matvec_q8_xu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     var up: array<vec4<f32>, 2>;
     if (mv_live(g)) {
         for (var u = li % TPR; u < pv.k / 32u; u += TPR) {
-            q8_unit(g, u, xqu[3u * u], xqu[3u * u + 1u], xqu[3u * u + 2u], &acc, &up);
+            q8_unit(g, u, x_unit_u(u), &acc, &up);
         }
     }
     mv_store_all(g, li, acc, up);

@@ -1,8 +1,10 @@
 //! Decode matvec with 8-bit activations (`shaders/matvec_q8.wgsl`): x is quantized to blocks of
 //! 32 int8 with an f32 scale ([`quantize`], a small dispatch), then a packed Q4_0/Q4_1/Q5_0/Q8_0
-//! matrix dots its units with it by WGSL's `dot4I8Packed`. One token only. Chosen per matrix by
-//! [`MatvecShape::q8`]: the default on a browser's CPU adapter, where it measured 1.4–2.4× faster
-//! than the f32-activation matvec; never a tune candidate (it changes results); never where the
+//! matrix dots its units with it in integers (Q8_0 by WGSL's `dot4I8Packed`, the 4- and 5-bit
+//! formats two nibble products per 32-bit multiply, see the shader). One token only. Chosen per
+//! matrix by [`MatvecShape::q8`]: the default on a browser's CPU adapter, where it measured
+//! 1.4–2.4× faster than the f32-activation matvec before the two-products-per-multiply form took
+//! another 28% off; never a tune candidate (it changes results); never where the
 //! adapter lacks `packed_4x8_integer_dot_product` ([`usable`]). Results differ from the f32 path
 //! by the activations' rounding (≈ 1e-3 of Σ|w·x|), as llama.cpp's CPU kernels do.
 
@@ -14,9 +16,10 @@ use crate::weights::{Layout, QMatrix, UNIT};
 
 pub(crate) static SHADER: Shader = crate::include_shader!("matvec_q8": "packed_index", "matvec_q8");
 
-/// Bytes of the quantized form of `k` activations: per 32, 32 int8 and a 16-byte scale word.
+/// Bytes of the quantized form of `k` activations: per 32, 32 int8, a 16-byte scale word and
+/// 64 bytes of the int8 in 16-bit pairs (the 4- and 5-bit formats' SWAR products).
 pub fn xq_bytes(k: usize) -> u64 {
-    (k / UNIT) as u64 * 48
+    (k / UNIT) as u64 * 112
 }
 
 /// Whether [`matvec_q8`] can read `w` on `gpu`: a packed 32-element block format, rows whose

@@ -202,6 +202,76 @@ async fn q8_format(ty: GgmlType) {
     }
 }
 
+/// `random_weights` with every quant at its extreme code (4-bit 15, Q5_0 31, Q8_0 -128), so the
+/// sums reach the bounds the SWAR products of `matvec_q8.wgsl` rely on.
+fn saturated(ty: GgmlType, bytes: &mut [u8]) {
+    let (block, quants) = match ty {
+        GgmlType::Q4_0 => (18, 2..18),
+        GgmlType::Q4_1 => (20, 4..20),
+        GgmlType::Q5_0 => (22, 2..22),
+        GgmlType::Q8_0 => (34, 2..34),
+        _ => unreachable!("not an int8-activation format"),
+    };
+    let fill = if ty == GgmlType::Q8_0 { 0x80 } else { 0xff };
+    for b in bytes.chunks_mut(block) {
+        b[quants.clone()].fill(fill);
+    }
+}
+
+/// Extreme weights against x all +1, all -1 and alternating (every int8 ±127), both views of x.
+async fn q8_saturated(ty: GgmlType) {
+    let gpu = gpu().await;
+    attend::kernels::matvec_i8::force(None);
+    let (n, k) = (12, 256);
+    let mut rng = Rng::new(900);
+    let mut bytes = random_weights(ty, n, k, &mut rng);
+    saturated(ty, &mut bytes);
+    let wf = dequant(ty, &bytes, n * k);
+    let w = upload_weights(&gpu, ty, n, k, &bytes, false);
+    let xs: [Vec<f32>; 3] = [
+        vec![1.0; k],
+        vec![-1.0; k],
+        (0..k)
+            .map(|j| if j % 2 == 0 { 1.0 } else { -1.0 })
+            .collect(),
+    ];
+    for x in &xs {
+        for s in [shape(32, 1, true, 1), shape(16, 4, false, 2)] {
+            let xb = activation(&gpu, x);
+            let yb = gpu.upload("y", &vec![f32::NAN; n]).unwrap();
+            let mut rec = gpu.recorder("q8 saturated");
+            matvec_with_shape(&mut rec, &w, &xb, &yb, 1, None, s);
+            rec.submit();
+            let got: Vec<f32> = gpu.read(&yb, 0, n).await.unwrap();
+            // Every int8 is exactly ±127 (no rounding can flip), so the integer sums must be
+            // exact: allow 1e-6 of Σ|w·x̂| for the f32 epilogue, 20× under REL. One code off in
+            // one unit's sum is ~3e-4 of it, a carry lost at bit 16 far more.
+            let (want, _) = reference(&wf, x, n, k);
+            let mag: Vec<f64> = (0..n)
+                .map(|r| {
+                    let row = &wf[r * k..(r + 1) * k];
+                    row.iter()
+                        .zip(x)
+                        .map(|(w, v)| (w * v).abs() as f64)
+                        .sum::<f64>()
+                        * 0.05
+                })
+                .collect();
+            check(
+                &format!("q8 {} saturated, x[0..2] = {:?}, {s:?}", ty.name(), &x[..2]),
+                &got,
+                &want,
+                &mag,
+            );
+        }
+    }
+}
+
+per_format!(q8_saturated:
+    q8_saturated_q4_0 = Q4_0, q8_saturated_q4_1 = Q4_1, q8_saturated_q5_0 = Q5_0,
+    q8_saturated_q8_0 = Q8_0,
+);
+
 per_format!(q8_format:
     q8_q4_0 = Q4_0, q8_q4_1 = Q4_1, q8_q5_0 = Q5_0, q8_q8_0 = Q8_0,
 );
