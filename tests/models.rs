@@ -217,6 +217,14 @@ fn smollm2_matches_transformers() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut e = load(&model_path("SmolLM2-135M-Instruct.Q4_1.gguf"));
     memory_bound(&e);
+    let w = &e.model.weights;
+    let all = w.blocks.iter().flat_map(|b| b.matrices());
+    for m in all.chain([&w.token_embd]) {
+        assert!(
+            m.int8_activations(),
+            "SmolLM2: int8 activations allowed everywhere"
+        );
+    }
     let r = check_model(&mut e, &golden("smollm2-135m.json"), 0.05);
     eprintln!("SmolLM2: {r}");
 }
@@ -226,6 +234,17 @@ fn gemma3_matches_transformers() {
     let _g = GPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut e = load(&model_path("gemma-3-270m-q4_k_m.gguf"));
     memory_bound(&e);
+    // Int8 activations for the tied 262k-row head only (`Int8::Head`): the blocks keep f32.
+    let w = &e.model.weights;
+    assert!(
+        w.output.is_none() && w.token_embd.int8_activations(),
+        "Gemma 3's head: int8"
+    );
+    for (l, b) in w.blocks.iter().enumerate() {
+        for m in b.matrices() {
+            assert!(!m.int8_activations(), "Gemma 3 block {l}: f32 activations");
+        }
+    }
     let r = check_model(&mut e, &golden("gemma3-270m.json"), 0.05);
     eprintln!("Gemma 3: {r}");
 }

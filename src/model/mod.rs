@@ -157,9 +157,8 @@ impl Weights {
             rope: RopeFactors::take(ld)?,
             blocks,
         };
-        if !cfg.arch.0.int8_activations() {
-            let blocks = w.blocks.iter().flat_map(|b| b.matrices());
-            for m in blocks.chain([&w.token_embd]).chain(w.output.as_ref()) {
+        if cfg.arch.0.int8_activations() == parts::Int8::Head {
+            for m in w.blocks.iter().flat_map(|b| b.matrices()) {
                 m.set_int8_activations(false);
             }
         }

@@ -47,11 +47,20 @@ pub trait Architecture: Sync {
     fn tensors(&self) -> &'static [Tensor];
     /// Build one block's weights from its uploaded tensors.
     fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>>;
-    /// Whether decoding may round activations to int8 per 32 (`kernels::matvec_i8`): only where
-    /// tests/models.rs passes with it forced (`ATTEND_MATVEC_Q8=1`).
-    fn int8_activations(&self) -> bool {
-        true
+    /// Which decode matvecs may round activations to int8 per 32 (`kernels::matvec_i8`): only
+    /// where tests/models.rs passes with it forced (`ATTEND_MATVEC_Q8=1`).
+    fn int8_activations(&self) -> Int8 {
+        Int8::All
     }
+}
+
+/// Where an architecture lets decoding take int8 activations.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Int8 {
+    /// Every matrix int8 can read.
+    All,
+    /// Only the output head (the blocks keep f32 activations).
+    Head,
 }
 
 /// The weights of one transformer block, and the block they compute.
