@@ -271,28 +271,110 @@ fn rt_merge(li: u32, row: RtRow, acc: ptr<function, Dims>, store: bool) {
     }
 }
 
-@compute @workgroup_size(RT_WG)
-fn attend_decode_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) li: u32) {
+// The two rows of decode workgroup `lin` (heads h, h + 1 of kv head kvh's group; the second
+// repeats the first when the group has no h + 1) with their q loaded, after invocation li walked
+// its share of the keys. Returns the rows' softmax states; the outputs are in acc_a / acc_b.
+fn rt_decode_walk(lin: u32, li: u32, qa: ptr<function, Dims>, qb: ptr<function, Dims>,
+                  acc_a: ptr<function, Dims>, acc_b: ptr<function, Dims>) -> array<RtRow, 2> {
     let g_size = group_size();
-    let pairs = (g_size + 1u) / 2u;
-    let lin = wid.x + wid.y * nwg.x;
-    if (lin >= pairs * P.n_kv_heads) {
-        return;
-    }
     let kvh = lin % P.n_kv_heads;
     let h = 2u * (lin / P.n_kv_heads);
     let lo = key_lo(P.pos0) & ~3u;
     let hi = P.pos0;
+    var ra = rt_init(h, g_size, kvh, qa, acc_a);
+    var rb = rt_init(min(h + 1u, g_size - 1u), g_size, kvh, qb, acc_b);
+    for (var k0 = lo + 8u * li; k0 <= hi; k0 += 8u * RT_WG) {
+        rt_keys(&ra, &rb, qa, qb, acc_a, acc_b, kvh, k0, hi);
+    }
+    return array<RtRow, 2>(ra, rb);
+}
+
+@compute @workgroup_size(RT_WG)
+fn attend_decode_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) li: u32) {
+    let g_size = group_size();
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= (g_size + 1u) / 2u * P.n_kv_heads) {
+        return;
+    }
     var qa: Dims;
     var qb: Dims;
     var acc_a: Dims;
     var acc_b: Dims;
-    var ra = rt_init(h, g_size, kvh, &qa, &acc_a);
-    var rb = rt_init(min(h + 1u, g_size - 1u), g_size, kvh, &qb, &acc_b);
-    for (var k0 = lo + 8u * li; k0 <= hi; k0 += 8u * RT_WG) {
-        rt_keys(&ra, &rb, &qa, &qb, &acc_a, &acc_b, kvh, k0, hi);
+    let rows = rt_decode_walk(lin, li, &qa, &qb, &acc_a, &acc_b);
+    rt_merge(li, rows[0], &acc_a, true);
+    rt_merge(li, rows[1], &acc_b, 2u * (lin / P.n_kv_heads) + 1u < g_size);
+}
+
+// attend_decode_rt_split + attend_reduce_rt: the same decode with the merge in a second dispatch,
+// for SwiftShader, which runs every SIMD fibre of a workgroup that has a barrier as a coroutine
+// (~0.35 ms a dispatch of SmolLM2's 6 workgroups, against ~0.1 ms for the whole kernel without
+// one). The partials are per (head, invocation) D / 4 vec4s of output and (max, sum, 0, 0); the
+// reduce repeats `rt_merge`'s arithmetic in its order, so both paths give the same bits.
+@group(0) @binding(4) var<storage, read_write> part_rt: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> part_rt_in: array<vec4<f32>>;
+
+fn rt_part_store(li: u32, head: u32, row: RtRow, acc: ptr<function, Dims>) {
+    let at = (head * RT_WG + li) * (D / 4u + 1u);
+    for (var c = 0u; c < D / 4u; c++) {
+        part_rt[at + c] = (*acc)[c];
     }
-    rt_merge(li, ra, &acc_a, true);
-    rt_merge(li, rb, &acc_b, h + 1u < g_size);
+    part_rt[at + D / 4u] = vec4<f32>(row.mx, row.sum, 0.0, 0.0);
+}
+
+// Its own entry point rather than a flag of attend_decode_rt: the barriers must be absent from
+// its code, not skipped (a barrier behind a uniform branch still cost SwiftShader the same).
+@compute @workgroup_size(RT_WG)
+fn attend_decode_rt_split(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) li: u32) {
+    let g_size = group_size();
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= (g_size + 1u) / 2u * P.n_kv_heads) {
+        return;
+    }
+    var qa: Dims;
+    var qb: Dims;
+    var acc_a: Dims;
+    var acc_b: Dims;
+    let rows = rt_decode_walk(lin, li, &qa, &qb, &acc_a, &acc_b);
+    let h = 2u * (lin / P.n_kv_heads);
+    let head = (lin % P.n_kv_heads) * g_size + h;
+    rt_part_store(li, head, rows[0], &acc_a);
+    if (h + 1u < g_size) {
+        rt_part_store(li, head + 1u, rows[1], &acc_b);
+    }
+}
+
+// One invocation per (head, 4 output dims): `rt_merge` over the RT_WG partials of the head.
+@compute @workgroup_size(64)
+fn attend_reduce_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) li: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + li;
+    let h = i / (D / 4u);
+    let c = i % (D / 4u);
+    if (h >= P.n_heads) {
+        return;
+    }
+    let n = D / 4u + 1u;
+    let at = h * RT_WG * n;
+    var m = NEG;
+    for (var l = 0u; l < RT_WG; l++) {
+        m = max(m, part_rt_in[at + l * n + D / 4u].x);
+    }
+    var total = 0.0;
+    for (var l = 0u; l < RT_WG; l++) {
+        let st = part_rt_in[at + l * n + D / 4u];
+        total += exp(st.x - m) * st.y;
+    }
+    var o = vec4<f32>(0.0);
+    for (var l = 0u; l < RT_WG; l++) {
+        o = fma(vec4<f32>(exp(part_rt_in[at + l * n + D / 4u].x - m)), part_rt_in[at + l * n + c], o);
+    }
+    let r = o / total;
+    let y = h * D + 4u * c;
+    out_heads[y] = r.x;
+    out_heads[y + 1u] = r.y;
+    out_heads[y + 2u] = r.z;
+    out_heads[y + 3u] = r.w;
 }

@@ -10,6 +10,7 @@
 
 use attend::engine::{Engine, GenParams, LoadOptions};
 use attend::gguf::{GgufFile, GgufWriter, Value};
+use attend::kernels::attention::AttnKernels;
 use attend::sampler::SamplerConfig;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -117,15 +118,25 @@ fn decode_plans_cross_the_split_k_step_exactly() {
     std::fs::remove_file(&path).unwrap();
     // The register decode kernel (CPU adapters' default, here forced on any adapter) is one
     // dispatch at any length: one plan shape across 1024 keys.
-    e.model.attention_registers = true;
+    e.model.attention_kernels = AttnKernels::Registers;
     e.set_plans(true);
     let p = prompt(&e, 1016);
     plans_match_recording(&mut e, &p, 16);
     let _ = sampled(&mut e, &p, 16);
     assert_eq!(e.plans(), 1, "the register kernels need one plan shape");
+    // The same with the merge as a second dispatch (SwiftShader's default).
+    e.model.attention_kernels = AttnKernels::RegistersSplit;
+    e.set_plans(true);
+    plans_match_recording(&mut e, &p, 16);
+    let _ = sampled(&mut e, &p, 16);
+    assert_eq!(
+        e.plans(),
+        1,
+        "the split register decode needs one plan shape"
+    );
     // The split-K kernel (GPUs' default, here forced on any adapter). Positions 1016..1032: the
     // attention shape changes at 1024 keys (a second plan).
-    e.model.attention_registers = false;
+    e.model.attention_kernels = AttnKernels::Workgroup;
     e.set_plans(true); // drops the register kernel's plan
     plans_match_recording(&mut e, &p, 16);
     e.set_plans(true);

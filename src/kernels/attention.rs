@@ -23,7 +23,8 @@
 //! - `m == 1`, decode on CPU adapters: `attend_decode_rt`, a workgroup per (kv head, 2 of its
 //!   query heads) whose 8 invocations split the visible keys in blocks of 8 (K/V read as
 //!   `vec4<u32>`, no barrier until one merge of the 8 partial softmaxes at the end), one dispatch
-//!   at any length.
+//!   at any length. On SwiftShader the merge is a second dispatch instead
+//!   ([`AttnKernels::RegistersSplit`]): a barrier costs more there than a dispatch.
 //! - `m == 1`, decode elsewhere: the visible keys are cut into chunks of 64; a workgroup per (kv head, up to
 //!   8 of its query heads) scores a chunk's keys for all those heads at once (one invocation per
 //!   key, heads packed in vec4s). Up to 1024 keys it walks every chunk with an online softmax and
@@ -314,10 +315,36 @@ fn registers_fit(kv: &LayerKv) -> bool {
     kv.capacity.is_multiple_of(4) && kv.head_dim.is_multiple_of(16 / kv.precision.bytes() as u32)
 }
 
-/// Whether [`attention`] takes the register kernels for this cache on `gpu`'s adapter: on CPU
-/// adapters (lavapipe, SwiftShader), where the cache allows.
-pub fn registers_by_default(gpu: &Gpu, kv: &LayerKv) -> bool {
-    registers_fit(kv) && gpu.adapter.device_type == "Cpu"
+/// Which kernels [`attention_with`] runs (the tests run each on every adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnKernels {
+    /// Workgroup kernels: tiled prefill; decode in chunks of 64 keys, split-K past 1024 (GPUs).
+    Workgroup,
+    /// Register kernels (`attend_prefill_rt`, `attend_decode_rt`): decode merges its
+    /// invocations' partial softmaxes in the kernel, through workgroup memory (lavapipe).
+    Registers,
+    /// Register kernels with decode's merge in a second dispatch (`attend_decode_rt_split`,
+    /// `attend_reduce_rt`): no barrier in the decode kernel, for SwiftShader, where a workgroup
+    /// with a barrier costs ~60 µs (each SIMD fibre a coroutine). Same bits as `Registers`.
+    RegistersSplit,
+}
+
+impl AttnKernels {
+    pub fn registers(self) -> bool {
+        self != AttnKernels::Workgroup
+    }
+}
+
+/// The kernels [`attention`] takes for this cache on `gpu`'s adapter: the register ones on CPU
+/// adapters (lavapipe, SwiftShader) where the cache allows, with the split decode on SwiftShader.
+pub fn kernels_by_default(gpu: &Gpu, kv: &LayerKv) -> AttnKernels {
+    if !registers_fit(kv) || gpu.adapter.device_type != "Cpu" {
+        AttnKernels::Workgroup
+    } else if gpu.adapter.name.contains("SwiftShader") {
+        AttnKernels::RegistersSplit
+    } else {
+        AttnKernels::Registers
+    }
 }
 
 /// Causal (optionally sliding-window) attention of `m` queries (f32 `[m, n_heads, head_dim]`,
@@ -333,10 +360,8 @@ pub fn attention(
     attention_with(rec, q, kv, out, p, None)
 }
 
-/// [`attention`] with the kernels chosen by the caller (tests run both on every adapter):
-/// `Some(true)` the register kernels (`attend_prefill_rt`, `attend_decode_rt`), `Some(false)` the
-/// workgroup ones (tiled prefill, split-K decode), `None` the adapter's choice (registers on CPU
-/// adapters, where the cache allows).
+/// [`attention`] with the kernels chosen by the caller (`None`: the adapter's choice,
+/// [`kernels_by_default`]).
 #[doc(hidden)]
 pub fn attention_with(
     rec: &mut Recorder,
@@ -344,7 +369,7 @@ pub fn attention_with(
     kv: &LayerKv,
     out: &wgpu::Buffer,
     p: &AttnParams,
-    registers: Option<bool>,
+    kernels: Option<AttnKernels>,
 ) -> Result<()> {
     p.check(kv)?;
     let d = kv.head_dim;
@@ -358,8 +383,8 @@ pub fn attention_with(
         Arg::from(&kv.v),
         Arg::from(out),
     ];
-    let registers = match registers {
-        Some(true) if !registers_fit(kv) => {
+    let kernels = match kernels {
+        Some(k) if k.registers() && !registers_fit(kv) => {
             return Err(Error::Invalid(format!(
                 "the register attention kernels need a capacity that is a multiple of 4 and a head \
                  size that is a multiple of {} (got {} and {})",
@@ -368,10 +393,13 @@ pub fn attention_with(
                 d
             )))
         }
-        Some(r) => r,
-        None => registers_by_default(rec.gpu(), kv),
+        Some(k) => k,
+        None => kernels_by_default(rec.gpu(), kv),
     };
-    if registers {
+    if kernels == AttnKernels::RegistersSplit && p.m == 1 {
+        return decode_rt_split(rec, q, kv, out, params);
+    }
+    if kernels.registers() {
         let group = p.n_heads / kv.n_kv_heads;
         // Prefill: 2 rows per invocation, 2 RT_ROWS per workgroup. Decode: 2 heads per
         // workgroup, whose invocations split the keys.
@@ -402,6 +430,42 @@ pub fn attention_with(
         rec.mark_position(std::mem::offset_of!(Params, pos0));
         Ok(())
     }
+}
+
+/// Decode with the register kernel, its invocations' partials merged by a second dispatch
+/// ([`AttnKernels::RegistersSplit`]); the partials live in a buffer of the pass.
+fn decode_rt_split(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    params: Params,
+) -> Result<()> {
+    let d = kv.head_dim;
+    let group = params.n_heads / kv.n_kv_heads;
+    let part_bytes = params.n_heads as u64 * RT_ROWS as u64 * (d as u64 / 4 + 1) * 16;
+    let part = rec.temp(
+        part_bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    );
+    let part_arg = Arg::Range(&part, 0, part_bytes);
+    let consts = kv.constants(&[("D", d as f64), ("RT_WG", RT_ROWS as f64)]);
+    let grid = workgroups(rec, group.div_ceil(2) * kv.n_kv_heads);
+    let args = [Arg::from(q), Arg::from(&kv.k), Arg::from(&kv.v), part_arg];
+    rec.dispatch(
+        &SHADER,
+        "attend_decode_rt_split",
+        &consts,
+        &params,
+        &args,
+        grid,
+    );
+    rec.mark_position(std::mem::offset_of!(Params, pos0));
+    let grid = workgroups(rec, (params.n_heads * d / 4).div_ceil(64));
+    let args = [part_arg, Arg::from(out)];
+    // The reduce reads no position: nothing to mark.
+    rec.dispatch(&SHADER, "attend_reduce_rt", &consts, &params, &args, grid);
+    Ok(())
 }
 
 /// Decode: up to `DIRECT_MAX_CHUNKS` × 64 visible keys one dispatch (each workgroup walks every

@@ -35,7 +35,7 @@ mod scratch;
 mod sublayers;
 use crate::gguf::Gguf;
 use crate::gpu::{Buffer, Gpu, Plan, Recorder};
-use crate::kernels::attention::{KvPrecision, LayerKv};
+use crate::kernels::attention::{self, AttnKernels, KvPrecision, LayerKv};
 use crate::kernels::matvec::Fold;
 use crate::kernels::rope::RopeParams;
 use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
@@ -223,10 +223,12 @@ pub struct Model {
     pub scratch: Scratch,
     /// Positions the KV cache holds.
     pub context: u32,
-    /// Whether attention runs the register kernels (the default on CPU adapters, where the cache
-    /// allows; tests switch it to run both), whose decode pass has the same shape at every
-    /// position. Clear the engine's plans after changing it.
-    pub attention_registers: bool,
+    /// Which attention kernels run ([`kernels_by_default`]: the register ones on CPU adapters,
+    /// where the cache allows; tests switch it to run each). With the register kernels the decode
+    /// pass has the same shape at every position. Clear the engine's plans after changing it.
+    ///
+    /// [`kernels_by_default`]: crate::kernels::attention::kernels_by_default
+    pub attention_kernels: AttnKernels,
     /// Whether one-token passes fold the norms into the matvecs where the model allows
     /// ([`Model::folds`]); on by default (natively `ATTEND_FOLD_NORMS=0` turns it off). Clear the
     /// engine's plans after changing it.
@@ -259,16 +261,16 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         let scratch = Scratch::new(gpu, &cfg, batch, logit_rows.max(1), context)?;
         // Every layer's cache has the same shape, so the first one decides for all.
-        let attention_registers = kv
-            .first()
-            .is_some_and(|kv| crate::kernels::attention::registers_by_default(gpu, kv));
+        let attention_kernels = kv.first().map_or(AttnKernels::Workgroup, |kv| {
+            attention::kernels_by_default(gpu, kv)
+        });
         let mut model = Model {
             cfg,
             weights,
             kv,
             scratch,
             context,
-            attention_registers,
+            attention_kernels,
             fold_norms: fold::by_default(),
             rope_tables: Default::default(),
         };
@@ -520,7 +522,7 @@ impl Model {
     /// [`decode_plan`](Self::decode_plan).
     pub fn decode_shape(&self, pos: u32) -> [u32; 2] {
         use crate::kernels::attention::decode_splits;
-        if self.attention_registers {
+        if self.attention_kernels.registers() {
             return [1, 1];
         }
         [decode_splits(pos, 0), decode_splits(pos, self.cfg.window)]

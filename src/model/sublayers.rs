@@ -68,8 +68,7 @@ impl Model {
         lens: bool,
     ) -> Result<()> {
         let (s, kv) = (&self.scratch, &self.kv[l]);
-        let registers = Some(self.attention_registers);
-        attention::attention_with(rec, &s.q, kv, &s.attn, p, registers)?;
+        attention::attention_with(rec, &s.q, kv, &s.attn, p, Some(self.attention_kernels))?;
         if lens {
             attention::attention_probs_row(rec, &s.q, kv, &s.lens, p)?;
         }

@@ -8,7 +8,7 @@
 use crate::common::*;
 use crate::kv_layout;
 use attend::kernels::attention::{
-    attention, attention_probs_row, attention_with, AttnParams, KvPrecision, LayerKv,
+    attention, attention_probs_row, attention_with, AttnKernels, AttnParams, KvPrecision, LayerKv,
 };
 use half::f16;
 
@@ -103,19 +103,19 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], c: &Case, scale: f32) -> Vec<f32> 
 
 /// Random K/V for positions 0..pos0+m written into the cache, then attention over the m queries.
 /// Returns (gpu out, reference).
-/// `registers`: which kernels (`attention_with`); the register ones get a capacity that is a
+/// `kernels`: which ones (`attention_with`); the register ones get a capacity that is a
 /// multiple of 4, which they need.
 async fn run_case_with(
     gpu: &Gpu,
     c: Case,
     rng: &mut Rng,
     precision: KvPrecision,
-    registers: Option<bool>,
+    kernels: Option<AttnKernels>,
 ) -> (Vec<f32>, Vec<f32>) {
     let (d, total) = (c.d as usize, (c.pos0 + c.m) as usize);
     let row = c.n_kv as usize * d;
     let mut cap = total as u32 + 3;
-    if registers == Some(true) {
+    if kernels.is_some_and(AttnKernels::registers) {
         cap = cap.next_multiple_of(4);
     }
     let kv = LayerKv::with_precision(gpu, cap, c.n_kv, c.d, precision).unwrap();
@@ -135,7 +135,7 @@ async fn run_case_with(
         window: c.window,
         softcap: c.softcap,
     };
-    attention_with(&mut rec, &q_buf, &kv, &out, &p, registers).unwrap();
+    attention_with(&mut rec, &q_buf, &kv, &out, &p, kernels).unwrap();
     rec.submit();
     let got = gpu.read::<f32>(&out, 0, q.len()).await.unwrap();
     let want = reference(
@@ -175,17 +175,20 @@ async fn check_cases_at(gpu: &Gpu, cases: &[Case], seed: u64, precision: KvPreci
     let mut worst = 0f32;
     let mut runs = 0;
     for c in cases {
-        // Every case runs both kernels of its path on every adapter: the workgroup one (tiled
+        // Every case runs each kernel of its path on every adapter: the workgroup one (tiled
         // prefill, split-K decode) and, where the shape allows, the register one (the default
-        // on CPU adapters).
-        let kernels: &[Option<bool>] = match registers_fit(c, precision) {
-            false => &[Some(false)],
-            true => &[Some(false), Some(true)],
+        // on CPU adapters), whose decode also runs with its merge as a second dispatch (the
+        // default on SwiftShader).
+        use AttnKernels::*;
+        let kernels: &[AttnKernels] = match (registers_fit(c, precision), c.m) {
+            (false, _) => &[Workgroup],
+            (true, 1) => &[Workgroup, Registers, RegistersSplit],
+            (true, _) => &[Workgroup, Registers],
         };
-        for &registers in kernels {
-            let (got, want) = run_case_with(gpu, *c, &mut rng, precision, registers).await;
+        for &k in kernels {
+            let (got, want) = run_case_with(gpu, *c, &mut rng, precision, Some(k)).await;
             worst = worst.max(max_abs_diff(&got, &want));
-            let what = format!("{c:?} {precision:?} registers {registers:?}");
+            let what = format!("{c:?} {precision:?} kernels {k:?}");
             assert_close(&what, &got, &want, 1e-4, 1e-4);
             runs += 1;
         }
@@ -257,6 +260,35 @@ gpu_test! {
             }
         }
         check_cases(&gpu, &cases, 3).await;
+    }
+}
+
+gpu_test! {
+    async fn decode_merge_as_a_second_dispatch_gives_the_same_bits() {
+        // `RegistersSplit` (SwiftShader's default) merges the invocations' partials in a reduce
+        // dispatch with the in-kernel merge's arithmetic: the same inputs give the same bits as
+        // `Registers`, at every length (one invocation's keys to all eight's, windows), head
+        // size and grouping (an odd group repeats its last head), for either cache.
+        let gpu = gpu().await;
+        let shapes = [(64, 9, 3), (256, 8, 1), (80, 4, 2), (64, 18, 1), (16, 3, 3)];
+        let mut n = 0u64;
+        for pos0 in [0, 5, 8, 63, 64, 65, 130, 1100] {
+            for window in [0, 16] {
+                for precision in [KvPrecision::F16, KvPrecision::F32] {
+                    let (d, n_heads, n_kv) = shapes[n as usize % shapes.len()];
+                    let c = Case { m: 1, pos0, d, n_heads, n_kv, window, softcap: 0.0 };
+                    n += 1;
+                    let (mut r1, mut r2) = (Rng::new(n), Rng::new(n));
+                    let reg = Some(AttnKernels::Registers);
+                    let (merged, want) = run_case_with(&gpu, c, &mut r1, precision, reg).await;
+                    let split = Some(AttnKernels::RegistersSplit);
+                    let (split, _) = run_case_with(&gpu, c, &mut r2, precision, split).await;
+                    assert_close(&format!("{c:?} {precision:?}"), &split, &want, 1e-4, 1e-4);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&split), bits(&merged), "{c:?} {precision:?}");
+                }
+            }
+        }
     }
 }
 
@@ -432,9 +464,13 @@ gpu_test! {
         assert!(attention_probs_row(&mut rec, &q_one, &kv, &big, &lens(2, 2)).is_err(), "row");
         // The register kernels on a cache they cannot read as vec4s: an error, not a guess.
         let odd = LayerKv::new(&gpu, 18, 2, 64).unwrap();
-        assert!(attention_with(&mut rec, &big, &odd, &big, &p, Some(true)).is_err(), "cap 18");
-        let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
-        assert!(attention_with(&mut rec, &big, &narrow, &big, &p, Some(true)).is_err(), "d 36");
+        for k in [AttnKernels::Registers, AttnKernels::RegistersSplit] {
+            let one = AttnParams { m: 1, ..p };
+            assert!(attention_with(&mut rec, &big, &odd, &big, &p, Some(k)).is_err(), "cap 18");
+            assert!(attention_with(&mut rec, &big, &odd, &big, &one, Some(k)).is_err(), "cap 18");
+            let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
+            assert!(attention_with(&mut rec, &big, &narrow, &big, &p, Some(k)).is_err(), "d 36");
+        }
         assert_eq!(rec.dispatches, 0);
     }
 }
