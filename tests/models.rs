@@ -225,8 +225,41 @@ fn smollm2_matches_transformers() {
             "SmolLM2: int8 activations allowed everywhere"
         );
     }
-    let r = check_model(&mut e, &golden("smollm2-135m.json"), 0.05);
-    eprintln!("SmolLM2: {r}");
+    let g = golden("smollm2-135m.json");
+    // With int8 activations forced in decode (`ATTEND_MATVEC_Q8=1`, a browser's default for this
+    // model) and in prefill (`ATTEND_PREFILL_Q8=1`), every product of the teacher-forced pass
+    // rounds x per 32 values, as llama.cpp's CPU backend does: the bound is then llama.cpp's own
+    // distance from HF on the same text (0.39 nats), i.e. attend's int8 path may not be farther
+    // from HF than llama.cpp is. Float (the teacher-forced pass prefills): 0.05.
+    let int8 = |v: &str| std::env::var(v).as_deref() == Ok("1");
+    let bound = if int8("ATTEND_MATVEC_Q8") && int8("ATTEND_PREFILL_Q8") {
+        llamacpp_distance(&g)
+    } else {
+        0.05
+    };
+    let r = check_model(&mut e, &g, bound);
+    eprintln!("SmolLM2 (logprob bound {bound:.4}): {r}");
+}
+
+/// The largest |logprob(llama.cpp) − logprob(HF)| over the golden's teacher-forced top-5 entries
+/// both references list.
+fn llamacpp_distance(g: &Value) -> f64 {
+    let tf = &g["teacher_forced"];
+    let rows = |k: &str| tf[k].as_array().unwrap().clone();
+    let mut worst = 0f64;
+    for (h, l) in rows("hf_top5").iter().zip(&rows("llamacpp_top5")) {
+        let l = l.as_array().unwrap();
+        for e in h.as_array().unwrap() {
+            if let Some(m) = l.iter().find(|m| m[0] == e[0]) {
+                worst = worst.max((m[1].as_f64().unwrap() - e[1].as_f64().unwrap()).abs());
+            }
+        }
+    }
+    assert!(
+        worst > 0.0,
+        "the golden's llama.cpp top-5 shares no entry with HF's"
+    );
+    worst
 }
 
 #[test]

@@ -65,6 +65,12 @@ pub fn matmul_split(
         fold: Fold::None,
         rope: None,
     };
+    // With int8 prefill on (`matvec_i8::prefill`), a matrix whose decode matvec reads int8
+    // activations prefills with them too: 2 products a multiply where f32 costs a multiply and
+    // an add each on SwiftShader, and the same arithmetic per token as decode.
+    if m > 0 && super::matvec_i8::prefill_on() && super::matvec::takes_int8(rec.gpu(), w) {
+        return super::matvec_i8::matmul(rec, w, io);
+    }
     matmul_io(rec, w, io, shape)
 }
 

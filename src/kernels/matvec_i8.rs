@@ -12,7 +12,7 @@ use super::elementwise::Glu;
 use super::matvec::{weight_args, Io, MatvecShape, X_UNIFORM_BYTES};
 use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::quant::GgmlType;
-use crate::weights::{Layout, QMatrix, UNIT};
+use crate::weights::{Layout, QMatrix, QPart, UNIT};
 
 pub(crate) static SHADER: Shader = crate::include_shader!("matvec_q8": "packed_index", "matvec_q8");
 
@@ -70,6 +70,32 @@ fn forced() -> Option<bool> {
     }
     #[cfg(target_arch = "wasm32")]
     None
+}
+
+/// Prefill through int8 activations ([`matmul`]) wherever decode takes them: off unless asked
+/// for (`prefill(true)`; natively also `ATTEND_PREFILL_Q8=1`). It prefills 1.6× faster on
+/// SwiftShader, but the prompt's int8 rounding then amplifies the last-bit differences between
+/// SwiftShader and lavapipe, and the chat page's greedy answer and its lens no longer matched the
+/// native CLI's (tests/e2e), so it is not the default yet.
+static PREFILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turn int8 prefill on or off for this process (see [`PREFILL`]).
+pub fn prefill(on: bool) {
+    PREFILL.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether prefill takes int8 activations where decode does.
+pub(crate) fn prefill_on() -> bool {
+    if PREFILL.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ENV.get_or_init(|| std::env::var("ATTEND_PREFILL_Q8").as_deref() == Ok("1"))
+    }
+    #[cfg(target_arch = "wasm32")]
+    false
 }
 
 /// Whether a one-token matvec of `w` with `shape` takes the int8 path.
@@ -156,17 +182,7 @@ pub fn matvec_q8(
             part.rows
         };
         let groups = (out_rows as u32).div_ceil(4 * wg / tpr * mv_g);
-        // MatvecParams: rows, k, row_bytes, n, y_row0, tok0, n1, n2.
-        let params = [
-            part.rows as u32,
-            w.cols as u32,
-            w.row_bytes() as u32,
-            w.rows as u32,
-            part.row0 as u32,
-            0,
-            io.split.map_or(0, |s| s.n1),
-            io.split.map_or(0, |s| s.n2),
-        ];
+        let params = params(w, part, 1, &io);
         rec.dispatch(
             &SHADER,
             entry,
@@ -181,6 +197,67 @@ pub fn matvec_q8(
             &params,
             &weight_args(rec.gpu(), &SHADER, part.buf.raw(), x_arg, &io),
             grid(groups, max_dim),
+        );
+    }
+}
+
+/// The shader's `MatvecParams` for `m` tokens of one part: rows, k, row_bytes, n, y_row0, m,
+/// n1, n2.
+fn params(w: &QMatrix, part: &QPart, m: u32, io: &Io<'_>) -> [u32; 8] {
+    [
+        part.rows as u32,
+        w.cols as u32,
+        w.row_bytes() as u32,
+        w.rows as u32,
+        part.row0 as u32,
+        m,
+        io.split.map_or(0, |s| s.n1),
+        io.split.map_or(0, |s| s.n2),
+    ]
+}
+
+/// Row groups of 4 per invocation of `matmul_q8` (each x load serves 4 × this many rows): on
+/// SwiftShader (SmolLM2, 32-token prefill) 4 groups took 1,266 ms, 2 groups 1,436-1,459 and 1
+/// group 1,841; workgroups of 16 instead of 8 made no difference.
+const MATMUL_QG: u32 = 4;
+/// Invocations per workgroup of `matmul_q8`.
+const MATMUL_WG: u32 = 8;
+
+/// The prefill form of [`dispatch`] (`io.m` tokens, no fold or RoPE store): every token's `io.x`
+/// quantized into a buffer of the pass, then [`matmul_q8`]. Used for the matrices whose
+/// one-token matvec takes int8, so a prompt's tokens see the same arithmetic as decoded ones.
+pub(crate) fn matmul(rec: &mut Recorder, w: &QMatrix, io: Io<'_>) {
+    let tokens = io.m as usize;
+    let xq = rec.temp(
+        xq_bytes(w.cols * tokens),
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+    );
+    quantize(rec, io.x, w.cols * tokens, &xq);
+    matmul_q8(rec, w, &xq, io);
+}
+
+/// `y[t] = W · x[t] (+ bias)` for the `io.m` tokens quantized in `xq` (see [`quantize`], which
+/// takes them all at once: a token's units follow the previous token's), with the split output
+/// of [`matvec_q8`]; the bits of each token are those [`matvec_q8`] gives it with one thread per
+/// row. `io.x` is not read.
+pub fn matmul_q8(rec: &mut Recorder, w: &QMatrix, xq: &wgpu::Buffer, io: Io<'_>) {
+    let x_arg = Arg::Range(xq, 0, xq_bytes(w.cols * io.m as usize));
+    let max_dim = rec.gpu().caps().max_workgroups_per_dim;
+    for part in w.parts() {
+        let blocks = (part.rows as u32).div_ceil(4).div_ceil(MATMUL_QG);
+        let params = params(w, part, io.m, &io);
+        rec.dispatch(
+            &SHADER,
+            "matmul_q8",
+            &[
+                ("TYPE", w.ty.id() as f64),
+                ("WG", MATMUL_WG as f64),
+                ("QG", MATMUL_QG as f64),
+                ("HAS_BIAS", io.bias.is_some() as u32 as f64),
+            ],
+            &params,
+            &weight_args(rec.gpu(), &SHADER, part.buf.raw(), x_arg, &io),
+            grid((blocks * io.m.div_ceil(8)).div_ceil(MATMUL_WG), max_dim),
         );
     }
 }

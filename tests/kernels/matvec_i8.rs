@@ -14,7 +14,7 @@ use attend::kernels::elementwise::Glu;
 use attend::kernels::matvec::{
     default_shape, matvec_glu, matvec_split, matvec_with_shape, Io, MatvecShape, Split,
 };
-use attend::kernels::matvec_i8::{matvec_q8, quantize, xq_bytes};
+use attend::kernels::matvec_i8::{matmul_q8, matvec_q8, quantize, xq_bytes};
 use attend::quant::GgmlType;
 
 fn shape(wg: u32, tpr: u32, x_uniform: bool, groups: u32) -> MatvecShape {
@@ -270,6 +270,106 @@ async fn q8_saturated(ty: GgmlType) {
 per_format!(q8_saturated:
     q8_saturated_q4_0 = Q4_0, q8_saturated_q4_1 = Q4_1, q8_saturated_q5_0 = Q5_0,
     q8_saturated_q8_0 = Q8_0,
+);
+
+/// Prefill through int8 activations (`matmul_q8`): m tokens quantized at once, each token's
+/// outputs the same bits as the one-token `matvec_q8` gives it (one thread per row) and within
+/// the reference's bounds; tokens past a multiple of 8, row groups past the part, several parts,
+/// bias and the split output of a stacked [q; k; v].
+async fn q8_matmul(ty: GgmlType) {
+    let gpu = gpu().await;
+    attend::kernels::matvec_i8::force(None);
+    for (i, (rows, k, m, parts, with_bias)) in [
+        ([57, 0, 0], 256, 9, true, true),
+        ([36, 0, 0], 768, 17, false, false),
+        ([36, 12, 20], 256, 11, false, true),
+        ([4, 0, 0], 32, 1, false, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n: usize = rows.iter().sum();
+        let mut rng = Rng::new(1000 + i as u64);
+        let bytes = random_weights(ty, n, k, &mut rng);
+        let wf = dequant(ty, &bytes, n * k);
+        let x = rng.normal(m * k, 1.0);
+        let bias = rng.normal(n, 1.0);
+        let w = upload_weights(&gpu, ty, n, k, &bytes, parts);
+        let bb = gpu.upload("bias", &bias).unwrap();
+        let b = with_bias.then_some(bb.raw());
+        let outs: Vec<_> = rows
+            .iter()
+            .map(|&r| gpu.upload("y", &vec![f32::NAN; (m * r).max(1)]).unwrap())
+            .collect();
+        let split = (rows[1] > 0).then(|| Split {
+            y2: outs[1].raw(),
+            y3: outs[2].raw(),
+            n1: rows[0] as u32,
+            n2: rows[1] as u32,
+        });
+        let xb = gpu.upload("x", &x).unwrap();
+        let xq = gpu.storage("xq", xq_bytes(m * k)).unwrap();
+        let mut rec = gpu.recorder("q8 matmul");
+        quantize(&mut rec, &xb, m * k, &xq);
+        let io = Io {
+            x: &xb,
+            y: &outs[0],
+            m: m as u32,
+            bias: b,
+            split,
+            fold: Default::default(),
+            rope: None,
+        };
+        matmul_q8(&mut rec, &w, &xq, io);
+        rec.submit();
+        let mut got = vec![vec![]; m]; // token t's n outputs, in row order
+        for (o, &r) in rows.iter().enumerate().filter(|(_, &r)| r > 0) {
+            let y: Vec<f32> = gpu.read(&outs[o], 0, m * r).await.unwrap();
+            y.chunks(r)
+                .enumerate()
+                .for_each(|(t, c)| got[t].extend_from_slice(c));
+        }
+        for (t, got) in got.iter().enumerate() {
+            let what = format!("q8 matmul {} {rows:?}x{k} token {t} of {m}", ty.name());
+            let xt = &x[t * k..(t + 1) * k];
+            let (mut want, tol) = reference(&wf, xt, n, k);
+            if with_bias {
+                want.iter_mut()
+                    .zip(&bias)
+                    .for_each(|(y, b)| *y += *b as f64);
+            }
+            let mag: Vec<f64> = tol.iter().map(|t| t / REL).collect();
+            check(&what, got, &want, &mag);
+            // The decode matvec of the same token, one thread per row.
+            let xt = activation(&gpu, xt);
+            let xq1 = gpu.storage("xq1", xq_bytes(k)).unwrap();
+            let y1 = gpu.upload("y1", &vec![f32::NAN; n]).unwrap();
+            let mut rec = gpu.recorder("q8 matvec");
+            quantize(&mut rec, &xt, k, &xq1);
+            let io = Io {
+                x: &xt,
+                y: &y1,
+                m: 1,
+                bias: b,
+                split: None,
+                fold: Default::default(),
+                rope: None,
+            };
+            matvec_q8(&mut rec, &w, &xq1, io, shape(32, 1, false, 2), None);
+            rec.submit();
+            let one: Vec<f32> = gpu.read(&y1, 0, n).await.unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(got),
+                bits(&one),
+                "{what}: not the decode matvec's bits"
+            );
+        }
+    }
+}
+
+per_format!(q8_matmul:
+    q8_matmul_q4_0 = Q4_0, q8_matmul_q4_1 = Q4_1, q8_matmul_q5_0 = Q5_0, q8_matmul_q8_0 = Q8_0,
 );
 
 per_format!(q8_format:
