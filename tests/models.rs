@@ -100,6 +100,22 @@ fn greedy_like_hf(engine: &mut Engine, p: &Value) -> usize {
     let hf = ids(&p["hf_greedy"]);
     let ours = greedy(engine, &ids(&p["ids"]), GREEDY_STEPS as u32);
     let same = ours.iter().zip(&hf).take_while(|(a, b)| a == b).count();
+    // With int8 activations forced everywhere (see smollm2_matches_transformers) the reference
+    // for a divergence is llama.cpp, which rounds activations the same way: it must have left HF
+    // at the same step for the same token.
+    let llamacpp = p.get("llamacpp_greedy").map(ids).unwrap_or_default();
+    if same < GREEDY_STEPS
+        && int8_everywhere()
+        && llamacpp.len() > same
+        && llamacpp[..same] == hf[..same]
+        && llamacpp[same] == ours[same]
+    {
+        eprintln!(
+            "{:?}: int8 greedy leaves HF at step {same} with llama.cpp (token {})",
+            p["text"], ours[same]
+        );
+        return same;
+    }
     if same < GREEDY_STEPS {
         // Divergence: HF must itself be nearly indifferent between the two tokens.
         let top5 = p["hf_greedy_top5"][same].as_array().unwrap();
@@ -155,10 +171,17 @@ fn check_model(engine: &mut Engine, g: &Value, max_lp_err: f64) -> String {
         report.push(format!("{same}/{GREEDY_STEPS}"));
     }
     let (agree, n, worst) = teacher_forced(engine, g);
-    let rate = agree as f64 / n as f64;
+    // 99%; with int8 activations everywhere, at least as often as llama.cpp (same rounding)
+    // agrees with HF on the same text, which is 63/64 for SmolLM2.
+    let need = (0.99 * n as f64).ceil() as usize;
+    let need = if int8_everywhere() {
+        need.min(llamacpp_agreement(g).unwrap_or(need))
+    } else {
+        need
+    };
     assert!(
-        rate >= 0.99,
-        "teacher-forced top-1 agreement {agree}/{n} is below 99%"
+        agree >= need,
+        "teacher-forced top-1 agreement {agree}/{n} is below {need}"
     );
     assert!(
         worst <= max_lp_err,
@@ -231,14 +254,27 @@ fn smollm2_matches_transformers() {
     // rounds x per 32 values, as llama.cpp's CPU backend does: the bound is then llama.cpp's own
     // distance from HF on the same text (0.39 nats), i.e. attend's int8 path may not be farther
     // from HF than llama.cpp is. Float (the teacher-forced pass prefills): 0.05.
-    let int8 = |v: &str| std::env::var(v).as_deref() == Ok("1");
-    let bound = if int8("ATTEND_MATVEC_Q8") && int8("ATTEND_PREFILL_Q8") {
+    let bound = if int8_everywhere() {
         llamacpp_distance(&g)
     } else {
         0.05
     };
     let r = check_model(&mut e, &g, bound);
     eprintln!("SmolLM2 (logprob bound {bound:.4}): {r}");
+}
+
+/// How many of the golden's teacher-forced positions llama.cpp's top-1 agrees with HF's on.
+fn llamacpp_agreement(g: &Value) -> Option<usize> {
+    let tf = &g["teacher_forced"];
+    let (hf, l) = (tf["hf_top5"].as_array()?, tf["llamacpp_top5"].as_array()?);
+    Some(hf.iter().zip(l).filter(|(h, l)| h[0][0] == l[0][0]).count())
+}
+
+/// Whether this process forces int8 activations in decode and prefill (`ATTEND_MATVEC_Q8=1`,
+/// `ATTEND_PREFILL_Q8=1`: build.sh's second SmolLM2 run).
+fn int8_everywhere() -> bool {
+    let on = |v: &str| std::env::var(v).as_deref() == Ok("1");
+    on("ATTEND_MATVEC_Q8") && on("ATTEND_PREFILL_Q8")
 }
 
 /// The largest |logprob(llama.cpp) − logprob(HF)| over the golden's teacher-forced top-5 entries

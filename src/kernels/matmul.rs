@@ -65,13 +65,25 @@ pub fn matmul_split(
         fold: Fold::None,
         rope: None,
     };
-    // With int8 prefill on (`matvec_i8::prefill`), a matrix whose decode matvec reads int8
-    // activations prefills with them too: 2 products a multiply where f32 costs a multiply and
-    // an add each on SwiftShader, and the same arithmetic per token as decode.
-    if m > 0 && super::matvec_i8::prefill_on() && super::matvec::takes_int8(rec.gpu(), w) {
+    if m > 0 && int8_prefill(rec, w) {
         return super::matvec_i8::matmul(rec, w, io);
     }
     matmul_io(rec, w, io, shape)
+}
+
+/// With int8 prefill on (`matvec_i8::prefill`), a matrix whose decode matvec reads int8
+/// activations prefills with them too: 2 products a multiply where f32 costs a multiply and an
+/// add each on SwiftShader, and the same arithmetic per token as decode.
+fn int8_prefill(rec: &Recorder, w: &QMatrix) -> bool {
+    super::matvec_i8::prefill_on() && super::matvec::takes_int8(rec.gpu(), w)
+}
+
+/// Whether `m` tokens of `w` take the matvec: up to [`MATVEC_MAX_M`], except that several tokens
+/// take the int8 matmul wherever [`int8_prefill`] holds, so that a prompt gets the same arithmetic
+/// whether a chunk brings its tokens 3 or 64 at a time (the page's lens, after a chat turn, and the
+/// CLI's `attention`, which prefills up to the query token, then agree).
+fn by_matvec(rec: &Recorder, w: &QMatrix, m: u32) -> bool {
+    m <= MATVEC_MAX_M && (m == 1 || !int8_prefill(rec, w))
 }
 
 /// Which prefill kernel runs a matrix: the workgroup-tiled one (GPUs: shared tiles, coalesced
@@ -369,7 +381,7 @@ pub fn linear_fold(
     distinct("linear", y, &[x])?;
     // (A fold is one token, so it always takes the matvec.)
     check_fold(rec, w, x, y, m, fold, bias.is_none())?;
-    if m <= MATVEC_MAX_M {
+    if by_matvec(rec, w, m) {
         let io = Io {
             x,
             y,
@@ -433,7 +445,7 @@ pub fn linear_glu_fold(
     )?;
     distinct("linear_glu", out, &[x])?;
     check_fold(rec, w, x, out, m, fold, false)?;
-    if m <= MATVEC_MAX_M {
+    if by_matvec(rec, w, m) {
         let io = Io {
             x,
             y: out,
@@ -516,7 +528,7 @@ pub fn linear_split_fold(
         n2: rows[1],
     };
     check_fold(rec, w, x, outs[0], m, fold, false)?;
-    if m <= MATVEC_MAX_M {
+    if by_matvec(rec, w, m) {
         let io = Io {
             x,
             y: outs[0],
