@@ -110,11 +110,15 @@ run_tests() {
     mkdir -p target
     step "native tests (wgpu on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | awk -F= '/deviceName/ {print $2; exit}' || echo Vulkan)), in the background → $native_log"
     # Then SmolLM2 once more with int8 activations forced in decode (a browser's arithmetic for
-    # it) and in prefill (opt-in), checked against HF at llama.cpp's own distance (tests/models.rs).
+    # it) and in prefill (opt-in), checked against HF at llama.cpp's own distance (tests/models.rs),
+    # and Gemma 3 with int8 in decode only (a browser's arithmetic; its prefill keeps f32 in the
+    # blocks), at the float bounds.
     { cargo test --no-fail-fast; a=$?
       echo "== SmolLM2 with int8 activations (ATTEND_MATVEC_Q8=1 ATTEND_PREFILL_Q8=1)"
       ATTEND_MATVEC_Q8=1 ATTEND_PREFILL_Q8=1 cargo test --test models -- smollm2_matches_transformers; b=$?
-      [ "$a" = 0 ] && [ "$b" = 0 ]; } >"$native_log" 2>&1 &
+      echo "== Gemma 3 with int8 activations in decode (ATTEND_MATVEC_Q8=1)"
+      ATTEND_MATVEC_Q8=1 cargo test --test models -- gemma3_matches_transformers; c=$?
+      [ "$a" = 0 ] && [ "$b" = 0 ] && [ "$c" = 0 ]; } >"$native_log" 2>&1 &
     native_pid=$!
     # A failing step below ends the script: stop the native tests with it and say where they wrote.
     # (double quotes: the pid and log are written into the trap now; at exit run_tests's locals are gone)

@@ -68,6 +68,8 @@ pub struct QMatrix {
     matmul_shape: Mutex<Option<crate::kernels::matmul::MatmulShape>>,
     /// Whether decoding may round this matrix's activations to int8 (`kernels::matvec_i8`).
     int8_x: std::sync::atomic::AtomicBool,
+    /// Whether prefill may too, when int8 prefill is on (`matvec_i8::prefill`).
+    int8_prefill: std::sync::atomic::AtomicBool,
     /// Packed layout: blocks received in part (block -> GGUF bytes, bytes received).
     pending: Mutex<HashMap<usize, (Vec<u8>, usize)>>,
     /// Partially written 4-byte words (global word index -> bytes, mask of bytes known), so that
@@ -194,6 +196,7 @@ impl QMatrix {
             matvec_shape: Mutex::new(None),
             matmul_shape: Mutex::new(None),
             int8_x: std::sync::atomic::AtomicBool::new(true),
+            int8_prefill: std::sync::atomic::AtomicBool::new(true),
             pending: Mutex::new(HashMap::new()),
             edges: Mutex::new(HashMap::new()),
         })
@@ -245,6 +248,17 @@ impl QMatrix {
 
     pub fn set_int8_activations(&self, on: bool) {
         self.int8_x.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether prefill may read this matrix's activations as int8 where decode does, when int8
+    /// prefill is on (`kernels::matvec_i8::prefill`).
+    pub fn int8_prefill(&self) -> bool {
+        self.int8_prefill.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_int8_prefill(&self, on: bool) {
+        self.int8_prefill
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn matmul_shape(&self) -> Option<crate::kernels::matmul::MatmulShape> {

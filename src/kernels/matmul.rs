@@ -72,10 +72,11 @@ pub fn matmul_split(
 }
 
 /// With int8 prefill on (`matvec_i8::prefill`), a matrix whose decode matvec reads int8
-/// activations prefills with them too: 2 products a multiply where f32 costs a multiply and an
+/// activations prefills with them too where its architecture allows (`QMatrix::int8_prefill`,
+/// `Int8::All`): 2 products a multiply where f32 costs a multiply and an
 /// add each on SwiftShader, and the same arithmetic per token as decode.
 fn int8_prefill(rec: &Recorder, w: &QMatrix) -> bool {
-    super::matvec_i8::prefill_on() && super::matvec::takes_int8(rec.gpu(), w)
+    super::matvec_i8::prefill_on() && w.int8_prefill() && super::matvec::takes_int8(rec.gpu(), w)
 }
 
 /// Whether `m` tokens of `w` take the matvec: up to [`MATVEC_MAX_M`], except that several tokens

@@ -157,10 +157,10 @@ impl Weights {
             rope: RopeFactors::take(ld)?,
             blocks,
         };
-        if cfg.arch.0.int8_activations() == parts::Int8::Head {
-            for m in w.blocks.iter().flat_map(|b| b.matrices()) {
-                m.set_int8_activations(false);
-            }
+        let int8 = cfg.arch.0.int8_activations();
+        for m in w.blocks.iter().flat_map(|b| b.matrices()) {
+            m.set_int8_activations(int8 != parts::Int8::Head);
+            m.set_int8_prefill(int8 == parts::Int8::All);
         }
         Ok(w)
     }

@@ -47,8 +47,9 @@ pub trait Architecture: Sync {
     fn tensors(&self) -> &'static [Tensor];
     /// Build one block's weights from its uploaded tensors.
     fn layer(&self, t: &mut LayerTensors) -> Result<Box<dyn Layer>>;
-    /// Which decode matvecs may round activations to int8 per 32 (`kernels::matvec_i8`): only
-    /// where tests/models.rs passes with it forced (`ATTEND_MATVEC_Q8=1`).
+    /// Which matvecs may round activations to int8 per 32 (`kernels::matvec_i8`): only where
+    /// tests/models.rs passes with it forced (`ATTEND_MATVEC_Q8=1`, and for prefill
+    /// `ATTEND_PREFILL_Q8=1` too).
     fn int8_activations(&self) -> Int8 {
         Int8::All
     }
@@ -57,8 +58,10 @@ pub trait Architecture: Sync {
 /// Where an architecture lets decoding take int8 activations.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Int8 {
-    /// Every matrix int8 can read.
+    /// Every matrix int8 can read, in decode and (when int8 prefill is on) in prefill.
     All,
+    /// Every matrix in decode; prefill keeps f32 activations in the blocks.
+    Decode,
     /// Only the output head (the blocks keep f32 activations).
     Head,
 }
