@@ -40,3 +40,16 @@ pub fn log_line(msg: &str) {
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("{msg}");
 }
+
+/// A native process's `ATTEND_*` switch: `Some(true)` for "1", `Some(false)` for "0", else
+/// `None` (always `None` in a browser, which has no environment).
+pub(crate) fn env_switch(name: &str) -> Option<bool> {
+    #[cfg(not(target_arch = "wasm32"))]
+    match std::env::var(name).as_deref() {
+        Ok("1") => return Some(true),
+        Ok("0") => return Some(false),
+        _ => {}
+    }
+    let _ = name;
+    None
+}

@@ -276,11 +276,11 @@ impl Gpu {
                     .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct),
             xq: std::sync::OnceLock::new(),
             subgroup_loads: std::sync::atomic::AtomicBool::new(
-                sg && std::env::var("ATTEND_SUBGROUPS").as_deref() != Ok("0"),
+                sg && crate::env_switch("ATTEND_SUBGROUPS") != Some(false),
             ),
             wide_loads: std::sync::atomic::AtomicBool::new(
                 features.contains(wgpu::Features::SHADER_INT64)
-                    && std::env::var("ATTEND_WIDE_LOADS").as_deref() != Ok("0"),
+                    && crate::env_switch("ATTEND_WIDE_LOADS") != Some(false),
             ),
         })
     }

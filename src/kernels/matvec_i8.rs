@@ -59,17 +59,8 @@ fn forced() -> Option<bool> {
         2 => return Some(true),
         _ => {}
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static ENV: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-        *ENV.get_or_init(|| match std::env::var("ATTEND_MATVEC_Q8").as_deref() {
-            Ok("1") => Some(true),
-            Ok("0") => Some(false),
-            _ => None,
-        })
-    }
-    #[cfg(target_arch = "wasm32")]
-    None
+    static ENV: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    *ENV.get_or_init(|| crate::env_switch("ATTEND_MATVEC_Q8"))
 }
 
 /// Prefill through int8 activations ([`matmul`]) wherever decode takes them: off unless asked
@@ -90,13 +81,8 @@ pub(crate) fn prefill_on() -> bool {
     if PREFILL.load(std::sync::atomic::Ordering::Relaxed) {
         return true;
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ENV.get_or_init(|| std::env::var("ATTEND_PREFILL_Q8").as_deref() == Ok("1"))
-    }
-    #[cfg(target_arch = "wasm32")]
-    false
+    static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENV.get_or_init(|| crate::env_switch("ATTEND_PREFILL_Q8") == Some(true))
 }
 
 /// Whether a one-token matvec of `w` with `shape` takes the int8 path.

@@ -30,11 +30,7 @@ impl RopeTables {
 
 /// Whether models fold their norms unless told otherwise (natively `ATTEND_FOLD_NORMS=0` says no).
 pub(super) fn by_default() -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    if std::env::var("ATTEND_FOLD_NORMS").as_deref() == Ok("0") {
-        return false;
-    }
-    true
+    crate::env_switch("ATTEND_FOLD_NORMS") != Some(false)
 }
 
 impl Model {

@@ -464,11 +464,11 @@ gpu_test! {
         assert!(attention_probs_row(&mut rec, &q_one, &kv, &big, &lens(2, 2)).is_err(), "row");
         // The register kernels on a cache they cannot read as vec4s: an error, not a guess.
         let odd = LayerKv::new(&gpu, 18, 2, 64).unwrap();
+        let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
+        let one = AttnParams { m: 1, ..p };
         for k in [AttnKernels::Registers, AttnKernels::RegistersSplit] {
-            let one = AttnParams { m: 1, ..p };
             assert!(attention_with(&mut rec, &big, &odd, &big, &p, Some(k)).is_err(), "cap 18");
             assert!(attention_with(&mut rec, &big, &odd, &big, &one, Some(k)).is_err(), "cap 18");
-            let narrow = LayerKv::new(&gpu, 16, 2, 36).unwrap();
             assert!(attention_with(&mut rec, &big, &narrow, &big, &p, Some(k)).is_err(), "d 36");
         }
         assert_eq!(rec.dispatches, 0);
