@@ -173,8 +173,12 @@ fn shape_for(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
 pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
     if gpu.adapter.device_type == "Cpu" {
         let wasm = cfg!(target_arch = "wasm32");
+        let q8 = wasm && super::matvec_i8::usable(gpu, w);
         return MatvecShape {
-            wg: 16,
+            // SwiftShader, f32 activations (the K-quants): workgroups of 4 took 12–20% less
+            // time than 16 on Gemma 3's 640-row Q4_K / Q6_K matvecs (5 workgroups of 128 rows
+            // leave one of its two threads idle at the end; 4: 20 of 32 rows).
+            wg: if wasm && !q8 { 4 } else { 16 },
             tpr: 1,
             x_uniform: true,
             // SwiftShader: 8 rows an invocation (each activation load serves twice the rows) in
@@ -183,7 +187,7 @@ pub fn default_shape(gpu: &Gpu, w: &QMatrix) -> MatvecShape {
             groups: if wasm { 2 } else { 1 },
             // SwiftShader: int8 activations took 0.4–0.7× the time of f32 on every SmolLM2
             // matrix (tests/kernels/matvec_i8.rs, q8_timing); lavapipe measures.
-            q8: wasm && super::matvec_i8::usable(gpu, w),
+            q8,
         };
     }
     let units = (w.cols / UNIT) as u32;
