@@ -86,6 +86,11 @@ fn crumb4(v: u32, sh: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(sh, sh + 8u, sh + 16u, sh + 24u)) & vec4<u32>(3u));
 }
 
+// The four bytes of `v`, unsigned.
+fn u8x4(v: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u));
+}
+
 // Bits sh .. sh+3 of `v`.
 fn bit4(v: u32, sh: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(sh, sh + 1u, sh + 2u, sh + 3u)) & vec4<u32>(1u));

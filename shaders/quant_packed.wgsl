@@ -4,7 +4,7 @@
 // Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
 // (row, unit) pair i = pair0(row / 4, u, ...) + row % 4 (packed_index.wgsl) of n = rows_padded * ku
 // pairs; the quant region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1,
-// Q5_0), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row,
+// Q5_0, its 5th bits reordered: `q5_0_high_bits`), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row,
 // 256-element block) and unit u is sub-block u % 8 of block u / 8.
 //
 // The four rows of a row group hold consecutive pairs, so `decode_group` reads their quants as
@@ -32,6 +32,18 @@ fn unit_packed(q: vec4<u32>, q2: vec4<u32>, aux: u32, sw: u32, odd: bool) -> Uni
             w[j] = i8x4(q[j]);
             w[j + 4u] = i8x4(q2[j]);
         }
+    } else if (TYPE == 6u) { // Q5_0: nibble | 5th bit << 4 in each byte, exact as before
+        let s = unpack2x16float(sw);
+        a = select(s.x, s.y, odd);
+        b = -16.0 * a;
+        let qh = vec4<u32>(aux);
+        let b4 = vec4<u32>(0x10101010u);
+        let lo = (q & vec4<u32>(0x0f0f0f0fu)) | ((qh >> vec4<u32>(0u, 1u, 2u, 3u)) & b4);
+        let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu)) | ((qh * vec4<u32>(16u, 8u, 4u, 2u)) & b4);
+        for (var j = 0u; j < 4u; j++) {
+            w[j] = u8x4(lo[j]);
+            w[j + 4u] = u8x4(hi[j]);
+        }
     } else {
         for (var j = 0u; j < 4u; j++) {
             w[j] = nib4(q[j], 0u);
@@ -41,17 +53,10 @@ fn unit_packed(q: vec4<u32>, q2: vec4<u32>, aux: u32, sw: u32, odd: bool) -> Uni
             let dm = unpack2x16float(aux);
             a = dm.x;
             b = dm.y;
-        } else { // Q4_0, Q5_0
+        } else { // Q4_0
             let s = unpack2x16float(sw);
             a = select(s.x, s.y, odd);
             b = -8.0 * a;
-            if (TYPE == 6u) { // Q5_0
-                b = -16.0 * a;
-                for (var j = 0u; j < 4u; j++) {
-                    w[j] = fma(bit4(aux, 4u * j), vec4<f32>(16.0), w[j]);
-                    w[j + 4u] = fma(bit4(aux, 16u + 4u * j), vec4<f32>(16.0), w[j + 4u]);
-                }
-            }
         }
     }
     return Unit(w, a, b);

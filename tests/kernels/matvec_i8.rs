@@ -407,13 +407,16 @@ gpu_test! {
         let gpu = gpu().await;
         attend::kernels::matvec_i8::force(None);
         let mut rng = Rng::new(7);
-        // SmolLM2-135M's decode matrices: [q; k; v], [gate; up], o, down, the output head.
+        // SmolLM2-135M's decode matrices: [q; k; v], [gate; up], o, down, the output head; then one
+        // of Gemma 3's.
         let mats = [
             (GgmlType::Q4_1, 960, 576),
             (GgmlType::Q4_1, 3072, 576),
             (GgmlType::Q4_1, 576, 576),
             (GgmlType::Q4_1, 576, 1536),
             (GgmlType::Q8_0, 49152, 576),
+            // Gemma 3's [gate; up].
+            (GgmlType::Q5_0, 4096, 640),
         ];
         let reps = if cfg!(target_arch = "wasm32") { 4 } else { 10 };
         for (ty, n, k) in mats {
