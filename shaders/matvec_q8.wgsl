@@ -1,10 +1,10 @@
-// Matvec (decode) and matmul (prefill) with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0
+// Matvec (decode) and matmul (prefill) with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0/Q4_K
 // weights (src/quant/pack.rs). `quantize_x8` turns x (k f32) into blocks of 32 int8 with an f32 scale, as
 // llama.cpp's Q8_1 activations: per block seven vec4<u32> (XQ_UNIT): the 32 int8 packed 4 to a
 // word in element order, (d, d * Σq, 0, 0) as f32 bits, and the int8 again as the crossed 16-bit
 // pairs of `swar_dot`. `matvec_q8` / `matvec_q8_xu` (x from a uniform view) dot each weight unit
 // with them in integers: Q8_0 by `dot4I8Packed` (4 int8 multiply-adds an instruction), the 4- and
-// 5-bit formats by `swar_dot` (two nibble products per 32-bit multiply, masks straight from the
+// 5-bit formats (Q4_K's 32-element sub-blocks too) by `swar_dot` (two nibble products per 32-bit multiply, masks straight from the
 // packed words); the block scales apply once per unit, and no weight goes through int -> float.
 // On SwiftShader, whose cost is the unpacking arithmetic rather than the loads, int8 halved the
 // f32-activation matvec's time and `swar_dot` then took 28% off `dot4I8Packed`'s (SmolLM2's
@@ -199,6 +199,9 @@ struct GroupW {
 // groups, so the group's rows are read without bounds (padding rows are never stored) and Q4_1's
 // four words come in one vec4 load.
 fn q8_group(g: u32, u: u32) -> GroupW {
+    if (TYPE == 12u) {
+        return q4k_group(g, u);
+    }
     let ku = pv.k / 32u;
     let n = ((pv.rows + 3u) & ~3u) * ku;
     let i0 = pair0(g, u, (pv.rows + 3u) >> 2u, ku);
@@ -256,6 +259,40 @@ fn q8_row(i: u32, r: u32, n: u32, sw: vec4<u32>) -> RowW {
     return w;
 }
 
+// Q4_K: unit u is sub-block u % 8 of the (row, 256-element block) pairs of block u / 8, whose
+// 32 quant bytes it shares with its neighbour (low nibbles for even sub-blocks, high for odd):
+// byte e of the run holds element e, as in a Q4_1 word, so the same pairs of `swar_dot` apply,
+// and w = d sc q - dmin m makes the epilogue Q4_1's (a = d sc, b = -dmin m; quant_packed.wgsl's
+// `unit_q4k` arithmetic).
+fn q4k_group(g: u32, u: u32) -> GroupW {
+    let kb = pv.k / 256u;
+    let n = ((pv.rows + 3u) & ~3u) * kb;
+    let i0 = pair0(g, u >> 3u, (pv.rows + 3u) >> 2u, kb);
+    let s = u & 7u;
+    return GroupW(q4k_row(i0, n, s), q4k_row(i0 + 1u, n, s), q4k_row(i0 + 2u, n, s),
+                  q4k_row(i0 + 3u, n, s));
+}
+
+fn q4k_row(i: u32, n: u32, s: u32) -> RowW {
+    let aux = wq4[8u * n + i];
+    let qo = 8u * i + 2u * (s >> 1u);
+    let qa = wq4[qo];
+    let qb = wq4[qo + 1u];
+    let sh = vec4<u32>(4u * (s & 1u));
+    let sh8 = sh + vec4<u32>(8u);
+    let m = vec4<u32>(0x000f000fu);
+    var w: RowW;
+    w.m0 = (qa >> sh) & m;
+    w.m1 = (qa >> sh8) & m;
+    w.m2 = (qb >> sh) & m;
+    w.m3 = (qb >> sh8) & m;
+    let dm = unpack2x16float(aux.x);
+    let sm = scale_min_v(aux, s);
+    w.a = dm.x * sm.x;
+    w.b = -(dm.y * sm.y);
+    return w;
+}
+
 // One row dotted with one unit of a token's int8 activations (x.ds: their scale d and d Σq).
 fn q8_dot(w: RowW, x: XUnit) -> f32 {
     let d = bitcast<f32>(x.ds.x);
@@ -265,7 +302,7 @@ fn q8_dot(w: RowW, x: XUnit) -> f32 {
         return w.a * d * f32(q);
     }
     let q = f32(swar_dot(w.m0, w.m1, w.m2, w.m3, x.pa, x.pb, x.pc, x.pd));
-    if (TYPE == 3u) {
+    if (TYPE == 3u || TYPE == 12u) {
         return fma(w.a * d, q, w.b * s);
     }
     return w.a * fma(d, q, w.b * s);

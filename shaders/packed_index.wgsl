@@ -15,3 +15,12 @@ fn pair0(g: u32, u: u32, gt: u32, ku: u32) -> u32 {
     let lb = min(PACK_BLOCK, gt - b0);
     return (b0 * ku + u * lb + (g - b0)) * 4u;
 }
+
+// `scale_min` of the 12 scale bytes held in words y, z, w of `v` (a packed Q4_K auxiliary entry),
+// without indexing the vector dynamically: sub-block j uses byte j & 3 of each of the three words.
+fn scale_min_v(v: vec4<u32>, j: u32) -> vec2<f32> {
+    let b = (v.yzw >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(255u);
+    let lo = vec2<u32>(b.x & 63u, b.y & 63u);
+    let hi = vec2<u32>((b.z & 15u) | ((b.x >> 6u) << 4u), (b.z >> 4u) | ((b.y >> 6u) << 4u));
+    return vec2<f32>(select(hi, lo, j < 4u));
+}

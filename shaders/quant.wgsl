@@ -127,15 +127,6 @@ fn scale_min(o: u32, j: u32) -> vec2<f32> {
                      f32((a >> 4u) | ((kbyte(o, j) >> 6u) << 4u)));
 }
 
-// `scale_min` of the 12 scale bytes held in words y, z, w of `v` (a packed Q4_K auxiliary entry),
-// without indexing the vector dynamically: sub-block j uses byte j & 3 of each of the three words.
-fn scale_min_v(v: vec4<u32>, j: u32) -> vec2<f32> {
-    let b = (v.yzw >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(255u);
-    let lo = vec2<u32>(b.x & 63u, b.y & 63u);
-    let hi = vec2<u32>((b.z & 15u) | ((b.x >> 6u) << 4u), (b.z >> 4u) | ((b.y >> 6u) << 4u));
-    return vec2<f32>(select(hi, lo, j < 4u));
-}
-
 // One decoded unit: weights = a * q + b, with q small integers (or, for plain floats and Q2_K, the
 // weights themselves, a = 1, b = 0) so that a dot product can apply the block's scale and offset
 // once per unit instead of per element.

@@ -309,14 +309,20 @@ fn gemma3_matches_transformers() {
     let mut e = load(&model_path("gemma-3-270m-q4_k_m.gguf"));
     memory_bound(&e);
     // Int8 activations wherever decode can take them (`Int8::Decode`), the tied 262k-row head
-    // included; prefill keeps f32 in the blocks even with int8 prefill on.
+    // included, but not into the FFN's down projection; prefill keeps f32 in the blocks even with
+    // int8 prefill on.
     let w = &e.model.weights;
     assert!(
         w.output.is_none() && w.token_embd.int8_activations(),
         "Gemma 3's head: int8"
     );
     for (l, b) in w.blocks.iter().enumerate() {
-        for m in b.matrices() {
+        let down = b.ffn_down();
+        assert!(
+            !down.int8_activations(),
+            "Gemma 3 block {l}: f32 into ffn_down"
+        );
+        for m in b.matrices().into_iter().filter(|m| !std::ptr::eq(*m, down)) {
             assert!(
                 m.int8_activations() && !m.int8_prefill(),
                 "Gemma 3 block {l}: int8 activations in decode only"

@@ -134,6 +134,9 @@ impl Layer for Block {
     fn ffn(&self) -> (&GateUp, Glu) {
         (&self.gate_up, Glu::Gelu)
     }
+    fn ffn_down(&self) -> &QMatrix {
+        &self.w_down
+    }
     fn matrices(&self) -> Vec<&QMatrix> {
         block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }

@@ -180,6 +180,9 @@ impl<B: Bias> Layer for Block<B> {
     fn ffn(&self) -> (&GateUp, Glu) {
         (&self.gate_up, Glu::Silu)
     }
+    fn ffn_down(&self) -> &QMatrix {
+        &self.w_down
+    }
     fn matrices(&self) -> Vec<&QMatrix> {
         block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }

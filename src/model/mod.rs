@@ -158,9 +158,16 @@ impl Weights {
             blocks,
         };
         let int8 = cfg.arch.0.int8_activations();
-        for m in w.blocks.iter().flat_map(|b| b.matrices()) {
-            m.set_int8_activations(int8 != parts::Int8::Head);
-            m.set_int8_prefill(int8 == parts::Int8::All);
+        for b in &w.blocks {
+            let down = b.ffn_down();
+            for m in b.matrices() {
+                m.set_int8_activations(match int8 {
+                    parts::Int8::All => true,
+                    parts::Int8::Decode => !std::ptr::eq(m, down),
+                    parts::Int8::Head => false,
+                });
+                m.set_int8_prefill(int8 == parts::Int8::All);
+            }
         }
         Ok(w)
     }

@@ -107,6 +107,9 @@ impl Layer for Block {
     fn ffn(&self) -> (&GateUp, Glu) {
         (&self.gate_up, Glu::Silu)
     }
+    fn ffn_down(&self) -> &QMatrix {
+        &self.w_down
+    }
     fn matrices(&self) -> Vec<&QMatrix> {
         block_matrices(&self.qkv, &self.wo, &self.gate_up, &self.w_down)
     }

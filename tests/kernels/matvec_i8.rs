@@ -85,6 +85,7 @@ async fn q8_format(ty: GgmlType) {
     .enumerate()
     {
         let mut rng = Rng::new(500 + i as u64);
+        let k = k.max(ty.block_len());
         let bytes = random_weights(ty, n, k, &mut rng);
         let wf = dequant(ty, &bytes, n * k);
         let x = rng.normal(k, 1.0);
@@ -202,7 +203,8 @@ async fn q8_format(ty: GgmlType) {
     }
 }
 
-/// `random_weights` with every quant at its extreme code (4-bit 15, Q5_0 31, Q8_0 -128), so the
+/// `random_weights` with every quant at its extreme code (4-bit 15, Q5_0 31, Q8_0 -128; Q4_K's
+/// sub-block scales and mins stay random), so the
 /// sums reach the bounds the SWAR products of `matvec_q8.wgsl` rely on.
 fn saturated(ty: GgmlType, bytes: &mut [u8]) {
     let (block, quants) = match ty {
@@ -210,6 +212,7 @@ fn saturated(ty: GgmlType, bytes: &mut [u8]) {
         GgmlType::Q4_1 => (20, 4..20),
         GgmlType::Q5_0 => (22, 2..22),
         GgmlType::Q8_0 => (34, 2..34),
+        GgmlType::Q4K => (144, 16..144),
         _ => unreachable!("not an int8-activation format"),
     };
     let fill = if ty == GgmlType::Q8_0 { 0x80 } else { 0xff };
@@ -269,7 +272,7 @@ async fn q8_saturated(ty: GgmlType) {
 
 per_format!(q8_saturated:
     q8_saturated_q4_0 = Q4_0, q8_saturated_q4_1 = Q4_1, q8_saturated_q5_0 = Q5_0,
-    q8_saturated_q8_0 = Q8_0,
+    q8_saturated_q8_0 = Q8_0, q8_saturated_q4_k = Q4K,
 );
 
 /// Prefill through int8 activations (`matmul_q8`): m tokens quantized at once, each token's
@@ -290,6 +293,7 @@ async fn q8_matmul(ty: GgmlType) {
     {
         let n: usize = rows.iter().sum();
         let mut rng = Rng::new(1000 + i as u64);
+        let k = k.max(ty.block_len());
         let bytes = random_weights(ty, n, k, &mut rng);
         let wf = dequant(ty, &bytes, n * k);
         let x = rng.normal(m * k, 1.0);
@@ -370,10 +374,11 @@ async fn q8_matmul(ty: GgmlType) {
 
 per_format!(q8_matmul:
     q8_matmul_q4_0 = Q4_0, q8_matmul_q4_1 = Q4_1, q8_matmul_q5_0 = Q5_0, q8_matmul_q8_0 = Q8_0,
+    q8_matmul_q4_k = Q4K,
 );
 
 per_format!(q8_format:
-    q8_q4_0 = Q4_0, q8_q4_1 = Q4_1, q8_q5_0 = Q5_0, q8_q8_0 = Q8_0,
+    q8_q4_0 = Q4_0, q8_q4_1 = Q4_1, q8_q5_0 = Q5_0, q8_q8_0 = Q8_0, q8_q4_k = Q4K,
 );
 
 gpu_test! {
@@ -381,7 +386,7 @@ gpu_test! {
     async fn q8_shape_on_other_formats_is_the_f32_matvec() {
         let gpu = gpu().await;
         attend::kernels::matvec_i8::force(None);
-        for ty in [GgmlType::F16, GgmlType::Q4K] {
+        for ty in [GgmlType::F16, GgmlType::Q6K] {
             let k = crate::blocks::ks(ty)[1];
             let mut rng = Rng::new(800);
             let bytes = random_weights(ty, 9, k, &mut rng);
