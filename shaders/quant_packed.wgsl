@@ -85,12 +85,16 @@ fn unit_q6k(l: Q8W, h: Q8W, scw: u32, dw: u32, odd: bool, s: u32) -> Unit {
     let hsh = 2u * q;
     let sc = i8x4(scw >> (16u * (s & 1u)));
     let d = unpack2x16float(dw);
+    // Each byte's 6-bit code (nibble | 2 high bits << 4) assembled in the words before converting:
+    // on SwiftShader every per-byte extraction is four vector operations.
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    let m2 = vec4<u32>(0x03030303u);
+    let qa = ((l.a >> vec4<u32>(nsh)) & m4) | (((h.a >> vec4<u32>(hsh)) & m2) * 16u);
+    let qb = ((l.b >> vec4<u32>(nsh)) & m4) | (((h.b >> vec4<u32>(hsh)) & m2) * 16u);
     for (var j = 0u; j < 4u; j++) {
         // As in `decode_unit`: (q - 32) times the int8 sub-block scale, exact.
-        let v0 = fma(crumb4(h.a[j], hsh), vec4<f32>(16.0), nib4(l.a[j], nsh)) - 32.0;
-        let v1 = fma(crumb4(h.b[j], hsh), vec4<f32>(16.0), nib4(l.b[j], nsh)) - 32.0;
-        w[j] = sc.x * v0;
-        w[j + 4u] = sc.y * v1;
+        w[j] = sc.x * (u8x4(qa[j]) - 32.0);
+        w[j + 4u] = sc.y * (u8x4(qb[j]) - 32.0);
     }
     return Unit(w, select(d.x, d.y, odd), 0.0);
 }
