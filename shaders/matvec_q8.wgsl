@@ -1,11 +1,12 @@
-// Matvec (decode) and matmul (prefill) with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0/Q4_K
-// weights (src/quant/pack.rs). `quantize_x8` turns x (k f32) into blocks of 32 int8 with an f32 scale, as
-// llama.cpp's Q8_1 activations: per block seven vec4<u32> (XQ_UNIT): the 32 int8 packed 4 to a
-// word in element order, (d, d * Σq, 0, 0) as f32 bits, and the int8 again as the crossed 16-bit
-// pairs of `swar_dot`. `matvec_q8` / `matvec_q8_xu` (x from a uniform view) dot each weight unit
-// with them in integers: Q8_0 by `dot4I8Packed` (4 int8 multiply-adds an instruction), the 4- and
-// 5-bit formats (Q4_K's 32-element sub-blocks too) by `swar_dot` (two nibble products per 32-bit multiply, masks straight from the
-// packed words); the block scales apply once per unit, and no weight goes through int -> float.
+// Matvec (decode) and matmul (prefill) with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0 and
+// Q4_K weights (src/quant/pack.rs). `quantize_x8` turns x (k f32) into blocks of 32 int8 with an
+// f32 scale, as llama.cpp's Q8_1 activations: per block seven vec4<u32> (XQ_UNIT): the 32 int8
+// packed 4 to a word in element order, (d, d * Σq, 0, 0) as f32 bits, and the int8 again as the
+// crossed 16-bit pairs of `swar_dot`. `matvec_q8` / `matvec_q8_xu` (x from a uniform view) dot each
+// weight unit with them in integers: Q8_0 by `dot4I8Packed` (4 int8 multiply-adds an instruction),
+// the 4- and 5-bit formats (Q4_K's 32-element sub-blocks too) by `swar_dot` (two nibble products
+// per 32-bit multiply, masks straight from the packed words); the block scales apply once per unit,
+// and no weight goes through int -> float.
 // On SwiftShader, whose cost is the unpacking arithmetic rather than the loads, int8 halved the
 // f32-activation matvec's time and `swar_dot` then took 28% off `dot4I8Packed`'s (SmolLM2's
 // Q4_1 matvecs, 134 -> 97 ms a token; for Q8_0 it measured slower, so Q8_0 keeps the dot). The
@@ -228,14 +229,10 @@ fn q8_row(i: u32, r: u32, n: u32, sw: vec4<u32>) -> RowW {
     }
     let q = wq4[i];
     if (TYPE == 6u) { // Q5_0: the 5th bits into bytes, then (byte 0, byte 2) pairs
-        // The packed `qh` has word j's bits where a shift by j (low nibbles) or a multiply by
-        // 2^(4 - j) (high) puts them at bit 4 of each byte (src/quant/pack.rs); from GGUF's
-        // order it took ~40 shifts a unit, half of SwiftShader's Q5_0 time.
-        let qh = vec4<u32>(wq[4u * n + i]);
-        let b4 = vec4<u32>(0x10101010u);
-        let lo = (q & vec4<u32>(0x0f0f0f0fu)) | ((qh >> vec4<u32>(0u, 1u, 2u, 3u)) & b4);
-        let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu))
-            | ((qh * vec4<u32>(16u, 8u, 4u, 2u)) & b4);
+        // (From GGUF's bit order this took ~40 shifts a unit, half of SwiftShader's Q5_0 time.)
+        let c = q5_0_codes(q, wq[4u * n + i]);
+        let lo = c.lo;
+        let hi = c.hi;
         let m = vec4<u32>(0x00ff00ffu);
         w.m0 = lo & m;
         w.m1 = (lo >> vec4<u32>(8u)) & m;

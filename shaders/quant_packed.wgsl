@@ -4,8 +4,8 @@
 // Unit `u` of row `row` of a packed part of `rows` rows and `ku` units per row (src/quant/pack.rs):
 // (row, unit) pair i = pair0(row / 4, u, ...) + row % 4 (packed_index.wgsl) of n = rows_padded * ku
 // pairs; the quant region holds n runs of 4 (8 for Q8_0) words, then n auxiliary words (Q4_1,
-// Q5_0, its 5th bits reordered: `q5_0_high_bits`), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K and Q6_K the pairs are (row,
-// 256-element block) and unit u is sub-block u % 8 of block u / 8.
+// Q5_0, its 5th bits reordered: `q5_0_codes`), then n f16 scales (Q4_0, Q5_0, Q8_0). For Q4_K
+// and Q6_K the pairs are (row, 256-element block) and unit u is sub-block u % 8 of block u / 8.
 //
 // The four rows of a row group hold consecutive pairs, so `decode_group` reads their quants as
 // 32-byte runs and their auxiliary words as one vec4: on CPU adapters every load instruction is a
@@ -36,13 +36,10 @@ fn unit_packed(q: vec4<u32>, q2: vec4<u32>, aux: u32, sw: u32, odd: bool) -> Uni
         let s = unpack2x16float(sw);
         a = select(s.x, s.y, odd);
         b = -16.0 * a;
-        let qh = vec4<u32>(aux);
-        let b4 = vec4<u32>(0x10101010u);
-        let lo = (q & vec4<u32>(0x0f0f0f0fu)) | ((qh >> vec4<u32>(0u, 1u, 2u, 3u)) & b4);
-        let hi = ((q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu)) | ((qh * vec4<u32>(16u, 8u, 4u, 2u)) & b4);
+        let c = q5_0_codes(q, aux);
         for (var j = 0u; j < 4u; j++) {
-            w[j] = u8x4(lo[j]);
-            w[j + 4u] = u8x4(hi[j]);
+            w[j] = u8x4(c.lo[j]);
+            w[j + 4u] = u8x4(c.hi[j]);
         }
     } else {
         for (var j = 0u; j < 4u; j++) {

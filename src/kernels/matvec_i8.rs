@@ -1,7 +1,7 @@
 //! Decode matvec with 8-bit activations (`shaders/matvec_q8.wgsl`): x is quantized to blocks of
 //! 32 int8 with an f32 scale ([`quantize`], a small dispatch), then a packed Q4_0/Q4_1/Q5_0/Q8_0
-//! or Q4_K matrix dots its 32-element units with it in integers (Q8_0 by WGSL's `dot4I8Packed`, the 4- and 5-bit
-//! formats two nibble products per 32-bit multiply, see the shader). One token only. Chosen per
+//! or Q4_K matrix dots its 32-element units with it in integers (Q8_0 by WGSL's `dot4I8Packed`,
+//! the 4- and 5-bit formats two nibble products per 32-bit multiply, see the shader). One token only. Chosen per
 //! matrix by [`MatvecShape::q8`]: the default on a browser's CPU adapter, where it measured
 //! 1.4–2.4× faster than the f32-activation matvec before the two-products-per-multiply form took
 //! another 28% off; never a tune candidate (it changes results); never where the
@@ -22,8 +22,8 @@ pub fn xq_bytes(k: usize) -> u64 {
     (k / UNIT) as u64 * 112
 }
 
-/// Whether [`matvec_q8`] can read `w` on `gpu`: a packed 32-element block format or Q4_K, rows whose
-/// quantized x fits the 64 KiB scratch, a model that allows it
+/// Whether [`matvec_q8`] can read `w` on `gpu`: a packed 32-element block format or Q4_K, rows
+/// whose quantized x fits the 64 KiB scratch, a model that allows it
 /// ([`Architecture::int8_activations`](crate::model::parts::Architecture::int8_activations)),
 /// and an adapter with `dot4I8Packed`.
 pub fn usable(gpu: &Gpu, w: &QMatrix) -> bool {

@@ -114,7 +114,8 @@ pub fn pack_groups(ty: GgmlType, src: &[u8], row_bytes: usize, units: usize) -> 
 /// Q5_0's 5th bits reordered for the packed layout. Quant word j (0..4) holds elements 4j + b
 /// (low nibble of byte b) and 16 + 4j + b (high nibble); their 5th bits go to bits 8b + 4 + j
 /// and 8b + j. So `(qh >> j) & 0x10101010` puts the low nibbles' bits at bit 4 of each byte, and
-/// `(qh << (4 - j)) & 0x10101010` (a multiply, in `matvec_q8.wgsl`) the high nibbles'.
+/// `(qh << (4 - j)) & 0x10101010` (a multiply) the high nibbles' (`q5_0_codes` in
+/// `shaders/packed_index.wgsl`).
 pub fn q5_0_high_bits(qh: u32) -> u32 {
     (0..32).fold(0, |out, e| {
         let (hi, j, b) = (e / 16, e % 16 / 4, e % 4);
