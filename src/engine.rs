@@ -419,6 +419,7 @@ impl Engine {
     pub async fn warmup_with(&mut self, tune: Tune) -> Result<()> {
         self.lost.poll(&self.gpu.device)?;
         let t0 = now_s();
+        self.model.default_matmul_shapes(&self.gpu);
         match tune.resolve(&self.gpu) {
             Tune::Defaults => {}
             t => self.model.tune(&self.gpu, t == Tune::Measure).await?,

@@ -5,9 +5,10 @@
 //! natively, with teacher forcing and logprobs too).
 #![cfg(target_arch = "wasm32")]
 
-use attend::engine::{EngineBuilder, GenParams, LoadOptions};
+use attend::engine::{Engine, EngineBuilder, GenParams, LoadOptions, Tune};
 use attend::gguf::{Event, GgufStream};
 use attend::gpu::Gpu;
+use attend::kernels::matmul::default_shape_for;
 use attend::sampler::SamplerConfig;
 use wasm_bindgen_test::*;
 
@@ -85,13 +86,12 @@ async fn streamed_matches_transformers(gguf: &[u8], golden: &str, prompts: usize
     streamed_matches_with(gguf, golden, prompts, LoadOptions::default()).await;
 }
 
-/// [`streamed_matches_transformers`] loading with `opts`.
-async fn streamed_matches_with(gguf: &[u8], golden: &str, prompts: usize, opts: LoadOptions) {
+/// An engine built from `gguf` streamed in odd chunk sizes, as a network delivers them.
+async fn stream_engine(gguf: &[u8], opts: LoadOptions) -> Engine {
     let gpu = Gpu::new().await.expect("the browser offers WebGPU");
     let mut stream = GgufStream::new();
     let mut builder: Option<EngineBuilder> = None;
     let mut gpu = Some(gpu);
-    // Odd chunk sizes, as a network delivers them.
     for chunk in gguf.chunks(7919) {
         for ev in stream.push(chunk).unwrap() {
             match ev {
@@ -113,7 +113,38 @@ async fn streamed_matches_with(gguf: &[u8], golden: &str, prompts: usize, opts: 
         }
     }
     stream.finish().unwrap();
-    let mut engine = builder.unwrap().finish().unwrap();
+    builder.unwrap().finish().unwrap()
+}
+
+/// Without a tune every block matrix prefills with the built-in kernel for the model's number of
+/// weight formats (16 rows an invocation for at most two on SwiftShader, 8 for more: each format
+/// is a pipeline to compile on load).
+#[wasm_bindgen_test]
+async fn untuned_prefill_shape_follows_the_models_formats() {
+    let mut engine = stream_engine(GGUF, LoadOptions::default()).await;
+    engine.warmup_with(Tune::Defaults).await.unwrap();
+    let blocks = &engine.model.weights.blocks;
+    let mut formats = Vec::new();
+    for m in blocks.iter().flat_map(|b| b.matrices()) {
+        if !formats.contains(&m.ty) {
+            formats.push(m.ty);
+        }
+    }
+    let want = default_shape_for(&engine.gpu, formats.len());
+    for m in blocks.iter().flat_map(|b| b.matrices()) {
+        assert_eq!(
+            m.matmul_shape(),
+            Some(want),
+            "{:?} with {} formats",
+            m.ty,
+            formats.len()
+        );
+    }
+}
+
+/// [`streamed_matches_transformers`] loading with `opts`.
+async fn streamed_matches_with(gguf: &[u8], golden: &str, prompts: usize, opts: LoadOptions) {
+    let mut engine = stream_engine(gguf, opts).await;
     let golden: serde_json::Value = serde_json::from_str(golden).unwrap();
     assert!(golden["prompts"].as_array().unwrap().len() >= prompts);
     let p = GenParams {

@@ -101,14 +101,28 @@ pub enum MatmulShape {
     },
 }
 
-/// The prefill kernel used unless a measured one is known. In a browser, where a CPU adapter's
-/// load does not measure (`Tune::Auto`), 16 rows per invocation: SwiftShader's tune picked it on
-/// every SmolLM2 matrix (0-12% faster than 8 rows).
+/// The prefill kernel used unless a measured one is known (for a model, [`default_shape_for`]
+/// its weight formats).
 pub fn default_shape(gpu: &crate::gpu::Gpu) -> MatmulShape {
+    default_shape_for(gpu, 1)
+}
+
+/// The prefill kernel used unless a measured one is known, for a model whose block matrices come
+/// in `formats` weight formats (one prefill pipeline each). In a browser, where a CPU adapter's
+/// load does not measure (`Tune::Auto`), 16 rows per invocation: SwiftShader's tune picked it on
+/// every SmolLM2 matrix (0-12% faster than 8 rows). But the page creates its pipelines one after
+/// another and SwiftShader compiles a 16-row block 2-3x slower than an 8-row one (3.3-4.9 s
+/// against 1.4-1.9 s for Gemma 3's four formats), so a model with more than two formats takes 8
+/// rows: Gemma 3's first load 27-32 s -> 19-20 s, its prefill 3% slower.
+pub fn default_shape_for(gpu: &crate::gpu::Gpu, formats: usize) -> MatmulShape {
     if gpu.adapter.device_type == "Cpu" {
         MatmulShape::Rt {
             tokens: 8,
-            rows: if cfg!(target_arch = "wasm32") { 16 } else { 8 },
+            rows: if cfg!(target_arch = "wasm32") && formats <= 2 {
+                16
+            } else {
+                8
+            },
             wg: 8,
             x_uniform: true,
         }

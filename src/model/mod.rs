@@ -439,6 +439,23 @@ impl Model {
         self.head(rec, &s.x, rows, Fold::None)
     }
 
+    /// Give every block matrix the built-in prefill kernel for this model's weight formats
+    /// ([`matmul::default_shape_for`](crate::kernels::matmul::default_shape_for)); a tune then
+    /// replaces it where it measures or remembers one.
+    pub fn default_matmul_shapes(&self, gpu: &Gpu) {
+        let matrices = || self.weights.blocks.iter().flat_map(|b| b.matrices());
+        let mut formats = Vec::new();
+        for m in matrices() {
+            if !formats.contains(&m.ty) {
+                formats.push(m.ty);
+            }
+        }
+        let shape = crate::kernels::matmul::default_shape_for(gpu, formats.len());
+        for m in matrices() {
+            m.set_matmul_shape(shape);
+        }
+    }
+
     /// Measure the fastest matvec shape for every weight matrix (matrices of the same format and
     /// size share one measurement) and keep it for decoding. Without `measure`, shapes remembered
     /// from earlier measurements are taken and the other matrices keep the default shapes.

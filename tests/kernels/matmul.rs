@@ -4,7 +4,7 @@
 use crate::blocks::ks;
 use crate::common::*;
 use crate::matvec::{per_format, run_linear, variant_runs, X_ACTIVATION};
-use attend::kernels::matmul::{linear, matmul, matmul_with_shape, MatmulShape};
+use attend::kernels::matmul::{default_shape_for, linear, matmul, matmul_with_shape, MatmulShape};
 use attend::quant::GgmlType;
 
 /// m and n not multiples of the 32×32 tile, k from one block up, and a split matrix.
@@ -96,4 +96,25 @@ fn linear_ok(
     bias: Option<&wgpu::Buffer>,
 ) {
     linear(rec, w, x, y, m, bias).unwrap()
+}
+
+gpu_test! {
+    async fn default_prefill_rows_follow_the_number_of_formats() {
+        let gpu = gpu().await;
+        let rows = |formats| match default_shape_for(&gpu, formats) {
+            MatmulShape::Rt { rows, tokens, .. } => {
+                assert_eq!(tokens, 8);
+                rows
+            }
+            MatmulShape::Tiled => 0,
+        };
+        if gpu.adapter.device_type != "Cpu" {
+            assert_eq!(rows(1), 0, "GPUs take the workgroup-tiled kernel");
+            return;
+        }
+        // A browser compiles one pipeline per format, one after another: 16 rows only while few.
+        let few = if cfg!(target_arch = "wasm32") { 16 } else { 8 };
+        assert_eq!((rows(1), rows(2)), (few, few));
+        assert_eq!((rows(3), rows(4)), (8, 8));
+    }
 }
