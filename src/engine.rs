@@ -434,15 +434,13 @@ impl Engine {
             .min(32)
             .min(self.model.context - 1)
             .max(1) as usize;
-        // Every pipeline of a prefill chunk and of a decode step (greedy or sampled), created
-        // together up front: in parallel natively, where drivers compile at creation.
+        // Every pipeline of a prefill chunk and of a greedy decode step, created together up
+        // front: in parallel natively, where drivers compile at creation.
         let mut wanted = crate::gpu::Recorder::collect(&self.gpu, "warmup");
         for (m, pos) in [(n as u32, 0), (1, n as u32)] {
             self.model.forward(&mut wanted, m, pos, Logits::Last)?;
         }
-        for tail in [Tail::Greedy, Tail::Candidates] {
-            self.model.tail(&mut wanted, tail)?;
-        }
+        self.model.tail(&mut wanted, Tail::Greedy)?;
         self.gpu
             .pipelines
             .create_all(&self.gpu.device, &wanted.into_wanted());
@@ -457,6 +455,15 @@ impl Engine {
         let index = self.run(Input::OnGpu, n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
+        // The sampling kernels only after the greedy passes: a browser's creation returns at once
+        // and its GPU process compiles them in order, so the engine is ready while SwiftShader
+        // still compiles them (~2 s, the two GPU top-k kernels), which the chat page's greedy
+        // answers never need; a sampled request sent sooner waits for them there.
+        let mut sampling = crate::gpu::Recorder::collect(&self.gpu, "warmup");
+        self.model.tail(&mut sampling, Tail::Candidates)?;
+        self.gpu
+            .pipelines
+            .create_all(&self.gpu.device, &sampling.into_wanted());
         self.compile = CompileStats {
             seconds: now_s() - t0,
             pipelines: self.gpu.pipelines.len(),
