@@ -444,15 +444,24 @@ impl Engine {
         self.gpu
             .pipelines
             .create_all(&self.gpu.device, &wanted.into_wanted());
+        // Natively the passes compile the pipelines (lavapipe compiles at a pipeline's first
+        // dispatch), so the prefill pass is a whole chunk. A browser's GPU process compiles at
+        // creation and the passes only wait for it: there the fewest tokens that still take the
+        // prefill kernels (a 32-token pass was ~2.5 s of SwiftShader's prefill).
+        let run_n = if cfg!(target_arch = "wasm32") {
+            n.min(crate::kernels::matmul::MATVEC_MAX_M as usize + 1)
+        } else {
+            n
+        };
         self.run(
-            Input::Ids(&vec![0; n]),
+            Input::Ids(&vec![0; run_n]),
             0,
             Logits::Last,
             Tail::Greedy,
             Fetch::Nothing,
         )?;
         let next = Fetch::Next(0);
-        let index = self.run(Input::OnGpu, n as u32, Logits::Last, Tail::Greedy, next)?;
+        let index = self.run(Input::OnGpu, run_n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
         // The sampling kernels only after the greedy passes: a browser's creation returns at once
