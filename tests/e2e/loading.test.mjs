@@ -36,7 +36,9 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
     }, url);
     assert.match(first.error ?? "", /interrupted|incomplete|failed/i, `expected a clear error, got ${first.error}`);
     const partial = first.cached.find((m) => m.url === url);
-    assert.ok(partial && !partial.complete && partial.bytes >= 300000 && partial.bytes < size, JSON.stringify(first.cached));
+    // The page keeps what it read, which may be fewer than the 300000 bytes sent: Chromium errors
+    // a fetch body as soon as the network layer fails, dropping bytes still queued for a slow reader.
+    assert.ok(partial && !partial.complete && partial.bytes > 0 && partial.bytes <= 300000, JSON.stringify(first.cached));
 
     // 2. Loading again asks only for the missing bytes, and the model works.
     const second = await page.evaluate(async (url) => {
@@ -49,7 +51,7 @@ test("resume, cache list/delete, File source, split model, cancellation", { time
       return { res, info, cached: await listCachedModels() };
     }, url);
     const ranges = await (await fetch(`${BASE}/__ranges`)).json();
-    assert.ok(ranges.some((r) => r.path.endsWith("tiny-qwen2.gguf") && /^bytes=[1-9]\d*-$/.test(r.range)), JSON.stringify(ranges));
+    assert.ok(ranges.some((r) => r.path.endsWith("tiny-qwen2.gguf") && r.range === `bytes=${partial.bytes}-`), JSON.stringify(ranges));
     assert.equal(second.info.architecture, "qwen2");
     assert.equal(second.res.object, "chat.completion");
     assert.ok(second.res.usage.completion_tokens >= 1);
