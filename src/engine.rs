@@ -371,6 +371,7 @@ impl Engine {
     /// Logits at every position of `ids` (teacher forcing), computed from position 0: forward
     /// passes of `batch` tokens (the prefill kernels), logits read back `logit_rows` at a time.
     pub async fn score(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.lost.poll(&self.gpu.device)?;
         let s = &self.model.scratch;
         let (batch, rows) = (s.batch as usize, s.logit_rows.min(s.batch) as usize);
         if ids.len() as u32 > self.model.context {

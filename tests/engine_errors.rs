@@ -225,7 +225,8 @@ fn prompt_past_the_context_is_refused_and_the_engine_still_works() {
 
 /// A lost device (here `destroy()`; in a browser a driver reset or a reclaimed GPU) makes every
 /// later call fail with an error saying to load the model again — not a wgpu panic — and a fresh
-/// load works.
+/// load works. The engine has a device of its own: the tests beside it share the process's one
+/// (tests/shared_device.rs loses that one).
 #[test]
 fn device_loss_is_reported_and_a_new_load_works() {
     let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny-qwen2.gguf");
@@ -233,7 +234,16 @@ fn device_loss_is_reported_and_a_new_load_works() {
         context: Some(64),
         ..Default::default()
     };
-    let mut e = pollster::block_on(Engine::load_file(&tiny, &opts)).unwrap();
+    let file = attend::gguf::GgufFile::open(&tiny).unwrap();
+    let gpu = pollster::block_on(attend::gpu::Gpu::private()).unwrap();
+    let mut e = Engine::load_with(
+        gpu,
+        file.header().clone(),
+        &opts,
+        |t, off, len| file.read_range(t, off, len),
+        |_, _| {},
+    )
+    .unwrap();
     let mut p = GenParams {
         max_tokens: 3,
         ..Default::default()

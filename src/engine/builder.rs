@@ -23,7 +23,7 @@ impl EngineBuilder {
     /// read: hyperparameters, GPU sizes against the adapter, tensor shapes and types, the
     /// tokenizer and the chat template.
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
-        let lost = DeviceLost::watch(&gpu.device);
+        let lost = gpu.lost.clone();
         // The architecture and tensors first: they give the most specific errors.
         let cfg = crate::model::Config::from_gguf(&header)?;
         let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));

@@ -49,6 +49,9 @@ impl Engine {
         mut constraint: Option<&mut dyn Constraint>,
         mut on_token: impl FnMut(&Token) -> bool,
     ) -> Result<GenStats> {
+        // A device lost since the last call: say so before any GPU call (a write to a destroyed
+        // device is a wgpu validation panic, not an error).
+        self.lost.poll(&self.gpu.device)?;
         let ctx = self.model.context;
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);

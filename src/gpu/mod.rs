@@ -195,7 +195,10 @@ pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter: AdapterFacts,
-    pub pipelines: PipelineCache,
+    /// Shared by every `Gpu` on the same device (see [`Gpu::new`]).
+    pub pipelines: Arc<PipelineCache>,
+    /// Set once the device is lost (one watcher per device: wgpu keeps only the last callback).
+    pub lost: crate::device_lost::DeviceLost,
     pub pool: BufferPool,
     pub(crate) bind_groups: BindGroupCache,
     /// Two small storage buffers for optional writable bindings a dispatch does not use: browsers
@@ -218,41 +221,119 @@ pub struct Gpu {
     wide_loads: std::sync::atomic::AtomicBool,
 }
 
+/// A device on `adapter` with all of its limits and the optional features a code path uses:
+/// timestamp queries for `--profile` (see `set_profiling`), subgroups for the subgroup loads and
+/// 64-bit integers for the wide weight loads of the subgroup kernels (native only, see
+/// `subgroup_loads` and `wide_loads`). No shader enables `f16`.
+async fn open_device(
+    adapter: &wgpu::Adapter,
+) -> Result<(wgpu::Device, wgpu::Queue, wgpu::Features)> {
+    let sg = subgroups_usable(&caps_of(adapter));
+    let wanted = if cfg!(target_arch = "wasm32") {
+        wgpu::Features::TIMESTAMP_QUERY
+    } else if sg {
+        wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64
+    } else {
+        wgpu::Features::TIMESTAMP_QUERY
+    };
+    let features = adapter.features() & wanted;
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("attend"),
+            required_features: features,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::Device(e.to_string()))?;
+    Ok((device, queue, features))
+}
+
+/// The device that natively every [`Gpu::new`] of a process shares, with its compiled pipelines.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone)]
+struct SharedDevice {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    features: wgpu::Features,
+    pipelines: Arc<PipelineCache>,
+    lost: crate::device_lost::DeviceLost,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+static SHARED: std::sync::Mutex<Option<SharedDevice>> = std::sync::Mutex::new(None);
+
 impl Gpu {
     /// Open the default adapter with all of its limits (and, natively, timestamp queries where it
-    /// has them).
+    /// has them). Natively every `Gpu::new` of a process shares one device and its pipeline
+    /// cache, so a second model (or the same one again) compiles only pipelines not compiled yet:
+    /// on a software adapter that is most of a load. Each `Gpu` keeps its own buffers, buffer
+    /// pool, bind groups and memory count. A lost device is replaced at the next `Gpu::new`. In a
+    /// browser each load opens its own device, as before.
     pub async fn new() -> Result<Gpu> {
+        let adapter = default_adapter().await?;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let shared = SHARED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let shared = match shared {
+                Some(s) if s.lost.poll(&s.device).is_ok() => s,
+                _ => {
+                    let (device, queue, features) = open_device(&adapter).await?;
+                    let s = SharedDevice {
+                        lost: crate::device_lost::DeviceLost::watch(&device),
+                        device,
+                        queue,
+                        features,
+                        pipelines: Arc::default(),
+                    };
+                    *SHARED.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+                    s
+                }
+            };
+            Ok(Self::on_device(
+                &adapter,
+                shared.device,
+                shared.queue,
+                shared.features,
+                shared.pipelines,
+                shared.lost,
+            ))
+        }
+        #[cfg(target_arch = "wasm32")]
+        Self::from_adapter(adapter).await
+    }
+
+    /// A device of its own on `adapter`, shared with no other `Gpu`.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let (device, queue, features) = open_device(&adapter).await?;
+        let lost = crate::device_lost::DeviceLost::watch(&device);
+        Ok(Self::on_device(
+            &adapter,
+            device,
+            queue,
+            features,
+            Arc::default(),
+            lost,
+        ))
+    }
+
+    /// A device of its own on the default adapter (natively [`Gpu::new`] shares one).
+    pub async fn private() -> Result<Gpu> {
         Self::from_adapter(default_adapter().await?).await
     }
 
-    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
-        let facts = facts_of(&adapter);
-        // Only what a code path uses: timestamp queries for `--profile` (see `set_profiling`),
-        // subgroups for the subgroup loads and 64-bit integers for the wide weight loads of the
-        // subgroup kernels (native only, see `subgroup_loads` and `wide_loads`). No shader
-        // enables `f16`.
+    fn on_device(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        features: wgpu::Features,
+        pipelines: Arc<PipelineCache>,
+        lost: crate::device_lost::DeviceLost,
+    ) -> Gpu {
+        let facts = facts_of(adapter);
         let sg = subgroups_usable(&facts.caps);
-        let wanted = if cfg!(target_arch = "wasm32") {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else if sg {
-            wgpu::Features::TIMESTAMP_QUERY
-                | wgpu::Features::SUBGROUP
-                | wgpu::Features::SHADER_INT64
-        } else {
-            wgpu::Features::TIMESTAMP_QUERY
-        };
-        let features = adapter.features() & wanted;
-        let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("attend"),
-                required_features: features,
-                required_limits: adapter.limits(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::Device(e.to_string()))?;
         let live_bytes = Arc::new(pool::Live::default());
-        Ok(Gpu {
+        Gpu {
             pool: BufferPool::new(live_bytes.clone()),
             bind_groups: BindGroupCache::default(),
             spare: [0, 1].map(|i| {
@@ -263,7 +344,8 @@ impl Gpu {
                     mapped_at_creation: false,
                 })
             }),
-            pipelines: PipelineCache::default(),
+            pipelines,
+            lost,
             device,
             queue,
             adapter: facts,
@@ -282,7 +364,7 @@ impl Gpu {
                 features.contains(wgpu::Features::SHADER_INT64)
                     && crate::env_switch("ATTEND_WIDE_LOADS") != Some(false),
             ),
-        })
+        }
     }
 
     /// A 64 KiB storage + uniform buffer for quantized activations: a dispatch writes it and the
