@@ -52,7 +52,8 @@ async fn four_gib_rows_are_an_error_not_a_trap() {
 }
 
 /// `GPUDevice.destroy()` stands in for a lost device: the next generation fails saying to load
-/// the model again (the browser reports the loss between tasks), and a new engine works.
+/// the model again (the browser reports the loss between tasks), and a new engine works on a new
+/// device (loads before the loss shared one).
 #[wasm_bindgen_test]
 async fn device_loss_is_reported() {
     async fn load() -> attend::engine::Engine {
@@ -91,6 +92,13 @@ async fn device_loss_is_reported() {
     p.sampler.temperature = 0.0;
     let mut e = load().await;
     e.generate(&[5, 6, 7], &p, |_| true).await.unwrap();
+    // Loads in one worker share the device and its pipelines: nothing compiled twice.
+    let beside = load().await;
+    assert!(std::sync::Arc::ptr_eq(
+        &e.gpu.pipelines,
+        &beside.gpu.pipelines
+    ));
+    drop(beside);
     e.gpu.device.destroy();
     // Let the browser deliver `device.lost`.
     let tick = js_sys::Promise::new(&mut |resolve, _| {
@@ -107,11 +115,13 @@ async fn device_loss_is_reported() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("device was lost"), "{err}");
-    load()
-        .await
-        .generate(&[5, 6, 7], &p, |_| true)
-        .await
-        .unwrap();
+    // The next load opens a new device.
+    let mut again = load().await;
+    assert!(!std::sync::Arc::ptr_eq(
+        &e.gpu.pipelines,
+        &again.gpu.pipelines
+    ));
+    again.generate(&[5, 6, 7], &p, |_| true).await.unwrap();
 }
 
 async fn load_with(options: &js_sys::Object) -> Result<WasmEngine, String> {

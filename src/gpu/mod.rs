@@ -249,8 +249,8 @@ async fn open_device(
     Ok((device, queue, features))
 }
 
-/// The device that natively every [`Gpu::new`] of a process shares, with its compiled pipelines.
-#[cfg(not(target_arch = "wasm32"))]
+/// The device that every [`Gpu::new`] of a process (natively) or of a worker (in a browser)
+/// shares, with its compiled pipelines.
 #[derive(Clone)]
 struct SharedDevice {
     device: wgpu::Device,
@@ -262,45 +262,58 @@ struct SharedDevice {
 
 #[cfg(not(target_arch = "wasm32"))]
 static SHARED: std::sync::Mutex<Option<SharedDevice>> = std::sync::Mutex::new(None);
+// wgpu's browser types are neither Send nor Sync: one per thread (a worker has one).
+#[cfg(target_arch = "wasm32")]
+thread_local!(static SHARED: std::cell::RefCell<Option<SharedDevice>> = const { std::cell::RefCell::new(None) });
+
+fn shared_device() -> Option<SharedDevice> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return SHARED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    #[cfg(target_arch = "wasm32")]
+    SHARED.with(|s| s.borrow().clone())
+}
+
+fn set_shared_device(d: SharedDevice) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        *SHARED.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+    }
+    #[cfg(target_arch = "wasm32")]
+    SHARED.with(|s| *s.borrow_mut() = Some(d));
+}
 
 impl Gpu {
     /// Open the default adapter with all of its limits (and, natively, timestamp queries where it
-    /// has them). Natively every `Gpu::new` of a process shares one device and its pipeline
-    /// cache, so a second model (or the same one again) compiles only pipelines not compiled yet:
-    /// on a software adapter that is most of a load. Each `Gpu` keeps its own buffers, buffer
-    /// pool, bind groups and memory count. A lost device is replaced at the next `Gpu::new`. In a
-    /// browser each load opens its own device, as before.
+    /// has them). Every `Gpu::new` of a process (in a browser: of a worker) shares one device and
+    /// its pipeline cache, so a second model (or the same one again) compiles only pipelines not
+    /// compiled yet: on a software adapter that is most of a load. Each `Gpu` keeps its own
+    /// buffers, buffer pool, bind groups and memory count. A lost device is replaced at the next
+    /// `Gpu::new`; [`Gpu::private`] opens a device of its own.
     pub async fn new() -> Result<Gpu> {
         let adapter = default_adapter().await?;
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let shared = SHARED.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let shared = match shared {
-                Some(s) if s.lost.poll(&s.device).is_ok() => s,
-                _ => {
-                    let (device, queue, features) = open_device(&adapter).await?;
-                    let s = SharedDevice {
-                        lost: crate::device_lost::DeviceLost::watch(&device),
-                        device,
-                        queue,
-                        features,
-                        pipelines: Arc::default(),
-                    };
-                    *SHARED.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
-                    s
-                }
-            };
-            Ok(Self::on_device(
-                &adapter,
-                shared.device,
-                shared.queue,
-                shared.features,
-                shared.pipelines,
-                shared.lost,
-            ))
-        }
-        #[cfg(target_arch = "wasm32")]
-        Self::from_adapter(adapter).await
+        let shared = match shared_device() {
+            Some(s) if s.lost.poll(&s.device).is_ok() => s,
+            _ => {
+                let (device, queue, features) = open_device(&adapter).await?;
+                let s = SharedDevice {
+                    lost: crate::device_lost::DeviceLost::watch(&device),
+                    device,
+                    queue,
+                    features,
+                    pipelines: Arc::default(),
+                };
+                set_shared_device(s.clone());
+                s
+            }
+        };
+        Ok(Self::on_device(
+            &adapter,
+            shared.device,
+            shared.queue,
+            shared.features,
+            shared.pipelines,
+            shared.lost,
+        ))
     }
 
     /// A device of its own on `adapter`, shared with no other `Gpu`.

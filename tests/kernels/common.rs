@@ -35,13 +35,19 @@ macro_rules! gpu_test {
     };
 }
 
-/// A fresh device on the default adapter; a test fails (never skips) when there is none.
+/// A `Gpu` on the default adapter; a test fails (never skips) when there is none.
 pub async fn gpu() -> Gpu {
     // The f32-activation matvec is what the kernel tests check unless a test asks for int8 (a
     // browser's CPU adapter would take int8 by default; browser tests run one at a time).
     #[cfg(target_arch = "wasm32")]
     attend::kernels::matvec_i8::force(Some(false));
-    match Gpu::new().await {
+    // Natively the tests share the process's device (`Gpu::new`); in a browser each opens its
+    // own, as the suite's few hundred pipelines would otherwise all stay compiled in one device.
+    #[cfg(not(target_arch = "wasm32"))]
+    let gpu = Gpu::new().await;
+    #[cfg(target_arch = "wasm32")]
+    let gpu = Gpu::private().await;
+    match gpu {
         Ok(g) => g,
         Err(e) => panic!("no GPU adapter for the kernel tests: {e}"),
     }
