@@ -5,7 +5,6 @@
 
 use crate::chat::{ChatTemplate, Message};
 use crate::constrain::Constraint;
-use crate::device_lost::DeviceLost;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::Gpu;
 pub use crate::kernels::attention::KvPrecision;
@@ -235,8 +234,6 @@ pub struct Engine {
     cached: Vec<u32>,
     /// Statistics of the forward passes since the last reset (`Cell::take` resets).
     pub pass_stats: std::cell::Cell<PassStats>,
-    /// Set when wgpu reports the device lost: every later call fails saying to load again.
-    pub lost: DeviceLost,
     /// Decode plans and readback buffers.
     passes: Passes,
     /// Greedy decoding submits token t+1's pass before reading token t. On by default where the
@@ -295,8 +292,24 @@ impl Engine {
     /// Open a GGUF file (split files are found next to it) on the default adapter.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Engine> {
+        // The file first: a broken one is named before any device is opened.
         let file = crate::gguf::GgufFile::open(path)?;
-        let gpu = Gpu::new().await?;
+        Self::load_opened(Gpu::new().await?, file, path, opts)
+    }
+
+    /// [`Engine::load_file`] on `gpu` (say, a device of its own: [`Gpu::private`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file_on(gpu: Gpu, path: &std::path::Path, opts: &LoadOptions) -> Result<Engine> {
+        Self::load_opened(gpu, crate::gguf::GgufFile::open(path)?, path, opts)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn load_opened(
+        gpu: Gpu,
+        file: crate::gguf::GgufFile,
+        path: &std::path::Path,
+        opts: &LoadOptions,
+    ) -> Result<Engine> {
         let header = file.header().clone();
         let mut e = Self::load_with(
             gpu,
@@ -365,13 +378,13 @@ impl Engine {
 
     /// A failed GPU read is reported as the device loss when that is what it was.
     fn lost_or(&self, e: Error) -> Error {
-        self.lost.poll(&self.gpu.device).err().unwrap_or(e)
+        self.gpu.check_lost().err().unwrap_or(e)
     }
 
     /// Logits at every position of `ids` (teacher forcing), computed from position 0: forward
     /// passes of `batch` tokens (the prefill kernels), logits read back `logit_rows` at a time.
     pub async fn score(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let s = &self.model.scratch;
         let (batch, rows) = (s.batch as usize, s.logit_rows.min(s.batch) as usize);
         if ids.len() as u32 > self.model.context {
@@ -418,7 +431,7 @@ impl Engine {
 
     /// [`Engine::warmup`] with the kernel shapes picked as `tune` says.
     pub async fn warmup_with(&mut self, tune: Tune) -> Result<()> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let t0 = now_s();
         self.model.default_matmul_shapes(&self.gpu);
         match tune.resolve(&self.gpu) {
@@ -489,7 +502,7 @@ impl Engine {
     /// per head, at `layer` (default: the last layer). Recomputes that token's pass (its keys and
     /// values are rewritten unchanged).
     pub async fn lens(&mut self, layer: Option<u32>) -> Result<Lens> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let n = self.cached.len();
         let Some(&last) = self.cached.last() else {
             return Err(Error::Invalid(

@@ -234,16 +234,8 @@ fn device_loss_is_reported_and_a_new_load_works() {
         context: Some(64),
         ..Default::default()
     };
-    let file = attend::gguf::GgufFile::open(&tiny).unwrap();
     let gpu = pollster::block_on(attend::gpu::Gpu::private()).unwrap();
-    let mut e = Engine::load_with(
-        gpu,
-        file.header().clone(),
-        &opts,
-        |t, off, len| file.read_range(t, off, len),
-        |_, _| {},
-    )
-    .unwrap();
+    let mut e = Engine::load_file_on(gpu, &tiny, &opts).unwrap();
     let mut p = GenParams {
         max_tokens: 3,
         ..Default::default()

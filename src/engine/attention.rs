@@ -80,7 +80,7 @@ impl Engine {
     /// Attention weights of token `q.token` of `ids` over tokens `0..=q.token`, per layer and
     /// head (see [`Attention`]). Tokens after the query do not matter (attention is causal).
     pub async fn attention(&mut self, ids: &[u32], q: &AttentionQuery) -> Result<Attention> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let cfg = &self.model.cfg;
         let (n_layers, n_heads) = (cfg.n_layers, cfg.n_heads);
         let i = q.token as usize;

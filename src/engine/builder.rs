@@ -15,7 +15,6 @@ pub struct EngineBuilder {
     opts: LoadOptions,
     context: u32,
     budget: crate::model::budget::Budget,
-    lost: DeviceLost,
 }
 
 impl EngineBuilder {
@@ -23,7 +22,6 @@ impl EngineBuilder {
     /// read: hyperparameters, GPU sizes against the adapter, tensor shapes and types, the
     /// tokenizer and the chat template.
     pub fn new(gpu: Gpu, header: Gguf, opts: LoadOptions) -> Result<EngineBuilder> {
-        let lost = gpu.lost.clone();
         // The architecture and tensors first: they give the most specific errors.
         let cfg = crate::model::Config::from_gguf(&header)?;
         let context = opts.context.map_or(cfg.train_ctx, |c| c.min(cfg.train_ctx));
@@ -41,7 +39,6 @@ impl EngineBuilder {
             opts,
             context,
             budget,
-            lost,
         })
     }
 
@@ -56,7 +53,7 @@ impl EngineBuilder {
 
     /// Bytes `offset..` of tensor `index` (pieces of a tensor in order; unused tensors skipped).
     pub fn feed(&mut self, index: usize, offset: u64, bytes: &[u8]) -> Result<()> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         self.loader.feed(&self.gpu, index, offset, bytes)
     }
 
@@ -68,7 +65,7 @@ impl EngineBuilder {
     }
 
     pub fn finish(mut self) -> Result<Engine> {
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let weights = Weights::assemble(&self.gpu, &self.cfg, &mut self.loader)?;
         let (gpu, cfg) = (self.gpu, self.cfg);
         let model = Model::new(
@@ -94,7 +91,6 @@ impl EngineBuilder {
             header: self.header,
             cached: Vec::new(),
             pass_stats: Default::default(),
-            lost: self.lost,
             passes: Passes::new(&gpu, &model),
             pipeline: cfg!(target_arch = "wasm32") || gpu.adapter.device_type != "Cpu",
             gpu_sampling: true,

@@ -51,7 +51,7 @@ impl Engine {
     ) -> Result<GenStats> {
         // A device lost since the last call: say so before any GPU call (a write to a destroyed
         // device is a wgpu validation panic, not an error).
-        self.lost.poll(&self.gpu.device)?;
+        self.gpu.check_lost()?;
         let ctx = self.model.context;
         self.check_prompt(prompt)?;
         let max_new = p.max_tokens.min(ctx - prompt.len() as u32);

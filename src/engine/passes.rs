@@ -94,7 +94,7 @@ impl Engine {
         fetch: Fetch,
     ) -> Result<wgpu::SubmissionIndex> {
         // The readback of every token polls the device, which reports a loss; checking is enough.
-        self.lost.check()?;
+        self.gpu.lost.check()?;
         let t0 = now_s();
         let (gpu, s) = (&self.gpu, &self.model.scratch);
         let m = match input {

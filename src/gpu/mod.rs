@@ -198,7 +198,7 @@ pub struct Gpu {
     /// Shared by every `Gpu` on the same device (see [`Gpu::new`]).
     pub pipelines: Arc<PipelineCache>,
     /// Set once the device is lost (one watcher per device: wgpu keeps only the last callback).
-    pub lost: crate::device_lost::DeviceLost,
+    pub(crate) lost: crate::device_lost::DeviceLost,
     pub pool: BufferPool,
     pub(crate) bind_groups: BindGroupCache,
     /// Two small storage buffers for optional writable bindings a dispatch does not use: browsers
@@ -224,35 +224,11 @@ pub struct Gpu {
 /// A device on `adapter` with all of its limits and the optional features a code path uses:
 /// timestamp queries for `--profile` (see `set_profiling`), subgroups for the subgroup loads and
 /// 64-bit integers for the wide weight loads of the subgroup kernels (native only, see
-/// `subgroup_loads` and `wide_loads`). No shader enables `f16`.
-async fn open_device(
-    adapter: &wgpu::Adapter,
-) -> Result<(wgpu::Device, wgpu::Queue, wgpu::Features)> {
-    let sg = subgroups_usable(&caps_of(adapter));
-    let wanted = if cfg!(target_arch = "wasm32") {
-        wgpu::Features::TIMESTAMP_QUERY
-    } else if sg {
-        wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64
-    } else {
-        wgpu::Features::TIMESTAMP_QUERY
-    };
-    let features = adapter.features() & wanted;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            label: Some("attend"),
-            required_features: features,
-            required_limits: adapter.limits(),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::Device(e.to_string()))?;
-    Ok((device, queue, features))
-}
-
-/// The device that every [`Gpu::new`] of a process (natively) or of a worker (in a browser)
-/// shares, with its compiled pipelines.
+/// `subgroup_loads` and `wide_loads`). No shader enables `f16`. With its (empty) pipeline cache
+/// and its loss watcher: what the `Gpu`s on one device share.
 #[derive(Clone)]
-struct SharedDevice {
+struct Device {
+    adapter: AdapterFacts,
     device: wgpu::Device,
     queue: wgpu::Queue,
     features: wgpu::Features,
@@ -260,20 +236,54 @@ struct SharedDevice {
     lost: crate::device_lost::DeviceLost,
 }
 
+impl Device {
+    async fn open(adapter: &wgpu::Adapter) -> Result<Device> {
+        let facts = facts_of(adapter);
+        let wanted = if cfg!(target_arch = "wasm32") {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else if subgroups_usable(&facts.caps) {
+            wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::SUBGROUP
+                | wgpu::Features::SHADER_INT64
+        } else {
+            wgpu::Features::TIMESTAMP_QUERY
+        };
+        let features = adapter.features() & wanted;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("attend"),
+                required_features: features,
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device(e.to_string()))?;
+        Ok(Device {
+            adapter: facts,
+            lost: crate::device_lost::DeviceLost::watch(&device),
+            device,
+            queue,
+            features,
+            pipelines: Arc::default(),
+        })
+    }
+}
+
+// The device every `Gpu::new` of a process (natively) or of a worker (in a browser) shares.
 #[cfg(not(target_arch = "wasm32"))]
-static SHARED: std::sync::Mutex<Option<SharedDevice>> = std::sync::Mutex::new(None);
+static SHARED: std::sync::Mutex<Option<Device>> = std::sync::Mutex::new(None);
 // wgpu's browser types are neither Send nor Sync: one per thread (a worker has one).
 #[cfg(target_arch = "wasm32")]
-thread_local!(static SHARED: std::cell::RefCell<Option<SharedDevice>> = const { std::cell::RefCell::new(None) });
+thread_local!(static SHARED: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) });
 
-fn shared_device() -> Option<SharedDevice> {
+fn shared_device() -> Option<Device> {
     #[cfg(not(target_arch = "wasm32"))]
     return SHARED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     #[cfg(target_arch = "wasm32")]
     SHARED.with(|s| s.borrow().clone())
 }
 
-fn set_shared_device(d: SharedDevice) {
+fn set_shared_device(d: Device) {
     #[cfg(not(target_arch = "wasm32"))]
     {
         *SHARED.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
@@ -290,44 +300,20 @@ impl Gpu {
     /// buffers, buffer pool, bind groups and memory count. A lost device is replaced at the next
     /// `Gpu::new`; [`Gpu::private`] opens a device of its own.
     pub async fn new() -> Result<Gpu> {
-        let adapter = default_adapter().await?;
-        let shared = match shared_device() {
-            Some(s) if s.lost.poll(&s.device).is_ok() => s,
+        let device = match shared_device() {
+            Some(d) if d.lost.poll(&d.device).is_ok() => d,
             _ => {
-                let (device, queue, features) = open_device(&adapter).await?;
-                let s = SharedDevice {
-                    lost: crate::device_lost::DeviceLost::watch(&device),
-                    device,
-                    queue,
-                    features,
-                    pipelines: Arc::default(),
-                };
-                set_shared_device(s.clone());
-                s
+                let d = Device::open(&default_adapter().await?).await?;
+                set_shared_device(d.clone());
+                d
             }
         };
-        Ok(Self::on_device(
-            &adapter,
-            shared.device,
-            shared.queue,
-            shared.features,
-            shared.pipelines,
-            shared.lost,
-        ))
+        Ok(Self::on(device))
     }
 
     /// A device of its own on `adapter`, shared with no other `Gpu`.
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
-        let (device, queue, features) = open_device(&adapter).await?;
-        let lost = crate::device_lost::DeviceLost::watch(&device);
-        Ok(Self::on_device(
-            &adapter,
-            device,
-            queue,
-            features,
-            Arc::default(),
-            lost,
-        ))
+        Ok(Self::on(Device::open(&adapter).await?))
     }
 
     /// A device of its own on the default adapter (natively [`Gpu::new`] shares one).
@@ -335,16 +321,16 @@ impl Gpu {
         Self::from_adapter(default_adapter().await?).await
     }
 
-    fn on_device(
-        adapter: &wgpu::Adapter,
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        features: wgpu::Features,
-        pipelines: Arc<PipelineCache>,
-        lost: crate::device_lost::DeviceLost,
-    ) -> Gpu {
-        let facts = facts_of(adapter);
-        let sg = subgroups_usable(&facts.caps);
+    fn on(d: Device) -> Gpu {
+        let Device {
+            adapter,
+            device,
+            queue,
+            features,
+            pipelines,
+            lost,
+        } = d;
+        let sg = subgroups_usable(&adapter.caps);
         let live_bytes = Arc::new(pool::Live::default());
         Gpu {
             pool: BufferPool::new(live_bytes.clone()),
@@ -361,7 +347,7 @@ impl Gpu {
             lost,
             device,
             queue,
-            adapter: facts,
+            adapter,
             live_bytes,
             profiler: std::sync::OnceLock::new(),
             profiling: std::sync::atomic::AtomicBool::new(false),
@@ -378,6 +364,12 @@ impl Gpu {
                     && crate::env_switch("ATTEND_WIDE_LOADS") != Some(false),
             ),
         }
+    }
+
+    /// An error saying to load again once the device is lost (lets wgpu report a loss first:
+    /// natively it does so only while polling). Does not block.
+    pub fn check_lost(&self) -> Result<()> {
+        self.lost.poll(&self.device)
     }
 
     /// A 64 KiB storage + uniform buffer for quantized activations: a dispatch writes it and the
