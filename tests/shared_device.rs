@@ -56,18 +56,23 @@ fn loads_share_the_device_and_its_pipelines_and_a_lost_one_is_replaced() {
     drop(first);
     assert_eq!(second.gpu.bytes_in_use(), bytes);
 
-    // A private device has a cache of its own.
-    let private = pollster::block_on(Gpu::private()).unwrap();
-    assert!(!Arc::ptr_eq(&private.pipelines, &second.gpu.pipelines));
-    drop(private);
+    // A private device has a cache of its own; losing it leaves the shared one working. The
+    // first call after a loss reports it: generate here, score on the shared device below.
+    let gpu = pollster::block_on(Gpu::private()).unwrap();
+    let mut private = Engine::load_file_on(gpu, &tiny, &opts).unwrap();
+    assert!(!Arc::ptr_eq(&private.gpu.pipelines, &second.gpu.pipelines));
+    private.gpu.device.destroy();
+    let err = greedy(&mut private).unwrap_err().to_string();
+    assert!(err.contains("device was lost"), "{err}");
+    assert_eq!(greedy(&mut second).unwrap(), want);
 
     // Losing the shared device fails the engines on it; the next load opens a new one.
     second.gpu.device.destroy();
-    let err = greedy(&mut second).unwrap_err().to_string();
-    assert!(err.contains("device was lost"), "{err}");
     let err = pollster::block_on(second.score(&[5, 6, 7]))
         .unwrap_err()
         .to_string();
+    assert!(err.contains("device was lost"), "{err}");
+    let err = greedy(&mut second).unwrap_err().to_string();
     assert!(err.contains("device was lost"), "{err}");
     let mut third = load();
     assert!(!Arc::ptr_eq(&third.gpu.pipelines, &second.gpu.pipelines));
