@@ -1,16 +1,15 @@
 // Matvec (decode) and matmul (prefill) with 8-bit activations, for packed Q4_0/Q4_1/Q5_0/Q8_0 and
 // Q4_K weights (src/quant/pack.rs). `quantize_x8` turns x (k f32) into blocks of 32 int8 with an
-// f32 scale, as llama.cpp's Q8_1 activations: per block seven vec4<u32> (XQ_UNIT): the 32 int8
-// packed 4 to a word in element order, (d, d * Σq, 0, 0) as f32 bits, and the int8 again as the
-// crossed 16-bit pairs of `swar_dot`. `matvec_q8` / `matvec_q8_xu` (x from a uniform view) dot each
-// weight unit with them in integers: Q8_0 by `dot4I8Packed` (4 int8 multiply-adds an instruction),
-// the 4- and 5-bit formats (Q4_K's 32-element sub-blocks too) by `swar_dot` (two nibble products
-// per 32-bit multiply, masks straight from the packed words); the block scales apply once per unit,
-// and no weight goes through int -> float.
+// f32 scale (quant_x8.wgsl, the module's file before this one; the decode norms can write the
+// same words themselves, rmsnorm.wgsl's *_q8 entries). `matvec_q8` / `matvec_q8_xu` (x from a
+// uniform view) dot each weight unit with them in integers: Q8_0 by `dot4I8Packed` (4 int8
+// multiply-adds an instruction), the 4- and 5-bit formats (Q4_K's 32-element sub-blocks too) by
+// `swar_dot` (two nibble products per 32-bit multiply, masks straight from the packed words); the
+// block scales apply once per unit, and no weight goes through int -> float.
 // On SwiftShader, whose cost is the unpacking arithmetic rather than the loads, int8 halved the
 // f32-activation matvec's time and `swar_dot` then took 28% off `dot4I8Packed`'s (SmolLM2's
 // Q4_1 matvecs, 134 -> 97 ms a token; for Q8_0 it measured slower, so Q8_0 keeps the dot). The
-// file stands alone because `dot4I8Packed` and `pack4xI8` need the WGSL language feature
+// file stands alone because `dot4I8Packed` needs the WGSL language feature
 // packed_4x8_integer_dot_product: a browser without it must still compile the quantized-matrix
 // module. Row groups, shapes (WG, TPR, MV_G) and epilogues (GLU, split, bias) are those of `matvec`
 // there, and their code below is a copy of it for one token (WGSL has no includes). `matmul_q8`
@@ -46,9 +45,6 @@ struct MatvecParams {
 @group(0) @binding(6) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y3: array<f32>;
 
-// vec4<u32> words per 32 activations: 2 of int8, the scale word, 4 of pairs for `swar_dot`.
-const XQ_UNIT: u32 = 7u;
-
 struct QxParams {
     blocks: u32,
     _p0: u32,
@@ -60,6 +56,7 @@ struct QxParams {
 @group(0) @binding(1) var<storage, read> xf: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> xq_out: array<vec4<u32>>;
 
+// One unit (quant_x8.wgsl) an invocation.
 @compute @workgroup_size(64)
 fn quantize_x8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = gid.x;
@@ -67,46 +64,13 @@ fn quantize_x8(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var v: array<vec4<f32>, 8>;
-    var m = vec4<f32>(0.0);
     for (var i = 0u; i < 8u; i++) {
         v[i] = xf[8u * b + i];
-        m = max(m, abs(v[i]));
     }
-    let d = max(max(m.x, m.y), max(m.z, m.w)) / 127.0;
-    let id = select(0.0, 1.0 / d, d > 0.0);
-    var w: array<u32, 8>;
-    var s = vec4<i32>(0);
-    for (var i = 0u; i < 8u; i++) {
-        let q = q8_round(v[i], id);
-        s += q;
-        w[i] = pack4xI8(q);
+    let q = x8_unit(v);
+    for (var j = 0u; j < XQ_UNIT; j++) {
+        xq_out[XQ_UNIT * b + j] = q[j];
     }
-    xq_out[XQ_UNIT * b] = vec4<u32>(w[0], w[1], w[2], w[3]);
-    xq_out[XQ_UNIT * b + 1u] = vec4<u32>(w[4], w[5], w[6], w[7]);
-    let sum = f32((s.x + s.y) + (s.z + s.w));
-    xq_out[XQ_UNIT * b + 2u] = vec4<u32>(bitcast<u32>(d), bitcast<u32>(d * sum), 0u, 0u);
-    // The pairs for `swar_dot` (see there): word j of a 4-bit unit holds elements 4j..4j+3 in its
-    // low nibbles and 16 + 4j.. in its high ones; pair (a, b) is b + a * 65536, wrapping.
-    var pa: vec4<u32>;
-    var pb: vec4<u32>;
-    var pc: vec4<u32>;
-    var pd: vec4<u32>;
-    for (var j = 0u; j < 4u; j++) {
-        let lo = bitcast<vec4<u32>>(q8_round(v[j], id));
-        let hi = bitcast<vec4<u32>>(q8_round(v[4u + j], id));
-        pa[j] = lo.z + (lo.x << 16u);
-        pb[j] = lo.w + (lo.y << 16u);
-        pc[j] = hi.z + (hi.x << 16u);
-        pd[j] = hi.w + (hi.y << 16u);
-    }
-    xq_out[XQ_UNIT * b + 3u] = pa;
-    xq_out[XQ_UNIT * b + 4u] = pb;
-    xq_out[XQ_UNIT * b + 5u] = pc;
-    xq_out[XQ_UNIT * b + 6u] = pd;
-}
-
-fn q8_round(v: vec4<f32>, id: f32) -> vec4<i32> {
-    return vec4<i32>(round(v * id));
 }
 
 // Σ over a unit of the int8 products of four weight words with four activation words.

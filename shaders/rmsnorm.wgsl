@@ -35,6 +35,13 @@ override VW: u32 = 256u;
 @group(0) @binding(4) var<storage, read> w4: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out5: array<f32>;
 
+// The *_q8 entries: their output also quantized for the int8 matvecs (quant_x8.wgsl, the
+// module's file before this one), at the binding after the output. Their quantizing loops are
+// alike but read and write different bindings, which a WGSL function cannot take as arguments.
+@group(0) @binding(4) var<storage, read_write> xq_at4: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> xq_at5: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> xq_at6: array<vec4<u32>>;
+
 var<workgroup> red: array<f32, 256>;
 
 // Partial sums of virtual invocations t + k * WG (k < VW / WG), each over its elements i ≡ vt
@@ -84,10 +91,40 @@ fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (row >= p.rows) {
         return;
     }
+    rmsnorm_row(row, lid.x);
+}
+
+fn rmsnorm_row(row: u32, t: u32) {
     let base = row * p.dim;
-    let r = inv_rms(base, lid.x);
-    for (var i = lid.x; i < p.dim; i = i + WG) {
+    let r = inv_rms(base, t);
+    for (var i = t; i < p.dim; i = i + WG) {
         y[base + i] = x[base + i] * r * w[i];
+    }
+}
+
+// rmsnorm, and its output quantized into xq_at4 (rows of whole units).
+@compute @workgroup_size(WG)
+fn rmsnorm_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    rmsnorm_row(row, lid.x);
+    // Each unit's values were written by other invocations.
+    storageBarrier();
+    for (var u = lid.x; u < p.dim / 32u; u = u + WG) {
+        let e0 = row * p.dim + 32u * u;
+        var v: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            let e = e0 + 4u * i;
+            v[i] = vec4<f32>(y[e], y[e + 1u], y[e + 2u], y[e + 3u]);
+        }
+        let q = x8_unit(v);
+        let o = XQ_UNIT * (row * (p.dim / 32u) + u);
+        for (var j = 0u; j < XQ_UNIT; j++) {
+            xq_at4[o + j] = q[j];
+        }
     }
 }
 
@@ -100,20 +137,50 @@ fn add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (row >= p.rows) {
         return;
     }
+    add_rmsnorm_row(row, lid.x);
+}
+
+fn add_rmsnorm_row(row: u32, t: u32) {
     let base = row * p.dim;
     var parts: Parts;
     for (var k = 0u; k < VW / WG; k++) {
         var ss = 0.0;
-        for (var i = lid.x + k * WG; i < p.dim; i = i + VW) {
+        for (var i = t + k * WG; i < p.dim; i = i + VW) {
             let v = res1[base + i] + delta2[base + i];
             res1[base + i] = v;
             ss = ss + v * v;
         }
         parts[k] = ss;
     }
-    let r = inverseSqrt(workgroup_sum(parts, lid.x) / f32(p.dim) + p.eps);
-    for (var i = lid.x; i < p.dim; i = i + WG) {
+    let r = inverseSqrt(workgroup_sum(parts, t) / f32(p.dim) + p.eps);
+    for (var i = t; i < p.dim; i = i + WG) {
         out4[base + i] = res1[base + i] * r * w3[i];
+    }
+}
+
+// add_rmsnorm, and its output quantized into xq_at5.
+@compute @workgroup_size(WG)
+fn add_rmsnorm_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    add_rmsnorm_row(row, lid.x);
+    // Each unit's values were written by other invocations.
+    storageBarrier();
+    for (var u = lid.x; u < p.dim / 32u; u = u + WG) {
+        let e0 = row * p.dim + 32u * u;
+        var v: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            let e = e0 + 4u * i;
+            v[i] = vec4<f32>(out4[e], out4[e + 1u], out4[e + 2u], out4[e + 3u]);
+        }
+        let q = x8_unit(v);
+        let o = XQ_UNIT * (row * (p.dim / 32u) + u);
+        for (var j = 0u; j < XQ_UNIT; j++) {
+            xq_at5[o + j] = q[j];
+        }
     }
 }
 
@@ -126,21 +193,52 @@ fn rmsnorm_add_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     if (row >= p.rows) {
         return;
     }
+    rmsnorm_add_rmsnorm_row(row, lid.x);
+}
+
+fn rmsnorm_add_rmsnorm_row(row: u32, t: u32) {
     let base = row * p.dim;
-    let r = inv_rms(base, lid.x);
+    let r = inv_rms(base, t);
     var parts: Parts;
     for (var k = 0u; k < VW / WG; k++) {
         var ss = 0.0;
-        for (var i = lid.x + k * WG; i < p.dim; i = i + VW) {
+        for (var i = t + k * WG; i < p.dim; i = i + VW) {
             let v = y[base + i] + x[base + i] * r * w[i];
             y[base + i] = v;
             ss = ss + v * v;
         }
         parts[k] = ss;
     }
-    let r2 = inverseSqrt(workgroup_sum(parts, lid.x) / f32(p.dim) + p.eps);
-    for (var i = lid.x; i < p.dim; i = i + WG) {
+    let r2 = inverseSqrt(workgroup_sum(parts, t) / f32(p.dim) + p.eps);
+    for (var i = t; i < p.dim; i = i + WG) {
         out5[base + i] = y[base + i] * r2 * w4[i];
+    }
+}
+
+// rmsnorm_add_rmsnorm, and its output quantized into xq_at6.
+@compute @workgroup_size(WG)
+fn rmsnorm_add_rmsnorm_q8(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    rmsnorm_add_rmsnorm_row(row, lid.x);
+    // Each unit's values were written by other invocations.
+    storageBarrier();
+    for (var u = lid.x; u < p.dim / 32u; u = u + WG) {
+        let e0 = row * p.dim + 32u * u;
+        var v: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            let e = e0 + 4u * i;
+            v[i] = vec4<f32>(out5[e], out5[e + 1u], out5[e + 2u], out5[e + 3u]);
+        }
+        let q = x8_unit(v);
+        let o = XQ_UNIT * (row * (p.dim / 32u) + u);
+        for (var j = 0u; j < XQ_UNIT; j++) {
+            xq_at6[o + j] = q[j];
+        }
     }
 }
 

@@ -67,6 +67,13 @@ impl<'a> From<&'a Buffer> for Arg<'a> {
 }
 
 impl<'a> Arg<'a> {
+    /// The buffer bound.
+    pub fn buffer(&self) -> &'a wgpu::Buffer {
+        match *self {
+            Arg::Whole(b) | Arg::Range(b, ..) => b,
+        }
+    }
+
     fn resource(self) -> wgpu::BindingResource<'a> {
         match self {
             Arg::Whole(b) => b.as_entire_binding(),
@@ -138,6 +145,9 @@ pub struct Recorder<'g> {
     capture: Option<Capture>,
     /// Set by [`Recorder::collect`]: only the pipelines dispatches would use are noted.
     wanted: Option<Wanted>,
+    /// (x, k, xq): `xq` holds the first `k` values of `x` quantized for the int8 matvecs, and
+    /// nothing has been recorded since that could have changed either (see [`Recorder::quantized`]).
+    quantized: Option<(wgpu::Buffer, u64, wgpu::Buffer)>,
 }
 
 impl<'g> Recorder<'g> {
@@ -160,6 +170,7 @@ impl<'g> Recorder<'g> {
             last_params: None,
             capture: None,
             wanted: None,
+            quantized: None,
         }
     }
 
@@ -237,6 +248,42 @@ impl<'g> Recorder<'g> {
         self.gpu
     }
 
+    /// Whether `xq` already holds the first `k` values of `x` quantized for the int8 matvecs:
+    /// the last thing recorded wrote them ([`Recorder::set_quantized`]), or only int8 matvecs
+    /// reading `xq` came after it ([`Recorder::dispatch_reading_quantized`]). Any other
+    /// dispatch, copy or clear forgets it, so a stale `xq` is never taken for a fresh one.
+    pub fn quantized(&self, x: &wgpu::Buffer, k: u64, xq: &wgpu::Buffer) -> bool {
+        self.quantized
+            .as_ref()
+            .is_some_and(|(x2, k2, xq2)| x2 == x && *k2 == k && xq2 == xq)
+    }
+
+    /// Forget what [`Recorder::quantized`] knows (a timing loop that wants each quantize recorded).
+    pub fn forget_quantized(&mut self) {
+        self.quantized = None;
+    }
+
+    /// Note that the dispatch just recorded wrote `x`'s first `k` values, quantized, into `xq`.
+    pub fn set_quantized(&mut self, x: &wgpu::Buffer, k: u64, xq: &wgpu::Buffer) {
+        self.quantized = Some((x.clone(), k, xq.clone()));
+    }
+
+    /// [`Recorder::dispatch`] for a kernel that writes neither a quantized `xq` nor its `x`
+    /// (an int8 matvec): what [`Recorder::quantized`] knows stays true.
+    pub fn dispatch_reading_quantized<P: bytemuck::Pod>(
+        &mut self,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        params: &P,
+        buffers: &[Arg<'_>],
+        workgroups: [u32; 3],
+    ) {
+        let kept = self.quantized.take();
+        self.dispatch(shader, entry, constants, params, buffers, workgroups);
+        self.quantized = kept;
+    }
+
     /// Stage `params` and return (buffer index, offset, binding size).
     fn stage_params(&mut self, bytes: &[u8]) -> (usize, u64, u64) {
         let align = self.gpu.caps().uniform_align.max(16) as u64;
@@ -270,6 +317,7 @@ impl<'g> Recorder<'g> {
         buffers: &[Arg<'_>],
         workgroups: [u32; 3],
     ) {
+        self.quantized = None;
         if let Some(wanted) = &mut self.wanted {
             let constants = constants.iter().map(|(k, v)| (k.to_string(), *v));
             wanted.push((*shader, entry.to_string(), constants.collect()));
@@ -378,6 +426,7 @@ impl<'g> Recorder<'g> {
         dst_offset: u64,
         size: u64,
     ) {
+        self.quantized = None;
         if self.wanted.is_some() {
             return;
         }
@@ -397,6 +446,7 @@ impl<'g> Recorder<'g> {
 
     /// Zero `size` bytes (a multiple of 4) of `buf` from `offset`.
     pub fn clear(&mut self, buf: &wgpu::Buffer, offset: u64, size: u64) {
+        self.quantized = None;
         if self.wanted.is_some() {
             return;
         }

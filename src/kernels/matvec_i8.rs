@@ -14,7 +14,8 @@ use crate::gpu::{grid, Arg, Gpu, Recorder, Shader};
 use crate::quant::GgmlType;
 use crate::weights::{Layout, QMatrix, QPart, UNIT};
 
-pub(crate) static SHADER: Shader = crate::include_shader!("matvec_q8": "packed_index", "matvec_q8");
+pub(crate) static SHADER: Shader =
+    crate::include_shader!("matvec_q8": "packed_index", "quant_x8", "matvec_q8");
 
 /// Bytes of the quantized form of `k` activations: per 32, 32 int8, a 16-byte scale word and
 /// 64 bytes of the int8 in 16-bit pairs (the 4- and 5-bit formats' SWAR products).
@@ -97,8 +98,14 @@ struct QxParams {
     _pad: [u32; 3],
 }
 
-/// Quantize one token's `k` activations (f32 in `x`) into `xq` ([`xq_bytes`] of `k`).
+/// Quantize `k` activations (f32 in `x`; one token's, or several tokens' one after another) into
+/// `xq` ([`xq_bytes`] of `k`). Nothing is recorded when `xq` already holds them: the decode
+/// norms write their output in this form too (`kernels::norm`, the `int8` argument), and the
+/// recorder knows when nothing has touched it since ([`Recorder::quantized`]).
 pub fn quantize(rec: &mut Recorder, x: &wgpu::Buffer, k: usize, xq: &wgpu::Buffer) {
+    if rec.quantized(x, k as u64, xq) {
+        return;
+    }
     let blocks = (k / UNIT) as u32;
     let params = QxParams {
         blocks,
@@ -116,6 +123,7 @@ pub fn quantize(rec: &mut Recorder, x: &wgpu::Buffer, k: usize, xq: &wgpu::Buffe
         ],
         grid(blocks.div_ceil(64), max_dim),
     );
+    rec.set_quantized(x, k as u64, xq);
 }
 
 /// One token of [`matvec`](super::matvec::matvec) (and its GLU and split forms) through int8
@@ -170,7 +178,7 @@ pub fn matvec_q8(
         };
         let groups = (out_rows as u32).div_ceil(4 * wg / tpr * mv_g);
         let params = params(w, part, 1, &io);
-        rec.dispatch(
+        rec.dispatch_reading_quantized(
             &SHADER,
             entry,
             &[
@@ -233,7 +241,7 @@ pub fn matmul_q8(rec: &mut Recorder, w: &QMatrix, xq: &wgpu::Buffer, io: Io<'_>)
     for part in w.parts() {
         let blocks = (part.rows as u32).div_ceil(4).div_ceil(MATMUL_QG);
         let params = params(w, part, io.m, &io);
-        rec.dispatch(
+        rec.dispatch_reading_quantized(
             &SHADER,
             "matmul_q8",
             &[

@@ -3,11 +3,13 @@
 //! the row length (32..256 invocations), so per-head q/k norms (rows = tokens × heads, dim = head
 //! size) do not leave most invocations idle.
 
+use super::matvec_i8::xq_bytes;
 use super::{distinct, words, Act};
 use crate::gpu::{grid, Arg, Recorder, Shader};
+use crate::weights::UNIT;
 use crate::{Error, Result};
 
-static RMSNORM: Shader = crate::include_shader!("rmsnorm");
+static RMSNORM: Shader = crate::include_shader!("rmsnorm": "quant_x8", "rmsnorm");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -79,17 +81,27 @@ pub(crate) fn invocations(rec: &Recorder<'_>, what: &str, vw: u32, wg: Option<u3
 }
 
 /// One workgroup per row of `x`, of `wg` invocations (None: the adapter's choice); `eps` of the
-/// first norm (fused kernels share it).
+/// first norm (fused kernels share it). With `int8` (the output buffer, then where its int8 form
+/// goes), the `_q8` entry writes the output quantized too, as `matvec_i8::quantize` would.
 fn dispatch(
     rec: &mut Recorder<'_>,
-    entry: &str,
+    what: &str,
     x: Act<'_>,
     eps: f32,
     bufs: &[Arg<'_>],
     wg: Option<u32>,
+    int8: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
 ) -> Result<()> {
     let vw = workgroup_for(x.cols);
-    let wg = invocations(rec, entry, vw, wg)?;
+    let wg = invocations(rec, what, vw, wg)?;
+    let mut bufs = bufs.to_vec();
+    let entry = match int8 {
+        None => what.to_string(),
+        Some((_, xq)) => {
+            bufs.push(int8_arg(what, x, xq, &bufs)?);
+            format!("{what}_q8")
+        }
+    };
     let params = Params {
         rows: x.rows,
         dim: x.cols,
@@ -98,19 +110,46 @@ fn dispatch(
     };
     let wgs = grid(x.rows, rec.gpu().caps().max_workgroups_per_dim);
     let consts = [("WG", wg as f64), ("VW", vw as f64)];
-    rec.dispatch(&RMSNORM, entry, &consts, &params, bufs, wgs);
+    rec.dispatch(&RMSNORM, &entry, &consts, &params, &bufs, wgs);
+    if let Some((out, xq)) = int8 {
+        rec.set_quantized(out, x.rows as u64 * x.cols as u64, xq);
+    }
     Ok(())
 }
 
+/// The binding of a norm's int8 output `xq` (`matvec_i8::xq_bytes` of x's values), after checking
+/// that x's rows are whole units and `xq` aliases none of the norm's other buffers.
+fn int8_arg<'a>(what: &str, x: Act<'_>, xq: &'a wgpu::Buffer, bufs: &[Arg<'_>]) -> Result<Arg<'a>> {
+    let inputs: Vec<&wgpu::Buffer> = bufs.iter().map(|b| b.buffer()).collect();
+    distinct(what, xq, &inputs)?;
+    if !(x.cols as usize).is_multiple_of(UNIT) {
+        return Err(Error::Invalid(format!(
+            "{what}: rows of {} values cannot be quantized in units of {UNIT}",
+            x.cols
+        )));
+    }
+    let bytes = xq_bytes(x.elems(what)? as usize);
+    if xq.size() < bytes {
+        return Err(Error::Invalid(format!(
+            "{what}: the int8 buffer has {} bytes, {bytes} needed",
+            xq.size()
+        )));
+    }
+    Ok(Arg::Range(xq, 0, bytes))
+}
+
 /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for each row of `x` (`out` is shaped like
-/// `x`).
+/// `x`). With `int8`, `out` also goes there quantized for the int8 matvecs, as
+/// `matvec_i8::quantize` would write it (which then records nothing): a decode step's pre-norm
+/// saves the quantize dispatch of the matvec after it. The same holds for the fused norms below.
 pub fn rmsnorm(
     rec: &mut Recorder<'_>,
     x: Act<'_>,
     norm: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
 ) -> Result<()> {
-    rmsnorm_with(rec, x, norm, out, None)
+    rmsnorm_with(rec, x, norm, out, int8, None)
 }
 
 /// [`rmsnorm`] run by workgroups of `wg` invocations (None: the adapter's choice); the bits do
@@ -121,6 +160,7 @@ pub fn rmsnorm_with(
     x: Act<'_>,
     norm: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
     wg: Option<u32>,
 ) -> Result<()> {
     let what = "rmsnorm";
@@ -133,7 +173,7 @@ pub fn rmsnorm_with(
         norm.bind(rec, x.cols, "rmsnorm weight")?,
         x.like(out).bind(rec, "rmsnorm out")?,
     ];
-    dispatch(rec, what, x, norm.eps, &bufs, wg)
+    dispatch(rec, what, x, norm.eps, &bufs, wg, int8.map(|q| (out, q)))
 }
 
 /// The first half of a norm folded into the next matvec (`kernels::matvec::Fold::NormIn`, which
@@ -189,8 +229,9 @@ pub fn add_rmsnorm(
     delta: &wgpu::Buffer,
     norm: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
 ) -> Result<()> {
-    add_rmsnorm_with(rec, residual, delta, norm, out, None)
+    add_rmsnorm_with(rec, residual, delta, norm, out, int8, None)
 }
 
 /// [`add_rmsnorm`] with workgroups of `wg` invocations (see [`rmsnorm_with`]).
@@ -201,6 +242,7 @@ pub fn add_rmsnorm_with(
     delta: &wgpu::Buffer,
     norm: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
     wg: Option<u32>,
 ) -> Result<()> {
     let what = "add_rmsnorm";
@@ -215,7 +257,15 @@ pub fn add_rmsnorm_with(
         norm.bind(rec, residual.cols, "add_rmsnorm weight")?,
         residual.like(out).bind(rec, "add_rmsnorm out")?,
     ];
-    dispatch(rec, what, residual, norm.eps, &bufs, wg)
+    dispatch(
+        rec,
+        what,
+        residual,
+        norm.eps,
+        &bufs,
+        wg,
+        int8.map(|q| (out, q)),
+    )
 }
 
 /// `residual[r] += rmsnorm(x[r]) * post.weight`, then `out[r] = rmsnorm(residual[r]) *
@@ -228,12 +278,14 @@ pub fn rmsnorm_add_rmsnorm(
     residual: &wgpu::Buffer,
     next: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
 ) -> Result<()> {
-    rmsnorm_add_rmsnorm_with(rec, x, post, residual, next, out, None)
+    rmsnorm_add_rmsnorm_with(rec, x, post, residual, next, out, int8, None)
 }
 
 /// [`rmsnorm_add_rmsnorm`] with workgroups of `wg` invocations (see [`rmsnorm_with`]).
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub fn rmsnorm_add_rmsnorm_with(
     rec: &mut Recorder<'_>,
     x: Act<'_>,
@@ -241,6 +293,7 @@ pub fn rmsnorm_add_rmsnorm_with(
     residual: &wgpu::Buffer,
     next: Norm<'_>,
     out: &wgpu::Buffer,
+    int8: Option<&wgpu::Buffer>,
     wg: Option<u32>,
 ) -> Result<()> {
     let what = "rmsnorm_add_rmsnorm";
@@ -257,5 +310,5 @@ pub fn rmsnorm_add_rmsnorm_with(
         next.bind(rec, x.cols, "rmsnorm_add_rmsnorm next_weight")?,
         x.like(out).bind(rec, "rmsnorm_add_rmsnorm out")?,
     ];
-    dispatch(rec, what, x, post.eps, &bufs, wg)
+    dispatch(rec, what, x, post.eps, &bufs, wg, int8.map(|q| (out, q)))
 }

@@ -3,7 +3,8 @@
 //! projections add their rows to the residual stream themselves and leave `g ⊙ x` and x's partial
 //! sums of squares for the next matvec, which applies `1 / rms(x)`. Each layer then spends no
 //! dispatch on its two norms (on lavapipe a dispatch costs 30–50 µs whatever it does).
-//! Where a matrix reads int8 activations (`kernels::matvec_i8`) the pass keeps its norm kernels.
+//! Where a matrix reads int8 activations (`kernels::matvec_i8`) the pass keeps its norm kernels,
+//! and they write their output in int8 too (`Step::int8`), so the matvec needs no quantize step.
 
 use super::{GateUp, Logits, Model, Qkv, Step};
 use crate::gpu::{Buffer, Gpu, Recorder};
@@ -39,18 +40,37 @@ impl Model {
     /// blocks that can, vectors that carry the partial sums, and no matrix on the int8 path.
     pub fn folds(&self, gpu: &Gpu, m: u32, logits: Logits) -> bool {
         let w = &self.weights;
-        let head = w.output.as_ref().unwrap_or(&w.token_embd);
         m == 1
             && logits != Logits::None
             && self.fold_norms
             && fold_fits(self.cfg.d_model)
             && w.blocks.iter().all(|b| b.folds_norms())
-            && !w
-                .blocks
-                .iter()
-                .flat_map(|b| b.matrices())
-                .chain([head])
-                .any(|m| takes_int8(gpu, m))
+            && !self.any_int8(gpu)
+    }
+
+    /// Whether any matrix (the head included) reads int8 activations in a one-token pass.
+    fn any_int8(&self, gpu: &Gpu) -> bool {
+        let w = &self.weights;
+        let head = w.output.as_ref().unwrap_or(&w.token_embd);
+        w.blocks
+            .iter()
+            .flat_map(|b| b.matrices())
+            .chain([head])
+            .any(|m| takes_int8(gpu, m))
+    }
+
+    /// Whether an `m`-token pass's pre-norms also write their output in int8 ([`Step::int8`]):
+    /// one token, and some matrix reading int8 (those after the pre-norms, Q/K/V, gate/up and
+    /// the head, are the ones that can; a norm whose next matvec reads f32 only writes a few
+    /// unread words more).
+    pub(super) fn norms_to_int8(&self, gpu: &Gpu, m: u32) -> bool {
+        m == 1 && self.any_int8(gpu)
+    }
+
+    /// Where a pre-norm of `step` writes its int8 form: the scratch that the next int8 matvec
+    /// would quantize its input into (`kernels::matvec_i8`), which then records no quantize.
+    pub(crate) fn int8_out<'g>(&self, gpu: &'g Gpu, step: Step) -> Option<&'g wgpu::Buffer> {
+        step.int8.then(|| gpu.xq_scratch())
     }
 
     /// The RoPE frequency tables of the layers (see `rope_tables` in [`Model`]): none where the
@@ -148,6 +168,7 @@ impl Model {
         }
         matmul::linear(rec, w, a, &s.o, step.m, None)?;
         let x = Act::new(&s.x, step.m, self.cfg.d_model);
-        norm::add_rmsnorm(rec, x, &s.o, norm, &s.h)
+        let xq = self.int8_out(rec.gpu(), step);
+        norm::add_rmsnorm(rec, x, &s.o, norm, &s.h, xq)
     }
 }

@@ -114,12 +114,13 @@ impl Layer for Block {
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &rope)?;
         model.attention_out(rec, l, &p, lens, &self.wo)?;
         let (post, next) = (c.norm(&self.post_attn_norm), c.norm(&self.ffn_norm));
-        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)?;
+        let xq = model.int8_out(rec.gpu(), step);
+        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h, xq)?;
 
         // Feed-forward (GeGLU).
         model.ffn_out(rec, &self.gate_up, Glu::Gelu, &self.w_down, m)?;
         let (post, next) = (c.norm(&self.post_ffn_norm), c.norm(next_norm));
-        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h)
+        norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h, xq)
     }
 
     fn attn_norm(&self) -> &Buffer {

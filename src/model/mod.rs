@@ -52,6 +52,9 @@ pub struct Step {
     pub lens: bool,
     /// The norms between the block's matvecs are folded into them (see `fold.rs`).
     pub fold: bool,
+    /// The pre-norms write their output in int8 too, for the int8 matvecs after them (see
+    /// [`Model::int8_out`]).
+    pub int8: bool,
 }
 
 pub struct Weights {
@@ -361,10 +364,12 @@ impl Model {
         let d = cfg.d_model;
         let first_norm = w.blocks.first().map_or(&w.output_norm, |b| b.attn_norm());
         let fold = self.folds(rec.gpu(), m, logits);
+        let int8 = self.norms_to_int8(rec.gpu(), m);
         if fold {
             norm::rmsnorm_fold(rec, &s.x, d, first_norm, &s.h)?;
         } else {
-            norm::rmsnorm(rec, Act::new(&s.x, m, d), cfg.norm(first_norm), &s.h)?;
+            let xq = int8.then(|| rec.gpu().xq_scratch());
+            norm::rmsnorm(rec, Act::new(&s.x, m, d), cfg.norm(first_norm), &s.h, xq)?;
         }
         for (l, block) in w.blocks.iter().enumerate() {
             let next_norm = w
@@ -379,6 +384,7 @@ impl Model {
                 pos0,
                 lens: on,
                 fold,
+                int8,
             };
             block.block(self, rec, l, step, next_norm)?;
             if let Some(LensRequest {
@@ -400,6 +406,8 @@ impl Model {
             Logits::None => Ok(()),
             _ if fold => self.head(rec, &s.h, 1, fold_in),
             Logits::All => self.head(rec, &s.h, m, fold_in),
+            // One token's norm is its last row already (and may be in int8 too, for the head).
+            Logits::Last if m == 1 => self.head(rec, &s.h, 1, fold_in),
             Logits::Last => {
                 rec.copy(&s.h, ((m - 1) * d * 4) as u64, &s.last, 0, (d * 4) as u64);
                 self.head(rec, &s.last, 1, fold_in)

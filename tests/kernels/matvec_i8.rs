@@ -450,6 +450,8 @@ gpu_test! {
                                 matvec_with_shape(rec, &w, &xb, &yb, 1, None, shape);
                             } else {
                                 if v == 1 {
+                                    // Each rep quantizes (the recorder would skip a repeat).
+                                    rec.forget_quantized();
                                     quantize(rec, &xb, k, &xq);
                                 }
                                 let io = Io { x: &xb, y: &yb, m: 1, bias: None, split: None, fold: Default::default(), rope: None };

@@ -43,7 +43,7 @@ gpu_test! {
             let gout = gpu.storage("out", 4 * n as u64).unwrap();
             let mut rec = gpu.recorder("rms");
             let x_act = Act::new(&gx, rows as u32, dim as u32);
-            norm::rmsnorm(&mut rec, x_act, Norm::new(&gw, eps), &gout).unwrap();
+            norm::rmsnorm(&mut rec, x_act, Norm::new(&gw, eps), &gout, None).unwrap();
             rec.submit();
             let want = rms_ref(&x, &w, dim, eps);
             let got: Vec<f32> = gpu.read(&gout, 0, n).await.unwrap();
@@ -73,8 +73,9 @@ gpu_test! {
             let (r, d) = (rows as u32, dim as u32);
             let (n1, n2) = (Norm::new(&gw, eps), Norm::new(&gw2, eps));
             let mut rec = gpu.recorder("fused");
-            norm::add_rmsnorm(&mut rec, Act::new(&res_a, r, d), &gx, n1, &out_a).unwrap();
-            norm::rmsnorm_add_rmsnorm(&mut rec, Act::new(&gx, r, d), n1, &res_b, n2, &out_b).unwrap();
+            norm::add_rmsnorm(&mut rec, Act::new(&res_a, r, d), &gx, n1, &out_a, None).unwrap();
+            norm::rmsnorm_add_rmsnorm(&mut rec, Act::new(&gx, r, d), n1, &res_b, n2, &out_b, None)
+                .unwrap();
             rec.submit();
             // Same tolerances as plain rmsnorm.
             let sum: Vec<f32> = res.iter().zip(&x).map(|(a, b)| a + b).collect();
@@ -101,14 +102,14 @@ gpu_test! {
         let mut rec = gpu.recorder("bad");
         let nw = Norm::new(&w, 1e-6);
         // Output aliases the input; buffers too short for rows × dim; weight too short.
-        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 4, 16), nw, &x).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 4, 16), nw, &x, None).is_err());
         let out = gpu.storage("out", 64 * 4).unwrap();
-        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 5, 16), nw, &out).is_err());
-        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 2, 32), nw, &out).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 5, 16), nw, &out, None).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 2, 32), nw, &out, None).is_err());
         // Fused norms with different eps (the shader takes one).
         let other = Norm::new(&w, 1e-5);
         let (x4, res) = (Act::new(&x, 4, 16), gpu.storage("res", 64 * 4).unwrap());
-        assert!(norm::rmsnorm_add_rmsnorm(&mut rec, x4, nw, &res, other, &out).is_err());
+        assert!(norm::rmsnorm_add_rmsnorm(&mut rec, x4, nw, &res, other, &out, None).is_err());
         assert_eq!(rec.dispatches, 0);
         rec.submit();
     }
@@ -139,10 +140,10 @@ gpu_test! {
                 let res_b = gpu.upload("res b", &res).unwrap();
                 let mut rec = gpu.recorder("norm wg");
                 let xa = Act::new(&x, r, d);
-                norm::rmsnorm_with(&mut rec, xa, n1, &outs[0], Some(wg)).unwrap();
-                norm::add_rmsnorm_with(&mut rec, Act::new(&res_a, r, d), &x, n1, &outs[1], Some(wg))
+                norm::rmsnorm_with(&mut rec, xa, n1, &outs[0], None, Some(wg)).unwrap();
+                norm::add_rmsnorm_with(&mut rec, Act::new(&res_a, r, d), &x, n1, &outs[1], None, Some(wg))
                     .unwrap();
-                norm::rmsnorm_add_rmsnorm_with(&mut rec, xa, n1, &res_b, n2, &outs[2], Some(wg))
+                norm::rmsnorm_add_rmsnorm_with(&mut rec, xa, n1, &res_b, n2, &outs[2], None, Some(wg))
                     .unwrap();
                 rec.submit();
                 let mut got = Vec::new();
@@ -165,10 +166,86 @@ gpu_test! {
             for bad in [vw * 2, vw / 64, 24] {
                 let xa = Act::new(&x, r, d);
                 let out = gpu.storage("out", 4 * n as u64).unwrap();
-                assert!(norm::rmsnorm_with(&mut rec, xa, n1, &out, Some(bad)).is_err(), "wg {bad}");
+                assert!(norm::rmsnorm_with(&mut rec, xa, n1, &out, None, Some(bad)).is_err(), "wg {bad}");
             }
             assert_eq!(rec.dispatches, 0);
             rec.submit();
         }
+    }
+}
+
+gpu_test! {
+    async fn norms_write_int8_as_quantize_does() {
+        // A decode step's pre-norms write their output in int8 too, so the int8 matvec after them
+        // records no quantize: for each of the three norms, the f32 output must be the plain
+        // kernel's bits and the int8 words those `quantize` writes from it (one row and two, 576
+        // and 640 wide as SmolLM2's and Gemma 3's), and the recorder must skip exactly the
+        // quantize that would repeat them.
+        use attend::kernels::matvec_i8::{quantize, xq_bytes};
+        let gpu = gpu().await;
+        let mut rng = Rng::new(23);
+        for &(rows, dim) in &[(1usize, 576usize), (2, 640)] {
+            let n = rows * dim;
+            let (r, d) = (rows as u32, dim as u32);
+            let x = gpu.upload("x", &rng.normal(n, 2.0)).unwrap();
+            let res = rng.normal(n, 1.0);
+            let w = gpu.upload("w", &rng.normal(dim, 1.0)).unwrap();
+            let w2 = gpu.upload("w2", &rng.normal(dim, 1.0)).unwrap();
+            let (n1, n2) = (Norm::new(&w, 1e-6), Norm::new(&w2, 1e-6));
+            for entry in 0..3 {
+                // [plain, fused]: output, residual, int8 words.
+                let outs: Vec<_> = (0..2).map(|_| gpu.storage("out", 4 * n as u64).unwrap()).collect();
+                let resids: Vec<_> = (0..2).map(|_| gpu.upload("res", &res).unwrap()).collect();
+                let xqs: Vec<_> = (0..2).map(|_| gpu.storage("xq", xq_bytes(n)).unwrap()).collect();
+                let mut rec = gpu.recorder("int8 norms");
+                for fused in [false, true] {
+                    let i = fused as usize;
+                    let q = fused.then_some(xqs[1].raw());
+                    let (out, resid) = (&outs[i], &resids[i]);
+                    let before = rec.dispatches;
+                    match entry {
+                        0 => norm::rmsnorm(&mut rec, Act::new(&x, r, d), n1, out, q),
+                        1 => norm::add_rmsnorm(&mut rec, Act::new(resid, r, d), &x, n1, out, q),
+                        _ => norm::rmsnorm_add_rmsnorm(&mut rec, Act::new(&x, r, d), n1, resid, n2, out, q),
+                    }
+                    .unwrap();
+                    quantize(&mut rec, out, n, &xqs[i]);
+                    // The plain norm then its quantize; the fused norm alone.
+                    assert_eq!(rec.dispatches - before, 2 - fused as u32, "entry {entry} fused {fused}");
+                }
+                // Another dispatch since: the fused output is quantized again (the same words).
+                let spare = gpu.storage("spare", 4 * n as u64).unwrap();
+                norm::rmsnorm(&mut rec, Act::new(&x, r, d), n1, &spare, None).unwrap();
+                let before = rec.dispatches;
+                quantize(&mut rec, &outs[1], n, &xqs[1]);
+                assert_eq!(rec.dispatches - before, 1, "entry {entry}: a stale mark");
+                rec.submit();
+                let words = xq_bytes(n) as usize / 4;
+                for (what, a, b, len) in [
+                    ("out", &outs[0], &outs[1], n),
+                    ("residual", &resids[0], &resids[1], n),
+                    ("int8", &xqs[0], &xqs[1], words),
+                ] {
+                    let a: Vec<u32> = gpu.read(a, 0, len).await.unwrap();
+                    let b: Vec<u32> = gpu.read(b, 0, len).await.unwrap();
+                    assert!(a == b, "{rows}x{dim} entry {entry}: fused {what} differs from plain");
+                }
+            }
+        }
+        // Rows that are not whole units, an int8 buffer too small or aliasing the output: errors,
+        // nothing recorded.
+        let x = gpu.upload("x", &[1f32; 64]).unwrap();
+        let out = gpu.storage("out", 64 * 4).unwrap();
+        let ones = gpu.upload("w", &[1f32; 32]).unwrap();
+        let nw = Norm::new(&ones, 1e-6);
+        let xq = gpu.storage("xq", xq_bytes(64)).unwrap();
+        let small = gpu.storage("small", xq_bytes(32)).unwrap();
+        let mut rec = gpu.recorder("bad int8");
+        let odd = gpu.upload("w", &[1f32; 16]).unwrap();
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 4, 16), Norm::new(&odd, 1e-6), &out, Some(&*xq)).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 2, 32), nw, &out, Some(&*small)).is_err());
+        assert!(norm::rmsnorm(&mut rec, Act::new(&x, 2, 32), nw, &out, Some(&*out)).is_err());
+        assert_eq!(rec.dispatches, 0);
+        rec.submit();
     }
 }
