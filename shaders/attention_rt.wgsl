@@ -350,7 +350,11 @@ fn attend_decode_rt_split(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(64)
 fn attend_reduce_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) li: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + li;
+    reduce_rt((wid.x + wid.y * nwg.x) * 64u + li);
+}
+
+// Outputs 4i..4i+3 (head i / (D / 4)), if that head exists.
+fn reduce_rt(i: u32) {
     let h = i / (D / 4u);
     let c = i % (D / 4u);
     if (h >= P.n_heads) {
@@ -377,4 +381,31 @@ fn attend_reduce_rt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     out_heads[y + 1u] = r.y;
     out_heads[y + 2u] = r.z;
     out_heads[y + 3u] = r.w;
+}
+
+// The int8 form of the heads' output for the int8 matvec after it (quant_x8.wgsl).
+@group(0) @binding(3) var<storage, read_write> xq_heads: array<vec4<u32>>;
+
+// attend_reduce_rt, and its output quantized into xq_heads: a workgroup's 64 invocations wrote
+// outputs 256g..256g+255, 8 whole units of the heads' row, so after a barrier its first 8
+// quantize one each; no quantize dispatch follows (the caller checks that the row is whole units).
+@compute @workgroup_size(64)
+fn attend_reduce_rt_q8(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) li: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    reduce_rt(g * 64u + li);
+    storageBarrier();
+    let u = 8u * g + li;
+    if (li < 8u && 32u * u < P.n_heads * D) {
+        var v: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            let e = 32u * u + 4u * i;
+            v[i] = vec4<f32>(out_heads[e], out_heads[e + 1u], out_heads[e + 2u], out_heads[e + 3u]);
+        }
+        let q = x8_unit(v);
+        for (var j = 0u; j < XQ_UNIT; j++) {
+            xq_heads[XQ_UNIT * u + j] = q[j];
+        }
+    }
 }

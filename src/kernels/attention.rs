@@ -44,12 +44,14 @@
 //! `q` and `out` must be different buffers (a buffer cannot be bound read-only and writable in the
 //! same dispatch).
 
+use super::distinct;
+use super::matvec_i8::xq_bytes;
 use crate::gpu::{Arg, Buffer, Gpu, Recorder, Shader};
+use crate::weights::UNIT;
 use crate::{Error, Result};
 use bytemuck::Zeroable as _;
 
-static SHADER: Shader =
-    crate::include_shader!("attention": "attention", "attention_decode", "attention_rt");
+static SHADER: Shader = crate::include_shader!("attention": "quant_x8", "attention", "attention_decode", "attention_rt");
 
 /// Keys per decode workgroup (`CHUNK` in the shader).
 const DECODE_CHUNK: u32 = 64;
@@ -340,7 +342,8 @@ impl AttnKernels {
 pub fn kernels_by_default(gpu: &Gpu, kv: &LayerKv) -> AttnKernels {
     if !registers_fit(kv) || gpu.adapter.device_type != "Cpu" {
         AttnKernels::Workgroup
-    } else if gpu.adapter.name.contains("SwiftShader") {
+    } else if cfg!(target_arch = "wasm32") || gpu.adapter.name.contains("SwiftShader") {
+        // A browser's CPU adapter is SwiftShader, whose name a page is usually not told.
         AttnKernels::RegistersSplit
     } else {
         AttnKernels::Registers
@@ -371,6 +374,23 @@ pub fn attention_with(
     p: &AttnParams,
     kernels: Option<AttnKernels>,
 ) -> Result<()> {
+    attention_to(rec, q, kv, out, p, kernels, None)
+}
+
+/// [`attention_with`], and with `int8` the one token's output quantized there for the int8
+/// matvec after it where the kernels can do it on the way (SwiftShader's split decode, whose
+/// merge holds whole units), as `matvec_i8::quantize` would (which then records nothing).
+/// Elsewhere `int8` is ignored and the matvec quantizes.
+#[doc(hidden)]
+pub fn attention_to(
+    rec: &mut Recorder,
+    q: &wgpu::Buffer,
+    kv: &LayerKv,
+    out: &wgpu::Buffer,
+    p: &AttnParams,
+    kernels: Option<AttnKernels>,
+    int8: Option<&wgpu::Buffer>,
+) -> Result<()> {
     p.check(kv)?;
     let d = kv.head_dim;
     let act = p.batch_bytes(kv);
@@ -397,7 +417,7 @@ pub fn attention_with(
         None => kernels_by_default(rec.gpu(), kv),
     };
     if kernels == AttnKernels::RegistersSplit && p.m == 1 {
-        return decode_rt_split(rec, q, kv, out, params);
+        return decode_rt_split(rec, q, kv, out, params, int8);
     }
     if kernels.registers() {
         let group = p.n_heads / kv.n_kv_heads;
@@ -440,6 +460,7 @@ fn decode_rt_split(
     kv: &LayerKv,
     out: &wgpu::Buffer,
     params: Params,
+    int8: Option<&wgpu::Buffer>,
 ) -> Result<()> {
     let d = kv.head_dim;
     let group = params.n_heads / kv.n_kv_heads;
@@ -462,9 +483,27 @@ fn decode_rt_split(
     );
     rec.mark_position(std::mem::offset_of!(Params, pos0));
     let grid = workgroups(rec, (params.n_heads * d / 4).div_ceil(64));
-    let args = [part_arg, Arg::from(out)];
+    let k = (params.n_heads * d) as usize;
     // The reduce reads no position: nothing to mark.
-    rec.dispatch(&SHADER, "attend_reduce_rt", &consts, &params, &args, grid);
+    match int8.filter(|xq| k.is_multiple_of(UNIT) && xq.size() >= xq_bytes(k)) {
+        None => {
+            let args = [part_arg, Arg::from(out)];
+            rec.dispatch(&SHADER, "attend_reduce_rt", &consts, &params, &args, grid);
+        }
+        Some(xq) => {
+            distinct("attention int8", xq, &[q, &kv.k, &kv.v, out, &part])?;
+            let args = [part_arg, Arg::from(out), Arg::Range(xq, 0, xq_bytes(k))];
+            rec.dispatch(
+                &SHADER,
+                "attend_reduce_rt_q8",
+                &consts,
+                &params,
+                &args,
+                grid,
+            );
+            rec.set_quantized(out, k as u64, xq);
+        }
+    }
     Ok(())
 }
 

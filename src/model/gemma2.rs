@@ -105,7 +105,7 @@ impl Layer for Block {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens, .. } = step;
+        let Step { m, pos0, .. } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
         // Local layers see the sliding window; every layer's scores are soft-capped
         // (`Config::attn`).
@@ -115,7 +115,7 @@ impl Layer for Block {
         // Attention: q rotated in place, k rotated into the cache, v cached.
         model.qkv(rec, &self.qkv, [None; 3], step)?;
         rope::rope_kv(rec, s.qkv(m), kv, &rope)?;
-        model.attention_out(rec, l, &p, lens, &self.wo)?;
+        model.attention_out(rec, l, &p, step, &self.wo)?;
         let (post, next) = (c.norm(&self.post_attn_norm), c.norm(&self.ffn_norm));
         let xq = model.int8_out(rec.gpu(), step);
         norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h, xq)?;

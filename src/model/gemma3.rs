@@ -101,7 +101,7 @@ impl Layer for Block {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens, .. } = step;
+        let Step { m, pos0, .. } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
         // Local layers: their own RoPE base, unscaled, and the sliding window (`Config::rope`,
         // `Config::attn`).
@@ -112,7 +112,7 @@ impl Layer for Block {
         model.qkv(rec, &self.qkv, [None; 3], step)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &rope)?;
-        model.attention_out(rec, l, &p, lens, &self.wo)?;
+        model.attention_out(rec, l, &p, step, &self.wo)?;
         let (post, next) = (c.norm(&self.post_attn_norm), c.norm(&self.ffn_norm));
         let xq = model.int8_out(rec.gpu(), step);
         norm::rmsnorm_add_rmsnorm(rec, o, post, &s.x, next, &s.h, xq)?;

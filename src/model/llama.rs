@@ -154,13 +154,13 @@ impl<B: Bias> Layer for Block<B> {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens, .. } = step;
+        let Step { m, pos0, .. } = step;
         let (c, s) = (&model.cfg, &model.scratch);
 
         // Attention: q rotated, k (rotated) and v straight into the cache; x += Wo · attn,
         // s.h = ffn_norm(x).
         model.qkv_rope(rec, l, &self.qkv, self.bias.get(), step)?;
-        model.attention(rec, l, &c.attn(l as u32, m, pos0), lens)?;
+        model.attention(rec, l, &c.attn(l as u32, m, pos0), step)?;
         model.residual_norm(rec, &self.wo, &s.attn, c.norm(&self.ffn_norm), step)?;
 
         // Feed-forward (SwiGLU): x += Wdown · (silu(gate) ⊙ up), s.h = next_norm(x).

@@ -79,7 +79,7 @@ impl Layer for Block {
         step: Step,
         next_norm: &wgpu::Buffer,
     ) -> Result<()> {
-        let Step { m, pos0, lens, .. } = step;
+        let Step { m, pos0, .. } = step;
         let (c, s, kv) = (&model.cfg, &model.scratch, &model.kv[l]);
 
         // Attention: q and k normed per head and rotated (q in place, k into the cache), v cached;
@@ -87,7 +87,7 @@ impl Layer for Block {
         model.qkv(rec, &self.qkv, [None; 3], step)?;
         let (qn, kn) = (c.norm(&self.q_norm), c.norm(&self.k_norm));
         rope::rmsnorm_rope_kv(rec, s.qkv(m), kv, qn, kn, &model.rope(l as u32, pos0))?;
-        model.attention(rec, l, &c.attn(l as u32, m, pos0), lens)?;
+        model.attention(rec, l, &c.attn(l as u32, m, pos0), step)?;
         model.residual_norm(rec, &self.wo, &s.attn, c.norm(&self.ffn_norm), step)?;
 
         // Feed-forward (SwiGLU): x += Wdown · (silu(gate) ⊙ up), s.h = next_norm(x).

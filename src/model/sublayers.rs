@@ -46,30 +46,34 @@ impl Model {
     }
 
     /// `s.o = Wo · attn(q, cache)` for the `p.m` tokens of layer `l` (q in `s.q`, its keys and
-    /// values already in the cache); with `lens`, the last token's weights go to `s.lens`.
+    /// values already in the cache); with `step.lens`, the last token's weights go to `s.lens`.
     pub(crate) fn attention_out(
         &self,
         rec: &mut Recorder,
         l: usize,
         p: &AttnParams,
-        lens: bool,
+        step: Step,
         wo: &QMatrix,
     ) -> Result<()> {
-        self.attention(rec, l, p, lens)?;
+        self.attention(rec, l, p, step)?;
         matmul::linear(rec, wo, &self.scratch.attn, &self.scratch.o, p.m, None)
     }
 
-    /// `s.attn = attn(q, cache)` for the `p.m` tokens of layer `l` (the first half of `attention_out`).
+    /// `s.attn = attn(q, cache)` for the `p.m` tokens of layer `l` (the first half of
+    /// `attention_out`); in a pass of int8 matvecs (`step.int8`), also in int8 where the kernels
+    /// can; with `step.lens`, the last token's weights go to `s.lens`.
     pub(crate) fn attention(
         &self,
         rec: &mut Recorder,
         l: usize,
         p: &AttnParams,
-        lens: bool,
+        step: Step,
     ) -> Result<()> {
         let (s, kv) = (&self.scratch, &self.kv[l]);
-        attention::attention_with(rec, &s.q, kv, &s.attn, p, Some(self.attention_kernels))?;
-        if lens {
+        let k = Some(self.attention_kernels);
+        let xq = self.int8_out(rec.gpu(), step);
+        attention::attention_to(rec, &s.q, kv, &s.attn, p, k, xq)?;
+        if step.lens {
             attention::attention_probs_row(rec, &s.q, kv, &s.lens, p)?;
         }
         Ok(())

@@ -558,3 +558,58 @@ fn attention_timing() {
         }
     });
 }
+
+gpu_test! {
+    async fn split_decode_writes_int8_as_quantize_does() {
+        // In a pass of int8 matvecs SwiftShader's split decode quantizes its output in the merge
+        // (`attend_reduce_rt_q8`): the same f32 bits as without, the words `quantize` writes from
+        // them, and the quantize after it skipped. SmolLM2's and Gemma 3's heads, heads of 80
+        // (units across heads) and several workgroups; a row of 48 values (not whole units) is
+        // left to the quantize step.
+        use attend::kernels::attention::attention_to;
+        use attend::kernels::matvec_i8::{quantize, xq_bytes};
+        let gpu = gpu().await;
+        for (n, (d, n_heads, n_kv, pos0)) in
+            [(64u32, 9u32, 3u32, 40u32), (256, 4, 1, 9), (80, 4, 2, 70), (64, 36, 4, 5), (16, 3, 3, 12)]
+                .into_iter()
+                .enumerate()
+        {
+            let mut rng = Rng::new(90 + n as u64);
+            let total = (pos0 + 1) as usize;
+            let kv = LayerKv::with_precision(&gpu, (pos0 + 4).next_multiple_of(4), n_kv, d, KvPrecision::F16)
+                .unwrap();
+            let row = (n_kv * d) as usize;
+            kv_layout::fill(&gpu, &kv, &rng.normal(total * row, 1.0), &rng.normal(total * row, 1.0));
+            let k = (n_heads * d) as usize;
+            let q = gpu.upload("q", &rng.normal(k, 1.5)).unwrap();
+            let p = AttnParams { m: 1, pos0, n_heads, scale: 0.125, window: 0, softcap: 0.0 };
+            let split = Some(AttnKernels::RegistersSplit);
+            let whole = k.is_multiple_of(32);
+            // [plain, fused]
+            let outs: Vec<_> = (0..2).map(|_| gpu.storage("out", 4 * k as u64).unwrap()).collect();
+            let xqs: Vec<_> = (0..2).map(|_| gpu.storage("xq", xq_bytes(k.next_multiple_of(32))).unwrap()).collect();
+            let mut rec = gpu.recorder("int8 attention");
+            for fused in [false, true] {
+                let i = fused as usize;
+                let before = rec.dispatches;
+                let int8 = fused.then_some(xqs[1].raw());
+                attention_to(&mut rec, &q, &kv, &outs[i], &p, split, int8).unwrap();
+                if whole {
+                    quantize(&mut rec, &outs[i], k, &xqs[i]);
+                }
+                let quantized = whole && !fused;
+                assert_eq!(rec.dispatches - before, 2 + quantized as u32, "case {n} fused {fused}");
+            }
+            rec.submit();
+            let a: Vec<u32> = gpu.read(&outs[0], 0, k).await.unwrap();
+            let b: Vec<u32> = gpu.read(&outs[1], 0, k).await.unwrap();
+            assert!(a == b, "case {n}: the fused merge's output differs");
+            if whole {
+                let words = xq_bytes(k) as usize / 4;
+                let a: Vec<u32> = gpu.read(&xqs[0], 0, words).await.unwrap();
+                let b: Vec<u32> = gpu.read(&xqs[1], 0, words).await.unwrap();
+                assert!(a == b, "case {n}: the fused merge's int8 words differ from quantize's");
+            }
+        }
+    }
+}
