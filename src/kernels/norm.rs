@@ -94,12 +94,15 @@ fn dispatch(
 ) -> Result<()> {
     let vw = workgroup_for(x.cols);
     let wg = invocations(rec, what, vw, wg)?;
-    let mut bufs = bufs.to_vec();
-    let entry = match int8 {
-        None => what.to_string(),
+    // The plain norm binds `bufs` as they are; only the `_q8` entry builds a longer list.
+    let (q8_entry, mut q8_bufs);
+    let (entry, bufs) = match int8 {
+        None => (what, bufs),
         Some((_, xq)) => {
-            bufs.push(int8_arg(what, x, xq, &bufs)?);
-            format!("{what}_q8")
+            q8_bufs = bufs.to_vec();
+            q8_bufs.push(int8_arg(what, x, xq, bufs)?);
+            q8_entry = format!("{what}_q8");
+            (q8_entry.as_str(), q8_bufs.as_slice())
         }
     };
     let params = Params {
@@ -110,7 +113,7 @@ fn dispatch(
     };
     let wgs = grid(x.rows, rec.gpu().caps().max_workgroups_per_dim);
     let consts = [("WG", wg as f64), ("VW", vw as f64)];
-    rec.dispatch(&RMSNORM, &entry, &consts, &params, &bufs, wgs);
+    rec.dispatch(&RMSNORM, entry, &consts, &params, bufs, wgs);
     if let Some((out, xq)) = int8 {
         rec.set_quantized(out, x.rows as u64 * x.cols as u64, xq);
     }
