@@ -463,7 +463,7 @@ impl Engine {
         // creation and the passes only wait for it: there the fewest tokens that still take the
         // prefill kernels (a 32-token pass was ~2.5 s of SwiftShader's prefill).
         let run_n = if cfg!(target_arch = "wasm32") {
-            n.min(crate::kernels::matmul::MATVEC_MAX_M as usize + 1)
+            n.min(crate::kernels::linear::MATVEC_MAX_M as usize + 1)
         } else {
             n
         };

@@ -145,7 +145,7 @@ pub const X_UNIFORM_BYTES: u64 = 64 * 1024;
 
 /// `y[t, r] = Σ_j W[r, j] · x[t, j] (+ bias[r])` for `m` tokens; `x` is f32 `[m, k]`, `y` f32
 /// `[m, n]`, `bias` f32 `[n]`. Best for small `m` (each group of 4 tokens streams W once); see
-/// [`linear`](super::matmul::linear) for the automatic choice.
+/// [`linear`](super::linear::linear) for the automatic choice.
 pub fn matvec(
     rec: &mut Recorder,
     w: &QMatrix,

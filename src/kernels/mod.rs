@@ -11,6 +11,7 @@ pub mod attention;
 pub mod bandwidth;
 pub mod elementwise;
 pub mod embedding;
+pub mod linear;
 pub mod matmul;
 pub mod matvec;
 pub mod matvec_i8;

@@ -12,7 +12,7 @@ use crate::kernels::elementwise::Glu;
 use crate::kernels::matvec::{fold_fits, takes_int8, Fold};
 use crate::kernels::norm::{self, Norm};
 use crate::kernels::rope;
-use crate::kernels::{matmul, Act};
+use crate::kernels::{linear, Act};
 use crate::weights::QMatrix;
 use crate::Result;
 
@@ -114,7 +114,7 @@ impl Model {
                 let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
                 let store = rope.store(table, kv);
                 let f = self.fold_in(true);
-                return matmul::linear_qkv_rope(rec, w, &s.h, &s.q, rows, f, store);
+                return linear::linear_qkv_rope(rec, w, &s.h, &s.q, rows, f, store);
             }
         }
         self.qkv(rec, qkv, bias, step)?;
@@ -164,9 +164,9 @@ impl Model {
                 resid: &s.x,
                 gain: norm.weight,
             };
-            return matmul::linear_fold(rec, w, a, &s.h, 1, None, f);
+            return linear::linear_fold(rec, w, a, &s.h, 1, None, f);
         }
-        matmul::linear(rec, w, a, &s.o, step.m, None)?;
+        linear::linear(rec, w, a, &s.o, step.m, None)?;
         let x = Act::new(&s.x, step.m, self.cfg.d_model);
         let xq = self.int8_out(rec.gpu(), step);
         norm::add_rmsnorm(rec, x, &s.o, norm, &s.h, xq)

@@ -38,7 +38,7 @@ use crate::gpu::{Buffer, Gpu, Plan, Recorder};
 use crate::kernels::attention::{self, AttnKernels, KvPrecision, LayerKv};
 use crate::kernels::matvec::Fold;
 use crate::kernels::rope::RopeParams;
-use crate::kernels::{argmax, elementwise, embedding, matmul, norm, topk, Act};
+use crate::kernels::{argmax, elementwise, embedding, linear, norm, topk, Act};
 use crate::weights::QMatrix;
 use crate::{Error, Result};
 pub use scratch::Scratch;
@@ -421,7 +421,7 @@ impl Model {
     fn head(&self, rec: &mut Recorder, x: &wgpu::Buffer, rows: u32, fold: Fold) -> Result<()> {
         let (w, s) = (&self.weights, &self.scratch);
         let output = w.output.as_ref().unwrap_or(&w.token_embd);
-        matmul::linear_fold(rec, output, x, &s.logits, rows, None, fold)?;
+        linear::linear_fold(rec, output, x, &s.logits, rows, None, fold)?;
         let cap = self.cfg.final_softcap;
         if cap > 0.0 {
             elementwise::softcap(rec, &s.logits, rows * self.cfg.vocab, cap)?;
@@ -500,7 +500,7 @@ impl Model {
         tune(gpu, head, &s.h, &s.logits, MatvecUse::Plain, measure).await?;
         // Prefill chunks (longer than matvec takes) of the block matrices.
         let tokens = s.batch.min(32);
-        if tokens > crate::kernels::matmul::MATVEC_MAX_M {
+        if tokens > crate::kernels::linear::MATVEC_MAX_M {
             for m in w.blocks.iter().flat_map(|b| b.matrices()) {
                 let fits = |b: &&crate::gpu::Buffer, n: usize| {
                     b.size() >= (tokens as usize * n * 4) as u64

@@ -8,7 +8,7 @@ use super::{Model, Step};
 use crate::gpu::Recorder;
 use crate::kernels::attention::{self, AttnParams};
 use crate::kernels::elementwise;
-use crate::kernels::matmul;
+use crate::kernels::linear;
 use crate::kernels::matvec::Fold;
 use crate::weights::QMatrix;
 use crate::Result;
@@ -30,17 +30,17 @@ impl Model {
             Qkv::Fused(w) => {
                 // Stacked weights come without biases (see `Weights::fusions`).
                 let rows = [c.q_dim(), c.kv_dim(), c.kv_dim()];
-                matmul::linear_split_fold(rec, w, &s.h, outs, rows, m, None, f)
+                linear::linear_split_fold(rec, w, &s.h, outs, rows, m, None, f)
             }
             Qkv::QkFused { qk, v } => {
                 let rows = [c.q_dim(), c.kv_dim(), 0];
-                matmul::linear_split_fold(rec, qk, &s.h, outs, rows, m, None, f)?;
-                matmul::linear_fold(rec, v, &s.h, &s.v, m, bias[2], f)
+                linear::linear_split_fold(rec, qk, &s.h, outs, rows, m, None, f)?;
+                linear::linear_fold(rec, v, &s.h, &s.v, m, bias[2], f)
             }
             Qkv::Split { q, k, v } => {
-                matmul::linear_fold(rec, q, &s.h, &s.q, m, bias[0], f)?;
-                matmul::linear_fold(rec, k, &s.h, &s.k, m, bias[1], f)?;
-                matmul::linear_fold(rec, v, &s.h, &s.v, m, bias[2], f)
+                linear::linear_fold(rec, q, &s.h, &s.q, m, bias[0], f)?;
+                linear::linear_fold(rec, k, &s.h, &s.k, m, bias[1], f)?;
+                linear::linear_fold(rec, v, &s.h, &s.v, m, bias[2], f)
             }
         }
     }
@@ -56,7 +56,7 @@ impl Model {
         wo: &QMatrix,
     ) -> Result<()> {
         self.attention(rec, l, p, step)?;
-        matmul::linear(rec, wo, &self.scratch.attn, &self.scratch.o, p.m, None)
+        linear::linear(rec, wo, &self.scratch.attn, &self.scratch.o, p.m, None)
     }
 
     /// `s.attn = attn(q, cache)` for the `p.m` tokens of layer `l` (the first half of
@@ -90,7 +90,7 @@ impl Model {
     ) -> Result<()> {
         self.glu(rec, gate_up, glu, m, Fold::None)?;
         let s = &self.scratch;
-        matmul::linear(rec, w_down, &s.act, &s.o, m, None)
+        linear::linear(rec, w_down, &s.act, &s.o, m, None)
     }
 
     /// `s.act = act(gate · s.h) ⊙ (up · s.h)` for `m` tokens (the GLU half of a feed-forward),
@@ -105,10 +105,10 @@ impl Model {
     ) -> Result<()> {
         let s = &self.scratch;
         match gate_up {
-            GateUp::Fused(w) => matmul::linear_glu_fold(rec, w, glu, &s.h, &s.gate, &s.act, m, f),
+            GateUp::Fused(w) => linear::linear_glu_fold(rec, w, glu, &s.h, &s.gate, &s.act, m, f),
             GateUp::Split { gate, up } => {
-                matmul::linear_fold(rec, gate, &s.h, &s.gate, m, None, f)?;
-                matmul::linear_fold(rec, up, &s.h, &s.up, m, None, f)?;
+                linear::linear_fold(rec, gate, &s.h, &s.gate, m, None, f)?;
+                linear::linear_fold(rec, up, &s.h, &s.up, m, None, f)?;
                 let n = m * self.cfg.ffn_dim;
                 match glu {
                     elementwise::Glu::Silu => elementwise::swiglu(rec, &s.gate, &s.up, &s.act, n),

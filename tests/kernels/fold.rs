@@ -10,7 +10,7 @@ use crate::blocks::{dequant, random_weights};
 use crate::common::*;
 use crate::matvec::{check, per_format, reference, upload_weights, REL};
 use attend::kernels::elementwise::Glu;
-use attend::kernels::matmul::{linear_fold, linear_glu_fold, linear_split_fold};
+use attend::kernels::linear::{linear_fold, linear_glu_fold, linear_split_fold};
 use attend::kernels::matvec::{Fold, MatvecShape, NORM_SSQ};
 use attend::kernels::norm::rmsnorm_fold;
 use attend::quant::GgmlType;
@@ -265,7 +265,7 @@ gpu_test! {
 /// factors, a position past 4096 (the hi/lo split of the angle), reading a folded norm or not.
 async fn rope_store_format(ty: GgmlType) {
     use attend::kernels::attention::{KvPrecision, LayerKv};
-    use attend::kernels::matmul::{linear_qkv_rope, linear_split_fold};
+    use attend::kernels::linear::{linear_qkv_rope, linear_split_fold};
     use attend::kernels::rope::{rope_kv, QkvActs, RopeParams};
     let gpu = gpu().await;
     let (heads, kv_heads, hd, cap) = (4u32, 2u32, 32u32, 4200u32);

@@ -4,7 +4,8 @@
 use crate::blocks::ks;
 use crate::common::*;
 use crate::matvec::{per_format, run_linear, variant_runs, X_ACTIVATION};
-use attend::kernels::matmul::{default_shape_for, linear, matmul, matmul_with_shape, MatmulShape};
+use attend::kernels::linear::linear;
+use attend::kernels::matmul::{default_shape_for, matmul, matmul_with_shape, MatmulShape};
 use attend::quant::GgmlType;
 
 /// m and n not multiples of the 32×32 tile, k from one block up, and a split matrix.

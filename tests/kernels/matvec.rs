@@ -461,7 +461,7 @@ gpu_test! {
 /// through the product (the activations' slopes are below 1.2).
 async fn glu_format(ty: GgmlType) {
     use attend::kernels::elementwise::Glu;
-    use attend::kernels::matmul::linear_glu;
+    use attend::kernels::linear::linear_glu;
     let gpu = gpu().await;
     let k = ks(ty)[1];
     let f = 68; // whole row groups, not a multiple of the 64-row workgroup tiles
@@ -542,7 +542,7 @@ per_format!(#[cfg(not(target_arch = "wasm32"))] glu_format:
 /// A stacked `[a; b; c]` weight written to three outputs (Q, K and V from one pass), by matvec
 /// (1..8 tokens) and matmul (prefill), with stacked biases, against three separate references.
 async fn split_format(ty: GgmlType) {
-    use attend::kernels::matmul::linear_split;
+    use attend::kernels::linear::linear_split;
     let gpu = gpu().await;
     let k = ks(ty)[1];
     // Three-way stacks, then two-way ones ([q; k] with V apart: the third output stays untouched).

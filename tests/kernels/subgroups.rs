@@ -13,7 +13,8 @@ use crate::blocks::{dequant, random_weights};
 use crate::common::*;
 use crate::matvec::{check, reference, upload_weights};
 use attend::kernels::elementwise::Glu;
-use attend::kernels::matmul::{linear_glu, matmul_with_shape, MatmulShape};
+use attend::kernels::linear::linear_glu;
+use attend::kernels::matmul::{matmul_with_shape, MatmulShape};
 use attend::kernels::matvec::{matvec_with_shape, MatvecShape};
 
 /// One kernel run with subgroup loads off (`sg` 0), on (1) or on with the wide weight loads (2):
