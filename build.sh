@@ -92,11 +92,14 @@ run_tests() {
     export CARGO_INCREMENTAL=0
     need_system
     need_rust
-    step "cargo fmt --check; clippy -D warnings (native, all targets; wasm32: library and browser tests)"
+    step "cargo fmt --check; clippy -D warnings (native, all targets; wasm32: library and browser tests); cargo doc -D warnings"
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
     cargo clippy --target wasm32-unknown-unknown --test kernels --test wasm_engine --test wasm_models --test wasm_limits --test wasm_attention -- -D warnings
+    # The API docs' links resolve (native and wasm32 builds document different items).
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --target wasm32-unknown-unknown
     need_wasm_bindgen
     need_binaryen
     step "test models and tokenizer vectors (cached in $ATTEND_CACHE)"

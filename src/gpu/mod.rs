@@ -217,7 +217,7 @@ pub struct Gpu {
     /// Whether the matvec and the register-tiled matmul share activation loads through
     /// subgroups (see [`Gpu::subgroup_loads`]).
     subgroup_loads: std::sync::atomic::AtomicBool,
-    /// Whether the subgroup kernels read the weights as vec4<u64> (see [`Gpu::wide_loads`]).
+    /// Whether the subgroup kernels read the weights as `vec4<u64>` (see [`Gpu::wide_loads`]).
     wide_loads: std::sync::atomic::AtomicBool,
 }
 
@@ -399,10 +399,10 @@ impl Gpu {
         cfg!(not(target_arch = "wasm32")) && self.subgroup_loads.load(Ordering::Relaxed)
     }
 
-    /// Whether the subgroup kernels read the weights as vec4<u64> (`shaders/quant_load64.wgsl`):
+    /// Whether the subgroup kernels read the weights as `vec4<u64>` (`shaders/quant_load64.wgsl`):
     /// natively, where the device has `shader-int64` (requested with the subgroups), unless
-    /// `ATTEND_WIDE_LOADS=0`. The same words as vec4<u32> loads, so the same bits; on CPU adapters
-    /// one such load costs about what a vec4<u32> does and reads twice the bytes.
+    /// `ATTEND_WIDE_LOADS=0`. The same words as `vec4<u32>` loads, so the same bits; on CPU adapters
+    /// one such load costs about what a `vec4<u32>` does and reads twice the bytes.
     #[inline]
     pub fn wide_loads(&self) -> bool {
         self.subgroup_loads() && self.wide_loads.load(Ordering::Relaxed)

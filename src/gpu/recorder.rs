@@ -204,7 +204,7 @@ impl<'g> Recorder<'g> {
     }
 
     /// Say that the `u32` at byte `field` of the last dispatch's parameters is a position (the
-    /// pass's position plus a constant): a replayed [`Plan`] rewrites it. Kernels whose
+    /// pass's position plus a constant): a replayed [`Plan`](super::Plan) rewrites it. Kernels whose
     /// parameters depend on the position call this after every dispatch.
     pub fn mark_position(&mut self, field: usize) {
         let (Some(cap), Some((chunk, offset))) = (&mut self.capture, self.last_params) else {

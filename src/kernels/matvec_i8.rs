@@ -72,7 +72,7 @@ fn forced() -> Option<bool> {
 /// the default yet: what moves that token in the page was not found.
 static PREFILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Turn int8 prefill on or off for this process (see [`PREFILL`]).
+/// Turn int8 prefill on or off for this process (see `PREFILL`).
 pub fn prefill(on: bool) {
     PREFILL.store(on, std::sync::atomic::Ordering::Relaxed);
 }

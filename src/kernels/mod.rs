@@ -1,5 +1,5 @@
 //! One file per kernel family: each binds and dispatches the matching `shaders/*.wgsl`.
-//! Kernels only record into a [`Recorder`](crate::gpu::Recorder); they never submit or wait.
+//! Kernels only record into a [`Recorder`]; they never submit or wait.
 //!
 //! Conventions shared by every kernel: activations are f32, row-major, contiguous; a kernel's
 //! uniform parameters sit at `@binding(0)` and its storage buffers at `@binding(1..)` in the order
@@ -23,7 +23,7 @@ pub mod tuned;
 // Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
 
 /// An f32 activation: `buf` read as `rows × cols`, row-major and contiguous. Kernels check its
-/// shape in one place ([`Act::elems`], and [`Act::bind`] that the buffer holds it).
+/// shape in one place (`Act::elems`, and `Act::bind` that the buffer holds it).
 #[derive(Clone, Copy, Debug)]
 pub struct Act<'a> {
     pub buf: &'a wgpu::Buffer,

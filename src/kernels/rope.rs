@@ -90,7 +90,7 @@ impl RopeParams<'_> {
     }
 
     /// Whether a stacked Q/K/V matvec can rotate in its store ([`RopeStore`]): llama's adjacent
-    /// pairs, heads of whole groups of 4 dims, and [`check`](Self::check)'s limits for one token.
+    /// pairs, heads of whole groups of 4 dims, and `check`'s limits for one token.
     pub fn storable(&self, kv: &LayerKv) -> bool {
         !self.neox && kv.head_dim.is_multiple_of(4) && self.check("rope", 1, kv).is_ok()
     }

@@ -53,7 +53,7 @@ pub struct Step {
     /// The norms between the block's matvecs are folded into them (see `fold.rs`).
     pub fold: bool,
     /// The pre-norms write their output in int8 too, for the int8 matvecs after them (see
-    /// [`Model::int8_out`]).
+    /// `Model::int8_out`).
     pub int8: bool,
 }
 

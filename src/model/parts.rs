@@ -148,7 +148,7 @@ pub enum Tensor {
     },
     /// `attn_q`, `attn_k`, `attn_v` (d_model → Q, Kv, Kv): one stacked matrix, or q and k
     /// stacked, where the file allows. With `bias`, also their `.bias` vectors, and never
-    /// stacked (stacked matrices are applied without biases, see [`Model::qkv`]).
+    /// stacked (stacked matrices are applied without biases, see `Model::qkv`).
     Qkv { bias: bool },
     /// `ffn_gate`, `ffn_up` (d_model → ffn): one stacked matrix where the file allows.
     GateUp,

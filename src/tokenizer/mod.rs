@@ -1,7 +1,7 @@
 //! Tokenizers built from GGUF metadata, matching llama.cpp's `llama-vocab.cpp` token for token.
 //!
 //! - `tokenizer.ggml.model = gpt2`: byte-level BPE with merge ranks, pre-tokenized by the regexes
-//!   `tokenizer.ggml.pre` names ([`pretokenize`]); `gemma4`: the same BPE on raw UTF-8 with `▁`.
+//!   `tokenizer.ggml.pre` names (`pretokenize`); `gemma4`: the same BPE on raw UTF-8 with `▁`.
 //! - `tokenizer.ggml.model = llama`: SentencePiece-style BPE over scores with `<0xXX>` byte fallback.
 //!
 //! Special tokens (control, user-defined, unknown) are cut out of the text first, longest first, as
@@ -9,7 +9,7 @@
 //! `parse_special`. End-of-generation ids are found by token text like llama.cpp does.
 //!
 //! This is an own compact implementation rather than the `tokenizers` crate: the pre-tokenizer
-//! regexes run on a ~350-line backtracking engine ([`regex`]) with llama.cpp's own Unicode category
+//! regexes run on a ~350-line backtracking engine (`regex`) with llama.cpp's own Unicode category
 //! table (~9 KB), so the wasm bundle stays small and classification agrees with llama.cpp exactly.
 
 mod bpe;
