@@ -102,13 +102,9 @@ pub fn linear_fold(
     check_fold(rec, w, x, y, m, fold, bias.is_none())?;
     if by_matvec(rec, w, m) {
         let io = Io {
-            x,
-            y,
-            m,
             bias,
-            split: None,
             fold,
-            rope: None,
+            ..Io::new(x, y, m)
         };
         super::matvec::matvec_io(rec, w, io, None);
     } else {
@@ -166,13 +162,8 @@ pub fn linear_glu_fold(
     check_fold(rec, w, x, out, m, fold, false)?;
     if by_matvec(rec, w, m) {
         let io = Io {
-            x,
-            y: out,
-            m,
-            bias: None,
-            split: None,
             fold,
-            rope: None,
+            ..Io::new(x, out, m)
         };
         super::matvec::matvec_io(rec, w, io, Some(glu));
         Ok(())
@@ -249,13 +240,10 @@ pub fn linear_split_fold(
     check_fold(rec, w, x, outs[0], m, fold, false)?;
     if by_matvec(rec, w, m) {
         let io = Io {
-            x,
-            y: outs[0],
-            m,
             bias,
             split: Some(split),
             fold,
-            rope: None,
+            ..Io::new(x, outs[0], m)
         };
         super::matvec::matvec_io(rec, w, io, None);
     } else {
@@ -310,13 +298,10 @@ pub fn linear_qkv_rope(
         n2: rows[1],
     };
     let io = Io {
-        x,
-        y: q,
-        m: 1,
-        bias: None,
         split: Some(split),
         fold,
         rope: Some(rope),
+        ..Io::new(x, q, 1)
     };
     super::matvec::matvec_io(rec, w, io, None);
     Ok(())

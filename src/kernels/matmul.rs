@@ -3,7 +3,7 @@
 //! (`shaders/matmul.wgsl`), or register-tiled on CPU adapters. [`linear`](super::linear::linear)
 //! picks matvec or matmul from the token count.
 
-use super::matvec::{sg_shader, weight_args, Fold, Io, Split, SHADER, X_UNIFORM_BYTES};
+use super::matvec::{sg_shader, weight_args, Io, Split, SHADER, X_UNIFORM_BYTES};
 use crate::gpu::{grid, Arg, Recorder};
 use crate::weights::{Layout, QMatrix};
 
@@ -51,13 +51,9 @@ pub fn matmul_split(
 ) {
     let shape = w.matmul_shape().unwrap_or_else(|| default_shape(rec.gpu()));
     let io = Io {
-        x,
-        y,
-        m,
         bias,
         split,
-        fold: Fold::None,
-        rope: None,
+        ..Io::new(x, y, m)
     };
     if m > 0 && int8_prefill(rec, w) {
         return super::matvec_i8::matmul(rec, w, io);
@@ -129,13 +125,9 @@ pub fn matmul_with_shape(
 ) {
     let split = None;
     let io = Io {
-        x,
-        y,
-        m,
         bias,
         split,
-        fold: Fold::None,
-        rope: None,
+        ..Io::new(x, y, m)
     };
     matmul_io(rec, w, io, shape)
 }

@@ -125,6 +125,22 @@ pub struct Io<'a> {
     pub rope: Option<RopeStore<'a>>,
 }
 
+impl<'a> Io<'a> {
+    /// `y` from `x` for `m` tokens: no bias, split, folded norm or RoPE (add them with
+    /// `Io { bias, ..Io::new(x, y, m) }`).
+    pub fn new(x: &'a wgpu::Buffer, y: &'a wgpu::Buffer, m: u32) -> Io<'a> {
+        Io {
+            x,
+            y,
+            m,
+            bias: None,
+            split: None,
+            fold: Fold::None,
+            rope: None,
+        }
+    }
+}
+
 /// How a matvec spreads over the adapter: invocations per workgroup, invocations per row group
 /// of 4 rows, and whether the activations may be read from a uniform buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -218,13 +234,8 @@ pub fn matvec_with_shape(
     shape: MatvecShape,
 ) {
     let io = Io {
-        x,
-        y,
-        m,
         bias,
-        split: None,
-        fold: Fold::None,
-        rope: None,
+        ..Io::new(x, y, m)
     };
     dispatch(rec, w, io, shape, None)
 }
@@ -242,13 +253,9 @@ pub fn matvec_split(
     let shape = shape_for(rec.gpu(), w);
     let split = Some(split);
     let io = Io {
-        x,
-        y,
-        m,
         bias,
         split,
-        fold: Fold::None,
-        rope: None,
+        ..Io::new(x, y, m)
     };
     dispatch(rec, w, io, shape, None)
 }
@@ -277,15 +284,7 @@ pub fn matvec_glu(
     glu: Glu,
 ) {
     let shape = shape_for(rec.gpu(), w);
-    let io = Io {
-        x,
-        y: out,
-        m,
-        bias: None,
-        split: None,
-        fold: Fold::None,
-        rope: None,
-    };
+    let io = Io::new(x, out, m);
     dispatch(rec, w, io, shape, Some(glu))
 }
 
@@ -505,13 +504,8 @@ pub async fn tune(
     let class = super::tuned::class("matvec", w, &format!("use {kind}"));
     let best = super::tuned::pick(gpu, &class, candidates, measure, y, |rec, shape| {
         let io = Io {
-            x,
-            y,
-            m: 1,
-            bias: None,
             split,
-            fold: Fold::None,
-            rope: None,
+            ..Io::new(x, y, 1)
         };
         dispatch(rec, w, io, shape, glu)
     })
