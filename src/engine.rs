@@ -449,7 +449,8 @@ impl Engine {
             .min(self.model.context - 1)
             .max(1) as usize;
         // Every pipeline of a prefill chunk and of a greedy decode step, created together up
-        // front: in parallel natively, where drivers compile at creation.
+        // front: in parallel natively, where drivers compile at creation, and in a browser with
+        // `createComputePipelineAsync`.
         let mut wanted = crate::gpu::Recorder::collect(&self.gpu, "warmup");
         for (m, pos) in [(n as u32, 0), (1, n as u32)] {
             self.model.forward(&mut wanted, m, pos, Logits::Last)?;
@@ -457,7 +458,8 @@ impl Engine {
         self.model.tail(&mut wanted, Tail::Greedy)?;
         self.gpu
             .pipelines
-            .create_all(&self.gpu.device, &wanted.into_wanted());
+            .create_all(&self.gpu.device, &wanted.into_wanted())
+            .await;
         // Natively the passes compile the pipelines (lavapipe compiles at a pipeline's first
         // dispatch), so the prefill pass is a whole chunk. A browser's GPU process compiles at
         // creation and the passes only wait for it: there the fewest tokens that still take the
@@ -478,15 +480,15 @@ impl Engine {
         let index = self.run(Input::OnGpu, run_n as u32, Logits::Last, Tail::Greedy, next)?;
         self.read_next(0, index).await?;
         self.cached.clear();
-        // The sampling kernels only after the greedy passes: a browser's creation returns at once
-        // and its GPU process compiles them in order, so the engine is ready while SwiftShader
+        // The sampling kernels only after the greedy passes, and unwaited: a browser's creation
+        // returns at once and its GPU process compiles them in order, so the engine is ready while SwiftShader
         // still compiles them (~2 s, the two GPU top-k kernels), which the chat page's greedy
         // answers never need; a sampled request sent sooner waits for them there.
         let mut sampling = crate::gpu::Recorder::collect(&self.gpu, "warmup");
         self.model.tail(&mut sampling, Tail::Candidates)?;
         self.gpu
             .pipelines
-            .create_all(&self.gpu.device, &sampling.into_wanted());
+            .create_all_unwaited(&self.gpu.device, &sampling.into_wanted());
         self.compile = CompileStats {
             seconds: now_s() - t0,
             pipelines: self.gpu.pipelines.len(),

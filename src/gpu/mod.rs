@@ -4,9 +4,12 @@
 //! owns the pipeline cache and the buffer pool. Kernels never submit
 //! on their own: they record into a [`Recorder`], one command encoder per forward pass.
 
+pub mod layout;
 mod pipeline;
 mod plan;
 mod pool;
+#[cfg(target_arch = "wasm32")]
+mod prewarm;
 mod profile;
 mod recorder;
 

@@ -1,6 +1,7 @@
 //! Compiled pipelines, cached by shader + entry point + override constants, so each variant is
 //! compiled once per device (pipeline creation is slow on software adapters and in browsers).
 
+use super::layout;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -60,12 +61,23 @@ fn key_matches(key: &Key, shader: &'static str, entry: &str, constants: &[(&str,
             .all(|((k, v), (k2, v2))| k == k2 && *v == v2.to_bits())
 }
 
+/// A pipeline to create: shader, entry point, constants, key hash.
+type Missing<'a> = (Shader, &'a str, Vec<(&'a str, f64)>, u64);
+
 /// The pipelines whose keys share one hash.
 type Bucket = Vec<(Key, Arc<wgpu::ComputePipeline>)>;
+
+/// A (shader, entry point)'s bindings as its WGSL declares them, or why they could not be read.
+type Bindings = Result<Vec<(u32, layout::Kind)>, String>;
 
 #[derive(Default)]
 pub struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    /// Each module's top level, read once.
+    parsed: Mutex<HashMap<&'static str, Arc<Result<layout::Module, String>>>>,
+    /// Explicit layouts by shader and entry point (None: the WGSL could not be read, so the
+    /// pipeline takes an automatic layout).
+    layouts: Mutex<HashMap<(&'static str, String), Option<wgpu::PipelineLayout>>>,
     pipelines: Mutex<HashMap<u64, Bucket>>,
     /// Seconds spent creating modules and pipelines (what `compile_s` is made of, beside tuning).
     create_s: Mutex<f64>,
@@ -104,10 +116,44 @@ impl PipelineCache {
             .map(|(_, p)| p.clone())
     }
 
-    /// Create every pipeline of `wanted` that is missing; natively on as many threads as there
-    /// are cores (compiling a pipeline is a slow, single-threaded LLVM job on software adapters).
-    pub(crate) fn create_all(&self, device: &wgpu::Device, wanted: &super::recorder::Wanted) {
-        type Missing<'a> = (Shader, &'a str, Vec<(&'a str, f64)>, u64);
+    /// Create every pipeline of `wanted` that is missing, and wait until they are compiled
+    /// where creation does not: natively on as many threads as there are cores (compiling a
+    /// pipeline is a slow, single-threaded LLVM job on software adapters), in a browser all
+    /// at once with `createComputePipelineAsync` (`prewarm.rs`) before wgpu creates them.
+    pub(crate) async fn create_all(&self, device: &wgpu::Device, wanted: &super::recorder::Wanted) {
+        let t0 = crate::engine::now_s();
+        let missing = self.missing(wanted);
+        #[cfg(target_arch = "wasm32")]
+        let compiled = {
+            let ahead: Vec<super::prewarm::Ahead> = missing
+                .iter()
+                .filter_map(|(shader, entry, constants, _)| {
+                    let bindings = self.bindings(shader, entry).ok()?;
+                    Some((shader, *entry, constants.as_slice(), bindings))
+                })
+                .collect();
+            super::prewarm::compile(device, &ahead).await
+        };
+        self.create_missing(device, &missing);
+        #[cfg(target_arch = "wasm32")]
+        drop(compiled);
+        *self.create_s.lock().unwrap() += crate::engine::now_s() - t0;
+    }
+
+    /// [`PipelineCache::create_all`] without waiting: in a browser the GPU process compiles them
+    /// one after another after this returns, and only a pass that uses one waits for it.
+    pub(crate) fn create_all_unwaited(
+        &self,
+        device: &wgpu::Device,
+        wanted: &super::recorder::Wanted,
+    ) {
+        let t0 = crate::engine::now_s();
+        self.create_missing(device, &self.missing(wanted));
+        *self.create_s.lock().unwrap() += crate::engine::now_s() - t0;
+    }
+
+    /// The pipelines of `wanted` not created yet, each once.
+    fn missing<'w>(&self, wanted: &'w super::recorder::Wanted) -> Vec<Missing<'w>> {
         let mut missing: Vec<Missing> = Vec::new();
         for (shader, entry, constants) in wanted {
             let constants: Vec<(&str, f64)> =
@@ -120,7 +166,10 @@ impl PipelineCache {
                 missing.push((*shader, entry, constants, hash));
             }
         }
-        let t0 = crate::engine::now_s();
+        missing
+    }
+
+    fn create_missing(&self, device: &wgpu::Device, missing: &[Missing]) {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -140,10 +189,58 @@ impl PipelineCache {
             });
         }
         #[cfg(target_arch = "wasm32")]
-        for (shader, entry, constants, hash) in &missing {
+        for (shader, entry, constants, hash) in missing {
             self.create(device, shader, entry, constants, *hash);
         }
-        *self.create_s.lock().unwrap() += crate::engine::now_s() - t0;
+    }
+
+    /// The bindings `entry` of `shader` uses, read from its WGSL.
+    pub(crate) fn bindings(&self, shader: &Shader, entry: &str) -> Bindings {
+        let parsed = self
+            .parsed
+            .lock()
+            .unwrap()
+            .entry(shader.name)
+            .or_insert_with(|| Arc::new(layout::Module::parse(shader.source)))
+            .clone();
+        match &*parsed {
+            Ok(module) => module.bindings(entry),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The explicit layout of `entry` (None, with a warning, where its WGSL could not be read).
+    fn layout(
+        &self,
+        device: &wgpu::Device,
+        shader: &Shader,
+        entry: &str,
+    ) -> Option<wgpu::PipelineLayout> {
+        let key = (shader.name, entry.to_string());
+        if let Some(l) = self.layouts.lock().unwrap().get(&key) {
+            return l.clone();
+        }
+        let made = match self.bindings(shader, entry) {
+            Ok(bindings) => {
+                let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(entry),
+                    entries: &layout::entries(&bindings),
+                });
+                Some(
+                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(entry),
+                        bind_group_layouts: &[Some(&group)],
+                        immediate_size: 0,
+                    }),
+                )
+            }
+            Err(e) => {
+                log::warn!("{}::{entry}: automatic layout ({e})", shader.name);
+                None
+            }
+        };
+        self.layouts.lock().unwrap().insert(key, made.clone());
+        made
     }
 
     fn create(
@@ -175,10 +272,11 @@ impl PipelineCache {
                 .clone()
         };
         let label = format!("{}::{}", shader.name, entry);
+        let layout = self.layout(device, shader, entry);
         let pipeline = Arc::new(
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
-                layout: None,
+                layout: layout.as_ref(),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {

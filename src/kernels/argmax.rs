@@ -11,7 +11,7 @@ use super::{count, distinct, words};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::Result;
 
-static SHADER: Shader = crate::include_shader!("argmax");
+pub(crate) static SHADER: Shader = crate::include_shader!("argmax");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -51,7 +51,7 @@ use crate::weights::UNIT;
 use crate::{Error, Result};
 use bytemuck::Zeroable as _;
 
-static SHADER: Shader = crate::include_shader!("attention": "quant_x8", "attention", "attention_decode", "attention_rt");
+pub(crate) static SHADER: Shader = crate::include_shader!("attention": "quant_x8", "attention", "attention_decode", "attention_rt");
 
 /// Keys per decode workgroup (`CHUNK` in the shader).
 const DECODE_CHUNK: u32 = 64;

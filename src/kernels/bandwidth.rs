@@ -7,9 +7,10 @@ use crate::engine::now_s;
 use crate::gpu::{grid, Arg, Gpu, Shader};
 use crate::Result;
 
-static SHADER: Shader = crate::include_shader!("bandwidth");
+pub(crate) static SHADER: Shader = crate::include_shader!("bandwidth");
 /// With the 32-byte read (`shaders/bandwidth64.wgsl`), where [`Gpu::wide_loads`] holds.
-static SHADER64: Shader = crate::include_shader!("bandwidth64": "bandwidth", "bandwidth64");
+pub(crate) static SHADER64: Shader =
+    crate::include_shader!("bandwidth64": "bandwidth", "bandwidth64");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -9,7 +9,7 @@ use super::{distinct, words};
 use crate::gpu::{grid, Arg, Recorder, Shader};
 use crate::Result;
 
-static SHADER: Shader = crate::include_shader!("elementwise");
+pub(crate) static SHADER: Shader = crate::include_shader!("elementwise");
 const WG: u32 = 256;
 
 #[repr(C)]

@@ -16,12 +16,12 @@ pub(crate) static SHADER: Shader = crate::include_shader!(
 );
 /// The same with the subgroup entry points of `shaders/matmul_sg.wgsl` (`matvec_sg`,
 /// `matmul_rt_sg`), for devices where [`Gpu::subgroup_loads`] holds.
-static SHADER_SG: Shader = crate::include_shader!(
+pub(crate) static SHADER_SG: Shader = crate::include_shader!(
     "matmul_sg": "quant", "packed_index", "quant_packed", "quant_load", "matvec", "matmul", "matmul_sg", "rope_angle"
 );
 /// The subgroup module with the weights read as vec4<u64> (`quant_load64.wgsl`), where
 /// [`Gpu::wide_loads`] holds.
-static SHADER_SG64: Shader = crate::include_shader!(
+pub(crate) static SHADER_SG64: Shader = crate::include_shader!(
     "matmul_sg64": "quant", "packed_index", "quant_packed", "quant_load64", "matvec", "matmul", "matmul_sg",
     "rope_angle"
 );

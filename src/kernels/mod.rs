@@ -20,6 +20,26 @@ pub mod rope;
 pub mod topk;
 pub mod tuned;
 
+/// Every shader module of the crate (a device creates those its kernels choose: the int8 module
+/// only with `dot4I8Packed`, the subgroup ones only with subgroups). For tests that check
+/// something of every module, their layouts for one.
+pub fn shaders() -> [&'static crate::gpu::Shader; 12] {
+    [
+        &argmax::SHADER,
+        &attention::SHADER,
+        &bandwidth::SHADER,
+        &bandwidth::SHADER64,
+        &elementwise::SHADER,
+        &matvec::SHADER,
+        &matvec::SHADER_SG,
+        &matvec::SHADER_SG64,
+        &matvec_i8::SHADER,
+        &norm::RMSNORM,
+        &rope::SHADER,
+        &topk::SHADER,
+    ]
+}
+
 // Argument checks shared by the kernels: bad shapes become errors, never GPU validation panics.
 
 /// An f32 activation: `buf` read as `rows × cols`, row-major and contiguous. Kernels check its

@@ -9,7 +9,7 @@ use crate::gpu::{grid, Arg, Recorder, Shader};
 use crate::weights::UNIT;
 use crate::{Error, Result};
 
-static RMSNORM: Shader = crate::include_shader!("rmsnorm": "quant_x8", "rmsnorm");
+pub(crate) static RMSNORM: Shader = crate::include_shader!("rmsnorm": "quant_x8", "rmsnorm");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

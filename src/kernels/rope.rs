@@ -12,7 +12,7 @@ use super::{count, distinct, Act};
 use crate::gpu::{grid, Recorder, Shader};
 use crate::{Error, Result};
 
-static SHADER: Shader = crate::include_shader!("rope": "rope", "rope_angle");
+pub(crate) static SHADER: Shader = crate::include_shader!("rope": "rope", "rope_angle");
 const WG: u32 = 256;
 /// Pairs the uniform frequency table holds (rot_dims up to 512).
 const MAX_PAIRS: usize = 256;

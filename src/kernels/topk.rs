@@ -14,7 +14,7 @@ use crate::gpu::{Recorder, Shader};
 use crate::sampler::Candidates;
 use crate::{Error, Result};
 
-static SHADER: Shader = crate::include_shader!("topk");
+pub(crate) static SHADER: Shader = crate::include_shader!("topk");
 
 /// Candidates kept (sorted) per row.
 pub const K: usize = 64;

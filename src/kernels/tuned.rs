@@ -106,7 +106,9 @@ async fn fastest<S: Copy + std::fmt::Debug>(
     for &shape in &candidates {
         run(&mut wanted, shape);
     }
-    gpu.pipelines.create_all(&gpu.device, &wanted.into_wanted());
+    gpu.pipelines
+        .create_all(&gpu.device, &wanted.into_wanted())
+        .await;
     let mut best: Option<(f64, S)> = None;
     let reps = 3;
     let log = std::env::var_os("ATTEND_TUNE_LOG").is_some();

@@ -89,3 +89,59 @@ gpu_test! {
         assert!(gpu.take_profile().await.unwrap().is_empty());
     }
 }
+
+// Pipelines take explicit layouts read from their WGSL (`attend::gpu::layout`), so that a browser
+// can compile them ahead of time (`src/gpu/prewarm.rs`). Each must be what the automatic layout
+// would hold: for every entry point of every module, the bindings and kinds naga (wgpu's shader
+// compiler, natively) finds the entry point using. No GPU needed; every kernel test, natively and
+// in Chromium, then creates its pipelines with these layouts and binds exactly what they say.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn explicit_layouts_are_what_naga_finds_used() {
+    use attend::gpu::layout::{Kind, Module};
+    use wgpu::naga;
+    let mut checked = 0;
+    for shader in attend::kernels::shaders() {
+        let module = Module::parse(shader.source).unwrap();
+        let ir = naga::front::wgsl::parse_str(shader.source)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&ir)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", shader.name));
+        let names: Vec<&str> = ir.entry_points.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(module.entries, names, "{}: entry points", shader.name);
+        for (i, ep) in ir.entry_points.iter().enumerate() {
+            let uses = info.get_entry_point(i);
+            let mut want: Vec<(u32, Kind)> = ir
+                .global_variables
+                .iter()
+                .filter(|&(h, _)| !uses[h].is_empty())
+                .filter_map(|(_, g)| {
+                    let b = g.binding.as_ref()?;
+                    assert_eq!(b.group, 0, "{}: group {}", shader.name, b.group);
+                    let kind = match g.space {
+                        naga::AddressSpace::Uniform => Kind::Uniform,
+                        naga::AddressSpace::Storage { access } => {
+                            if access.contains(naga::StorageAccess::STORE) {
+                                Kind::ReadWrite
+                            } else {
+                                Kind::ReadOnly
+                            }
+                        }
+                        s => panic!("{}: binding in {s:?}", shader.name),
+                    };
+                    Some((b.binding, kind))
+                })
+                .collect();
+            want.sort_by_key(|&(b, _)| b);
+            let got = module.bindings(&ep.name).unwrap();
+            assert_eq!(got, want, "{}::{}", shader.name, ep.name);
+            assert!(!got.is_empty(), "{}::{}: no bindings", shader.name, ep.name);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "{checked} entry points");
+}

@@ -91,6 +91,8 @@ try {
     else console.error(`[page] ${t}`);
     if (t.startsWith("BENCH_ERROR")) failed = true;
   });
+  // The engine runs in a worker: its console (panics, warnings) goes to stderr too.
+  page.on("worker", (w) => w.on("console", (m) => console.error(`[worker] ${m.text()}`)));
   page.on("pageerror", (e) => {
     console.error(`[page error] ${e.message}`);
     failed = true;
