@@ -481,9 +481,9 @@ impl Engine {
         self.read_next(0, index).await?;
         self.cached.clear();
         // The sampling kernels only after the greedy passes, and unwaited: a browser's creation
-        // returns at once and its GPU process compiles them in order, so the engine is ready while SwiftShader
-        // still compiles them (~2 s, the two GPU top-k kernels), which the chat page's greedy
-        // answers never need; a sampled request sent sooner waits for them there.
+        // returns at once and its GPU process compiles them in order, so the engine is ready
+        // while SwiftShader still compiles them (~2 s, the two GPU top-k kernels), which the chat
+        // page's greedy answers never need; a sampled request sent sooner waits for them there.
         let mut sampling = crate::gpu::Recorder::collect(&self.gpu, "warmup");
         self.model.tail(&mut sampling, Tail::Candidates)?;
         self.gpu
